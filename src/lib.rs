@@ -1,0 +1,19 @@
+//! interop-gateway: a live-media gateway that bridges WebRTC, RTMP, raw UDP (RTP), H5/JSMpeg
+//! and WeChat mini-program streams, converting tracks only where the matrix says so.
+//!
+//! Layout:
+//! - [`media`]: the one internal stream format every protocol converts to and from.
+//! - [`matrix`]: `matrix.yaml`, its validation and the planner (pure, no GStreamer).
+//! - [`pipeline`]: GStreamer fragments from `pipelines/` and the conversions built from them.
+//! - [`hub`]: streams, their publishers, consumers and shared conversions.
+//! - [`protocols`]: one folder per wire protocol (RTMP, FLV, CDN relays, ...).
+//! - [`api`]: the HTTP control API and HTTP media endpoints.
+
+pub mod api;
+pub mod config;
+pub mod hub;
+pub mod matrix;
+pub mod media;
+pub mod pipeline;
+pub mod protocols;
+pub mod server;

@@ -1,0 +1,1 @@
+//! The conversion matrix (pure, no GStreamer).

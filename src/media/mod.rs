@@ -1,0 +1,13 @@
+//! The gateway's one internal stream format (MediaMTX style): every protocol converts its
+//! media into [`Frame`]s on ingest and back out of them on egress, so a new protocol is one
+//! to/from pair, not a bridge to every other protocol.
+
+mod codec;
+mod frame;
+mod protocol;
+mod ts;
+
+pub use codec::{Codec, TrackKind, UnknownCodec};
+pub use frame::{AudioInfo, Frame, TrackInfo, VideoInfo};
+pub use protocol::{Protocol, UnknownProtocol};
+pub use ts::Ts;

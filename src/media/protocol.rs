@@ -1,0 +1,60 @@
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// The six protocols of the conversion matrix, by the names the contract uses everywhere.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Protocol {
+    Webrtc,
+    H5,
+    Miniprogram,
+    Rtmp,
+    Udp,
+    Cdn,
+}
+
+impl Protocol {
+    /// In the order of the reference table's rows and columns.
+    pub const ALL: [Protocol; 6] = [
+        Protocol::Webrtc,
+        Protocol::H5,
+        Protocol::Miniprogram,
+        Protocol::Rtmp,
+        Protocol::Udp,
+        Protocol::Cdn,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::Webrtc => "webrtc",
+            Protocol::H5 => "h5",
+            Protocol::Miniprogram => "miniprogram",
+            Protocol::Rtmp => "rtmp",
+            Protocol::Udp => "udp",
+            Protocol::Cdn => "cdn",
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown protocol `{0}` (known: webrtc, h5, miniprogram, rtmp, udp, cdn)")]
+pub struct UnknownProtocol(pub String);
+
+impl FromStr for Protocol {
+    type Err = UnknownProtocol;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Protocol::ALL
+            .into_iter()
+            .find(|p| p.as_str() == s)
+            .ok_or_else(|| UnknownProtocol(s.to_string()))
+    }
+}

@@ -1,0 +1,1 @@
+//! CDN push and pull.

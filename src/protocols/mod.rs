@@ -1,0 +1,5 @@
+//! One folder per wire protocol.
+
+pub mod cdn;
+pub mod flv;
+pub mod rtmp;
