@@ -2,8 +2,10 @@
 //! media into [`Frame`]s on ingest and back out of them on egress, so a new protocol is one
 //! to/from pair, not a bridge to every other protocol.
 
+pub mod aac;
 mod codec;
 mod frame;
+pub mod h264;
 mod protocol;
 mod ts;
 

@@ -1,0 +1,1 @@
+//! H.264 helpers: avcC, SPS, Annex-B <-> AVCC.
