@@ -1,0 +1,75 @@
+#!/usr/bin/env bash
+# Installs what interop-gateway needs to build, run and test on Debian 12 (bookworm).
+# Run as root. Packages already installed are skipped; when nothing is missing, apt is not touched.
+set -euo pipefail
+
+packages=(
+  pkg-config build-essential clang libclang-dev
+  libgstreamer1.0-dev libgstreamer-plugins-base1.0-dev libgstreamer-plugins-bad1.0-dev
+  gstreamer1.0-plugins-base gstreamer1.0-plugins-good gstreamer1.0-plugins-bad
+  gstreamer1.0-plugins-ugly gstreamer1.0-libav gstreamer1.0-nice gstreamer1.0-tools
+  libnice-dev
+  libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev
+  libavfilter-dev libavdevice-dev
+  ffmpeg nginx libnginx-mod-rtmp ca-certificates curl
+)
+
+missing=()
+for pkg in "${packages[@]}"; do
+  status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+  if [ "$status" != "install ok installed" ]; then
+    missing+=("$pkg")
+  fi
+done
+
+if [ "${#missing[@]}" -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} system packages present, skipping apt"
+else
+  echo "install-deps: missing: ${missing[*]}"
+  if [ "$(id -u)" -ne 0 ]; then
+    echo "install-deps: run as root (sudo $0) to install them" >&2
+    exit 1
+  fi
+
+  # Keep package scripts from starting services (nginx would take port 80); the tests start
+  # their own nginx. Only install our policy file when the machine has none.
+  policy=/usr/sbin/policy-rc.d
+  own_policy=0
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' >"$policy"
+    chmod 755 "$policy"
+    own_policy=1
+  fi
+  cleanup() { if [ "$own_policy" -eq 1 ]; then rm -f "$policy"; fi; }
+  trap cleanup EXIT
+
+  nginx_was_missing=0
+  for pkg in "${missing[@]}"; do
+    if [ "$pkg" = nginx ]; then nginx_was_missing=1; fi
+  done
+
+  apt-get update
+  DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"
+
+  if [ "$nginx_was_missing" -eq 1 ]; then
+    # The package enables its service for the next boot; the gateway's tests do not want it.
+    if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+      systemctl disable --now nginx >/dev/null 2>&1 || true
+    elif [ -s /run/nginx.pid ]; then
+      kill "$(cat /run/nginx.pid)" 2>/dev/null || true
+    fi
+  fi
+fi
+
+# Rust: the dependencies (gstreamer-rs 0.25, axum 0.8, ...) need a recent toolchain (1.85 or
+# newer). Debian 12's own cargo/rustc packages are far older (rustc 1.63), so they are not
+# installed here; rustup is the way to get one (https://rustup.rs).
+# shellcheck source=scripts/cargo-env.sh
+. "$(dirname "$0")/cargo-env.sh"
+if [ "$cargo_found" -eq 1 ]; then
+  echo "install-deps: $(cargo --version) at $(command -v cargo)"
+else
+  echo "install-deps: cargo not found. Install a Rust toolchain >= 1.85 with rustup" >&2
+  echo "install-deps: (Debian 12's apt 'cargo'/'rustc' packages are rustc 1.63: too old)" >&2
+  exit 1
+fi

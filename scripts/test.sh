@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Installs missing system packages, then builds and runs the whole test suite (release mode).
+# Uses cargo-nextest when it is installed, else `cargo test`. Exit code = the tests' result.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+
+scripts/install-deps.sh || exit $?
+# shellcheck source=scripts/cargo-env.sh
+. scripts/cargo-env.sh
+
+if cargo nextest --version >/dev/null 2>&1; then
+  # nextest does not run doc tests; run them first so its summary line stays last.
+  cargo test --release --doc
+  doc_status=$?
+  cargo nextest run --release --no-fail-fast
+  status=$?
+  if [ "$status" -eq 0 ] && [ "$doc_status" -ne 0 ]; then
+    echo "doc tests failed (see above)"
+    status=$doc_status
+  fi
+  exit "$status"
+fi
+
+exec cargo test --release --no-fail-fast
