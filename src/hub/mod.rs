@@ -1,1 +1,1 @@
-//! Streams, publishers, consumers.
+//! Streams, publishers, consumers (work in progress).

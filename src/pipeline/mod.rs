@@ -1,1 +1,17 @@
-//! GStreamer pipelines.
+//! GStreamer: the fragments from `pipelines/` and the conversions built from them.
+
+mod caps;
+mod transcoder;
+
+pub use caps::{input_caps, output_info};
+pub use transcoder::{TranscodeError, TranscodeSink, Transcoder};
+
+/// Initializes GStreamer once (cheap after the first call).
+pub fn init() {
+    static INIT: std::sync::Once = std::sync::Once::new();
+    INIT.call_once(|| {
+        if let Err(e) = gstreamer::init() {
+            tracing::error!(error = %e, "GStreamer failed to initialize");
+        }
+    });
+}

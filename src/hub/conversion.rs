@@ -1,0 +1,165 @@
+//! One running conversion of one track of a stream (e.g. audio opus→aac), shared by every
+//! consumer that needs that output. Built on the first such consumer, stopped a grace period
+//! after the last one leaves.
+
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use tokio::sync::broadcast::error::RecvError;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::track::{CacheLimits, TrackOutput};
+use crate::matrix::Reason;
+use crate::media::{Codec, TrackInfo, TrackKind};
+use crate::pipeline::{TranscodeError, TranscodeSink, Transcoder};
+
+/// Bytes an input may queue ahead of a conversion before the feeder skips to a keyframe.
+const MAX_QUEUED_BYTES: u64 = 8 * 1024 * 1024;
+
+/// What makes two consumers' needs the same conversion.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ConversionKey {
+    pub track: TrackKind,
+    pub from: Codec,
+    pub to: Codec,
+    /// The pipeline parameters, rendered `k=v,k=v` (sorted).
+    pub params: String,
+}
+
+pub struct Conversion {
+    pub key: ConversionKey,
+    pub reason: Reason,
+    pub description: String,
+    pub started: SystemTime,
+    pub output: Arc<TrackOutput>,
+    pub(super) consumers: AtomicUsize,
+    frames_in: Arc<AtomicU64>,
+    frames_out: Arc<AtomicU64>,
+    error: Arc<Mutex<Option<String>>>,
+    stop: CancellationToken,
+}
+
+impl Conversion {
+    /// Starts the pipeline and the task that feeds it from `source`.
+    pub(super) fn start(
+        key: ConversionKey,
+        reason: Reason,
+        description: String,
+        source: Arc<TrackOutput>,
+        source_info: Arc<TrackInfo>,
+        limits: CacheLimits,
+        stream: &str,
+    ) -> Result<Arc<Conversion>, TranscodeError> {
+        let output = Arc::new(TrackOutput::new(key.track, limits));
+        let stop = CancellationToken::new();
+        let error = Arc::new(Mutex::new(None));
+        let frames_out = Arc::new(AtomicU64::new(0));
+        let sink = TranscodeSink {
+            on_frame: {
+                let output = output.clone();
+                let frames_out = frames_out.clone();
+                Box::new(move |frame| {
+                    frames_out.fetch_add(1, Ordering::Relaxed);
+                    output.push(Arc::new(frame));
+                })
+            },
+            on_error: {
+                let (error, stop) = (error.clone(), stop.clone());
+                Box::new(move |text| {
+                    *error.lock().unwrap_or_else(|e| e.into_inner()) = Some(text);
+                    stop.cancel();
+                })
+            },
+        };
+        let name = format!("{stream}-{}-{}-{}", key.track, key.from, key.to);
+        let transcoder = Transcoder::start(&name, &description, source_info, key.to, sink)?;
+        let conversion = Arc::new(Conversion {
+            key,
+            reason,
+            description,
+            started: SystemTime::now(),
+            output,
+            consumers: AtomicUsize::new(0),
+            frames_in: Arc::new(AtomicU64::new(0)),
+            frames_out,
+            error,
+            stop,
+        });
+        let span = tracing::info_span!("conversion", stream, track = %conversion.key.track,
+            from = %conversion.key.from, to = %conversion.key.to);
+        tokio::spawn(feed(conversion.clone(), source, transcoder).instrument(span));
+        Ok(conversion)
+    }
+
+    pub fn consumers(&self) -> usize {
+        self.consumers.load(Ordering::Relaxed)
+    }
+
+    pub fn frames_in(&self) -> u64 {
+        self.frames_in.load(Ordering::Relaxed)
+    }
+
+    pub fn frames_out(&self) -> u64 {
+        self.frames_out.load(Ordering::Relaxed)
+    }
+
+    /// The pipeline's error, if it failed.
+    pub fn error(&self) -> Option<String> {
+        self.error.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn stop(&self) {
+        self.stop.cancel();
+        self.output.close();
+    }
+}
+
+/// Moves frames from the source track into the pipeline until stopped or the source ends.
+async fn feed(conversion: Arc<Conversion>, source: Arc<TrackOutput>, mut transcoder: Transcoder) {
+    tracing::info!(description = %conversion.description, "conversion started");
+    let Some(join) = source.join() else {
+        conversion.stop();
+        return;
+    };
+    let mut receiver = join.receiver;
+    let mut skipping = false;
+    for frame in join.backlog {
+        if transcoder.push(&frame).is_err() {
+            break;
+        }
+    }
+    loop {
+        let frame = tokio::select! {
+            _ = conversion.stop.cancelled() => break,
+            r = receiver.recv() => match r {
+                Ok(frame) => frame,
+                Err(RecvError::Lagged(n)) => {
+                    tracing::warn!(skipped = n, "conversion input fell behind; waiting for a keyframe");
+                    skipping = true;
+                    continue;
+                }
+                Err(RecvError::Closed) => break,
+            },
+        };
+        if transcoder.queued_bytes() > MAX_QUEUED_BYTES {
+            skipping = true;
+        }
+        if skipping {
+            if !frame.keyframe {
+                continue;
+            }
+            skipping = false;
+        }
+        conversion.frames_in.fetch_add(1, Ordering::Relaxed);
+        if let Err(e) = transcoder.push(&frame) {
+            tracing::warn!(error = %e, "conversion input refused");
+            break;
+        }
+    }
+    conversion.stop();
+    // Setting a pipeline to NULL can wait on its threads: not on a runtime worker.
+    tokio::task::spawn_blocking(move || drop(transcoder));
+    tracing::info!("conversion stopped");
+}

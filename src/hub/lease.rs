@@ -1,0 +1,64 @@
+//! What a consumer holds while attached: its entry in the stream's consumer table and a share
+//! of every conversion it uses. Dropping the lease detaches it and lets unused conversions go.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::conversion::Conversion;
+use super::metrics::Metrics;
+use super::stream::{lock, ConsumerMeta, Stream};
+
+pub struct ConsumerLease {
+    pub(super) stream: Arc<Stream>,
+    pub(super) meta: Arc<ConsumerMeta>,
+    pub(super) conversions: Vec<Arc<Conversion>>,
+    pub(super) grace: Duration,
+    pub(super) metrics: Arc<Metrics>,
+}
+
+impl ConsumerLease {
+    pub fn add_bytes_out(&self, n: usize) {
+        self.meta.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
+        self.metrics.add_bytes_out(self.meta.protocol, n as u64);
+    }
+}
+
+impl Drop for ConsumerLease {
+    fn drop(&mut self) {
+        lock(&self.stream.consumers).remove(&self.meta.id);
+        for conversion in self.conversions.drain(..) {
+            release(&self.stream, conversion, self.grace);
+        }
+    }
+}
+
+/// One consumer less; the last one out schedules the conversion's teardown.
+fn release(stream: &Arc<Stream>, conversion: Arc<Conversion>, grace: Duration) {
+    let left = {
+        let _guard = lock(&stream.conversions);
+        conversion.consumers.fetch_sub(1, Ordering::AcqRel) - 1
+    };
+    if left > 0 {
+        return;
+    }
+    let stream = stream.clone();
+    let teardown = move || {
+        let mut conversions = lock(&stream.conversions);
+        let still_ours = conversions.get(&conversion.key).is_some_and(|c| Arc::ptr_eq(c, &conversion));
+        if still_ours && conversion.consumers.load(Ordering::Acquire) == 0 {
+            conversions.remove(&conversion.key);
+            drop(conversions);
+            conversion.stop();
+        }
+    };
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if !grace.is_zero() => {
+            handle.spawn(async move {
+                tokio::time::sleep(grace).await;
+                teardown();
+            });
+        }
+        _ => teardown(),
+    }
+}

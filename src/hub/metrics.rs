@@ -1,0 +1,51 @@
+//! Hub-wide counters for `/metrics`.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::media::Protocol;
+
+#[derive(Debug, Default)]
+pub struct Metrics {
+    bytes_in: [AtomicU64; 6],
+    bytes_out: [AtomicU64; 6],
+    publishes_refused: AtomicU64,
+    consumers_too_slow: AtomicU64,
+}
+
+fn slot(p: Protocol) -> usize {
+    Protocol::ALL.iter().position(|q| *q == p).unwrap_or(0)
+}
+
+impl Metrics {
+    pub fn add_bytes_in(&self, p: Protocol, n: u64) {
+        self.bytes_in[slot(p)].fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn add_bytes_out(&self, p: Protocol, n: u64) {
+        self.bytes_out[slot(p)].fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn bytes_in(&self, p: Protocol) -> u64 {
+        self.bytes_in[slot(p)].load(Ordering::Relaxed)
+    }
+
+    pub fn bytes_out(&self, p: Protocol) -> u64 {
+        self.bytes_out[slot(p)].load(Ordering::Relaxed)
+    }
+
+    pub fn note_publish_refused(&self) {
+        self.publishes_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn publishes_refused(&self) -> u64 {
+        self.publishes_refused.load(Ordering::Relaxed)
+    }
+
+    pub fn note_consumer_too_slow(&self) {
+        self.consumers_too_slow.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn consumers_too_slow(&self) -> u64 {
+        self.consumers_too_slow.load(Ordering::Relaxed)
+    }
+}

@@ -1,0 +1,61 @@
+//! The publisher's handle on its stream: frames in, and the stream ends when it is dropped.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+
+use super::metrics::Metrics;
+use super::stream::Stream;
+use super::timeline::Timeline;
+use super::Hub;
+use crate::media::Frame;
+
+pub struct Publisher {
+    pub(super) hub: Hub,
+    pub(super) stream: Arc<Stream>,
+    pub(super) timeline: Timeline,
+    pub(super) metrics: Arc<Metrics>,
+}
+
+impl Publisher {
+    pub fn stream(&self) -> &Arc<Stream> {
+        &self.stream
+    }
+
+    /// Publishes one frame (timestamps mapped onto the stream's timeline). Never blocks.
+    pub fn push(&mut self, frame: Frame) {
+        let (dts, pts) = self.timeline.map(frame.kind(), frame.dts, frame.pts);
+        let frame = Frame::new(frame.info, dts, pts, frame.keyframe, frame.data);
+        self.stream.source(frame.kind()).push(Arc::new(frame));
+        self.stream.note_frame();
+    }
+
+    /// Publishes a frame made elsewhere (e.g. by an ingest demuxer that returns `Arc`s).
+    pub fn push_arc(&mut self, frame: Arc<Frame>) {
+        match Arc::try_unwrap(frame) {
+            Ok(frame) => self.push(frame),
+            Err(shared) => {
+                let copy = Frame::new(shared.info.clone(), shared.dts, shared.pts, shared.keyframe, shared.data.clone());
+                self.push(copy)
+            }
+        }
+    }
+
+    /// Counts bytes received from the publisher (metrics).
+    pub fn add_bytes_in(&self, n: usize) {
+        self.stream.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+        self.metrics.add_bytes_in(self.stream.publisher.protocol, n as u64);
+    }
+
+    /// Resolves when the API asks this publisher to disconnect.
+    pub async fn kicked(&self) {
+        self.stream.kick.cancelled().await
+    }
+}
+
+impl Drop for Publisher {
+    fn drop(&mut self) {
+        self.hub.remove_stream(&self.stream);
+        self.stream.finish();
+        tracing::info!(stream = %self.stream.key, protocol = %self.stream.publisher.protocol, "stream ended");
+    }
+}

@@ -1,0 +1,168 @@
+//! One live stream: its publisher, its source tracks, the conversions made from them and the
+//! consumers attached.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant, SystemTime};
+
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+use super::conversion::{Conversion, ConversionKey};
+use super::key::{SessionId, StreamKey};
+use super::track::{CacheLimits, TrackOutput};
+use crate::media::{Protocol, TrackInfo, TrackKind};
+
+/// Who publishes a stream.
+#[derive(Debug, Clone)]
+pub struct PublisherMeta {
+    pub id: SessionId,
+    pub protocol: Protocol,
+    /// How it arrived, e.g. "rtmp", "whip", "rtmp-pull".
+    pub transport: String,
+    pub remote: Option<String>,
+    pub started: SystemTime,
+}
+
+/// One attached consumer.
+#[derive(Debug)]
+pub struct ConsumerMeta {
+    pub id: SessionId,
+    pub protocol: Protocol,
+    /// How it is served, e.g. "rtmp", "http-flv", "push".
+    pub transport: String,
+    pub remote: Option<String>,
+    pub started: SystemTime,
+    pub bytes_out: AtomicU64,
+}
+
+/// How long a stream waits for its second track before consumers plan without it.
+const SECOND_TRACK_WAIT: Duration = Duration::from_millis(1500);
+
+pub struct Stream {
+    pub key: StreamKey,
+    pub publisher: PublisherMeta,
+    pub(super) video: Arc<TrackOutput>,
+    pub(super) audio: Arc<TrackOutput>,
+    pub(super) conversions: Mutex<HashMap<ConversionKey, Arc<Conversion>>>,
+    pub(super) consumers: Mutex<HashMap<SessionId, Arc<ConsumerMeta>>>,
+    /// Cancelled when the publisher leaves: consumers end, conversions stop.
+    pub(super) ended: CancellationToken,
+    /// Cancelled to ask the publisher to disconnect (API kick).
+    pub(super) kick: CancellationToken,
+    pub(super) bytes_in: AtomicU64,
+    first_frame: Mutex<Option<Instant>>,
+    ready: watch::Sender<bool>,
+}
+
+impl Stream {
+    pub(super) fn new(key: StreamKey, publisher: PublisherMeta, limits: CacheLimits) -> Stream {
+        Stream {
+            key,
+            publisher,
+            video: Arc::new(TrackOutput::new(TrackKind::Video, limits)),
+            audio: Arc::new(TrackOutput::new(TrackKind::Audio, limits)),
+            conversions: Mutex::new(HashMap::new()),
+            consumers: Mutex::new(HashMap::new()),
+            ended: CancellationToken::new(),
+            kick: CancellationToken::new(),
+            bytes_in: AtomicU64::new(0),
+            first_frame: Mutex::new(None),
+            ready: watch::channel(false).0,
+        }
+    }
+
+    pub fn video_info(&self) -> Option<Arc<TrackInfo>> {
+        self.video.info()
+    }
+
+    pub fn audio_info(&self) -> Option<Arc<TrackInfo>> {
+        self.audio.info()
+    }
+
+    pub fn source(&self, kind: TrackKind) -> &Arc<TrackOutput> {
+        match kind {
+            TrackKind::Video => &self.video,
+            TrackKind::Audio => &self.audio,
+        }
+    }
+
+    pub fn bytes_in(&self) -> u64 {
+        self.bytes_in.load(Ordering::Relaxed)
+    }
+
+    pub fn is_ended(&self) -> bool {
+        self.ended.is_cancelled()
+    }
+
+    /// Asks the publisher to disconnect.
+    pub fn kick(&self) {
+        self.kick.cancel();
+    }
+
+    pub fn consumers(&self) -> Vec<Arc<ConsumerMeta>> {
+        let mut list: Vec<_> = lock(&self.consumers).values().cloned().collect();
+        list.sort_by_key(|c| c.id);
+        list
+    }
+
+    pub fn conversions(&self) -> Vec<Arc<Conversion>> {
+        let mut list: Vec<_> = lock(&self.conversions).values().cloned().collect();
+        list.sort_by(|a, b| a.key.cmp(&b.key));
+        list
+    }
+
+    /// Called on every source frame: the stream is ready for consumers once both tracks are
+    /// known, or once one is and the other has not shown up for a while.
+    pub(super) fn note_frame(&self) {
+        if *self.ready.borrow() {
+            return;
+        }
+        let both = self.video.info().is_some() && self.audio.info().is_some();
+        let first = *lock(&self.first_frame).get_or_insert_with(Instant::now);
+        if both || first.elapsed() >= SECOND_TRACK_WAIT {
+            self.ready.send_replace(true);
+        }
+    }
+
+    /// Waits until the stream's tracks are known (see `note_frame`); false on timeout or end.
+    pub(super) async fn wait_ready(&self, timeout: Duration) -> bool {
+        let mut rx = self.ready.subscribe();
+        let wait = async {
+            loop {
+                if *rx.borrow_and_update() {
+                    return true;
+                }
+                tokio::select! {
+                    r = rx.changed() => if r.is_err() { return false },
+                    _ = self.ended.cancelled() => return false,
+                    // A single-track stream becomes ready by time, not by a frame.
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => self.note_frame_if_started(),
+                }
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.unwrap_or(false)
+    }
+
+    fn note_frame_if_started(&self) {
+        if lock(&self.first_frame).is_some() {
+            self.note_frame();
+        }
+    }
+
+    /// The publisher left: end consumers and stop conversions.
+    pub(super) fn finish(&self) {
+        self.ended.cancel();
+        self.video.close();
+        self.audio.close();
+        let conversions: Vec<_> = lock(&self.conversions).drain().map(|(_, c)| c).collect();
+        for c in conversions {
+            c.stop();
+        }
+    }
+}
+
+pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}

@@ -1,0 +1,195 @@
+//! One track output: the frames of one track in one codec variant (the publisher's own, or a
+//! conversion's), fanned out to any number of consumers, with the last GOP kept for joiners.
+
+use std::collections::VecDeque;
+use std::sync::{Arc, Mutex};
+
+use tokio::sync::broadcast;
+
+use crate::media::{Frame, TrackInfo, TrackKind, Ts};
+
+/// How much a track output keeps for late joiners.
+#[derive(Debug, Clone, Copy)]
+pub struct CacheLimits {
+    /// Frames kept at most for one GOP; past it the GOP cache is dropped until the next keyframe.
+    pub max_gop_frames: usize,
+    /// Audio kept behind the newest audio frame, so joiners get the audio of the cached GOP.
+    pub audio_window: Ts,
+    /// Broadcast queue length per track: a consumer this far behind has lagged.
+    pub queue_frames: usize,
+}
+
+impl Default for CacheLimits {
+    fn default() -> Self {
+        CacheLimits { max_gop_frames: 900, audio_window: Ts::from_millis(10_000), queue_frames: 512 }
+    }
+}
+
+struct Cache {
+    info: Option<Arc<TrackInfo>>,
+    frames: VecDeque<Arc<Frame>>,
+    /// Video only: the cache holds a whole GOP from a keyframe on.
+    gop_valid: bool,
+    sender: Option<broadcast::Sender<Arc<Frame>>>,
+}
+
+/// What a new consumer of a track gets: the info known now, what was cached, and the live queue.
+pub struct TrackJoin {
+    pub info: Option<Arc<TrackInfo>>,
+    pub backlog: Vec<Arc<Frame>>,
+    pub receiver: broadcast::Receiver<Arc<Frame>>,
+}
+
+pub struct TrackOutput {
+    kind: TrackKind,
+    limits: CacheLimits,
+    cache: Mutex<Cache>,
+}
+
+impl TrackOutput {
+    pub fn new(kind: TrackKind, limits: CacheLimits) -> TrackOutput {
+        let (sender, _) = broadcast::channel(limits.queue_frames.max(16));
+        TrackOutput {
+            kind,
+            limits,
+            cache: Mutex::new(Cache { info: None, frames: VecDeque::new(), gop_valid: false, sender: Some(sender) }),
+        }
+    }
+
+    pub fn kind(&self) -> TrackKind {
+        self.kind
+    }
+
+    pub fn info(&self) -> Option<Arc<TrackInfo>> {
+        self.lock().info.clone()
+    }
+
+    /// Hands a frame to every consumer. Never blocks: a consumer that is behind lags.
+    pub fn push(&self, frame: Arc<Frame>) {
+        let mut cache = self.lock();
+        if cache.info.as_ref().is_none_or(|i| !Arc::ptr_eq(i, &frame.info)) {
+            cache.info = Some(frame.info.clone());
+        }
+        match self.kind {
+            TrackKind::Video => {
+                if frame.keyframe {
+                    cache.frames.clear();
+                    cache.gop_valid = true;
+                }
+                if cache.gop_valid {
+                    if cache.frames.len() >= self.limits.max_gop_frames {
+                        cache.frames.clear();
+                        cache.gop_valid = false;
+                    } else {
+                        cache.frames.push_back(frame.clone());
+                    }
+                }
+            }
+            TrackKind::Audio => {
+                let horizon = frame.dts - self.limits.audio_window;
+                while cache.frames.front().is_some_and(|f| f.dts < horizon) {
+                    cache.frames.pop_front();
+                }
+                if cache.frames.len() >= self.limits.max_gop_frames * 2 {
+                    cache.frames.pop_front();
+                }
+                cache.frames.push_back(frame.clone());
+            }
+        }
+        if let Some(sender) = &cache.sender {
+            // An error only means nobody listens right now.
+            let _ = sender.send(frame);
+        }
+    }
+
+    /// Joins the output: the cached frames (for video, the GOP from its keyframe) and a
+    /// receiver that continues exactly after them. None once the output is closed.
+    pub fn join(&self) -> Option<TrackJoin> {
+        let cache = self.lock();
+        let sender = cache.sender.as_ref()?;
+        let backlog = match self.kind {
+            TrackKind::Video if cache.gop_valid => cache.frames.iter().cloned().collect(),
+            TrackKind::Video => Vec::new(),
+            TrackKind::Audio => cache.frames.iter().cloned().collect(),
+        };
+        Some(TrackJoin { info: cache.info.clone(), backlog, receiver: sender.subscribe() })
+    }
+
+    /// Ends the output: consumers drain what is queued and then see the end.
+    pub fn close(&self) {
+        let mut cache = self.lock();
+        cache.sender = None;
+        cache.frames.clear();
+    }
+
+    pub fn is_closed(&self) -> bool {
+        self.lock().sender.is_none()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Cache> {
+        // A poisoned lock only means a panic elsewhere mid-push; the cache is still usable.
+        self.cache.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::media::{AudioInfo, Codec, VideoInfo};
+
+    pub(crate) fn video_frame(info: &Arc<TrackInfo>, ms: i64, key: bool) -> Arc<Frame> {
+        Arc::new(Frame::new(info.clone(), Ts::from_millis(ms), Ts::from_millis(ms), key, Bytes::from_static(b"v")))
+    }
+
+    fn infos() -> (Arc<TrackInfo>, Arc<TrackInfo>) {
+        let v = TrackInfo::Video(VideoInfo { codec: Codec::H264, width: 2, height: 2, fps: None, config: None, bframes: false });
+        let a = TrackInfo::Audio(AudioInfo { codec: Codec::Aac, sample_rate: 44_100, channels: 1, config: None });
+        (Arc::new(v), Arc::new(a))
+    }
+
+    #[test]
+    fn joiner_gets_gop_from_keyframe_then_live() {
+        let (v, _) = infos();
+        let out = TrackOutput::new(TrackKind::Video, CacheLimits::default());
+        out.push(video_frame(&v, 0, false)); // before any keyframe: not cached
+        out.push(video_frame(&v, 33, true));
+        out.push(video_frame(&v, 66, false));
+        let mut join = out.join().unwrap();
+        assert_eq!(join.backlog.len(), 2);
+        assert!(join.backlog[0].keyframe);
+        out.push(video_frame(&v, 99, false));
+        let live = join.receiver.try_recv().unwrap();
+        assert_eq!(live.dts, Ts::from_millis(99));
+        out.close();
+        assert!(out.join().is_none());
+    }
+
+    #[test]
+    fn gop_cache_is_bounded() {
+        let (v, _) = infos();
+        let limits = CacheLimits { max_gop_frames: 3, ..CacheLimits::default() };
+        let out = TrackOutput::new(TrackKind::Video, limits);
+        out.push(video_frame(&v, 0, true));
+        for i in 1..5 {
+            out.push(video_frame(&v, i * 33, false));
+        }
+        assert!(out.join().unwrap().backlog.is_empty(), "an over-long GOP is not served half");
+        out.push(video_frame(&v, 200, true));
+        assert_eq!(out.join().unwrap().backlog.len(), 1);
+    }
+
+    #[test]
+    fn audio_window_slides() {
+        let (_, a) = infos();
+        let limits = CacheLimits { audio_window: Ts::from_millis(100), ..CacheLimits::default() };
+        let out = TrackOutput::new(TrackKind::Audio, limits);
+        for i in 0..10 {
+            out.push(Arc::new(Frame::new(a.clone(), Ts::from_millis(i * 23), Ts::from_millis(i * 23), true, Bytes::new())));
+        }
+        let join = out.join().unwrap();
+        assert!(join.backlog.iter().all(|f| f.dts >= Ts::from_millis(207 - 100)));
+        assert!(!join.backlog.is_empty());
+    }
+}
