@@ -3,6 +3,7 @@
 //! to/from pair, not a bridge to every other protocol.
 
 pub mod aac;
+mod bits;
 mod codec;
 mod frame;
 pub mod h264;
