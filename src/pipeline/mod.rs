@@ -1,9 +1,12 @@
 //! GStreamer: the fragments from `pipelines/` and the conversions built from them.
 
 mod caps;
+pub mod elements;
+pub mod fragments;
 mod transcoder;
 
 pub use caps::{input_caps, output_info};
+pub use fragments::*;
 pub use transcoder::{TranscodeError, TranscodeSink, Transcoder};
 
 /// Initializes GStreamer once (cheap after the first call).
@@ -12,6 +15,10 @@ pub fn init() {
     INIT.call_once(|| {
         if let Err(e) = gstreamer::init() {
             tracing::error!(error = %e, "GStreamer failed to initialize");
+            return;
+        }
+        if let Err(e) = elements::register() {
+            tracing::error!(error = %e, "registering our GStreamer elements failed");
         }
     });
 }

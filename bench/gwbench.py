@@ -1,0 +1,202 @@
+"""Shared helpers for the benchmarks: processes started and always stopped, free ports,
+CPU from the kernel's own accounting (utime+stime of whole process trees) and memory as PSS."""
+
+import atexit
+import json
+import os
+import pathlib
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import urllib.request
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+TICK = os.sysconf("SC_CLK_TCK")
+_started = []
+
+
+def _cleanup():
+    for p in reversed(_started):
+        stop(p)
+
+
+atexit.register(_cleanup)
+signal.signal(signal.SIGTERM, lambda *_: (_cleanup(), os._exit(1)))
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(cmd, **kw):
+    kw.setdefault("stdin", subprocess.DEVNULL)
+    kw.setdefault("stdout", subprocess.DEVNULL)
+    kw.setdefault("stderr", subprocess.DEVNULL)
+    p = subprocess.Popen(cmd, start_new_session=True, **kw)
+    _started.append(p)
+    return p
+
+
+def stop(p, timeout=5):
+    if p.poll() is None:
+        try:
+            os.killpg(p.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            return
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
+
+
+def wait_port(port, timeout=20):
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            with socket.create_connection(("127.0.0.1", port), 0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"port {port} never opened")
+
+
+def _children():
+    kids = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                stat = open(f"/proc/{d}/stat").read()
+            except OSError:
+                continue
+            ppid = int(stat.rsplit(")", 1)[1].split()[1])
+            kids.setdefault(ppid, []).append(int(d))
+    return kids
+
+
+def tree(pids):
+    """The pids and all their descendants."""
+    kids, out, todo = _children(), [], list(pids)
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(kids.get(p, []))
+    return out
+
+
+def cpu_seconds(pids):
+    total = 0.0
+    for p in tree(pids):
+        try:
+            f = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(f[11]) + int(f[12])) / TICK
+    return total
+
+
+def pss_kib(pids):
+    total = 0
+    for p in tree(pids):
+        try:
+            text = open(f"/proc/{p}/smaps_rollup").read()
+            total += int(re.search(r"^Pss:\s+(\d+)", text, re.M).group(1))
+        except (OSError, AttributeError):
+            try:
+                text = open(f"/proc/{p}/status").read()
+                total += int(re.search(r"^VmRSS:\s+(\d+)", text, re.M).group(1))
+            except (OSError, AttributeError):
+                pass
+    return total
+
+
+def measure(groups, seconds):
+    """CPU (in cores) and PSS (KiB) of each named group of pids over the same window."""
+    before = {k: cpu_seconds(v) for k, v in groups.items()}
+    t0 = time.time()
+    time.sleep(seconds)
+    dt = time.time() - t0
+    return {k: {"cpu_cores": (cpu_seconds(v) - before[k]) / dt, "pss_kib": pss_kib(v)} for k, v in groups.items()}
+
+
+def tmpdir():
+    d = tempfile.mkdtemp(prefix="gwbench-")
+    atexit.register(shutil.rmtree, d, True)
+    return pathlib.Path(d)
+
+
+def make_clip(dirpath, size="640x360", rate=30, seconds=10):
+    """An H.264 + AAC FLV clip, looped by the sources (copying it costs them almost nothing)."""
+    out = dirpath / f"clip-{size}-{rate}.flv"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", f"testsrc2=size={size}:rate={rate}",
+         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-t", str(seconds),
+         "-c:v", "libx264", "-preset", "veryfast", "-g", str(rate * 2), "-b:v", "1000k", "-pix_fmt", "yuv420p",
+         "-c:a", "aac", "-b:a", "64k", str(out)],
+        check=True, timeout=120)
+    return out
+
+
+def source(clip, url):
+    """A publisher looping the clip in real time, copying (no encode)."""
+    return start(["ffmpeg", "-v", "error", "-re", "-stream_loop", "-1", "-i", str(clip), "-c", "copy", "-f", "flv", url])
+
+
+def nginx(dirpath, apps=("live",)):
+    """nginx-rtmp as a CDN origin on a free loopback port."""
+    port = free_port()
+    conf = dirpath / "nginx.conf"
+    app_conf = "\n".join(f"application {a} {{ live on; }}" for a in apps)
+    conf.write_text(f"""load_module /usr/lib/nginx/modules/ngx_rtmp_module.so;
+daemon off; master_process off; worker_processes 1;
+error_log {dirpath}/nginx-error.log; pid {dirpath}/nginx.pid;
+events {{ worker_connections 4096; }}
+rtmp {{ server {{ listen 127.0.0.1:{port}; {app_conf} }} }}
+""")
+    p = start(["nginx", "-p", str(dirpath), "-c", str(conf)])
+    wait_port(port)
+    return p, port
+
+
+def gateway(dirpath, binary=None, extra=()):
+    binary = binary or ROOT / "target" / "release" / "interop-gateway"
+    log = open(dirpath / "gateway.log", "w+")
+    p = start([str(binary), "serve", "--http", "127.0.0.1:0", "--rtmp", "127.0.0.1:0",
+               "--matrix", str(ROOT / "matrix.yaml"), "--pipelines", str(ROOT / "pipelines"), *extra],
+              stderr=log, env={**os.environ, "RUST_LOG": "warn"})
+    end = time.time() + 30
+    while time.time() < end:
+        log.seek(0)
+        m = re.search(r"listening http=(\S+) rtmp=(\S+)", log.read())
+        if m:
+            return p, m.group(1), m.group(2)
+        if p.poll() is not None:
+            break
+        time.sleep(0.1)
+    log.seek(0)
+    raise RuntimeError("gateway did not start:\n" + log.read()[-3000:])
+
+
+def api(http, method, path, body=None):
+    req = urllib.request.Request(f"http://{http}{path}", method=method,
+                                 data=None if body is None else json.dumps(body).encode(),
+                                 headers={"content-type": "application/json"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        text = r.read()
+        return json.loads(text) if text else None
+
+
+def probe(url, timeout=15):
+    """Codec names ffprobe reads from a URL (empty on failure)."""
+    try:
+        out = subprocess.run(["ffprobe", "-v", "error", "-rw_timeout", "5000000", "-show_streams", "-of", "json", url],
+                             capture_output=True, timeout=timeout).stdout
+        return sorted(s["codec_name"] for s in json.loads(out or b"{}").get("streams", []))
+    except (subprocess.TimeoutExpired, json.JSONDecodeError):
+        return []
