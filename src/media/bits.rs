@@ -113,7 +113,7 @@ mod tests {
     fn reads_fixed_width_fields_across_bytes() {
         let mut r = BitReader::new(&[0b1010_1100, 0b0101_0000]);
         assert_eq!(r.bits(3), Ok(0b101));
-        assert_eq!(r.bits(6), Ok(0b01100_0));
+        assert_eq!(r.bits(6), Ok(0b01_1000));
         assert_eq!(r.remaining(), 7);
         assert_eq!(r.bits(8), Err(BitsError));
     }

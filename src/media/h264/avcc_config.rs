@@ -83,11 +83,7 @@ impl AvcConfig {
         }
         let parsed = Sps::parse(sps)?;
         let high_ext = is_high_profile(parsed.profile_idc).then(|| {
-            (
-                parsed.chroma_format_idc as u8,
-                parsed.bit_depth_luma - 8,
-                parsed.bit_depth_chroma - 8,
-            )
+            (parsed.chroma_format_idc as u8, parsed.bit_depth_luma - 8, parsed.bit_depth_chroma - 8)
         });
         Ok(AvcConfig {
             profile_idc: parsed.profile_idc,
@@ -113,7 +109,8 @@ impl AvcConfig {
         if !matches!(self.nal_length_size, 1 | 2 | 4) {
             return Err(H264Error::Invalid(format!("NAL length size {}", self.nal_length_size)));
         }
-        let mut out = BytesMut::with_capacity(16 + self.sps.iter().chain(&self.pps).map(Bytes::len).sum::<usize>());
+        let mut out =
+            BytesMut::with_capacity(16 + self.sps.iter().chain(&self.pps).map(Bytes::len).sum::<usize>());
         out.put_u8(1);
         out.put_u8(self.profile_idc);
         out.put_u8(self.profile_compat);

@@ -4,24 +4,26 @@
 use super::*;
 
 fn hex(s: &str) -> Vec<u8> {
-    (0..s.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap_or(0))
-        .collect()
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap_or(0)).collect()
 }
 
 /// testsrc2 640x360 @ 30 fps, High profile; ffprobe: 640x360, 30/1, has_b_frames=2.
-const AVCC_640X360: &str = "0164001effe1001a6764001eacd940a02ff970110000030001000003003c0f162d9601000668ebe3cb22c0fdf8f800";
+const AVCC_640X360: &str =
+    "0164001effe1001a6764001eacd940a02ff970110000030001000003003c0f162d9601000668ebe3cb22c0fdf8f800";
 /// 642x362 @ 30 fps: coded 656x368 with frame cropping.
-const AVCC_642X362: &str = "0164001effe1001b6764001eacd940a42fe224c044000003000400000300f03c58b65801000668ebe3cb22c0fdf8f800";
+const AVCC_642X362: &str =
+    "0164001effe1001b6764001eacd940a42fe224c044000003000400000300f03c58b65801000668ebe3cb22c0fdf8f800";
 /// 320x240 @ 25 fps, `-bf 2 -g 25`, level 1.3.
-const AVCC_320X240: &str = "0164000dffe100196764000dacd94141fb011000000300100000030320f142996001000668ebe3cb22c0fdf8f800";
+const AVCC_320X240: &str =
+    "0164000dffe100196764000dacd94141fb011000000300100000030320f142996001000668ebe3cb22c0fdf8f800";
 /// 176x144 @ 15 fps, `-profile:v baseline` (constrained baseline, no avcC extension).
 const AVCC_BASELINE: &str = "0142c00affe100166742c00ad902c4ec0440000003004000000783c4899201000568cb83cb20";
 /// 720x576 @ 25 fps interlaced (`-flags +ildct+ilme`): frame_mbs_only_flag = 0.
-const AVCC_INTERLACED: &str = "0164001effe100186764001eacd940b424d8088000000300800000190f8a14cb01000668fba3cb22c0fdf8f800";
+const AVCC_INTERLACED: &str =
+    "0164001effe100186764001eacd940b424d8088000000300800000190f8a14cb01000668fba3cb22c0fdf8f800";
 /// 642x362 @ 24 fps, yuv444p (High 4:4:4 Predictive, profile 244) with `cqm=jvt` scaling lists.
-const AVCC_444_CQM: &str = "01f4001effe1001a67f4001e919b281485fc7cf808800000030080000018078b16cb01000868ebe3c44c000440fff8f800";
+const AVCC_444_CQM: &str =
+    "01f4001effe1001a67f4001e919b281485fc7cf808800000030080000018078b16cb01000868ebe3c44c000440fff8f800";
 
 /// Real AVCC frames of a 64x64 red picture (x264, SEI removed): an IDR and a P frame.
 const IDR_FRAME: &str = "000000256588840bfffedb5bf32c960a2ab0c9b1c2e6aebf5c3ab2f6be06426dd1d10e0b80d60f6881";
