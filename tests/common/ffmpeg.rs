@@ -101,7 +101,9 @@ pub fn publish_args(url: &str, opts: &PublishOptions) -> Vec<String> {
     } else {
         args.extend(["-tune", "zerolatency"].map(String::from));
     }
-    args.extend(["-g".to_string(), opts.gop.to_string(), "-keyint_min".to_string(), opts.gop.to_string()]);
+    // A fixed GOP: keyframes exactly every `gop` frames, none at detected scene cuts.
+    let gop = opts.gop.to_string();
+    args.extend(["-g", &gop, "-keyint_min", &gop, "-sc_threshold", "0"].map(String::from));
     args.extend(["-c:a", "aac", "-b:a", "64k", "-f", "flv", "-flvflags", "no_duration_filesize"].map(String::from));
     args.push(url.to_string());
     args

@@ -80,13 +80,17 @@ impl Gateway {
                 gateway.rtmp = rtmp;
                 gateway
             }
-            Err(_) => {
-                let exited = gateway.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+            Err(error) => {
                 // Give the drain thread a moment to collect the last lines of a crash.
                 std::thread::sleep(Duration::from_millis(200));
+                let exited = gateway.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
+                let what = match error {
+                    mpsc::RecvTimeoutError::Timeout => format!("within {STARTUP_TIMEOUT:?}"),
+                    mpsc::RecvTimeoutError::Disconnected => "before closing its stderr".to_string(),
+                };
                 panic!(
-                    "gateway did not print `listening http=ADDR rtmp=ADDR` within {STARTUP_TIMEOUT:?} \
-                     (exit status: {exited:?}); args: {args:?}\n--- gateway stderr ---\n{}",
+                    "gateway did not print `listening http=ADDR rtmp=ADDR` {what} (exit status: {exited:?}); \
+                     args: {args:?}\n--- gateway stderr ---\n{}",
                     gateway.stderr.tail(200)
                 );
             }
