@@ -15,7 +15,9 @@ use crate::media::{Codec, Protocol, TrackKind};
 /// toward the protocol (the first one is the conversion target of `auto`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ProtocolCaps {
+    /// Video codecs, preferred first.
     pub video: Vec<Codec>,
+    /// Audio codecs, preferred first.
     pub audio: Vec<Codec>,
     /// Whether its receivers cope with B-frames (`false`: B-frame sources are re-encoded).
     pub bframes: bool,
@@ -46,6 +48,7 @@ pub struct Cell {
 }
 
 impl Cell {
+    /// The rule for one track.
     pub fn rule(&self, track: TrackKind) -> &Rule {
         match track {
             TrackKind::Video => &self.video,

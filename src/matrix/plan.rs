@@ -43,6 +43,7 @@ impl Source {
         }
     }
 
+    /// The source's track of this kind, if it has one.
     pub fn track(&self, track: TrackKind) -> Option<SourceTrack> {
         match track {
             TrackKind::Video => self.video,
@@ -101,6 +102,7 @@ impl Leg {
         }
     }
 
+    /// Whether the track passes through unchanged.
     pub fn is_copy(&self) -> bool {
         matches!(self, Leg::Copy { .. })
     }
@@ -118,6 +120,7 @@ pub struct Plan {
 }
 
 impl Plan {
+    /// The leg of one track (`None` when the source lacks it).
     pub fn leg(&self, track: TrackKind) -> Option<&Leg> {
         match track {
             TrackKind::Video => self.video.as_ref(),
@@ -137,6 +140,7 @@ impl Plan {
 /// A source that cannot be planned.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PlanError {
+    /// A track's codec is of the other kind (e.g. an audio codec as the video track).
     #[error("the source's {track} track is {codec}, which is not a {track} codec")]
     WrongKind { track: TrackKind, codec: Codec },
 }

@@ -189,10 +189,12 @@ impl Pipelines {
         &self.dir
     }
 
+    /// The fragment decoding `codec` (always present after [`Self::load`]).
     pub fn decoder(&self, codec: Codec) -> Option<&Fragment> {
         self.decode.get(&codec)
     }
 
+    /// The fragment encoding `codec` (always present after [`Self::load`]).
     pub fn encoder(&self, codec: Codec) -> Option<&Fragment> {
         self.encode.get(&codec)
     }
@@ -212,6 +214,16 @@ impl Pipelines {
         }
         parts.push(encode.render(params));
         Ok(parts.join(" ! "))
+    }
+
+    /// The names in `params` that no fragment declares (likely typos in the matrix; they
+    /// are ignored by [`Self::conversion`]).
+    pub fn unknown_params<'a>(&self, params: &'a BTreeMap<String, String>) -> Vec<&'a str> {
+        params
+            .keys()
+            .filter(|name| !self.fragments().any(|f| f.params.iter().any(|p| &p.name == *name)))
+            .map(String::as_str)
+            .collect()
     }
 
     fn fragments(&self) -> impl Iterator<Item = &Fragment> {
@@ -385,6 +397,8 @@ mod tests {
         let d = p.conversion(Codec::Opus, Codec::Aac, &params(&[("width", "320")])).expect("audio");
         assert!(!d.contains("videoscale"), "{d}");
         assert!(d.contains("avenc_aac bitrate=128000"), "{d}");
+        let set = params(&[("width", "320"), ("widht", "1"), ("audio_bitrate", "96")]);
+        assert_eq!(p.unknown_params(&set), vec!["widht"]);
     }
 
     #[test]
@@ -399,11 +413,13 @@ mod tests {
         let path = tmp.write("encode/vp8.gst", "# @param keyint 60 x\nvideoconvert ! vp8encc keyframe-max-dist={keyint}\n");
         let err = Pipelines::load(&tmp.0).expect("loads").check_with_gstreamer().expect_err("bad element");
         assert!(err.to_string().starts_with(&format!("{}: GStreamer cannot build", path.display())), "{err}");
+        assert!(err.to_string().contains("vp8encc"), "{err}");
 
         let tmp = TempCopy::new("property");
         let path = tmp.write("encode/opus.gst", "audioconvert ! opusenc bitrat=64000\n");
         let err = Pipelines::load(&tmp.0).expect("loads").check_with_gstreamer().expect_err("bad property");
         assert!(err.to_string().starts_with(&format!("{}: GStreamer cannot build", path.display())), "{err}");
+        assert!(err.to_string().contains("bitrat"), "{err}");
     }
 
     #[test]
