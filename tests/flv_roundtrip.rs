@@ -41,7 +41,9 @@ fn run(cmd: &mut Command) -> Vec<u8> {
 
 /// ffprobe's streams and decoded frames of a file.
 fn probe(path: &Path) -> Value {
-    let out = run(Command::new("ffprobe").args(["-v", "error", "-show_streams", "-show_frames", "-of", "json"]).arg(path));
+    let out = run(Command::new("ffprobe")
+        .args(["-v", "error", "-show_streams", "-show_frames", "-of", "json"])
+        .arg(path));
     serde_json::from_slice(&out).expect("ffprobe JSON")
 }
 
@@ -53,7 +55,10 @@ fn stream<'a>(probe: &'a Value, codec_type: &str) -> &'a Value {
 }
 
 fn frames<'a>(probe: &'a Value, media_type: &str) -> Vec<&'a Value> {
-    probe["frames"].as_array().map(|f| f.iter().filter(|f| f["media_type"] == media_type).collect()).unwrap_or_default()
+    probe["frames"]
+        .as_array()
+        .map(|f| f.iter().filter(|f| f["media_type"] == media_type).collect())
+        .unwrap_or_default()
 }
 
 /// Sorted presentation timestamps (ms) of the decoded video frames.
@@ -69,21 +74,11 @@ fn keyframes(probe: &Value) -> usize {
 
 /// Packets per stream of the input, as ffprobe counts them.
 fn packet_count(path: &Path, stream: &str) -> usize {
-    let out = run(Command::new("ffprobe").args(["-v", "error", "-select_streams", stream, "-count_packets"]).args([
-        "-show_entries",
-        "stream=nb_read_packets",
-        "-of",
-        "csv=p=0",
-    ])
-    .arg(path));
+    let out = run(Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", stream, "-count_packets"])
+        .args(["-show_entries", "stream=nb_read_packets", "-of", "csv=p=0"])
+        .arg(path));
     String::from_utf8_lossy(&out).trim().parse().expect("packet count")
-}
-
-fn tag_kind(kind: TrackKind) -> TagKind {
-    match kind {
-        TrackKind::Video => TagKind::Video,
-        TrackKind::Audio => TagKind::Audio,
-    }
 }
 
 #[test]
@@ -136,11 +131,11 @@ fn ffmpeg_flv_through_ingest_and_back_reads_the_same_in_ffprobe() {
     out.extend_from_slice(&file_tag(TagKind::Script, 0, &metadata_body(Some(&video), Some(&audio))));
     for info in [ingest.video_info(), ingest.audio_info()].into_iter().flatten() {
         let body = sequence_header(info).expect("sequence header");
-        out.extend_from_slice(&file_tag(tag_kind(info.kind()), 0, &body));
+        out.extend_from_slice(&file_tag(info.kind().into(), 0, &body));
     }
     for f in &frames_out {
         let body = tag_body(f).expect("tag body");
-        out.extend_from_slice(&file_tag(tag_kind(f.kind()), f.dts.as_millis() as u32, &body));
+        out.extend_from_slice(&file_tag(f.kind().into(), f.dts.as_millis() as u32, &body));
     }
     std::fs::write(&direct, &out).expect("write direct.flv");
 

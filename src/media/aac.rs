@@ -203,7 +203,7 @@ fn build_asc_fields(object_type: u8, sample_rate: u32, channel_config: u8) -> Re
 }
 
 mod adts;
-pub use adts::{adts_frames, build_adts_header, AdtsFrames, AdtsHeader};
+pub use adts::{adts_frames, build_adts_header, strip_adts, AdtsFrames, AdtsHeader};
 
 #[cfg(test)]
 mod tests;

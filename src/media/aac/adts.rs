@@ -69,6 +69,15 @@ impl AdtsHeader {
     }
 }
 
+/// The header and raw access unit of the ADTS frame at the start of `data` (bytes after
+/// that frame are left alone).
+pub fn strip_adts(data: &[u8]) -> Result<(AdtsHeader, &[u8]), AacError> {
+    let header = AdtsHeader::parse(data)?;
+    let frame = data.get(..header.frame_length).ok_or(AacError::Truncated("ADTS frame"))?;
+    let payload = &frame[header.header_length..];
+    Ok((header, payload))
+}
+
 /// Iterates the frames of an ADTS stream as (header, raw access unit). Yields an error, then
 /// stops, at a bad header or a frame running past the end.
 pub struct AdtsFrames<'a> {
@@ -88,20 +97,16 @@ impl<'a> Iterator for AdtsFrames<'a> {
         if self.failed || self.data.is_empty() {
             return None;
         }
-        let header = match AdtsHeader::parse(self.data) {
-            Ok(h) => h,
+        match strip_adts(self.data) {
+            Ok((header, payload)) => {
+                self.data = self.data.get(header.frame_length..).unwrap_or_default();
+                Some(Ok((header, payload)))
+            }
             Err(e) => {
                 self.failed = true;
-                return Some(Err(e));
+                Some(Err(e))
             }
-        };
-        let Some((frame, rest)) = self.data.split_at_checked(header.frame_length) else {
-            self.failed = true;
-            return Some(Err(AacError::Truncated("ADTS frame")));
-        };
-        self.data = rest;
-        let payload = &frame[header.header_length..];
-        Some(Ok((header, payload)))
+        }
     }
 }
 

@@ -131,6 +131,9 @@ fn splits_adts_stream_into_access_units() {
     assert!(frames[0].1.iter().all(|&b| b == 0xa1));
     assert_eq!(frames[1].1.len(), 410);
     assert!(frames[1].1.iter().all(|&b| b == 0xb2));
+    let (first, payload) = strip_adts(&stream).expect("first frame");
+    assert_eq!((first.frame_length, payload.len()), (586, 579));
+    assert!(strip_adts(&stream[..585]).is_err(), "frame cut short");
     // Cut short: the second frame is an error and iteration stops.
     let cut: Vec<_> = adts_frames(&stream[..stream.len() - 1]).collect();
     assert_eq!(cut.len(), 2);

@@ -42,7 +42,7 @@ impl FlvEgress {
         out.push(FlvTag { kind: TagKind::Script, timestamp: 0, body: metadata_body(video_info, audio_info) });
         for info in [video, audio].into_iter().flatten() {
             if let Ok(body) = sequence_header(info) {
-                out.push(FlvTag { kind: tag_kind(info.kind()), timestamp: 0, body });
+                out.push(FlvTag { kind: info.kind().into(), timestamp: 0, body });
                 self.remember(info);
             }
         }
@@ -52,7 +52,7 @@ impl FlvEgress {
     /// viewer, then the frame. Video before the first keyframe gives nothing. Errors (nothing
     /// pushed) for codecs FLV cannot carry and infos without a configuration.
     pub fn frame(&mut self, frame: &Frame, out: &mut Vec<FlvTag>) -> Result<(), FlvError> {
-        let kind = tag_kind(frame.kind());
+        let kind = TagKind::from(frame.kind());
         if kind == TagKind::Video && !self.video_started {
             if !frame.keyframe {
                 return Ok(());
@@ -88,13 +88,6 @@ impl FlvEgress {
             TrackKind::Video => self.video = Some(info.clone()),
             TrackKind::Audio => self.audio = Some(info.clone()),
         }
-    }
-}
-
-fn tag_kind(kind: TrackKind) -> TagKind {
-    match kind {
-        TrackKind::Video => TagKind::Video,
-        TrackKind::Audio => TagKind::Audio,
     }
 }
 

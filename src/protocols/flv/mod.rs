@@ -20,6 +20,7 @@ use bytes::Bytes;
 
 use crate::media::aac::AacError;
 use crate::media::h264::H264Error;
+use crate::media::TrackKind;
 
 pub use egress::FlvEgress;
 pub use file::{file_header, file_tag, FlvHeader, FlvReader};
@@ -65,6 +66,15 @@ impl TagKind {
             TagKind::Video => MAX_VIDEO_BODY,
             TagKind::Audio => MAX_AUDIO_BODY,
             TagKind::Script => MAX_SCRIPT_BODY,
+        }
+    }
+}
+
+impl From<TrackKind> for TagKind {
+    fn from(kind: TrackKind) -> TagKind {
+        match kind {
+            TrackKind::Video => TagKind::Video,
+            TrackKind::Audio => TagKind::Audio,
         }
     }
 }

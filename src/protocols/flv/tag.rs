@@ -192,10 +192,7 @@ pub fn sequence_header(info: &TrackInfo) -> Result<Bytes, FlvError> {
         }
         other => return Err(unsupported_codec(other.codec())),
     }
-    check_size(
-        if info.kind() == crate::media::TrackKind::Video { TagKind::Video } else { TagKind::Audio },
-        out.len(),
-    )?;
+    check_size(info.kind().into(), out.len())?;
     Ok(out.freeze())
 }
 
