@@ -1,1 +1,319 @@
-//! Streams, publishers, consumers (work in progress).
+//! The stream hub: one publisher per stream key; consumers of any protocol attach and leave
+//! at any time. A conversion is built the first time a consumer needs it, shared by all that
+//! need the same output, and torn down a grace period after the last one leaves.
+
+mod conversion;
+mod key;
+mod lease;
+mod metrics;
+mod publisher;
+mod stream;
+mod subscription;
+mod timeline;
+mod track;
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, SystemTime};
+
+use tokio::sync::Notify;
+
+pub use conversion::{Conversion, ConversionKey};
+pub use key::{InvalidStreamKey, SessionId, StreamKey};
+pub use lease::ConsumerLease;
+pub use metrics::Metrics;
+pub use publisher::Publisher;
+pub use stream::{ConsumerMeta, PublisherMeta, Stream};
+pub use subscription::{EndReason, Subscription};
+pub use timeline::Timeline;
+pub use track::{CacheLimits, TrackJoin, TrackOutput};
+
+use crate::matrix::{self, Leg, Matrix, Plan, PlanError, Source, SourceTrack};
+use crate::media::{Protocol, TrackInfo, TrackKind};
+use crate::pipeline::Pipelines;
+use stream::lock;
+
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// How long an unused conversion lives on (a viewer that reconnects reuses it).
+    pub grace: Duration,
+    pub limits: CacheLimits,
+    /// Times a consumer may fall behind (and skip to a keyframe) before it is disconnected.
+    pub max_lag_events: u32,
+    /// How long a consumer waits for a just-started stream's tracks to be known.
+    pub ready_timeout: Duration,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig {
+            grace: Duration::from_secs(5),
+            limits: CacheLimits::default(),
+            max_lag_events: 5,
+            ready_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    #[error("stream `{0}` is not live")]
+    NotFound(StreamKey),
+    #[error("stream `{0}` already has a publisher")]
+    AlreadyPublishing(StreamKey),
+    #[error("stream `{0}` has no media yet")]
+    NotReady(StreamKey),
+    #[error("stream `{key}`: {source}")]
+    Plan { key: StreamKey, source: PlanError },
+    #[error("stream `{key}`: cannot convert {track} {from}->{to}: {reason}")]
+    Conversion { key: StreamKey, track: TrackKind, from: String, to: String, reason: String },
+}
+
+/// Who is asking to consume.
+#[derive(Debug, Clone)]
+pub struct ConsumerRequest {
+    pub protocol: Protocol,
+    pub transport: String,
+    pub remote: Option<String>,
+}
+
+#[derive(Clone)]
+pub struct Hub {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    streams: Mutex<HashMap<StreamKey, Arc<Stream>>>,
+    matrix: RwLock<Arc<Matrix>>,
+    pipelines: RwLock<Arc<Pipelines>>,
+    config: HubConfig,
+    metrics: Arc<Metrics>,
+    published: Notify,
+    generation: AtomicU64,
+}
+
+impl Hub {
+    pub fn new(matrix: Matrix, pipelines: Pipelines, config: HubConfig) -> Hub {
+        Hub {
+            inner: Arc::new(Inner {
+                streams: Mutex::new(HashMap::new()),
+                matrix: RwLock::new(Arc::new(matrix)),
+                pipelines: RwLock::new(Arc::new(pipelines)),
+                config,
+                metrics: Arc::new(Metrics::default()),
+                published: Notify::new(),
+                generation: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    pub fn config(&self) -> &HubConfig {
+        &self.inner.config
+    }
+
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.inner.metrics
+    }
+
+    /// The matrix new sessions are planned with.
+    pub fn matrix(&self) -> Arc<Matrix> {
+        self.inner.matrix.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    pub fn pipelines(&self) -> Arc<Pipelines> {
+        self.inner.pipelines.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Swaps in a new matrix (and fragments) for new sessions; running ones keep theirs.
+    pub fn replace_matrix(&self, matrix: Matrix, pipelines: Pipelines) {
+        *self.inner.matrix.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(matrix);
+        *self.inner.pipelines.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(pipelines);
+        self.inner.generation.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// How many times the matrix was replaced since start.
+    pub fn matrix_generation(&self) -> u64 {
+        self.inner.generation.load(Ordering::Relaxed)
+    }
+
+    /// Makes `key` live with this publisher; a second publisher on a live key is refused.
+    pub fn publish(
+        &self,
+        key: StreamKey,
+        protocol: Protocol,
+        transport: &str,
+        remote: Option<String>,
+    ) -> Result<Publisher, HubError> {
+        let meta = PublisherMeta {
+            id: SessionId::next(),
+            protocol,
+            transport: transport.to_string(),
+            remote,
+            started: SystemTime::now(),
+        };
+        let stream = {
+            let mut streams = lock(&self.inner.streams);
+            if streams.contains_key(&key) {
+                self.inner.metrics.note_publish_refused();
+                return Err(HubError::AlreadyPublishing(key));
+            }
+            let stream = Arc::new(Stream::new(key.clone(), meta, self.inner.config.limits));
+            streams.insert(key.clone(), stream.clone());
+            stream
+        };
+        self.inner.published.notify_waiters();
+        tracing::info!(stream = %key, %protocol, transport, "stream published");
+        Ok(Publisher {
+            hub: self.clone(),
+            stream,
+            timeline: Timeline::default(),
+            metrics: self.inner.metrics.clone(),
+        })
+    }
+
+    pub(crate) fn remove_stream(&self, stream: &Arc<Stream>) {
+        let mut streams = lock(&self.inner.streams);
+        if streams.get(&stream.key).is_some_and(|s| Arc::ptr_eq(s, stream)) {
+            streams.remove(&stream.key);
+        }
+    }
+
+    pub fn stream(&self, key: &StreamKey) -> Option<Arc<Stream>> {
+        lock(&self.inner.streams).get(key).cloned()
+    }
+
+    pub fn streams(&self) -> Vec<Arc<Stream>> {
+        let mut list: Vec<_> = lock(&self.inner.streams).values().cloned().collect();
+        list.sort_by(|a, b| a.key.cmp(&b.key));
+        list
+    }
+
+    /// Waits until `key` is live (returns at once if it is).
+    pub async fn wait_for_stream(&self, key: &StreamKey) -> Arc<Stream> {
+        loop {
+            let notified = self.inner.published.notified();
+            if let Some(stream) = self.stream(key) {
+                return stream;
+            }
+            notified.await;
+        }
+    }
+
+    /// What a consumer of `protocol` would get from this stream now.
+    pub fn plan_for(&self, stream: &Stream, protocol: Protocol) -> Result<Plan, HubError> {
+        let source = source_of(stream.video_info().as_deref(), stream.audio_info().as_deref());
+        matrix::plan(&self.matrix(), stream.publisher.protocol, &source, protocol)
+            .map_err(|source| HubError::Plan { key: stream.key.clone(), source })
+    }
+
+    /// Attaches a consumer: plans its tracks from the matrix, joins (or starts) the outputs
+    /// it needs, and returns its subscription starting at the cached GOP.
+    pub async fn subscribe(&self, key: &StreamKey, who: ConsumerRequest) -> Result<Subscription, HubError> {
+        let stream = self.stream(key).ok_or_else(|| HubError::NotFound(key.clone()))?;
+        if !stream.wait_ready(self.inner.config.ready_timeout).await {
+            return Err(if stream.is_ended() { HubError::NotFound(key.clone()) } else { HubError::NotReady(key.clone()) });
+        }
+        let plan = self.plan_for(&stream, who.protocol)?;
+        let meta = Arc::new(ConsumerMeta {
+            id: SessionId::next(),
+            protocol: who.protocol,
+            transport: who.transport,
+            remote: who.remote,
+            started: SystemTime::now(),
+            bytes_out: AtomicU64::new(0),
+        });
+        let mut lease = ConsumerLease {
+            stream: stream.clone(),
+            meta: meta.clone(),
+            conversions: Vec::new(),
+            grace: self.inner.config.grace,
+            metrics: self.inner.metrics.clone(),
+        };
+        let video = self.join_leg(&stream, TrackKind::Video, plan.video.as_ref(), &mut lease)?;
+        let audio = self.join_leg(&stream, TrackKind::Audio, plan.audio.as_ref(), &mut lease)?;
+        lock(&stream.consumers).insert(meta.id, meta.clone());
+        tracing::info!(stream = %key, protocol = %meta.protocol, transport = %meta.transport, consumer = %meta.id, "consumer attached");
+        Ok(Subscription::new(plan, video, audio, self.inner.config.max_lag_events, stream.ended.clone(), lease))
+    }
+
+    fn join_leg(
+        &self,
+        stream: &Arc<Stream>,
+        track: TrackKind,
+        leg: Option<&Leg>,
+        lease: &mut ConsumerLease,
+    ) -> Result<Option<TrackJoin>, HubError> {
+        let Some(leg) = leg else { return Ok(None) };
+        let output = match leg {
+            Leg::Copy { .. } => stream.source(track).clone(),
+            Leg::Convert { from, to, reason } => {
+                let conversion = self.conversion(stream, track, *from, *to, *reason, lease.meta.protocol)?;
+                let output = conversion.output.clone();
+                lease.conversions.push(conversion);
+                output
+            }
+        };
+        Ok(output.join())
+    }
+
+    /// Gets the running conversion for this output, or starts it; counts one more consumer.
+    fn conversion(
+        &self,
+        stream: &Arc<Stream>,
+        track: TrackKind,
+        from: crate::media::Codec,
+        to: crate::media::Codec,
+        reason: matrix::Reason,
+        consumer: Protocol,
+    ) -> Result<Arc<Conversion>, HubError> {
+        let matrix = self.matrix();
+        // Conversions are shared per output: consumers whose pairs give the same parameters
+        // share one; different parameters (e.g. a scaled size) make another.
+        let params = matrix.params(stream.publisher.protocol, consumer);
+        let key = ConversionKey {
+            track,
+            from,
+            to,
+            params: params.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+        };
+        let mut conversions = lock(&stream.conversions);
+        if let Some(existing) = conversions.get(&key).filter(|c| !c.output.is_closed()) {
+            existing.consumers.fetch_add(1, Ordering::AcqRel);
+            return Ok(existing.clone());
+        }
+        let fail = |reason: String| HubError::Conversion {
+            key: stream.key.clone(),
+            track,
+            from: from.to_string(),
+            to: to.to_string(),
+            reason,
+        };
+        let source_info = stream.source(track).info().ok_or_else(|| fail("the source track has no media yet".into()))?;
+        let description = self.pipelines().conversion(from, to, params).map_err(|e| fail(e.to_string()))?;
+        let conversion = Conversion::start(
+            key.clone(),
+            reason,
+            description,
+            stream.source(track).clone(),
+            source_info,
+            self.inner.config.limits,
+            stream.key.as_str(),
+        )
+        .map_err(|e| fail(e.to_string()))?;
+        conversion.consumers.fetch_add(1, Ordering::AcqRel);
+        conversions.insert(key, conversion.clone());
+        Ok(conversion)
+    }
+}
+
+/// The planner's view of a stream's real tracks.
+pub fn source_of(video: Option<&TrackInfo>, audio: Option<&TrackInfo>) -> Source {
+    let track = |info: Option<&TrackInfo>| {
+        info.map(|i| SourceTrack {
+            codec: i.codec(),
+            bframes: matches!(i, TrackInfo::Video(v) if v.bframes),
+        })
+    };
+    Source { video: track(video), audio: track(audio) }
+}
