@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde_json::json;
 
 use common::raw_rtmp::{chunk_type0, RawRtmp};
-use common::{wait_until, BackgroundReader, Ffmpeg, Gateway, PublishOptions};
+use common::{BackgroundReader, Ffmpeg, Gateway, PublishOptions};
 
 /// A gateway with `/live/k` published by ffmpeg and read over HTTP-FLV.
 struct Running {
@@ -22,16 +22,7 @@ struct Running {
 async fn running_stream() -> Running {
     let gw = Gateway::start();
     let publisher = Ffmpeg::publish(&gw.rtmp_url("/live/k"), PublishOptions::default());
-    let api = gw.api();
-    let api_ref = &api;
-    wait_until(Duration::from_secs(20), "stream k live", || async move {
-        match api_ref.stream("k").await {
-            Ok(Some(s)) if s.video.is_some() => Ok(()),
-            other => Err(format!("{other:?}")),
-        }
-    })
-    .await
-    .expect("publisher live");
+    gw.api().wait_live("k", Duration::from_secs(20)).await.expect("publisher live");
     let reader = BackgroundReader::start(&gw.http_url("/live/k.flv")).await.expect("reader connects");
     reader.expect_flowing(30, Duration::from_secs(10)).await.expect("reader gets data");
     Running { gw, publisher, reader }

@@ -84,15 +84,8 @@ async fn churning_consumers_start_at_keyframes_and_never_stall_the_publisher() {
     let gw = Gateway::start();
     let api = gw.api();
     let mut ffmpeg = Ffmpeg::publish(&gw.rtmp_url("/live/c"), PublishOptions::default());
+    api.wait_live("c", Duration::from_secs(20)).await.expect("publisher live");
     let api_ref = &api;
-    wait_until(Duration::from_secs(20), "stream c live", || async move {
-        match api_ref.stream("c").await {
-            Ok(Some(s)) if s.video.is_some() => Ok(()),
-            other => Err(format!("{other:?}")),
-        }
-    })
-    .await
-    .expect("publisher live");
 
     let url = gw.http_url("/live/c.flv");
     let stayer = BackgroundReader::start(&url).await.expect("long-lived reader");

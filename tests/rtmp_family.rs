@@ -13,16 +13,9 @@ use common::{wait_until, Api, BackgroundReader, Ffmpeg, Gateway, HttpFlvReader, 
 
 const PROBE: Duration = Duration::from_secs(20);
 
-/// Waits until the API shows `key` with a publisher and a video track.
+/// Waits until the API shows `key` live, failing the test after 20 s.
 async fn wait_live(api: &Api, key: &str) -> common::api::StreamInfo {
-    wait_until(Duration::from_secs(20), &format!("stream {key} live in the API"), || async move {
-        match api.stream(key).await {
-            Ok(Some(s)) if s.publisher.is_some() && s.video.is_some() && s.audio.is_some() => Ok(s),
-            other => Err(format!("{other:?}")),
-        }
-    })
-    .await
-    .expect("stream goes live")
+    api.wait_live(key, Duration::from_secs(20)).await.expect("stream goes live")
 }
 
 /// Waits until a relay in `list` reaches `state`; `list` fetches the current relays.

@@ -262,6 +262,17 @@ impl Api {
         self.delete(&format!("/api/v1/pulls/{id}")).await
     }
 
+    /// Waits until `key` has a publisher with video and audio tracks.
+    pub async fn wait_live(&self, key: &str, timeout: Duration) -> anyhow::Result<StreamInfo> {
+        super::wait_until(timeout, &format!("stream {key} live (publisher, video, audio)"), || async move {
+            match self.stream(key).await {
+                Ok(Some(s)) if s.publisher.is_some() && s.video.is_some() && s.audio.is_some() => Ok(s),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await
+    }
+
     /// The status of `GET /healthz`.
     pub async fn healthz(&self) -> anyhow::Result<u16> {
         Ok(self.get("/healthz").await?.status)
