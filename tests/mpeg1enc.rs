@@ -78,7 +78,9 @@ fn probe(path: &Path) -> Probe {
             .as_array()
             .map(|fs| {
                 fs.iter()
-                    .map(|f| (f["pict_type"].as_str().unwrap_or("?").to_string(), num(&f["pts_time"]).unwrap_or(f64::NAN)))
+                    .map(|f| {
+                        (f["pict_type"].as_str().unwrap_or("?").to_string(), num(&f["pts_time"]).unwrap_or(f64::NAN))
+                    })
                     .collect()
             })
             .unwrap_or_default(),
@@ -161,7 +163,8 @@ fn odd_sizes_are_cropped_to_even() {
 #[test]
 fn max_width_scales_down_keeping_aspect() {
     let dir = common::TempDir::new("mpeg1enc-scale");
-    let path = encode_to_ts(dir.path(), "scaled.ts", 10, "video/x-raw,width=1280,height=720,framerate=30/1", "max-width=640");
+    let path =
+        encode_to_ts(dir.path(), "scaled.ts", 10, "video/x-raw,width=1280,height=720,framerate=30/1", "max-width=640");
     let p = probe(&path);
     assert_eq!((p.width, p.height), (640, 360));
     assert_eq!(p.frames_read, 10);
@@ -179,6 +182,78 @@ fn properties_have_their_defaults_and_can_be_set() {
     enc.set_property("gop-size", 12u32);
     assert_eq!(enc.property::<u32>("bitrate"), 500_000);
     assert_eq!(enc.property::<u32>("gop-size"), 12);
+}
+
+/// A flat grey I420 buffer (flat, so no scene-cut I-frames) of `w`x`h` (GStreamer's default layout: strides rounded up to 4).
+fn grey_i420(w: usize, h: usize, level: u8) -> gst::Buffer {
+    let info = gstreamer_video::VideoInfo::builder(gstreamer_video::VideoFormat::I420, w as u32, h as u32)
+        .build()
+        .expect("video info");
+    gst::Buffer::from_mut_slice(vec![level; info.size()])
+}
+
+#[test]
+fn variable_rate_input_keeps_timestamps_and_follows_size_changes() {
+    interop_gateway::pipeline::init();
+    let pipeline =
+        gst::parse::launch("appsrc name=src format=time ! igmpeg1enc gop-size=10 ! appsink name=sink sync=false")
+            .expect("pipeline")
+            .downcast::<gst::Pipeline>()
+            .expect("a pipeline");
+    let src = pipeline.by_name("src").and_then(|s| s.downcast::<gst_app::AppSrc>().ok()).expect("appsrc");
+    let sink = pipeline.by_name("sink").and_then(|s| s.downcast::<gst_app::AppSink>().ok()).expect("appsink");
+    pipeline.set_state(gst::State::Playing).expect("play");
+
+    // Irregular timestamps, framerate 0/1 (variable), and a size change half way.
+    let mut pts_in = Vec::new();
+    let mut t = 0u64;
+    for n in 0..24u64 {
+        let (w, h) = if n < 12 { (320, 240) } else { (176, 144) };
+        if n == 0 || n == 12 {
+            src.set_caps(Some(
+                &gst::Caps::builder("video/x-raw")
+                    .field("format", "I420")
+                    .field("width", w as i32)
+                    .field("height", h as i32)
+                    .field("framerate", gst::Fraction::new(0, 1))
+                    .build(),
+            ));
+        }
+        let mut buffer = grey_i420(w, h, 100);
+        buffer.get_mut().expect("writable").set_pts(gst::ClockTime::from_mseconds(t));
+        pts_in.push(gst::ClockTime::from_mseconds(t));
+        t += 30 + 17 * (n % 3);
+        src.push_buffer(buffer).expect("push");
+    }
+    src.end_of_stream().expect("eos");
+
+    let mut out = Vec::new();
+    while let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_seconds(TIMEOUT.as_secs())) {
+        let caps = sample.caps().expect("caps").structure(0).expect("structure").to_owned();
+        let buffer = sample.buffer().expect("buffer");
+        let first_bytes = buffer.map_readable().expect("map").as_slice()[..4].to_vec();
+        out.push((caps, buffer.pts(), buffer.flags().contains(gst::BufferFlags::DELTA_UNIT), first_bytes));
+        if sink.is_eos() {
+            break;
+        }
+    }
+    let _ = pipeline.set_state(gst::State::Null);
+
+    assert_eq!(out.len(), 24);
+    assert_eq!(out.iter().map(|o| o.1.expect("pts")).collect::<Vec<_>>(), pts_in);
+    for (n, (caps, _, delta, first)) in out.iter().enumerate() {
+        assert_eq!(caps.name(), "video/mpeg");
+        assert_eq!(caps.get::<i32>("mpegversion"), Ok(1));
+        assert_eq!(caps.get::<bool>("systemstream"), Ok(false));
+        let size = (caps.get::<i32>("width").expect("width"), caps.get::<i32>("height").expect("height"));
+        assert_eq!(size, if n < 12 { (320, 240) } else { (176, 144) }, "frame {n}");
+        // Unknown input rate: coded as 30 fps.
+        assert_eq!(caps.get::<gst::Fraction>("framerate"), Ok(gst::Fraction::new(30, 1)));
+        // I-frames every 10 frames and where the new size starts a new sequence.
+        let key = if n < 12 { n % 10 == 0 } else { (n - 12) % 10 == 0 };
+        assert_eq!(!delta, key, "frame {n}: keyframe flag");
+        assert_eq!(first == &[0, 0, 1, 0xB3], key, "frame {n}: starts with {first:02x?}");
+    }
 }
 
 /// H.264 frames in the internal format (AVCC, avcC config) made by x264 from a test pattern.
@@ -276,6 +351,121 @@ async fn gateway_transcoder_turns_h264_into_mpeg1() {
     let keys: Vec<usize> = output.iter().enumerate().filter(|(_, f)| f.keyframe).map(|(n, _)| n).collect();
     assert_eq!(keys, vec![0, 30], "keyframes at {keys:?}");
     for f in output.iter() {
-        assert_eq!(f.data.starts_with(&[0, 0, 1, 0xB3]), f.keyframe, "keyframe {} data {:02x?}", f.keyframe, &f.data[..8]);
+        assert_eq!(
+            f.data.starts_with(&[0, 0, 1, 0xB3]),
+            f.keyframe,
+            "keyframe {} data {:02x?}",
+            f.keyframe,
+            &f.data[..8]
+        );
     }
+}
+
+/// Encoding speed of the plain encoder vs the ffmpeg CLI, one thread each, on the same 300
+/// frames of 640x360 `testsrc2`. Prints, asserts no timing.
+#[test]
+#[ignore = "measurement: run by hand with --release -- --ignored --nocapture"]
+fn measure_encode_speed_640x360() {
+    use interop_gateway::pipeline::elements::mpeg1enc::{EncoderSettings, I420Picture, Mpeg1Encoder};
+    let dir = common::TempDir::new("mpeg1enc-speed");
+    let raw = dir.path().join("in.yuv");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30", "-t", "10"])
+        .args(["-pix_fmt", "yuv420p", "-f", "rawvideo"])
+        .arg(&raw)
+        .status()
+        .expect("run ffmpeg");
+    assert!(status.success());
+    let data = std::fs::read(&raw).expect("read raw");
+    let (w, h) = (640usize, 360usize);
+    let frame_len = w * h * 3 / 2;
+    assert_eq!(data.len(), 300 * frame_len);
+
+    let settings = EncoderSettings { bitrate: 1_000_000, gop_size: 30, ..EncoderSettings::default() };
+    let mut enc = Mpeg1Encoder::new(&settings, 640, 360, (30, 1), (1, 1)).expect("open");
+    let started = Instant::now();
+    let mut packets = 0;
+    let mut bytes = 0;
+    for (n, f) in data.chunks_exact(frame_len).enumerate() {
+        let (y, uv) = f.split_at(w * h);
+        let (u, v) = uv.split_at(w * h / 4);
+        let pic = I420Picture { width: 640, height: 360, planes: [y, u, v], strides: [w, w / 2, w / 2] };
+        for p in enc.encode(&pic, n as i64, false).expect("encode") {
+            packets += 1;
+            bytes += p.data.len();
+        }
+    }
+    for p in enc.flush().expect("flush") {
+        packets += 1;
+        bytes += p.data.len();
+    }
+    let ours = started.elapsed();
+    assert_eq!(packets, 300);
+
+    let ffmpeg_time = |args: &[&str]| {
+        let started = Instant::now();
+        let status = std::process::Command::new("ffmpeg").args(args).status().expect("run ffmpeg");
+        assert!(status.success(), "ffmpeg {args:?}");
+        started.elapsed()
+    };
+    let raw_s = raw.to_str().expect("utf-8 path");
+    let same_input = ffmpeg_time(&[
+        "-v",
+        "error",
+        "-threads",
+        "1",
+        "-f",
+        "rawvideo",
+        "-pix_fmt",
+        "yuv420p",
+        "-s",
+        "640x360",
+        "-r",
+        "30",
+        "-i",
+        raw_s,
+        "-threads",
+        "1",
+        "-c:v",
+        "mpeg1video",
+        "-b:v",
+        "1M",
+        "-g",
+        "30",
+        "-bf",
+        "0",
+        "-f",
+        "null",
+        "-",
+    ]);
+    let lavfi = ffmpeg_time(&[
+        "-v",
+        "error",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=640x360:rate=30",
+        "-t",
+        "10",
+        "-threads",
+        "1",
+        "-c:v",
+        "mpeg1video",
+        "-bf",
+        "0",
+        "-f",
+        "null",
+        "-",
+    ]);
+    let fps = |d: Duration| 300.0 / d.as_secs_f64();
+    println!(
+        "Mpeg1Encoder (libavcodec via ffmpeg-next, 1 thread, 1 Mbit/s, gop 30): {:.0} fps ({} kbit/s at 30 fps)",
+        fps(ours),
+        bytes * 8 * 30 / 300 / 1000
+    );
+    println!(
+        "ffmpeg CLI, same raw frames, -threads 1 -b:v 1M -g 30 -bf 0: {:.0} fps (wall, incl. process start)",
+        fps(same_input)
+    );
+    println!("ffmpeg CLI, lavfi testsrc2 -threads 1 -bf 0 (defaults: 200 kbit/s, gop 12): {:.0} fps (wall, incl. generating)", fps(lavfi));
 }

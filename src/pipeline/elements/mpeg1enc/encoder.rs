@@ -2,12 +2,12 @@
 //! GStreamer in it. I420 pictures in, MPEG-1 video elementary-stream packets out, one per
 //! picture, in input order (never B-frames, so no reordering), one picture late (`delay`).
 
-use ffmpeg_next as ffmpeg;
 use ffmpeg::codec;
 use ffmpeg::format::Pixel;
 use ffmpeg::software::scaling;
 use ffmpeg::util::frame::Video as AvFrame;
 use ffmpeg::{Packet, Rational};
+use ffmpeg_next as ffmpeg;
 
 use super::policy::{codec_bit_rate, encoded_size, known_fps, mpeg1_frame_rate, SizeError};
 
@@ -102,7 +102,13 @@ impl Mpeg1Encoder {
         ffmpeg::init().map_err(|e| Mpeg1Error::Open { width, height, fps_num: fps.0, fps_den: fps.1, source: e })?;
         let (out_w, out_h) = encoded_size(width, height, settings.max_width)?;
         let frame_rate = mpeg1_frame_rate(fps.0, fps.1);
-        let open_err = |source| Mpeg1Error::Open { width: out_w, height: out_h, fps_num: frame_rate.0, fps_den: frame_rate.1, source };
+        let open_err = |source| Mpeg1Error::Open {
+            width: out_w,
+            height: out_h,
+            fps_num: frame_rate.0,
+            fps_den: frame_rate.1,
+            source,
+        };
 
         let codec = codec::encoder::find(codec::Id::MPEG1VIDEO).ok_or(Mpeg1Error::NoEncoder)?;
         let mut video = codec::Context::new_with_codec(codec).encoder().video().map_err(open_err)?;
@@ -168,7 +174,12 @@ impl Mpeg1Encoder {
 
     /// Encodes one picture. `pts` must increase from call to call (any steps); it comes back
     /// on the packet. `force_keyframe` makes this picture an I-frame (with a sequence header).
-    pub fn encode(&mut self, picture: &I420Picture, pts: i64, force_keyframe: bool) -> Result<Vec<EncodedPacket>, Mpeg1Error> {
+    pub fn encode(
+        &mut self,
+        picture: &I420Picture,
+        pts: i64,
+        force_keyframe: bool,
+    ) -> Result<Vec<EncodedPacket>, Mpeg1Error> {
         let (want_w, want_h) = self.input_size;
         if (picture.width, picture.height) != (want_w, want_h) {
             return Err(Mpeg1Error::WrongSize { got_w: picture.width, got_h: picture.height, want_w, want_h });

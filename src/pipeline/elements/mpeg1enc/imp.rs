@@ -184,10 +184,7 @@ impl VideoEncoderImpl for Mpeg1Enc {
             rate.0,
             rate.1
         );
-        let caps = gst::Caps::builder("video/mpeg")
-            .field("mpegversion", 1i32)
-            .field("systemstream", false)
-            .build();
+        let caps = gst::Caps::builder("video/mpeg").field("mpegversion", 1i32).field("systemstream", false).build();
         let out_info = gst_video::VideoInfo::builder(gst_video::VideoFormat::Encoded, w, h)
             .fps(gst::Fraction::new(rate.0, rate.1))
             .par(par)
@@ -251,7 +248,13 @@ impl VideoEncoderImpl for Mpeg1Enc {
             let settings = *lock(&self.settings);
             let fps = s.info.fps();
             let par = s.info.par();
-            match Mpeg1Encoder::new(&settings, s.info.width(), s.info.height(), (fps.numer(), fps.denom()), (par.numer(), par.denom())) {
+            match Mpeg1Encoder::new(
+                &settings,
+                s.info.width(),
+                s.info.height(),
+                (fps.numer(), fps.denom()),
+                (par.numer(), par.denom()),
+            ) {
                 Ok(encoder) => s.encoder = encoder,
                 Err(e) => {
                     gst::element_imp_error!(self, gst::StreamError::Encode, ["{e}"]);

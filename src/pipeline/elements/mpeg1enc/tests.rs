@@ -17,7 +17,8 @@ impl TestPicture {
     fn new(width: u32, height: u32, n: u32) -> TestPicture {
         let (w, h) = (width as usize, height as usize);
         // Strides wider than the rows, as GStreamer pads them.
-        let strides = [w.next_multiple_of(4) + 8, w.div_ceil(2).next_multiple_of(4) + 4, w.div_ceil(2).next_multiple_of(4) + 4];
+        let strides =
+            [w.next_multiple_of(4) + 8, w.div_ceil(2).next_multiple_of(4) + 4, w.div_ceil(2).next_multiple_of(4) + 4];
         let (cw, ch) = (w.div_ceil(2), h.div_ceil(2));
         let mut y = vec![0u8; strides[0] * h];
         for r in 0..h {
