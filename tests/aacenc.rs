@@ -164,7 +164,8 @@ fn element_is_registered_with_its_properties_and_caps() {
     assert_eq!(enc.property::<u32>("bitrate"), 64_000);
     assert!(!enc.property::<bool>("afterburner"));
 
-    let template = |name: &str| factory.static_pad_templates().into_iter().find(|t| t.name_template() == name).expect(name).caps();
+    let template =
+        |name: &str| factory.static_pad_templates().into_iter().find(|t| t.name_template() == name).expect(name).caps();
     let sink = template("sink");
     let fits = |caps: &str| caps.parse::<gst::Caps>().expect("caps").can_intersect(&sink);
     assert!(fits("audio/x-raw,format=S16LE,layout=interleaved,rate=48000,channels=2"));
@@ -241,6 +242,9 @@ fn output_carries_the_config_and_perfect_timestamps() {
 
     // 50 frames of input, 50 units out, each 1024 samples long, back to back from 0.
     assert_eq!(units.len(), 50);
+    // The stream start stays marked although the priming units before it were dropped.
+    assert!(units[0].flags().contains(gst::BufferFlags::DISCONT));
+    assert!(!units[1].flags().contains(gst::BufferFlags::DISCONT));
     let frame_ns = 1024.0 * 1e9 / 48000.0;
     for (k, unit) in units.iter().enumerate() {
         let pts = unit.pts().expect("pts").nseconds() as f64;
@@ -258,7 +262,13 @@ fn decoded_audio_lines_up_with_the_input() {
     // delay later.
     let rate = 48000usize;
     let pcm: Vec<u8> = (0..rate)
-        .map(|n| if n < rate / 2 { 0.0 } else { 20000.0 * (2.0 * std::f64::consts::PI * 1000.0 * (n - rate / 2) as f64 / rate as f64).sin() })
+        .map(|n| {
+            if n < rate / 2 {
+                0.0
+            } else {
+                20000.0 * (2.0 * std::f64::consts::PI * 1000.0 * (n - rate / 2) as f64 / rate as f64).sin()
+            }
+        })
         .flat_map(|x| (x as i16).to_le_bytes())
         .collect();
     let (decoded, _) = collect_fed(
@@ -287,16 +297,92 @@ fn decoded_audio_lines_up_with_the_input() {
     assert!((ms - 500.0).abs() < 3.0, "tone starts at {ms:.2} ms, wanted 500");
 }
 
+/// `seconds` of a 1 kHz tone as interleaved S16LE.
+fn tone_pcm(rate: u32, channels: usize, seconds: f64) -> Vec<u8> {
+    let frames = (f64::from(rate) * seconds) as usize;
+    (0..frames)
+        .flat_map(|n| {
+            let x = 16000.0 * (2.0 * std::f64::consts::PI * 1000.0 * n as f64 / f64::from(rate)).sin();
+            std::iter::repeat_n(x as i16, channels)
+        })
+        .flat_map(|x| x.to_le_bytes())
+        .collect()
+}
+
+/// Pushes `parts` (caps, segment base, pcm) through `appsrc ! igaacenc ! appsink`; returns
+/// every output unit with the sample rate its caps' AudioSpecificConfig says.
+fn encode_parts(parts: Vec<(&str, u64, Vec<u8>)>) -> Vec<(gst::Buffer, u32)> {
+    pipeline::init();
+    let pipeline = gst::parse::launch(
+        "appsrc name=src format=time handle-segment-change=true ! igaacenc ! appsink name=out sync=false",
+    )
+    .expect("pipeline");
+    let bin = pipeline.clone().downcast::<gst::Bin>().expect("bin");
+    let src = bin.by_name("src").expect("appsrc").downcast::<gst_app::AppSrc>().expect("appsrc");
+    let sink = bin.by_name("out").expect("appsink").downcast::<gst_app::AppSink>().expect("appsink");
+    pipeline.set_state(gst::State::Playing).expect("to PLAYING");
+    for (caps, base, pcm) in parts {
+        let mut segment = gst::FormattedSegment::<gst::ClockTime>::new();
+        segment.set_base(gst::ClockTime::from_nseconds(base));
+        let mut buffer = gst::Buffer::from_mut_slice(pcm);
+        buffer.get_mut().expect("new buffer").set_pts(gst::ClockTime::ZERO);
+        let sample = gst::Sample::builder()
+            .buffer(&buffer)
+            .caps(&caps.parse::<gst::Caps>().expect("caps"))
+            .segment(&segment)
+            .build();
+        src.push_sample(&sample).expect("push sample");
+    }
+    src.end_of_stream().expect("eos");
+    let mut units = Vec::new();
+    while let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_seconds(5)) {
+        let caps = sample.caps().expect("caps");
+        let codec_data = caps.structure(0).and_then(|s| s.get::<gst::Buffer>("codec_data").ok()).expect("codec_data");
+        let asc = AudioSpecificConfig::parse(codec_data.map_readable().expect("map").as_slice()).expect("ASC");
+        units.push((sample.buffer_owned().expect("buffer"), asc.sample_rate));
+    }
+    let errors = pipeline.bus().and_then(|b| b.pop_filtered(&[gst::MessageType::Error]));
+    let _ = pipeline.set_state(gst::State::Null);
+    assert!(errors.is_none(), "{errors:?}");
+    assert!(sink.is_eos(), "stalled");
+    units
+}
+
+#[test]
+fn follows_a_format_change_with_a_new_config() {
+    const STEREO_48K: &str = "audio/x-raw,format=S16LE,layout=interleaved,rate=48000,channels=2";
+    const MONO_44K: &str = "audio/x-raw,format=S16LE,layout=interleaved,rate=44100,channels=1";
+    let units = encode_parts(vec![(STEREO_48K, 0, tone_pcm(48000, 2, 0.5)), (MONO_44K, 0, tone_pcm(44100, 1, 0.5))]);
+    let at_48k = units.iter().filter(|(_, rate)| *rate == 48000).count();
+    let at_44k = units.iter().filter(|(_, rate)| *rate == 44100).count();
+    // Half a second each: 24000 and 22050 samples, in 1024-sample units (the first part is
+    // drained before the change, so its tail is not lost).
+    assert!(at_48k.abs_diff(24) <= 1, "{at_48k} units at 48 kHz");
+    assert!(at_44k.abs_diff(22) <= 1, "{at_44k} units at 44.1 kHz");
+    assert_eq!(at_48k + at_44k, units.len());
+    assert!(units[..at_48k].iter().all(|(_, rate)| *rate == 48000), "formats interleaved");
+}
+
+#[test]
+fn starts_a_fresh_encoder_after_a_new_segment() {
+    const MONO_48K: &str = "audio/x-raw,format=S16LE,layout=interleaved,rate=48000,channels=1";
+    let units =
+        encode_parts(vec![(MONO_48K, 0, tone_pcm(48000, 1, 0.5)), (MONO_48K, 2_000_000_000, tone_pcm(48000, 1, 0.5))]);
+    // The new segment drains the first half second and restarts from its time 0.
+    let restart = units.iter().skip(1).position(|(b, _)| b.pts() == Some(gst::ClockTime::ZERO)).map(|i| i + 1);
+    let restart = restart.expect("a unit at time 0 of the second segment");
+    assert!(restart.abs_diff(24) <= 1, "first segment gave {restart} units");
+    assert!((units.len() - restart).abs_diff(24) <= 1, "second segment gave {} units", units.len() - restart);
+    assert_eq!(units[0].0.pts(), Some(gst::ClockTime::ZERO));
+}
+
 /// Opus packets of a 440 Hz stereo tone, 20 ms each.
 fn opus_packets(count: u32) -> Vec<Bytes> {
     let (buffers, _) = collect(&format!(
         "audiotestsrc num-buffers={count} samplesperbuffer=960 freq=440 ! audio/x-raw,rate=48000,channels=2 \
          ! opusenc bitrate=96000 frame-size=20 ! appsink name=out sync=false"
     ));
-    buffers
-        .iter()
-        .map(|b| Bytes::copy_from_slice(b.map_readable().expect("map").as_slice()))
-        .collect()
+    buffers.iter().map(|b| Bytes::copy_from_slice(b.map_readable().expect("map").as_slice())).collect()
 }
 
 #[tokio::test]
@@ -304,7 +390,8 @@ async fn transcoder_turns_opus_frames_into_aac_frames() {
     let packets = opus_packets(150);
     assert!(packets.len() >= 140, "{} opus packets", packets.len());
 
-    let input = Arc::new(TrackInfo::Audio(AudioInfo { codec: Codec::Opus, sample_rate: 48000, channels: 2, config: None }));
+    let input =
+        Arc::new(TrackInfo::Audio(AudioInfo { codec: Codec::Opus, sample_rate: 48000, channels: 2, config: None }));
     let frames: Arc<Mutex<Vec<Frame>>> = Arc::default();
     let errors: Arc<Mutex<Vec<String>>> = Arc::default();
     let (f, e) = (frames.clone(), errors.clone());

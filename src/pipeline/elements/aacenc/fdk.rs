@@ -158,7 +158,13 @@ impl FdkEncoder {
         }
     }
 
-    fn call(&mut self, pcm: Option<&[i16]>, samples: c_int, out: &mut [u8], context: &'static str) -> Result<Step, FdkError> {
+    fn call(
+        &mut self,
+        pcm: Option<&[i16]>,
+        samples: c_int,
+        out: &mut [u8],
+        context: &'static str,
+    ) -> Result<Step, FdkError> {
         let out_size = c_int::try_from(out.len()).unwrap_or(c_int::MAX);
         let mut in_ptr = pcm.map_or(ptr::null_mut(), |p| p.as_ptr() as *mut c_void);
         let mut in_id = sys::AACENC_BufferIdentifier_IN_AUDIO_DATA as c_int;

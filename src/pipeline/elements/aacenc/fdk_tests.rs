@@ -91,9 +91,8 @@ fn best_lag(input: &[f64], out: &[f64], max_lag: usize) -> usize {
     let window = &input[4096..4096 + 4800];
     (0..max_lag)
         .min_by(|&a, &b| {
-            let err = |lag: usize| -> f64 {
-                window.iter().enumerate().map(|(i, x)| (out[4096 + i + lag] - x).powi(2)).sum()
-            };
+            let err =
+                |lag: usize| -> f64 { window.iter().enumerate().map(|(i, x)| (out[4096 + i + lag] - x).powi(2)).sum() };
             err(a).total_cmp(&err(b))
         })
         .unwrap()
@@ -110,7 +109,8 @@ fn asc_fields(asc: &[u8]) -> (u8, u8, u8) {
 #[test]
 fn reports_lc_config_with_true_rate_and_channels() {
     for (rate, channels, index) in [(48000, 2, 3), (44100, 1, 4), (8000, 1, 11), (96000, 2, 0)] {
-        let enc = FdkEncoder::new(FdkConfig { sample_rate: rate, channels, bitrate: 64000, afterburner: true }).unwrap();
+        let enc =
+            FdkEncoder::new(FdkConfig { sample_rate: rate, channels, bitrate: 64000, afterburner: true }).unwrap();
         let info = enc.info().unwrap();
         assert_eq!(info.frame_length, 1024);
         assert!(info.asc.len() >= 2, "{rate}: ASC {:?}", info.asc);
@@ -124,7 +124,8 @@ fn reports_lc_config_with_true_rate_and_channels() {
 fn encodes_audio_that_decodes_back_delayed_by_the_reported_delay() {
     let rate = 48000;
     let input = chirp_and_tone(rate, 1000.0, rate as usize); // one second
-    let mut enc = FdkEncoder::new(FdkConfig { sample_rate: rate, channels: 2, bitrate: 128000, afterburner: true }).unwrap();
+    let mut enc =
+        FdkEncoder::new(FdkConfig { sample_rate: rate, channels: 2, bitrate: 128000, afterburner: true }).unwrap();
     let info = enc.info().unwrap();
     let units = encode_all(&mut enc, &input);
 
@@ -151,7 +152,8 @@ fn holds_the_target_bitrate() {
     let rate = 44100;
     let input = sines(rate, &[600.0], rate as usize * 2);
     for bitrate in [48000u32, 96000] {
-        let mut enc = FdkEncoder::new(FdkConfig { sample_rate: rate, channels: 1, bitrate, afterburner: false }).unwrap();
+        let mut enc =
+            FdkEncoder::new(FdkConfig { sample_rate: rate, channels: 1, bitrate, afterburner: false }).unwrap();
         assert_eq!(enc.info().unwrap().bitrate, bitrate);
         let units = encode_all(&mut enc, &input);
         let bits: usize = units.iter().map(|u| u.len() * 8).sum();
@@ -165,7 +167,8 @@ fn holds_the_target_bitrate() {
 fn partial_last_frame_is_flushed() {
     let rate = 16000;
     let input = sines(rate, &[300.0], 1500); // one and a half frames
-    let mut enc = FdkEncoder::new(FdkConfig { sample_rate: rate, channels: 1, bitrate: 32000, afterburner: true }).unwrap();
+    let mut enc =
+        FdkEncoder::new(FdkConfig { sample_rate: rate, channels: 1, bitrate: 32000, afterburner: true }).unwrap();
     let delay = enc.info().unwrap().delay as usize;
     let units = encode_all(&mut enc, &input);
     assert!(units.len() >= (1500 + delay).div_ceil(1024), "{} units", units.len());
@@ -183,3 +186,17 @@ fn rejects_what_aac_lc_cannot_carry() {
     assert!(err.to_string().contains("libfdk-aac"), "{err}");
 }
 
+#[test]
+fn bitrates_the_format_cannot_carry_are_adjusted_not_refused() {
+    let too_high = FdkEncoder::new(FdkConfig { sample_rate: 8000, channels: 1, bitrate: 512_000, afterburner: true });
+    let too_low = FdkEncoder::new(FdkConfig { sample_rate: 96000, channels: 2, bitrate: 8_000, afterburner: true });
+    for (mut enc, requested) in [(too_high.unwrap(), 512_000), (too_low.unwrap(), 8_000)] {
+        let info = enc.info().unwrap();
+        assert_ne!(info.bitrate, requested, "kept an impossible bitrate");
+        let rate = enc.config().sample_rate;
+        let channels = usize::from(enc.config().channels);
+        let freqs = vec![500.0; channels];
+        let units = encode_all(&mut enc, &sines(rate, &freqs, rate as usize / 2));
+        assert!(!units.is_empty() && units.iter().all(|u| !u.is_empty()));
+    }
+}

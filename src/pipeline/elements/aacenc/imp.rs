@@ -55,6 +55,8 @@ struct State {
     produced: u64,
     /// The encoder delay as a time.
     delay: gst::ClockTime,
+    /// A dropped unit carried DISCONT: mark the next one sent.
+    discont_pending: bool,
 }
 
 impl State {
@@ -74,6 +76,7 @@ impl State {
             pending: 0,
             fed: 0,
             produced: 0,
+            discont_pending: false,
         })
     }
 
@@ -225,10 +228,18 @@ impl AudioEncoderImpl for AacEnc {
     fn set_format(&self, info: &gst_audio::AudioInfo) -> Result<(), gst::LoggableError> {
         let settings = *lock(&self.settings);
         let channels = u8::try_from(info.channels()).unwrap_or(0);
-        let config =
-            FdkConfig { sample_rate: info.rate(), channels, bitrate: settings.bitrate, afterburner: settings.afterburner };
+        let config = FdkConfig {
+            sample_rate: info.rate(),
+            channels,
+            bitrate: settings.bitrate,
+            afterburner: settings.afterburner,
+        };
         let state = State::open(config).map_err(|e| {
-            gst::element_imp_error!(self, gst::StreamError::Format, ["cannot encode {} Hz x{}: {}", info.rate(), info.channels(), e]);
+            gst::element_imp_error!(
+                self,
+                gst::StreamError::Format,
+                ["cannot encode {} Hz x{}: {}", info.rate(), info.channels(), e]
+            );
             gst::loggable_error!(CAT, "cannot open libfdk-aac: {}", e)
         })?;
         gst::info!(
@@ -269,6 +280,9 @@ impl AudioEncoderImpl for AacEnc {
         let units = {
             let mut guard = lock(&self.state);
             let Some(state) = guard.as_mut() else {
+                if buffer.is_none() {
+                    return Ok(gst::FlowSuccess::Ok); // nothing to drain
+                }
                 gst::element_imp_error!(self, gst::CoreError::Negotiation, ["no input format before data"]);
                 return Err(gst::FlowError::NotNegotiated);
             };
@@ -294,16 +308,26 @@ impl AudioEncoderImpl for AacEnc {
     }
 
     fn pre_push(&self, mut buffer: gst::Buffer) -> Result<Option<gst::Buffer>, gst::FlowError> {
-        if buffer.flags().contains(gst::BufferFlags::DECODE_ONLY) {
+        let mut guard = lock(&self.state);
+        let drop_unit = buffer.flags().contains(gst::BufferFlags::DECODE_ONLY);
+        let discont = buffer.flags().contains(gst::BufferFlags::DISCONT);
+        let Some(state) = guard.as_mut() else {
+            return Ok((!drop_unit).then_some(buffer));
+        };
+        if drop_unit {
             gst::trace!(CAT, imp = self, "dropping priming/padding unit at {:?}", buffer.pts());
+            // A discontinuity the base class marked goes on the next unit sent.
+            state.discont_pending |= discont;
             return Ok(None);
         }
-        let delay = lock(&self.state).as_ref().map_or(gst::ClockTime::ZERO, |s| s.delay);
-        if let Some(pts) = buffer.pts() {
-            let b = buffer.make_mut();
-            let ts = shifted(pts, delay);
+        let b = buffer.make_mut();
+        if let Some(pts) = b.pts() {
+            let ts = shifted(pts, state.delay);
             b.set_pts(ts);
             b.set_dts(ts);
+        }
+        if std::mem::take(&mut state.discont_pending) {
+            b.set_flags(gst::BufferFlags::DISCONT);
         }
         Ok(Some(buffer))
     }
