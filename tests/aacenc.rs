@@ -256,6 +256,31 @@ fn output_carries_the_config_and_perfect_timestamps() {
 }
 
 #[test]
+fn reports_its_delay_as_latency() {
+    pipeline::init();
+    let pipeline = gst::parse::launch(
+        "audiotestsrc is-live=true samplesperbuffer=480 ! audio/x-raw,rate=48000,channels=1 \
+         ! igaacenc name=enc ! fakesink",
+    )
+    .expect("pipeline");
+    let bin = pipeline.clone().downcast::<gst::Bin>().expect("bin");
+    pipeline.set_state(gst::State::Playing).expect("to PLAYING");
+    let (result, _, _) = pipeline.state(gst::ClockTime::from_seconds(10));
+    assert!(result.is_ok(), "did not reach PLAYING: {result:?}");
+    let src = bin.by_name("enc").and_then(|e| e.static_pad("src")).expect("encoder src pad");
+    let mut query = gst::query::Latency::new();
+    let answered = src.query(&mut query);
+    let _ = pipeline.set_state(gst::State::Null);
+    assert!(answered, "latency query unanswered");
+    let (live, min, _max) = query.result();
+    assert!(live);
+    // The source's 10 ms buffers, plus one 1024-sample frame and the encoder delay, which
+    // `pre_push` takes off the timestamps (libfdk-aac reports at least a frame of it).
+    let own = min.nseconds() as f64 / 1e6 - 10.0;
+    assert!((2.0 * 1024.0 / 48.0 - 0.1..=4.0 * 1024.0 / 48.0).contains(&own), "encoder latency {own:.2} ms");
+}
+
+#[test]
 fn decoded_audio_lines_up_with_the_input() {
     // Half a second of silence, then a tone: after encoding and decoding (libav's decoder,
     // which keeps the timestamps it is given) the tone must start at 0.5 s, not an encoder
