@@ -235,6 +235,8 @@ impl Pipelines {
     /// property name, or two halves that cannot link, fail at start naming the file.
     pub fn check_with_gstreamer(&self) -> Result<(), FragmentError> {
         gstreamer::init().map_err(|e| FragmentError::Init(e.to_string()))?;
+        // Our own elements (igaacenc, igmpeg1enc) must exist before fragments name them.
+        super::init();
         let none = BTreeMap::new();
         for fragment in self.fragments() {
             gst_parse(&fragment.path, &fragment.render(&none))?;
@@ -396,7 +398,7 @@ mod tests {
         assert!(d.contains("avenc_mpeg1video bitrate=800000 "), "{d}");
         let d = p.conversion(Codec::Opus, Codec::Aac, &params(&[("width", "320")])).expect("audio");
         assert!(!d.contains("videoscale"), "{d}");
-        assert!(d.contains("avenc_aac bitrate=128000"), "{d}");
+        assert!(d.contains("igaacenc bitrate=128000"), "{d}");
         let set = params(&[("width", "320"), ("widht", "1"), ("audio_bitrate", "96")]);
         assert_eq!(p.unknown_params(&set), vec!["widht"]);
     }
