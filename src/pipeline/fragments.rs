@@ -395,7 +395,7 @@ mod tests {
         let d = p.conversion(Codec::H264, Codec::Mpeg1, &params(&[("width", "320"), ("video_bitrate", "800")])).expect("video");
         assert!(d.starts_with("h264parse ! avdec_h264 ! "), "{d}");
         assert!(d.contains("videoscale ! video/x-raw,width=320,"), "{d}");
-        assert!(d.contains("avenc_mpeg1video bitrate=800000 "), "{d}");
+        assert!(d.contains("igmpeg1enc bitrate=800000 "), "{d}");
         let d = p.conversion(Codec::Opus, Codec::Aac, &params(&[("width", "320")])).expect("audio");
         assert!(!d.contains("videoscale"), "{d}");
         assert!(d.contains("igaacenc bitrate=128000"), "{d}");
