@@ -432,7 +432,7 @@ mod tests {
 
     #[test]
     fn deep_nesting_is_refused_not_overflowing() {
-        let input = vec![marker::STRICT_ARRAY, 0, 0, 0, 1].repeat(10_000);
+        let input = [marker::STRICT_ARRAY, 0, 0, 0, 1].repeat(10_000);
         assert_eq!(read_values(&input), Err(AmfError::TooDeep));
     }
 }
