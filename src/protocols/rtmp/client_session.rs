@@ -9,7 +9,7 @@ use super::error::RtmpError;
 use super::handshake::ClientHandshake;
 use super::link::Link;
 use super::media::{MediaKind, MediaMessage, OUT_CHUNK_SIZE};
-use super::message::{read_status, Command, Message};
+use super::message::{read_status, user_event, Command, Message};
 use super::url::RtmpUrl;
 
 /// What the server sent after a publish or play started.
@@ -19,6 +19,9 @@ pub enum ClientEvent {
     Media(MediaMessage),
     /// An `onStatus` after the publish/play started, e.g. `NetStream.Play.UnpublishNotify`.
     Status { level: String, code: String, description: String },
+    /// User Control "Stream EOF" for the stream we play: the origin's publisher left.
+    /// (nginx-rtmp sends only this unless `publish_notify on`.)
+    StreamEof,
 }
 
 /// Where the client is in its exchange.
@@ -106,6 +109,11 @@ impl ClientSession {
                 Message::Command(cmd) => self.handle_command(cmd)?,
                 Message::Media(m) => self.media(m),
                 Message::Aggregate(list) => list.into_iter().for_each(|m| self.media(m)),
+                Message::UserControl { event: user_event::STREAM_EOF, value }
+                    if self.state == ClientState::Playing && value == self.stream_id =>
+                {
+                    self.events.push_back(ClientEvent::StreamEof);
+                }
                 _ => {}
             }
         }

@@ -148,11 +148,14 @@ fn play_exchange_delivers_shared_chunks_and_status() {
     pump(&mut client, &mut server).unwrap();
     assert_eq!(
         client_events(&mut client),
-        vec![ClientEvent::Status {
-            level: "status".into(),
-            code: "NetStream.Play.UnpublishNotify".into(),
-            description: "Stream ended.".into()
-        }]
+        vec![
+            ClientEvent::StreamEof,
+            ClientEvent::Status {
+                level: "status".into(),
+                code: "NetStream.Play.UnpublishNotify".into(),
+                description: "Stream ended.".into()
+            }
+        ]
     );
     client.finish();
     pump(&mut client, &mut server).unwrap();
