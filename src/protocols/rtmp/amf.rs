@@ -283,10 +283,7 @@ fn read_nested(input: &mut &[u8], depth: usize) -> Result<Amf0Value, AmfError> {
 }
 
 /// Reads `name value` pairs up to the empty name + object end marker.
-fn read_properties(
-    input: &mut &[u8],
-    depth: usize,
-) -> Result<Vec<(String, Amf0Value)>, AmfError> {
+fn read_properties(input: &mut &[u8], depth: usize) -> Result<Vec<(String, Amf0Value)>, AmfError> {
     let mut props = Vec::new();
     loop {
         let len = take_u16(input)?;
@@ -345,7 +342,10 @@ mod tests {
             (
                 "inner".into(),
                 Amf0Value::object([
-                    ("a", Amf0Value::StrictArray(vec![Amf0Value::Number(1.0), Amf0Value::Null])),
+                    (
+                        "a",
+                        Amf0Value::StrictArray(vec![Amf0Value::Number(1.0), Amf0Value::Null]),
+                    ),
                     ("b", Amf0Value::string("x")),
                 ]),
             ),
@@ -353,9 +353,15 @@ mod tests {
         let values = vec![Amf0Value::string("onMetaData"), meta.clone()];
         let back = round_trip(&values);
         assert_eq!(back, values);
-        assert_eq!(back[1].get("width").and_then(Amf0Value::as_f64), Some(320.0));
         assert_eq!(
-            back[1].get("inner").and_then(|o| o.get("b")).and_then(Amf0Value::as_str),
+            back[1].get("width").and_then(Amf0Value::as_f64),
+            Some(320.0)
+        );
+        assert_eq!(
+            back[1]
+                .get("inner")
+                .and_then(|o| o.get("b"))
+                .and_then(Amf0Value::as_str),
             Some("x")
         );
         assert!(back[1].get("missing").is_none());
@@ -365,8 +371,14 @@ mod tests {
     #[test]
     fn exact_bytes_of_a_small_object() {
         let mut out = BytesMut::new();
-        write_value(&mut out, &Amf0Value::object([("a", Amf0Value::Boolean(true))]));
-        assert_eq!(&out[..], &[0x03, 0x00, 0x01, b'a', 0x01, 0x01, 0x00, 0x00, 0x09]);
+        write_value(
+            &mut out,
+            &Amf0Value::object([("a", Amf0Value::Boolean(true))]),
+        );
+        assert_eq!(
+            &out[..],
+            &[0x03, 0x00, 0x01, b'a', 0x01, 0x01, 0x00, 0x00, 0x09]
+        );
     }
 
     #[test]
@@ -413,21 +425,32 @@ mod tests {
         let mut out = BytesMut::new();
         write_values(
             &mut out,
-            &[Amf0Value::string("connect"), Amf0Value::Number(1.0), Amf0Value::object([(
-                "app",
-                Amf0Value::string("live"),
-            )])],
+            &[
+                Amf0Value::string("connect"),
+                Amf0Value::Number(1.0),
+                Amf0Value::object([("app", Amf0Value::string("live"))]),
+            ],
         );
         // A prefix reads only when cut between values (10 = after the string, 19 = after
         // the number) or just before the final end marker (tolerated); otherwise it fails.
         for cut in 1..out.len() {
             let ok = read_values(&out[..cut]).is_ok();
-            assert_eq!(ok, cut == 10 || cut == 19 || cut == out.len() - 1, "cut at {cut}");
+            assert_eq!(
+                ok,
+                cut == 10 || cut == 19 || cut == out.len() - 1,
+                "cut at {cut}"
+            );
         }
-        assert_eq!(read_values(&[0x02, 0x00, 0x05, b'a']), Err(AmfError::Truncated));
+        assert_eq!(
+            read_values(&[0x02, 0x00, 0x05, b'a']),
+            Err(AmfError::Truncated)
+        );
         assert_eq!(read_values(&[0x42]), Err(AmfError::UnknownMarker(0x42)));
         assert_eq!(read_values(&[0x09]), Err(AmfError::UnexpectedObjectEnd));
-        assert_eq!(read_values(&[0x0A, 0xFF, 0xFF, 0xFF, 0xFF]), Err(AmfError::Truncated));
+        assert_eq!(
+            read_values(&[0x0A, 0xFF, 0xFF, 0xFF, 0xFF]),
+            Err(AmfError::Truncated)
+        );
     }
 
     #[test]

@@ -15,7 +15,8 @@ pub const MAX_WIRE_MESSAGE_LEN: u32 = 0x00FF_FFFF;
 pub const MAX_PENDING_BYTES: usize = 32 * 1024 * 1024;
 /// The chunk size every RTMP connection starts with.
 pub const DEFAULT_CHUNK_SIZE: u32 = 128;
-/// Largest chunk size a peer may set (the spec allows 2^31 − 1; nothing needs more than this).
+/// Largest chunk size we use for reading (the spec allows 2^31 − 1; a message is never
+/// longer than 16 MiB − 1, so larger sizes change nothing).
 pub const MAX_CHUNK_SIZE: u32 = 0x00FF_FFFF;
 /// A timestamp field of this value means "extended timestamp follows".
 const EXTENDED_TS: u32 = 0x00FF_FFFF;
@@ -94,15 +95,20 @@ struct ChunkHeader {
 
 impl ChunkDecoder {
     pub fn new() -> Self {
-        ChunkDecoder { chunk_size: DEFAULT_CHUNK_SIZE, streams: HashMap::new(), pending: 0 }
+        ChunkDecoder {
+            chunk_size: DEFAULT_CHUNK_SIZE,
+            streams: HashMap::new(),
+            pending: 0,
+        }
     }
 
-    /// Applies the peer's Set Chunk Size.
+    /// Applies the peer's Set Chunk Size. Zero and values with the top bit set are errors;
+    /// sizes above [`MAX_CHUNK_SIZE`] act like it (no message is longer anyway).
     pub fn set_chunk_size(&mut self, size: u32) -> Result<(), ChunkError> {
-        if size == 0 || size > MAX_CHUNK_SIZE {
+        if size == 0 || size > 0x7FFF_FFFF {
             return Err(ChunkError::BadChunkSize(size));
         }
-        self.chunk_size = size;
+        self.chunk_size = size.min(MAX_CHUNK_SIZE);
         Ok(())
     }
 
@@ -141,7 +147,9 @@ impl ChunkDecoder {
     /// Parses the headers of the chunk at the front of `input` without consuming anything;
     /// `None` when they are not all there yet.
     fn parse_header(&self, input: &[u8]) -> Result<Option<ChunkHeader>, ChunkError> {
-        let Some(&b0) = input.first() else { return Ok(None) };
+        let Some(&b0) = input.first() else {
+            return Ok(None);
+        };
         let fmt = b0 >> 6;
         let (csid, mut pos) = match b0 & 0x3F {
             0 => match input.get(1) {
@@ -159,7 +167,9 @@ impl ChunkDecoder {
             return Err(ChunkError::NoPreviousHeader { csid, fmt });
         }
         let header_size = [11usize, 7, 3, 0][usize::from(fmt)];
-        let Some(h) = input.get(pos..pos + header_size) else { return Ok(None) };
+        let Some(h) = input.get(pos..pos + header_size) else {
+            return Ok(None);
+        };
         pos += header_size;
         let mut header = ChunkHeader {
             fmt,
@@ -181,7 +191,9 @@ impl ChunkDecoder {
                 header.stream_id = Some(u32::from_le_bytes([h[7], h[8], h[9], h[10]]));
             }
             if ts == EXTENDED_TS {
-                let Some(e) = input.get(pos..pos + 4) else { return Ok(None) };
+                let Some(e) = input.get(pos..pos + 4) else {
+                    return Ok(None);
+                };
                 header.ts_field = Some(u32::from_be_bytes([e[0], e[1], e[2], e[3]]));
                 header.extended = true;
                 pos += 4;
@@ -191,7 +203,9 @@ impl ChunkDecoder {
         } else if let Some(st) = prev.filter(|st| st.extended) {
             // Format 3 after an extended-timestamp header repeats the extended field. On a
             // continuation, some encoders leave it out: take it only if it matches.
-            let Some(e) = input.get(pos..pos + 4) else { return Ok(None) };
+            let Some(e) = input.get(pos..pos + 4) else {
+                return Ok(None);
+            };
             let value = u32::from_be_bytes([e[0], e[1], e[2], e[3]]);
             if st.partial.is_none() || value == st.ts_field {
                 header.ts_field = Some(value);
@@ -210,15 +224,26 @@ impl ChunkDecoder {
     ) -> Result<Option<RawMessage>, ChunkError> {
         if let Some(len) = h.length {
             if len > MAX_MESSAGE_LEN {
-                return Err(ChunkError::MessageTooLong { len, max: MAX_MESSAGE_LEN });
+                return Err(ChunkError::MessageTooLong {
+                    len,
+                    max: MAX_MESSAGE_LEN,
+                });
             }
         }
         let chunk_size = self.chunk_size;
         let st = self.streams.entry(h.csid).or_default();
         let continuing = h.fmt == 3 && st.partial.is_some();
-        let length = if continuing { st.length } else { h.length.unwrap_or(st.length) };
+        let length = if continuing {
+            st.length
+        } else {
+            h.length.unwrap_or(st.length)
+        };
         let have = st.partial.as_ref().map_or(0, BytesMut::len);
-        let remaining = if continuing { length as usize - have } else { length as usize };
+        let remaining = if continuing {
+            length as usize - have
+        } else {
+            length as usize
+        };
         let payload_len = remaining.min(chunk_size as usize);
         if input.len() < h.header_len + payload_len {
             return Ok(None);
@@ -227,11 +252,18 @@ impl ChunkDecoder {
         // The whole chunk is here: commit its header to the chunk stream state.
         if !continuing {
             if let Some(old) = st.partial.take() {
-                tracing::debug!(csid = h.csid, "new message header drops an incomplete message");
+                tracing::debug!(
+                    csid = h.csid,
+                    "new message header drops an incomplete message"
+                );
                 self.pending -= old.len();
             }
             let field = h.ts_field.unwrap_or(st.ts_field);
-            st.timestamp = if h.fmt == 0 { field } else { st.timestamp.wrapping_add(field) };
+            st.timestamp = if h.fmt == 0 {
+                field
+            } else {
+                st.timestamp.wrapping_add(field)
+            };
             st.ts_field = field;
             if h.fmt <= 2 {
                 st.extended = h.extended;

@@ -21,7 +21,10 @@ fn pattern(len: usize) -> Vec<u8> {
 #[test]
 fn small_message_round_trip_with_exact_header() {
     let mut input = encode(128, 3, msg_type::COMMAND_AMF0, 0x010203, b"hello");
-    assert_eq!(&input[..12], &[0x03, 0x01, 0x02, 0x03, 0, 0, 5, 20, 1, 0, 0, 0]);
+    assert_eq!(
+        &input[..12],
+        &[0x03, 0x01, 0x02, 0x03, 0, 0, 5, 20, 1, 0, 0, 0]
+    );
     let msgs = decode_all(&mut ChunkDecoder::new(), &mut input);
     assert_eq!(msgs.len(), 1);
     assert_eq!(msgs[0].csid, 3);
@@ -66,8 +69,10 @@ fn formats_one_two_three_apply_deltas() {
     input.extend_from_slice(&[0xC4]);
     input.extend_from_slice(b"hi");
     let msgs = decode_all(&mut ChunkDecoder::new(), &mut input);
-    let summary: Vec<_> =
-        msgs.iter().map(|m| (m.type_id, m.timestamp, m.stream_id, m.payload.to_vec())).collect();
+    let summary: Vec<_> = msgs
+        .iter()
+        .map(|m| (m.type_id, m.timestamp, m.stream_id, m.payload.to_vec()))
+        .collect();
     assert_eq!(
         summary,
         vec![
@@ -95,8 +100,14 @@ fn interleaved_chunk_streams() {
     input.extend_from_slice(b"vvv");
     let msgs = decode_all(&mut dec, &mut input);
     assert_eq!(msgs.len(), 2);
-    assert_eq!((msgs[0].csid, msgs[0].timestamp, &msgs[0].payload[..]), (4, 10, &b"AAAAaa"[..]));
-    assert_eq!((msgs[1].csid, msgs[1].timestamp, &msgs[1].payload[..]), (6, 11, &b"VVVVvvv"[..]));
+    assert_eq!(
+        (msgs[0].csid, msgs[0].timestamp, &msgs[0].payload[..]),
+        (4, 10, &b"AAAAaa"[..])
+    );
+    assert_eq!(
+        (msgs[1].csid, msgs[1].timestamp, &msgs[1].payload[..]),
+        (6, 11, &b"VVVVvvv"[..])
+    );
 }
 
 #[test]
@@ -120,7 +131,7 @@ fn extended_timestamp_missing_on_continuation_is_tolerated() {
     input.extend_from_slice(&0x0100_0000u32.to_be_bytes());
     input.extend_from_slice(&[1u8; 128]);
     input.extend_from_slice(&[0xC6, 2, 3]); // no extended field repeated
-    // The next message lets the decoder see that no extended field came.
+                                            // The next message lets the decoder see that no extended field came.
     input.extend_from_slice(&[0x04, 0, 0, 1, 0, 0, 1, 8, 1, 0, 0, 0, 7]);
     let msgs = decode_all(&mut ChunkDecoder::new(), &mut input);
     assert_eq!(msgs.len(), 2);
@@ -159,7 +170,12 @@ fn chunk_size_change_applies_to_following_chunks() {
     assert_eq!(&second.payload[..], &payload[..]);
     assert!(input.is_empty());
     assert_eq!(dec.set_chunk_size(0), Err(ChunkError::BadChunkSize(0)));
-    assert_eq!(dec.set_chunk_size(0x8000_0000), Err(ChunkError::BadChunkSize(0x8000_0000)));
+    dec.set_chunk_size(0x7FFF_FFFF).unwrap();
+    assert_eq!(dec.chunk_size(), MAX_CHUNK_SIZE);
+    assert_eq!(
+        dec.set_chunk_size(0x8000_0000),
+        Err(ChunkError::BadChunkSize(0x8000_0000))
+    );
 }
 
 #[test]
@@ -203,7 +219,10 @@ fn over_long_message_is_refused() {
     let mut input = BytesMut::from(&[0x04u8, 0, 0, 0, 0x80, 0, 1, 8, 1, 0, 0, 0][..]);
     assert_eq!(
         ChunkDecoder::new().decode(&mut input),
-        Err(ChunkError::MessageTooLong { len: MAX_MESSAGE_LEN + 1, max: MAX_MESSAGE_LEN })
+        Err(ChunkError::MessageTooLong {
+            len: MAX_MESSAGE_LEN + 1,
+            max: MAX_MESSAGE_LEN
+        })
     );
     let mut out = BytesMut::new();
     let big = vec![0u8; MAX_WIRE_MESSAGE_LEN as usize + 1];

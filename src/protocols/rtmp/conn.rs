@@ -21,7 +21,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> ServerConn<S> {
     /// Runs the handshake with a client that just connected, within `handshake_timeout`.
     pub async fn accept(io: S, handshake_timeout: Duration) -> Result<Self, RtmpError> {
         let mut t = Transport::new(io, ServerSession::new(epoch_ms()));
-        t.drive_until(ServerSession::handshake_done, handshake_timeout, "handshake").await?;
+        t.drive_until(
+            ServerSession::handshake_done,
+            handshake_timeout,
+            "handshake",
+        )
+        .await?;
         Ok(ServerConn { t, peer_addr: None })
     }
 
@@ -85,7 +90,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> ServerConn<S> {
     }
 
     /// Encodes and sends one media message to a player.
-    pub async fn send_media(&mut self, kind: MediaKind, timestamp: u32, payload: &[u8]) -> Result<(), RtmpError> {
+    pub async fn send_media(
+        &mut self,
+        kind: MediaKind,
+        timestamp: u32,
+        payload: &[u8],
+    ) -> Result<(), RtmpError> {
         self.t.session.send_media(kind, timestamp, payload);
         self.t.flush().await
     }

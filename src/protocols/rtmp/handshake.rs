@@ -51,7 +51,10 @@ pub struct ServerHandshake {
 impl ServerHandshake {
     /// `time_ms` goes into S1's time field (any epoch).
     pub fn new(time_ms: u32) -> Self {
-        ServerHandshake { state: ServerState::WaitC0C1, time_ms }
+        ServerHandshake {
+            state: ServerState::WaitC0C1,
+            time_ms,
+        }
     }
 
     /// Consumes handshake bytes from `input` and appends the replies to `out`. Returns `true`
@@ -193,7 +196,9 @@ mod tests {
             Err(RtmpError::Handshake(_))
         ));
         let mut input = BytesMut::from(&b"GET / HTTP/1.1\r\n"[..]);
-        assert!(ServerHandshake::new(0).process(&mut input, &mut out).is_err());
+        assert!(ServerHandshake::new(0)
+            .process(&mut input, &mut out)
+            .is_err());
         let mut client = ClientHandshake::start(0, &mut BytesMut::new());
         let mut input = BytesMut::from(&[0x16u8, 3, 1][..]);
         assert!(client.process(&mut input, &mut out).is_err());

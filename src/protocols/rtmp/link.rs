@@ -38,7 +38,10 @@ impl Link {
                 Message::SetChunkSize(size) => self.decoder.set_chunk_size(size)?,
                 Message::Abort(csid) => self.decoder.abort(csid),
                 Message::WindowAckSize(size) => self.peer_window = size,
-                Message::UserControl { event: user_event::PING_REQUEST, value } => {
+                Message::UserControl {
+                    event: user_event::PING_REQUEST,
+                    value,
+                } => {
                     self.writer.user_control(user_event::PING_RESPONSE, value);
                 }
                 Message::Ack(_) | Message::SetPeerBandwidth { .. } | Message::Other(_) => {}
@@ -86,7 +89,10 @@ mod tests {
         }
         assert_eq!(
             drain(&mut link),
-            vec![Message::UserControl { event: user_event::PING_RESPONSE, value: 42 }]
+            vec![Message::UserControl {
+                event: user_event::PING_RESPONSE,
+                value: 42
+            }]
         );
     }
 

@@ -21,7 +21,9 @@ const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Milliseconds for handshake time fields (wraps; any epoch will do).
 pub(crate) fn epoch_ms() -> u32 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u32)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u32)
 }
 
 /// What the transport needs from a session.
@@ -61,7 +63,10 @@ impl Session for ClientSession {
 /// Whether an error means the peer is gone (rather than something worth reporting).
 fn is_disconnect(e: &std::io::Error) -> bool {
     use std::io::ErrorKind::*;
-    matches!(e.kind(), BrokenPipe | ConnectionReset | ConnectionAborted | WriteZero)
+    matches!(
+        e.kind(),
+        BrokenPipe | ConnectionReset | ConnectionAborted | WriteZero
+    )
 }
 
 /// A session and its byte stream.
@@ -75,7 +80,12 @@ pub(crate) struct Transport<S, P> {
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send, P: Session> Transport<S, P> {
     pub fn new(io: S, session: P) -> Self {
-        Transport { io, session, input: BytesMut::with_capacity(READ_CHUNK), peer_gone: false }
+        Transport {
+            io,
+            session,
+            input: BytesMut::with_capacity(READ_CHUNK),
+            peer_gone: false,
+        }
     }
 
     /// Writes all queued output (cancel-safe: a cancelled call leaves exactly the unwritten
@@ -153,7 +163,9 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send, P: Session> Transport<S, P> {
                 }
             }
         };
-        tokio::time::timeout(limit, exchange).await.map_err(|_| RtmpError::Timeout(what))?
+        tokio::time::timeout(limit, exchange)
+            .await
+            .map_err(|_| RtmpError::Timeout(what))?
     }
 
     /// Sends what is still queued (bounded wait) and shuts the stream down.
