@@ -5,6 +5,14 @@
 //! - [`ClientConn`]: we push to / pull from an RTMP origin; [`ClientSession`] without IO.
 //! - [`encode_media_chunks`]: media chunked once, written unchanged to every player.
 //! - [`amf`]: AMF0 values (also used for FLV script data).
+//!
+//! Driving a [`ServerConn`]: call `next_event` in a loop (it is cancel-safe, so it can sit in
+//! `tokio::select!` beside a media queue); answer `Publish`/`Play` with `accept_*` or
+//! `reject_*` (then close). After `Unpublish`, keep reading until `None`: publishers such as
+//! rtmp2sink still send `deleteStream` and report an error if the server hangs up first.
+//! Players get media through `send_chunks` (sequence headers first, metadata as
+//! `onMetaData` without `@setDataFrame`); `end_play` tells them the stream ended (rtmp2src
+//! then goes to EOS).
 
 pub mod amf;
 pub mod chunk;
