@@ -1,1 +1,146 @@
-//! Gateway configuration.
+//! The gateway's configuration: an optional YAML file (`--config`), overridden by the command
+//! line. Everything has a default, so `interop-gateway serve` runs with no file at all.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::hub::HubConfig;
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    pub http: SocketAddr,
+    pub rtmp: SocketAddr,
+    pub matrix: PathBuf,
+    pub pipelines: PathBuf,
+    pub hub: HubSettings,
+    pub relay: RelaySettings,
+    /// Pushes started at boot: each relays `stream` to `url` whenever it is live.
+    pub pushes: Vec<RelayDecl>,
+    /// Pulls started at boot: each makes `url` the local publisher of `stream`.
+    pub pulls: Vec<RelayDecl>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HubSettings {
+    /// Seconds an unused conversion lives on after its last consumer leaves.
+    pub grace_seconds: f64,
+    /// Times a consumer may fall behind before it is disconnected.
+    pub max_lag_events: u32,
+    /// Frames per track a consumer may be behind before it has lagged.
+    pub queue_frames: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RelaySettings {
+    /// First retry delay after a failure; doubles up to `retry_max_seconds`.
+    pub retry_min_seconds: f64,
+    pub retry_max_seconds: f64,
+    /// Give up after this many failed attempts in a row (0: never).
+    pub max_attempts: u32,
+    pub connect_timeout_seconds: f64,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RelayDecl {
+    pub stream: String,
+    pub url: String,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            http: ([0, 0, 0, 0], 8080).into(),
+            rtmp: ([0, 0, 0, 0], 1935).into(),
+            matrix: "matrix.yaml".into(),
+            pipelines: "pipelines".into(),
+            hub: HubSettings::default(),
+            relay: RelaySettings::default(),
+            pushes: Vec::new(),
+            pulls: Vec::new(),
+        }
+    }
+}
+
+impl Default for HubSettings {
+    fn default() -> Self {
+        let d = HubConfig::default();
+        HubSettings {
+            grace_seconds: d.grace.as_secs_f64(),
+            max_lag_events: d.max_lag_events,
+            queue_frames: d.limits.queue_frames,
+        }
+    }
+}
+
+impl Default for RelaySettings {
+    fn default() -> Self {
+        RelaySettings { retry_min_seconds: 1.0, retry_max_seconds: 30.0, max_attempts: 0, connect_timeout_seconds: 5.0 }
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{path}: {reason}")]
+    Read { path: String, reason: String },
+    #[error("{path}: {reason}")]
+    Parse { path: String, reason: String },
+}
+
+impl Config {
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::Read { path: path.display().to_string(), reason: e.to_string() })?;
+        serde_saphyr::from_str(&text)
+            .map_err(|e| ConfigError::Parse { path: path.display().to_string(), reason: e.to_string() })
+    }
+
+    pub fn hub_config(&self) -> HubConfig {
+        let mut hub = HubConfig::default();
+        hub.grace = secs(self.hub.grace_seconds);
+        hub.max_lag_events = self.hub.max_lag_events;
+        hub.limits.queue_frames = self.hub.queue_frames.max(16);
+        hub
+    }
+}
+
+impl RelaySettings {
+    pub fn retry_min(&self) -> Duration {
+        secs(self.retry_min_seconds)
+    }
+
+    pub fn retry_max(&self) -> Duration {
+        secs(self.retry_max_seconds.max(self.retry_min_seconds))
+    }
+
+    pub fn connect_timeout(&self) -> Duration {
+        secs(self.connect_timeout_seconds)
+    }
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(if s.is_finite() && s > 0.0 { s } else { 0.0 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_file_and_refuses_unknown_keys() {
+        let c: Config = serde_saphyr::from_str(
+            "rtmp: 127.0.0.1:1936\nhub: { grace_seconds: 0.5 }\npushes:\n  - { stream: k, url: rtmp://h/live/k }\n",
+        )
+        .unwrap();
+        assert_eq!(c.rtmp.port(), 1936);
+        assert_eq!(c.hub_config().grace, Duration::from_millis(500));
+        assert_eq!(c.pushes[0].stream, "k");
+        assert!(serde_saphyr::from_str::<Config>("bogus: 1\n").is_err());
+    }
+}

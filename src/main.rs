@@ -1,1 +1,163 @@
-fn main() {}
+//! The `interop-gateway` binary: `serve`, `check`, `plan`.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use interop_gateway::config::Config;
+use interop_gateway::matrix::{self, Matrix, Source};
+use interop_gateway::media::Protocol;
+use interop_gateway::pipeline::Pipelines;
+use interop_gateway::server::{self, Gateway, Listeners};
+
+#[derive(Parser)]
+#[command(name = "interop-gateway", version, about = "Live-media gateway: WebRTC, RTMP, UDP/RTP, H5 and mini-program, converted only where the matrix says")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway.
+    Serve {
+        /// YAML configuration file (command-line options override it).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        matrix: Option<PathBuf>,
+        /// HTTP address (API, HTTP-FLV, WHIP/WHEP, H5).
+        #[arg(long)]
+        http: Option<SocketAddr>,
+        #[arg(long)]
+        rtmp: Option<SocketAddr>,
+        /// The address ICE offers for WebRTC sessions.
+        #[arg(long)]
+        webrtc_ip: Option<std::net::IpAddr>,
+        /// Folder of GStreamer pipeline fragments.
+        #[arg(long)]
+        pipelines: Option<PathBuf>,
+    },
+    /// Validate a matrix: exit 0 when valid, else one line per problem.
+    Check {
+        #[arg(default_value = "matrix.yaml")]
+        file: PathBuf,
+    },
+    /// Show which tracks a bridge copies and converts, and the pipelines it would build.
+    Plan {
+        #[arg(long)]
+        from: Protocol,
+        #[arg(long)]
+        to: Protocol,
+        #[arg(long, default_value = "matrix.yaml")]
+        matrix: PathBuf,
+        #[arg(long, default_value = "pipelines")]
+        pipelines: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Serve { config, matrix, http, rtmp, webrtc_ip, pipelines } => {
+            serve(config, matrix, http, rtmp, webrtc_ip, pipelines)
+        }
+        Command::Check { file } => return check(&file),
+        Command::Plan { from, to, matrix, pipelines } => plan(from, to, &matrix, &pipelines),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn check(file: &std::path::Path) -> ExitCode {
+    let (text, ok) = matrix::check_report(file);
+    if ok {
+        println!("{text}");
+        ExitCode::SUCCESS
+    } else {
+        eprintln!("{text}");
+        ExitCode::FAILURE
+    }
+}
+
+fn plan(from: Protocol, to: Protocol, matrix_path: &std::path::Path, pipelines: &std::path::Path) -> anyhow::Result<()> {
+    let m = Matrix::load(matrix_path).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let p = Pipelines::load(pipelines).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let plan = matrix::plan(&m, from, &Source::default_for(&m, from), to).map_err(|e| anyhow::anyhow!("{e}"))?;
+    print!("{}", matrix::render_plan(&plan, Some(&p), m.params(from, to)));
+    Ok(())
+}
+
+fn serve(
+    config: Option<PathBuf>,
+    matrix: Option<PathBuf>,
+    http: Option<SocketAddr>,
+    rtmp: Option<SocketAddr>,
+    webrtc_ip: Option<std::net::IpAddr>,
+    pipelines: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let mut cfg = match &config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(m) = matrix {
+        cfg.matrix = m;
+    }
+    if let Some(a) = http {
+        cfg.http = a;
+    }
+    if let Some(a) = rtmp {
+        cfg.rtmp = a;
+    }
+    if let Some(p) = pipelines {
+        cfg.pipelines = p;
+    }
+    let _ = webrtc_ip; // used by the WebRTC endpoints
+    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    runtime.block_on(async move {
+        let gw = Gateway::new(&cfg)?;
+        let listeners = Listeners::bind(cfg.http, cfg.rtmp).await?;
+        let http_addr = listeners.http.local_addr().context("HTTP address")?;
+        let rtmp_addr = listeners.rtmp.local_addr().context("RTMP address")?;
+        eprintln!("listening http={http_addr} rtmp={rtmp_addr}");
+        let reload_gw = gw.clone();
+        tokio::spawn(async move { reload_on_sighup(reload_gw).await });
+        server::run(gw, &cfg, listeners, shutdown_signal()).await?;
+        anyhow::Ok(())
+    })?;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = match signal(SignalKind::terminate()) {
+        Ok(s) => s,
+        Err(_) => return std::future::pending().await,
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term.recv() => {}
+    }
+}
+
+async fn reload_on_sighup(gw: Gateway) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else { return };
+    while hup.recv().await.is_some() {
+        let status = gw.reload();
+        tracing::info!(ok = status.ok, message = %status.message, "SIGHUP reload");
+    }
+}

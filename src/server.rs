@@ -1,1 +1,154 @@
-//! Server wiring.
+//! The whole gateway as one value (`Gateway`) and its entry point `run(gateway, listeners,
+//! shutdown)`, so tests can start a complete server on port 0.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::Config;
+use crate::hub::Hub;
+use crate::matrix::{Matrix, MatrixError};
+use crate::pipeline::{FragmentError, Pipelines};
+use crate::protocols::cdn::Relays;
+use crate::protocols::rtmp::serve as rtmp_serve;
+
+/// How long shutdown waits for sessions to close before giving up on them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    #[error("{0}")]
+    Matrix(#[from] MatrixError),
+    #[error("{0}")]
+    Pipelines(#[from] FragmentError),
+    #[error("{what}: {source}")]
+    Io { what: String, source: std::io::Error },
+    #[error("{0}")]
+    Config(String),
+}
+
+/// The outcome of the last matrix reload, shown by the API.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReloadStatus {
+    pub ok: bool,
+    pub message: String,
+    pub at: f64,
+}
+
+/// Everything a request handler or protocol session needs; cheap to clone.
+#[derive(Clone)]
+pub struct Gateway {
+    pub hub: Hub,
+    pub relays: Relays,
+    pub shutdown: CancellationToken,
+    matrix_path: Arc<PathBuf>,
+    pipelines_dir: Arc<PathBuf>,
+    last_reload: Arc<Mutex<Option<ReloadStatus>>>,
+}
+
+/// Loads and checks the matrix and the pipeline fragments (including a GStreamer parse).
+pub fn load_matrix(matrix: &std::path::Path, pipelines: &std::path::Path) -> Result<(Matrix, Pipelines), ServerError> {
+    let m = Matrix::load(matrix)?;
+    let p = Pipelines::load(pipelines)?;
+    crate::pipeline::init();
+    p.check_with_gstreamer()?;
+    Ok((m, p))
+}
+
+impl Gateway {
+    /// Builds the gateway from its configuration; refuses a bad matrix or bad fragments.
+    pub fn new(config: &Config) -> Result<Gateway, ServerError> {
+        let (matrix, pipelines) = load_matrix(&config.matrix, &config.pipelines)?;
+        let hub = Hub::new(matrix, pipelines, config.hub_config());
+        let shutdown = CancellationToken::new();
+        let relays = Relays::new(hub.clone(), config.relay.clone(), shutdown.clone());
+        Ok(Gateway {
+            hub,
+            relays,
+            shutdown,
+            matrix_path: Arc::new(config.matrix.clone()),
+            pipelines_dir: Arc::new(config.pipelines.clone()),
+            last_reload: Arc::new(Mutex::new(None)),
+        })
+    }
+
+    /// Loads the matrix file again: a good one serves new sessions from now on; a bad one is
+    /// refused and the running matrix stays, with the reason kept for the API.
+    pub fn reload(&self) -> ReloadStatus {
+        let at = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
+        let status = match load_matrix(&self.matrix_path, &self.pipelines_dir) {
+            Ok((matrix, pipelines)) => {
+                self.hub.replace_matrix(matrix, pipelines);
+                tracing::info!(path = %self.matrix_path.display(), "matrix reloaded");
+                ReloadStatus { ok: true, message: "matrix reloaded; new sessions use it".into(), at }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "matrix reload refused; keeping the running matrix");
+                ReloadStatus { ok: false, message: format!("reload refused, running matrix kept:\n{e}"), at }
+            }
+        };
+        *self.last_reload.lock().unwrap_or_else(|e| e.into_inner()) = Some(status.clone());
+        status
+    }
+
+    pub fn last_reload(&self) -> Option<ReloadStatus> {
+        self.last_reload.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+}
+
+pub struct Listeners {
+    pub http: TcpListener,
+    pub rtmp: TcpListener,
+}
+
+impl Listeners {
+    pub async fn bind(http: SocketAddr, rtmp: SocketAddr) -> Result<Listeners, ServerError> {
+        let bind = |what: &'static str, addr: SocketAddr| async move {
+            TcpListener::bind(addr).await.map_err(|source| ServerError::Io { what: format!("{what} {addr}"), source })
+        };
+        Ok(Listeners { http: bind("HTTP", http).await?, rtmp: bind("RTMP", rtmp).await? })
+    }
+}
+
+/// Serves until `shutdown` resolves, then stops accepting, closes sessions and returns.
+pub async fn run(gw: Gateway, config: &Config, listeners: Listeners, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+    for decl in &config.pushes {
+        let (key, url) = relay_decl(decl)?;
+        gw.relays.add_push(key, url);
+    }
+    for decl in &config.pulls {
+        let (key, url) = relay_decl(decl)?;
+        gw.relays.add_pull(key, url).map_err(|e| ServerError::Config(e.to_string()))?;
+    }
+    let rtmp = tokio::spawn(rtmp_serve::accept_loop(listeners.rtmp, gw.clone()));
+    let app = crate::api::router(gw.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let token = gw.shutdown.clone();
+    let server = axum::serve(listeners.http, app).with_graceful_shutdown(token.clone().cancelled_owned());
+    let http = tokio::spawn(async move { server.await });
+    shutdown.await;
+    tracing::info!("shutting down");
+    token.cancel();
+    for stream in gw.hub.streams() {
+        stream.kick();
+    }
+    let closing = async {
+        let _ = rtmp.await;
+        let _ = http.await;
+    };
+    if tokio::time::timeout(SHUTDOWN_GRACE, closing).await.is_err() {
+        tracing::warn!("sessions did not close in time; exiting anyway");
+    }
+    Ok(())
+}
+
+fn relay_decl(decl: &crate::config::RelayDecl) -> Result<(crate::hub::StreamKey, crate::protocols::rtmp::RtmpUrl), ServerError> {
+    let key = decl.stream.parse().map_err(|e: crate::hub::InvalidStreamKey| ServerError::Config(e.to_string()))?;
+    let url = decl.url.parse().map_err(|e: crate::protocols::rtmp::RtmpError| ServerError::Config(format!("{}: {e}", decl.url)))?;
+    Ok((key, url))
+}

@@ -1,0 +1,169 @@
+//! `GET/DELETE /api/v1/streams[/{stream}]`: what is live, who watches, what converts.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::Ordering;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use axum::Json;
+use serde::Serialize;
+
+use super::error::{parse_key, ApiError};
+use crate::hub::Stream;
+use crate::media::{Codec, TrackInfo};
+use crate::server::Gateway;
+
+#[derive(Serialize)]
+pub struct StreamList {
+    pub streams: Vec<StreamView>,
+}
+
+#[derive(Serialize)]
+pub struct StreamView {
+    pub key: String,
+    pub publisher: PublisherView,
+    pub video: Option<VideoView>,
+    pub audio: Option<AudioView>,
+    /// Consumers by protocol.
+    pub consumers: BTreeMap<String, usize>,
+    pub sessions: Vec<SessionView>,
+    pub conversions: Vec<ConversionView>,
+    pub bytes_in: u64,
+}
+
+#[derive(Serialize)]
+pub struct PublisherView {
+    pub id: u64,
+    pub protocol: String,
+    pub transport: String,
+    pub remote: Option<String>,
+    pub since: u64,
+}
+
+#[derive(Serialize)]
+pub struct VideoView {
+    pub codec: Codec,
+    pub width: u32,
+    pub height: u32,
+    pub fps: Option<f64>,
+    pub bframes: bool,
+}
+
+#[derive(Serialize)]
+pub struct AudioView {
+    pub codec: Codec,
+    pub sample_rate: u32,
+    pub channels: u8,
+}
+
+#[derive(Serialize)]
+pub struct SessionView {
+    pub id: u64,
+    pub protocol: String,
+    pub transport: String,
+    pub remote: Option<String>,
+    pub since: u64,
+    pub bytes_out: u64,
+}
+
+#[derive(Serialize)]
+pub struct ConversionView {
+    pub track: String,
+    pub from: Codec,
+    pub to: Codec,
+    pub consumers: usize,
+    /// Why it runs: the matrix names it (`rule`), an `auto` cell, a copy that cannot work
+    /// for this stream's codec, or B-frames the receiver cannot take.
+    pub reason: crate::matrix::Reason,
+    pub params: String,
+    pub pipeline: String,
+    pub frames_in: u64,
+    pub frames_out: u64,
+    pub error: Option<String>,
+}
+
+fn unix(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+pub fn view(stream: &Stream) -> StreamView {
+    let video = stream.video_info().and_then(|i| match i.as_ref() {
+        TrackInfo::Video(v) => {
+            Some(VideoView { codec: v.codec, width: v.width, height: v.height, fps: v.fps, bframes: v.bframes })
+        }
+        _ => None,
+    });
+    let audio = stream.audio_info().and_then(|i| match i.as_ref() {
+        TrackInfo::Audio(a) => Some(AudioView { codec: a.codec, sample_rate: a.sample_rate, channels: a.channels }),
+        _ => None,
+    });
+    let sessions: Vec<SessionView> = stream
+        .consumers()
+        .iter()
+        .map(|c| SessionView {
+            id: c.id.0,
+            protocol: c.protocol.to_string(),
+            transport: c.transport.clone(),
+            remote: c.remote.clone(),
+            since: unix(c.started),
+            bytes_out: c.bytes_out.load(Ordering::Relaxed),
+        })
+        .collect();
+    let mut consumers = BTreeMap::new();
+    for s in &sessions {
+        *consumers.entry(s.protocol.clone()).or_insert(0) += 1;
+    }
+    let conversions = stream
+        .conversions()
+        .iter()
+        .map(|c| ConversionView {
+            track: c.key.track.to_string(),
+            from: c.key.from,
+            to: c.key.to,
+            consumers: c.consumers(),
+            reason: c.reason,
+            params: c.key.params.clone(),
+            pipeline: c.description.clone(),
+            frames_in: c.frames_in(),
+            frames_out: c.frames_out(),
+            error: c.error(),
+        })
+        .collect();
+    let p = &stream.publisher;
+    StreamView {
+        key: stream.key.to_string(),
+        publisher: PublisherView {
+            id: p.id.0,
+            protocol: p.protocol.to_string(),
+            transport: p.transport.clone(),
+            remote: p.remote.clone(),
+            since: unix(p.started),
+        },
+        video,
+        audio,
+        consumers,
+        sessions,
+        conversions,
+        bytes_in: stream.bytes_in(),
+    }
+}
+
+pub async fn list(State(gw): State<Gateway>) -> Json<StreamList> {
+    Json(StreamList { streams: gw.hub.streams().iter().map(|s| view(s)).collect() })
+}
+
+pub async fn get(State(gw): State<Gateway>, Path(key): Path<String>) -> Result<Json<StreamView>, ApiError> {
+    let key = parse_key(&key)?;
+    let stream = gw.hub.stream(&key).ok_or_else(|| ApiError::not_found(format!("stream `{key}` is not live")))?;
+    Ok(Json(view(&stream)))
+}
+
+/// Disconnects the stream's publisher.
+pub async fn kick(State(gw): State<Gateway>, Path(key): Path<String>) -> Result<StatusCode, ApiError> {
+    let key = parse_key(&key)?;
+    let stream = gw.hub.stream(&key).ok_or_else(|| ApiError::not_found(format!("stream `{key}` is not live")))?;
+    stream.kick();
+    tracing::info!(stream = %key, "publisher disconnected by the API");
+    Ok(StatusCode::NO_CONTENT)
+}

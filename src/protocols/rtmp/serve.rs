@@ -1,0 +1,215 @@
+//! The RTMP server's glue to the hub: `/live/{stream}` is protocol `rtmp`, `/mini/{stream}`
+//! is protocol `miniprogram`; a connection publishes or plays one stream. A bad handshake or
+//! chunk closes that connection only.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use tokio::net::{TcpListener, TcpStream};
+use tracing::Instrument;
+
+use super::{ServerConn, ServerEvent};
+use crate::hub::{ConsumerRequest, EndReason, Publisher, StreamKey, Subscription};
+use crate::media::Protocol;
+use crate::protocols::flv::{FlvEgress, FlvIngest, TagKind};
+use crate::protocols::rtmp::MediaKind;
+use crate::server::Gateway;
+
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// A connection must publish or play within this time.
+const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
+/// A publisher that sends nothing for this long is gone.
+const PUBLISH_SILENCE: Duration = Duration::from_secs(20);
+
+pub async fn accept_loop(listener: TcpListener, gw: Gateway) {
+    loop {
+        let (io, peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                Err(e) => {
+                    tracing::warn!(error = %e, "RTMP accept failed");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            },
+            _ = gw.shutdown.cancelled() => return,
+        };
+        let _ = io.set_nodelay(true);
+        let span = tracing::info_span!("rtmp", %peer);
+        tokio::spawn(session(io, peer, gw.clone()).instrument(span));
+    }
+}
+
+fn protocol_for(app: &str) -> Option<Protocol> {
+    match app.trim_matches('/') {
+        "live" => Some(Protocol::Rtmp),
+        "mini" => Some(Protocol::Miniprogram),
+        _ => None,
+    }
+}
+
+async fn session(io: TcpStream, peer: SocketAddr, gw: Gateway) {
+    let mut conn = match ServerConn::accept(io, HANDSHAKE_TIMEOUT).await {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::debug!(error = %e, "handshake failed; connection closed");
+            return;
+        }
+    };
+    let deadline = tokio::time::sleep(IDLE_TIMEOUT);
+    tokio::pin!(deadline);
+    loop {
+        let event = tokio::select! {
+            e = conn.next_event() => e,
+            _ = &mut deadline => {
+                tracing::debug!("neither publish nor play in time; closing");
+                return;
+            }
+            _ = gw.shutdown.cancelled() => return,
+        };
+        let event = match event {
+            Ok(Some(e)) => e,
+            Ok(None) => return,
+            Err(e) => {
+                tracing::info!(error = %e, "connection closed on a protocol error");
+                return;
+            }
+        };
+        match event {
+            ServerEvent::Publish { app, key, .. } => return publish(conn, &gw, peer, &app, &key).await,
+            ServerEvent::Play { app, key, .. } => return play(conn, &gw, peer, &app, &key).await,
+            _ => {}
+        }
+    }
+}
+
+fn parse_target(app: &str, key: &str) -> Result<(Protocol, StreamKey), String> {
+    let protocol = protocol_for(app).ok_or_else(|| format!("unknown application `{app}`: use /live or /mini"))?;
+    let key = key.parse::<StreamKey>().map_err(|e| e.to_string())?;
+    Ok((protocol, key))
+}
+
+async fn publish(mut conn: ServerConn<TcpStream>, gw: &Gateway, peer: SocketAddr, app: &str, key: &str) {
+    let (protocol, key) = match parse_target(app, key) {
+        Ok(t) => t,
+        Err(reason) => {
+            let _ = conn.reject_publish(&reason).await;
+            return;
+        }
+    };
+    let mut publisher = match gw.hub.publish(key.clone(), protocol, "rtmp", Some(peer.to_string())) {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::info!(stream = %key, error = %e, "publish refused");
+            let _ = conn.reject_publish(&e.to_string()).await;
+            return;
+        }
+    };
+    if let Err(e) = conn.accept_publish().await {
+        tracing::info!(error = %e, "publisher gone before start");
+        return;
+    }
+    let span = tracing::info_span!("publish", stream = %key, %protocol);
+    let reason = receive(&mut conn, &mut publisher, gw).instrument(span).await;
+    tracing::info!(stream = %key, %reason, "publisher left");
+}
+
+/// Moves the publisher's media into the hub until it stops; returns why it ended.
+async fn receive(conn: &mut ServerConn<TcpStream>, publisher: &mut Publisher, gw: &Gateway) -> String {
+    let mut ingest = FlvIngest::new();
+    let mut warned = false;
+    loop {
+        let event = tokio::select! {
+            e = tokio::time::timeout(PUBLISH_SILENCE, conn.next_event()) => match e {
+                Ok(e) => e,
+                Err(_) => return "silent for too long".into(),
+            },
+            _ = publisher.kicked() => return "disconnected through the API".into(),
+            _ = gw.shutdown.cancelled() => return "gateway shutting down".into(),
+        };
+        let msg = match event {
+            Ok(Some(ServerEvent::Media(msg))) => msg,
+            Ok(Some(ServerEvent::Unpublish | ServerEvent::Stop)) => return "unpublished".into(),
+            Ok(Some(_)) => continue,
+            Ok(None) => return "connection closed".into(),
+            Err(e) => return format!("protocol error: {e}"),
+        };
+        publisher.add_bytes_in(msg.payload.len());
+        let kind = match msg.kind {
+            MediaKind::Audio => TagKind::Audio,
+            MediaKind::Video => TagKind::Video,
+            MediaKind::Data => TagKind::Script,
+        };
+        match ingest.push(kind, msg.timestamp, msg.payload) {
+            Ok(frames) => frames.into_iter().for_each(|f| publisher.push_arc(f)),
+            Err(e) if !warned => {
+                warned = true;
+                tracing::warn!(error = %e, "media the gateway cannot carry is dropped");
+            }
+            Err(_) => {}
+        }
+    }
+}
+
+async fn play(mut conn: ServerConn<TcpStream>, gw: &Gateway, peer: SocketAddr, app: &str, key: &str) {
+    let (protocol, key) = match parse_target(app, key) {
+        Ok(t) => t,
+        Err(reason) => {
+            let _ = conn.reject_play(&reason).await;
+            return;
+        }
+    };
+    let who = ConsumerRequest { protocol, transport: "rtmp".into(), remote: Some(peer.to_string()) };
+    let sub = match gw.hub.subscribe(&key, who).await {
+        Ok(s) => s,
+        Err(e) => {
+            tracing::info!(stream = %key, error = %e, "play refused");
+            let _ = conn.reject_play(&e.to_string()).await;
+            return;
+        }
+    };
+    if conn.accept_play().await.is_err() {
+        return;
+    }
+    let span = tracing::info_span!("play", stream = %key, %protocol);
+    let reason = send(&mut conn, sub, gw).instrument(span).await;
+    tracing::info!(stream = %key, %reason, "player left");
+}
+
+/// Sends the subscription to the player until either side ends; returns why it ended.
+async fn send(conn: &mut ServerConn<TcpStream>, mut sub: Subscription, gw: &Gateway) -> String {
+    let mut egress = FlvEgress::new();
+    let mut tags = Vec::new();
+    egress.start(sub.video_info(), sub.audio_info(), &mut tags);
+    loop {
+        for t in tags.drain(..) {
+            let kind = match t.kind {
+                TagKind::Audio => MediaKind::Audio,
+                TagKind::Video => MediaKind::Video,
+                TagKind::Script => MediaKind::Data,
+            };
+            sub.add_bytes_out(t.body.len());
+            if let Err(e) = conn.send_media(kind, t.timestamp, &t.body).await {
+                return format!("write failed: {e}");
+            }
+        }
+        tokio::select! {
+            frame = sub.next() => match frame {
+                Some(frame) => { let _ = egress.frame(&frame, &mut tags); }
+                None => {
+                    if sub.end_reason() == Some(&EndReason::TooSlow) {
+                        gw.hub.metrics().note_consumer_too_slow();
+                        return "too slow".into();
+                    }
+                    return "stream ended".into();
+                }
+            },
+            event = conn.next_event() => match event {
+                Ok(Some(ServerEvent::Stop)) | Ok(None) => return "player closed".into(),
+                Ok(Some(_)) => {}
+                Err(e) => return format!("protocol error: {e}"),
+            },
+            _ = gw.shutdown.cancelled() => return "gateway shutting down".into(),
+        }
+    }
+}
