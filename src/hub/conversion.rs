@@ -13,7 +13,7 @@ use tracing::Instrument;
 use super::track::{CacheLimits, TrackOutput};
 use crate::matrix::Reason;
 use crate::media::{Codec, TrackInfo, TrackKind};
-use crate::pipeline::{TranscodeError, TranscodeSink, Transcoder};
+use crate::pipeline::{KeyframeRequester, TranscodeError, TranscodeSink, Transcoder};
 
 /// Bytes an input may queue ahead of a conversion before the feeder skips to a keyframe.
 const MAX_QUEUED_BYTES: u64 = 8 * 1024 * 1024;
@@ -39,6 +39,7 @@ pub struct Conversion {
     frames_out: Arc<AtomicU64>,
     error: Arc<Mutex<Option<String>>>,
     stop: CancellationToken,
+    keyframes: KeyframeRequester,
 }
 
 impl Conversion {
@@ -86,6 +87,7 @@ impl Conversion {
             frames_out,
             error,
             stop,
+            keyframes: transcoder.keyframe_requester(),
         });
         let span = tracing::info_span!("conversion", stream, track = %conversion.key.track,
             from = %conversion.key.from, to = %conversion.key.to);
@@ -108,6 +110,13 @@ impl Conversion {
     /// The pipeline's error, if it failed.
     pub fn error(&self) -> Option<String> {
         self.error.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Asks this conversion's encoder for a keyframe.
+    pub fn request_keyframe(&self) {
+        if self.key.track == TrackKind::Video {
+            self.keyframes.request();
+        }
     }
 
     pub fn stop(&self) {

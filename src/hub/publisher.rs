@@ -46,6 +46,11 @@ impl Publisher {
         self.metrics.add_bytes_in(self.stream.publisher.protocol, n as u64);
     }
 
+    /// Resolves when a consumer asks for a keyframe (see `Stream::request_keyframe`).
+    pub async fn keyframe_requested(&self) {
+        self.stream.keyframe_wanted.notified().await
+    }
+
     /// Resolves when the API asks this publisher to disconnect.
     pub async fn kicked(&self) {
         self.stream.kick.cancelled().await

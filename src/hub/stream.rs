@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::watch;
+use tokio::sync::{watch, Notify};
 use tokio_util::sync::CancellationToken;
 
 use super::conversion::{Conversion, ConversionKey};
@@ -52,6 +52,9 @@ pub struct Stream {
     /// Cancelled to ask the publisher to disconnect (API kick).
     pub(super) kick: CancellationToken,
     pub(super) bytes_in: AtomicU64,
+    /// Consumers asking the publisher for a keyframe (a WebRTC publisher turns it into PLI).
+    pub(super) keyframe_wanted: Notify,
+    keyframe_requests: AtomicU64,
     first_frame: Mutex<Option<Instant>>,
     ready: watch::Sender<bool>,
 }
@@ -68,6 +71,8 @@ impl Stream {
             ended: CancellationToken::new(),
             kick: CancellationToken::new(),
             bytes_in: AtomicU64::new(0),
+            keyframe_wanted: Notify::new(),
+            keyframe_requests: AtomicU64::new(0),
             first_frame: Mutex::new(None),
             ready: watch::channel(false).0,
         }
@@ -94,6 +99,21 @@ impl Stream {
 
     pub fn is_ended(&self) -> bool {
         self.ended.is_cancelled()
+    }
+
+    /// Asks the publisher for a keyframe (publishers that cannot be asked ignore it).
+    pub fn request_keyframe(&self) {
+        self.keyframe_requests.fetch_add(1, Ordering::Relaxed);
+        self.keyframe_wanted.notify_one();
+    }
+
+    pub fn keyframe_requests(&self) -> u64 {
+        self.keyframe_requests.load(Ordering::Relaxed)
+    }
+
+    /// Is any consumer of these protocols attached?
+    pub fn has_consumers_of(&self, protocols: &[Protocol]) -> bool {
+        lock(&self.consumers).values().any(|c| protocols.contains(&c.protocol))
     }
 
     /// Asks the publisher to disconnect.

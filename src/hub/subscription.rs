@@ -108,6 +108,15 @@ impl Subscription {
         self.ended.as_ref()
     }
 
+    /// Asks for a keyframe where this consumer's video comes from: the publisher for a copied
+    /// track, the encoder for a converted one.
+    pub fn request_keyframe(&self) {
+        match self.lease.conversions.iter().find(|c| c.key.track == TrackKind::Video) {
+            Some(conversion) => conversion.request_keyframe(),
+            None => self.lease.stream.request_keyframe(),
+        }
+    }
+
     /// Counts bytes sent to this consumer (metrics).
     pub fn add_bytes_out(&self, n: usize) {
         self.lease.add_bytes_out(n);

@@ -7,7 +7,7 @@ mod transcoder;
 
 pub use caps::{input_caps, output_info};
 pub use fragments::*;
-pub use transcoder::{TranscodeError, TranscodeSink, Transcoder};
+pub use transcoder::{KeyframeRequester, TranscodeError, TranscodeSink, Transcoder};
 
 /// Initializes GStreamer once (cheap after the first call).
 pub fn init() {

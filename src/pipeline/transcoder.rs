@@ -29,8 +29,21 @@ pub struct TranscodeSink {
     pub on_error: Box<dyn Fn(String) + Send + Sync>,
 }
 
+/// Asks a running conversion's encoder for a keyframe (cheap to clone, usable from any thread).
+#[derive(Clone)]
+pub struct KeyframeRequester(gst::Pad);
+
+impl KeyframeRequester {
+    pub fn request(&self) {
+        let event = gstreamer_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).build();
+        // Sent upstream from the appsink: the encoder makes its next frame a keyframe.
+        self.0.send_event(event);
+    }
+}
+
 pub struct Transcoder {
     pipeline: gst::Pipeline,
+    keyframes: KeyframeRequester,
     src: gst_app::AppSrc,
     input: Arc<TrackInfo>,
 }
@@ -75,9 +88,10 @@ impl Transcoder {
                 .build(),
         );
 
+        let keyframes = KeyframeRequester(appsink.static_pad("sink").ok_or_else(|| build_err("appsink has no pad".into()))?);
         watch_bus(&pipeline, sink);
         pipeline.set_state(gst::State::Playing).map_err(|e| TranscodeError::Start(e.to_string()))?;
-        Ok(Transcoder { pipeline, src, input })
+        Ok(Transcoder { pipeline, keyframes, src, input })
     }
 
     /// Feeds one input frame (never blocks).
@@ -96,6 +110,10 @@ impl Transcoder {
             }
         }
         self.src.push_buffer(buffer).map(|_| ()).map_err(|e| TranscodeError::Push(format!("{e:?}")))
+    }
+
+    pub fn keyframe_requester(&self) -> KeyframeRequester {
+        self.keyframes.clone()
     }
 
     /// Bytes queued in the appsrc, not yet taken by the pipeline.
