@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-pub use api::Api;
+pub use api::{Api, Reply};
 pub use ffmpeg::{ffprobe, Ffmpeg, Probe, PublishOptions};
 pub use flv::{BackgroundReader, FlvTag, HttpFlvReader, TagKind};
 pub use gateway::Gateway;
@@ -93,6 +93,13 @@ where
 pub fn send_sigterm(pid: u32) {
     let _ = std::process::Command::new("sh")
         .args(["-c", &format!("kill -TERM {pid} 2>/dev/null")])
+        .status();
+}
+
+/// Sends SIGHUP to `pid` (the gateway reloads its matrix on it).
+pub fn send_sighup(pid: u32) {
+    let _ = std::process::Command::new("sh")
+        .args(["-c", &format!("kill -HUP {pid} 2>/dev/null")])
         .status();
 }
 
