@@ -143,3 +143,66 @@ fn rand_suffix() -> u64 {
     use std::time::{SystemTime, UNIX_EPOCH};
     SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos() as u64).unwrap_or(0)
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_consumer_skips_to_keyframes_then_is_dropped_without_blocking_the_publisher() {
+    use interop_gateway::hub::{CacheLimits, EndReason};
+    let dir = tempdir();
+    let frames = clip_frames(&dir);
+    pipeline::init();
+    let matrix = Matrix::load(&root().join("matrix.yaml")).unwrap();
+    let pipelines = Pipelines::load(&root().join("pipelines")).unwrap();
+    let limits = CacheLimits { queue_frames: 16, ..CacheLimits::default() };
+    let hub = Hub::new(matrix, pipelines, HubConfig { limits, max_lag_events: 2, ..HubConfig::default() });
+    let key: StreamKey = "slow".parse().unwrap();
+    let mut publisher = hub.publish(key.clone(), Protocol::Rtmp, "test", None).unwrap();
+    for f in frames.iter().take(60) {
+        publisher.push_arc(f.clone());
+    }
+    let mut slow = hub.subscribe(&key, who(Protocol::Rtmp)).await.unwrap();
+    let mut fast = hub.subscribe(&key, who(Protocol::Rtmp)).await.unwrap();
+
+    // The publisher pushes a whole second pass at once: it never waits for anyone.
+    let shift = interop_gateway::media::Ts::from_millis(4000);
+    let started = std::time::Instant::now();
+    for f in &frames {
+        publisher.push(Frame::new(f.info.clone(), f.dts + shift, f.pts + shift, f.keyframe, f.data.clone()));
+        while let Ok(Some(_)) = tokio::time::timeout(Duration::ZERO, fast.next()).await {}
+    }
+    assert!(started.elapsed() < Duration::from_secs(2), "publishing never blocks on consumers");
+
+    // The slow one drains its backlog, lags, and resumes at a keyframe: of the frames from the
+    // burst on (and a third pass starting mid-GOP, read as it comes), the first video is a key.
+    let mut video_after: Vec<bool> = Vec::new();
+    let mut take = |f: Arc<Frame>| {
+        if f.dts >= shift && f.info.codec() == Codec::H264 {
+            video_after.push(f.keyframe);
+        }
+    };
+    while let Ok(Some(f)) = tokio::time::timeout(Duration::from_millis(200), slow.next()).await {
+        take(f);
+    }
+    let third = interop_gateway::media::Ts::from_millis(8000);
+    for f in frames.iter().skip(5) {
+        publisher.push(Frame::new(f.info.clone(), f.dts + third, f.pts + third, f.keyframe, f.data.clone()));
+        while let Ok(Some(f)) = tokio::time::timeout(Duration::from_millis(1), slow.next()).await {
+            take(f);
+        }
+    }
+    assert!(!video_after.is_empty(), "video flows again after the lag");
+    assert!(video_after[0], "after falling behind it restarts at a keyframe");
+
+    // Falling behind again and again ends it.
+    for round in 3..8i64 {
+        let shift = interop_gateway::media::Ts::from_millis(4000 * round);
+        for f in &frames {
+            publisher.push(Frame::new(f.info.clone(), f.dts + shift, f.pts + shift, f.keyframe, f.data.clone()));
+        }
+        while let Ok(Some(_)) = tokio::time::timeout(Duration::from_millis(50), slow.next()).await {}
+        if slow.end_reason().is_some() {
+            break;
+        }
+    }
+    assert_eq!(slow.end_reason(), Some(&EndReason::TooSlow));
+    let _ = std::fs::remove_dir_all(&dir);
+}
