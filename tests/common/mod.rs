@@ -11,6 +11,7 @@ pub mod flv;
 pub mod gateway;
 pub mod nginx;
 pub mod raw_rtmp;
+pub mod webrtc;
 
 use std::future::Future;
 use std::net::TcpListener;
