@@ -39,7 +39,14 @@ async fn main() {
 }
 
 async fn read_one(host: &str, path: &str, deadline: Instant) -> (u64, Duration) {
-    let Ok(mut s) = TcpStream::connect(host).await else { return (0, Duration::ZERO) };
+    // The server may not listen yet (ffmpeg -listen probes its input first): retry a while.
+    let mut s = loop {
+        match TcpStream::connect(host).await {
+            Ok(s) => break s,
+            Err(_) if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(200)).await,
+            Err(_) => return (0, Duration::ZERO),
+        }
+    };
     let req = format!("GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n");
     if s.write_all(req.as_bytes()).await.is_err() {
         return (0, Duration::ZERO);

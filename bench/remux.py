@@ -33,6 +33,8 @@ def scenario_push(tmp, clip, n, seconds):
     (tmp / "push").mkdir()
     ng, port = b.nginx(tmp / "push", apps=("src", "dst"))
     gw, http, rtmp = b.gateway(tmp / "push")
+    time.sleep(1)
+    idle = b.measure({"gateway": [gw.pid]}, 2)["gateway"]
     for k in range(n):
         b.source(clip, f"rtmp://{rtmp}/live/g{k}")
         b.api(http, "POST", f"/api/v1/streams/g{k}/pushes", {"url": f"rtmp://127.0.0.1:{port}/dst/g{k}"})
@@ -47,13 +49,15 @@ def scenario_push(tmp, clip, n, seconds):
     live = sum(1 for p in pushes if p["state"] == "live")
     for p in bridges + [gw, ng]:
         b.stop(p)
-    return {"scenario": "push", "bridges": n, "measure": m, "read_back": check, "gateway_pushes_live": live}
+    return {"scenario": "push", "bridges": n, "idle": idle, "measure": m, "read_back": check, "gateway_pushes_live": live}
 
 
 def scenario_httpflv(tmp, clip, n, seconds):
     (tmp / "flv").mkdir()
     ng, port = b.nginx(tmp / "flv", apps=("src",))
     gw, http, rtmp = b.gateway(tmp / "flv")
+    time.sleep(1)
+    idle = b.measure({"gateway": [gw.pid]}, 2)["gateway"]
     ports = []
     for k in range(n):
         b.source(clip, f"rtmp://{rtmp}/live/h{k}")
@@ -65,16 +69,17 @@ def scenario_httpflv(tmp, clip, n, seconds):
         ports.append(p)
         bridges.append(b.start(["ffmpeg", "-v", "error", "-i", f"rtmp://127.0.0.1:{port}/src/h{k}", "-c", "copy",
                                 "-f", "flv", "-listen", "1", f"http://127.0.0.1:{p}/h{k}.flv"]))
-    time.sleep(2)
-    window = seconds + 6
+    window = seconds + 12
+
     viewers = [readers(f"http://{http}/live/h{k}.flv", 1, window) for k in range(n)]
     viewers += [readers(f"http://127.0.0.1:{p}/h{k}.flv", 1, window) for k, p in enumerate(ports)]
-    time.sleep(3)
+    # ffmpeg probes its input (up to 5 s) before it listens; the readers retry until it does.
+    time.sleep(8)
     m = b.measure({"gateway": [gw.pid], "ffmpeg": [p.pid for p in bridges]}, seconds)
     got = [json.loads(v.communicate(timeout=window + 10)[0] or b"{}") for v in viewers]
     for p in bridges + [gw, ng]:
         b.stop(p)
-    return {"scenario": "httpflv", "bridges": n, "measure": m,
+    return {"scenario": "httpflv", "bridges": n, "idle": idle, "measure": m,
             "viewers_with_data": {"gateway": sum(g.get("with_data", 0) for g in got[:n]),
                                   "ffmpeg": sum(g.get("with_data", 0) for g in got[n:])}}
 
@@ -98,14 +103,15 @@ def ratio(a, c):
 
 
 def report(results):
-    lines = ["| scenario | N | gateway CPU/bridge (% core) | ffmpeg CPU/bridge | CPU ratio ffmpeg÷gateway | gateway PSS/bridge (MiB) | ffmpeg PSS/bridge | PSS ratio |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = ["| scenario | N | gateway CPU/bridge (% core) | ffmpeg CPU/bridge | CPU ratio ffmpeg÷gateway | gateway PSS/bridge (MiB) | gateway PSS/bridge above idle | ffmpeg PSS/bridge | PSS ratio (total) | PSS ratio (above idle) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in results:
         if r["scenario"] in ("push", "httpflv"):
             n, g, f = r["bridges"], r["measure"]["gateway"], r["measure"]["ffmpeg"]
+            above = max(g["pss_kib"] - r["idle"]["pss_kib"], 1)
             lines.append(f"| {r['scenario']} | {n} | {100 * g['cpu_cores'] / n:.2f} | {100 * f['cpu_cores'] / n:.2f} | "
-                         f"{ratio(g['cpu_cores'], f['cpu_cores']):.1f}× | {g['pss_kib'] / 1024 / n:.1f} | "
-                         f"{f['pss_kib'] / 1024 / n:.1f} | {ratio(g['pss_kib'], f['pss_kib']):.1f}× |")
+                         f"{ratio(g['cpu_cores'], f['cpu_cores']):.1f}× | {g['pss_kib'] / 1024 / n:.1f} | {above / 1024 / n:.2f} | "
+                         f"{f['pss_kib'] / 1024 / n:.1f} | {ratio(g['pss_kib'], f['pss_kib']):.1f}× | {ratio(above, f['pss_kib']):.1f}× |")
     for r in results:
         if r["scenario"] == "fanout":
             lines.append("")
@@ -133,8 +139,7 @@ def main():
                scenario_httpflv(tmp, clip, a.bridges, a.seconds),
                scenario_fanout(tmp, clip, a.viewers, a.seconds)]
     if a.json:
-        pathlib_json = b.pathlib.Path(a.json)
-        pathlib_json.write_text(json.dumps(results, indent=1))
+        b.pathlib.Path(a.json).write_text(json.dumps(results, indent=1))
     print(report(results))
     print(json.dumps(results))
     return 0

@@ -8,6 +8,12 @@ scripts/install-deps.sh || exit $?
 # shellcheck source=scripts/cargo-env.sh
 . scripts/cargo-env.sh
 
+# A quick smoke run of the benchmarks (seconds; asserts no figure), so a broken bench shows
+# here. It comes first so the test runner's summary line stays last.
+echo "== bench smoke: bench/remux.py --quick"
+python3 bench/remux.py --quick
+bench_status=$?
+
 if cargo nextest --version >/dev/null 2>&1; then
   # nextest does not run doc tests; run them first so its summary line stays last.
   cargo test --release --doc
@@ -18,7 +24,17 @@ if cargo nextest --version >/dev/null 2>&1; then
     echo "doc tests failed (see above)"
     status=$doc_status
   fi
+  if [ "$status" -eq 0 ] && [ "$bench_status" -ne 0 ]; then
+    echo "bench smoke failed (see above)"
+    status=$bench_status
+  fi
   exit "$status"
 fi
 
-exec cargo test --release --no-fail-fast
+cargo test --release --no-fail-fast
+status=$?
+if [ "$status" -eq 0 ] && [ "$bench_status" -ne 0 ]; then
+  echo "bench smoke failed (see above)"
+  status=$bench_status
+fi
+exit "$status"

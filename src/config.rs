@@ -22,6 +22,8 @@ pub struct Config {
     pub pushes: Vec<RelayDecl>,
     /// Pulls started at boot: each makes `url` the local publisher of `stream`.
     pub pulls: Vec<RelayDecl>,
+    /// WHIP/WHEP sessions: ICE addresses, UDP ports, timeouts.
+    pub webrtc: WebrtcSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -46,6 +48,58 @@ pub struct RelaySettings {
     pub connect_timeout_seconds: f64,
 }
 
+/// The `webrtc:` section: where ICE binds, what the SDP announces, and session timeouts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebrtcSettings {
+    /// The address ICE binds to and offers (`--webrtc-ip`); none: every interface.
+    pub ip: Option<std::net::IpAddr>,
+    /// The address written into SDP candidates instead of `ip` (NAT 1:1); default: `ip`.
+    pub announce_ip: Option<std::net::IpAddr>,
+    /// The UDP port range ICE uses (0 and 0: any port).
+    pub port_min: u16,
+    pub port_max: u16,
+    /// How often a WebRTC publisher is asked for a keyframe while RTMP/mini/CDN consumers watch.
+    pub keyframe_interval_seconds: f64,
+    /// A session whose ICE has not connected after this long is given up.
+    pub ice_timeout_seconds: f64,
+    /// A WHIP publisher that sends no media for this long ends its stream.
+    pub publisher_timeout_seconds: f64,
+}
+
+impl Default for WebrtcSettings {
+    fn default() -> Self {
+        WebrtcSettings {
+            ip: None,
+            announce_ip: None,
+            port_min: 0,
+            port_max: 0,
+            keyframe_interval_seconds: 2.0,
+            ice_timeout_seconds: 15.0,
+            publisher_timeout_seconds: 10.0,
+        }
+    }
+}
+
+impl WebrtcSettings {
+    pub fn keyframe_interval(&self) -> Duration {
+        secs(self.keyframe_interval_seconds)
+    }
+
+    pub fn ice_timeout(&self) -> Duration {
+        secs(self.ice_timeout_seconds)
+    }
+
+    pub fn publisher_timeout(&self) -> Duration {
+        secs(self.publisher_timeout_seconds)
+    }
+
+    /// The address candidates carry in SDP, when it differs from the bound one.
+    pub fn announced(&self) -> Option<std::net::IpAddr> {
+        self.announce_ip.filter(|a| Some(*a) != self.ip)
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RelayDecl {
@@ -64,6 +118,7 @@ impl Default for Config {
             relay: RelaySettings::default(),
             pushes: Vec::new(),
             pulls: Vec::new(),
+            webrtc: WebrtcSettings::default(),
         }
     }
 }
@@ -142,5 +197,19 @@ mod tests {
         assert_eq!(c.hub_config().grace, Duration::from_millis(500));
         assert_eq!(c.pushes[0].stream, "k");
         assert!(serde_saphyr::from_str::<Config>("bogus: 1\n").is_err());
+    }
+
+    #[test]
+    fn webrtc_section() {
+        let c: Config = serde_saphyr::from_str(
+            "webrtc: { ip: 10.0.0.5, announce_ip: 203.0.113.7, port_min: 20000, port_max: 20100, ice_timeout_seconds: 3 }\n",
+        )
+        .unwrap();
+        assert_eq!(c.webrtc.ip, Some("10.0.0.5".parse().unwrap()));
+        assert_eq!(c.webrtc.announced(), Some("203.0.113.7".parse().unwrap()));
+        assert_eq!((c.webrtc.port_min, c.webrtc.port_max), (20000, 20100));
+        assert_eq!(c.webrtc.ice_timeout(), Duration::from_secs(3));
+        assert_eq!(c.webrtc.keyframe_interval(), Duration::from_secs(2));
+        assert_eq!(Config::default().webrtc.announced(), None);
     }
 }

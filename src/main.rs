@@ -125,7 +125,9 @@ fn serve(
     if let Some(p) = pipelines {
         cfg.pipelines = p;
     }
-    let _ = webrtc_ip; // used by the WebRTC endpoints
+    if let Some(ip) = webrtc_ip {
+        cfg.webrtc.ip = Some(ip);
+    }
     let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
     runtime.block_on(async move {
         let gw = Gateway::new(&cfg)?;

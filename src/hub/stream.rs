@@ -116,6 +116,11 @@ impl Stream {
         lock(&self.consumers).values().any(|c| protocols.contains(&c.protocol))
     }
 
+    /// Resolves when the API asks the publisher to disconnect.
+    pub fn kicked(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
+        self.kick.cancelled()
+    }
+
     /// Asks the publisher to disconnect.
     pub fn kick(&self) {
         self.kick.cancel();

@@ -20,6 +20,7 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// A publisher that sends nothing for this long is gone.
 const PUBLISH_SILENCE: Duration = Duration::from_secs(20);
+const UNPUBLISHED: &str = "unpublished";
 
 pub async fn accept_loop(listener: TcpListener, gw: Gateway) {
     loop {
@@ -111,25 +112,42 @@ async fn publish(mut conn: ServerConn<TcpStream>, gw: &Gateway, peer: SocketAddr
     }
     let span = tracing::info_span!("publish", stream = %key, %protocol);
     let reason = receive(&mut conn, &mut publisher, gw).instrument(span).await;
+    drop(publisher);
     tracing::info!(stream = %key, %reason, "publisher left");
+    if reason == UNPUBLISHED {
+        // Clients still send deleteStream after FCUnpublish; closing first makes them fail.
+        let drain = async { while let Ok(Some(_)) = conn.next_event().await {} };
+        let _ = tokio::time::timeout(Duration::from_secs(2), drain).await;
+    }
 }
 
 /// Moves the publisher's media into the hub until it stops; returns why it ended.
 async fn receive(conn: &mut ServerConn<TcpStream>, publisher: &mut Publisher, gw: &Gateway) -> String {
     let mut ingest = FlvIngest::new();
     let mut warned = false;
+    // Built once, not per message: this loop runs for every audio and video message.
+    let stream = publisher.stream().clone();
+    let kicked = stream.kicked();
+    let shutdown = gw.shutdown.cancelled();
+    tokio::pin!(kicked, shutdown);
+    let mut silence = tokio::time::interval(PUBLISH_SILENCE / 4);
+    let mut last_message = tokio::time::Instant::now();
     loop {
         let event = tokio::select! {
-            e = tokio::time::timeout(PUBLISH_SILENCE, conn.next_event()) => match e {
-                Ok(e) => e,
-                Err(_) => return "silent for too long".into(),
-            },
-            _ = publisher.kicked() => return "disconnected through the API".into(),
-            _ = gw.shutdown.cancelled() => return "gateway shutting down".into(),
+            e = conn.next_event() => e,
+            _ = silence.tick() => {
+                if last_message.elapsed() > PUBLISH_SILENCE {
+                    return "silent for too long".into();
+                }
+                continue;
+            }
+            _ = &mut kicked => return "disconnected through the API".into(),
+            _ = &mut shutdown => return "gateway shutting down".into(),
         };
+        last_message = tokio::time::Instant::now();
         let msg = match event {
             Ok(Some(ServerEvent::Media(msg))) => msg,
-            Ok(Some(ServerEvent::Unpublish | ServerEvent::Stop)) => return "unpublished".into(),
+            Ok(Some(ServerEvent::Unpublish | ServerEvent::Stop)) => return UNPUBLISHED.into(),
             Ok(Some(_)) => continue,
             Ok(None) => return "connection closed".into(),
             Err(e) => return format!("protocol error: {e}"),
@@ -181,6 +199,8 @@ async fn send(conn: &mut ServerConn<TcpStream>, mut sub: Subscription, gw: &Gate
     let mut egress = FlvEgress::new();
     let mut tags = Vec::new();
     egress.start(sub.video_info(), sub.audio_info(), &mut tags);
+    let shutdown = gw.shutdown.cancelled();
+    tokio::pin!(shutdown);
     loop {
         for t in tags.drain(..) {
             let kind = match t.kind {
@@ -209,7 +229,7 @@ async fn send(conn: &mut ServerConn<TcpStream>, mut sub: Subscription, gw: &Gate
                 Ok(Some(_)) => {}
                 Err(e) => return format!("protocol error: {e}"),
             },
-            _ = gw.shutdown.cancelled() => return "gateway shutting down".into(),
+            _ = &mut shutdown => return "gateway shutting down".into(),
         }
     }
 }
