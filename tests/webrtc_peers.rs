@@ -151,3 +151,106 @@ async fn rejected_offers_report_status_and_reason() -> anyhow::Result<()> {
     assert_eq!(rejected.status, 405, "{rejected}");
     Ok(())
 }
+
+// --- Headless Chromium (each test re-runs itself in a loopback-only network namespace) ---
+
+mod browser {
+    use std::time::Duration;
+
+    use super::common::chromium::{in_loopback_netns, Chromium, PageServer};
+    use super::common::webrtc::{describe_received, LoopbackEndpoint};
+
+    const BROWSER_TIMEOUT: Duration = Duration::from_secs(30);
+
+    fn run(body: impl std::future::Future<Output = anyhow::Result<()>>) {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+        if let Err(error) = runtime.block_on(body) {
+            panic!("{error:#}");
+        }
+    }
+
+    #[test]
+    fn chromium_runs_in_loopback_netns() {
+        if !in_loopback_netns("browser::chromium_runs_in_loopback_netns") {
+            return;
+        }
+        run(async {
+            let pages = PageServer::start().await?;
+            let mut browser = Chromium::start(&pages.url("probe.html", &[("id", "probe")]))?;
+            let probe = pages.wait_report("probe", BROWSER_TIMEOUT, "the probe report", |r| r.kind == "probe").await?;
+            let tracks = probe.raw["tracks"].as_array().cloned().unwrap_or_default();
+            assert!(tracks.iter().any(|t| t.as_str().is_some_and(|t| t.starts_with("video:"))), "fake camera: {tracks:?}");
+            assert!(tracks.iter().any(|t| t.as_str().is_some_and(|t| t.starts_with("audio:"))), "fake microphone: {tracks:?}");
+            let addresses = probe.raw["candidateAddresses"].as_array().cloned().unwrap_or_default();
+            assert!(!addresses.is_empty(), "no ICE candidate gathered");
+            assert!(addresses.iter().all(|a| a == "127.0.0.1"), "candidates: {addresses:?}");
+            // The in-page call over loopback decodes the fake camera.
+            let stats = pages
+                .wait_stats("probe", BROWSER_TIMEOUT, "30 frames decoded in the in-page call", |s| s.inbound("video").frames_decoded > 30)
+                .await?;
+            assert_eq!(stats.connection_state, "connected");
+            assert!(browser.is_running());
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn chromium_publishes_by_whip_to_webrtcbin() {
+        if !in_loopback_netns("browser::chromium_publishes_by_whip_to_webrtcbin") {
+            return;
+        }
+        run(async {
+            let endpoint = LoopbackEndpoint::start(30).await?;
+            let pages = PageServer::start().await?;
+            let page = pages.url("whip.html", &[("whip", &endpoint.whip_url("cls")), ("id", "pub")]);
+            let _browser = Chromium::start(&page)?;
+            let location = pages.wait_event("pub", "answered", BROWSER_TIMEOUT).await?;
+            assert!(location.starts_with(&endpoint.whip_url("cls")), "Location {location}");
+            let requests = endpoint.requests();
+            assert!(requests.iter().any(|r| r.starts_with("OPTIONS preflight")), "the browser sent a CORS preflight: {requests:?}");
+
+            let answerer = endpoint.answerer("cls").ok_or_else(|| anyhow::anyhow!("no WHIP session"))?;
+            answerer
+                .peer
+                .wait_for(
+                    BROWSER_TIMEOUT,
+                    "31 frames and 21 audio buffers from Chromium",
+                    |p| p.received.frames() > 30 && p.received.audio() > 20,
+                    describe_received,
+                )
+                .await?;
+            assert_eq!(answerer.peer.received.video_codec.lock().unwrap().as_deref(), Some("H264"), "H.264 preferred");
+            assert_eq!(answerer.peer.received.audio_codec.lock().unwrap().as_deref(), Some("OPUS"));
+            let stats = pages
+                .wait_stats("pub", BROWSER_TIMEOUT, "outbound video stats", |s| s.outbound("video").frames_encoded > 0)
+                .await?;
+            assert_eq!(stats.outbound("video").codec.as_deref(), Some("video/H264"));
+            Ok(())
+        });
+    }
+
+    #[test]
+    fn chromium_plays_by_whep_from_webrtcbin() {
+        if !in_loopback_netns("browser::chromium_plays_by_whep_from_webrtcbin") {
+            return;
+        }
+        run(async {
+            let endpoint = LoopbackEndpoint::start(30).await?;
+            let pages = PageServer::start().await?;
+            let page = pages.url("whep.html", &[("whep", &endpoint.whep_url("cls")), ("id", "view"), ("stop", "8")]);
+            let _browser = Chromium::start(&page)?;
+            let stats = pages
+                .wait_stats("view", BROWSER_TIMEOUT, "30 frames decoded and 20 audio packets", |s| {
+                    s.inbound("video").frames_decoded > 30 && s.inbound("audio").packets_received > 20
+                })
+                .await?;
+            assert_eq!(stats.inbound("video").codec.as_deref(), Some("video/H264"));
+            assert_eq!(stats.inbound("audio").codec.as_deref(), Some("audio/opus"));
+            assert_eq!((stats.inbound("video").frame_width, stats.inbound("video").frame_height), (320, 240));
+            // The page DELETEs its session after 8 s.
+            assert_eq!(pages.wait_event("view", "stopped", BROWSER_TIMEOUT).await?, "200");
+            assert_eq!(endpoint.session_count(), 0);
+            Ok(())
+        });
+    }
+}

@@ -6,6 +6,7 @@
 #![allow(dead_code, unused_imports)]
 
 pub mod api;
+pub mod chromium;
 pub mod ffmpeg;
 pub mod flv;
 pub mod gateway;

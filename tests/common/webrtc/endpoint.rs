@@ -52,8 +52,11 @@ impl LoopbackSender {
         let peer = Peer::new("loopback-sender", "127.0.0.1")?;
         let media = offered_media(offer);
         let video = media.iter().find(|m| m.kind == "video").and_then(|m| {
+            // Our x264 stream is constrained baseline: webrtcbin only matches an offered H.264
+            // payload type of that profile (it compares `profile=`), and aborts the process
+            // (assertion `trans->stream`) when a linked transceiver matches nothing.
             m.codecs.iter().find_map(|c| match c.name.to_ascii_uppercase().as_str() {
-                "H264" if c.fmtp.contains("packetization-mode=1") => Some((VideoCodec::H264, c.pt)),
+                "H264" if c.fmtp.contains("packetization-mode=1") && is_constrained_baseline(&c.fmtp) => Some((VideoCodec::H264, c.pt)),
                 "VP8" => Some((VideoCodec::Vp8, c.pt)),
                 _ => None,
             })
@@ -78,6 +81,15 @@ impl LoopbackSender {
         let answer = peer.answer(offer).await?;
         Ok((LoopbackSender { peer, video: video.map(|(c, _)| c) }, answer))
     }
+}
+
+/// Whether an H.264 fmtp's `profile-level-id` is constrained baseline (profile_idc 66 with
+/// constraint_set1); a missing one means baseline (RFC 6184 default 420010), so no.
+fn is_constrained_baseline(fmtp: &str) -> bool {
+    let Some(id) = fmtp.split(';').find_map(|p| p.trim().strip_prefix("profile-level-id=")) else { return false };
+    let Ok(value) = u32::from_str_radix(id, 16) else { return false };
+    let (profile_idc, constraints) = (value >> 16, (value >> 8) & 0xff);
+    profile_idc == 0x42 && constraints & 0x40 != 0
 }
 
 /// Sets codec preferences on the transceiver of webrtcbin's most recent sink pad.
