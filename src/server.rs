@@ -47,6 +47,8 @@ pub struct Gateway {
     pub hub: Hub,
     pub relays: Relays,
     pub shutdown: CancellationToken,
+    /// WHIP/WHEP settings and sessions.
+    pub webrtc: crate::protocols::webrtc::Sessions,
     matrix_path: Arc<PathBuf>,
     pipelines_dir: Arc<PathBuf>,
     last_reload: Arc<Mutex<Option<ReloadStatus>>>,
@@ -68,10 +70,13 @@ impl Gateway {
         let hub = Hub::new(matrix, pipelines, config.hub_config());
         let shutdown = CancellationToken::new();
         let relays = Relays::new(hub.clone(), config.relay.clone(), shutdown.clone());
+        let webrtc = crate::protocols::webrtc::Sessions::new(config.webrtc.clone())
+            .map_err(|e| ServerError::Config(format!("webrtc: {e}")))?;
         Ok(Gateway {
             hub,
             relays,
             shutdown,
+            webrtc,
             matrix_path: Arc::new(config.matrix.clone()),
             pipelines_dir: Arc::new(config.pipelines.clone()),
             last_reload: Arc::new(Mutex::new(None)),
@@ -140,6 +145,8 @@ pub async fn run(gw: Gateway, config: &Config, listeners: Listeners, shutdown: i
     let closing = async {
         let _ = rtmp.await;
         let _ = http.await;
+        // WebRTC sessions end on the shutdown token; wait for their pipelines to stop.
+        gw.webrtc.wait_closed(SHUTDOWN_GRACE).await;
     };
     if tokio::time::timeout(SHUTDOWN_GRACE, closing).await.is_err() {
         tracing::warn!("sessions did not close in time; exiting anyway");

@@ -32,6 +32,8 @@ pub fn router(gw: Gateway) -> Router {
         .route("/api/v1/matrix/reload", post(matrix::reload))
         .route("/live/{file}", get(flv::live))
         .route("/mini/{file}", get(flv::mini))
+        // WHIP/WHEP (with their own CORS layer).
+        .merge(crate::protocols::webrtc::routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
         .with_state(gw)
 }

@@ -3,3 +3,4 @@
 pub mod cdn;
 pub mod flv;
 pub mod rtmp;
+pub mod webrtc;

@@ -1,0 +1,192 @@
+//! WHEP egress: a WebRTC viewer of any stream. The hub plans what it gets (e.g. AAC→Opus from
+//! an RTMP source, H.264 re-encoded without B-frames); this session only packs the frames into
+//! RTP through webrtcbin.
+//!
+//! Frames are fed from a task reading the subscription, once ICE has connected (so the cached
+//! GOP is not sent into the void). When the appsrc queue grows past a bound the task stops
+//! reading: the viewer then falls behind in the hub and skips to the next keyframe there.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use gstreamer::prelude::*;
+use gstreamer_webrtc::WebRTCRTPTransceiverDirection as Direction;
+use tokio::sync::Notify;
+use tracing::Instrument;
+
+use super::egress::{Output, TimeMap};
+use super::peer::{Peer, PeerEvent};
+use super::registry::{Kind, Registration};
+use super::sdp::{self, EgressTracks};
+use super::{Answered, WebrtcError};
+use crate::hub::{ConsumerRequest, EndReason, StreamKey, Subscription};
+use crate::media::{Protocol, TrackInfo, TrackKind};
+use crate::server::Gateway;
+
+/// Bytes a track may queue toward the viewer before the feeder holds back.
+const MAX_QUEUED_BYTES: u64 = 4 * 1024 * 1024;
+/// The viewer's PLIs reach the source at most this often.
+const PLI_INTERVAL: Duration = Duration::from_millis(500);
+
+/// What the session was started with; fixed for its life.
+struct Settings {
+    key: StreamKey,
+    ice_timeout: Duration,
+}
+
+/// What changes while it runs.
+struct State {
+    started: Instant,
+    frames: u64,
+    last_pli: Option<Instant>,
+    plis: u64,
+    clock: TimeMap,
+}
+
+struct WhepSession {
+    settings: Settings,
+    state: State,
+    sub: Subscription,
+    peer: Peer,
+    outputs: Vec<Output>,
+    keyframe_wanted: Arc<Notify>,
+    registration: Registration,
+}
+
+enum Event {
+    End(String),
+    Peer(PeerEvent),
+    Pli,
+    Frame(Option<Arc<crate::media::Frame>>),
+    Congested,
+}
+
+/// Answers a WHEP offer and starts the viewer session.
+pub async fn start(gw: &Gateway, key: StreamKey, offer: &str, remote: Option<String>) -> Result<Answered, WebrtcError> {
+    let offer = sdp::parse_offer(offer)?;
+    let who = ConsumerRequest { protocol: Protocol::Webrtc, transport: "whep".into(), remote };
+    let sub = gw.hub.subscribe(&key, who).await?;
+    let tracks = EgressTracks {
+        video: sub.plan().video.as_ref().map(|leg| (leg.output_codec(), sub.video_info().and_then(|i| profile_idc(i)))),
+        audio: sub.plan().audio.as_ref().map(|leg| leg.output_codec()),
+    };
+    let choices = sdp::choose_for_egress(&offer, tracks)?;
+    let config = gw.webrtc.settings();
+    let peer = Peer::new(&format!("whep-{key}"), config)?;
+    let transceivers: Vec<_> = choices
+        .iter()
+        .map(|c| peer.add_transceiver(Direction::Sendonly, &c.preference_caps(), c.kind == TrackKind::Video))
+        .collect();
+    let answer = peer.answer(offer.sdp).await?;
+    let answer = match config.announced() {
+        Some(ip) => sdp::announce(&answer, ip),
+        None => answer,
+    };
+    let keyframe_wanted = Arc::new(Notify::new());
+    let mut outputs = Vec::new();
+    for (choice, transceiver) in choices.iter().zip(&transceivers) {
+        outputs.push(Output::link(&peer, choice, transceiver, keyframe_wanted.clone())?);
+    }
+    let registration = gw.webrtc.registry().register(Kind::Whep, key.clone());
+    let location = registration.location(Kind::Whep, &key);
+    let span = tracing::info_span!("whep", stream = %key, protocol = "webrtc", session = %registration.id);
+    let codecs: Vec<String> = choices.iter().map(|c| format!("{} {} pt {}", c.kind, c.codec, c.pt)).collect();
+    span.in_scope(|| tracing::info!(codecs = ?codecs, plan = ?sub.plan(), "WHEP session answered"));
+    let session = WhepSession {
+        settings: Settings { key, ice_timeout: config.ice_timeout() },
+        state: State { started: Instant::now(), frames: 0, last_pli: None, plis: 0, clock: TimeMap::default() },
+        sub,
+        peer,
+        outputs,
+        keyframe_wanted,
+        registration,
+    };
+    tokio::spawn(session.run(gw.clone()).instrument(span));
+    Ok(Answered { location, sdp: answer })
+}
+
+/// H.264 `profile_idc` from the avcC (its second byte).
+fn profile_idc(info: &TrackInfo) -> Option<u8> {
+    info.config().and_then(|c| c.get(1).copied())
+}
+
+impl WhepSession {
+    async fn run(mut self, gw: Gateway) {
+        let reason = match self.wait_connected(&gw).await {
+            Err(reason) => reason,
+            Ok(()) => {
+                tracing::info!(after = ?self.state.started.elapsed(), "WHEP viewer connected");
+                self.sub.request_keyframe();
+                self.feed(&gw).await
+            }
+        };
+        if self.sub.end_reason() == Some(&EndReason::TooSlow) {
+            gw.hub.metrics().note_consumer_too_slow();
+        }
+        tracing::info!(%reason, frames = self.state.frames, plis = self.state.plis, "WHEP session ended");
+    }
+
+    async fn wait_connected(&mut self, gw: &Gateway) -> Result<(), String> {
+        let deadline = tokio::time::sleep(self.settings.ice_timeout);
+        tokio::pin!(deadline);
+        loop {
+            tokio::select! {
+                _ = self.registration.stop.cancelled() => return Err("ended by the client (DELETE)".into()),
+                _ = gw.shutdown.cancelled() => return Err("gateway shutting down".into()),
+                _ = &mut deadline => return Err(format!("ICE did not connect within {:?}", self.settings.ice_timeout)),
+                e = self.peer.next_event() => match e {
+                    PeerEvent::Connected => return Ok(()),
+                    PeerEvent::Failed(reason) => return Err(reason),
+                },
+            }
+        }
+    }
+
+    async fn feed(&mut self, gw: &Gateway) -> String {
+        loop {
+            let congested = self.outputs.iter().any(|o| o.queued_bytes() > MAX_QUEUED_BYTES);
+            let event = tokio::select! {
+                _ = self.registration.stop.cancelled() => Event::End("ended by the client (DELETE)".into()),
+                _ = gw.shutdown.cancelled() => Event::End("gateway shutting down".into()),
+                e = self.peer.next_event() => Event::Peer(e),
+                _ = self.keyframe_wanted.notified() => Event::Pli,
+                f = self.sub.next(), if !congested => Event::Frame(f),
+                _ = tokio::time::sleep(Duration::from_millis(10)), if congested => Event::Congested,
+            };
+            match event {
+                Event::End(reason) | Event::Peer(PeerEvent::Failed(reason)) => return reason,
+                Event::Peer(PeerEvent::Connected) | Event::Congested => {}
+                Event::Pli => self.forward_pli(),
+                Event::Frame(None) => {
+                    return match self.sub.end_reason() {
+                        Some(EndReason::TooSlow) => "viewer too slow".into(),
+                        _ => "stream ended".into(),
+                    }
+                }
+                Event::Frame(Some(frame)) => {
+                    let Some(output) = self.outputs.iter_mut().find(|o| o.kind == frame.kind()) else { continue };
+                    let pipeline = &self.peer.pipeline;
+                    let now = || pipeline.current_running_time().map(|t| t.nseconds()).unwrap_or(0);
+                    let dts = self.state.clock.map(frame.dts, now);
+                    let pts = self.state.clock.map(frame.pts, || 0);
+                    if let Err(e) = output.push(&frame, dts, pts) {
+                        return format!("the sending pipeline stopped ({e:?})");
+                    }
+                    self.state.frames += 1;
+                    self.sub.add_bytes_out(frame.data.len());
+                }
+            }
+        }
+    }
+
+    /// A viewer's PLI asks the source (publisher or re-encoder) for a keyframe, rate-limited.
+    fn forward_pli(&mut self) {
+        if self.state.last_pli.is_some_and(|t| t.elapsed() < PLI_INTERVAL) {
+            return;
+        }
+        self.state.last_pli = Some(Instant::now());
+        self.state.plis += 1;
+        tracing::debug!(stream = %self.settings.key, "viewer PLI: keyframe requested");
+        self.sub.request_keyframe();
+    }
+}
