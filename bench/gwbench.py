@@ -90,15 +90,21 @@ def tree(pids):
     return out
 
 
-def cpu_seconds(pids):
-    total = 0.0
+def cpu_split(pids):
+    """(user, system) CPU seconds of the process trees."""
+    user = system = 0.0
     for p in tree(pids):
         try:
             f = open(f"/proc/{p}/stat").read().rsplit(")", 1)[1].split()
         except OSError:
             continue
-        total += (int(f[11]) + int(f[12])) / TICK
-    return total
+        user += int(f[11]) / TICK
+        system += int(f[12]) / TICK
+    return user, system
+
+
+def cpu_seconds(pids):
+    return sum(cpu_split(pids))
 
 
 def pss_kib(pids):
@@ -118,11 +124,16 @@ def pss_kib(pids):
 
 def measure(groups, seconds):
     """CPU (in cores) and PSS (KiB) of each named group of pids over the same window."""
-    before = {k: cpu_seconds(v) for k, v in groups.items()}
+    before = {k: cpu_split(v) for k, v in groups.items()}
     t0 = time.time()
     time.sleep(seconds)
     dt = time.time() - t0
-    return {k: {"cpu_cores": (cpu_seconds(v) - before[k]) / dt, "pss_kib": pss_kib(v)} for k, v in groups.items()}
+    out = {}
+    for k, v in groups.items():
+        user, system = cpu_split(v)
+        u, s = (user - before[k][0]) / dt, (system - before[k][1]) / dt
+        out[k] = {"cpu_cores": u + s, "user_cores": u, "system_cores": s, "pss_kib": pss_kib(v)}
+    return out
 
 
 def tmpdir():

@@ -128,7 +128,11 @@ fn serve(
     if let Some(ip) = webrtc_ip {
         cfg.webrtc.ip = Some(ip);
     }
-    let runtime = tokio::runtime::Runtime::new().context("starting the runtime")?;
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(n) = std::env::var("INTEROP_WORKER_THREADS").ok().and_then(|v| v.parse().ok()) {
+        builder.worker_threads(n);
+    }
+    let runtime = builder.enable_all().build().context("starting the runtime")?;
     runtime.block_on(async move {
         let gw = Gateway::new(&cfg)?;
         let listeners = Listeners::bind(cfg.http, cfg.rtmp).await?;

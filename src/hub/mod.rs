@@ -234,7 +234,7 @@ impl Hub {
         let audio = self.join_leg(&stream, TrackKind::Audio, plan.audio.as_ref(), &mut lease)?;
         lock(&stream.consumers).insert(meta.id, meta.clone());
         tracing::info!(stream = %key, protocol = %meta.protocol, transport = %meta.transport, consumer = %meta.id, "consumer attached");
-        let sub = Subscription::new(plan, video, audio, self.inner.config.max_lag_events, stream.ended.clone(), lease);
+        let sub = Subscription::new(plan, video, audio, self.inner.config.max_lag_events, lease);
         // A new viewer starts from the cached GOP, and a fresh keyframe shortens the wait of
         // the next one (and of a WebRTC publisher's long GOPs).
         sub.request_keyframe();

@@ -6,7 +6,6 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 
 use tokio::sync::broadcast::{self, error::RecvError};
-use tokio_util::sync::CancellationToken;
 
 use super::lease::ConsumerLease;
 use super::track::TrackJoin;
@@ -38,7 +37,6 @@ pub struct Subscription {
     lag_events: u32,
     max_lag_events: u32,
     ended: Option<EndReason>,
-    stream_end: CancellationToken,
     lease: ConsumerLease,
 }
 
@@ -48,7 +46,6 @@ impl Subscription {
         video: Option<TrackJoin>,
         audio: Option<TrackJoin>,
         max_lag_events: u32,
-        stream_end: CancellationToken,
         lease: ConsumerLease,
     ) -> Subscription {
         let video_start = video.as_ref().and_then(|v| v.backlog.first()).map(|f| f.dts);
@@ -77,7 +74,6 @@ impl Subscription {
             lag_events: 0,
             max_lag_events,
             ended: None,
-            stream_end,
             lease,
         }
     }
@@ -138,13 +134,10 @@ impl Subscription {
                 self.ended = Some(EndReason::StreamEnded);
                 return None;
             }
+            // When the stream ends its outputs close, and both receivers see `Closed`.
             let (kind, result) = tokio::select! {
                 r = recv(&mut self.video), if video_open => (TrackKind::Video, r),
                 r = recv(&mut self.audio), if audio_open => (TrackKind::Audio, r),
-                _ = self.stream_end.cancelled() => {
-                    self.ended = Some(EndReason::StreamEnded);
-                    return None;
-                }
             };
             match result {
                 Ok(frame) => {

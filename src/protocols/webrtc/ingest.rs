@@ -175,6 +175,7 @@ impl FrameMaker {
             .and_then(|s| s.to_running_time(pts))
             .unwrap_or(pts);
         let ts = Ts(running.nseconds() as i64);
+        tracing::trace!(codec = %self.codec, pts = %pts, running = %running, flags = ?buffer.flags(), "ingest sample");
         let keyframe = info.kind() == TrackKind::Audio || !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
         let map = buffer.map_readable().ok()?;
         Some(Frame::new(info, ts, ts, keyframe, Bytes::copy_from_slice(map.as_slice())))

@@ -229,7 +229,8 @@ pub fn parse_offer(text: &str) -> Result<Offer, SdpError> {
     for (i, m) in sdp.medias().enumerate() {
         let mline = i as u32;
         let kind = m.media().unwrap_or("").to_string();
-        let rejected = m.port() == 0;
+        // Port 0 rejects an m-line, unless it is `bundle-only` (max-bundle offers).
+        let rejected = m.port() == 0 && !has_attribute(m, "bundle-only");
         let direction =
             m.attributes().find_map(|a| Direction::parse(a.key())).or(session_dir).unwrap_or(Direction::SendRecv);
         let media = OfferedMedia {
@@ -259,6 +260,10 @@ pub fn parse_offer(text: &str) -> Result<Offer, SdpError> {
         return Err(SdpError::Invalid("the SDP has no audio or video m-line".into()));
     }
     Ok(Offer { sdp, medias })
+}
+
+fn has_attribute(m: &gst_sdp::SDPMediaRef, key: &str) -> bool {
+    m.attributes().any(|a| a.key() == key)
 }
 
 /// `a=rtpmap` / `a=fmtp` of one m-line, in the order of its format list.
@@ -416,6 +421,35 @@ pub fn choose_for_egress(offer: &Offer, tracks: EgressTracks) -> Result<Vec<Choi
         return Err(SdpError::NoUsableCodec(format!("the viewer offered {}; the stream has {stream}", offer.describe())));
     }
     Ok(choices)
+}
+
+/// Makes sure the answer's fmtp of each chosen H.264 payload type carries the offered
+/// `profile-level-id` (webrtcbin leaves it out of receiving answers; browsers then assume the
+/// RFC 6184 default, 42000a, and find no codec in common).
+pub fn complete_answer(answer: &str, choices: &[Choice]) -> String {
+    let mut lines: Vec<String> = answer.lines().map(str::to_string).collect();
+    for choice in choices.iter().filter(|c| c.codec == Codec::H264) {
+        let Some(profile) = &choice.profile_level_id else { continue };
+        // The m-section of this choice: from its m= line to the next.
+        let starts: Vec<usize> = lines.iter().enumerate().filter(|(_, l)| l.starts_with("m=")).map(|(i, _)| i).collect();
+        let Some(&start) = starts.get(choice.mline as usize) else { continue };
+        let end = starts.get(choice.mline as usize + 1).copied().unwrap_or(lines.len());
+        let fmtp = format!("a=fmtp:{} ", choice.pt);
+        let rtpmap = format!("a=rtpmap:{} ", choice.pt);
+        match (start..end).find(|&i| lines[i].starts_with(&fmtp)) {
+            Some(i) if !lines[i].contains("profile-level-id=") => {
+                lines[i] = format!("{};profile-level-id={profile}", lines[i].trim_end());
+            }
+            Some(_) => {}
+            None => {
+                let at = (start..end).find(|&i| lines[i].starts_with(&rtpmap)).map_or(end, |i| i + 1);
+                lines.insert(at, format!("{fmtp}packetization-mode=1;profile-level-id={profile}"));
+            }
+        }
+    }
+    let mut out = lines.join("\r\n");
+    out.push_str("\r\n");
+    out
 }
 
 /// Rewrites the connection address of every `a=candidate` line of the same address family

@@ -108,6 +108,18 @@ fn ingest_prefers_h264_with_packetization_mode_1() {
 }
 
 #[test]
+fn bundle_only_m_lines_are_not_rejected() {
+    // webrtcbin's max-bundle offers put the second m-line on port 0 with a=bundle-only.
+    let text = CHROMIUM_OFFER.replace("m=video 9 ", "m=video 0 ").replace("a=mid:1\r\n", "a=mid:1\r\na=bundle-only\r\n");
+    let choices = choose_for_ingest(&offer(&text)).unwrap();
+    assert_eq!(choices.iter().map(|c| c.codec).collect::<Vec<_>>(), [Codec::Opus, Codec::H264]);
+    let text = CHROMIUM_OFFER.replace("m=video 9 ", "m=video 0 ");
+    let o = offer(&text);
+    assert!(o.medias[1].rejected, "port 0 without bundle-only rejects");
+    assert_eq!(choose_for_ingest(&o).unwrap().len(), 1);
+}
+
+#[test]
 fn ingest_falls_back_to_vp8() {
     let text = CHROMIUM_OFFER.replace("packetization-mode=1", "packetization-mode=0");
     let choices = choose_for_ingest(&offer(&text)).unwrap();
@@ -191,4 +203,19 @@ fn announce_rewrites_candidates_of_the_same_family() {
     assert!(out.contains("a=candidate:2 1 UDP 2015363583 fe80::1 40050 typ host\r\n"), "{out}");
     assert!(out.starts_with("v=0\r\n") && out.ends_with("a=mid:0\r\n"));
     assert!(!out.contains("10.0.0.5"));
+}
+
+#[test]
+fn answers_carry_the_offered_profile() {
+    let choices = choose_for_ingest(&offer(CHROMIUM_OFFER)).unwrap();
+    let answer = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=rtpmap:111 OPUS/48000/2\r\n\
+        m=video 9 UDP/TLS/RTP/SAVPF 102\r\na=rtpmap:102 H264/90000\r\n\
+        a=fmtp:102 packetization-mode=1;level-asymmetry-allowed=1\r\na=recvonly\r\n";
+    let out = complete_answer(answer, &choices);
+    assert!(out.contains("a=fmtp:102 packetization-mode=1;level-asymmetry-allowed=1;profile-level-id=42001f\r\n"), "{out}");
+    assert_eq!(complete_answer(&out, &choices), out, "idempotent");
+    // No fmtp at all: one is added after the rtpmap.
+    let bare = "v=0\r\nm=audio 9 X 111\r\nm=video 9 X 102\r\na=rtpmap:102 H264/90000\r\na=recvonly\r\n";
+    let out = complete_answer(bare, &choices);
+    assert!(out.contains("a=rtpmap:102 H264/90000\r\na=fmtp:102 packetization-mode=1;profile-level-id=42001f\r\na=recvonly"), "{out}");
 }

@@ -78,6 +78,7 @@ pub async fn start(gw: &Gateway, key: StreamKey, offer: &str, remote: Option<Str
         .map(|c| peer.add_transceiver(Direction::Sendonly, &c.preference_caps(), c.kind == TrackKind::Video))
         .collect();
     let answer = peer.answer(offer.sdp).await?;
+    let answer = sdp::complete_answer(&answer, &choices);
     let answer = match config.announced() {
         Some(ip) => sdp::announce(&answer, ip),
         None => answer,

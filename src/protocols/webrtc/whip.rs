@@ -78,6 +78,7 @@ pub async fn start(gw: &Gateway, key: StreamKey, offer: &str, remote: Option<Str
     let ingest = Ingest::new(tx);
     ingest.attach(&peer.pipeline, &peer.webrtcbin);
     let answer = peer.answer(offer.sdp).await?;
+    let answer = sdp::complete_answer(&answer, &choices);
     let answer = match config.announced() {
         Some(ip) => sdp::announce(&answer, ip),
         None => answer,
