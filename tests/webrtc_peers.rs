@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use common::webrtc::{
-    candidate_addresses, describe_received, offered_media, LoopbackEndpoint, Rejected, VideoCodec, WhepOptions, WhepViewer,
+    candidate_addresses, describe_received, offered_media, LoopbackEndpoint, Rejected, VideoCodec, VideoFormat, WhepOptions, WhepViewer,
     WhipOptions, WhipPublisher,
 };
 
@@ -62,7 +62,8 @@ async fn whip_publisher_h264_opus_reaches_a_receiver() -> anyhow::Result<()> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whip_publisher_vp8_without_audio() -> anyhow::Result<()> {
     let endpoint = LoopbackEndpoint::start(30).await?;
-    let opts = WhipOptions { video: Some(VideoCodec::Vp8), audio: false, ..WhipOptions::default() };
+    let format = VideoFormat { width: 640, height: 360, fps: 25, keyframe_interval: 50 };
+    let opts = WhipOptions { video: Some(VideoCodec::Vp8), audio: false, format, ..WhipOptions::default() };
     let publisher = WhipPublisher::start(&endpoint.whip_url("vp8"), opts).await?;
     let offered = offered_media(publisher.offer_sdp());
     assert_eq!(offered.len(), 1, "video only: {offered:?}");
@@ -70,6 +71,7 @@ async fn whip_publisher_vp8_without_audio() -> anyhow::Result<()> {
     wait_received(&endpoint, "vp8", 31, 0).await?;
     let answerer = endpoint.answerer("vp8").expect("session");
     assert_eq!(answerer.peer.received.video_codec.lock().unwrap().as_deref(), Some("VP8"));
+    assert_eq!(*answerer.peer.received.video_size.lock().unwrap(), Some((640, 360)));
     assert_eq!(answerer.peer.received.audio(), 0);
     drop(answerer);
     // Dropping the publisher DELETEs the session too.

@@ -11,7 +11,7 @@ mod pages;
 
 use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
@@ -83,21 +83,53 @@ impl Chromium {
         self.stderr.tail(n)
     }
 
-    /// Kills the browser's process group and reaps it (also done on drop).
+    /// Kills the browser's process group, reaps it and waits (bounded) until the group is
+    /// gone (also done on drop).
     pub fn stop(&mut self) {
         let Some(mut child) = self.child.take() else { return };
-        // The group id is the browser's pid (process_group(0) above).
-        let _ = Command::new("sh").args(["-c", &format!("kill -KILL -- -{} 2>/dev/null", child.id())]).status();
+        // The group id is the browser's pid (process_group(0) above). Its crashpad handlers
+        // run in their own sessions and exit when the browser does.
+        let group = child.id() as i32;
+        signal_group(group, SIGKILL);
         if wait_child(&mut child, Duration::from_secs(5)).is_none() {
             let _ = child.kill();
             let _ = child.wait();
         }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline && group_alive(group) {
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
+}
+
+extern "C" {
+    /// libc's kill(2) (dash's `kill` builtin cannot signal a process group).
+    fn kill(pid: i32, sig: i32) -> i32;
+}
+
+const SIGKILL: i32 = 9;
+
+/// Sends `signal` to every process of group `group`; true when the group exists.
+fn signal_group(group: i32, signal: i32) -> bool {
+    // SAFETY: kill(2) with a negative pid only signals that process group; no memory involved.
+    group > 1 && unsafe { kill(-group, signal) } == 0
+}
+
+/// Whether any process of group `group` still exists (signal 0 only checks).
+fn group_alive(group: i32) -> bool {
+    signal_group(group, 0)
 }
 
 impl Drop for Chromium {
     fn drop(&mut self) {
         self.stop();
+        // Dying helpers may still have been writing to the profile: retry until it is gone.
+        for _ in 0..20 {
+            if std::fs::remove_dir_all(self.profile.path()).is_ok() || !self.profile.path().exists() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
         if std::thread::panicking() {
             eprintln!("--- chromium ({}) stderr, last lines ---\n{}\n---", self.profile.path().display(), self.stderr.tail(40));
         }

@@ -16,7 +16,7 @@ use axum::Router;
 use gstreamer_webrtc as gst_webrtc;
 use gstreamer_webrtc::prelude::*;
 
-use super::media::{opus_caps, VideoCodec};
+use super::media::{opus_caps, VideoCodec, VideoFormat};
 use super::peer::Peer;
 
 /// A receiving webrtcbin that answers one offer (what a WHIP endpoint does): it decodes and
@@ -36,8 +36,8 @@ impl LoopbackAnswerer {
     }
 }
 
-/// A sending webrtcbin that answers one recvonly offer (what a WHEP endpoint does): test
-/// pattern video in the first codec of the offer's video section it can send (H.264 with
+/// A sending webrtcbin that answers one recvonly offer (what a WHEP endpoint does): 320x240@30
+/// test pattern video in the first codec of the offer's video section it can send (H.264 with
 /// packetization-mode 1, or VP8) and an Opus sine, on the offer's payload types.
 pub struct LoopbackSender {
     /// The peer; `peer.sent` counts encoded frames and keyframes.
@@ -69,7 +69,7 @@ impl LoopbackSender {
             anyhow::bail!("offer has neither H.264 (packetization-mode=1) / VP8 video nor Opus audio");
         }
         if let Some((codec, pt)) = video {
-            peer.add_video_source(codec, pt, keyframe_interval)?;
+            peer.add_video_source(codec, pt, VideoFormat { keyframe_interval, ..VideoFormat::default() })?;
             // Without a profile-level-id the caps intersect with whatever profile was offered.
             set_last_codec_preferences(&peer, &codec.rtp_caps(pt, None))?;
         }

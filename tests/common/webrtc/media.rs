@@ -55,6 +55,26 @@ pub fn opus_caps(pt: u32) -> gst::Caps {
         .build()
 }
 
+/// Size, rate and keyframe interval of the test-pattern video a peer sends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct VideoFormat {
+    /// Width in pixels.
+    pub width: u32,
+    /// Height in pixels.
+    pub height: u32,
+    /// Frames per second.
+    pub fps: u32,
+    /// A keyframe every this many frames (PLI/FIR force one too).
+    pub keyframe_interval: u32,
+}
+
+impl Default for VideoFormat {
+    /// 320x240 at 30 fps, a keyframe every 30 frames.
+    fn default() -> Self {
+        VideoFormat { width: 320, height: 240, fps: 30, keyframe_interval: 30 }
+    }
+}
+
 /// What a sending peer's encoders produced (counted at the encoders' source pads).
 #[derive(Debug, Default)]
 pub struct SendCounters {
@@ -69,8 +89,9 @@ pub struct SendCounters {
 /// gst-launch text of the video branch: live test pattern → encoder `venc` → payloader on `pt`
 /// → capsfilter `rtpcaps` (set it to [`VideoCodec::rtp_caps`] after parsing: caps with types
 /// do not survive gst-launch syntax).
-pub fn video_branch(codec: VideoCodec, pt: u32, keyframe_interval: u32) -> String {
-    let source = "videotestsrc is-live=true pattern=ball ! video/x-raw,width=320,height=240,framerate=30/1";
+pub fn video_branch(codec: VideoCodec, pt: u32, format: VideoFormat) -> String {
+    let VideoFormat { width, height, fps, keyframe_interval } = format;
+    let source = format!("videotestsrc is-live=true pattern=ball ! video/x-raw,width={width},height={height},framerate={fps}/1");
     match codec {
         VideoCodec::H264 => format!(
             "{source} ! x264enc name=venc tune=zerolatency speed-preset=ultrafast key-int-max={keyframe_interval} bframes=0 \

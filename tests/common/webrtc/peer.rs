@@ -17,7 +17,7 @@ use gst_webrtc::{
 use tokio::sync::oneshot;
 
 use super::ice::restrict_ice_to;
-use super::media::{audio_branch, count_encoded, opus_caps, video_branch, ReceiveCounters, SendCounters, VideoCodec};
+use super::media::{audio_branch, count_encoded, opus_caps, video_branch, ReceiveCounters, SendCounters, VideoCodec, VideoFormat};
 
 /// How long one webrtcbin operation (offer, answer, description, stats) may take.
 const STEP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -83,11 +83,11 @@ impl Peer {
         &self.webrtc
     }
 
-    /// Adds a live test-pattern video source encoded with `codec` on payload type `pt`, with a
-    /// keyframe every `keyframe_interval` frames (and whenever the remote sends PLI/FIR), on a
-    /// sendonly transceiver with NACK.
-    pub fn add_video_source(&self, codec: VideoCodec, pt: u32, keyframe_interval: u32) -> anyhow::Result<()> {
-        self.add_source(&video_branch(codec, pt, keyframe_interval), &codec.rtp_caps(pt, None), true)
+    /// Adds a live test-pattern video source in `format`, encoded with `codec` on payload type
+    /// `pt` (keyframes also whenever the remote sends PLI/FIR), on a sendonly transceiver with
+    /// NACK.
+    pub fn add_video_source(&self, codec: VideoCodec, pt: u32, format: VideoFormat) -> anyhow::Result<()> {
+        self.add_source(&video_branch(codec, pt, format), &codec.rtp_caps(pt, None), true)
     }
 
     /// Adds a live sine source encoded with Opus on payload type `pt`, on a sendonly transceiver.

@@ -10,7 +10,7 @@ use gstreamer_webrtc::WebRTCPeerConnectionState;
 use reqwest::Url;
 
 use super::ice::expect_loopback_candidates;
-use super::media::{opus_caps, VideoCodec};
+use super::media::{opus_caps, VideoCodec, VideoFormat};
 use super::peer::Peer;
 
 /// Bound on one HTTP request to the WHIP/WHEP endpoint.
@@ -82,20 +82,25 @@ pub struct WhipOptions {
     pub video: Option<VideoCodec>,
     /// Whether to send Opus audio.
     pub audio: bool,
-    /// A keyframe every this many frames (30 fps); PLI/FIR also force one.
-    pub keyframe_interval: u32,
+    /// Size, rate and keyframe interval of the video (default 320x240, 30 fps, GOP 30).
+    pub format: VideoFormat,
     /// The only address ICE binds and announces.
     pub ice_ip: String,
 }
 
 impl Default for WhipOptions {
     fn default() -> Self {
-        WhipOptions { video: Some(VideoCodec::H264), audio: true, keyframe_interval: 30, ice_ip: "127.0.0.1".into() }
+        WhipOptions { video: Some(VideoCodec::H264), audio: true, format: VideoFormat::default(), ice_ip: "127.0.0.1".into() }
     }
 }
 
-/// A WHIP publisher: 320x240@30 test pattern (H.264 constrained baseline, or VP8, payload type
-/// 96) and a 48 kHz Opus sine (payload type 111) on sendonly transceivers.
+/// A WHIP publisher: a moving-ball test pattern (H.264 constrained baseline without B-frames,
+/// or VP8; payload type 96, NACK/PLI/FIR offered) and a 48 kHz Opus sine (payload type 111) on
+/// sendonly transceivers, bundled.
+///
+/// Dropping it DELETEs the session synchronously (bounded to 2 s); when the endpoint runs on
+/// the same tokio runtime (a [`super::LoopbackEndpoint`]), use a multi-thread runtime or
+/// [`WhipPublisher::stop`].
 pub struct WhipPublisher {
     peer: Peer,
     location: Option<Url>,
@@ -109,7 +114,7 @@ impl WhipPublisher {
     pub async fn start(url: &str, opts: WhipOptions) -> anyhow::Result<WhipPublisher> {
         let peer = Peer::new("whip-publisher", &opts.ice_ip)?;
         if let Some(codec) = opts.video {
-            peer.add_video_source(codec, 96, opts.keyframe_interval)?;
+            peer.add_video_source(codec, 96, opts.format)?;
         }
         if opts.audio {
             peer.add_audio_source(111)?;
@@ -205,6 +210,9 @@ impl Default for WhepOptions {
 
 /// A WHEP viewer: recvonly video and audio transceivers; whatever arrives is depayloaded,
 /// decoded (avdec_h264 / vp8dec / opusdec) and counted.
+///
+/// Like a browser, its H.264 depayloader asks for a keyframe (PLI) on its own when it joins
+/// without SPS/PPS. Dropping it DELETEs the session (see [`WhipPublisher`] on runtimes).
 pub struct WhepViewer {
     peer: Peer,
     location: Option<Url>,
