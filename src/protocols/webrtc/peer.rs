@@ -59,6 +59,10 @@ impl Peer {
             .map_err(|e| PeerError::Build(e.to_string()))?;
         ice::configure(&webrtcbin, settings)?;
         if let Some(rtpbin) = webrtcbin.downcast_ref::<gst::Bin>().and_then(|b| b.by_name("rtpbin")) {
+            // Timestamps from the RTP timestamps, not slaved to arrival times: the gateway
+            // renders nothing, and a sender's start-up burst otherwise skews the first seconds
+            // (10% compressed, or a jump back) which audio encoders downstream cannot follow.
+            rtpbin.set_property_from_str("buffer-mode", "none");
             // Audio and video are aligned through the RTCP sender reports (the default; said
             // here because the one timeline of WHIP ingest depends on it).
             rtpbin.set_property_from_str("rtcp-sync", "always");

@@ -1,0 +1,245 @@
+//! The gateway's WebRTC side, black-box: WHIP publishers and WHEP viewers (webrtcbin peers in
+//! this process, ICE on 127.0.0.1 only) against the gateway binary, with ffmpeg, ffprobe, an
+//! FLV reader and nginx-rtmp on the other side of the bridge.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::ffmpeg::probe_until_h264_aac;
+use common::webrtc::{candidate_addresses, offered_media, Rejected, VideoFormat, WhepOptions, WhepViewer, WhipOptions, WhipPublisher};
+use common::{wait_until, Api, BackgroundReader, Ffmpeg, Gateway, HttpFlvReader, Nginx, PublishOptions, TagKind};
+use serde_json::Value;
+
+const MEDIA: Duration = Duration::from_secs(20);
+const PROBE: Duration = Duration::from_secs(25);
+
+/// The stream as raw JSON (the harness's typed view has no conversion reasons).
+async fn stream_json(api: &Api, key: &str) -> Option<Value> {
+    let reply = api.get(&format!("/api/v1/streams/{key}")).await.ok()?;
+    (reply.status == 200).then_some(reply.json).flatten()
+}
+
+/// `(track, from, to, reason, consumers)` of the conversions running for `key`.
+async fn conversions(api: &Api, key: &str) -> Vec<(String, String, String, String, u64)> {
+    let Some(json) = stream_json(api, key).await else { return Vec::new() };
+    let field = |c: &Value, k: &str| c.get(k).and_then(Value::as_str).unwrap_or("").to_string();
+    json.get("conversions")
+        .and_then(Value::as_array)
+        .map(|list| {
+            list.iter()
+                .map(|c| {
+                    let consumers = c.get("consumers").and_then(Value::as_u64).unwrap_or(0);
+                    (field(c, "track"), field(c, "from"), field(c, "to"), field(c, "reason"), consumers)
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+async fn wait_gone(api: &Api, key: &str, timeout: Duration) -> anyhow::Result<()> {
+    wait_until(timeout, &format!("stream {key} gone"), || async move {
+        match api.stream(key).await {
+            Ok(None) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await
+}
+
+async fn whip(gw: &Gateway, key: &str, opts: WhipOptions) -> WhipPublisher {
+    match WhipPublisher::start(&gw.http_url(&format!("/whip/{key}")), opts).await {
+        Ok(p) => p,
+        Err(e) => panic!("WHIP publish to {key}: {e:#}"),
+    }
+}
+
+async fn whep(gw: &Gateway, key: &str) -> WhepViewer {
+    match WhepViewer::start(&gw.http_url(&format!("/whep/{key}")), WhepOptions::default()).await {
+        Ok(v) => v,
+        Err(e) => panic!("WHEP play of {key}: {e:#}"),
+    }
+}
+
+/// The status of a refused WHIP/WHEP start.
+fn rejected_status(result: anyhow::Result<impl Sized>) -> (u16, String) {
+    match result {
+        Ok(_) => panic!("expected a refusal, got 201"),
+        Err(e) => match e.downcast_ref::<Rejected>() {
+            Some(r) => (r.status, r.body.clone()),
+            None => panic!("expected an HTTP refusal, got {e:#}"),
+        },
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whip_publish_reaches_rtmp_http_flv_and_the_cdn_as_h264_aac() {
+    let gw = Gateway::start();
+    let api = gw.api();
+    let publisher = whip(&gw, "class1", WhipOptions::default()).await;
+
+    // The answer: only the configured address, the offered H.264 payload type and profile.
+    assert_eq!(candidate_addresses(publisher.answer_sdp()), ["127.0.0.1"], "{}", publisher.answer_sdp());
+    let offered = offered_media(publisher.offer_sdp());
+    let answered = offered_media(publisher.answer_sdp());
+    let offered_h264 = offered[0].codecs.iter().find(|c| c.name == "H264").expect("H264 offered");
+    let answered_video: Vec<_> = answered[0].codecs.iter().filter(|c| !c.name.eq_ignore_ascii_case("rtx")).collect();
+    assert_eq!(answered_video.len(), 1, "one video payload type answered:\n{}", publisher.answer_sdp());
+    assert_eq!((answered_video[0].name.as_str(), answered_video[0].pt), ("H264", offered_h264.pt));
+    let profile = |fmtp: &str| fmtp.split(';').find(|p| p.starts_with("profile-level-id=")).map(str::to_string);
+    assert_eq!(
+        profile(&answered_video[0].fmtp),
+        profile(&offered_h264.fmtp),
+        "answered profile\n--- offer\n{}\n--- answer\n{}",
+        publisher.offer_sdp(),
+        publisher.answer_sdp()
+    );
+    assert!(answered_video[0].fmtp.contains("packetization-mode=1"));
+    assert!(publisher.answer_sdp().contains("nack pli"), "PLI feedback answered");
+    assert_eq!(answered[1].codecs.iter().map(|c| c.name.to_ascii_uppercase()).collect::<Vec<_>>(), ["OPUS"]);
+
+    publisher.wait_connected(MEDIA).await.expect("ICE+DTLS connected");
+    let stream = api.wait_live("class1", MEDIA).await.expect("live");
+    assert_eq!(stream.publisher.as_ref().map(|p| p.protocol.as_str()), Some("webrtc"));
+    let video = stream.video.as_ref().expect("video");
+    assert_eq!((video.codec.as_str(), video.width, video.height), ("h264", Some(320), Some(240)));
+    assert_eq!(stream.audio.as_ref().map(|a| a.codec.as_str()), Some("opus"));
+
+    probe_until_h264_aac(&gw.rtmp_url("/live/class1"), 320, 240, 48000, PROBE).await.expect("RTMP play");
+    probe_until_h264_aac(&gw.http_url("/live/class1.flv"), 320, 240, 48000, PROBE).await.expect("HTTP-FLV play");
+
+    let nginx = Nginx::start();
+    api.create_push("class1", &nginx.rtmp_url("/live/class1")).await.expect("push to the CDN");
+    probe_until_h264_aac(&nginx.rtmp_url("/live/class1"), 320, 240, 48000, PROBE).await.expect("CDN play");
+    let running = conversions(&api, "class1").await;
+    assert_eq!(
+        running.iter().map(|c| (c.0.as_str(), c.1.as_str(), c.2.as_str())).collect::<Vec<_>>(),
+        [("audio", "opus", "aac")],
+        "only audio converts toward RTMP and the CDN; video is copied"
+    );
+
+    let location = publisher.location().cloned().expect("location");
+    assert!(location.path().starts_with("/whip/class1/"), "{location}");
+    assert_eq!(publisher.stop().await.expect("DELETE"), 200);
+    wait_gone(&api, "class1", Duration::from_secs(5)).await.expect("DELETE ends the stream");
+    let again = api.delete(location.path()).await.expect("second DELETE");
+    assert_eq!(again.status, 404, "{}", again.body);
+}
+
+/// Lip sync across the bridge: in the FLV a viewer gets, audio (converted to AAC) and video
+/// keep their capture alignment (each track's smallest arrival-minus-timestamp is the same
+/// within 150 ms), and neither track's timestamps go backwards.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whip_audio_and_video_share_one_timeline() {
+    let gw = Gateway::start();
+    let api = gw.api();
+    let publisher = whip(&gw, "sync", WhipOptions::default()).await;
+    publisher.wait_connected(MEDIA).await.expect("connected");
+    api.wait_live("sync", MEDIA).await.expect("live");
+    let reader = BackgroundReader::start(&gw.http_url("/live/sync.flv")).await.expect("HTTP-FLV");
+    reader.expect_flowing(200, MEDIA).await.expect("tags flow");
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let tags = reader.tags();
+    if std::env::var("DEBUG_TAGS").is_ok() {
+        for t in &tags {
+            eprintln!("TAG {:?} ts={} arr={} seq={} key={}", t.kind, t.timestamp_ms, t.arrival.duration_since(reader.connected_at).as_millis(), t.sequence_header, t.keyframe);
+        }
+        eprintln!("{}", gw.stderr_tail());
+    }
+
+    for kind in [TagKind::Video, TagKind::Audio] {
+        let ts: Vec<u32> = tags.iter().filter(|t| t.kind == kind && !t.sequence_header).map(|t| t.timestamp_ms).collect();
+        assert!(ts.len() > 50, "{kind:?}: {} tags", ts.len());
+        assert!(ts.windows(2).all(|w| w[0] <= w[1]), "{kind:?} timestamps go backwards: {ts:?}");
+    }
+    // Skip the cached GOP sent at join (it arrives in a burst).
+    let start = reader.connected_at + Duration::from_secs(2);
+    let lateness = |kind: TagKind| {
+        tags.iter()
+            .filter(|t| t.kind == kind && !t.sequence_header && t.arrival > start)
+            .map(|t| t.arrival.duration_since(reader.connected_at).as_millis() as i64 - t.timestamp_ms as i64)
+            .min()
+            .expect("tags after the join")
+    };
+    let (video, audio) = (lateness(TagKind::Video), lateness(TagKind::Audio));
+    eprintln!("arrival minus timestamp: video {video} ms, audio {audio} ms");
+    assert!((audio - video).abs() < 150, "audio is off video by {} ms (video {video}, audio {audio})", audio - video);
+    drop(publisher);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtmp_publish_plays_by_whep_and_bframes_are_reencoded_only_for_webrtc() {
+    for bframes in [false, true] {
+        let gw = Gateway::start();
+        let api = gw.api();
+        let _ffmpeg = Ffmpeg::publish(&gw.rtmp_url("/live/teacher"), PublishOptions { bframes, ..PublishOptions::default() });
+        api.wait_live("teacher", MEDIA).await.expect("live");
+        let viewer = whep(&gw, "teacher").await;
+        assert_eq!(candidate_addresses(viewer.answer_sdp()), ["127.0.0.1"]);
+        viewer.wait_decoded(60, 40, MEDIA).await.unwrap_or_else(|e| panic!("bframes={bframes}: {e:#}"));
+        assert_eq!(viewer.video_codec().as_deref(), Some("H264"));
+        assert_eq!(viewer.audio_codec().as_deref(), Some("OPUS"));
+        assert_eq!(viewer.video_size(), Some((640, 360)));
+
+        let running = conversions(&api, "teacher").await;
+        let audio: Vec<_> = running.iter().filter(|c| c.0 == "audio").collect();
+        assert_eq!(audio.len(), 1, "{running:?}");
+        assert_eq!((audio[0].1.as_str(), audio[0].2.as_str()), ("aac", "opus"));
+        let video: Vec<_> = running.iter().filter(|c| c.0 == "video").collect();
+        if bframes {
+            assert_eq!(video.len(), 1, "B-frames are re-encoded for WebRTC: {running:?}");
+            assert_eq!((video[0].1.as_str(), video[0].2.as_str(), video[0].3.as_str()), ("h264", "h264", "bframes"));
+        } else {
+            assert!(video.is_empty(), "video without B-frames is copied: {running:?}");
+        }
+        // An RTMP player of the same stream gets the source video, copied.
+        probe_until_h264_aac(&gw.rtmp_url("/live/teacher"), 640, 360, 44100, PROBE).await.expect("RTMP play");
+        assert_eq!(conversions(&api, "teacher").await.iter().filter(|c| c.0 == "video").count(), usize::from(bframes));
+        assert_eq!(viewer.stop().await.expect("DELETE"), 200);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_opus_to_aac_conversion_serves_every_flv_viewer_and_goes_after_they_leave() {
+    let gw = Gateway::start_with(&[], Some("hub: { grace_seconds: 1 }\n"));
+    let api = gw.api();
+    let publisher = whip(&gw, "room", WhipOptions::default()).await;
+    publisher.wait_connected(MEDIA).await.expect("connected");
+    api.wait_live("room", MEDIA).await.expect("live");
+
+    let mut readers = Vec::new();
+    for _ in 0..3 {
+        readers.push(BackgroundReader::start(&gw.http_url("/live/room.flv")).await.expect("HTTP-FLV"));
+    }
+    let viewers = vec![whep(&gw, "room").await, whep(&gw, "room").await];
+    for r in &readers {
+        r.expect_flowing(60, MEDIA).await.expect("FLV viewer gets media");
+    }
+    for v in &viewers {
+        v.wait_decoded(30, 20, MEDIA).await.expect("WHEP viewer decodes");
+        assert_eq!(v.video_codec().as_deref(), Some("H264"));
+    }
+    let stream = api.stream("room").await.expect("API").expect("live");
+    assert_eq!(stream.consumers.get("rtmp"), Some(&3), "{:?}", stream.consumers);
+    assert_eq!(stream.consumers.get("webrtc"), Some(&2), "{:?}", stream.consumers);
+    let running = conversions(&api, "room").await;
+    assert_eq!(running.len(), 1, "one conversion for all: {running:?}");
+    assert_eq!(running[0], ("audio".into(), "opus".into(), "aac".into(), "rule".into(), 3));
+
+    drop(readers);
+    for v in viewers {
+        assert_eq!(v.stop().await.expect("DELETE"), 200);
+    }
+    wait_until(Duration::from_secs(10), "consumers gone and the conversion torn down", || async {
+        let stream = api.stream("room").await.map_err(|e| e.to_string())?.ok_or("stream gone")?;
+        let running = conversions(&api, "room").await;
+        if stream.total_consumers() == 0 && running.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("consumers {:?}, conversions {running:?}", stream.consumers))
+        }
+    })
+    .await
+    .expect("grace period over");
+    drop(publisher);
+}
