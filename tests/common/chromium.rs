@@ -70,7 +70,11 @@ impl Chromium {
             .with_context(|| format!("spawn {CHROMIUM} (apt-get install chromium)"))?;
         let pipe = child.stderr.take().context("chromium stderr")?;
         let stderr = LineBuffer::drain(pipe, |_| {});
-        Ok(Chromium { child: Some(child), stderr, profile })
+        Ok(Chromium {
+            child: Some(child),
+            stderr,
+            profile,
+        })
     }
 
     /// Whether the browser process still runs.
@@ -86,7 +90,9 @@ impl Chromium {
     /// Kills the browser's process group, reaps it and waits (bounded) until the group is
     /// gone (also done on drop).
     pub fn stop(&mut self) {
-        let Some(mut child) = self.child.take() else { return };
+        let Some(mut child) = self.child.take() else {
+            return;
+        };
         // The group id is the browser's pid (process_group(0) above). Its crashpad handlers
         // run in their own sessions and exit when the browser does.
         let group = child.id() as i32;
@@ -125,13 +131,18 @@ impl Drop for Chromium {
         self.stop();
         // Dying helpers may still have been writing to the profile: retry until it is gone.
         for _ in 0..20 {
-            if std::fs::remove_dir_all(self.profile.path()).is_ok() || !self.profile.path().exists() {
+            if std::fs::remove_dir_all(self.profile.path()).is_ok() || !self.profile.path().exists()
+            {
                 break;
             }
             std::thread::sleep(Duration::from_millis(100));
         }
         if std::thread::panicking() {
-            eprintln!("--- chromium ({}) stderr, last lines ---\n{}\n---", self.profile.path().display(), self.stderr.tail(40));
+            eprintln!(
+                "--- chromium ({}) stderr, last lines ---\n{}\n---",
+                self.profile.path().display(),
+                self.stderr.tail(40)
+            );
         }
     }
 }

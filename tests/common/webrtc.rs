@@ -24,11 +24,16 @@ mod sessions;
 
 use std::sync::Once;
 
-pub use endpoint::{offered_media, LoopbackAnswerer, LoopbackEndpoint, LoopbackSender, LoopbackSession, OfferedCodec, OfferedMedia};
+pub use endpoint::{
+    offered_media, LoopbackAnswerer, LoopbackEndpoint, LoopbackSender, LoopbackSession,
+    OfferedCodec, OfferedMedia,
+};
 pub use ice::{candidate_addresses, expect_loopback_candidates, restrict_ice_to};
 pub use media::{ReceiveCounters, SendCounters, VideoCodec, VideoFormat};
 pub use peer::Peer;
-pub use sessions::{describe_received, Rejected, WhepOptions, WhepViewer, WhipOptions, WhipPublisher};
+pub use sessions::{
+    describe_received, Rejected, WhepOptions, WhepViewer, WhipOptions, WhipPublisher,
+};
 
 /// Initialises GStreamer once per test process.
 pub fn init() {

@@ -110,12 +110,18 @@ impl PageServer {
             .route("/report", post(collect))
             .route("/{file}", get(serve_page))
             .with_state(reports.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("bind 127.0.0.1:0")?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("bind 127.0.0.1:0")?;
         let addr = listener.local_addr()?;
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Ok(PageServer { addr, reports, task })
+        Ok(PageServer {
+            addr,
+            reports,
+            task,
+        })
     }
 
     /// `http://127.0.0.1:PORT/{page}?k=v&...` (values URL-encoded).
@@ -134,20 +140,34 @@ impl PageServer {
 
     /// The latest stats of page `id`.
     pub fn latest_stats(&self, id: &str) -> Option<PageStats> {
-        self.reports().into_iter().rev().find(|r| r.id == id && r.stats.is_some()).and_then(|r| r.stats)
+        self.reports()
+            .into_iter()
+            .rev()
+            .find(|r| r.id == id && r.stats.is_some())
+            .and_then(|r| r.stats)
     }
 
     /// Waits for the first report of page `id` that `matches`; fails after `timeout`, or at
     /// once when the page reports an `error` event.
-    pub async fn wait_report(&self, id: &str, timeout: Duration, what: &str, matches: impl Fn(&PageReport) -> bool) -> anyhow::Result<PageReport> {
+    pub async fn wait_report(
+        &self,
+        id: &str,
+        timeout: Duration,
+        what: &str,
+        matches: impl Fn(&PageReport) -> bool,
+    ) -> anyhow::Result<PageReport> {
         let deadline = Instant::now() + timeout;
         loop {
-            let reports: Vec<PageReport> = self.reports().into_iter().filter(|r| r.id == id).collect();
+            let reports: Vec<PageReport> =
+                self.reports().into_iter().filter(|r| r.id == id).collect();
             if let Some(found) = reports.iter().find(|r| matches(r)) {
                 return Ok(found.clone());
             }
             if let Some(error) = reports.iter().find(|r| r.event.as_deref() == Some("error")) {
-                bail!("page {id} reported an error while waiting for {what}: {}", error.detail.as_deref().unwrap_or(""));
+                bail!(
+                    "page {id} reported an error while waiting for {what}: {}",
+                    error.detail.as_deref().unwrap_or("")
+                );
             }
             if Instant::now() >= deadline {
                 bail!("timed out after {timeout:?} waiting for {what} from page {id}; its last reports:\n{}", summarize(&reports));
@@ -157,16 +177,31 @@ impl PageServer {
     }
 
     /// Waits for event `name` from page `id`; returns its detail.
-    pub async fn wait_event(&self, id: &str, name: &str, timeout: Duration) -> anyhow::Result<String> {
+    pub async fn wait_event(
+        &self,
+        id: &str,
+        name: &str,
+        timeout: Duration,
+    ) -> anyhow::Result<String> {
         let report = self
-            .wait_report(id, timeout, &format!("event {name}"), |r| r.event.as_deref() == Some(name))
+            .wait_report(id, timeout, &format!("event {name}"), |r| {
+                r.event.as_deref() == Some(name)
+            })
             .await?;
         Ok(report.detail.unwrap_or_default())
     }
 
     /// Waits for stats from page `id` that satisfy `done`; returns them.
-    pub async fn wait_stats(&self, id: &str, timeout: Duration, what: &str, done: impl Fn(&PageStats) -> bool) -> anyhow::Result<PageStats> {
-        let report = self.wait_report(id, timeout, what, |r| r.stats.as_ref().is_some_and(&done)).await?;
+    pub async fn wait_stats(
+        &self,
+        id: &str,
+        timeout: Duration,
+        what: &str,
+        done: impl Fn(&PageStats) -> bool,
+    ) -> anyhow::Result<PageStats> {
+        let report = self
+            .wait_report(id, timeout, what, |r| r.stats.as_ref().is_some_and(&done))
+            .await?;
         Ok(report.stats.unwrap_or_default())
     }
 }
@@ -206,11 +241,18 @@ async fn collect(State(reports): State<Reports>, Json(value): Json<Value>) -> St
 }
 
 async fn serve_page(Path(file): Path<String>) -> Response {
-    let safe = !file.is_empty() && file.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c)) && !file.starts_with('.');
+    let safe = !file.is_empty()
+        && file
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        && !file.starts_with('.');
     if !safe {
         return StatusCode::NOT_FOUND.into_response();
     }
-    let path = super::super::repo_root().join("tests").join("pages").join(&file);
+    let path = super::super::repo_root()
+        .join("tests")
+        .join("pages")
+        .join(&file);
     let Ok(body) = tokio::fs::read(&path).await else {
         return StatusCode::NOT_FOUND.into_response();
     };
@@ -219,5 +261,12 @@ async fn serve_page(Path(file): Path<String>) -> Response {
         Some("js") => "text/javascript; charset=utf-8",
         _ => "application/octet-stream",
     };
-    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-store")], body).into_response()
+    (
+        [
+            (header::CONTENT_TYPE, content_type),
+            (header::CACHE_CONTROL, "no-store"),
+        ],
+        body,
+    )
+        .into_response()
 }

@@ -48,28 +48,49 @@ pub struct LoopbackSender {
 
 impl LoopbackSender {
     /// Answers `offer`, with a keyframe every `keyframe_interval` frames (and on PLI/FIR).
-    pub async fn answer(offer: &str, keyframe_interval: u32) -> anyhow::Result<(LoopbackSender, String)> {
+    pub async fn answer(
+        offer: &str,
+        keyframe_interval: u32,
+    ) -> anyhow::Result<(LoopbackSender, String)> {
         let peer = Peer::new("loopback-sender", "127.0.0.1")?;
         let media = offered_media(offer);
         let video = media.iter().find(|m| m.kind == "video").and_then(|m| {
             // Our x264 stream is constrained baseline: webrtcbin only matches an offered H.264
             // payload type of that profile (it compares `profile=`), and aborts the process
             // (assertion `trans->stream`) when a linked transceiver matches nothing.
-            m.codecs.iter().find_map(|c| match c.name.to_ascii_uppercase().as_str() {
-                "H264" if c.fmtp.contains("packetization-mode=1") && is_constrained_baseline(&c.fmtp) => Some((VideoCodec::H264, c.pt)),
-                "VP8" => Some((VideoCodec::Vp8, c.pt)),
-                _ => None,
-            })
+            m.codecs
+                .iter()
+                .find_map(|c| match c.name.to_ascii_uppercase().as_str() {
+                    "H264"
+                        if c.fmtp.contains("packetization-mode=1")
+                            && is_constrained_baseline(&c.fmtp) =>
+                    {
+                        Some((VideoCodec::H264, c.pt))
+                    }
+                    "VP8" => Some((VideoCodec::Vp8, c.pt)),
+                    _ => None,
+                })
         });
-        let audio = media
-            .iter()
-            .find(|m| m.kind == "audio")
-            .and_then(|m| m.codecs.iter().find(|c| c.name.eq_ignore_ascii_case("opus")).map(|c| c.pt));
+        let audio = media.iter().find(|m| m.kind == "audio").and_then(|m| {
+            m.codecs
+                .iter()
+                .find(|c| c.name.eq_ignore_ascii_case("opus"))
+                .map(|c| c.pt)
+        });
         if video.is_none() && audio.is_none() {
-            anyhow::bail!("offer has neither H.264 (packetization-mode=1) / VP8 video nor Opus audio");
+            anyhow::bail!(
+                "offer has neither H.264 (packetization-mode=1) / VP8 video nor Opus audio"
+            );
         }
         if let Some((codec, pt)) = video {
-            peer.add_video_source(codec, pt, VideoFormat { keyframe_interval, ..VideoFormat::default() })?;
+            peer.add_video_source(
+                codec,
+                pt,
+                VideoFormat {
+                    keyframe_interval,
+                    ..VideoFormat::default()
+                },
+            )?;
             // Without a profile-level-id the caps intersect with whatever profile was offered.
             set_last_codec_preferences(&peer, &codec.rtp_caps(pt, None))?;
         }
@@ -79,22 +100,40 @@ impl LoopbackSender {
         }
         peer.play()?;
         let answer = peer.answer(offer).await?;
-        Ok((LoopbackSender { peer, video: video.map(|(c, _)| c) }, answer))
+        Ok((
+            LoopbackSender {
+                peer,
+                video: video.map(|(c, _)| c),
+            },
+            answer,
+        ))
     }
 }
 
 /// Whether an H.264 fmtp's `profile-level-id` is constrained baseline (profile_idc 66 with
 /// constraint_set1); a missing one means baseline (RFC 6184 default 420010), so no.
 fn is_constrained_baseline(fmtp: &str) -> bool {
-    let Some(id) = fmtp.split(';').find_map(|p| p.trim().strip_prefix("profile-level-id=")) else { return false };
-    let Ok(value) = u32::from_str_radix(id, 16) else { return false };
+    let Some(id) = fmtp
+        .split(';')
+        .find_map(|p| p.trim().strip_prefix("profile-level-id="))
+    else {
+        return false;
+    };
+    let Ok(value) = u32::from_str_radix(id, 16) else {
+        return false;
+    };
     let (profile_idc, constraints) = (value >> 16, (value >> 8) & 0xff);
     profile_idc == 0x42 && constraints & 0x40 != 0
 }
 
 /// Sets codec preferences on the transceiver of webrtcbin's most recent sink pad.
 fn set_last_codec_preferences(peer: &Peer, caps: &gstreamer::Caps) -> anyhow::Result<()> {
-    let pad = peer.webrtcbin().sink_pads().last().cloned().ok_or_else(|| anyhow!("no sink pad"))?;
+    let pad = peer
+        .webrtcbin()
+        .sink_pads()
+        .last()
+        .cloned()
+        .ok_or_else(|| anyhow!("no sink pad"))?;
     let transceiver: gst_webrtc::WebRTCRTPTransceiver = pad.property("transceiver");
     transceiver.set_codec_preferences(Some(caps));
     Ok(())
@@ -122,13 +161,26 @@ pub struct OfferedCodec {
 
 /// The m-sections of `sdp` with their codecs, in order.
 pub fn offered_media(sdp: &str) -> Vec<OfferedMedia> {
-    let mut sections: Vec<(OfferedMedia, Vec<u32>, HashMap<u32, String>, HashMap<u32, String>)> = Vec::new();
+    let mut sections: Vec<(
+        OfferedMedia,
+        Vec<u32>,
+        HashMap<u32, String>,
+        HashMap<u32, String>,
+    )> = Vec::new();
     for line in sdp.lines().map(str::trim) {
         if let Some(m) = line.strip_prefix("m=") {
             let mut words = m.split_whitespace();
             let kind = words.next().unwrap_or("").to_string();
             let pts = words.skip(2).filter_map(|w| w.parse().ok()).collect();
-            sections.push((OfferedMedia { kind, codecs: Vec::new() }, pts, HashMap::new(), HashMap::new()));
+            sections.push((
+                OfferedMedia {
+                    kind,
+                    codecs: Vec::new(),
+                },
+                pts,
+                HashMap::new(),
+                HashMap::new(),
+            ));
         } else if let Some((_, _, rtpmap, fmtp)) = sections.last_mut() {
             let attribute = |prefix: &str| {
                 let rest = line.strip_prefix(prefix)?;
@@ -147,7 +199,13 @@ pub fn offered_media(sdp: &str) -> Vec<OfferedMedia> {
         .map(|(mut media, pts, rtpmap, fmtp)| {
             media.codecs = pts
                 .into_iter()
-                .filter_map(|pt| Some(OfferedCodec { pt, name: rtpmap.get(&pt)?.clone(), fmtp: fmtp.get(&pt).cloned().unwrap_or_default() }))
+                .filter_map(|pt| {
+                    Some(OfferedCodec {
+                        pt,
+                        name: rtpmap.get(&pt)?.clone(),
+                        fmtp: fmtp.get(&pt).cloned().unwrap_or_default(),
+                    })
+                })
                 .collect();
             media
         })
@@ -190,15 +248,26 @@ impl LoopbackEndpoint {
     /// Serves on 127.0.0.1 (ephemeral port); WHEP senders send a keyframe every
     /// `sender_keyframe_interval` frames.
     pub async fn start(sender_keyframe_interval: u32) -> anyhow::Result<LoopbackEndpoint> {
-        let state = Arc::new(EndpointState { sender_keyframe_interval, ..EndpointState::default() });
+        let state = Arc::new(EndpointState {
+            sender_keyframe_interval,
+            ..EndpointState::default()
+        });
         let app = Router::new()
             .route("/whip/{stream}", post(post_whip).options(preflight))
             .route("/whep/{stream}", post(post_whep).options(preflight))
-            .route("/whip/{stream}/{id}", delete(delete_session).options(preflight))
-            .route("/whep/{stream}/{id}", delete(delete_session).options(preflight))
+            .route(
+                "/whip/{stream}/{id}",
+                delete(delete_session).options(preflight),
+            )
+            .route(
+                "/whep/{stream}/{id}",
+                delete(delete_session).options(preflight),
+            )
             .layer(axum::middleware::map_response(add_cors))
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("bind 127.0.0.1:0")?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .context("bind 127.0.0.1:0")?;
         let addr = listener.local_addr()?;
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -232,7 +301,9 @@ impl LoopbackEndpoint {
 
     /// The senders of the live WHEP sessions on `stream`.
     pub fn senders(&self, stream: &str) -> Vec<Arc<LoopbackSender>> {
-        let Ok(sessions) = self.state.sessions.lock() else { return Vec::new() };
+        let Ok(sessions) = self.state.sessions.lock() else {
+            return Vec::new();
+        };
         sessions
             .values()
             .filter_map(|(s, session)| match session {
@@ -249,7 +320,11 @@ impl LoopbackEndpoint {
 
     /// Every request seen so far, as `METHOD PATH -> STATUS` (preflights included).
     pub fn requests(&self) -> Vec<String> {
-        self.state.requests.lock().map(|r| r.clone()).unwrap_or_default()
+        self.state
+            .requests
+            .lock()
+            .map(|r| r.clone())
+            .unwrap_or_default()
     }
 }
 
@@ -262,19 +337,34 @@ impl Drop for LoopbackEndpoint {
     }
 }
 
-async fn post_whip(State(state): State<Arc<EndpointState>>, Path(stream): Path<String>, offer: String) -> Response {
-    let result = LoopbackAnswerer::answer(&offer).await.map(|(a, sdp)| (LoopbackSession::Whip(Arc::new(a)), sdp));
+async fn post_whip(
+    State(state): State<Arc<EndpointState>>,
+    Path(stream): Path<String>,
+    offer: String,
+) -> Response {
+    let result = LoopbackAnswerer::answer(&offer)
+        .await
+        .map(|(a, sdp)| (LoopbackSession::Whip(Arc::new(a)), sdp));
     created(&state, "whip", stream, result)
 }
 
-async fn post_whep(State(state): State<Arc<EndpointState>>, Path(stream): Path<String>, offer: String) -> Response {
+async fn post_whep(
+    State(state): State<Arc<EndpointState>>,
+    Path(stream): Path<String>,
+    offer: String,
+) -> Response {
     let result = LoopbackSender::answer(&offer, state.sender_keyframe_interval)
         .await
         .map(|(s, sdp)| (LoopbackSession::Whep(Arc::new(s)), sdp));
     created(&state, "whep", stream, result)
 }
 
-fn created(state: &EndpointState, kind: &str, stream: String, result: anyhow::Result<(LoopbackSession, String)>) -> Response {
+fn created(
+    state: &EndpointState,
+    kind: &str,
+    stream: String,
+    result: anyhow::Result<(LoopbackSession, String)>,
+) -> Response {
     let (session, answer) = match result {
         Ok(done) => done,
         Err(error) => {
@@ -288,13 +378,27 @@ fn created(state: &EndpointState, kind: &str, stream: String, result: anyhow::Re
         sessions.insert(id, (stream.clone(), session));
     }
     state.log(format!("POST /{kind}/{stream} -> 201"));
-    (StatusCode::CREATED, [(header::CONTENT_TYPE, "application/sdp".to_string()), (header::LOCATION, location)], answer)
+    (
+        StatusCode::CREATED,
+        [
+            (header::CONTENT_TYPE, "application/sdp".to_string()),
+            (header::LOCATION, location),
+        ],
+        answer,
+    )
         .into_response()
 }
 
-async fn delete_session(State(state): State<Arc<EndpointState>>, Path((stream, id)): Path<(String, String)>) -> StatusCode {
+async fn delete_session(
+    State(state): State<Arc<EndpointState>>,
+    Path((stream, id)): Path<(String, String)>,
+) -> StatusCode {
     let removed = state.sessions.lock().ok().and_then(|mut s| s.remove(&id));
-    let status = if removed.is_some() { StatusCode::OK } else { StatusCode::NOT_FOUND };
+    let status = if removed.is_some() {
+        StatusCode::OK
+    } else {
+        StatusCode::NOT_FOUND
+    };
     state.log(format!("DELETE {stream}/{id} -> {}", status.as_u16()));
     status
 }
@@ -310,9 +414,18 @@ async fn add_cors(mut response: Response) -> Response {
     let headers = response.headers_mut();
     for (name, value) in [
         (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
-        (header::ACCESS_CONTROL_ALLOW_METHODS, "POST, DELETE, PATCH, OPTIONS"),
-        (header::ACCESS_CONTROL_ALLOW_HEADERS, "Content-Type, Authorization, If-Match"),
-        (header::ACCESS_CONTROL_EXPOSE_HEADERS, "Location, Link, ETag"),
+        (
+            header::ACCESS_CONTROL_ALLOW_METHODS,
+            "POST, DELETE, PATCH, OPTIONS",
+        ),
+        (
+            header::ACCESS_CONTROL_ALLOW_HEADERS,
+            "Content-Type, Authorization, If-Match",
+        ),
+        (
+            header::ACCESS_CONTROL_EXPOSE_HEADERS,
+            "Location, Link, ETag",
+        ),
         (header::ACCESS_CONTROL_MAX_AGE, "600"),
     ] {
         headers.insert(name, HeaderValue::from_static(value));

@@ -6,9 +6,9 @@
 
 use std::ffi::{c_char, c_void, CString};
 
-use gstreamer as gst;
 use gst::glib;
 use gst::prelude::*;
+use gstreamer as gst;
 
 #[link(name = "nice")]
 extern "C" {

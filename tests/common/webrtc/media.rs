@@ -4,8 +4,8 @@
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
-use gstreamer as gst;
 use gst::prelude::*;
+use gstreamer as gst;
 
 /// A video codec the test peers can send and receive.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -37,7 +37,9 @@ impl VideoCodec {
         if self == VideoCodec::H264 {
             builder = builder.field("packetization-mode", "1");
             if let Some(id) = profile_level_id {
-                builder = builder.field("profile-level-id", id).field("level-asymmetry-allowed", "1");
+                builder = builder
+                    .field("profile-level-id", id)
+                    .field("level-asymmetry-allowed", "1");
             }
         }
         builder.build()
@@ -71,7 +73,12 @@ pub struct VideoFormat {
 impl Default for VideoFormat {
     /// 320x240 at 30 fps, a keyframe every 30 frames.
     fn default() -> Self {
-        VideoFormat { width: 320, height: 240, fps: 30, keyframe_interval: 30 }
+        VideoFormat {
+            width: 320,
+            height: 240,
+            fps: 30,
+            keyframe_interval: 30,
+        }
     }
 }
 
@@ -90,7 +97,12 @@ pub struct SendCounters {
 /// → capsfilter `rtpcaps` (set it to [`VideoCodec::rtp_caps`] after parsing: caps with types
 /// do not survive gst-launch syntax).
 pub fn video_branch(codec: VideoCodec, pt: u32, format: VideoFormat) -> String {
-    let VideoFormat { width, height, fps, keyframe_interval } = format;
+    let VideoFormat {
+        width,
+        height,
+        fps,
+        keyframe_interval,
+    } = format;
     let source = format!("videotestsrc is-live=true pattern=ball ! video/x-raw,width={width},height={height},framerate={fps}/1");
     match codec {
         VideoCodec::H264 => format!(
@@ -162,10 +174,15 @@ impl ReceiveCounters {
     /// Handles one new webrtcbin source pad: depayload, decode and count into fake sinks.
     /// Runs on a streaming thread: it only builds and links elements, never waits.
     pub fn on_pad_added(self: &Arc<Self>, pipeline: &gst::Pipeline, pad: &gst::Pad) {
-        let Some(caps) = pad.current_caps().or_else(|| Some(pad.query_caps(None))) else { return };
+        let Some(caps) = pad.current_caps().or_else(|| Some(pad.query_caps(None))) else {
+            return;
+        };
         let Some(s) = caps.structure(0) else { return };
         let media = s.get::<&str>("media").unwrap_or("");
-        let encoding = s.get::<&str>("encoding-name").unwrap_or("").to_ascii_uppercase();
+        let encoding = s
+            .get::<&str>("encoding-name")
+            .unwrap_or("")
+            .to_ascii_uppercase();
         let chain = match (media, encoding.as_str()) {
             ("video", "H264") => "queue ! rtph264depay ! h264parse ! avdec_h264 name=dec ! fakesink name=sink sync=false async=false",
             ("video", "VP8") => "queue ! rtpvp8depay ! vp8dec name=dec ! fakesink name=sink sync=false async=false",
@@ -177,12 +194,16 @@ impl ReceiveCounters {
                 return;
             }
         };
-        let Ok(bin) = gst::parse::bin_from_description(chain, true) else { return };
+        let Ok(bin) = gst::parse::bin_from_description(chain, true) else {
+            return;
+        };
         let is_video = media == "video";
         if let Some(sink_pad) = bin.by_name("sink").and_then(|e| e.static_pad("sink")) {
             let counters = Arc::downgrade(self);
             sink_pad.add_probe(gst::PadProbeType::BUFFER, move |probe_pad, _| {
-                let Some(counters) = counters.upgrade() else { return gst::PadProbeReturn::Ok };
+                let Some(counters) = counters.upgrade() else {
+                    return gst::PadProbeReturn::Ok;
+                };
                 if is_video {
                     if counters.video_frames.fetch_add(1, Ordering::Relaxed) == 0 {
                         let size = probe_pad.current_caps().and_then(|c| {
@@ -199,7 +220,11 @@ impl ReceiveCounters {
                 gst::PadProbeReturn::Ok
             });
         }
-        let slot = if is_video { &self.video_codec } else { &self.audio_codec };
+        let slot = if is_video {
+            &self.video_codec
+        } else {
+            &self.audio_codec
+        };
         if let Ok(mut slot) = slot.lock() {
             *slot = Some(encoding);
         }

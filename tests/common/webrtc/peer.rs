@@ -5,19 +5,22 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, Context};
-use gstreamer as gst;
-use gstreamer_sdp as gst_sdp;
-use gstreamer_webrtc as gst_webrtc;
 use gst::glib;
 use gst::prelude::*;
 use gst_webrtc::{
-    WebRTCICEGatheringState, WebRTCPeerConnectionState, WebRTCRTPTransceiver, WebRTCRTPTransceiverDirection,
-    WebRTCSDPType, WebRTCSessionDescription, WebRTCStatsType,
+    WebRTCICEGatheringState, WebRTCPeerConnectionState, WebRTCRTPTransceiver,
+    WebRTCRTPTransceiverDirection, WebRTCSDPType, WebRTCSessionDescription, WebRTCStatsType,
 };
+use gstreamer as gst;
+use gstreamer_sdp as gst_sdp;
+use gstreamer_webrtc as gst_webrtc;
 use tokio::sync::oneshot;
 
 use super::ice::restrict_ice_to;
-use super::media::{audio_branch, count_encoded, opus_caps, video_branch, ReceiveCounters, SendCounters, VideoCodec, VideoFormat};
+use super::media::{
+    audio_branch, count_encoded, opus_caps, video_branch, ReceiveCounters, SendCounters,
+    VideoCodec, VideoFormat,
+};
 
 /// How long one webrtcbin operation (offer, answer, description, stats) may take.
 const STEP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -54,7 +57,10 @@ impl Peer {
             let errors = errors.clone();
             bus.set_sync_handler(move |_, message| {
                 if let gst::MessageView::Error(error) = message.view() {
-                    let source = message.src().map(|s| s.path_string().to_string()).unwrap_or_default();
+                    let source = message
+                        .src()
+                        .map(|s| s.path_string().to_string())
+                        .unwrap_or_default();
                     let text = format!("{source}: {} ({:?})", error.error(), error.debug());
                     if let Ok(mut errors) = errors.lock() {
                         errors.push(text);
@@ -71,11 +77,19 @@ impl Peer {
             if pad.direction() != gst::PadDirection::Src {
                 return;
             }
-            if let (Some(pipeline), Some(received)) = (weak_pipeline.upgrade(), weak_received.upgrade()) {
+            if let (Some(pipeline), Some(received)) =
+                (weak_pipeline.upgrade(), weak_received.upgrade())
+            {
                 received.on_pad_added(&pipeline, pad);
             }
         });
-        Ok(Peer { pipeline, webrtc, errors, sent: Arc::new(SendCounters::default()), received })
+        Ok(Peer {
+            pipeline,
+            webrtc,
+            errors,
+            sent: Arc::new(SendCounters::default()),
+            received,
+        })
     }
 
     /// The webrtcbin element (for properties the helpers do not cover).
@@ -86,8 +100,17 @@ impl Peer {
     /// Adds a live test-pattern video source in `format`, encoded with `codec` on payload type
     /// `pt` (keyframes also whenever the remote sends PLI/FIR), on a sendonly transceiver with
     /// NACK.
-    pub fn add_video_source(&self, codec: VideoCodec, pt: u32, format: VideoFormat) -> anyhow::Result<()> {
-        self.add_source(&video_branch(codec, pt, format), &codec.rtp_caps(pt, None), true)
+    pub fn add_video_source(
+        &self,
+        codec: VideoCodec,
+        pt: u32,
+        format: VideoFormat,
+    ) -> anyhow::Result<()> {
+        self.add_source(
+            &video_branch(codec, pt, format),
+            &codec.rtp_caps(pt, None),
+            true,
+        )
     }
 
     /// Adds a live sine source encoded with Opus on payload type `pt`, on a sendonly transceiver.
@@ -95,15 +118,29 @@ impl Peer {
         self.add_source(&audio_branch(pt), &opus_caps(pt), false)
     }
 
-    fn add_source(&self, description: &str, rtp_caps: &gst::Caps, nack: bool) -> anyhow::Result<()> {
-        let bin = gst::parse::bin_from_description(description, true).map_err(|e| anyhow!("parse {description}: {e:?}"))?;
-        let capsfilter = bin.by_name("rtpcaps").ok_or_else(|| anyhow!("no rtpcaps in {description}"))?;
+    fn add_source(
+        &self,
+        description: &str,
+        rtp_caps: &gst::Caps,
+        nack: bool,
+    ) -> anyhow::Result<()> {
+        let bin = gst::parse::bin_from_description(description, true)
+            .map_err(|e| anyhow!("parse {description}: {e:?}"))?;
+        let capsfilter = bin
+            .by_name("rtpcaps")
+            .ok_or_else(|| anyhow!("no rtpcaps in {description}"))?;
         capsfilter.set_property("caps", rtp_caps);
         count_encoded(&bin, &self.sent);
         self.pipeline.add(&bin)?;
-        let sink = self.webrtc.request_pad_simple("sink_%u").ok_or_else(|| anyhow!("webrtcbin gave no sink pad"))?;
-        let src = bin.static_pad("src").ok_or_else(|| anyhow!("source bin has no src pad"))?;
-        src.link(&sink).map_err(|e| anyhow!("link source to webrtcbin: {e:?}"))?;
+        let sink = self
+            .webrtc
+            .request_pad_simple("sink_%u")
+            .ok_or_else(|| anyhow!("webrtcbin gave no sink pad"))?;
+        let src = bin
+            .static_pad("src")
+            .ok_or_else(|| anyhow!("source bin has no src pad"))?;
+        src.link(&sink)
+            .map_err(|e| anyhow!("link source to webrtcbin: {e:?}"))?;
         let transceiver: WebRTCRTPTransceiver = sink.property("transceiver");
         transceiver.set_direction(WebRTCRTPTransceiverDirection::Sendonly);
         if nack {
@@ -116,9 +153,10 @@ impl Peer {
     /// Adds a recvonly transceiver that offers `caps` (one structure per codec, in order of
     /// preference, each with `clock-rate`). NACK is on for video.
     pub fn add_receive_transceiver(&self, caps: &gst::Caps) -> anyhow::Result<()> {
-        let transceiver = self
-            .webrtc
-            .emit_by_name::<WebRTCRTPTransceiver>("add-transceiver", &[&WebRTCRTPTransceiverDirection::Recvonly, caps]);
+        let transceiver = self.webrtc.emit_by_name::<WebRTCRTPTransceiver>(
+            "add-transceiver",
+            &[&WebRTCRTPTransceiverDirection::Recvonly, caps],
+        );
         let video = caps.structure(0).and_then(|s| s.get::<&str>("media").ok()) == Some("video");
         if video {
             transceiver.set_property("do-nack", true);
@@ -128,7 +166,13 @@ impl Peer {
 
     /// Sets the pipeline to PLAYING.
     pub fn play(&self) -> anyhow::Result<()> {
-        self.pipeline.set_state(gst::State::Playing).map_err(|e| anyhow!("{}: PLAYING failed: {e:?}; {:?}", self.pipeline.name(), self.errors()))?;
+        self.pipeline.set_state(gst::State::Playing).map_err(|e| {
+            anyhow!(
+                "{}: PLAYING failed: {e:?}; {:?}",
+                self.pipeline.name(),
+                self.errors()
+            )
+        })?;
         Ok(())
     }
 
@@ -140,42 +184,68 @@ impl Peer {
         self.wait_for(
             STEP_TIMEOUT,
             "caps on every webrtcbin sink pad",
-            |p| p.webrtc.sink_pads().iter().all(|pad| pad.current_caps().is_some()),
-            |p| format!("{:?}", p.webrtc.sink_pads().iter().map(|pad| pad.current_caps()).collect::<Vec<_>>()),
+            |p| {
+                p.webrtc
+                    .sink_pads()
+                    .iter()
+                    .all(|pad| pad.current_caps().is_some())
+            },
+            |p| {
+                format!(
+                    "{:?}",
+                    p.webrtc
+                        .sink_pads()
+                        .iter()
+                        .map(|pad| pad.current_caps())
+                        .collect::<Vec<_>>()
+                )
+            },
         )
         .await?;
-        let reply = self.call("create-offer", None::<gst::Structure>.to_send_value()).await?;
+        let reply = self
+            .call("create-offer", None::<gst::Structure>.to_send_value())
+            .await?;
         let offer = reply
             .as_ref()
             .and_then(|s| s.get::<WebRTCSessionDescription>("offer").ok())
-            .ok_or_else(|| anyhow!("create-offer gave no offer: {reply:?} (do all sink caps have clock-rate?)"))?;
-        self.call("set-local-description", offer.to_send_value()).await?;
+            .ok_or_else(|| {
+                anyhow!("create-offer gave no offer: {reply:?} (do all sink caps have clock-rate?)")
+            })?;
+        self.call("set-local-description", offer.to_send_value())
+            .await?;
         self.local_sdp_after_gathering().await
     }
 
     /// Applies a remote offer, answers it, waits for ICE gathering and returns the answer SDP.
     pub async fn answer(&self, offer_sdp: &str) -> anyhow::Result<String> {
         let offer = description(WebRTCSDPType::Offer, offer_sdp)?;
-        self.call("set-remote-description", offer.to_send_value()).await?;
-        let reply = self.call("create-answer", None::<gst::Structure>.to_send_value()).await?;
+        self.call("set-remote-description", offer.to_send_value())
+            .await?;
+        let reply = self
+            .call("create-answer", None::<gst::Structure>.to_send_value())
+            .await?;
         let answer = reply
             .as_ref()
             .and_then(|s| s.get::<WebRTCSessionDescription>("answer").ok())
             .ok_or_else(|| anyhow!("create-answer gave no answer: {reply:?}"))?;
-        self.call("set-local-description", answer.to_send_value()).await?;
+        self.call("set-local-description", answer.to_send_value())
+            .await?;
         self.local_sdp_after_gathering().await
     }
 
     /// Applies the remote answer to our offer.
     pub async fn apply_answer(&self, answer_sdp: &str) -> anyhow::Result<()> {
         let answer = description(WebRTCSDPType::Answer, answer_sdp)?;
-        self.call("set-remote-description", answer.to_send_value()).await?;
+        self.call("set-remote-description", answer.to_send_value())
+            .await?;
         Ok(())
     }
 
     /// webrtcbin's `get-stats` (one structure per stats object, keyed by id).
     pub async fn stats(&self) -> anyhow::Result<gst::Structure> {
-        self.call("get-stats", None::<gst::Pad>.to_send_value()).await?.ok_or_else(|| anyhow!("get-stats gave no reply"))
+        self.call("get-stats", None::<gst::Pad>.to_send_value())
+            .await?
+            .ok_or_else(|| anyhow!("get-stats gave no reply"))
     }
 
     /// Sum of `field` (e.g. `bytes-sent`, `packets-received`) over the stats objects of `kind`
@@ -184,9 +254,14 @@ impl Peer {
         let stats = self.stats().await?;
         let mut total = 0;
         for (_, value) in stats.iter() {
-            let Ok(entry) = value.get::<gst::Structure>() else { continue };
+            let Ok(entry) = value.get::<gst::Structure>() else {
+                continue;
+            };
             if entry.get::<WebRTCStatsType>("type").ok() == Some(kind) {
-                total += entry.get::<u64>(field).or_else(|_| entry.get::<u32>(field).map(u64::from)).unwrap_or(0);
+                total += entry
+                    .get::<u64>(field)
+                    .or_else(|_| entry.get::<u32>(field).map(u64::from))
+                    .unwrap_or(0);
             }
         }
         Ok(total)
@@ -212,7 +287,9 @@ impl Peer {
     pub fn request_keyframe(&self) -> bool {
         let pad = self.received.video_pad.lock().ok().and_then(|p| p.clone());
         let Some(pad) = pad else { return false };
-        let event = gstreamer_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).build();
+        let event = gstreamer_video::UpstreamForceKeyUnitEvent::builder()
+            .all_headers(true)
+            .build();
         pad.send_event(event)
     }
 
@@ -235,7 +312,13 @@ impl Peer {
 
     /// Polls `done` every 50 ms until it is true, failing after `timeout` (message names `what`
     /// and what `observe` reports) or as soon as [`Peer::check`] fails.
-    pub async fn wait_for(&self, timeout: Duration, what: &str, mut done: impl FnMut(&Peer) -> bool, observe: impl Fn(&Peer) -> String) -> anyhow::Result<()> {
+    pub async fn wait_for(
+        &self,
+        timeout: Duration,
+        what: &str,
+        mut done: impl FnMut(&Peer) -> bool,
+        observe: impl Fn(&Peer) -> String,
+    ) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
         loop {
             self.check()?;
@@ -243,7 +326,11 @@ impl Peer {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                bail!("{}: timed out after {timeout:?} waiting for {what}; now: {}", self.pipeline.name(), observe(self));
+                bail!(
+                    "{}: timed out after {timeout:?} waiting for {what}; now: {}",
+                    self.pipeline.name(),
+                    observe(self)
+                );
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -262,20 +349,32 @@ impl Peer {
 
     /// Emits `signal(arg, promise)` on webrtcbin and waits (bounded) for the promise's reply;
     /// a reply carrying an `error` field becomes an error.
-    async fn call(&self, signal: &str, arg: glib::SendValue) -> anyhow::Result<Option<gst::Structure>> {
+    async fn call(
+        &self,
+        signal: &str,
+        arg: glib::SendValue,
+    ) -> anyhow::Result<Option<gst::Structure>> {
         let (tx, rx) = oneshot::channel();
         let promise = gst::Promise::with_change_func(move |reply| {
-            let reply = reply.map(|s| s.map(|s| s.to_owned())).map_err(|e| format!("{e:?}"));
+            let reply = reply
+                .map(|s| s.map(|s| s.to_owned()))
+                .map_err(|e| format!("{e:?}"));
             let _ = tx.send(reply);
         });
         self.webrtc.emit_by_name::<()>(signal, &[&arg, &promise]);
         let reply = match tokio::time::timeout(STEP_TIMEOUT, rx).await {
             Ok(Ok(reply)) => reply,
             Ok(Err(_)) => bail!("{signal}: promise dropped without reply"),
-            Err(_) => bail!("{signal}: no reply within {STEP_TIMEOUT:?}; errors: {:?}", self.errors()),
+            Err(_) => bail!(
+                "{signal}: no reply within {STEP_TIMEOUT:?}; errors: {:?}",
+                self.errors()
+            ),
         };
         let reply = reply.map_err(|e| anyhow!("{signal}: promise {e}"))?;
-        if let Some(error) = reply.as_ref().and_then(|s| s.get::<glib::Error>("error").ok()) {
+        if let Some(error) = reply
+            .as_ref()
+            .and_then(|s| s.get::<glib::Error>("error").ok())
+        {
             bail!("{signal}: {error}");
         }
         self.check()?;
@@ -286,11 +385,22 @@ impl Peer {
         self.wait_for(
             STEP_TIMEOUT,
             "ICE gathering complete",
-            |p| p.webrtc.property::<WebRTCICEGatheringState>("ice-gathering-state") == WebRTCICEGatheringState::Complete,
-            |p| format!("{:?}", p.webrtc.property::<WebRTCICEGatheringState>("ice-gathering-state")),
+            |p| {
+                p.webrtc
+                    .property::<WebRTCICEGatheringState>("ice-gathering-state")
+                    == WebRTCICEGatheringState::Complete
+            },
+            |p| {
+                format!(
+                    "{:?}",
+                    p.webrtc
+                        .property::<WebRTCICEGatheringState>("ice-gathering-state")
+                )
+            },
         )
         .await?;
-        self.local_sdp().ok_or_else(|| anyhow!("no local description after gathering"))
+        self.local_sdp()
+            .ok_or_else(|| anyhow!("no local description after gathering"))
     }
 }
 
@@ -308,7 +418,8 @@ impl Drop for Peer {
 
 /// Parses `sdp` into a session description of type `kind`.
 pub fn description(kind: WebRTCSDPType, sdp: &str) -> anyhow::Result<WebRTCSessionDescription> {
-    let message = gst_sdp::SDPMessage::parse_buffer(sdp.as_bytes()).map_err(|e| anyhow!("SDP does not parse ({e}):\n{sdp}"))?;
+    let message = gst_sdp::SDPMessage::parse_buffer(sdp.as_bytes())
+        .map_err(|e| anyhow!("SDP does not parse ({e}):\n{sdp}"))?;
     Ok(WebRTCSessionDescription::new(kind, message))
 }
 
