@@ -64,32 +64,47 @@ impl PageStats {
     }
 }
 
-/// One inbound-rtp entry.
+/// One inbound-rtp entry (names as in `getStats()`).
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct InboundStats {
+    /// RTP packets received.
     pub packets_received: u64,
+    /// Payload bytes received.
     pub bytes_received: u64,
+    /// Packets lost (may be negative with duplicates).
     pub packets_lost: i64,
+    /// Video frames decoded.
     pub frames_decoded: u64,
+    /// Video keyframes decoded.
     pub key_frames_decoded: u64,
+    /// Width of the last decoded frame.
     pub frame_width: u32,
+    /// Height of the last decoded frame.
     pub frame_height: u32,
+    /// PLIs sent (inbound) or received (outbound).
     pub pli_count: u64,
+    /// Audio samples received.
     pub total_samples_received: u64,
     /// e.g. `video/H264`, `audio/opus`.
     pub codec: Option<String>,
 }
 
-/// One outbound-rtp entry.
+/// One outbound-rtp entry (names as in `getStats()`).
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct OutboundStats {
+    /// RTP packets sent.
     pub packets_sent: u64,
+    /// Payload bytes sent.
     pub bytes_sent: u64,
+    /// Video frames encoded.
     pub frames_encoded: u64,
+    /// Video keyframes encoded.
     pub key_frames_encoded: u64,
+    /// PLIs sent (inbound) or received (outbound).
     pub pli_count: u64,
+    /// e.g. `video/H264`, `audio/opus`.
     pub codec: Option<String>,
 }
 
