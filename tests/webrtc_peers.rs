@@ -7,8 +7,9 @@ mod common;
 use std::time::Duration;
 
 use common::webrtc::{
-    candidate_addresses, describe_received, offered_media, LoopbackEndpoint, Rejected, VideoCodec,
-    VideoFormat, WhepOptions, WhepViewer, WhipOptions, WhipPublisher,
+    candidate_addresses, describe_received, is_constrained_baseline, offered_media,
+    LoopbackEndpoint, Rejected, VideoCodec, VideoFormat, WhepOptions, WhepViewer, WhipOptions,
+    WhipPublisher,
 };
 
 const MEDIA_TIMEOUT: Duration = Duration::from_secs(15);
@@ -32,6 +33,42 @@ async fn wait_received(
             describe_received,
         )
         .await
+}
+
+#[test]
+fn reads_offered_codecs_and_h264_profiles() {
+    let sdp = "v=0\r\no=- 1 0 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n\
+               m=video 9 UDP/TLS/RTP/SAVPF 102 103 96\r\na=rtpmap:102 H264/90000\r\n\
+               a=fmtp:102 packetization-mode=1;profile-level-id=42001f\r\na=rtpmap:103 rtx/90000\r\n\
+               a=fmtp:103 apt=102\r\na=rtpmap:96 VP8/90000\r\n\
+               m=audio 9 UDP/TLS/RTP/SAVPF 111 0\r\na=rtpmap:111 opus/48000/2\r\na=rtpmap:0 PCMU/8000\r\n";
+    let media = offered_media(sdp);
+    assert_eq!(media.len(), 2);
+    assert_eq!(media[0].kind, "video");
+    let video: Vec<_> = media[0]
+        .codecs
+        .iter()
+        .map(|c| (c.pt, c.name.as_str()))
+        .collect();
+    assert_eq!(video, [(102, "H264"), (103, "rtx"), (96, "VP8")]);
+    assert_eq!(media[0].codecs[1].fmtp, "apt=102");
+    assert_eq!(media[0].codecs[2].fmtp, "");
+    let audio: Vec<_> = media[1]
+        .codecs
+        .iter()
+        .map(|c| (c.pt, c.name.as_str()))
+        .collect();
+    assert_eq!(audio, [(111, "opus"), (0, "PCMU")]);
+
+    for (fmtp, constrained) in [
+        ("packetization-mode=1;profile-level-id=42e01f", true),
+        ("profile-level-id=42c015;packetization-mode=1", true),
+        ("packetization-mode=1;profile-level-id=42001f", false),
+        ("packetization-mode=1;profile-level-id=4d001f", false),
+        ("packetization-mode=1", false),
+    ] {
+        assert_eq!(is_constrained_baseline(fmtp), constrained, "{fmtp}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -20,17 +20,16 @@ mod endpoint;
 mod ice;
 mod media;
 mod peer;
+mod sdp;
 mod sessions;
 
 use std::sync::Once;
 
-pub use endpoint::{
-    offered_media, LoopbackAnswerer, LoopbackEndpoint, LoopbackSender, LoopbackSession,
-    OfferedCodec, OfferedMedia,
-};
+pub use endpoint::{LoopbackAnswerer, LoopbackEndpoint, LoopbackSender, LoopbackSession};
 pub use ice::{candidate_addresses, expect_loopback_candidates, restrict_ice_to};
 pub use media::{ReceiveCounters, SendCounters, VideoCodec, VideoFormat};
 pub use peer::Peer;
+pub use sdp::{is_constrained_baseline, offered_media, OfferedCodec, OfferedMedia};
 pub use sessions::{
     describe_received, Rejected, WhepOptions, WhepViewer, WhipOptions, WhipPublisher,
 };

@@ -18,6 +18,7 @@ use gstreamer_webrtc::prelude::*;
 
 use super::media::{opus_caps, VideoCodec, VideoFormat};
 use super::peer::Peer;
+use super::sdp::{is_constrained_baseline, offered_media};
 
 /// A receiving webrtcbin that answers one offer (what a WHIP endpoint does): it decodes and
 /// counts what arrives in [`Peer::received`].
@@ -110,22 +111,6 @@ impl LoopbackSender {
     }
 }
 
-/// Whether an H.264 fmtp's `profile-level-id` is constrained baseline (profile_idc 66 with
-/// constraint_set1); a missing one means baseline (RFC 6184 default 420010), so no.
-fn is_constrained_baseline(fmtp: &str) -> bool {
-    let Some(id) = fmtp
-        .split(';')
-        .find_map(|p| p.trim().strip_prefix("profile-level-id="))
-    else {
-        return false;
-    };
-    let Ok(value) = u32::from_str_radix(id, 16) else {
-        return false;
-    };
-    let (profile_idc, constraints) = (value >> 16, (value >> 8) & 0xff);
-    profile_idc == 0x42 && constraints & 0x40 != 0
-}
-
 /// Sets codec preferences on the transceiver of webrtcbin's most recent sink pad.
 fn set_last_codec_preferences(peer: &Peer, caps: &gstreamer::Caps) -> anyhow::Result<()> {
     let pad = peer
@@ -137,79 +122,6 @@ fn set_last_codec_preferences(peer: &Peer, caps: &gstreamer::Caps) -> anyhow::Re
     let transceiver: gst_webrtc::WebRTCRTPTransceiver = pad.property("transceiver");
     transceiver.set_codec_preferences(Some(caps));
     Ok(())
-}
-
-/// One m-section of an SDP: its kind and codecs in offer order.
-#[derive(Debug)]
-pub struct OfferedMedia {
-    /// `video` or `audio`.
-    pub kind: String,
-    /// The section's codecs.
-    pub codecs: Vec<OfferedCodec>,
-}
-
-/// One codec of an m-section.
-#[derive(Debug)]
-pub struct OfferedCodec {
-    /// Payload type.
-    pub pt: u32,
-    /// Encoding name from `a=rtpmap`.
-    pub name: String,
-    /// The `a=fmtp` parameters ("" when none).
-    pub fmtp: String,
-}
-
-/// The m-sections of `sdp` with their codecs, in order.
-pub fn offered_media(sdp: &str) -> Vec<OfferedMedia> {
-    let mut sections: Vec<(
-        OfferedMedia,
-        Vec<u32>,
-        HashMap<u32, String>,
-        HashMap<u32, String>,
-    )> = Vec::new();
-    for line in sdp.lines().map(str::trim) {
-        if let Some(m) = line.strip_prefix("m=") {
-            let mut words = m.split_whitespace();
-            let kind = words.next().unwrap_or("").to_string();
-            let pts = words.skip(2).filter_map(|w| w.parse().ok()).collect();
-            sections.push((
-                OfferedMedia {
-                    kind,
-                    codecs: Vec::new(),
-                },
-                pts,
-                HashMap::new(),
-                HashMap::new(),
-            ));
-        } else if let Some((_, _, rtpmap, fmtp)) = sections.last_mut() {
-            let attribute = |prefix: &str| {
-                let rest = line.strip_prefix(prefix)?;
-                let (pt, value) = rest.split_once(' ')?;
-                Some((pt.parse::<u32>().ok()?, value.to_string()))
-            };
-            if let Some((pt, value)) = attribute("a=rtpmap:") {
-                rtpmap.insert(pt, value.split('/').next().unwrap_or("").to_string());
-            } else if let Some((pt, value)) = attribute("a=fmtp:") {
-                fmtp.insert(pt, value);
-            }
-        }
-    }
-    sections
-        .into_iter()
-        .map(|(mut media, pts, rtpmap, fmtp)| {
-            media.codecs = pts
-                .into_iter()
-                .filter_map(|pt| {
-                    Some(OfferedCodec {
-                        pt,
-                        name: rtpmap.get(&pt)?.clone(),
-                        fmtp: fmtp.get(&pt).cloned().unwrap_or_default(),
-                    })
-                })
-                .collect();
-            media
-        })
-        .collect()
 }
 
 /// A live session of the endpoint.

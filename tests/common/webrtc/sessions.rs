@@ -377,7 +377,7 @@ impl WhepViewer {
                 timeout,
                 &format!("{frames} video frames and {audio} audio buffers decoded"),
                 |p| p.received.frames() >= frames && p.received.audio() >= audio,
-                |p| describe_received(p),
+                describe_received,
             )
             .await
     }
