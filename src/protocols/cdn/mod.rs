@@ -147,3 +147,27 @@ impl Relays {
         self.inner.entries.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
+
+/// After a failed attempt: gives up (state `failed`) past `max_attempts`, else shows
+/// `retrying` with the next attempt time and waits the backoff delay. False: stop the relay.
+async fn retry_after(
+    what: &str,
+    error: &RelayError,
+    backoff: &mut Backoff,
+    settings: &RelaySettings,
+    status: &StatusCell,
+    cancel: &CancellationToken,
+) -> bool {
+    let delay = backoff.fail();
+    if settings.max_attempts > 0 && backoff.failures >= settings.max_attempts {
+        tracing::warn!(error = %error, attempts = backoff.failures, "{what} failed; giving up");
+        status.failed(format!("{error} (gave up after {} attempts)", backoff.failures));
+        return false;
+    }
+    tracing::warn!(error = %error, retry_in = ?delay, "{what} failed; retrying");
+    status.retrying(error.to_string(), delay, backoff.failures);
+    tokio::select! {
+        _ = tokio::time::sleep(delay) => true,
+        _ = cancel.cancelled() => false,
+    }
+}

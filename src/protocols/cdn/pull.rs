@@ -24,17 +24,8 @@ pub(super) async fn run(hub: Hub, key: StreamKey, url: RtmpUrl, status: StatusCe
             _ = cancel.cancelled() => return,
         };
         backoff.ended_after(started.elapsed());
-        let delay = backoff.fail();
-        if settings.max_attempts > 0 && backoff.failures >= settings.max_attempts {
-            tracing::warn!(error = %error, attempts = backoff.failures, "pull failed; giving up");
-            status.failed(format!("{error} (gave up after {} attempts)", backoff.failures));
+        if !super::retry_after("pull", &error, &mut backoff, &settings, &status, &cancel).await {
             return;
-        }
-        tracing::warn!(error = %error, retry_in = ?delay, "pull ended; retrying");
-        status.retrying(error.to_string(), delay, backoff.failures);
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = cancel.cancelled() => return,
         }
     }
 }

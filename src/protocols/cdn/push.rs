@@ -42,17 +42,8 @@ pub(super) async fn run(hub: Hub, key: StreamKey, url: RtmpUrl, status: StatusCe
         if let RelayError::Hub(crate::hub::HubError::NotFound(_)) = error {
             continue; // the stream ended between the check and the subscribe
         }
-        let delay = backoff.fail();
-        if settings.max_attempts > 0 && backoff.failures >= settings.max_attempts {
-            tracing::warn!(error = %error, attempts = backoff.failures, "push failed; giving up");
-            status.failed(format!("{error} (gave up after {} attempts)", backoff.failures));
+        if !super::retry_after("push", &error, &mut backoff, &settings, &status, &cancel).await {
             return;
-        }
-        tracing::warn!(error = %error, retry_in = ?delay, "push failed; retrying");
-        status.retrying(error.to_string(), delay, backoff.failures);
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = cancel.cancelled() => return,
         }
     }
 }
