@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use common::ffmpeg::probe_until_h264_aac;
 use common::webrtc::{candidate_addresses, offered_media, Rejected, VideoFormat, WhepOptions, WhepViewer, WhipOptions, WhipPublisher};
-use common::{wait_until, Api, BackgroundReader, Ffmpeg, Gateway, HttpFlvReader, Nginx, PublishOptions, TagKind};
+use common::{wait_until, Api, BackgroundReader, Ffmpeg, Gateway, Nginx, PublishOptions, TagKind};
 use serde_json::Value;
 
 const MEDIA: Duration = Duration::from_secs(20);
@@ -242,4 +242,221 @@ async fn one_opus_to_aac_conversion_serves_every_flv_viewer_and_goes_after_they_
     .await
     .expect("grace period over");
     drop(publisher);
+}
+
+/// A hand-written offer (as a browser's, trimmed): no candidates, so ICE never connects.
+fn offer(direction: &str, video: &str, audio: &str) -> String {
+    let fingerprint = "sha-256 5D:18:DA:15:35:29:CB:E3:1F:68:E5:E0:FE:D4:C5:0E:01:0B:04:CB:2B:1A:B1:B8:1D:28:B3:CA:10:54:2A:16";
+    let common = format!(
+        "c=IN IP4 0.0.0.0\r\na=ice-ufrag:wxyz\r\na=ice-pwd:0123456789abcdefghijklmn\r\na=fingerprint:{fingerprint}\r\n\
+         a=setup:actpass\r\na=rtcp-mux\r\na={direction}\r\n"
+    );
+    format!(
+        "v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\na=group:BUNDLE 0 1\r\n\
+         m=video 9 UDP/TLS/RTP/SAVPF 102\r\n{common}a=mid:0\r\n{video}\
+         m=audio 9 UDP/TLS/RTP/SAVPF 111\r\n{common}a=mid:1\r\n{audio}"
+    )
+}
+
+const H264: &str = "a=rtpmap:102 H264/90000\r\na=rtcp-fb:102 nack pli\r\n\
+    a=fmtp:102 level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f\r\n";
+const OPUS: &str = "a=rtpmap:111 opus/48000/2\r\na=fmtp:111 minptime=10;useinbandfec=1\r\n";
+
+async fn post_sdp(gw: &Gateway, path: &str, sdp: &str) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(gw.http_url(path))
+        .header("Content-Type", "application/sdp")
+        .header("Origin", "http://classroom.example")
+        .body(sdp.to_string())
+        .send()
+        .await
+        .expect("POST")
+}
+
+fn header<'a>(r: &'a reqwest::Response, name: &str) -> &'a str {
+    r.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or("")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_gets_the_fitting_status_and_cors_everywhere() {
+    let gw = Gateway::start();
+    let api = gw.api();
+
+    let garbage = post_sdp(&gw, "/whip/k", "this is not SDP").await;
+    assert_eq!(garbage.status(), 400);
+    assert_eq!(header(&garbage, "access-control-allow-origin"), "*", "CORS on errors too");
+    assert!(garbage.text().await.unwrap().contains("v=0"), "the reason is given");
+    let no_ice = post_sdp(&gw, "/whip/k", &offer("sendonly", H264, OPUS).replace("a=ice-pwd", "a=x-ice-pwd")).await;
+    assert_eq!(no_ice.status(), 400);
+    assert!(no_ice.text().await.unwrap().contains("ice-pwd"));
+
+    let hevc = "a=rtpmap:102 H265/90000\r\n";
+    let g722 = "a=rtpmap:111 G722/8000\r\n";
+    let unusable = post_sdp(&gw, "/whip/k", &offer("sendonly", hevc, g722)).await;
+    assert_eq!(unusable.status(), 406);
+    let body = unusable.text().await.unwrap();
+    assert!(body.contains("H265/90000") && body.contains("G722/8000"), "names what was offered: {body}");
+    assert!(api.stream("k").await.unwrap().is_none(), "a refused offer publishes nothing");
+
+    let wrong_type = reqwest::Client::new().post(gw.http_url("/whip/k")).header("Content-Type", "text/plain").body("v=0").send().await.unwrap();
+    assert_eq!(wrong_type.status(), 415);
+
+    // WHIP on a live key.
+    let publisher = whip(&gw, "live1", WhipOptions::default()).await;
+    let (status, body) = rejected_status(WhipPublisher::start(&gw.http_url("/whip/live1"), WhipOptions::default()).await);
+    assert_eq!(status, 409, "{body}");
+    drop(publisher);
+
+    let (status, body) = rejected_status(WhepViewer::start(&gw.http_url("/whep/nobody"), WhepOptions::default()).await);
+    assert_eq!(status, 404, "{body}");
+
+    for path in ["/whip/k/0123456789abcdef", "/whep/k/0123456789abcdef"] {
+        let reply = api.delete(path).await.unwrap();
+        assert_eq!(reply.status, 404, "DELETE {path}: {}", reply.body);
+    }
+
+    for path in ["/whip/k", "/whep/k", "/whip/k/0123456789abcdef"] {
+        let preflight = reqwest::Client::new()
+            .request(reqwest::Method::OPTIONS, gw.http_url(path))
+            .header("Origin", "http://classroom.example")
+            .header("Access-Control-Request-Method", "POST")
+            .header("Access-Control-Request-Headers", "content-type,authorization")
+            .send()
+            .await
+            .unwrap();
+        assert!(preflight.status().is_success(), "OPTIONS {path}: {}", preflight.status());
+        assert_eq!(header(&preflight, "access-control-allow-origin"), "*");
+        let methods = header(&preflight, "access-control-allow-methods");
+        assert!(methods.contains("POST") && methods.contains("DELETE"), "{methods}");
+        let headers = header(&preflight, "access-control-allow-headers").to_ascii_lowercase();
+        assert!(headers.contains("content-type") && headers.contains("authorization"), "{headers}");
+        assert!(header(&preflight, "access-control-expose-headers").contains("Location"));
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ice_that_never_connects_is_given_up_and_freed() {
+    let gw = Gateway::start_with(&[], Some("webrtc: { ice_timeout_seconds: 2 }\n"));
+    let api = gw.api();
+
+    // WHIP: the stream exists while ICE tries, then goes.
+    let reply = post_sdp(&gw, "/whip/lost", &offer("sendonly", H264, OPUS)).await;
+    assert_eq!(reply.status(), 201);
+    assert_eq!(header(&reply, "content-type"), "application/sdp");
+    assert_eq!(header(&reply, "access-control-expose-headers"), "Location");
+    let location = header(&reply, "location").to_string();
+    assert!(location.starts_with("/whip/lost/"), "{location}");
+    let answer = reply.text().await.unwrap();
+    assert!(answer.contains("a=fmtp:102") && answer.contains("profile-level-id=42e01f"), "{answer}");
+    assert_eq!(candidate_addresses(&answer), ["127.0.0.1"]);
+    let started = Instant::now();
+    assert!(api.stream("lost").await.unwrap().is_some(), "live while ICE tries");
+    wait_gone(&api, "lost", Duration::from_secs(6)).await.expect("given up");
+    assert!(started.elapsed() >= Duration::from_millis(1500), "not before the timeout: {:?}", started.elapsed());
+    assert_eq!(api.delete(&location).await.unwrap().status, 404, "the session is freed");
+
+    // WHEP: the consumer is counted while ICE tries, then removed.
+    let _ffmpeg = Ffmpeg::publish(&gw.rtmp_url("/live/src"), PublishOptions::default());
+    api.wait_live("src", MEDIA).await.expect("live");
+    let reply = post_sdp(&gw, "/whep/src", &offer("recvonly", H264, OPUS)).await;
+    assert_eq!(reply.status(), 201);
+    let location = header(&reply, "location").to_string();
+    assert_eq!(api.stream("src").await.unwrap().unwrap().consumers.get("webrtc"), Some(&1));
+    wait_until(Duration::from_secs(6), "the WHEP consumer removed", || async {
+        let s = api.stream("src").await.map_err(|e| e.to_string())?.ok_or("stream gone")?;
+        if s.total_consumers() == 0 { Ok(()) } else { Err(format!("{:?}", s.consumers)) }
+    })
+    .await
+    .expect("given up");
+    assert_eq!(api.delete(&location).await.unwrap().status, 404);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_whip_publisher_that_stops_sending_ends_its_stream() {
+    use gstreamer::prelude::*;
+    let gw = Gateway::start_with(&[], Some("webrtc: { publisher_timeout_seconds: 2 }\n"));
+    let api = gw.api();
+    let publisher = whip(&gw, "quiet", WhipOptions::default()).await;
+    publisher.wait_connected(MEDIA).await.expect("connected");
+    api.wait_live("quiet", MEDIA).await.expect("live");
+    // Media stops; the ICE agent (its own thread) keeps the connection alive.
+    let pipeline = publisher.peer().webrtcbin().parent().and_then(|p| p.downcast::<gstreamer::Pipeline>().ok()).expect("pipeline");
+    pipeline.set_state(gstreamer::State::Paused).expect("pause the publisher");
+    let paused = Instant::now();
+    wait_gone(&api, "quiet", Duration::from_secs(8)).await.expect("stream ended after the silence");
+    assert!(paused.elapsed() >= Duration::from_millis(1500), "{:?}", paused.elapsed());
+    assert!(gw.stderr_tail().contains("no media for"), "{}", gw.stderr_tail());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyframes_are_asked_for_while_flv_viewers_watch_and_on_a_viewers_pli() {
+    let gw = Gateway::start_with(&[], Some("webrtc: { keyframe_interval_seconds: 1 }\n"));
+    let api = gw.api();
+    // A 20 s GOP: every other keyframe is one the gateway asked for.
+    let format = VideoFormat { keyframe_interval: 600, ..VideoFormat::default() };
+    let publisher = whip(&gw, "gop", WhipOptions { format, ..WhipOptions::default() }).await;
+    publisher.wait_connected(MEDIA).await.expect("connected");
+    api.wait_live("gop", MEDIA).await.expect("live");
+
+    // Only a WHEP viewer: no periodic requests, but its PLI reaches the publisher.
+    let viewer = whep(&gw, "gop").await;
+    viewer.wait_decoded(20, 10, MEDIA).await.expect("viewer decodes");
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let before = publisher.keyframes_encoded();
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let idle = publisher.keyframes_encoded() - before;
+    assert!(idle <= 1, "{idle} keyframes without RTMP-family viewers");
+    let before = publisher.keyframes_encoded();
+    assert!(viewer.request_keyframe(), "viewer sends a PLI");
+    wait_until(Duration::from_secs(3), "a keyframe after the viewer's PLI", || async {
+        let now = publisher.keyframes_encoded();
+        if now > before { Ok(()) } else { Err(format!("{now} keyframes")) }
+    })
+    .await
+    .expect("PLI forwarded to the publisher");
+
+    // An HTTP-FLV viewer: a keyframe every second.
+    let reader = BackgroundReader::start(&gw.http_url("/live/gop.flv")).await.expect("HTTP-FLV");
+    reader.expect_flowing(30, MEDIA).await.expect("FLV flows");
+    let before = publisher.keyframes_encoded();
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let asked = publisher.keyframes_encoded() - before;
+    assert!((3..=6).contains(&asked), "{asked} keyframes in 4 s at a 1 s interval");
+    let flv_keyframes = reader.tags().iter().filter(|t| t.is_video_frame() && t.keyframe).count();
+    assert!(flv_keyframes >= 4, "{flv_keyframes} keyframes reached the FLV viewer");
+    drop(viewer);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn announce_ip_and_port_range_show_in_the_answer() {
+    let config = "webrtc: { announce_ip: 192.0.2.10, port_min: 42000, port_max: 42100 }\n";
+    let gw = Gateway::start_with(&[], Some(config));
+    let reply = post_sdp(&gw, "/whip/nat", &offer("sendonly", H264, OPUS)).await;
+    assert_eq!(reply.status(), 201);
+    let location = header(&reply, "location").to_string();
+    let answer = reply.text().await.unwrap();
+    assert_eq!(candidate_addresses(&answer), ["192.0.2.10"], "{answer}");
+    let ports: Vec<u16> = answer
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("a=candidate:"))
+        .filter_map(|c| c.split_whitespace().nth(5)?.parse().ok())
+        .collect();
+    assert!(!ports.is_empty() && ports.iter().all(|p| (42000..=42100).contains(p)), "{ports:?}");
+    assert_eq!(gw.api().delete(&location).await.unwrap().status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shutdown_closes_webrtc_sessions_and_exits_cleanly() {
+    let mut gw = Gateway::start();
+    let api = gw.api();
+    let publisher = whip(&gw, "bye", WhipOptions::default()).await;
+    publisher.wait_connected(MEDIA).await.expect("connected");
+    api.wait_live("bye", MEDIA).await.expect("live");
+    let viewer = whep(&gw, "bye").await;
+    viewer.wait_decoded(10, 5, MEDIA).await.expect("viewer decodes");
+    let started = Instant::now();
+    let status = gw.terminate(Duration::from_secs(10)).expect("exits on SIGTERM");
+    assert!(status.success(), "{status:?}");
+    assert!(started.elapsed() < Duration::from_secs(6), "{:?}", started.elapsed());
+    drop((publisher, viewer));
 }

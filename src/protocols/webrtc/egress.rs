@@ -2,6 +2,7 @@
 //! linked to the transceiver's sink pad after the answer is set. A viewer's PLI comes back as
 //! an upstream force-key-unit event, seen by a probe on the payloader's sink pad.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use gstreamer as gst;
@@ -21,6 +22,8 @@ pub struct Output {
     src: gst_app::AppSrc,
     /// The info the appsrc caps were made from.
     info: Option<Arc<TrackInfo>>,
+    /// RTP packets the payloader produced.
+    packets: Arc<AtomicU64>,
 }
 
 impl Output {
@@ -58,6 +61,18 @@ impl Output {
                 gst::PadProbeReturn::Ok
             });
         }
+        let packets = Arc::new(AtomicU64::new(0));
+        if let Some(pay_src) = bin.by_name("pay").and_then(|p| p.static_pad("src")) {
+            let packets = packets.clone();
+            pay_src.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST, move |_, info| {
+                let n = match &info.data {
+                    Some(gst::PadProbeData::BufferList(list)) => list.len() as u64,
+                    _ => 1,
+                };
+                packets.fetch_add(n, Ordering::Relaxed);
+                gst::PadProbeReturn::Ok
+            });
+        }
         let mline = transceiver.mlineindex();
         let target = peer
             .webrtcbin
@@ -67,7 +82,12 @@ impl Output {
         let out = bin.static_pad("src").ok_or_else(|| fail("no source pad".into()))?;
         out.link(&target).map_err(|e| fail(format!("{e:?}")))?;
         bin.sync_state_with_parent().map_err(|e| fail(e.to_string()))?;
-        Ok(Output { kind: choice.kind, src, info: None })
+        Ok(Output { kind: choice.kind, src, info: None, packets })
+    }
+
+    /// RTP packets sent so far.
+    pub fn packets(&self) -> u64 {
+        self.packets.load(Ordering::Relaxed)
     }
 
     /// Bytes waiting in the appsrc.
@@ -93,18 +113,47 @@ impl Output {
     }
 }
 
+/// A track whose first frame is this far from the other track's is on a clock of its own.
+const MAX_TRACK_SPREAD: Ts = Ts(60_000_000_000);
+
 /// Maps the stream's timeline onto the pipeline's running time: the first frame sent is
-/// stamped "now", and the rest keep their distance to it.
+/// stamped "now", and the rest keep their distance to it, so audio and video stay aligned.
+///
+/// A track whose timestamps start far away from the other's (a conversion that emits its
+/// encoder's offset timestamps, e.g. x264enc's 1000 hours) cannot be aligned with it; it is
+/// anchored at "now" on its own instead of stalling the sender for that long.
 #[derive(Default)]
 pub struct TimeMap {
     origin: Option<(Ts, u64)>,
+    /// Per track: its own origin, once its first frame was seen (None inside: the shared one).
+    tracks: [Option<Option<(Ts, u64)>>; 2],
 }
 
 impl TimeMap {
-    pub fn map(&mut self, ts: Ts, now: impl FnOnce() -> u64) -> gst::ClockTime {
-        let (first, base) = *self.origin.get_or_insert_with(|| (ts, now()));
-        let offset = (ts - first).0;
-        gst::ClockTime::from_nseconds(base.saturating_add_signed(offset))
+    /// Anchors the timeline so that `newest` (the last frame ready now: the cached GOP's end)
+    /// is stamped `now`: the cached frames before it go out at once instead of being paced
+    /// out at real time, which would keep the viewer a GOP behind for good.
+    pub fn start(&mut self, first: Ts, newest: Ts, now: u64) {
+        let age = (newest - first).0.clamp(0, MAX_TRACK_SPREAD.0) as u64;
+        self.origin.get_or_insert((first, now.saturating_sub(age)));
+    }
+
+    /// `(dts, pts)` on the running time; `now` is the running time at this moment.
+    pub fn map(&mut self, kind: TrackKind, dts: Ts, pts: Ts, now: impl FnOnce() -> u64) -> (gst::ClockTime, gst::ClockTime) {
+        let mut now = Some(now);
+        let mut take_now = || now.take().map_or(0, |f| f());
+        let shared = *self.origin.get_or_insert_with(|| (dts, take_now()));
+        let slot = &mut self.tracks[kind as usize];
+        let own = *slot.get_or_insert_with(|| {
+            let spread = dts - shared.0;
+            (spread > MAX_TRACK_SPREAD || spread < Ts(-MAX_TRACK_SPREAD.0)).then(|| {
+                tracing::warn!(%kind, first = %dts, other = %shared.0, "track timestamps far from the other track's; anchored on their own");
+                (dts, take_now())
+            })
+        });
+        let (first, base) = own.unwrap_or(shared);
+        let at = |ts: Ts| gst::ClockTime::from_nseconds(base.saturating_add_signed((ts - first).0));
+        (at(dts), at(pts))
     }
 }
 
@@ -112,14 +161,44 @@ impl TimeMap {
 mod tests {
     use super::*;
 
+    fn ms(v: i64) -> Ts {
+        Ts::from_millis(v)
+    }
+
     #[test]
     fn time_map_starts_now_and_keeps_distances() {
         let mut m = TimeMap::default();
-        let ms = |v: i64| Ts::from_millis(v);
-        assert_eq!(m.map(ms(5000), || 2_000_000_000).mseconds(), 2000);
-        assert_eq!(m.map(ms(5040), || unreachable!()).mseconds(), 2040);
+        let (d, p) = m.map(TrackKind::Video, ms(5000), ms(5066), || 2_000_000_000);
+        assert_eq!((d.mseconds(), p.mseconds()), (2000, 2066));
+        let (d, _) = m.map(TrackKind::Audio, ms(5040), ms(5040), || unreachable!());
+        assert_eq!(d.mseconds(), 2040, "audio keeps its distance to video");
         // Audio from before the first video frame is clamped at zero, never wraps.
-        let mut early = TimeMap { origin: Some((ms(5000), 10_000_000)) };
-        assert_eq!(early.map(ms(4000), || 0).nseconds(), 0);
+        let mut early = TimeMap::default();
+        early.map(TrackKind::Video, ms(5000), ms(5000), || 10_000_000);
+        assert_eq!(early.map(TrackKind::Audio, ms(4000), ms(4000), || 0).0.nseconds(), 0);
+    }
+
+    #[test]
+    fn the_cached_gop_is_stamped_in_the_past() {
+        let mut m = TimeMap::default();
+        m.start(ms(1000), ms(2500), 10_000_000_000);
+        assert_eq!(m.map(TrackKind::Video, ms(1000), ms(1000), || unreachable!()).0.mseconds(), 8500);
+        assert_eq!(m.map(TrackKind::Audio, ms(2500), ms(2500), || unreachable!()).0.mseconds(), 10_000);
+        let mut young = TimeMap::default();
+        young.start(ms(1000), ms(900_000), 100_000_000);
+        assert_eq!(young.map(TrackKind::Video, ms(1000), ms(1000), || unreachable!()).0.nseconds(), 0);
+    }
+
+    #[test]
+    fn a_track_on_another_clock_is_anchored_on_its_own() {
+        let mut m = TimeMap::default();
+        m.map(TrackKind::Audio, ms(2000), ms(2000), || 7_000_000_000);
+        let hours = ms(3_600_000_000 + 2500);
+        let (d, _) = m.map(TrackKind::Video, hours, hours, || 7_100_000_000);
+        assert_eq!(d.mseconds(), 7100);
+        let (d, _) = m.map(TrackKind::Video, hours + ms(33), hours + ms(33), || unreachable!());
+        assert_eq!(d.mseconds(), 7133);
+        let (a, _) = m.map(TrackKind::Audio, ms(2020), ms(2020), || unreachable!());
+        assert_eq!(a.mseconds(), 7020);
     }
 }

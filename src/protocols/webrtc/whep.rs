@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures_util::FutureExt;
 use gstreamer::prelude::*;
 use gstreamer_webrtc::WebRTCRTPTransceiverDirection as Direction;
 use tokio::sync::Notify;
@@ -20,11 +21,13 @@ use super::registry::{Kind, Registration};
 use super::sdp::{self, EgressTracks};
 use super::{Answered, WebrtcError};
 use crate::hub::{ConsumerRequest, EndReason, StreamKey, Subscription};
-use crate::media::{Protocol, TrackInfo, TrackKind};
+use crate::media::{Frame, Protocol, TrackInfo, TrackKind};
 use crate::server::Gateway;
 
 /// Bytes a track may queue toward the viewer before the feeder holds back.
 const MAX_QUEUED_BYTES: u64 = 4 * 1024 * 1024;
+/// Frames taken at once when feeding starts (a cached GOP is well below this).
+const MAX_READY_FRAMES: usize = 4096;
 /// The viewer's PLIs reach the source at most this often.
 const PLI_INTERVAL: Duration = Duration::from_millis(500);
 
@@ -57,7 +60,7 @@ enum Event {
     End(String),
     Peer(PeerEvent),
     Pli,
-    Frame(Option<Arc<crate::media::Frame>>),
+    Frame(Option<Arc<Frame>>),
     Congested,
 }
 
@@ -124,7 +127,9 @@ impl WhepSession {
         if self.sub.end_reason() == Some(&EndReason::TooSlow) {
             gw.hub.metrics().note_consumer_too_slow();
         }
-        tracing::info!(%reason, frames = self.state.frames, plis = self.state.plis, "WHEP session ended");
+        let packets: Vec<String> = self.outputs.iter().map(|o| format!("{} {}", o.kind, o.packets())).collect();
+        let queued: Vec<String> = self.outputs.iter().map(|o| format!("{} {}", o.kind, o.queued_bytes())).collect();
+        tracing::info!(%reason, frames = self.state.frames, rtp_packets = ?packets, queued_bytes = ?queued, plis = self.state.plis, "WHEP session ended");
     }
 
     async fn wait_connected(&mut self, gw: &Gateway) -> Result<(), String> {
@@ -144,6 +149,18 @@ impl WhepSession {
     }
 
     async fn feed(&mut self, gw: &Gateway) -> String {
+        let ready = self.take_ready();
+        if let Some(first) = ready.first() {
+            // The newest frame on the first frame's clock (see `TimeMap` on tracks that differ).
+            let same_clock = |d: &crate::media::Ts| (*d - first.dts).0.abs() < 60_000_000_000;
+            let newest = ready.iter().map(|f| f.dts).filter(same_clock).max().unwrap_or(first.dts);
+            self.state.clock.start(first.dts, newest, self.running_time());
+        }
+        for frame in &ready {
+            if let Err(reason) = self.send(&frame) {
+                return reason;
+            }
+        }
         loop {
             let congested = self.outputs.iter().any(|o| o.queued_bytes() > MAX_QUEUED_BYTES);
             let event = tokio::select! {
@@ -165,19 +182,39 @@ impl WhepSession {
                     }
                 }
                 Event::Frame(Some(frame)) => {
-                    let Some(output) = self.outputs.iter_mut().find(|o| o.kind == frame.kind()) else { continue };
-                    let pipeline = &self.peer.pipeline;
-                    let now = || pipeline.current_running_time().map(|t| t.nseconds()).unwrap_or(0);
-                    let dts = self.state.clock.map(frame.dts, now);
-                    let pts = self.state.clock.map(frame.pts, || 0);
-                    if let Err(e) = output.push(&frame, dts, pts) {
-                        return format!("the sending pipeline stopped ({e:?})");
+                    if let Err(reason) = self.send(&frame) {
+                        return reason;
                     }
-                    self.state.frames += 1;
-                    self.sub.add_bytes_out(frame.data.len());
                 }
             }
         }
+    }
+
+    /// The frames the subscription has ready now (the cached GOP, and what queued meanwhile).
+    fn take_ready(&mut self) -> Vec<Arc<Frame>> {
+        let mut ready = Vec::new();
+        while ready.len() < MAX_READY_FRAMES {
+            match self.sub.next().now_or_never() {
+                Some(Some(frame)) => ready.push(frame),
+                _ => break,
+            }
+        }
+        ready
+    }
+
+    fn running_time(&self) -> u64 {
+        self.peer.pipeline.current_running_time().map(|t| t.nseconds()).unwrap_or(0)
+    }
+
+    /// Stamps one frame on the running time and queues it toward the viewer.
+    fn send(&mut self, frame: &Frame) -> Result<(), String> {
+        let now = self.running_time();
+        let Some(output) = self.outputs.iter_mut().find(|o| o.kind == frame.kind()) else { return Ok(()) };
+        let (dts, pts) = self.state.clock.map(frame.kind(), frame.dts, frame.pts, || now);
+        output.push(frame, dts, pts).map_err(|e| format!("the sending pipeline stopped ({e:?})"))?;
+        self.state.frames += 1;
+        self.sub.add_bytes_out(frame.data.len());
+        Ok(())
     }
 
     /// A viewer's PLI asks the source (publisher or re-encoder) for a keyframe, rate-limited.
