@@ -231,7 +231,12 @@ impl Hub {
             metrics: self.inner.metrics.clone(),
         };
         let video = self.join_leg(&stream, TrackKind::Video, plan.video.as_ref(), &mut lease)?;
-        let audio = self.join_leg(&stream, TrackKind::Audio, plan.audio.as_ref(), &mut lease)?;
+        let mut audio = self.join_leg(&stream, TrackKind::Audio, plan.audio.as_ref(), &mut lease)?;
+        if audio.is_none() && awaits_late_audio(&stream) {
+            // WeChat's live-pusher often starts its audio seconds after video: keep the
+            // consumer on the source audio so it flows (on the same timeline) once it starts.
+            audio = stream.source(TrackKind::Audio).join();
+        }
         lock(&stream.consumers).insert(meta.id, meta.clone());
         tracing::info!(stream = %key, protocol = %meta.protocol, transport = %meta.transport, consumer = %meta.id, "consumer attached");
         let sub = Subscription::new(plan, video, audio, self.inner.config.max_lag_events, lease);
@@ -309,6 +314,11 @@ impl Hub {
         conversions.insert(key, conversion.clone());
         Ok(conversion)
     }
+}
+
+/// A mini-program publisher with no audio yet is expected to start it late.
+fn awaits_late_audio(stream: &Stream) -> bool {
+    stream.publisher.protocol == Protocol::Miniprogram && stream.audio_info().is_none()
 }
 
 /// The planner's view of a stream's real tracks.

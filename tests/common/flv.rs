@@ -167,6 +167,11 @@ impl HttpFlvReader {
         Ok(HttpFlvReader { response, parser: FlvParser::default(), connected_at: Instant::now(), content_type })
     }
 
+    /// The FLV header's flags byte (4 = audio, 1 = video), once the header was read.
+    pub fn header_flags(&self) -> u8 {
+        self.parser.flags
+    }
+
     /// The next tag, failing on end of stream, malformed FLV, or no complete tag within `timeout`.
     pub async fn next_tag(&mut self, timeout: Duration) -> anyhow::Result<FlvTag> {
         let deadline = tokio::time::Instant::now() + timeout;
