@@ -2,5 +2,6 @@
 
 pub mod cdn;
 pub mod flv;
+pub mod h5;
 pub mod rtmp;
 pub mod webrtc;

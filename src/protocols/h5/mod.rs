@@ -1,0 +1,4 @@
+//! H5: JSMpeg viewers and publishers. MPEG-TS (MPEG-1 video + MP2 audio) over WebSocket out,
+//! over an HTTP POST body or a WebSocket in.
+
+pub mod ts;
