@@ -136,8 +136,8 @@ fn udp_sources(m: &Matrix) -> Vec<Source> {
         for &audio in m.codecs(Protocol::Udp, TrackKind::Audio) {
             for bframes in [false, true] {
                 sources.push(Source {
-                    video: Some(SourceTrack { codec: video, bframes: bframes && video == Codec::H264 }),
-                    audio: Some(SourceTrack { codec: audio, bframes: false }),
+                    video: Some(SourceTrack { bframes: bframes && video == Codec::H264, ..SourceTrack::new(video) }),
+                    audio: Some(SourceTrack::new(audio)),
                 });
             }
         }

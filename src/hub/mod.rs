@@ -202,7 +202,7 @@ impl Hub {
 
     /// What a consumer of `protocol` would get from this stream now.
     pub fn plan_for(&self, stream: &Stream, protocol: Protocol) -> Result<Plan, HubError> {
-        let source = source_of(stream.video_info().as_deref(), stream.audio_info().as_deref());
+        let source = source_of(stream);
         matrix::plan(&self.matrix(), stream.publisher.protocol, &source, protocol)
             .map_err(|source| HubError::Plan { key: stream.key.clone(), source })
     }
@@ -321,13 +321,15 @@ fn awaits_late_audio(stream: &Stream) -> bool {
     stream.publisher.protocol == Protocol::Miniprogram && stream.audio_info().is_none()
 }
 
-/// The planner's view of a stream's real tracks.
-pub fn source_of(video: Option<&TrackInfo>, audio: Option<&TrackInfo>) -> Source {
-    let track = |info: Option<&TrackInfo>| {
-        info.map(|i| SourceTrack {
-            codec: i.codec(),
-            bframes: matches!(i, TrackInfo::Video(v) if v.bframes),
-        })
-    };
-    Source { video: track(video), audio: track(audio) }
+/// The planner's view of a stream's real tracks: codecs, B-frames, the keyframe interval
+/// measured so far, and whether its publisher makes keyframes on request (WebRTC).
+pub fn source_of(stream: &Stream) -> Source {
+    let track = |info: Option<Arc<TrackInfo>>| info.map(|i| SourceTrack::new(i.codec()));
+    let mut source = Source { video: track(stream.video_info()), audio: track(stream.audio_info()) };
+    if let (Some(v), Some(info)) = (source.video.as_mut(), stream.video_info()) {
+        v.bframes = matches!(info.as_ref(), TrackInfo::Video(i) if i.bframes);
+        v.keyframe_interval_ms = stream.source(TrackKind::Video).keyframe_interval().map(|t| t.as_millis().clamp(0, u32::MAX as i64) as u32);
+        v.keyframes_on_request = stream.publisher.protocol == Protocol::Webrtc;
+    }
+    source
 }

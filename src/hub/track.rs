@@ -31,6 +31,10 @@ struct Cache {
     /// Video only: the cache holds a whole GOP from a keyframe on.
     gop_valid: bool,
     sender: Option<broadcast::Sender<Arc<Frame>>>,
+    /// Video: the last keyframe's dts and the longest gap between two keyframes seen.
+    last_keyframe: Option<Ts>,
+    longest_gop: Option<Ts>,
+    newest: Option<Ts>,
 }
 
 /// What a new consumer of a track gets: the info known now, what was cached, and the live queue.
@@ -52,7 +56,15 @@ impl TrackOutput {
         TrackOutput {
             kind,
             limits,
-            cache: Mutex::new(Cache { info: None, frames: VecDeque::new(), gop_valid: false, sender: Some(sender) }),
+            cache: Mutex::new(Cache {
+                info: None,
+                frames: VecDeque::new(),
+                gop_valid: false,
+                sender: Some(sender),
+                last_keyframe: None,
+                longest_gop: None,
+                newest: None,
+            }),
         }
     }
 
@@ -72,7 +84,13 @@ impl TrackOutput {
         }
         match self.kind {
             TrackKind::Video => {
+                cache.newest = Some(frame.dts);
                 if frame.keyframe {
+                    if let Some(last) = cache.last_keyframe {
+                        let gap = frame.dts - last;
+                        cache.longest_gop = Some(cache.longest_gop.map_or(gap, |g| g.max(gap)));
+                    }
+                    cache.last_keyframe = Some(frame.dts);
                     cache.frames.clear();
                     cache.gop_valid = true;
                 }
@@ -99,6 +117,20 @@ impl TrackOutput {
         if let Some(sender) = &cache.sender {
             // An error only means nobody listens right now.
             let _ = sender.send(frame);
+        }
+    }
+
+    /// Video: the longest gap between keyframes so far, or the time since the only keyframe
+    /// if that is longer already (None before the first keyframe).
+    pub fn keyframe_interval(&self) -> Option<Ts> {
+        let cache = self.lock();
+        let open = match (cache.last_keyframe, cache.newest) {
+            (Some(k), Some(n)) => Some(n - k),
+            _ => None,
+        };
+        match (cache.longest_gop, open) {
+            (Some(g), Some(o)) => Some(g.max(o)),
+            (g, o) => g.or(o),
         }
     }
 

@@ -164,15 +164,17 @@ impl Validator<'_> {
 
     fn protocol_caps(&mut self, protocol: Protocol, field: &Field<'_>) -> Option<ProtocolCaps> {
         let what = format!("protocol `{protocol}`");
-        let fields = self.fields(field.value, &what, &["video", "audio", "bframes"])?;
+        let fields = self.fields(field.value, &what, &["video", "audio", "bframes", "keyframe_interval"])?;
         let mut video = None;
         let mut audio = None;
         let mut bframes = Some(true);
+        let mut keyframe_interval_ms = Some(None);
         let mut problem = false;
         for f in &fields {
             match f.name {
                 "video" => video = self.codec_list(f.value, TrackKind::Video),
                 "audio" => audio = self.codec_list(f.value, TrackKind::Audio),
+                "keyframe_interval" => keyframe_interval_ms = self.seconds_as_ms(f.value, "keyframe_interval").map(Some),
                 _ => bframes = self.boolean(f.value, "bframes"),
             }
         }
@@ -187,7 +189,7 @@ impl Validator<'_> {
         if problem {
             return None;
         }
-        Some(ProtocolCaps { video: video?, audio: audio?, bframes: bframes? })
+        Some(ProtocolCaps { video: video?, audio: audio?, bframes: bframes?, keyframe_interval_ms: keyframe_interval_ms? })
     }
 
     fn codec_list(&mut self, node: &Node, track: TrackKind) -> Option<Vec<Codec>> {
@@ -227,6 +229,17 @@ impl Validator<'_> {
             }
             Err(err) => {
                 self.report(node.pos, err.to_string());
+                None
+            }
+        }
+    }
+
+    /// A number of seconds between 0.1 and 60, as milliseconds.
+    fn seconds_as_ms(&mut self, node: &Node, name: &str) -> Option<u32> {
+        match node.as_scalar().and_then(|s| s.parse::<f64>().ok()) {
+            Some(s) if (0.1..=60.0).contains(&s) => Some((s * 1000.0).round() as u32),
+            _ => {
+                self.report(node.pos, format!("`{name}` must be a number of seconds from 0.1 to 60"));
                 None
             }
         }

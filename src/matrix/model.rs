@@ -21,6 +21,10 @@ pub struct ProtocolCaps {
     pub audio: Vec<Codec>,
     /// Whether its receivers cope with B-frames (`false`: B-frame sources are re-encoded).
     pub bframes: bool,
+    /// The longest gap between keyframes its receivers accept, in milliseconds (`None`: any).
+    /// A longer-GOP source whose publisher cannot be asked for keyframes is re-encoded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keyframe_interval_ms: Option<u32>,
 }
 
 impl ProtocolCaps {
@@ -134,6 +138,11 @@ impl Matrix {
     /// Whether `protocol`'s receivers cope with B-frames.
     pub fn allows_bframes(&self, protocol: Protocol) -> bool {
         self.caps(protocol).bframes
+    }
+
+    /// The longest keyframe interval `protocol`'s receivers accept, in milliseconds.
+    pub fn max_keyframe_interval_ms(&self, protocol: Protocol) -> Option<u32> {
+        self.caps(protocol).keyframe_interval_ms
     }
 
     /// Pipeline parameters for conversions from `from` to `to` (empty when none are set).

@@ -13,6 +13,20 @@ pub struct SourceTrack {
     pub codec: Codec,
     /// The track has B-frames (only meaningful for video).
     pub bframes: bool,
+    /// The longest gap between keyframes seen so far, in milliseconds (video; `None`: unknown).
+    #[serde(default)]
+    pub keyframe_interval_ms: Option<u32>,
+    /// The publisher makes a keyframe when asked (WebRTC: PLI), so a long GOP can be shortened
+    /// without re-encoding.
+    #[serde(default)]
+    pub keyframes_on_request: bool,
+}
+
+impl SourceTrack {
+    /// A track of `codec` with nothing else known.
+    pub fn new(codec: Codec) -> SourceTrack {
+        SourceTrack { codec, bframes: false, keyframe_interval_ms: None, keyframes_on_request: false }
+    }
 }
 
 /// What a source stream carries; `None` for a track it does not have.
@@ -30,7 +44,7 @@ impl Source {
             matrix
                 .codecs(protocol, track)
                 .first()
-                .map(|&codec| SourceTrack { codec, bframes: false })
+                .map(|&codec| SourceTrack::new(codec))
         };
         Source { video: first(TrackKind::Video), audio: first(TrackKind::Audio) }
     }
@@ -38,8 +52,8 @@ impl Source {
     /// The source as a live stream describes its tracks.
     pub fn from_infos(video: Option<&VideoInfo>, audio: Option<&AudioInfo>) -> Source {
         Source {
-            video: video.map(|v| SourceTrack { codec: v.codec, bframes: v.bframes }),
-            audio: audio.map(|a| SourceTrack { codec: a.codec, bframes: false }),
+            video: video.map(|v| SourceTrack { bframes: v.bframes, ..SourceTrack::new(v.codec) }),
+            audio: audio.map(|a| SourceTrack::new(a.codec)),
         }
     }
 
@@ -69,6 +83,10 @@ pub enum Reason {
     /// the same codec without B-frames.
     #[serde(rename = "bframes")]
     BFrames,
+    /// The stream's keyframes are further apart than the receiver's protocol accepts and its
+    /// publisher cannot be asked for more: re-encoded to the same codec with shorter GOPs.
+    #[serde(rename = "keyframe_interval")]
+    KeyframeInterval,
 }
 
 impl Reason {
@@ -79,6 +97,7 @@ impl Reason {
             Reason::Auto => "auto: the receiver cannot carry the source codec",
             Reason::CopyImpossible => "the receiver cannot carry the source codec",
             Reason::BFrames => "the source has B-frames, the receiver takes none",
+            Reason::KeyframeInterval => "the source's keyframes are too far apart for the receiver",
         }
     }
 }
@@ -175,8 +194,12 @@ fn plan_leg(matrix: &Matrix, from: Protocol, to: Protocol, track: TrackKind, src
         Rule::Convert { from: named, to: target } if src.codec == named => convert(target, Reason::Rule),
         Rule::Convert { to: target, .. } => convert(target, Reason::CopyImpossible),
     };
+    let gop_too_long = track == TrackKind::Video
+        && !src.keyframes_on_request
+        && matches!((src.keyframe_interval_ms, matrix.max_keyframe_interval_ms(to)), (Some(gop), Some(max)) if gop > max);
     match decided {
         Leg::Copy { codec } if src.bframes && !matrix.allows_bframes(to) => convert(codec, Reason::BFrames),
+        Leg::Copy { codec } if gop_too_long => convert(codec, Reason::KeyframeInterval),
         other => other,
     }
 }

@@ -14,7 +14,15 @@ protocols:
 
 /// A valid matrix whose cells are all `auto`, except the `(from, to, video, audio)` given.
 fn matrix_with(cells: &[(&str, &str, &str, &str)]) -> Matrix {
-    let mut text = format!("version: 1\n{PROTOCOLS}rules:\n");
+    match Matrix::parse(&matrix_text(PROTOCOLS, cells), "test.yaml") {
+        Ok(m) => m,
+        Err(e) => panic!("test matrix should be valid:\n{e}"),
+    }
+}
+
+/// The text of a matrix with these `protocols:` lines, all cells `auto` but the given ones.
+fn matrix_text(protocols: &str, cells: &[(&str, &str, &str, &str)]) -> String {
+    let mut text = format!("version: 1\n{protocols}rules:\n");
     for from in Protocol::ALL {
         text.push_str(&format!("  {from}:\n"));
         for to in Protocol::ALL {
@@ -25,14 +33,11 @@ fn matrix_with(cells: &[(&str, &str, &str, &str)]) -> Matrix {
             text.push_str(&format!("    {to}: {{ video: {video}, audio: {audio} }}\n"));
         }
     }
-    match Matrix::parse(&text, "test.yaml") {
-        Ok(m) => m,
-        Err(e) => panic!("test matrix should be valid:\n{e}\n{text}"),
-    }
+    text
 }
 
 fn track(codec: Codec) -> Option<SourceTrack> {
-    Some(SourceTrack { codec, bframes: false })
+    Some(SourceTrack::new(codec))
 }
 
 fn source(video: Codec, audio: Codec) -> Source {
@@ -110,7 +115,7 @@ fn auto_copies_what_the_receiver_carries_and_converts_the_rest_to_its_first_code
 #[test]
 fn bframes_are_reencoded_only_toward_protocols_without_them() {
     let m = matrix_with(&[("rtmp", "webrtc", "copy", "aac->opus"), ("rtmp", "cdn", "copy", "copy")]);
-    let with_b = Source { video: Some(SourceTrack { codec: H264, bframes: true }), audio: track(Aac) };
+    let with_b = Source { video: Some(SourceTrack { bframes: true, ..SourceTrack::new(H264) }), audio: track(Aac) };
     let p = plan(&m, Rtmp, &with_b, Webrtc).expect("plannable");
     assert_eq!(p.video, convert(H264, H264, Reason::BFrames));
     assert_eq!(p.audio, convert(Aac, Opus, Reason::Rule));
@@ -168,4 +173,34 @@ fn plans_serialize_as_the_api_shows_them() {
     assert_eq!(b["reason"], "bframes");
     let c = serde_json::to_value(Reason::CopyImpossible).expect("serializable");
     assert_eq!(c, "copy_impossible");
+}
+
+#[test]
+fn long_gops_are_reencoded_only_where_the_receiver_needs_keyframes_and_the_publisher_cannot_be_asked() {
+    let protocols = PROTOCOLS.replace("bframes: false }\n  rtmp", "bframes: false, keyframe_interval: 2 }\n  rtmp");
+    let cells = [("rtmp", "miniprogram", "copy", "copy"), ("rtmp", "rtmp", "copy", "copy"), ("webrtc", "miniprogram", "copy", "opus->aac")];
+    let m = Matrix::parse(&matrix_text(&protocols, &cells), "m.yaml").expect("valid");
+    let long = |on_request| Source {
+        video: Some(SourceTrack { keyframe_interval_ms: Some(5000), keyframes_on_request: on_request, ..SourceTrack::new(H264) }),
+        audio: track(Aac),
+    };
+    let p = plan(&m, Rtmp, &long(false), Miniprogram).unwrap();
+    assert_eq!(m.max_keyframe_interval_ms(Miniprogram), Some(2000));
+    assert_eq!(p.video, Some(Leg::Convert { from: H264, to: H264, reason: Reason::KeyframeInterval }));
+    assert_eq!(p.audio, Some(Leg::Copy { codec: Aac }));
+    // RTMP viewers take any GOP; a publisher that makes keyframes on request is asked instead.
+    assert_eq!(plan(&m, Rtmp, &long(false), Rtmp).unwrap().video, Some(Leg::Copy { codec: H264 }));
+    assert_eq!(plan(&m, Webrtc, &long(true), Miniprogram).unwrap().video, Some(Leg::Copy { codec: H264 }));
+    // Within the limit, or not measured yet: copied.
+    let short = Source { video: Some(SourceTrack { keyframe_interval_ms: Some(2000), ..SourceTrack::new(H264) }), audio: None };
+    assert_eq!(plan(&m, Rtmp, &short, Miniprogram).unwrap().video, Some(Leg::Copy { codec: H264 }));
+    assert_eq!(plan(&m, Rtmp, &Source { video: track(H264), audio: None }, Miniprogram).unwrap().video, Some(Leg::Copy { codec: H264 }));
+    assert_eq!(serde_json::to_value(Reason::KeyframeInterval).unwrap(), "keyframe_interval");
+}
+
+#[test]
+fn keyframe_interval_must_be_a_sane_number_of_seconds() {
+    let protocols = PROTOCOLS.replace("bframes: false }\n  rtmp", "bframes: false, keyframe_interval: soon }\n  rtmp");
+    let err = Matrix::parse(&matrix_text(&protocols, &[]), "m.yaml").unwrap_err().to_string();
+    assert!(err.contains("keyframe_interval") && err.contains("seconds"), "{err}");
 }

@@ -99,7 +99,7 @@ mod tests {
     #[test]
     fn plan_text_without_pipelines_or_tracks_says_so() {
         let m = shipped_matrix();
-        let source = Source { video: None, audio: Some(SourceTrack { codec: Codec::Aac, bframes: false }) };
+        let source = Source { video: None, audio: Some(SourceTrack::new(Codec::Aac)) };
         let p = make_plan(&m, Protocol::Rtmp, &source, Protocol::Webrtc).expect("plannable");
         let text = render_plan(&p, None, &BTreeMap::new());
         assert!(text.contains("\n  video: none (the source has no video track)"), "{text}");
