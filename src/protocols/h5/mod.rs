@@ -2,3 +2,5 @@
 //! over an HTTP POST body or a WebSocket in.
 
 pub mod ts;
+pub mod mp2_audio;
+pub mod mpeg1_video;
