@@ -4,3 +4,4 @@
 pub mod ts;
 pub mod mp2_audio;
 pub mod mpeg1_video;
+pub mod ingest;

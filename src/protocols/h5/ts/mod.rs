@@ -7,7 +7,7 @@
 
 pub mod demux;
 pub mod mux;
-mod psi;
+pub mod psi;
 
 pub use psi::{crc32_mpeg2, stream_type_name, EsEntry};
 
