@@ -24,6 +24,8 @@ pub struct Config {
     pub pulls: Vec<RelayDecl>,
     /// WHIP/WHEP sessions: ICE addresses, UDP ports, timeouts.
     pub webrtc: WebrtcSettings,
+    /// Plain RTP (UDP) ingest and outputs: bind address, timeouts, allowed output hosts.
+    pub udp: UdpSettings,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -100,6 +102,37 @@ impl WebrtcSettings {
     }
 }
 
+/// The `udp:` section: plain RTP ingest (ports from the sender's SDP) and outputs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct UdpSettings {
+    /// The address ingest ports are bound on; none: the HTTP listen address.
+    pub bind: Option<std::net::IpAddr>,
+    /// An ingest that receives no RTP for this long ends its stream.
+    pub ingest_timeout_seconds: f64,
+    /// The jitter buffer's latency (reordering and lip sync happen within it).
+    pub jitter_latency_ms: u32,
+    /// Where outputs may send RTP: addresses and CIDR networks (`*`: anywhere).
+    pub allowed_output_hosts: Vec<String>,
+}
+
+impl Default for UdpSettings {
+    fn default() -> Self {
+        UdpSettings {
+            bind: None,
+            ingest_timeout_seconds: 10.0,
+            jitter_latency_ms: 200,
+            allowed_output_hosts: vec!["127.0.0.0/8".into(), "::1".into()],
+        }
+    }
+}
+
+impl UdpSettings {
+    pub fn ingest_timeout(&self) -> Duration {
+        secs(self.ingest_timeout_seconds)
+    }
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RelayDecl {
@@ -119,6 +152,7 @@ impl Default for Config {
             pushes: Vec::new(),
             pulls: Vec::new(),
             webrtc: WebrtcSettings::default(),
+            udp: UdpSettings::default(),
         }
     }
 }

@@ -49,6 +49,8 @@ pub struct Gateway {
     pub shutdown: CancellationToken,
     /// WHIP/WHEP settings and sessions.
     pub webrtc: crate::protocols::webrtc::Sessions,
+    /// Plain RTP (UDP) ingests and outputs.
+    pub udp: crate::protocols::udp::Udp,
     matrix_path: Arc<PathBuf>,
     pipelines_dir: Arc<PathBuf>,
     last_reload: Arc<Mutex<Option<ReloadStatus>>>,
@@ -72,11 +74,14 @@ impl Gateway {
         let relays = Relays::new(hub.clone(), config.relay.clone(), shutdown.clone());
         let webrtc = crate::protocols::webrtc::Sessions::new(config.webrtc.clone())
             .map_err(|e| ServerError::Config(format!("webrtc: {e}")))?;
+        let udp = crate::protocols::udp::Udp::new(&config.udp, config.http.ip())
+            .map_err(|e| ServerError::Config(format!("udp: {e}")))?;
         Ok(Gateway {
             hub,
             relays,
             shutdown,
             webrtc,
+            udp,
             matrix_path: Arc::new(config.matrix.clone()),
             pipelines_dir: Arc::new(config.pipelines.clone()),
             last_reload: Arc::new(Mutex::new(None)),

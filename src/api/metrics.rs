@@ -66,5 +66,6 @@ fn render(gw: &Gateway) -> String {
     for (kind, state, n) in gw.relays.counts_by_state() {
         let _ = writeln!(text, "interop_relays{{kind=\"{kind}\",state=\"{state}\"}} {n}");
     }
+    gw.udp.render_metrics(&mut text);
     text
 }

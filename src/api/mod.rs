@@ -11,7 +11,7 @@ use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::Router;
 
-pub use error::ApiError;
+pub use error::{parse_json, parse_key, ApiError};
 
 use crate::server::Gateway;
 
@@ -34,6 +34,7 @@ pub fn router(gw: Gateway) -> Router {
         .route("/mini/{file}", get(flv::mini))
         // WHIP/WHEP (with their own CORS layer).
         .merge(crate::protocols::webrtc::routes())
+        .merge(crate::protocols::udp::routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
         .with_state(gw)
 }

@@ -4,4 +4,5 @@ pub mod cdn;
 pub mod flv;
 pub mod h5;
 pub mod rtmp;
+pub mod udp;
 pub mod webrtc;

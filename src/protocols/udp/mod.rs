@@ -1,0 +1,125 @@
+//! Plain RTP over UDP, described by SDP, both ways.
+//!
+//! - Ingest: `POST /api/v1/streams/{stream}/udp-ingest` with the SDP of the RTP being sent to
+//!   the gateway; the gateway binds the SDP's ports on `udp.bind` and publishes the stream
+//!   (protocol `udp`, transport `rtp`). `DELETE` on the returned location stops it; no RTP
+//!   for `udp.ingest_timeout_seconds` ends it.
+//! - Outputs: `POST /api/v1/streams/{stream}/udp-outputs {"host","port"}` sends the stream as
+//!   RTP (video to `port`, audio to `port+2`, RTCP on the port after each) to an allowed host
+//!   and answers with the SDP a receiver needs.
+//!
+//! Modules, pure ones first:
+//! - [`sdp`]: reads an SDP; [`payload`]: what of it the gateway can receive; [`sdp_out`]: the
+//!   SDP of an output; [`filter`]: which datagrams reach the jitter buffer; [`hosts`]: where
+//!   outputs may go; `clock`: output timestamps; `chains`: the GStreamer chain per codec.
+//! - `ingest` / `publish`: the receiving pipeline and the ingest session.
+//! - `egress` / `output`: the sending pipeline and the output session.
+//! - `registry`: sessions by id; `http`: the axum handlers; `metrics`: counters for `/metrics`.
+
+mod chains;
+mod clock;
+mod egress;
+mod error;
+mod frames;
+pub mod filter;
+pub mod hosts;
+mod http;
+mod ingest;
+mod metrics;
+mod output;
+pub mod payload;
+mod publish;
+mod registry;
+pub mod sdp;
+pub mod sdp_out;
+#[cfg(test)]
+mod sdp_tests;
+
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+pub use error::UdpError;
+pub use http::routes;
+pub use metrics::UdpMetrics;
+pub use registry::Kind;
+
+use crate::config::UdpSettings;
+use hosts::HostRule;
+use registry::Registry;
+
+/// A started ingest or output: its resource, the JSON describing it and, for outputs, the SDP.
+pub struct Started {
+    pub location: String,
+    pub body: serde_json::Value,
+    pub sdp: Option<String>,
+}
+
+struct Settings {
+    bind: IpAddr,
+    ingest_timeout: Duration,
+    latency_ms: u32,
+    allowed_hosts: Vec<HostRule>,
+}
+
+/// The gateway's UDP side: settings, sessions and counters (cheap to clone).
+#[derive(Clone)]
+pub struct Udp {
+    settings: Arc<Settings>,
+    registry: Registry,
+    metrics: Arc<UdpMetrics>,
+}
+
+impl Udp {
+    /// `default_bind` is used when the configuration names no bind address (the gateway
+    /// passes its HTTP listen address). Refuses unparsable host rules.
+    pub fn new(config: &UdpSettings, default_bind: IpAddr) -> Result<Udp, hosts::BadHostRule> {
+        let allowed_hosts = hosts::parse_all(&config.allowed_output_hosts)?;
+        Ok(Udp {
+            settings: Arc::new(Settings {
+                bind: config.bind.unwrap_or(default_bind),
+                ingest_timeout: config.ingest_timeout(),
+                latency_ms: config.jitter_latency_ms,
+                allowed_hosts,
+            }),
+            registry: Registry::default(),
+            metrics: Arc::new(UdpMetrics::default()),
+        })
+    }
+
+    /// The address ingest ports are bound on.
+    pub fn bind(&self) -> IpAddr {
+        self.settings.bind
+    }
+
+    pub fn ingest_timeout(&self) -> Duration {
+        self.settings.ingest_timeout
+    }
+
+    /// The jitter buffer's latency.
+    pub fn latency_ms(&self) -> u32 {
+        self.settings.latency_ms
+    }
+
+    pub fn allowed_hosts(&self) -> &[HostRule] {
+        &self.settings.allowed_hosts
+    }
+
+    pub fn metrics(&self) -> &Arc<UdpMetrics> {
+        &self.metrics
+    }
+
+    fn registry(&self) -> &Registry {
+        &self.registry
+    }
+
+    /// Sessions of this kind running now.
+    pub fn count(&self, kind: Kind) -> usize {
+        self.registry.count(kind)
+    }
+
+    /// Appends the UDP counters to a `/metrics` text.
+    pub fn render_metrics(&self, text: &mut String) {
+        self.metrics.render(text, self.count(Kind::Ingest), self.count(Kind::Output));
+    }
+}

@@ -1,0 +1,133 @@
+//! UDP ingest sessions: an RTP sender's SDP becomes a stream of protocol `udp`.
+//!
+//! `start` reads the SDP, claims the stream key, binds the ports and leaves a task moving
+//! frames into the hub until `DELETE`, an API kick, shutdown, a pipeline error or
+//! `udp.ingest_timeout_seconds` without RTP. Keyframe requests from consumers cannot reach
+//! a plain RTP sender and are ignored.
+
+use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::json;
+use tokio::sync::mpsc;
+use tracing::Instrument;
+
+use super::error::UdpError;
+use super::ingest::Receiver;
+use super::payload::{ingest_tracks, IngestTrack};
+use super::registry::{location, Describe, Kind, Registration};
+use super::{sdp, Started};
+use crate::hub::{Publisher, StreamKey};
+use crate::media::{Frame, Protocol};
+use crate::server::Gateway;
+
+/// Frames queued between the pipeline's threads and the session task.
+const FRAME_QUEUE: usize = 1024;
+/// How often the session checks for silence.
+const WATCHDOG: Duration = Duration::from_millis(250);
+
+/// What `GET .../udp-ingest` shows.
+struct IngestStatus {
+    id: String,
+    stream: StreamKey,
+    location: String,
+    bind: IpAddr,
+    tracks: Vec<IngestTrack>,
+    timeout: Duration,
+    since: u64,
+    frames: AtomicU64,
+}
+
+impl Describe for IngestStatus {
+    fn describe(&self) -> serde_json::Value {
+        let ports: Vec<_> = self
+            .tracks
+            .iter()
+            .map(|t| {
+                json!({
+                    "media": t.kind, "codec": t.codec, "payload_type": t.pt, "encoding": t.encoding,
+                    "clock_rate": t.clock_rate, "rtp": t.rtp_port, "rtcp": t.rtcp_port,
+                })
+            })
+            .collect();
+        json!({
+            "id": self.id, "stream": self.stream.as_str(), "location": self.location,
+            "bind": self.bind.to_string(), "ports": ports,
+            "ingest_timeout_seconds": self.timeout.as_secs_f64(),
+            "since": self.since, "frames": self.frames.load(Ordering::Relaxed),
+        })
+    }
+}
+
+/// Starts receiving what `sdp_text` describes as stream `key`.
+pub async fn start(gw: &Gateway, key: StreamKey, sdp_text: &str, remote: Option<String>) -> Result<Started, UdpError> {
+    let description = sdp::parse(sdp_text)?;
+    let tracks = ingest_tracks(&description)?;
+    let publisher = gw.hub.publish(key.clone(), Protocol::Udp, "rtp", remote)?;
+    let udp = &gw.udp;
+    let (tx, frames) = mpsc::channel(FRAME_QUEUE);
+    let receiver = Receiver::start(&format!("udp-ingest-{key}"), &tracks, udp.bind(), udp.latency_ms(), udp.metrics().clone(), tx)?;
+    let id = udp.registry().new_id();
+    let location = location(Kind::Ingest, &key, &id);
+    let status = Arc::new(IngestStatus {
+        id: id.clone(),
+        stream: key.clone(),
+        location: location.clone(),
+        bind: udp.bind(),
+        tracks,
+        timeout: udp.ingest_timeout(),
+        since: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        frames: AtomicU64::new(0),
+    });
+    let body = status.describe();
+    let registration = udp.registry().register(id, Kind::Ingest, key.clone(), status.clone());
+    let span = tracing::info_span!("udp_ingest", stream = %key, protocol = "udp", session = %registration.id);
+    let ports: Vec<String> = status.tracks.iter().map(|t| format!("{} {} pt {} on {}", t.kind, t.codec, t.pt, t.rtp_port)).collect();
+    span.in_scope(|| tracing::info!(bind = %status.bind, ports = ?ports, "UDP ingest started"));
+    let session = Session { publisher, receiver, frames, registration, status };
+    tokio::spawn(session.run(gw.clone()).instrument(span));
+    Ok(Started { location, body, sdp: None })
+}
+
+struct Session {
+    publisher: Publisher,
+    receiver: Receiver,
+    frames: mpsc::Receiver<Frame>,
+    registration: Registration,
+    status: Arc<IngestStatus>,
+}
+
+impl Session {
+    async fn run(mut self, gw: Gateway) {
+        let mut watchdog = tokio::time::interval(WATCHDOG);
+        let timeout = self.status.timeout;
+        let reason = loop {
+            tokio::select! {
+                _ = self.registration.stop.cancelled() => break "stopped through the API (DELETE)".to_string(),
+                _ = gw.shutdown.cancelled() => break "gateway shutting down".into(),
+                _ = self.publisher.kicked() => break "disconnected through the API".into(),
+                e = self.receiver.next_error() => break format!("the receiving pipeline failed: {e}"),
+                frame = self.frames.recv() => match frame {
+                    Some(frame) => {
+                        self.status.frames.fetch_add(1, Ordering::Relaxed);
+                        self.publisher.add_bytes_in(frame.data.len());
+                        self.publisher.push(frame);
+                    }
+                    None => break "media channel closed".into(),
+                },
+                _ = watchdog.tick() => {
+                    if self.receiver.silence() > timeout {
+                        break format!("no RTP for {timeout:?}");
+                    }
+                }
+            }
+        };
+        tracing::info!(%reason, frames = self.status.frames.load(Ordering::Relaxed), "UDP ingest ended");
+        drop(self.publisher);
+        self.receiver.stop().await;
+        // Dropping the publisher ends the stream; dropping the receiver stops the pipeline
+        // and frees the ports; dropping the registration removes the session.
+    }
+}
