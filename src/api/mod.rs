@@ -34,6 +34,8 @@ pub fn router(gw: Gateway) -> Router {
         .route("/mini/{file}", get(flv::mini))
         // WHIP/WHEP (with their own CORS layer).
         .merge(crate::protocols::webrtc::routes())
+        // H5 (JSMpeg): play, publish, player page.
+        .merge(crate::protocols::h5::routes())
         .merge(crate::protocols::udp::routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
         .with_state(gw)

@@ -1,7 +1,55 @@
 //! H5: JSMpeg viewers and publishers. MPEG-TS (MPEG-1 video + MP2 audio) over WebSocket out,
 //! over an HTTP POST body or a WebSocket in.
+//!
+//! Routes (see [`routes`]):
+//! - `GET /h5/{stream}` (WebSocket): play; binary MPEG-TS, one frame per message.
+//! - `POST /h5/{stream}`: publish; the chunked body is MPEG-TS (`ffmpeg -f mpegts URL`).
+//! - `GET /h5/{stream}/publish` (WebSocket): publish; binary messages of MPEG-TS.
+//! - `GET /h5/{stream}/player`: the JSMpeg player page; `GET /h5-assets/jsmpeg.min.js`.
+//!
+//! The protocol logic has no IO: [`ts`] (mux/demux), [`mpeg1_video`], [`mp2_audio`] and
+//! [`ingest`]; [`shared`] packetizes each frame once per stream; `play`, `publish` and
+//! `player` are the thin async layer.
 
-pub mod ts;
+pub mod ingest;
 pub mod mp2_audio;
 pub mod mpeg1_video;
-pub mod ingest;
+mod play;
+pub mod player;
+mod publish;
+pub mod shared;
+pub mod ts;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use axum::routing::get;
+use axum::{Extension, Router};
+
+pub use play::{AUDIO_TABLES_EVERY, QUEUE_MESSAGES, WRITE_STALL};
+pub use publish::{PublishError, PublishSummary, PUBLISH_SILENCE};
+
+use crate::api::ApiError;
+use crate::hub::StreamKey;
+use crate::server::Gateway;
+
+/// What the H5 routes share: the per-stream packet caches and where JSMpeg is.
+pub struct H5State {
+    pub caches: shared::PacketCaches,
+    pub jsmpeg: PathBuf,
+}
+
+/// The H5 routes, to merge into the gateway's router.
+pub fn routes() -> Router<Gateway> {
+    let state = Arc::new(H5State { caches: shared::PacketCaches::default(), jsmpeg: player::jsmpeg_path() });
+    Router::new()
+        .route("/h5/{stream}", get(play::play).post(publish::post))
+        .route("/h5/{stream}/publish", get(publish::websocket))
+        .route("/h5/{stream}/player", get(player::page))
+        .route(player::JSMPEG_ROUTE, get(player::jsmpeg))
+        .layer(Extension(state))
+}
+
+fn parse_key(raw: &str) -> Result<StreamKey, ApiError> {
+    raw.parse().map_err(|e: crate::hub::InvalidStreamKey| ApiError::bad_request(e.to_string()))
+}

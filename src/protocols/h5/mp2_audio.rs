@@ -35,7 +35,7 @@ pub struct Mp2Header {
 
 /// Reads a frame header. `Ok(None)`: not a header here; `Err`: a header of another layer.
 pub fn parse_header(b: &[u8]) -> Result<Option<Mp2Header>, AudioError> {
-    let Some(&[b0, b1, b2, b3]) = b.get(..4).map(|s| <&[u8; 4]>::try_from(s).ok()).flatten() else {
+    let Some(&[b0, b1, b2, b3]) = b.get(..4).and_then(|s| <&[u8; 4]>::try_from(s).ok()) else {
         return Ok(None);
     };
     if b0 != 0xFF || b1 & 0xE0 != 0xE0 {

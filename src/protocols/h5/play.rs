@@ -1,0 +1,265 @@
+//! H5 play: `GET /h5/{stream}` upgraded to a WebSocket that carries binary MPEG-TS (MPEG-1
+//! video + MP2 audio) for JSMpeg. Every message is a whole number of 188-byte packets: PAT and
+//! PMT (at the start and before every I-picture, or every [`AUDIO_TABLES_EVERY`] audio frames
+//! without video), and one message per frame (one PES), packetized once per stream.
+//!
+//! A viewer is fed through a bounded queue drained by its own writer task: when the queue is
+//! full the viewer skips to the next I-picture (a lag), and after more lags than the hub allows
+//! (`hub.max_lag_events`), or a write that stalls for [`WRITE_STALL`], it is disconnected. The
+//! others never wait for it.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::StatusCode;
+use axum::response::Response;
+use axum::Extension;
+use bytes::Bytes;
+use futures_util::stream::{SplitSink, SplitStream};
+use futures_util::{SinkExt, StreamExt};
+use tokio::sync::mpsc::{self, error::TrySendError};
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use super::shared::SharedPackets;
+use super::ts::mux::ProgramTables;
+use super::H5State;
+use super::parse_key;
+use crate::api::ApiError;
+use crate::hub::{ConsumerRequest, EndReason, Subscription};
+use crate::media::{Codec, Frame, Protocol, TrackKind};
+use crate::server::Gateway;
+
+/// Messages queued toward one viewer (about two seconds of a 30 fps stream with audio).
+pub const QUEUE_MESSAGES: usize = 128;
+/// A write that takes longer than this ends the viewer.
+pub const WRITE_STALL: Duration = Duration::from_secs(5);
+/// Without video, PAT/PMT are repeated every this many audio frames.
+pub const AUDIO_TABLES_EVERY: u32 = 40;
+/// Messages written before one flush.
+const WRITE_BATCH: usize = 32;
+
+/// The WebSocket subprotocols accepted (JSMpeg versions that pass `null` send "null").
+const SUBPROTOCOLS: [&str; 2] = ["null", "jsmpeg"];
+
+pub async fn play(
+    State(gw): State<Gateway>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Extension(h5): Extension<Arc<H5State>>,
+    Path(stream): Path<String>,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Result<Response, ApiError> {
+    let key = parse_key(&stream)?;
+    let live = gw.hub.stream(&key).ok_or_else(|| ApiError::not_found(format!("stream `{key}` is not live")))?;
+    let ws = ws.map_err(|e| {
+        ApiError::new(
+            StatusCode::UPGRADE_REQUIRED,
+            format!("GET /h5/{key} is a WebSocket (JSMpeg) endpoint ({e}); the player page is /h5/{key}/player"),
+        )
+    })?;
+    let who = ConsumerRequest { protocol: Protocol::H5, transport: "ws".into(), remote: Some(peer.to_string()) };
+    let sub = gw.hub.subscribe(&key, who).await?;
+    let packets = h5.caches.for_stream(&live);
+    let span = tracing::info_span!("h5-play", stream = %key, %peer);
+    Ok(ws.protocols(SUBPROTOCOLS).on_upgrade(move |socket| {
+        async move {
+            let reason = serve(socket, sub, packets, &gw).await;
+            tracing::info!(%reason, "H5 viewer left");
+        }
+        .instrument(span)
+    }))
+}
+
+/// What ends a viewer, for the log and the close frame.
+enum End {
+    StreamEnded,
+    TooSlow,
+    ViewerClosed,
+    WriteFailed,
+    Shutdown,
+}
+
+impl std::fmt::Display for End {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            End::StreamEnded => "stream ended",
+            End::TooSlow => "too slow",
+            End::ViewerClosed => "viewer closed",
+            End::WriteFailed => "write failed or stalled",
+            End::Shutdown => "gateway shutting down",
+        })
+    }
+}
+
+async fn serve(socket: WebSocket, mut sub: Subscription, packets: Arc<SharedPackets>, gw: &Gateway) -> End {
+    let (sink, mut incoming) = socket.split();
+    let (tx, rx) = mpsc::channel::<Bytes>(QUEUE_MESSAGES);
+    let stop = CancellationToken::new();
+    let (close_tx, close_rx) = tokio::sync::oneshot::channel::<CloseFrame>();
+    let writer = tokio::spawn(write_loop(sink, rx, stop.clone(), close_rx));
+    let end = feed(&mut sub, &packets, &tx, &mut incoming, gw).await;
+    match end {
+        End::TooSlow => {
+            gw.hub.metrics().note_consumer_too_slow();
+            drop(close_tx);
+            stop.cancel();
+        }
+        End::StreamEnded | End::Shutdown => {
+            let _ = close_tx.send(CloseFrame { code: 1001, reason: end.to_string().into() });
+        }
+        End::ViewerClosed | End::WriteFailed => {
+            drop(close_tx);
+            stop.cancel();
+        }
+    }
+    drop(tx);
+    // The writer sends what is queued and the close frame, bounded by its stall timeout.
+    let _ = writer.await;
+    end
+}
+
+/// Queues the subscription's frames as TS messages until the viewer or the stream ends.
+async fn feed(
+    sub: &mut Subscription,
+    packets: &SharedPackets,
+    tx: &mpsc::Sender<Bytes>,
+    incoming: &mut SplitStream<WebSocket>,
+    gw: &Gateway,
+) -> End {
+    let has_video = sub.has_video();
+    let mut tables = ProgramTables::new(has_video, sub.has_audio());
+    let max_lags = gw.hub.config().max_lag_events;
+    let mut lags = 0u32;
+    let mut skipping = false;
+    let mut audio_since_tables = 0u32;
+    let shutdown = gw.shutdown.cancelled();
+    tokio::pin!(shutdown);
+    if let Err(end) = queue(tx, table_bytes(&mut tables), sub) {
+        return end;
+    }
+    loop {
+        let frame = tokio::select! {
+            frame = sub.next() => match frame {
+                Some(frame) => frame,
+                None if sub.end_reason() == Some(&EndReason::TooSlow) => return End::TooSlow,
+                None => return End::StreamEnded,
+            },
+            message = incoming.next() => match message {
+                Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return End::ViewerClosed,
+                Some(Ok(_)) => continue,
+            },
+            _ = &mut shutdown => return End::Shutdown,
+        };
+        if !carried(&frame) {
+            continue;
+        }
+        let keyframe = frame.is_video_keyframe();
+        if skipping && !keyframe {
+            continue;
+        }
+        let tables_due = keyframe || (!has_video && audio_since_tables >= AUDIO_TABLES_EVERY);
+        let mut sent = true;
+        if tables_due {
+            audio_since_tables = 0;
+            sent = try_queue(tx, table_bytes(&mut tables), sub);
+        }
+        if sent {
+            sent = try_queue(tx, packets.packets(&frame, !has_video), sub);
+        }
+        if frame.kind() == TrackKind::Audio {
+            audio_since_tables += 1;
+        }
+        if tx.is_closed() {
+            return End::WriteFailed;
+        }
+        skipping = false;
+        if !sent {
+            lags += 1;
+            if lags > max_lags {
+                return End::TooSlow;
+            }
+            tracing::debug!(lags, "H5 viewer behind; skipping to the next I-picture");
+            skipping = has_video;
+        }
+    }
+}
+
+/// Only MPEG-1 video and MP2 audio go into the TS (the plan converts everything else).
+fn carried(frame: &Frame) -> bool {
+    matches!(frame.codec(), Codec::Mpeg1 | Codec::Mp2)
+}
+
+fn table_bytes(tables: &mut ProgramTables) -> Bytes {
+    let mut out = Vec::with_capacity(2 * super::ts::PACKET_SIZE);
+    tables.write(&mut out);
+    Bytes::from(out)
+}
+
+/// Queues without waiting; false when the queue is full or closed.
+fn try_queue(tx: &mpsc::Sender<Bytes>, bytes: Bytes, sub: &Subscription) -> bool {
+    let len = bytes.len();
+    match tx.try_send(bytes) {
+        Ok(()) => {
+            sub.add_bytes_out(len);
+            true
+        }
+        Err(TrySendError::Full(_) | TrySendError::Closed(_)) => false,
+    }
+}
+
+fn queue(tx: &mpsc::Sender<Bytes>, bytes: Bytes, sub: &Subscription) -> Result<(), End> {
+    if try_queue(tx, bytes, sub) {
+        Ok(())
+    } else {
+        Err(End::WriteFailed)
+    }
+}
+
+/// Writes queued messages (flushing once per batch) until the queue closes or `stop`; then
+/// sends `close` if one was given. Every write is bounded by [`WRITE_STALL`].
+async fn write_loop(
+    mut sink: SplitSink<WebSocket, Message>,
+    mut rx: mpsc::Receiver<Bytes>,
+    stop: CancellationToken,
+    close: tokio::sync::oneshot::Receiver<CloseFrame>,
+) {
+    loop {
+        let first = tokio::select! {
+            m = rx.recv() => m,
+            _ = stop.cancelled() => return,
+        };
+        let Some(first) = first else { break };
+        let batch = async {
+            sink.feed(Message::Binary(first)).await?;
+            for _ in 1..WRITE_BATCH {
+                match rx.try_recv() {
+                    Ok(more) => sink.feed(Message::Binary(more)).await?,
+                    Err(_) => break,
+                }
+            }
+            sink.flush().await
+        };
+        let result = tokio::select! {
+            r = tokio::time::timeout(WRITE_STALL, batch) => r,
+            _ = stop.cancelled() => return,
+        };
+        match result {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                tracing::debug!(error = %e, "H5 viewer write failed");
+                return;
+            }
+            Err(_) => {
+                tracing::info!("H5 viewer write stalled; disconnecting");
+                return;
+            }
+        }
+    }
+    if let Ok(frame) = close.await {
+        let _ = tokio::time::timeout(WRITE_STALL, sink.send(Message::Close(Some(frame)))).await;
+    }
+}

@@ -1,0 +1,262 @@
+//! H5 publish: MPEG-TS with MPEG-1 video and MP2 audio, as the chunked body of
+//! `POST /h5/{stream}` (what `ffmpeg -f mpegts http://HOST/h5/{stream}` sends) or as binary
+//! messages on a WebSocket at `GET /h5/{stream}/publish`.
+//!
+//! The stream goes live in the hub at its first I-picture. Refused before that, with the
+//! reason: input that is not MPEG-TS or carries no MPEG-1 video (415), broken or too short
+//! input (400), a stream key that is already live (409). A POST is answered when its body ends
+//! (or the publisher is disconnected); a WebSocket publisher gets a close frame with the reason.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use axum::body::Body;
+use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use futures_util::StreamExt;
+use serde::Serialize;
+use tracing::Instrument;
+
+use super::ingest::{IngestError, TsIngest};
+use super::parse_key;
+use crate::api::ApiError;
+use crate::hub::{HubError, Publisher, StreamKey};
+use crate::media::{Frame, Protocol};
+use crate::server::Gateway;
+
+/// A publisher that sends nothing for this long is gone.
+pub const PUBLISH_SILENCE: Duration = Duration::from_secs(20);
+
+/// Why a publish ended early.
+#[derive(Debug, thiserror::Error)]
+pub enum PublishError {
+    #[error("{0}")]
+    Ingest(#[from] IngestError),
+    #[error("{0}")]
+    Hub(#[from] HubError),
+}
+
+impl From<PublishError> for ApiError {
+    fn from(e: PublishError) -> ApiError {
+        match e {
+            PublishError::Ingest(i) if i.is_unsupported_media() => ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, i.to_string()),
+            PublishError::Ingest(i) => ApiError::bad_request(i.to_string()),
+            PublishError::Hub(h) => h.into(),
+        }
+    }
+}
+
+/// What a finished POST publish answers.
+#[derive(Debug, Serialize)]
+pub struct PublishSummary {
+    pub stream: String,
+    pub bytes: u64,
+    pub frames: u64,
+    /// Why it ended: "input ended", "disconnected through the API", ...
+    pub ended: String,
+}
+
+/// One H5 publisher: the ingest state and, once the first I-picture is in, the hub publisher.
+struct Session {
+    gw: Gateway,
+    key: StreamKey,
+    transport: &'static str,
+    remote: String,
+    ingest: TsIngest,
+    publisher: Option<Publisher>,
+    frames: Vec<Frame>,
+    unaccounted: usize,
+}
+
+impl Session {
+    fn new(gw: &Gateway, key: StreamKey, transport: &'static str, peer: SocketAddr) -> Session {
+        Session {
+            gw: gw.clone(),
+            key,
+            transport,
+            remote: peer.to_string(),
+            ingest: TsIngest::new(),
+            publisher: None,
+            frames: Vec::new(),
+            unaccounted: 0,
+        }
+    }
+
+    fn push(&mut self, data: &[u8]) -> Result<(), PublishError> {
+        self.unaccounted += data.len();
+        self.ingest.push(data, &mut self.frames)?;
+        self.deliver()
+    }
+
+    fn finish(&mut self) -> Result<(), PublishError> {
+        self.ingest.finish(&mut self.frames)?;
+        self.deliver()
+    }
+
+    /// Publishes (on the first frames) and hands the frames to the hub.
+    fn deliver(&mut self) -> Result<(), PublishError> {
+        if self.frames.is_empty() {
+            return Ok(());
+        }
+        let publisher = match &mut self.publisher {
+            Some(p) => p,
+            None => {
+                let p = self.gw.hub.publish(self.key.clone(), Protocol::H5, self.transport, Some(self.remote.clone()))?;
+                self.publisher.insert(p)
+            }
+        };
+        publisher.add_bytes_in(std::mem::take(&mut self.unaccounted));
+        for frame in self.frames.drain(..) {
+            publisher.push(frame);
+        }
+        Ok(())
+    }
+
+    /// The live stream once published (for its kick signal).
+    fn stream(&self) -> Option<std::sync::Arc<crate::hub::Stream>> {
+        self.publisher.as_ref().map(|p| p.stream().clone())
+    }
+
+    fn summary(&self, ended: &str) -> PublishSummary {
+        PublishSummary {
+            stream: self.key.to_string(),
+            bytes: self.ingest.bytes(),
+            frames: self.ingest.frames(),
+            ended: ended.to_string(),
+        }
+    }
+}
+
+/// Refuses a key that is live already, before reading any media.
+fn check_free(gw: &Gateway, key: &StreamKey) -> Result<(), ApiError> {
+    match gw.hub.stream(key) {
+        Some(_) => Err(HubError::AlreadyPublishing(key.clone()).into()),
+        None => Ok(()),
+    }
+}
+
+/// `POST /h5/{stream}`: the body is the stream.
+pub async fn post(
+    State(gw): State<Gateway>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(stream): Path<String>,
+    body: Body,
+) -> Result<Response, ApiError> {
+    let key = parse_key(&stream)?;
+    check_free(&gw, &key)?;
+    let mut session = Session::new(&gw, key.clone(), "http-post", peer);
+    let mut data = body.into_data_stream();
+    let span = tracing::info_span!("h5-publish", stream = %key, %peer, transport = "http-post");
+    let ended = async {
+        loop {
+            let stream = session.stream();
+            let kicked = async {
+                match &stream {
+                    Some(s) => s.kicked().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let chunk = tokio::select! {
+                c = tokio::time::timeout(PUBLISH_SILENCE, data.next()) => c,
+                _ = kicked => return Ok("disconnected through the API".to_string()),
+                _ = gw.shutdown.cancelled() => return Ok("gateway shutting down".to_string()),
+            };
+            match chunk {
+                Ok(Some(Ok(bytes))) => session.push(&bytes)?,
+                Ok(None) => {
+                    session.finish()?;
+                    return Ok("input ended".to_string());
+                }
+                Ok(Some(Err(e))) if session.publisher.is_some() => return Ok(format!("connection lost: {e}")),
+                Ok(Some(Err(e))) => return Err(ApiError::bad_request(format!("reading the body failed: {e}"))),
+                Err(_) if session.publisher.is_some() => return Ok("silent for too long".to_string()),
+                Err(_) => return Err(ApiError::bad_request(format!("no data for {PUBLISH_SILENCE:?}"))),
+            }
+        }
+    }
+    .instrument(span.clone())
+    .await;
+    let _enter = span.enter();
+    match ended {
+        Ok(reason) => {
+            tracing::info!(%reason, bytes = session.ingest.bytes(), frames = session.ingest.frames(), "H5 publisher left");
+            Ok(Json(session.summary(&reason)).into_response())
+        }
+        Err(e) => {
+            tracing::info!(error = %e.message, "H5 publish refused or failed");
+            Err(e)
+        }
+    }
+}
+
+/// `GET /h5/{stream}/publish`: the same stream as binary WebSocket messages.
+pub async fn websocket(
+    State(gw): State<Gateway>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    Path(stream): Path<String>,
+    ws: WebSocketUpgrade,
+) -> Result<Response, ApiError> {
+    let key = parse_key(&stream)?;
+    check_free(&gw, &key)?;
+    let span = tracing::info_span!("h5-publish", stream = %key, %peer, transport = "ws");
+    let session = Session::new(&gw, key, "ws", peer);
+    Ok(ws.on_upgrade(move |socket| receive_ws(socket, session).instrument(span)))
+}
+
+async fn receive_ws(mut socket: WebSocket, mut session: Session) {
+    let gw = session.gw.clone();
+    let outcome: Result<String, (u16, String)> = loop {
+        let stream = session.stream();
+        let kicked = async {
+            match &stream {
+                Some(s) => s.kicked().await,
+                None => std::future::pending().await,
+            }
+        };
+        let message = tokio::select! {
+            m = tokio::time::timeout(PUBLISH_SILENCE, socket.recv()) => m,
+            _ = kicked => break Ok("disconnected through the API".into()),
+            _ = gw.shutdown.cancelled() => break Ok("gateway shutting down".into()),
+        };
+        let step = match message {
+            Ok(Some(Ok(Message::Binary(bytes)))) => session.push(&bytes),
+            Ok(Some(Ok(Message::Text(_)))) => break Err((1003, "send MPEG-TS as binary messages".into())),
+            Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Ok(Some(Err(_))) => match session.finish() {
+                Ok(()) => break Ok("publisher closed".into()),
+                Err(e) => Err(e),
+            },
+            Ok(Some(Ok(_))) => Ok(()),
+            Err(_) => break Err((1008, format!("no data for {PUBLISH_SILENCE:?}"))),
+        };
+        if let Err(e) = step {
+            let code = match &e {
+                PublishError::Ingest(i) if i.is_unsupported_media() => 1003,
+                _ => 1008,
+            };
+            break Err((code, e.to_string()));
+        }
+    };
+    let (code, reason) = match outcome {
+        Ok(reason) => (1000, reason),
+        Err((code, reason)) => {
+            tracing::info!(%reason, "H5 WebSocket publish refused or failed");
+            (code, reason)
+        }
+    };
+    tracing::info!(%reason, bytes = session.ingest.bytes(), frames = session.ingest.frames(), "H5 publisher left");
+    drop(session);
+    let frame = CloseFrame { code, reason: truncate(&reason, 123).into() };
+    let _ = tokio::time::timeout(Duration::from_secs(2), socket.send(Message::Close(Some(frame)))).await;
+}
+
+/// At most `max` bytes of `text`, cut at a character boundary (close reasons are limited).
+fn truncate(text: &str, max: usize) -> String {
+    let mut end = text.len().min(max);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    text[..end].to_string()
+}
