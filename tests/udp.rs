@@ -44,6 +44,7 @@ fn free_udp_ports(n: u16) -> u16 {
 enum Video {
     H264,
     Mpeg1,
+    Vp8,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -51,6 +52,7 @@ enum Audio {
     Opus,
     Pcmu,
     Mp2,
+    Aac,
 }
 
 /// ffmpeg sending test video to `port` and audio to `port + 2` as RTP, its SDP in a file.
@@ -69,7 +71,7 @@ impl RtpSender {
         let rate = match audio {
             Audio::Opus => 48000,
             Audio::Pcmu => 8000,
-            Audio::Mp2 => 44100,
+            Audio::Mp2 | Audio::Aac => 44100,
         };
         let mut args: Vec<String> = ["-hide_banner", "-nostdin", "-loglevel", "warning"].map(String::from).to_vec();
         for input in ["testsrc2=size=320x240:rate=30".to_string(), format!("sine=frequency=440:sample_rate={rate}")] {
@@ -84,11 +86,13 @@ impl RtpSender {
         let video_args: &[&str] = match video {
             Video::H264 => &["-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-bf", "0", "-g", "30", "-pix_fmt", "yuv420p"],
             Video::Mpeg1 => &["-c:v", "mpeg1video", "-g", "30", "-b:v", "600k"],
+            Video::Vp8 => &["-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-g", "30", "-b:v", "500k"],
         };
         let audio_args: &[&str] = match audio {
             Audio::Opus => &["-c:a", "libopus", "-b:a", "64k"],
             Audio::Pcmu => &["-c:a", "pcm_mulaw", "-ar", "8000", "-ac", "1"],
             Audio::Mp2 => &["-c:a", "mp2", "-b:a", "128k"],
+            Audio::Aac => &["-c:a", "aac", "-b:a", "64k"],
         };
         args.extend(["-map", "0:v"].map(String::from));
         args.extend(video_args.iter().map(|s| s.to_string()));
@@ -335,6 +339,78 @@ async fn mpeg1_and_mp2_reach_webrtc_and_rtmp_as_h264() {
         assert!(running.contains(&expected), "{expected:?} missing from {running:?}");
     }
     assert!(running.iter().all(|c| c.3 == "auto"), "every conversion is an auto cell's: {running:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vp8_and_aac_go_to_webrtc_as_vp8_and_to_rtmp_as_h264_with_aac_copied() {
+    let gw = Gateway::start();
+    let api = gw.api();
+    let (_sender, _location, _) = start_ingest(&api, "vp8", Video::Vp8, Audio::Aac).await;
+    let stream = api.wait_live("vp8", MEDIA).await.expect("live");
+    assert_eq!(stream.video.as_ref().map(|v| v.codec.as_str()), Some("vp8"));
+    assert_eq!(stream.audio.as_ref().map(|a| (a.codec.as_str(), a.sample_rate)), Some(("aac", Some(44100))));
+
+    let viewer = whep(&gw, "vp8").await;
+    viewer.wait_decoded(30, 20, MEDIA).await.expect("WHEP viewer decodes");
+    assert_eq!((viewer.video_codec().as_deref(), viewer.audio_codec().as_deref()), (Some("VP8"), Some("OPUS")));
+    assert_eq!(conversions(&api, "vp8").await, [conv("audio", "aac", "opus", "auto")], "VP8 is carried by WebRTC as is");
+
+    probe_until_h264_aac(&gw.rtmp_url("/live/vp8"), 320, 240, 44100, PROBE).await.expect("RTMP play");
+    assert_eq!(conversions(&api, "vp8").await, [conv("audio", "aac", "opus", "auto"), conv("video", "vp8", "h264", "auto")]);
+}
+
+/// gst-launch sending H.264 (in-band parameter sets) and PCMA, with a hand-written SDP naming
+/// the video SSRC, as a GStreamer RTP sender is described.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_gstreamer_sender_with_its_ssrc_in_the_sdp() {
+    let gw = Gateway::start();
+    let api = gw.api();
+    let port = free_udp_ports(4);
+    let pipeline = format!(
+        "videotestsrc is-live=true ! video/x-raw,width=320,height=240,framerate=30/1 \
+         ! x264enc tune=zerolatency speed-preset=ultrafast key-int-max=30 ! rtph264pay pt=96 ssrc=3735928559 config-interval=1 \
+         ! udpsink host=127.0.0.1 port={port} \
+         audiotestsrc is-live=true ! audio/x-raw,rate=8000,channels=1 ! alawenc ! rtppcmapay ! udpsink host=127.0.0.1 port={}",
+        port + 2
+    );
+    let mut child = Command::new("gst-launch-1.0")
+        .arg("-q")
+        .args(pipeline.split_whitespace())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn gst-launch-1.0");
+    let stderr = LineBuffer::drain(child.stderr.take().expect("stderr"), |_| {});
+    let _sender = Stopped(child);
+    let sdp = format!(
+        "v=0\r\no=- 1 1 IN IP4 127.0.0.1\r\ns=GStreamer\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
+         m=video {port} RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\na=fmtp:96 packetization-mode=1\r\na=ssrc:3735928559 cname:gst\r\n\
+         m=audio {} RTP/AVP 8\r\na=rtpmap:8 PCMA/8000\r\n",
+        port + 2
+    );
+    let reply = ingest(&api, "gst", &sdp).await;
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let live = api.wait_live("gst", MEDIA).await;
+    let probe = match live {
+        Ok(_) => probe_codecs(&gw.rtmp_url("/live/gst"), ("h264", "aac")).await,
+        Err(e) => panic!("{e:#}\ngst-launch: {}", stderr.tail(20)),
+    };
+    assert_eq!((probe.video().and_then(|v| v.width), probe.video().and_then(|v| v.height)), (Some(320), Some(240)));
+    let stream = api.stream("gst").await.unwrap().expect("live");
+    assert_eq!(stream.audio.as_ref().map(|a| a.codec.as_str()), Some("pcma"));
+    assert_eq!(conversions(&api, "gst").await, [conv("audio", "pcma", "aac", "auto")]);
+    // The SDP named the sender: its first packets count, none wait in probation.
+    assert_eq!(metric(&api, "interop_udp_packets_dropped_total", "reason=\"probation\"").await, 1, "only the audio's first packet");
+}
+
+/// A child process stopped on drop.
+struct Stopped(Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        stop_child(&mut self.0, Duration::from_secs(2));
+    }
 }
 
 /// ffprobe reading an SDP file (RTP on the ports it names).
