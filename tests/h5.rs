@@ -223,3 +223,305 @@ async fn rtmp_h264_aac_plays_as_mpeg1_mp2_over_websocket() -> anyhow::Result<()>
     assert!(probe.packets_of(index).first().is_some_and(|f| f.1), "second viewer starts at an I-frame");
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn posted_mpeg1_mp2_plays_as_h264_aac_by_rtmp_and_http_flv_and_as_is_over_websocket() -> anyhow::Result<()> {
+    let gw = Gateway::start();
+    let api = gw.api();
+    let _ffmpeg = post_mpeg1(&gw, "k2");
+    let live = api.wait_live("k2", LIVE).await?;
+    assert_eq!(live.publisher.as_ref().map(|p| p.protocol.as_str()), Some("h5"));
+    let video = live.video.as_ref().context("video")?;
+    assert_eq!((video.codec.as_str(), video.width, video.height), ("mpeg1", Some(640), Some(360)));
+    assert_eq!(live.audio.as_ref().map(|a| a.codec.as_str()), Some("mp2"));
+
+    probe_until_h264_aac(&gw.rtmp_url("/live/k2"), 640, 360, 44_100, Duration::from_secs(30)).await?;
+    probe_until_h264_aac(&gw.http_url("/live/k2.flv"), 640, 360, 44_100, Duration::from_secs(30)).await?;
+
+    // H5 to H5 is a copy: the published pictures, no conversion for the WebSocket viewer.
+    let cap = capture(&ws_url(&gw, "/h5/k2"), Duration::from_secs(2)).await?;
+    check_packets(&cap)?;
+    let dir = TempDir::new("h5-copy");
+    let probe = TsProbe::read(&write_file(&dir, "copy.ts", &cap.bytes()))?;
+    assert_eq!(probe.stream("video")?["codec_name"], "mpeg1video");
+    assert_eq!(probe.stream("audio")?["codec_name"], "mp2");
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_publisher_plays_as_h264_aac_by_rtmp() -> anyhow::Result<()> {
+    let gw = Gateway::start();
+    let dir = TempDir::new("h5-ws-publish");
+    let file = dir.path().join("src.ts");
+    let mut args = mpeg1_source(Some(12));
+    args.retain(|a| a != "-re");
+    args.push(file.display().to_string());
+    let mut make = Proc::spawn("ffmpeg (file)", "ffmpeg", &args);
+    let status = make.wait(Duration::from_secs(60)).context("ffmpeg did not finish the file")?;
+    ensure!(status.success(), "ffmpeg failed: {}", make.stderr.tail(10));
+    let ts = std::fs::read(&file)?;
+
+    let mut ws = connect(&ws_url(&gw, "/h5/k3/publish")).await?;
+    // Sent at about real time (12 s of media) in odd-sized messages.
+    let sender = tokio::spawn(async move {
+        let chunk = ts.len() / 120 + 1;
+        for part in ts.chunks(chunk) {
+            ws.send(Message::Binary(part.to_vec().into())).await?;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        ws.close(None).await?;
+        anyhow::Ok(())
+    });
+    let live = gw.api().wait_live("k3", LIVE).await?;
+    assert_eq!(live.publisher.as_ref().map(|p| p.protocol.as_str()), Some("h5"));
+    probe_until_h264_aac(&gw.rtmp_url("/live/k3"), 640, 360, 44_100, Duration::from_secs(10)).await?;
+    sender.await??;
+    wait_until(Duration::from_secs(10), "k3 gone after the publisher closed", || async {
+        match gw.api().stream("k3").await {
+            Ok(None) => Ok(()),
+            other => Err(format!("{other:?}")),
+        }
+    })
+    .await?;
+    Ok(())
+}
+
+/// Keeps reading a viewer's WebSocket in the background; counts bytes.
+fn spawn_reader(mut ws: Ws) -> (tokio::task::JoinHandle<()>, std::sync::Arc<std::sync::atomic::AtomicU64>) {
+    let count = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let c = count.clone();
+    let task = tokio::spawn(async move {
+        while let Some(Ok(m)) = ws.next().await {
+            c.fetch_add(m.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        }
+    });
+    (task, count)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ten_viewers_share_one_conversion_per_track_torn_down_after_grace() -> anyhow::Result<()> {
+    let gw = Gateway::start_with(&[], Some("hub:\n  grace_seconds: 1\n"));
+    let api = gw.api();
+    let _ffmpeg = Ffmpeg::publish(&gw.rtmp_url("/live/k"), PublishOptions::default());
+    api.wait_live("k", LIVE).await?;
+    let mut viewers = Vec::new();
+    for _ in 0..10 {
+        viewers.push(spawn_reader(connect(&ws_url(&gw, "/h5/k")).await?));
+    }
+    let info = wait_until(Duration::from_secs(15), "10 H5 viewers on one conversion per track", || async {
+        let s = api.stream("k").await.map_err(|e| e.to_string())?.ok_or("not live")?;
+        let ok = s.consumers.get("h5") == Some(&10)
+            && s.conversions.len() == 2
+            && s.conversions.iter().all(|c| c.consumers == 10);
+        if ok { Ok(s) } else { Err(format!("{:?} {:?}", s.consumers, s.conversions)) }
+    })
+    .await?;
+    let mut pairs: Vec<(String, String, String)> =
+        info.conversions.iter().map(|c| (c.track.clone(), c.from.clone(), c.to.clone())).collect();
+    pairs.sort();
+    assert_eq!(pairs, [("audio".into(), "aac".into(), "mp2".into()), ("video".into(), "h264".into(), "mpeg1".into())]);
+    // Every viewer is fed.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    for (_, count) in &viewers {
+        assert!(count.load(std::sync::atomic::Ordering::Relaxed) > 50_000, "a viewer got little");
+    }
+    for (task, _) in viewers {
+        task.abort();
+    }
+    wait_until(Duration::from_secs(10), "no consumer and no conversion after the grace period", || async {
+        let s = api.stream("k").await.map_err(|e| e.to_string())?.ok_or("not live")?;
+        if s.total_consumers() == 0 && s.conversions.is_empty() { Ok(()) } else { Err(format!("{:?} {:?}", s.consumers, s.conversions)) }
+    })
+    .await?;
+    Ok(())
+}
+
+/// POSTs `body` to `/h5/{key}`; returns (status, error text).
+async fn post_body(gw: &Gateway, key: &str, body: Vec<u8>) -> anyhow::Result<(u16, String)> {
+    let reply = gw.api().post_raw(&format!("/h5/{key}"), "video/mp2t", body).await?;
+    Ok((reply.status, reply.error_message().unwrap_or_default().to_string()))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn bad_input_is_refused_with_a_reason_and_leaves_no_stream() -> anyhow::Result<()> {
+    let gw = Gateway::start();
+    let api = gw.api();
+
+    // A WebSocket to a stream that is not live: 404 before the upgrade.
+    match tokio_tungstenite::connect_async(ws_url(&gw, "/h5/nobody")).await {
+        Err(tokio_tungstenite::tungstenite::Error::Http(response)) => assert_eq!(response.status().as_u16(), 404),
+        Err(other) => bail!("expected HTTP 404, got {other}"),
+        Ok(_) => bail!("a WebSocket to an unknown stream was accepted"),
+    }
+    // A plain GET on the play URL of a live stream says to use a WebSocket (checked below).
+
+    // Not MPEG-TS at all.
+    let (status, error) = post_body(&gw, "bad", b"FLV\x01\x05\x00\x00\x00\x09".repeat(100)).await?;
+    assert_eq!(status, 415, "{error}");
+    assert!(error.contains("not MPEG-TS") && error.contains("0x47"), "{error}");
+
+    // MPEG-TS with H.264 video and AAC audio.
+    let dir = TempDir::new("h5-bad");
+    let h264 = dir.path().join("h264.ts");
+    let args: Vec<String> = [
+        "-hide_banner", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30",
+        "-f", "lavfi", "-i", "sine", "-t", "1", "-c:v", "libx264", "-c:a", "aac", "-f", "mpegts",
+    ]
+    .map(String::from)
+    .into_iter()
+    .chain([h264.display().to_string()])
+    .collect();
+    let mut make = Proc::spawn("ffmpeg (h264 ts)", "ffmpeg", &args);
+    ensure!(make.wait(Duration::from_secs(60)).is_some_and(|s| s.success()), "ffmpeg: {}", make.stderr.tail(10));
+    let (status, error) = post_body(&gw, "bad", std::fs::read(&h264)?).await?;
+    assert_eq!(status, 415, "{error}");
+    assert!(error.contains("no MPEG-1 video") && error.contains("H.264"), "{error}");
+
+    // MPEG-TS cut before its first picture is complete: 400.
+    let mut args = mpeg1_source(Some(1));
+    args.retain(|a| a != "-re");
+    let mpeg1 = dir.path().join("mpeg1.ts");
+    args.push(mpeg1.display().to_string());
+    let mut make = Proc::spawn("ffmpeg (mpeg1 ts)", "ffmpeg", &args);
+    ensure!(make.wait(Duration::from_secs(60)).is_some_and(|s| s.success()), "ffmpeg: {}", make.stderr.tail(10));
+    let whole = std::fs::read(&mpeg1)?;
+    // Cut at the first video packet (ffmpeg's video PID is 0x100): tables only.
+    let cut = whole.chunks(188).position(|p| u16::from_be_bytes([p[1] & 0x1F, p[2]]) == 0x100).context("no video")?;
+    let (status, error) = post_body(&gw, "bad", whole[..188 * cut].to_vec()).await?;
+    assert_eq!(status, 400, "{error}");
+    assert!(error.contains("without an MPEG-1 I-picture"), "{error}");
+    assert!(api.stream("bad").await?.is_none(), "no half-made stream left behind");
+
+    // A whole short file is accepted, and ends when the body ends.
+    let reply = api.post_raw("/h5/short", "video/mp2t", whole).await?;
+    assert_eq!(reply.status, 200, "{:?}", reply.error_message());
+    assert!(api.stream("short").await?.is_none(), "the stream ended with the body");
+
+    // A WebSocket publisher sending something else is closed with the reason.
+    let mut ws = connect(&ws_url(&gw, "/h5/bad/publish")).await?;
+    ws.send(Message::Binary(b"GIF89a....".repeat(40).into())).await?;
+    let close = tokio::time::timeout(Duration::from_secs(5), async {
+        while let Some(Ok(m)) = ws.next().await {
+            if let Message::Close(frame) = m {
+                return frame.map(|f| (u16::from(f.code), f.reason.to_string()));
+            }
+        }
+        None
+    })
+    .await?
+    .context("no close frame")?;
+    assert_eq!(close.0, 1003, "{close:?}");
+    assert!(close.1.contains("not MPEG-TS"), "{close:?}");
+    assert!(api.stream("bad").await?.is_none());
+
+    // The same key twice: the second publisher is refused while the first is live.
+    let _first = post_mpeg1(&gw, "twice");
+    api.wait_live("twice", LIVE).await?;
+    let (status, error) = post_body(&gw, "twice", vec![0x47; 188]).await?;
+    assert_eq!(status, 409, "{error}");
+    // And a plain GET of the play URL is not a WebSocket.
+    let reply = api.get("/h5/twice").await?;
+    assert_eq!(reply.status, 426, "{:?}", reply.error_message());
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_that_stops_reading_is_dropped_without_stalling_the_others() -> anyhow::Result<()> {
+    let gw = Gateway::start_with(&[], Some("hub:\n  grace_seconds: 1\n"));
+    let api = gw.api();
+    let _ffmpeg = post_mpeg1(&gw, "k");
+    api.wait_live("k", LIVE).await?;
+
+    // The stuck viewer: a WebSocket handshake on a socket with a tiny receive buffer that is
+    // then never read.
+    let addr: std::net::SocketAddr = gw.http_addr().parse()?;
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.set_recv_buffer_size(4096)?;
+    let stream = socket.connect(addr).await?;
+    let (stuck, _) = tokio_tungstenite::client_async(ws_url(&gw, "/h5/k"), stream).await?;
+    let (good, good_bytes) = spawn_reader(connect(&ws_url(&gw, "/h5/k")).await?);
+    wait_until(Duration::from_secs(10), "two H5 viewers", || async {
+        let s = api.stream("k").await.map_err(|e| e.to_string())?.ok_or("not live")?;
+        if s.consumers.get("h5") == Some(&2) { Ok(()) } else { Err(format!("{:?}", s.consumers)) }
+    })
+    .await?;
+    let started = Instant::now();
+    let mut last = good_bytes.load(std::sync::atomic::Ordering::Relaxed);
+    let mut worst_gap = Duration::ZERO;
+    let mut last_growth = Instant::now();
+    let dropped_after = loop {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        let now = good_bytes.load(std::sync::atomic::Ordering::Relaxed);
+        if now > last {
+            worst_gap = worst_gap.max(last_growth.elapsed());
+            last_growth = Instant::now();
+            last = now;
+        }
+        let s = api.stream("k").await?.context("stream gone")?;
+        if s.consumers.get("h5") == Some(&1) {
+            break started.elapsed();
+        }
+        ensure!(started.elapsed() < Duration::from_secs(30), "the stuck viewer is still attached: {:?}", s.consumers);
+    };
+    eprintln!("stuck viewer dropped after {dropped_after:?}; the other's longest gap {worst_gap:?}");
+    assert!(worst_gap < Duration::from_millis(1500), "the reading viewer stalled for {worst_gap:?}");
+    assert!(dropped_after < Duration::from_secs(15), "the stuck viewer was dropped only after {dropped_after:?}");
+    // The reading viewer goes on.
+    let before = good_bytes.load(std::sync::atomic::Ordering::Relaxed);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(good_bytes.load(std::sync::atomic::Ordering::Relaxed) > before + 100_000);
+    drop(stuck);
+    good.abort();
+    Ok(())
+}
+
+/// Decoded frames and picture content, as the player page reports them.
+fn player_state(report: &common::chromium::PageReport) -> Option<(u64, bool)> {
+    let p = &report.raw["player"];
+    Some((p["decodedFrames"].as_u64()?, p["nonBlank"].as_bool()?))
+}
+
+#[test]
+fn chromium_plays_the_h5_player_page() {
+    use common::chromium::{in_loopback_netns, Chromium, PageServer};
+    if !in_loopback_netns("chromium_plays_the_h5_player_page") {
+        return;
+    }
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    let body = async {
+        let gw = Gateway::start();
+        let api = gw.api();
+        let _ffmpeg = Ffmpeg::publish(&gw.rtmp_url("/live/k"), PublishOptions::default());
+        api.wait_live("k", LIVE).await?;
+        let page = api.get("/h5/k/player").await?;
+        assert_eq!(page.status, 200, "{}", page.body);
+        assert!(page.body.contains("JSMpeg.Player") && page.body.contains("/h5-assets/jsmpeg.min.js"));
+        let script = api.get("/h5-assets/jsmpeg.min.js").await?;
+        assert_eq!(script.status, 200, "{}", script.body);
+        assert!(script.body.contains("JSMpeg"), "the npm package's script");
+
+        let pages = PageServer::start().await?;
+        let player = gw.http_url("/h5/k/player");
+        let _browser = Chromium::start(&pages.url("h5-player.html", &[("id", "h5"), ("player", &player)]))?;
+        let timeout = Duration::from_secs(60);
+        let first = pages
+            .wait_report("h5", timeout, "30 frames decoded and a picture on the canvas", |r| {
+                r.kind == "h5" && player_state(r).is_some_and(|(frames, picture)| frames >= 30 && picture)
+            })
+            .await?;
+        let (frames, _) = player_state(&first).context("player state")?;
+        let later = pages
+            .wait_report("h5", Duration::from_secs(20), "30 frames more", |r| {
+                r.kind == "h5" && player_state(r).is_some_and(|(n, picture)| n >= frames + 30 && picture)
+            })
+            .await?;
+        eprintln!("JSMpeg in Chromium: {}", later.raw["player"]);
+        assert_eq!(later.raw["player"]["width"], 640, "JSMpeg's canvas has the MPEG-1 size");
+        let stream = api.stream("k").await?.context("live")?;
+        assert_eq!(stream.consumers.get("h5"), Some(&1), "the browser is the H5 viewer");
+        anyhow::Ok(())
+    };
+    if let Err(error) = runtime.block_on(body) {
+        panic!("{error:#}");
+    }
+}

@@ -6,7 +6,9 @@
 //! A viewer is fed through a bounded queue drained by its own writer task: when the queue is
 //! full the viewer skips to the next I-picture (a lag), and after more lags than the hub allows
 //! (`hub.max_lag_events`), or a write that stalls for [`WRITE_STALL`], it is disconnected. The
-//! others never wait for it.
+//! kernel's socket buffers can hide a viewer that stopped reading for a long time, so a ping
+//! goes out behind the media every [`PING_EVERY`]: a viewer whose pong is [`PONG_TIMEOUT`]
+//! late is that far behind, and is disconnected too. The others never wait for it.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -38,6 +40,10 @@ use crate::server::Gateway;
 pub const QUEUE_MESSAGES: usize = 128;
 /// A write that takes longer than this ends the viewer.
 pub const WRITE_STALL: Duration = Duration::from_secs(5);
+/// How often a ping is queued behind the media (one outstanding at a time).
+pub const PING_EVERY: Duration = Duration::from_secs(2);
+/// A viewer whose pong has not come back after this long is too far behind.
+pub const PONG_TIMEOUT: Duration = Duration::from_secs(6);
 /// Without video, PAT/PMT are repeated every this many audio frames.
 pub const AUDIO_TABLES_EVERY: u32 = 40;
 /// Messages written before one flush.
@@ -97,7 +103,7 @@ impl std::fmt::Display for End {
 
 async fn serve(socket: WebSocket, mut sub: Subscription, packets: Arc<SharedPackets>, gw: &Gateway) -> End {
     let (sink, mut incoming) = socket.split();
-    let (tx, rx) = mpsc::channel::<Bytes>(QUEUE_MESSAGES);
+    let (tx, rx) = mpsc::channel::<Message>(QUEUE_MESSAGES);
     let stop = CancellationToken::new();
     let (close_tx, close_rx) = tokio::sync::oneshot::channel::<CloseFrame>();
     let writer = tokio::spawn(write_loop(sink, rx, stop.clone(), close_rx));
@@ -126,7 +132,7 @@ async fn serve(socket: WebSocket, mut sub: Subscription, packets: Arc<SharedPack
 async fn feed(
     sub: &mut Subscription,
     packets: &SharedPackets,
-    tx: &mpsc::Sender<Bytes>,
+    tx: &mpsc::Sender<Message>,
     incoming: &mut SplitStream<WebSocket>,
     gw: &Gateway,
 ) -> End {
@@ -138,6 +144,8 @@ async fn feed(
     let mut audio_since_tables = 0u32;
     let shutdown = gw.shutdown.cancelled();
     tokio::pin!(shutdown);
+    let mut ping = Ping::default();
+    let mut ping_timer = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
     if let Err(end) = queue(tx, table_bytes(&mut tables), sub) {
         return end;
     }
@@ -150,7 +158,21 @@ async fn feed(
             },
             message = incoming.next() => match message {
                 Some(Ok(Message::Close(_))) | Some(Err(_)) | None => return End::ViewerClosed,
+                Some(Ok(Message::Pong(payload))) => {
+                    ping.answered(&payload);
+                    continue;
+                }
                 Some(Ok(_)) => continue,
+            },
+            _ = ping_timer.tick() => {
+                if ping.overdue() {
+                    return End::TooSlow;
+                }
+                if let Some(message) = ping.next() {
+                    // A full queue is a lag of its own; the next tick tries again.
+                    let _ = tx.try_send(message);
+                }
+                continue;
             },
             _ = &mut shutdown => return End::Shutdown,
         };
@@ -193,6 +215,35 @@ fn carried(frame: &Frame) -> bool {
     matches!(frame.codec(), Codec::Mpeg1 | Codec::Mp2)
 }
 
+/// The one outstanding ping: its number and when it was queued.
+#[derive(Default)]
+struct Ping {
+    sent: u64,
+    outstanding: Option<(u64, tokio::time::Instant)>,
+}
+
+impl Ping {
+    /// The next ping to queue, unless one is still out.
+    fn next(&mut self) -> Option<Message> {
+        if self.outstanding.is_some() {
+            return None;
+        }
+        self.sent += 1;
+        self.outstanding = Some((self.sent, tokio::time::Instant::now()));
+        Some(Message::Ping(Bytes::copy_from_slice(&self.sent.to_be_bytes())))
+    }
+
+    fn answered(&mut self, payload: &[u8]) {
+        if self.outstanding.is_some_and(|(n, _)| payload == n.to_be_bytes()) {
+            self.outstanding = None;
+        }
+    }
+
+    fn overdue(&self) -> bool {
+        self.outstanding.is_some_and(|(_, at)| at.elapsed() > PONG_TIMEOUT)
+    }
+}
+
 fn table_bytes(tables: &mut ProgramTables) -> Bytes {
     let mut out = Vec::with_capacity(2 * super::ts::PACKET_SIZE);
     tables.write(&mut out);
@@ -200,9 +251,9 @@ fn table_bytes(tables: &mut ProgramTables) -> Bytes {
 }
 
 /// Queues without waiting; false when the queue is full or closed.
-fn try_queue(tx: &mpsc::Sender<Bytes>, bytes: Bytes, sub: &Subscription) -> bool {
+fn try_queue(tx: &mpsc::Sender<Message>, bytes: Bytes, sub: &Subscription) -> bool {
     let len = bytes.len();
-    match tx.try_send(bytes) {
+    match tx.try_send(Message::Binary(bytes)) {
         Ok(()) => {
             sub.add_bytes_out(len);
             true
@@ -211,7 +262,7 @@ fn try_queue(tx: &mpsc::Sender<Bytes>, bytes: Bytes, sub: &Subscription) -> bool
     }
 }
 
-fn queue(tx: &mpsc::Sender<Bytes>, bytes: Bytes, sub: &Subscription) -> Result<(), End> {
+fn queue(tx: &mpsc::Sender<Message>, bytes: Bytes, sub: &Subscription) -> Result<(), End> {
     if try_queue(tx, bytes, sub) {
         Ok(())
     } else {
@@ -223,7 +274,7 @@ fn queue(tx: &mpsc::Sender<Bytes>, bytes: Bytes, sub: &Subscription) -> Result<(
 /// sends `close` if one was given. Every write is bounded by [`WRITE_STALL`].
 async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
-    mut rx: mpsc::Receiver<Bytes>,
+    mut rx: mpsc::Receiver<Message>,
     stop: CancellationToken,
     close: tokio::sync::oneshot::Receiver<CloseFrame>,
 ) {
@@ -234,10 +285,10 @@ async fn write_loop(
         };
         let Some(first) = first else { break };
         let batch = async {
-            sink.feed(Message::Binary(first)).await?;
+            sink.feed(first).await?;
             for _ in 1..WRITE_BATCH {
                 match rx.try_recv() {
-                    Ok(more) => sink.feed(Message::Binary(more)).await?,
+                    Ok(more) => sink.feed(more).await?,
                     Err(_) => break,
                 }
             }
