@@ -140,13 +140,6 @@ async fn whip_audio_and_video_share_one_timeline() {
     reader.expect_flowing(200, MEDIA).await.expect("tags flow");
     tokio::time::sleep(Duration::from_secs(4)).await;
     let tags = reader.tags();
-    if std::env::var("DEBUG_TAGS").is_ok() {
-        for t in &tags {
-            eprintln!("TAG {:?} ts={} arr={} seq={} key={}", t.kind, t.timestamp_ms, t.arrival.duration_since(reader.connected_at).as_millis(), t.sequence_header, t.keyframe);
-        }
-        eprintln!("{}", gw.stderr_tail());
-    }
-
     for kind in [TagKind::Video, TagKind::Audio] {
         let ts: Vec<u32> = tags.iter().filter(|t| t.kind == kind && !t.sequence_header).map(|t| t.timestamp_ms).collect();
         assert!(ts.len() > 50, "{kind:?}: {} tags", ts.len());
@@ -459,4 +452,98 @@ async fn shutdown_closes_webrtc_sessions_and_exits_cleanly() {
     assert!(status.success(), "{status:?}");
     assert!(started.elapsed() < Duration::from_secs(6), "{:?}", started.elapsed());
     drop((publisher, viewer));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vp8_publishers_are_copied_to_webrtc_viewers_and_converted_for_rtmp() {
+    use common::webrtc::VideoCodec;
+    let gw = Gateway::start();
+    let api = gw.api();
+    let publisher = whip(&gw, "vp8", WhipOptions { video: Some(VideoCodec::Vp8), ..WhipOptions::default() }).await;
+    let answered = offered_media(publisher.answer_sdp());
+    assert!(answered[0].codecs.iter().any(|c| c.name == "VP8"), "{}", publisher.answer_sdp());
+    publisher.wait_connected(MEDIA).await.expect("connected");
+    let stream = api.wait_live("vp8", MEDIA).await.expect("live");
+    assert_eq!(stream.video.as_ref().map(|v| v.codec.as_str()), Some("vp8"));
+
+    let viewer = whep(&gw, "vp8").await;
+    viewer.wait_decoded(30, 20, MEDIA).await.expect("WHEP viewer decodes");
+    assert_eq!(viewer.video_codec().as_deref(), Some("VP8"), "webrtc→webrtc copies VP8");
+    assert_eq!(viewer.video_size(), Some((320, 240)));
+
+    probe_until_h264_aac(&gw.rtmp_url("/live/vp8"), 320, 240, 48000, PROBE).await.expect("RTMP gets H.264");
+    let running = conversions(&api, "vp8").await;
+    let video: Vec<_> = running.iter().filter(|c| c.0 == "video").map(|c| (c.1.as_str(), c.2.as_str())).collect();
+    assert_eq!(video, [("vp8", "h264")], "{running:?}");
+    drop(viewer);
+}
+
+// --- Headless Chromium against the gateway (each test re-runs itself in a loopback-only
+// network namespace, gateway included; see `common::chromium`) ---
+
+mod browser {
+    use std::time::Duration;
+
+    use super::common::chromium::{in_loopback_netns, Chromium, PageServer};
+    use super::common::ffmpeg::probe_until_h264_aac;
+    use super::common::Gateway;
+
+    const BROWSER_TIMEOUT: Duration = Duration::from_secs(40);
+
+    fn run(body: impl std::future::Future<Output = anyhow::Result<()>>) {
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+        if let Err(error) = runtime.block_on(body) {
+            panic!("{error:#}");
+        }
+    }
+
+    /// The classroom: a teacher's browser publishes by WHIP, a student's browser plays by WHEP,
+    /// and the CDN side reads H.264 + AAC by RTMP.
+    #[test]
+    fn chromium_publishes_by_whip_and_another_chromium_plays_by_whep() {
+        if !in_loopback_netns("browser::chromium_publishes_by_whip_and_another_chromium_plays_by_whep") {
+            return;
+        }
+        run(async {
+            let gw = Gateway::start();
+            let pages = PageServer::start().await?;
+            let whip_url = gw.http_url("/whip/cls");
+            let _teacher = Chromium::start(&pages.url("whip.html", &[("whip", &whip_url), ("id", "pub")]))?;
+            let location = pages.wait_event("pub", "answered", BROWSER_TIMEOUT).await?;
+            anyhow::ensure!(location.contains("/whip/cls/"), "Location {location}");
+            pages.wait_event("pub", "connected", BROWSER_TIMEOUT).await?;
+            let live = gw.api().wait_live("cls", BROWSER_TIMEOUT).await?;
+            anyhow::ensure!(live.video.as_ref().map(|v| v.codec.as_str()) == Some("h264"), "{live:?}");
+
+            let whep_url = gw.http_url("/whep/cls");
+            let _student = Chromium::start(&pages.url("whep.html", &[("whep", &whep_url), ("id", "view"), ("stop", "15")]))?;
+            let stats = pages
+                .wait_stats("view", BROWSER_TIMEOUT, "30 frames decoded and 20 audio packets", |s| {
+                    s.inbound("video").frames_decoded > 30 && s.inbound("audio").packets_received > 20
+                })
+                .await
+                .map_err(|e| {
+                    let events: Vec<String> = pages
+                        .reports()
+                        .iter()
+                        .filter(|r| r.id == "view")
+                        .map(|r| match r.kind.as_str() {
+                            "stats" => format!("{:?}", r.raw.get("stats")),
+                            _ => format!("{:?} {:.200}", r.event, r.detail.clone().unwrap_or_default()),
+                        })
+                        .collect();
+                    e.context(format!("page events: {events:#?}\n--- gateway ---\n{}", gw.stderr_tail()))
+                })?;
+            anyhow::ensure!(stats.inbound("video").codec.as_deref() == Some("video/H264"), "{stats:?}");
+            anyhow::ensure!(stats.inbound("audio").codec.as_deref() == Some("audio/opus"), "{stats:?}");
+
+            let rtmp = gw.rtmp_url("/live/cls");
+            let (width, height) = (stats.inbound("video").frame_width as u32, stats.inbound("video").frame_height as u32);
+            probe_until_h264_aac(&rtmp, width, height, 48000, BROWSER_TIMEOUT).await?;
+            // The student's page DELETEs its session after 15 s.
+            let stopped = pages.wait_event("view", "stopped", BROWSER_TIMEOUT).await?;
+            anyhow::ensure!(stopped == "200", "DELETE answered {stopped}");
+            Ok(())
+        });
+    }
 }

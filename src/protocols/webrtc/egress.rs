@@ -27,18 +27,22 @@ pub struct Output {
 }
 
 impl Output {
-    /// Builds the sending chain for `choice` and links it to its transceiver's pad.
+    /// Builds the sending chain for `choice` (RTP with `ssrc`, as the answer signalled) and
+    /// links it to its transceiver's pad.
     pub fn link(
         peer: &Peer,
         choice: &Choice,
         transceiver: &gst_webrtc::WebRTCRTPTransceiver,
+        ssrc: u32,
         keyframe_wanted: Arc<Notify>,
     ) -> Result<Output, PeerError> {
         let pt = choice.pt;
         let payloader = match choice.codec {
-            Codec::H264 => format!("h264parse ! rtph264pay name=pay pt={pt} config-interval=-1 aggregate-mode=zero-latency"),
-            Codec::Vp8 => format!("rtpvp8pay name=pay pt={pt} picture-id-mode=15-bit"),
-            Codec::Opus => format!("rtpopuspay name=pay pt={pt}"),
+            Codec::H264 => {
+                format!("h264parse ! rtph264pay name=pay pt={pt} ssrc={ssrc} config-interval=-1 aggregate-mode=zero-latency")
+            }
+            Codec::Vp8 => format!("rtpvp8pay name=pay pt={pt} ssrc={ssrc} picture-id-mode=15-bit"),
+            Codec::Opus => format!("rtpopuspay name=pay pt={pt} ssrc={ssrc}"),
             other => return Err(PeerError::Build(format!("cannot send {other} over WebRTC"))),
         };
         let description = format!("appsrc name=src format=time is-live=true do-timestamp=false ! {payloader}");

@@ -59,10 +59,13 @@ impl Peer {
             .map_err(|e| PeerError::Build(e.to_string()))?;
         ice::configure(&webrtcbin, settings)?;
         if let Some(rtpbin) = webrtcbin.downcast_ref::<gst::Bin>().and_then(|b| b.by_name("rtpbin")) {
-            // Timestamps from the RTP timestamps, not slaved to arrival times: the gateway
-            // renders nothing, and a sender's start-up burst otherwise skews the first seconds
-            // (10% compressed, or a jump back) which audio encoders downstream cannot follow.
-            rtpbin.set_property_from_str("buffer-mode", "none");
+            // Timestamps follow the RTP timestamps from the first packet's arrival on ("synced",
+            // no skew estimation): the gateway renders nothing and remuxes, so the media clock
+            // is the right one. Slaving to arrival times ("slave", the default) compresses the
+            // first seconds after a sender's start-up burst (or jumps back), which the audio
+            // encoders downstream cannot follow; "none" starts at 0 and makes the jitterbuffer
+            // treat every packet as late.
+            rtpbin.set_property_from_str("buffer-mode", "synced");
             // Audio and video are aligned through the RTCP sender reports (the default; said
             // here because the one timeline of WHIP ingest depends on it).
             rtpbin.set_property_from_str("rtcp-sync", "always");

@@ -76,9 +76,19 @@ pub async fn start(gw: &Gateway, key: StreamKey, offer: &str, remote: Option<Str
     let choices = sdp::choose_for_egress(&offer, tracks)?;
     let config = gw.webrtc.settings();
     let peer = Peer::new(&format!("whep-{key}"), config)?;
+    // The SSRCs are chosen here so the answer can signal them (a=ssrc, and the RTX group):
+    // browsers demultiplex a bundle by them.
+    let ssrcs: Vec<u32> = choices.iter().map(|_| rand::random::<u32>().max(1)).collect();
     let transceivers: Vec<_> = choices
         .iter()
-        .map(|c| peer.add_transceiver(Direction::Sendonly, &c.preference_caps(), c.kind == TrackKind::Video))
+        .zip(&ssrcs)
+        .map(|(c, ssrc)| {
+            let mut caps = c.preference_caps();
+            if let Some(s) = caps.make_mut().structure_mut(0) {
+                s.set("ssrc", *ssrc);
+            }
+            peer.add_transceiver(Direction::Sendonly, &caps, c.kind == TrackKind::Video)
+        })
         .collect();
     let answer = peer.answer(offer.sdp).await?;
     let answer = sdp::complete_answer(&answer, &choices);
@@ -88,8 +98,8 @@ pub async fn start(gw: &Gateway, key: StreamKey, offer: &str, remote: Option<Str
     };
     let keyframe_wanted = Arc::new(Notify::new());
     let mut outputs = Vec::new();
-    for (choice, transceiver) in choices.iter().zip(&transceivers) {
-        outputs.push(Output::link(&peer, choice, transceiver, keyframe_wanted.clone())?);
+    for ((choice, transceiver), ssrc) in choices.iter().zip(&transceivers).zip(&ssrcs) {
+        outputs.push(Output::link(&peer, choice, transceiver, *ssrc, keyframe_wanted.clone())?);
     }
     let registration = gw.webrtc.registry().register(Kind::Whep, key.clone());
     let location = registration.location(Kind::Whep, &key);
