@@ -43,6 +43,8 @@ fn free_udp_ports(n: u16) -> u16 {
 #[derive(Clone, Copy, Debug)]
 enum Video {
     H264,
+    /// H.264 with B-frames (RTP carries no decode times).
+    H264BFrames,
     Mpeg1,
     Vp8,
 }
@@ -85,6 +87,7 @@ impl RtpSender {
         }
         let video_args: &[&str] = match video {
             Video::H264 => &["-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-bf", "0", "-g", "30", "-pix_fmt", "yuv420p"],
+            Video::H264BFrames => &["-c:v", "libx264", "-preset", "veryfast", "-bf", "2", "-g", "30", "-pix_fmt", "yuv420p"],
             Video::Mpeg1 => &["-c:v", "mpeg1video", "-g", "30", "-b:v", "600k"],
             Video::Vp8 => &["-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-g", "30", "-b:v", "500k"],
         };
@@ -357,6 +360,42 @@ async fn vp8_and_aac_go_to_webrtc_as_vp8_and_to_rtmp_as_h264_with_aac_copied() {
 
     probe_until_h264_aac(&gw.rtmp_url("/live/vp8"), 320, 240, 44100, PROBE).await.expect("RTMP play");
     assert_eq!(conversions(&api, "vp8").await, [conv("audio", "aac", "opus", "auto"), conv("video", "vp8", "h264", "auto")]);
+}
+
+/// B-frames over RTP: the gateway sees them (SPS, reordered timestamps), makes up decode times
+/// for RTMP (monotonic, never after presentation) and re-encodes only toward WebRTC.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h264_with_bframes_gets_decode_times_for_rtmp_and_is_reencoded_for_webrtc() {
+    let gw = Gateway::start();
+    let api = gw.api();
+    let (_sender, _location, _) = start_ingest(&api, "bf", Video::H264BFrames, Audio::Opus).await;
+    let stream = api.wait_live("bf", MEDIA).await.expect("live");
+    let bframes = api.get("/api/v1/streams/bf").await.unwrap().json.and_then(|j| j["video"]["bframes"].as_bool());
+    assert_eq!(bframes, Some(true), "{stream:?}");
+
+    probe_until_h264_aac(&gw.rtmp_url("/live/bf"), 320, 240, 48000, PROBE).await.expect("RTMP play");
+    let out = tokio::process::Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v", "-show_entries", "packet=pts,dts", "-of", "csv=p=0", "-read_intervals", "%+3"])
+        .arg(gw.rtmp_url("/live/bf"))
+        .kill_on_drop(true)
+        .output();
+    let out = tokio::time::timeout(PROBE, out).await.expect("ffprobe in time").expect("ffprobe");
+    let packets: Vec<(i64, i64)> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| {
+            let (pts, dts) = l.split_once(',')?;
+            Some((pts.trim().parse().ok()?, dts.trim().trim_end_matches(',').parse().ok()?))
+        })
+        .collect();
+    assert!(packets.len() > 30, "{packets:?}");
+    assert!(packets.iter().all(|(pts, dts)| dts <= pts), "dts after pts: {packets:?}");
+    assert!(packets.windows(2).all(|w| w[0].1 <= w[1].1), "dts goes backwards: {packets:?}");
+    assert!(packets.windows(2).any(|w| w[1].0 < w[0].0), "presentation order differs from decode order: {packets:?}");
+    assert_eq!(conversions(&api, "bf").await, [conv("audio", "opus", "aac", "auto")], "RTMP takes B-frames");
+
+    let viewer = whep(&gw, "bf").await;
+    viewer.wait_decoded(60, 40, MEDIA).await.expect("WHEP viewer decodes");
+    assert!(conversions(&api, "bf").await.contains(&conv("video", "h264", "h264", "bframes")));
 }
 
 /// gst-launch sending H.264 (in-band parameter sets) and PCMA, with a hand-written SDP naming
