@@ -23,6 +23,12 @@ for pkg in "${packages[@]}"; do
   fi
 done
 
+# Node and npm install JSMpeg for the H5 player page (below). Any installed npm will do (it
+# may come from elsewhere than Debian); only when there is none are Debian's (node 18) added.
+if ! command -v npm >/dev/null 2>&1; then
+  missing+=(nodejs npm)
+fi
+
 if [ "${#missing[@]}" -eq 0 ]; then
   echo "install-deps: all ${#packages[@]} system packages present, skipping apt"
 else
@@ -60,6 +66,16 @@ else
       kill "$(cat /run/nginx.pid)" 2>/dev/null || true
     fi
   fi
+fi
+
+# JSMpeg (npm package @cycjimmy/jsmpeg-player, pinned in package.json / package-lock.json),
+# served by the gateway from node_modules/ for the H5 player page.
+repo_root="$(cd "$(dirname "$0")/.." && pwd)"
+if [ ! -f "$repo_root/node_modules/@cycjimmy/jsmpeg-player/package.json" ]; then
+  echo "install-deps: npm ci (JSMpeg for the H5 player page)"
+  (cd "$repo_root" && npm ci --no-audit --no-fund)
+else
+  echo "install-deps: node_modules present (JSMpeg for the H5 player page)"
 fi
 
 # Rust: the dependencies (gstreamer-rs 0.25, axum 0.8, ...) need a recent toolchain (1.85 or

@@ -212,6 +212,14 @@ async fn rtmp_h264_aac_plays_as_mpeg1_mp2_over_websocket() -> anyhow::Result<()>
     assert!((frames.len() as f64 - expected).abs() <= expected * 0.1, "{} frames for {span:.2} s at 30 fps", frames.len());
     let pts: Vec<f64> = frames.iter().map(|f| f.0).collect();
     assert!(pts.windows(2).all(|w| w[1] > w[0]), "no B-frames: presentation order is decode order");
+    // keyint 30 (pipelines/encode/mpeg1.gst): an I-frame at least every 30 frames.
+    let keys: Vec<usize> = frames.iter().enumerate().filter(|(_, f)| f.1).map(|(i, _)| i).collect();
+    let longest_gop = keys.windows(2).map(|w| w[1] - w[0]).chain([frames.len() - keys[keys.len() - 1]]).max().unwrap_or(0);
+    assert!(longest_gop <= 30, "GOP of {longest_gop} frames; I-frames at {keys:?}");
+    // video_bitrate 1000 kbit/s plus MP2 at 128 kbit/s and the TS overhead.
+    let kbps = cap.bytes().len() as f64 * 8.0 / span / 1000.0;
+    eprintln!("{kbps:.0} kbit/s on the wire, I-frames at {keys:?}");
+    assert!((300.0..2500.0).contains(&kbps), "{kbps:.0} kbit/s");
 
     // A second viewer starts from the cached GOP at once, at an I-frame.
     let cap = capture(&ws_url(&gw, "/h5/k"), Duration::from_millis(1500)).await?;
