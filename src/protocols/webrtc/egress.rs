@@ -45,16 +45,21 @@ impl Output {
             Codec::Opus => format!("rtpopuspay name=pay pt={pt} ssrc={ssrc}"),
             other => return Err(PeerError::Build(format!("cannot send {other} over WebRTC"))),
         };
-        let description = format!("appsrc name=src format=time is-live=true do-timestamp=false ! {payloader}");
+        let description =
+            format!("appsrc name=src format=time is-live=true do-timestamp=false ! {payloader}");
         let fail = |e: String| PeerError::Build(format!("{description}: {e}"));
-        let bin = gst::parse::bin_from_description(&description, true).map_err(|e| fail(e.to_string()))?;
+        let bin = gst::parse::bin_from_description(&description, true)
+            .map_err(|e| fail(e.to_string()))?;
         let src = bin
             .by_name("src")
             .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
             .ok_or_else(|| fail("no appsrc".into()))?;
         // Unbounded here; the feeder holds back when the level grows (see `queued_bytes`).
         src.set_max_bytes(0);
-        let pay_sink = bin.by_name("pay").and_then(|p| p.static_pad("sink")).ok_or_else(|| fail("no payloader".into()))?;
+        let pay_sink = bin
+            .by_name("pay")
+            .and_then(|p| p.static_pad("sink"))
+            .ok_or_else(|| fail("no payloader".into()))?;
         if choice.kind == TrackKind::Video {
             pay_sink.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
                 if let Some(gst::PadProbeData::Event(event)) = &info.data {
@@ -68,14 +73,17 @@ impl Output {
         let packets = Arc::new(AtomicU64::new(0));
         if let Some(pay_src) = bin.by_name("pay").and_then(|p| p.static_pad("src")) {
             let packets = packets.clone();
-            pay_src.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST, move |_, info| {
-                let n = match &info.data {
-                    Some(gst::PadProbeData::BufferList(list)) => list.len() as u64,
-                    _ => 1,
-                };
-                packets.fetch_add(n, Ordering::Relaxed);
-                gst::PadProbeReturn::Ok
-            });
+            pay_src.add_probe(
+                gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
+                move |_, info| {
+                    let n = match &info.data {
+                        Some(gst::PadProbeData::BufferList(list)) => list.len() as u64,
+                        _ => 1,
+                    };
+                    packets.fetch_add(n, Ordering::Relaxed);
+                    gst::PadProbeReturn::Ok
+                },
+            );
         }
         let mline = transceiver.mlineindex();
         let target = peer
@@ -83,10 +91,18 @@ impl Output {
             .static_pad(&format!("sink_{mline}"))
             .ok_or_else(|| fail(format!("webrtcbin has no pad for m-line {mline}")))?;
         peer.pipeline.add(&bin).map_err(|e| fail(e.to_string()))?;
-        let out = bin.static_pad("src").ok_or_else(|| fail("no source pad".into()))?;
+        let out = bin
+            .static_pad("src")
+            .ok_or_else(|| fail("no source pad".into()))?;
         out.link(&target).map_err(|e| fail(format!("{e:?}")))?;
-        bin.sync_state_with_parent().map_err(|e| fail(e.to_string()))?;
-        Ok(Output { kind: choice.kind, src, info: None, packets })
+        bin.sync_state_with_parent()
+            .map_err(|e| fail(e.to_string()))?;
+        Ok(Output {
+            kind: choice.kind,
+            src,
+            info: None,
+            packets,
+        })
     }
 
     /// RTP packets sent so far.
@@ -100,8 +116,17 @@ impl Output {
     }
 
     /// Sends one frame with timestamps already on the pipeline's running time.
-    pub fn push(&mut self, frame: &Frame, dts: gst::ClockTime, pts: gst::ClockTime) -> Result<(), gst::FlowError> {
-        if !self.info.as_ref().is_some_and(|i| Arc::ptr_eq(i, &frame.info)) {
+    pub fn push(
+        &mut self,
+        frame: &Frame,
+        dts: gst::ClockTime,
+        pts: gst::ClockTime,
+    ) -> Result<(), gst::FlowError> {
+        if !self
+            .info
+            .as_ref()
+            .is_some_and(|i| Arc::ptr_eq(i, &frame.info))
+        {
             self.src.set_caps(Some(&input_caps(&frame.info)));
             self.info = Some(frame.info.clone());
         }
@@ -143,7 +168,13 @@ impl TimeMap {
     }
 
     /// `(dts, pts)` on the running time; `now` is the running time at this moment.
-    pub fn map(&mut self, kind: TrackKind, dts: Ts, pts: Ts, now: impl FnOnce() -> u64) -> (gst::ClockTime, gst::ClockTime) {
+    pub fn map(
+        &mut self,
+        kind: TrackKind,
+        dts: Ts,
+        pts: Ts,
+        now: impl FnOnce() -> u64,
+    ) -> (gst::ClockTime, gst::ClockTime) {
         let mut now = Some(now);
         let mut take_now = || now.take().map_or(0, |f| f());
         let shared = *self.origin.get_or_insert_with(|| (dts, take_now()));
@@ -179,18 +210,40 @@ mod tests {
         // Audio from before the first video frame is clamped at zero, never wraps.
         let mut early = TimeMap::default();
         early.map(TrackKind::Video, ms(5000), ms(5000), || 10_000_000);
-        assert_eq!(early.map(TrackKind::Audio, ms(4000), ms(4000), || 0).0.nseconds(), 0);
+        assert_eq!(
+            early
+                .map(TrackKind::Audio, ms(4000), ms(4000), || 0)
+                .0
+                .nseconds(),
+            0
+        );
     }
 
     #[test]
     fn the_cached_gop_is_stamped_in_the_past() {
         let mut m = TimeMap::default();
         m.start(ms(1000), ms(2500), 10_000_000_000);
-        assert_eq!(m.map(TrackKind::Video, ms(1000), ms(1000), || unreachable!()).0.mseconds(), 8500);
-        assert_eq!(m.map(TrackKind::Audio, ms(2500), ms(2500), || unreachable!()).0.mseconds(), 10_000);
+        assert_eq!(
+            m.map(TrackKind::Video, ms(1000), ms(1000), || unreachable!())
+                .0
+                .mseconds(),
+            8500
+        );
+        assert_eq!(
+            m.map(TrackKind::Audio, ms(2500), ms(2500), || unreachable!())
+                .0
+                .mseconds(),
+            10_000
+        );
         let mut young = TimeMap::default();
         young.start(ms(1000), ms(900_000), 100_000_000);
-        assert_eq!(young.map(TrackKind::Video, ms(1000), ms(1000), || unreachable!()).0.nseconds(), 0);
+        assert_eq!(
+            young
+                .map(TrackKind::Video, ms(1000), ms(1000), || unreachable!())
+                .0
+                .nseconds(),
+            0
+        );
     }
 
     #[test]
@@ -200,7 +253,12 @@ mod tests {
         let hours = ms(3_600_000_000 + 2500);
         let (d, _) = m.map(TrackKind::Video, hours, hours, || 7_100_000_000);
         assert_eq!(d.mseconds(), 7100);
-        let (d, _) = m.map(TrackKind::Video, hours + ms(33), hours + ms(33), || unreachable!());
+        let (d, _) = m.map(
+            TrackKind::Video,
+            hours + ms(33),
+            hours + ms(33),
+            || unreachable!(),
+        );
         assert_eq!(d.mseconds(), 7133);
         let (a, _) = m.map(TrackKind::Audio, ms(2020), ms(2020), || unreachable!());
         assert_eq!(a.mseconds(), 7020);

@@ -25,10 +25,14 @@ impl From<WebrtcError> for ApiError {
     fn from(e: WebrtcError) -> ApiError {
         match e {
             WebrtcError::Sdp(e @ SdpError::Invalid(_)) => ApiError::bad_request(e.to_string()),
-            WebrtcError::Sdp(e @ SdpError::NoUsableCodec(_)) => ApiError::new(StatusCode::NOT_ACCEPTABLE, e.to_string()),
+            WebrtcError::Sdp(e @ SdpError::NoUsableCodec(_)) => {
+                ApiError::new(StatusCode::NOT_ACCEPTABLE, e.to_string())
+            }
             WebrtcError::Hub(e) => e.into(),
             WebrtcError::Peer(e) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-            WebrtcError::ContentType(_) => ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, e.to_string()),
+            WebrtcError::ContentType(_) => {
+                ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, e.to_string())
+            }
             WebrtcError::BadRequest(m) => ApiError::bad_request(m),
         }
     }

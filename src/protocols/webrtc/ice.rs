@@ -38,8 +38,7 @@ pub fn configure(webrtcbin: &gst::Element, settings: &WebrtcSettings) -> Result<
     check(settings)?;
     let ice = webrtcbin
         .find_property("ice-agent")
-        .map(|_| webrtcbin.property::<Option<gst_webrtc::WebRTCICE>>("ice-agent"))
-        .flatten()
+        .and_then(|_| webrtcbin.property::<Option<gst_webrtc::WebRTCICE>>("ice-agent"))
         .ok_or(IceError::NoAgent)?;
     if let Some(ip) = settings.ip.filter(|ip| !ip.is_unspecified()) {
         let added: bool = ice.emit_by_name("add-local-ip-address", &[&ip.to_string()]);

@@ -43,7 +43,12 @@ pub struct Ingest {
 
 impl Ingest {
     pub fn new(frames: mpsc::Sender<Frame>) -> Arc<Ingest> {
-        Arc::new(Ingest { frames, video_depay: Mutex::new(None), audio_linked: Mutex::new(false), dropped: AtomicU64::new(0) })
+        Arc::new(Ingest {
+            frames,
+            video_depay: Mutex::new(None),
+            audio_linked: Mutex::new(false),
+            dropped: AtomicU64::new(0),
+        })
     }
 
     /// Links every pad webrtcbin adds from now on.
@@ -54,7 +59,9 @@ impl Ingest {
             if pad.direction() != gst::PadDirection::Src {
                 return;
             }
-            let Some(pipeline) = pipeline.upgrade() else { return };
+            let Some(pipeline) = pipeline.upgrade() else {
+                return;
+            };
             if let Err(e) = this.link(&pipeline, pad) {
                 tracing::warn!(pad = %pad.name(), error = %e, "incoming pad not linked");
             }
@@ -71,7 +78,9 @@ impl Ingest {
         let pad = lock(&self.video_depay).clone();
         match pad {
             Some(pad) => {
-                let event = gstreamer_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).build();
+                let event = gstreamer_video::UpstreamForceKeyUnitEvent::builder()
+                    .all_headers(true)
+                    .build();
                 pad.push_event(event)
             }
             None => false,
@@ -107,13 +116,18 @@ impl Ingest {
             .ok_or("no appsink in the receiving chain")?;
         appsink.set_property("sync", false);
         appsink.set_property("enable-last-sample", false);
-        let maker = FrameMaker { codec, last: Mutex::new(None) };
+        let maker = FrameMaker {
+            codec,
+            last: Mutex::new(None),
+        };
         let this = Arc::downgrade(self);
         appsink.set_callbacks(
             gst_app::AppSinkCallbacks::builder()
                 .new_sample(move |sink| {
                     let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                    let Some(this) = this.upgrade() else { return Err(gst::FlowError::Flushing) };
+                    let Some(this) = this.upgrade() else {
+                        return Err(gst::FlowError::Flushing);
+                    };
                     if let Some(frame) = maker.frame(&sample) {
                         if this.frames.try_send(frame).is_err() {
                             this.dropped.fetch_add(1, Ordering::Relaxed);
@@ -125,7 +139,9 @@ impl Ingest {
         );
         pipeline.add(&bin).map_err(|e| e.to_string())?;
         bin.sync_state_with_parent().map_err(|e| e.to_string())?;
-        let sink = bin.static_pad("sink").ok_or("receiving chain has no sink pad")?;
+        let sink = bin
+            .static_pad("sink")
+            .ok_or("receiving chain has no sink pad")?;
         pad.link(&sink).map_err(|e| format!("{e:?}"))?;
         if kind == TrackKind::Video {
             let depay_sink = bin.by_name("depay").and_then(|d| d.static_pad("sink"));
@@ -162,7 +178,8 @@ impl FrameMaker {
             match last.as_ref() {
                 Some((c, info)) if c.as_ref() == caps => info.clone(),
                 _ => {
-                    let info = Arc::new(output_info(caps, self.codec).or_else(|| self.fallback_info())?);
+                    let info =
+                        Arc::new(output_info(caps, self.codec).or_else(|| self.fallback_info())?);
                     *last = Some((caps.to_owned(), info.clone()));
                     info
                 }
@@ -176,15 +193,26 @@ impl FrameMaker {
             .unwrap_or(pts);
         let ts = Ts(running.nseconds() as i64);
         tracing::trace!(codec = %self.codec, pts = %pts, running = %running, flags = ?buffer.flags(), "ingest sample");
-        let keyframe = info.kind() == TrackKind::Audio || !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
+        let keyframe = info.kind() == TrackKind::Audio
+            || !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
         let map = buffer.map_readable().ok()?;
-        Some(Frame::new(info, ts, ts, keyframe, Bytes::copy_from_slice(map.as_slice())))
+        Some(Frame::new(
+            info,
+            ts,
+            ts,
+            keyframe,
+            Bytes::copy_from_slice(map.as_slice()),
+        ))
     }
 
     /// Opus caps without a rate still mean 48 kHz.
     fn fallback_info(&self) -> Option<TrackInfo> {
-        (self.codec == Codec::Opus)
-            .then_some(TrackInfo::Audio(AudioInfo { codec: Codec::Opus, sample_rate: 48_000, channels: 2, config: None }))
+        (self.codec == Codec::Opus).then_some(TrackInfo::Audio(AudioInfo {
+            codec: Codec::Opus,
+            sample_rate: 48_000,
+            channels: 2,
+            config: None,
+        }))
     }
 }
 

@@ -47,7 +47,10 @@ impl Sessions {
     /// Refuses settings ICE cannot use (e.g. a reversed port range).
     pub fn new(settings: WebrtcSettings) -> Result<Sessions, IceError> {
         ice::check(&settings)?;
-        Ok(Sessions { settings: Arc::new(settings), registry: Registry::default() })
+        Ok(Sessions {
+            settings: Arc::new(settings),
+            registry: Registry::default(),
+        })
     }
 
     pub fn settings(&self) -> &WebrtcSettings {

@@ -67,12 +67,17 @@ pub struct OfferedCodec {
 
 impl OfferedCodec {
     pub fn param(&self, key: &str) -> Option<&str> {
-        self.fmtp.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.as_str())
+        self.fmtp
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case(key))
+            .map(|(_, v)| v.as_str())
     }
 
     /// H.264 packetization mode (RFC 6184: absent means 0).
     pub fn packetization_mode(&self) -> u8 {
-        self.param("packetization-mode").and_then(|v| v.trim().parse().ok()).unwrap_or(0)
+        self.param("packetization-mode")
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0)
     }
 
     /// H.264 `profile_idc`, the first byte of `profile-level-id`.
@@ -84,7 +89,9 @@ impl OfferedCodec {
     /// The gateway codec this payload type carries, if the gateway takes it over WebRTC.
     pub fn codec(&self) -> Option<Codec> {
         match self.name.as_str() {
-            "H264" if self.clock_rate == 90_000 && self.packetization_mode() == 1 => Some(Codec::H264),
+            "H264" if self.clock_rate == 90_000 && self.packetization_mode() == 1 => {
+                Some(Codec::H264)
+            }
             "VP8" if self.clock_rate == 90_000 => Some(Codec::Vp8),
             "OPUS" if self.clock_rate == 48_000 => Some(Codec::Opus),
             _ => None,
@@ -155,7 +162,12 @@ pub struct Offer {
 impl Offer {
     /// What the offer carries, for error messages.
     pub fn describe(&self) -> String {
-        let parts: Vec<String> = self.medias.iter().filter(|m| m.track().is_some()).map(OfferedMedia::describe).collect();
+        let parts: Vec<String> = self
+            .medias
+            .iter()
+            .filter(|m| m.track().is_some())
+            .map(OfferedMedia::describe)
+            .collect();
         if parts.is_empty() {
             "no audio or video m-lines".into()
         } else {
@@ -214,10 +226,14 @@ impl Choice {
 pub fn parse_offer(text: &str) -> Result<Offer, SdpError> {
     let text = text.trim_start_matches('\u{feff}').trim_start();
     if text.is_empty() {
-        return Err(SdpError::Invalid("the body is empty; expected an SDP offer (application/sdp)".into()));
+        return Err(SdpError::Invalid(
+            "the body is empty; expected an SDP offer (application/sdp)".into(),
+        ));
     }
     if !text.starts_with("v=0") {
-        return Err(SdpError::Invalid("not an SDP description: it must start with `v=0`".into()));
+        return Err(SdpError::Invalid(
+            "not an SDP description: it must start with `v=0`".into(),
+        ));
     }
     let sdp = gst_sdp::SDPMessage::parse_buffer(text.as_bytes())
         .map_err(|e| SdpError::Invalid(format!("the SDP does not parse: {e}")))?;
@@ -231,8 +247,11 @@ pub fn parse_offer(text: &str) -> Result<Offer, SdpError> {
         let kind = m.media().unwrap_or("").to_string();
         // Port 0 rejects an m-line, unless it is `bundle-only` (max-bundle offers).
         let rejected = m.port() == 0 && !has_attribute(m, "bundle-only");
-        let direction =
-            m.attributes().find_map(|a| Direction::parse(a.key())).or(session_dir).unwrap_or(Direction::SendRecv);
+        let direction = m
+            .attributes()
+            .find_map(|a| Direction::parse(a.key()))
+            .or(session_dir)
+            .unwrap_or(Direction::SendRecv);
         let media = OfferedMedia {
             mline,
             mid: m.attribute_val("mid").map(str::to_string),
@@ -242,22 +261,34 @@ pub fn parse_offer(text: &str) -> Result<Offer, SdpError> {
             rejected,
         };
         if media.track().is_some() && !media.rejected {
-            let has = |key: &str| m.attribute_val(key).is_some() || sdp.attribute_val(key).is_some();
+            let has =
+                |key: &str| m.attribute_val(key).is_some() || sdp.attribute_val(key).is_some();
             if !has("ice-ufrag") || !has("ice-pwd") {
-                return Err(SdpError::Invalid(format!("m-line {mline} ({}) has no a=ice-ufrag / a=ice-pwd", media.kind)));
+                return Err(SdpError::Invalid(format!(
+                    "m-line {mline} ({}) has no a=ice-ufrag / a=ice-pwd",
+                    media.kind
+                )));
             }
             if !has("fingerprint") {
-                return Err(SdpError::Invalid(format!("m-line {mline} ({}) has no a=fingerprint (DTLS)", media.kind)));
+                return Err(SdpError::Invalid(format!(
+                    "m-line {mline} ({}) has no a=fingerprint (DTLS)",
+                    media.kind
+                )));
             }
             let proto = m.proto().unwrap_or("");
             if !proto.contains("RTP/") {
-                return Err(SdpError::Invalid(format!("m-line {mline} ({}) has transport `{proto}`, not RTP", media.kind)));
+                return Err(SdpError::Invalid(format!(
+                    "m-line {mline} ({}) has transport `{proto}`, not RTP",
+                    media.kind
+                )));
             }
         }
         medias.push(media);
     }
     if !medias.iter().any(|m| m.track().is_some() && !m.rejected) {
-        return Err(SdpError::Invalid("the SDP has no audio or video m-line".into()));
+        return Err(SdpError::Invalid(
+            "the SDP has no audio or video m-line".into(),
+        ));
     }
     Ok(Offer { sdp, medias })
 }
@@ -270,7 +301,9 @@ fn has_attribute(m: &gst_sdp::SDPMediaRef, key: &str) -> bool {
 fn codecs_of(m: &gst_sdp::SDPMediaRef) -> Vec<OfferedCodec> {
     let mut out = Vec::new();
     for format in m.formats() {
-        let Ok(pt) = format.trim().parse::<u8>() else { continue };
+        let Ok(pt) = format.trim().parse::<u8>() else {
+            continue;
+        };
         let rtpmap = m
             .attributes()
             .filter(|a| a.key() == "rtpmap")
@@ -290,7 +323,12 @@ fn codecs_of(m: &gst_sdp::SDPMediaRef) -> Vec<OfferedCodec> {
             .find_map(|v| strip_pt(v, pt))
             .map(parse_fmtp)
             .unwrap_or_default();
-        out.push(OfferedCodec { pt, name, clock_rate, fmtp });
+        out.push(OfferedCodec {
+            pt,
+            name,
+            clock_rate,
+            fmtp,
+        });
     }
     out
 }
@@ -349,7 +387,9 @@ pub fn choose_for_ingest(offer: &Offer) -> Result<Vec<Choice>, SdpError> {
             TrackKind::Video => &[Codec::H264, Codec::Vp8],
             TrackKind::Audio => &[Codec::Opus],
         };
-        let found = preference.iter().find_map(|want| media.codecs.iter().find(|c| c.codec() == Some(*want)));
+        let found = preference
+            .iter()
+            .find_map(|want| media.codecs.iter().find(|c| c.codec() == Some(*want)));
         match found {
             Some(codec) => choices.push(Choice::new(media, kind, codec)),
             None => unusable.push(media.describe()),
@@ -358,7 +398,11 @@ pub fn choose_for_ingest(offer: &Offer) -> Result<Vec<Choice>, SdpError> {
     if !unusable.is_empty() || choices.is_empty() {
         return Err(SdpError::NoUsableCodec(format!(
             "offered {}; the gateway takes H264 (packetization-mode=1) or VP8 video and Opus audio",
-            if unusable.is_empty() { offer.describe() } else { unusable.join("; ") }
+            if unusable.is_empty() {
+                offer.describe()
+            } else {
+                unusable.join("; ")
+            }
         )));
     }
     Ok(choices)
@@ -399,8 +443,14 @@ pub fn choose_for_egress(offer: &Offer, tracks: EgressTracks) -> Result<Vec<Choi
                 media.direction.as_str()
             )));
         }
-        let usable: Vec<&OfferedCodec> = media.codecs.iter().filter(|c| c.codec() == Some(want)).collect();
-        let same_profile = usable.iter().find(|c| profile.is_some() && c.profile_idc() == profile);
+        let usable: Vec<&OfferedCodec> = media
+            .codecs
+            .iter()
+            .filter(|c| c.codec() == Some(want))
+            .collect();
+        let same_profile = usable
+            .iter()
+            .find(|c| profile.is_some() && c.profile_idc() == profile);
         match same_profile.or(usable.first()) {
             Some(codec) => choices.push(Choice::new(media, kind, codec)),
             None => {
@@ -412,13 +462,22 @@ pub fn choose_for_egress(offer: &Offer, tracks: EgressTracks) -> Result<Vec<Choi
         }
     }
     if choices.is_empty() {
-        let tracks: Vec<String> =
-            [tracks.video.map(|v| format!("video {}", v.0)), tracks.audio.map(|a| format!("audio {a}"))]
-                .into_iter()
-                .flatten()
-                .collect();
-        let stream = if tracks.is_empty() { "no track to send".to_string() } else { tracks.join(" and ") };
-        return Err(SdpError::NoUsableCodec(format!("the viewer offered {}; the stream has {stream}", offer.describe())));
+        let tracks: Vec<String> = [
+            tracks.video.map(|v| format!("video {}", v.0)),
+            tracks.audio.map(|a| format!("audio {a}")),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        let stream = if tracks.is_empty() {
+            "no track to send".to_string()
+        } else {
+            tracks.join(" and ")
+        };
+        return Err(SdpError::NoUsableCodec(format!(
+            "the viewer offered {}; the stream has {stream}",
+            offer.describe()
+        )));
     }
     Ok(choices)
 }
@@ -429,11 +488,23 @@ pub fn choose_for_egress(offer: &Offer, tracks: EgressTracks) -> Result<Vec<Choi
 pub fn complete_answer(answer: &str, choices: &[Choice]) -> String {
     let mut lines: Vec<String> = answer.lines().map(str::to_string).collect();
     for choice in choices.iter().filter(|c| c.codec == Codec::H264) {
-        let Some(profile) = &choice.profile_level_id else { continue };
+        let Some(profile) = &choice.profile_level_id else {
+            continue;
+        };
         // The m-section of this choice: from its m= line to the next.
-        let starts: Vec<usize> = lines.iter().enumerate().filter(|(_, l)| l.starts_with("m=")).map(|(i, _)| i).collect();
-        let Some(&start) = starts.get(choice.mline as usize) else { continue };
-        let end = starts.get(choice.mline as usize + 1).copied().unwrap_or(lines.len());
+        let starts: Vec<usize> = lines
+            .iter()
+            .enumerate()
+            .filter(|(_, l)| l.starts_with("m="))
+            .map(|(i, _)| i)
+            .collect();
+        let Some(&start) = starts.get(choice.mline as usize) else {
+            continue;
+        };
+        let end = starts
+            .get(choice.mline as usize + 1)
+            .copied()
+            .unwrap_or(lines.len());
         let fmtp = format!("a=fmtp:{} ", choice.pt);
         let rtpmap = format!("a=rtpmap:{} ", choice.pt);
         match (start..end).find(|&i| lines[i].starts_with(&fmtp)) {
@@ -442,8 +513,13 @@ pub fn complete_answer(answer: &str, choices: &[Choice]) -> String {
             }
             Some(_) => {}
             None => {
-                let at = (start..end).find(|&i| lines[i].starts_with(&rtpmap)).map_or(end, |i| i + 1);
-                lines.insert(at, format!("{fmtp}packetization-mode=1;profile-level-id={profile}"));
+                let at = (start..end)
+                    .find(|&i| lines[i].starts_with(&rtpmap))
+                    .map_or(end, |i| i + 1);
+                lines.insert(
+                    at,
+                    format!("{fmtp}packetization-mode=1;profile-level-id={profile}"),
+                );
             }
         }
     }
@@ -463,7 +539,10 @@ pub fn announce(sdp: &str, announce: IpAddr) -> String {
             Some(rest) => {
                 let mut fields: Vec<&str> = rest.split(' ').collect();
                 let announce_text = announce.to_string();
-                let same_family = fields.get(4).and_then(|a| a.parse::<IpAddr>().ok()).is_some_and(|a| a.is_ipv4() == announce.is_ipv4());
+                let same_family = fields
+                    .get(4)
+                    .and_then(|a| a.parse::<IpAddr>().ok())
+                    .is_some_and(|a| a.is_ipv4() == announce.is_ipv4());
                 if same_family {
                     fields[4] = &announce_text;
                 }

@@ -65,12 +65,26 @@ enum Event {
 }
 
 /// Answers a WHEP offer and starts the viewer session.
-pub async fn start(gw: &Gateway, key: StreamKey, offer: &str, remote: Option<String>) -> Result<Answered, WebrtcError> {
+pub async fn start(
+    gw: &Gateway,
+    key: StreamKey,
+    offer: &str,
+    remote: Option<String>,
+) -> Result<Answered, WebrtcError> {
     let offer = sdp::parse_offer(offer)?;
-    let who = ConsumerRequest { protocol: Protocol::Webrtc, transport: "whep".into(), remote };
+    let who = ConsumerRequest {
+        protocol: Protocol::Webrtc,
+        transport: "whep".into(),
+        remote,
+    };
     let sub = gw.hub.subscribe(&key, who).await?;
     let tracks = EgressTracks {
-        video: sub.plan().video.as_ref().map(|leg| (leg.output_codec(), sub.video_info().and_then(|i| profile_idc(i)))),
+        video: sub.plan().video.as_ref().map(|leg| {
+            (
+                leg.output_codec(),
+                sub.video_info().and_then(|i| profile_idc(i)),
+            )
+        }),
         audio: sub.plan().audio.as_ref().map(|leg| leg.output_codec()),
     };
     let choices = sdp::choose_for_egress(&offer, tracks)?;
@@ -78,7 +92,10 @@ pub async fn start(gw: &Gateway, key: StreamKey, offer: &str, remote: Option<Str
     let peer = Peer::new(&format!("whep-{key}"), config)?;
     // The SSRCs are chosen here so the answer can signal them (a=ssrc, and the RTX group):
     // browsers demultiplex a bundle by them.
-    let ssrcs: Vec<u32> = choices.iter().map(|_| rand::random::<u32>().max(1)).collect();
+    let ssrcs: Vec<u32> = choices
+        .iter()
+        .map(|_| rand::random::<u32>().max(1))
+        .collect();
     let transceivers: Vec<_> = choices
         .iter()
         .zip(&ssrcs)
@@ -99,16 +116,35 @@ pub async fn start(gw: &Gateway, key: StreamKey, offer: &str, remote: Option<Str
     let keyframe_wanted = Arc::new(Notify::new());
     let mut outputs = Vec::new();
     for ((choice, transceiver), ssrc) in choices.iter().zip(&transceivers).zip(&ssrcs) {
-        outputs.push(Output::link(&peer, choice, transceiver, *ssrc, keyframe_wanted.clone())?);
+        outputs.push(Output::link(
+            &peer,
+            choice,
+            transceiver,
+            *ssrc,
+            keyframe_wanted.clone(),
+        )?);
     }
     let registration = gw.webrtc.registry().register(Kind::Whep, key.clone());
     let location = registration.location(Kind::Whep, &key);
-    let span = tracing::info_span!("whep", stream = %key, protocol = "webrtc", session = %registration.id);
-    let codecs: Vec<String> = choices.iter().map(|c| format!("{} {} pt {}", c.kind, c.codec, c.pt)).collect();
+    let span =
+        tracing::info_span!("whep", stream = %key, protocol = "webrtc", session = %registration.id);
+    let codecs: Vec<String> = choices
+        .iter()
+        .map(|c| format!("{} {} pt {}", c.kind, c.codec, c.pt))
+        .collect();
     span.in_scope(|| tracing::info!(codecs = ?codecs, plan = ?sub.plan(), "WHEP session answered"));
     let session = WhepSession {
-        settings: Settings { key, ice_timeout: config.ice_timeout() },
-        state: State { started: Instant::now(), frames: 0, last_pli: None, plis: 0, clock: TimeMap::default() },
+        settings: Settings {
+            key,
+            ice_timeout: config.ice_timeout(),
+        },
+        state: State {
+            started: Instant::now(),
+            frames: 0,
+            last_pli: None,
+            plis: 0,
+            clock: TimeMap::default(),
+        },
         sub,
         peer,
         outputs,
@@ -116,7 +152,10 @@ pub async fn start(gw: &Gateway, key: StreamKey, offer: &str, remote: Option<Str
         registration,
     };
     tokio::spawn(session.run(gw.clone()).instrument(span));
-    Ok(Answered { location, sdp: answer })
+    Ok(Answered {
+        location,
+        sdp: answer,
+    })
 }
 
 /// H.264 `profile_idc` from the avcC (its second byte).
@@ -137,24 +176,29 @@ impl WhepSession {
         if self.sub.end_reason() == Some(&EndReason::TooSlow) {
             gw.hub.metrics().note_consumer_too_slow();
         }
-        let packets: Vec<String> = self.outputs.iter().map(|o| format!("{} {}", o.kind, o.packets())).collect();
-        let queued: Vec<String> = self.outputs.iter().map(|o| format!("{} {}", o.kind, o.queued_bytes())).collect();
+        let packets: Vec<String> = self
+            .outputs
+            .iter()
+            .map(|o| format!("{} {}", o.kind, o.packets()))
+            .collect();
+        let queued: Vec<String> = self
+            .outputs
+            .iter()
+            .map(|o| format!("{} {}", o.kind, o.queued_bytes()))
+            .collect();
         tracing::info!(%reason, frames = self.state.frames, rtp_packets = ?packets, queued_bytes = ?queued, plis = self.state.plis, "WHEP session ended");
     }
 
     async fn wait_connected(&mut self, gw: &Gateway) -> Result<(), String> {
-        let deadline = tokio::time::sleep(self.settings.ice_timeout);
-        tokio::pin!(deadline);
-        loop {
-            tokio::select! {
-                _ = self.registration.stop.cancelled() => return Err("ended by the client (DELETE)".into()),
-                _ = gw.shutdown.cancelled() => return Err("gateway shutting down".into()),
-                _ = &mut deadline => return Err(format!("ICE did not connect within {:?}", self.settings.ice_timeout)),
-                e = self.peer.next_event() => match e {
-                    PeerEvent::Connected => return Ok(()),
-                    PeerEvent::Failed(reason) => return Err(reason),
-                },
-            }
+        let timeout = self.settings.ice_timeout;
+        tokio::select! {
+            _ = self.registration.stop.cancelled() => Err("ended by the client (DELETE)".into()),
+            _ = gw.shutdown.cancelled() => Err("gateway shutting down".into()),
+            _ = tokio::time::sleep(timeout) => Err(format!("ICE did not connect within {timeout:?}")),
+            e = self.peer.next_event() => match e {
+                PeerEvent::Connected => Ok(()),
+                PeerEvent::Failed(reason) => Err(reason),
+            },
         }
     }
 
@@ -163,16 +207,26 @@ impl WhepSession {
         if let Some(first) = ready.first() {
             // The newest frame on the first frame's clock (see `TimeMap` on tracks that differ).
             let same_clock = |d: &crate::media::Ts| (*d - first.dts).0.abs() < 60_000_000_000;
-            let newest = ready.iter().map(|f| f.dts).filter(same_clock).max().unwrap_or(first.dts);
-            self.state.clock.start(first.dts, newest, self.running_time());
+            let newest = ready
+                .iter()
+                .map(|f| f.dts)
+                .filter(same_clock)
+                .max()
+                .unwrap_or(first.dts);
+            self.state
+                .clock
+                .start(first.dts, newest, self.running_time());
         }
         for frame in &ready {
-            if let Err(reason) = self.send(&frame) {
+            if let Err(reason) = self.send(frame) {
                 return reason;
             }
         }
         loop {
-            let congested = self.outputs.iter().any(|o| o.queued_bytes() > MAX_QUEUED_BYTES);
+            let congested = self
+                .outputs
+                .iter()
+                .any(|o| o.queued_bytes() > MAX_QUEUED_BYTES);
             let event = tokio::select! {
                 _ = self.registration.stop.cancelled() => Event::End("ended by the client (DELETE)".into()),
                 _ = gw.shutdown.cancelled() => Event::End("gateway shutting down".into()),
@@ -213,15 +267,26 @@ impl WhepSession {
     }
 
     fn running_time(&self) -> u64 {
-        self.peer.pipeline.current_running_time().map(|t| t.nseconds()).unwrap_or(0)
+        self.peer
+            .pipeline
+            .current_running_time()
+            .map(|t| t.nseconds())
+            .unwrap_or(0)
     }
 
     /// Stamps one frame on the running time and queues it toward the viewer.
     fn send(&mut self, frame: &Frame) -> Result<(), String> {
         let now = self.running_time();
-        let Some(output) = self.outputs.iter_mut().find(|o| o.kind == frame.kind()) else { return Ok(()) };
-        let (dts, pts) = self.state.clock.map(frame.kind(), frame.dts, frame.pts, || now);
-        output.push(frame, dts, pts).map_err(|e| format!("the sending pipeline stopped ({e:?})"))?;
+        let Some(output) = self.outputs.iter_mut().find(|o| o.kind == frame.kind()) else {
+            return Ok(());
+        };
+        let (dts, pts) = self
+            .state
+            .clock
+            .map(frame.kind(), frame.dts, frame.pts, || now);
+        output
+            .push(frame, dts, pts)
+            .map_err(|e| format!("the sending pipeline stopped ({e:?})"))?;
         self.state.frames += 1;
         self.sub.add_bytes_out(frame.data.len());
         Ok(())
@@ -229,7 +294,11 @@ impl WhepSession {
 
     /// A viewer's PLI asks the source (publisher or re-encoder) for a keyframe, rate-limited.
     fn forward_pli(&mut self) {
-        if self.state.last_pli.is_some_and(|t| t.elapsed() < PLI_INTERVAL) {
+        if self
+            .state
+            .last_pli
+            .is_some_and(|t| t.elapsed() < PLI_INTERVAL)
+        {
             return;
         }
         self.state.last_pli = Some(Instant::now());

@@ -65,14 +65,25 @@ enum Event {
 }
 
 /// Answers a WHIP offer and starts the publish session.
-pub async fn start(gw: &Gateway, key: StreamKey, offer: &str, remote: Option<String>) -> Result<Answered, WebrtcError> {
+pub async fn start(
+    gw: &Gateway,
+    key: StreamKey,
+    offer: &str,
+    remote: Option<String>,
+) -> Result<Answered, WebrtcError> {
     let offer = sdp::parse_offer(offer)?;
     let choices = sdp::choose_for_ingest(&offer)?;
-    let publisher = gw.hub.publish(key.clone(), Protocol::Webrtc, "whip", remote)?;
+    let publisher = gw
+        .hub
+        .publish(key.clone(), Protocol::Webrtc, "whip", remote)?;
     let config = gw.webrtc.settings();
     let peer = Peer::new(&format!("whip-{key}"), config)?;
     for choice in &choices {
-        peer.add_transceiver(Direction::Recvonly, &choice.preference_caps(), choice.kind == TrackKind::Video);
+        peer.add_transceiver(
+            Direction::Recvonly,
+            &choice.preference_caps(),
+            choice.kind == TrackKind::Video,
+        );
     }
     let (tx, frames) = mpsc::channel(FRAME_QUEUE);
     let ingest = Ingest::new(tx);
@@ -85,8 +96,12 @@ pub async fn start(gw: &Gateway, key: StreamKey, offer: &str, remote: Option<Str
     };
     let registration = gw.webrtc.registry().register(Kind::Whip, key.clone());
     let location = registration.location(Kind::Whip, &key);
-    let span = tracing::info_span!("whip", stream = %key, protocol = "webrtc", session = %registration.id);
-    let codecs: Vec<String> = choices.iter().map(|c| format!("{} {} pt {}", c.kind, c.codec, c.pt)).collect();
+    let span =
+        tracing::info_span!("whip", stream = %key, protocol = "webrtc", session = %registration.id);
+    let codecs: Vec<String> = choices
+        .iter()
+        .map(|c| format!("{} {} pt {}", c.kind, c.codec, c.pt))
+        .collect();
     span.in_scope(|| tracing::info!(codecs = ?codecs, "WHIP session answered"));
     let now = Instant::now();
     let session = WhipSession {
@@ -96,7 +111,13 @@ pub async fn start(gw: &Gateway, key: StreamKey, offer: &str, remote: Option<Str
             ice_timeout: config.ice_timeout(),
             publisher_timeout: config.publisher_timeout(),
         },
-        state: State { started: now, connected: false, last_media: now, frames: 0, keyframe_requests: 0 },
+        state: State {
+            started: now,
+            connected: false,
+            last_media: now,
+            frames: 0,
+            keyframe_requests: 0,
+        },
         publisher,
         peer,
         ingest,
@@ -104,7 +125,10 @@ pub async fn start(gw: &Gateway, key: StreamKey, offer: &str, remote: Option<Str
         registration,
     };
     tokio::spawn(session.run(gw.clone()).instrument(span));
-    Ok(Answered { location, sdp: answer })
+    Ok(Answered {
+        location,
+        sdp: answer,
+    })
 }
 
 impl WhipSession {
