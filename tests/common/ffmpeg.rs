@@ -42,7 +42,12 @@ pub struct Ffmpeg {
 impl Ffmpeg {
     /// Starts publishing to `url` (`rtmp://...`).
     pub fn publish(url: &str, opts: PublishOptions) -> Ffmpeg {
-        let args = publish_args(url, &opts);
+        Ffmpeg::run(publish_args(url, &opts), url)
+    }
+
+    /// Runs ffmpeg with these arguments (killed on drop); `label` names it in failures.
+    pub fn run(args: Vec<String>, label: &str) -> Ffmpeg {
+        let url = label;
         let mut child = Command::new("ffmpeg")
             .args(&args)
             .stdin(Stdio::null())
