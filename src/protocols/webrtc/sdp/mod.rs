@@ -1,15 +1,15 @@
-//! The SDP side of WHIP and WHEP, without sockets: parse an offer (gstreamer-sdp), list what it
-//! offers per m-line, pick the payload type the gateway answers with, and rewrite candidate
-//! addresses for NAT 1:1 deployments.
-//!
-//! The chosen payload type becomes the codec preferences of that m-line's transceiver; webrtcbin
-//! intersects them with the offer, so the answer carries the offered fmtp (e.g. the H.264
-//! `profile-level-id` of that payload type) unchanged.
+//! The SDP side of WHIP and WHEP, without sockets: parse an offer (gstreamer-sdp) and list what
+//! it offers per m-line (here), pick the payload types the gateway answers with (`choice`),
+//! and complete and rewrite the answer (`answer`).
+
+mod answer;
+mod choice;
+
+pub use answer::{announce, complete_answer};
+pub use choice::{choose_for_egress, choose_for_ingest, Choice, EgressTracks};
 
 use std::fmt;
-use std::net::IpAddr;
 
-use gstreamer as gst;
 use gstreamer_sdp as gst_sdp;
 
 use crate::media::{Codec, TrackKind};
@@ -127,7 +127,7 @@ pub struct OfferedMedia {
 }
 
 impl OfferedMedia {
-    fn track(&self) -> Option<TrackKind> {
+    pub(super) fn track(&self) -> Option<TrackKind> {
         match self.kind.as_str() {
             "video" => Some(TrackKind::Video),
             "audio" => Some(TrackKind::Audio),
@@ -136,7 +136,7 @@ impl OfferedMedia {
     }
 
     /// `video: H265/90000, VP9/90000` (payload types without a codec name left out).
-    fn describe(&self) -> String {
+    pub(super) fn describe(&self) -> String {
         let mut names: Vec<String> = Vec::new();
         for c in &self.codecs {
             let text = c.to_string();
@@ -173,51 +173,6 @@ impl Offer {
         } else {
             parts.join("; ")
         }
-    }
-}
-
-/// The payload type answered for one m-line.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Choice {
-    pub mline: u32,
-    pub kind: TrackKind,
-    pub codec: Codec,
-    pub pt: u8,
-    pub clock_rate: u32,
-    /// H.264: the `profile-level-id` the offer gave this payload type.
-    pub profile_level_id: Option<String>,
-}
-
-impl Choice {
-    fn new(media: &OfferedMedia, kind: TrackKind, codec: &OfferedCodec) -> Choice {
-        Choice {
-            mline: media.mline,
-            kind,
-            codec: codec.codec().unwrap_or(Codec::H264),
-            pt: codec.pt,
-            clock_rate: codec.clock_rate,
-            profile_level_id: codec.param("profile-level-id").map(str::to_string),
-        }
-    }
-
-    /// Codec preferences for this m-line's transceiver. They name the payload type only: the
-    /// answer takes its fmtp (profile, packetization mode) from the offer, and the sending
-    /// side is not held to the viewer's profile (browsers decode higher profiles anyway).
-    pub fn preference_caps(&self) -> gst::Caps {
-        let (media, name) = match self.codec {
-            Codec::Vp8 => ("video", "VP8"),
-            Codec::Opus => ("audio", "OPUS"),
-            _ => ("video", "H264"),
-        };
-        let mut b = gst::Caps::builder("application/x-rtp")
-            .field("media", media)
-            .field("encoding-name", name)
-            .field("payload", self.pt as i32)
-            .field("clock-rate", self.clock_rate as i32);
-        if self.codec == Codec::H264 {
-            b = b.field("packetization-mode", "1");
-        }
-        b.build()
     }
 }
 
@@ -365,197 +320,5 @@ fn static_pt(pt: u8) -> Option<(&'static str, u32)> {
     }
 }
 
-/// WHIP: the publisher sends. Per kind, the first m-line is taken: H.264 with packetization
-/// mode 1 (any profile, the first offered) before VP8 for video, Opus for audio.
-pub fn choose_for_ingest(offer: &Offer) -> Result<Vec<Choice>, SdpError> {
-    let mut choices: Vec<Choice> = Vec::new();
-    let mut unusable = Vec::new();
-    for media in offer.medias.iter().filter(|m| !m.rejected) {
-        let Some(kind) = media.track() else { continue };
-        if choices.iter().any(|c| c.kind == kind) {
-            continue;
-        }
-        if !matches!(media.direction, Direction::SendOnly | Direction::SendRecv) {
-            return Err(SdpError::Invalid(format!(
-                "m-line {} ({}) is {}: a WHIP offer sends media (sendonly)",
-                media.mline,
-                media.kind,
-                media.direction.as_str()
-            )));
-        }
-        let preference: &[Codec] = match kind {
-            TrackKind::Video => &[Codec::H264, Codec::Vp8],
-            TrackKind::Audio => &[Codec::Opus],
-        };
-        let found = preference
-            .iter()
-            .find_map(|want| media.codecs.iter().find(|c| c.codec() == Some(*want)));
-        match found {
-            Some(codec) => choices.push(Choice::new(media, kind, codec)),
-            None => unusable.push(media.describe()),
-        }
-    }
-    if !unusable.is_empty() || choices.is_empty() {
-        return Err(SdpError::NoUsableCodec(format!(
-            "offered {}; the gateway takes H264 (packetization-mode=1) or VP8 video and Opus audio",
-            if unusable.is_empty() {
-                offer.describe()
-            } else {
-                unusable.join("; ")
-            }
-        )));
-    }
-    Ok(choices)
-}
-
-/// What a WHEP viewer is sent: the codec of each track, and for H.264 the stream's
-/// `profile_idc` (a payload type of the same profile is preferred).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct EgressTracks {
-    pub video: Option<(Codec, Option<u8>)>,
-    pub audio: Option<Codec>,
-}
-
-/// WHEP: the viewer receives. Per track the stream has, the first m-line of that kind must
-/// offer its codec; m-lines for tracks the stream lacks are left unanswered (rejected).
-pub fn choose_for_egress(offer: &Offer, tracks: EgressTracks) -> Result<Vec<Choice>, SdpError> {
-    let mut choices: Vec<Choice> = Vec::new();
-    for media in offer.medias.iter().filter(|m| !m.rejected) {
-        let Some(kind) = media.track() else { continue };
-        if choices.iter().any(|c| c.kind == kind) {
-            continue;
-        }
-        let (want, profile) = match kind {
-            TrackKind::Video => match tracks.video {
-                Some((codec, profile)) => (codec, profile),
-                None => continue,
-            },
-            TrackKind::Audio => match tracks.audio {
-                Some(codec) => (codec, None),
-                None => continue,
-            },
-        };
-        if !matches!(media.direction, Direction::RecvOnly | Direction::SendRecv) {
-            return Err(SdpError::Invalid(format!(
-                "m-line {} ({}) is {}: a WHEP offer receives media (recvonly)",
-                media.mline,
-                media.kind,
-                media.direction.as_str()
-            )));
-        }
-        let usable: Vec<&OfferedCodec> = media
-            .codecs
-            .iter()
-            .filter(|c| c.codec() == Some(want))
-            .collect();
-        let same_profile = usable
-            .iter()
-            .find(|c| profile.is_some() && c.profile_idc() == profile);
-        match same_profile.or(usable.first()) {
-            Some(codec) => choices.push(Choice::new(media, kind, codec)),
-            None => {
-                return Err(SdpError::NoUsableCodec(format!(
-                    "the stream's {kind} is {want}, the viewer offered {}",
-                    media.describe()
-                )))
-            }
-        }
-    }
-    if choices.is_empty() {
-        let tracks: Vec<String> = [
-            tracks.video.map(|v| format!("video {}", v.0)),
-            tracks.audio.map(|a| format!("audio {a}")),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        let stream = if tracks.is_empty() {
-            "no track to send".to_string()
-        } else {
-            tracks.join(" and ")
-        };
-        return Err(SdpError::NoUsableCodec(format!(
-            "the viewer offered {}; the stream has {stream}",
-            offer.describe()
-        )));
-    }
-    Ok(choices)
-}
-
-/// Makes sure the answer's fmtp of each chosen H.264 payload type carries the offered
-/// `profile-level-id` (webrtcbin leaves it out of receiving answers; browsers then assume the
-/// RFC 6184 default, 42000a, and find no codec in common).
-pub fn complete_answer(answer: &str, choices: &[Choice]) -> String {
-    let mut lines: Vec<String> = answer.lines().map(str::to_string).collect();
-    for choice in choices.iter().filter(|c| c.codec == Codec::H264) {
-        let Some(profile) = &choice.profile_level_id else {
-            continue;
-        };
-        // The m-section of this choice: from its m= line to the next.
-        let starts: Vec<usize> = lines
-            .iter()
-            .enumerate()
-            .filter(|(_, l)| l.starts_with("m="))
-            .map(|(i, _)| i)
-            .collect();
-        let Some(&start) = starts.get(choice.mline as usize) else {
-            continue;
-        };
-        let end = starts
-            .get(choice.mline as usize + 1)
-            .copied()
-            .unwrap_or(lines.len());
-        let fmtp = format!("a=fmtp:{} ", choice.pt);
-        let rtpmap = format!("a=rtpmap:{} ", choice.pt);
-        match (start..end).find(|&i| lines[i].starts_with(&fmtp)) {
-            Some(i) if !lines[i].contains("profile-level-id=") => {
-                lines[i] = format!("{};profile-level-id={profile}", lines[i].trim_end());
-            }
-            Some(_) => {}
-            None => {
-                let at = (start..end)
-                    .find(|&i| lines[i].starts_with(&rtpmap))
-                    .map_or(end, |i| i + 1);
-                lines.insert(
-                    at,
-                    format!("{fmtp}packetization-mode=1;profile-level-id={profile}"),
-                );
-            }
-        }
-    }
-    let mut out = lines.join("\r\n");
-    out.push_str("\r\n");
-    out
-}
-
-/// Rewrites the connection address of every `a=candidate` line of the same address family
-/// as `announce` (NAT 1:1: ICE binds a private address, the SDP tells the public one).
-pub fn announce(sdp: &str, announce: IpAddr) -> String {
-    let mut out = String::with_capacity(sdp.len());
-    for line in sdp.split_inclusive('\n') {
-        let body = line.trim_end_matches(['\r', '\n']);
-        let ending = &line[body.len()..];
-        match body.strip_prefix("a=candidate:") {
-            Some(rest) => {
-                let mut fields: Vec<&str> = rest.split(' ').collect();
-                let announce_text = announce.to_string();
-                let same_family = fields
-                    .get(4)
-                    .and_then(|a| a.parse::<IpAddr>().ok())
-                    .is_some_and(|a| a.is_ipv4() == announce.is_ipv4());
-                if same_family {
-                    fields[4] = &announce_text;
-                }
-                out.push_str("a=candidate:");
-                out.push_str(&fields.join(" "));
-                out.push_str(ending);
-            }
-            None => out.push_str(line),
-        }
-    }
-    out
-}
-
 #[cfg(test)]
-#[path = "sdp_tests.rs"]
 mod tests;
