@@ -1,0 +1,166 @@
+#!/usr/bin/env python3
+"""RTP in -> RTMP push out with Opus->AAC, N streams at once: the gateway against one ffmpeg per
+stream, in one run (all on 127.0.0.1).
+
+Every stream starts as an ffmpeg RTP sender looping a pre-made H.264 + Opus clip with -c copy
+(video to port P, audio to P+2, its SDP written to a file):
+  gateway: the SDP is POSTed to /api/v1/streams/gK/udp-ingest, and a push sends gK to the
+           nginx-rtmp origin (/dst/gK): H.264 copied, Opus -> AAC (the udp->cdn `auto` cell).
+  ffmpeg:  `ffmpeg -protocol_whitelist file,udp,rtp -i fK.sdp -c:v copy -c:a aac -f flv
+           rtmp://nginx/dst/fK` per stream.
+Both sides run at the same time, so machine noise hits both alike. The senders and nginx are
+not measured. CPU: utime+stime of the process trees over the window; memory: PSS.
+
+usage: bench/udp.py [--streams N] [--seconds S] [--quick] [--json FILE]
+"""
+
+import argparse
+import json
+import pathlib
+import subprocess
+import sys
+import time
+import urllib.request
+
+import gwbench as b
+
+
+def make_clip(dirpath, seconds=10):
+    """H.264 (no B-frames, 2 s GOP) + Opus 48 kHz stereo in Matroska."""
+    out = dirpath / "clip-h264-opus.mkv"
+    subprocess.run(
+        ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30",
+         "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", str(seconds),
+         "-c:v", "libx264", "-preset", "veryfast", "-bf", "0", "-g", "60", "-b:v", "1000k", "-pix_fmt", "yuv420p",
+         "-c:a", "libopus", "-b:a", "64k", "-ac", "2", str(out)],
+        check=True, timeout=120)
+    return out
+
+
+def free_udp_block(n=4):
+    """`n` consecutive free UDP ports on 127.0.0.1, the first even."""
+    import socket
+    for _ in range(200):
+        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+            s.bind(("127.0.0.1", 0))
+            first = s.getsockname()[1] & ~1
+        socks = []
+        try:
+            for p in range(first, first + n):
+                t = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+                socks.append(t)
+                t.bind(("127.0.0.1", p))
+            return first
+        except OSError:
+            continue
+        finally:
+            for t in socks:
+                t.close()
+    raise RuntimeError("no free UDP port block")
+
+
+def sender(clip, port, sdp_path):
+    """ffmpeg looping the clip as RTP (copy), writing its SDP once it runs."""
+    return b.start(["ffmpeg", "-v", "error", "-re", "-stream_loop", "-1", "-i", str(clip),
+                    "-map", "0:v", "-c", "copy", "-f", "rtp", f"rtp://127.0.0.1:{port}",
+                    "-map", "0:a", "-c", "copy", "-f", "rtp", f"rtp://127.0.0.1:{port + 2}",
+                    "-sdp_file", str(sdp_path)])
+
+
+def wait_sdp(path, timeout=20):
+    end = time.time() + timeout
+    while time.time() < end:
+        if path.exists() and "m=audio" in path.read_text():
+            return path.read_text()
+        time.sleep(0.1)
+    raise RuntimeError(f"no SDP at {path}")
+
+
+def post_sdp(http, key, sdp):
+    req = urllib.request.Request(f"http://{http}/api/v1/streams/{key}/udp-ingest", method="POST",
+                                 data=sdp.encode(), headers={"content-type": "application/sdp"})
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return json.loads(r.read())
+
+
+def run(tmp, clip, n, seconds):
+    ng, port = b.nginx(tmp, apps=("dst",))
+    gw, http, _rtmp = b.gateway(tmp)
+    time.sleep(1)
+    idle = b.measure({"gateway": [gw.pid]}, 2)["gateway"]
+    senders, bridges = [], []
+    for k in range(n):
+        # Gateway side: sender -> udp-ingest -> push to nginx.
+        p = free_udp_block()
+        sdp_path = tmp / f"g{k}.sdp"
+        senders.append(sender(clip, p, sdp_path))
+        post_sdp(http, f"g{k}", wait_sdp(sdp_path))
+        b.api(http, "POST", f"/api/v1/streams/g{k}/pushes", {"url": f"rtmp://127.0.0.1:{port}/dst/g{k}"})
+        # ffmpeg side: sender -> ffmpeg reading the SDP -> nginx.
+        q = free_udp_block()
+        sdp_path = tmp / f"f{k}.sdp"
+        senders.append(sender(clip, q, sdp_path))
+        wait_sdp(sdp_path)
+        bridges.append(b.start(["ffmpeg", "-v", "error", "-protocol_whitelist", "file,udp,rtp", "-i", str(sdp_path),
+                                "-c:v", "copy", "-c:a", "aac", "-b:a", "128k", "-f", "flv",
+                                f"rtmp://127.0.0.1:{port}/dst/f{k}"]))
+    time.sleep(8)
+    m = b.measure({"gateway": [gw.pid], "ffmpeg": [p.pid for p in bridges]}, seconds)
+    check = {"gateway": b.probe(f"rtmp://127.0.0.1:{port}/dst/g0"), "ffmpeg": b.probe(f"rtmp://127.0.0.1:{port}/dst/f0")}
+    pushes = b.api(http, "GET", "/api/v1/pushes")["pushes"]
+    live = sum(1 for p in pushes if p["state"] == "live")
+    streams = b.api(http, "GET", "/api/v1/streams")["streams"]
+    conversions = sorted({(c["track"], c["from"], c["to"], c["reason"]) for s in streams for c in s["conversions"]})
+    bridges_alive = sum(1 for p in bridges if p.poll() is None)
+    for p in bridges + senders + [gw, ng]:
+        b.stop(p)
+    return {"streams": n, "seconds": seconds, "idle": idle, "measure": m, "read_back": check,
+            "gateway_pushes_live": live, "ffmpeg_bridges_alive": bridges_alive,
+            "gateway_conversions": [list(c) for c in conversions]}
+
+
+def ratio(a, c):
+    return c / a if a > 0 else float("inf")
+
+
+def report(r):
+    n, g, f = r["streams"], r["measure"]["gateway"], r["measure"]["ffmpeg"]
+    above = max(g["pss_kib"] - r["idle"]["pss_kib"], 1)
+    lines = [
+        "| N | gateway CPU/stream (% core) | ffmpeg CPU/stream | CPU ratio ffmpeg÷gateway | gateway PSS/stream (MiB) "
+        "| gateway PSS/stream above idle | ffmpeg PSS/stream | PSS ratio (total) | PSS ratio (above idle) |",
+        "|---|---|---|---|---|---|---|---|---|",
+        f"| {n} | {100 * g['cpu_cores'] / n:.2f} | {100 * f['cpu_cores'] / n:.2f} | {ratio(g['cpu_cores'], f['cpu_cores']):.2f}× "
+        f"| {g['pss_kib'] / 1024 / n:.1f} | {above / 1024 / n:.2f} | {f['pss_kib'] / 1024 / n:.1f} "
+        f"| {ratio(g['pss_kib'], f['pss_kib']):.2f}× | {ratio(above, f['pss_kib']):.2f}× |",
+        "",
+        f"gateway idle: {100 * r['idle']['cpu_cores']:.1f}% of a core, PSS {r['idle']['pss_kib'] / 1024:.0f} MiB; "
+        f"pushes live {r['gateway_pushes_live']}/{n}, ffmpeg bridges alive {r['ffmpeg_bridges_alive']}/{n}; "
+        f"read back from nginx: gateway {r['read_back']['gateway']}, ffmpeg {r['read_back']['ffmpeg']}; "
+        f"gateway conversions: {r['gateway_conversions']}",
+    ]
+    return "\n".join(lines)
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--streams", type=int, default=8)
+    ap.add_argument("--seconds", type=float, default=20)
+    ap.add_argument("--quick", action="store_true", help="a smoke run: 2 streams, a few seconds")
+    ap.add_argument("--json", help="write the raw figures here")
+    a = ap.parse_args()
+    if a.quick:
+        a.streams, a.seconds = 2, 4
+    subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "interop-gateway"], cwd=b.ROOT, check=True)
+    tmp = b.tmpdir()
+    clip = make_clip(tmp)
+    result = run(tmp, clip, a.streams, a.seconds)
+    if a.json:
+        pathlib.Path(a.json).write_text(json.dumps(result, indent=1))
+    print(report(result))
+    print(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
