@@ -114,7 +114,8 @@ impl Receiver {
             bus.set_sync_handler(move |_, msg| {
                 if let gst::MessageView::Error(err) = msg.view() {
                     let source = msg.src().map(|s| s.name().to_string()).unwrap_or_default();
-                    let _ = tx.send(format!("{source}: {}", err.error()));
+                    let debug = err.debug().map(|d| format!(" ({d})")).unwrap_or_default();
+                    let _ = tx.send(format!("{source}: {}{debug}", err.error()));
                 }
                 gst::BusSyncReply::Drop
             });

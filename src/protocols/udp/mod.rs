@@ -123,3 +123,32 @@ impl Udp {
         self.metrics.render(text, self.count(Kind::Ingest), self.count(Kind::Output));
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+
+    #[test]
+    fn the_udp_section_configures_bind_timeout_and_hosts() {
+        let c: Config = serde_saphyr::from_str(
+            "udp: { bind: 10.0.0.5, ingest_timeout_seconds: 3, jitter_latency_ms: 50, allowed_output_hosts: [10.1.0.0/16] }\n",
+        )
+        .unwrap();
+        let udp = Udp::new(&c.udp, "0.0.0.0".parse().unwrap()).unwrap();
+        assert_eq!(udp.bind(), "10.0.0.5".parse::<IpAddr>().unwrap());
+        assert_eq!((udp.ingest_timeout(), udp.latency_ms()), (Duration::from_secs(3), 50));
+        assert!(hosts::allowed(udp.allowed_hosts(), "10.1.2.3".parse().unwrap()));
+        assert!(!hosts::allowed(udp.allowed_hosts(), "127.0.0.1".parse().unwrap()));
+
+        let defaults = Udp::new(&Config::default().udp, "127.0.0.1".parse().unwrap()).unwrap();
+        assert_eq!(defaults.bind(), "127.0.0.1".parse::<IpAddr>().unwrap(), "the HTTP address by default");
+        assert_eq!(defaults.ingest_timeout(), Duration::from_secs(10));
+        assert!(hosts::allowed(defaults.allowed_hosts(), "127.0.0.1".parse().unwrap()));
+        assert!(!hosts::allowed(defaults.allowed_hosts(), "192.0.2.1".parse().unwrap()));
+
+        let bad: Config = serde_saphyr::from_str("udp: { allowed_output_hosts: [not-an-address] }\n").unwrap();
+        assert!(Udp::new(&bad.udp, "127.0.0.1".parse().unwrap()).is_err());
+        assert!(serde_saphyr::from_str::<Config>("udp: { bogus: 1 }\n").is_err());
+    }
+}
