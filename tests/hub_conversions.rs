@@ -206,3 +206,47 @@ async fn a_slow_consumer_skips_to_keyframes_then_is_dropped_without_blocking_the
     assert_eq!(slow.end_reason(), Some(&EndReason::TooSlow));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reencode_keeps_the_stream_timeline_and_makes_keyframes_on_request() {
+    use interop_gateway::pipeline::{TranscodeSink, Transcoder};
+    use std::collections::BTreeMap;
+    use std::sync::Mutex;
+    let dir = tempdir();
+    let frames: Vec<_> = clip_frames(&dir).into_iter().filter(|f| f.info.codec() == Codec::H264).collect();
+    pipeline::init();
+    let pipelines = Pipelines::load(&root().join("pipelines")).unwrap();
+    let params: BTreeMap<String, String> = [("keyint".to_string(), "1000".to_string())].into();
+    let middle = pipelines.conversion(Codec::H264, Codec::H264, &params).unwrap();
+    let out: Arc<Mutex<Vec<(i64, bool)>>> = Arc::default();
+    let sink = TranscodeSink {
+        on_frame: {
+            let out = out.clone();
+            Box::new(move |f: Frame| out.lock().unwrap().push((f.dts.as_millis(), f.keyframe)))
+        },
+        on_error: Box::new(|e| panic!("pipeline error: {e}")),
+    };
+    let mut t = Transcoder::start("reencode-test", &middle, frames[0].info.clone(), Codec::H264, sink).unwrap();
+    let keyframes = t.keyframe_requester();
+    let shift = interop_gateway::media::Ts::from_millis(7000);
+    for (i, f) in frames.iter().enumerate().take(80) {
+        let f = Frame::new(f.info.clone(), f.dts + shift, f.pts + shift, f.keyframe, f.data.clone());
+        t.push(&f).unwrap();
+        if i == 50 {
+            // Let the encoder catch up, then ask: the next output frames include a keyframe.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            keyframes.request();
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    let out = out.lock().unwrap().clone();
+    assert!(out.len() > 60, "frames came out: {}", out.len());
+    // Timestamps stay on the input's timeline (no encoder offset leaks out).
+    assert!(out.iter().all(|(dts, _)| (6900..=7000 + 4000).contains(dts)), "dts range: {:?}", (out.first(), out.last()));
+    let keys: Vec<usize> = out.iter().enumerate().filter(|(_, f)| f.1).map(|(i, _)| i).collect();
+    assert!(keys.len() >= 2 && keys[0] == 0, "the first frame and a requested one are keyframes: {keys:?}");
+    assert!(keys.iter().skip(1).any(|&i| (45..75).contains(&i)), "a keyframe follows the request: {keys:?}");
+    drop(t);
+    let _ = std::fs::remove_dir_all(&dir);
+}

@@ -36,8 +36,9 @@ pub struct KeyframeRequester(gst::Pad);
 impl KeyframeRequester {
     pub fn request(&self) {
         let event = gstreamer_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).build();
-        // Sent upstream from the appsink: the encoder makes its next frame a keyframe.
-        self.0.send_event(event);
+        // Pushed upstream from the appsink's sink pad: the encoder makes its next frame a
+        // keyframe.
+        self.0.push_event(event);
     }
 }
 
@@ -154,12 +155,24 @@ fn frame_from_sample(
             }
         }
     };
-    let pts = buffer.pts().or(buffer.dts())?;
-    let dts = buffer.dts().unwrap_or(pts);
+    // Running time, not raw buffer time: encoders may shift their segment (x264enc by 1000
+    // hours so that DTS never goes below zero). Our appsrc segment starts at 0, so running
+    // time is the stream's own timeline again.
+    let segment = sample.segment().and_then(|s| s.downcast_ref::<gst::ClockTime>().cloned());
+    let running = |t: gst::ClockTime| -> Option<Ts> {
+        match &segment {
+            Some(seg) => match seg.to_running_time_full(t)? {
+                gst::Signed::Positive(r) => Some(Ts(r.nseconds() as i64)),
+                gst::Signed::Negative(r) => Some(Ts(-(r.nseconds() as i64))),
+            },
+            None => Some(Ts(t.nseconds() as i64)),
+        }
+    };
+    let pts = running(buffer.pts().or(buffer.dts())?)?;
+    let dts = buffer.dts().and_then(running).unwrap_or(pts);
     let map = buffer.map_readable().ok()?;
     let keyframe = info.kind() == TrackKind::Audio || !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
-    let ts = |t: gst::ClockTime| Ts(t.nseconds() as i64);
-    Some(Frame::new(info, ts(dts), ts(pts), keyframe, Bytes::copy_from_slice(map.as_slice())))
+    Some(Frame::new(info, dts, pts, keyframe, Bytes::copy_from_slice(map.as_slice())))
 }
 
 /// Routes bus errors to the sink's error callback (as our error, never a panic).
