@@ -11,7 +11,8 @@
 //! `whip_load codec-cost FILE.ogg PIPELINE`: the bare codec cost of a conversion: decodes
 //! `filesrc ! oggdemux ! opusparse ! PIPELINE ! fakesink` as fast as it can in one streaming
 //! thread, with the gateway's elements registered (`igaacenc`), and prints the process CPU
-//! seconds spent between PLAYING and EOS and the seconds of audio that came out.
+//! seconds spent between PLAYING and EOS and the seconds of audio that came out. With `paced`
+//! last, the frames enter at real time instead (the per-frame wake-ups of a live conversion).
 
 use std::io::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -42,8 +43,9 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let outcome = match args.first().map(String::as_str) {
         Some("publish") if args.len() == 5 => publish_main(&args[1], &args[2], &args[3], &args[4]),
-        Some("codec-cost") if args.len() == 3 => codec_cost(&args[1], &args[2]),
-        _ => Err("usage: whip_load publish BASE_URL PREFIX N SECONDS | whip_load codec-cost FILE.ogg PIPELINE".into()),
+        Some("codec-cost") if args.len() == 3 => codec_cost(&args[1], &args[2], false),
+        Some("codec-cost") if args.len() == 4 && args[3] == "paced" => codec_cost(&args[1], &args[2], true),
+        _ => Err("usage: whip_load publish BASE_URL PREFIX N SECONDS | whip_load codec-cost FILE.ogg PIPELINE [paced]".into()),
     };
     if let Err(e) = outcome {
         eprintln!("whip_load: {e}");
@@ -377,9 +379,12 @@ fn process_cpu_seconds() -> Result<f64> {
     Ok(ticks as f64 / 100.0)
 }
 
-fn codec_cost(file: &str, middle: &str) -> Result<()> {
+/// `paced`: the Opus frames enter the codec at real time (`identity sync=true`), as they
+/// reach a live conversion, so the thread wakes once per frame instead of running flat out.
+fn codec_cost(file: &str, middle: &str, paced: bool) -> Result<()> {
     interop_gateway::pipeline::init();
-    let description = format!("filesrc location=\"{file}\" ! oggdemux ! opusparse ! {middle} ! fakesink name=sink sync=false");
+    let pace = if paced { "identity sync=true ! " } else { "" };
+    let description = format!("filesrc location=\"{file}\" ! oggdemux ! opusparse ! {pace}{middle} ! fakesink name=sink sync=false");
     let pipeline = gst::parse::launch(&description)?
         .downcast::<gst::Pipeline>()
         .map_err(|_| "not a pipeline")?;
