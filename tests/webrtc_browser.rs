@@ -1,6 +1,7 @@
 //! Real browsers through the gateway: Debian's headless Chromium (fake camera and microphone)
 //! publishes by WHIP and another Chromium page plays by WHEP; and a Chromium WHEP viewer of an
-//! ffmpeg RTMP publisher (AAC converted to Opus by the gateway). Browsers and gateway run inside
+//! ffmpeg RTMP publisher (AAC converted to Opus by the gateway; with B-frames, the video
+//! re-encoded for the browser). Browsers and gateway run inside
 //! one loopback-only network namespace (each test re-runs itself there, see
 //! `common::chromium::in_loopback_netns`); the pages POST their `getStats()` once a second.
 //!
