@@ -82,13 +82,15 @@ async fn start_source(proto: Protocol, key: &str, gw: &Gateway, nginx: &Nginx, d
     })
 }
 
+/// An even port P with P..P+3 free for UDP (RTP and RTCP of video and audio).
 fn even_free_port() -> u16 {
-    loop {
-        let p = free_port();
-        if p % 2 == 0 && p < 65000 {
-            return p;
+    for _ in 0..200 {
+        let base = free_port() & !1;
+        if base > 1024 && base < 65000 && (base..base + 4).all(|p| std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok()) {
+            return base;
         }
     }
+    panic!("no four free UDP ports in a row");
 }
 
 fn normalize(name: &str) -> String {
