@@ -36,8 +36,9 @@ async fn long_gops_are_shortened_for_mini_program_viewers_only() {
     api.wait_live("gop", Duration::from_secs(20)).await.expect("live");
     tokio::time::sleep(Duration::from_millis(2500)).await; // the GOP is known to be > 2 s by now
 
-    let mini = keyframe_gaps(&gw.http_url("/mini/gop.flv"), Duration::from_secs(7)).await;
-    assert!(mini.len() >= 2, "several keyframes in 7 s: {mini:?}");
+    // 10 s of media: at least four keyframes even when a loaded machine slows the re-encode.
+    let mini = keyframe_gaps(&gw.http_url("/mini/gop.flv"), Duration::from_secs(10)).await;
+    assert!(mini.len() >= 2, "several keyframes in 10 s: {mini:?}");
     assert!(mini.iter().all(|g| *g <= 2.1), "mini-program viewers get a keyframe at least every 2 s: {mini:?}");
     let stream = api.stream("gop").await.unwrap().expect("listed");
     assert_eq!(conversions(&stream), vec![("video".into(), "h264".into(), "h264".into())]);
