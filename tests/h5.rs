@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context};
 use common::ffmpeg::probe_until_h264_aac;
-use common::{wait_until, Api, Ffmpeg, Gateway, LineBuffer, PublishOptions, TempDir};
+use common::{wait_until, Ffmpeg, Gateway, LineBuffer, PublishOptions, TempDir};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::Value;
 use tokio_tungstenite::tungstenite::Message;
