@@ -134,3 +134,38 @@ const PAGE: &str = r#"<!doctype html>
 </body>
 </html>
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocols::h5::shared::PacketCaches;
+
+    fn state(jsmpeg: PathBuf) -> Extension<Arc<H5State>> {
+        Extension(Arc::new(H5State { caches: PacketCaches::default(), jsmpeg }))
+    }
+
+    #[tokio::test]
+    async fn without_jsmpeg_the_page_and_the_script_say_why() {
+        let missing = std::env::temp_dir().join("no-such-dir-ig").join("jsmpeg.min.js");
+        let err = page(state(missing.clone()), Path("class1".into())).await.expect_err("not installed");
+        assert_eq!(err.status, StatusCode::SERVICE_UNAVAILABLE);
+        assert!(err.message.contains("npm ci") && err.message.contains(&missing.display().to_string()), "{}", err.message);
+        let err = jsmpeg(state(missing)).await.expect_err("not installed");
+        assert_eq!(err.status, StatusCode::SERVICE_UNAVAILABLE);
+    }
+
+    #[tokio::test]
+    async fn the_page_plays_its_stream_from_the_same_host() {
+        let file = std::env::temp_dir().join(format!("ig-jsmpeg-{}.js", std::process::id()));
+        std::fs::write(&file, "var JSMpeg = {};").expect("write");
+        let response = page(state(file.clone()), Path("class-1.a".into())).await.expect("page");
+        let body = axum::body::to_bytes(response.into_body(), 1 << 20).await.expect("body");
+        let html = String::from_utf8_lossy(&body);
+        assert!(html.contains(r#"var stream = "class-1.a";"#), "{html}");
+        assert!(html.contains("location.host + \"/h5/\""), "same host");
+        assert!(html.contains(JSMPEG_ROUTE));
+        let err = page(state(file.clone()), Path("bad key!".into())).await.expect_err("bad key");
+        assert_eq!(err.status, StatusCode::BAD_REQUEST);
+        let _ = std::fs::remove_file(file);
+    }
+}
