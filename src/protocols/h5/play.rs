@@ -73,8 +73,9 @@ pub async fn play(
     let span = tracing::info_span!("h5-play", stream = %key, %peer);
     Ok(ws.protocols(SUBPROTOCOLS).on_upgrade(move |socket| {
         async move {
-            let reason = serve(socket, sub, packets, &gw).await;
-            tracing::info!(%reason, "H5 viewer left");
+            let reason = serve(socket, sub, packets.clone(), &gw).await;
+            let (packetized, shared) = packets.counts();
+            tracing::info!(%reason, packetized, shared, "H5 viewer left");
         }
         .instrument(span)
     }))
