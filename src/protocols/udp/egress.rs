@@ -8,13 +8,13 @@ use std::sync::Arc;
 use gstreamer as gst;
 use gstreamer::prelude::*;
 use gstreamer_app as gst_app;
-use tokio::sync::mpsc;
 
 use super::chains;
 use super::error::UdpError;
 use super::metrics::UdpMetrics;
 use super::sdp_out::OutputTrack;
 use crate::media::{Frame, TrackInfo, TrackKind};
+use super::running::Running;
 use crate::pipeline::input_caps;
 
 /// One track being sent.
@@ -26,9 +26,8 @@ struct Output {
 
 /// A running sending pipeline; dropping it stops the pipeline.
 pub struct Sender {
-    pipeline: gst::Pipeline,
+    running: Running,
     outputs: Vec<Output>,
-    errors: mpsc::UnboundedReceiver<String>,
     packets: Arc<AtomicU64>,
 }
 
@@ -70,28 +69,14 @@ impl Sender {
             link_to(&rtcp_src, &rtcp_out).map_err(fail)?;
             outputs.push(Output { kind: track.kind, src, info: None });
         }
-        let (tx, errors) = mpsc::unbounded_channel();
-        if let Some(bus) = pipeline.bus() {
-            bus.set_sync_handler(move |_, msg| {
-                if let gst::MessageView::Error(err) = msg.view() {
-                    let source = msg.src().map(|s| s.name().to_string()).unwrap_or_default();
-                    let debug = err.debug().map(|d| format!(" ({d})")).unwrap_or_default();
-                    let _ = tx.send(format!("{source}: {}{debug}", err.error()));
-                }
-                gst::BusSyncReply::Drop
-            });
-        }
-        let mut sender = Sender { pipeline, outputs, errors, packets };
-        if let Err(e) = sender.pipeline.set_state(gst::State::Playing) {
-            let reason = sender.errors.try_recv().unwrap_or_else(|_| e.to_string());
-            return Err(UdpError::Pipeline(reason));
-        }
+        let running = Running::start(pipeline).map_err(UdpError::Pipeline)?;
+        let sender = Sender { running, outputs, packets };
         Ok(sender)
     }
 
     /// The pipeline's running time now, in nanoseconds.
     pub fn running_time(&self) -> u64 {
-        self.pipeline.current_running_time().map(|t| t.nseconds()).unwrap_or(0)
+        self.running.pipeline().current_running_time().map(|t| t.nseconds()).unwrap_or(0)
     }
 
     /// RTP packets sent so far.
@@ -125,31 +110,15 @@ impl Sender {
     /// Stops the pipeline (off the async workers) and waits until it has; the ports are free
     /// once this returns.
     pub async fn stop(&self) {
-        let pipeline = self.pipeline.clone();
-        let _ = tokio::task::spawn_blocking(move || pipeline.set_state(gst::State::Null)).await;
+        self.running.stop().await
     }
 
     /// The next error the pipeline reports; pending forever if none does.
     pub async fn next_error(&mut self) -> String {
-        match self.errors.recv().await {
-            Some(e) => e,
-            None => std::future::pending().await,
-        }
+        self.running.next_error().await
     }
 }
 
-impl Drop for Sender {
-    fn drop(&mut self) {
-        let pipeline = self.pipeline.clone();
-        let stop = move || {
-            let _ = pipeline.set_state(gst::State::Null);
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(rt) => drop(rt.spawn_blocking(stop)),
-            Err(_) => stop(),
-        }
-    }
-}
 
 fn udpsink(host: IpAddr, port: u16) -> Result<gst::Element, String> {
     gst::ElementFactory::make("udpsink")

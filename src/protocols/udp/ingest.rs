@@ -6,6 +6,7 @@
 //! A pad probe on each `udpsrc` runs the packet [`filter`](super::filter) before rtpbin sees
 //! anything: garbage, foreign payload types or senders and sequence jumps are dropped there.
 
+use super::running::Running;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -29,8 +30,7 @@ const MAX_STREAMS: u32 = 4;
 
 /// A running receiving pipeline; dropping it stops the pipeline.
 pub struct Receiver {
-    pipeline: gst::Pipeline,
-    errors: mpsc::UnboundedReceiver<String>,
+    running: Running,
     started: Instant,
     /// Milliseconds after `started` (plus one) of the last accepted RTP packet; 0: none yet.
     last_packet: Arc<AtomicU64>,
@@ -109,22 +109,8 @@ impl Receiver {
         });
         rtpbin.connect_pad_added(move |_, pad| link_stream(pad, &sinks));
 
-        let (tx, errors) = mpsc::unbounded_channel();
-        if let Some(bus) = pipeline.bus() {
-            bus.set_sync_handler(move |_, msg| {
-                if let gst::MessageView::Error(err) = msg.view() {
-                    let source = msg.src().map(|s| s.name().to_string()).unwrap_or_default();
-                    let debug = err.debug().map(|d| format!(" ({d})")).unwrap_or_default();
-                    let _ = tx.send(format!("{source}: {}{debug}", err.error()));
-                }
-                gst::BusSyncReply::Drop
-            });
-        }
-        let mut receiver = Receiver { pipeline, errors, started, last_packet };
-        if let Err(e) = receiver.pipeline.set_state(gst::State::Playing) {
-            let reason = receiver.errors.try_recv().unwrap_or_else(|_| e.to_string());
-            return Err(if reason.contains("in use") { UdpError::PortInUse(reason) } else { UdpError::Pipeline(reason) });
-        }
+        let running = Running::start(pipeline).map_err(UdpError::Pipeline)?;
+        let receiver = Receiver { running, started, last_packet };
         Ok(receiver)
     }
 
@@ -140,32 +126,15 @@ impl Receiver {
     /// Stops the pipeline (off the async workers) and waits until it has; the ports are free
     /// once this returns.
     pub async fn stop(&self) {
-        let pipeline = self.pipeline.clone();
-        let _ = tokio::task::spawn_blocking(move || pipeline.set_state(gst::State::Null)).await;
+        self.running.stop().await
     }
 
     /// The next error the pipeline reports; pending forever if none does.
     pub async fn next_error(&mut self) -> String {
-        match self.errors.recv().await {
-            Some(e) => e,
-            None => std::future::pending().await,
-        }
+        self.running.next_error().await
     }
 }
 
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        let pipeline = self.pipeline.clone();
-        // Stopping joins streaming threads: never on an async worker.
-        let stop = move || {
-            let _ = pipeline.set_state(gst::State::Null);
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(rt) => drop(rt.spawn_blocking(stop)),
-            Err(_) => stop(),
-        }
-    }
-}
 
 /// Refuses ports someone else holds, naming the first (409), before GStreamer tries.
 fn check_ports_free(tracks: &[IngestTrack], bind: IpAddr) -> Result<(), UdpError> {

@@ -30,6 +30,7 @@ mod output;
 pub mod payload;
 mod publish;
 mod registry;
+mod running;
 pub mod sdp;
 pub mod sdp_out;
 #[cfg(test)]
