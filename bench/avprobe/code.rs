@@ -22,13 +22,18 @@ const FLASH_TOP: f64 = 0.38;
 const BLACK: u8 = 16;
 const WHITE: u8 = 235;
 
-/// Length, pitch and amplitude of the beep at each whole second.
-pub const BEEP_MS: f64 = 100.0;
+/// Pitch and amplitude of the beep at each whole second. Its length says which second it is,
+/// modulo 4: `BEEP_MIN_MS + BEEP_STEP_MS * (second % 4)` (60, 100, 140, 180 ms), so a receiver
+/// pairs a beep with its own flash even when sound and picture reach it seconds apart.
+pub const BEEP_MIN_MS: f64 = 60.0;
+pub const BEEP_STEP_MS: f64 = 40.0;
 pub const BEEP_HZ: f64 = 1000.0;
 pub const BEEP_AMPLITUDE: f64 = 0.5;
-/// A sample above this (absolute) after [`QUIET_MS`] of samples below it is a beep onset.
+/// A sample above this (absolute) after [`QUIET_MS`] of samples below it is a beep onset; the
+/// beep ends at the last loud sample before [`END_MS`] of quiet.
 const ONSET_LEVEL: f32 = 0.2;
 const QUIET_MS: f64 = 400.0;
+const END_MS: f64 = 20.0;
 
 /// Wall-clock time in milliseconds since the Unix epoch.
 pub fn now_ms() -> f64 {
@@ -106,43 +111,80 @@ pub fn read(luma: &[u8], stride: usize, width: usize, height: usize) -> (Option<
     (code, flash)
 }
 
-/// The test audio at wall-clock time `t_ms`: the beep during the first [`BEEP_MS`] of every
-/// second, else silence.
+/// The beep's length in the second that starts at wall-clock `second_ms`.
+pub fn beep_ms(second_ms: f64) -> f64 {
+    let index = (second_ms / 1000.0).floor().rem_euclid(4.0);
+    BEEP_MIN_MS + BEEP_STEP_MS * index
+}
+
+/// The test audio at wall-clock time `t_ms`: the beep at the start of every second, else silence.
 pub fn beep_sample(t_ms: f64) -> f64 {
     let into_second = t_ms.rem_euclid(1000.0);
-    if into_second < BEEP_MS {
+    if into_second < beep_ms(t_ms - into_second) {
         BEEP_AMPLITUDE * (2.0 * std::f64::consts::PI * BEEP_HZ * into_second / 1000.0).sin()
     } else {
         0.0
     }
 }
 
-/// Finds beep onsets in a decoded mono stream, buffer by buffer.
-pub struct Onsets {
+/// A beep found in decoded audio: where it started and how long it lasted.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Beep<T> {
+    /// What the caller attached to the buffer the onset was in (e.g. its PTS and arrival).
+    pub tag: T,
+    /// The onset's index in that buffer.
+    pub index: usize,
+    /// Samples in that buffer from the onset on.
+    pub rest: usize,
+    /// From the onset to the last loud sample, in ms.
+    pub length_ms: f64,
+}
+
+/// Finds beeps in a decoded mono stream, buffer by buffer; a beep is reported once it ended.
+pub struct Onsets<T> {
     rate: f64,
     /// Samples below the level since the last loud one (starts at 0: a receiver joining
     /// mid-beep does not report that beep).
     quiet: u64,
+    /// The beep in progress: its start, and samples from its onset to its last loud one.
+    current: Option<(Beep<T>, u64)>,
+    /// Samples since the onset of the beep in progress.
+    since: u64,
 }
 
-impl Onsets {
+impl<T: Copy> Onsets<T> {
     /// A detector for `rate` samples per second.
-    pub fn new(rate: u32) -> Onsets {
-        Onsets { rate: f64::from(rate), quiet: 0 }
+    pub fn new(rate: u32) -> Onsets<T> {
+        Onsets { rate: f64::from(rate), quiet: 0, current: None, since: 0 }
     }
 
-    /// Indices of the onsets in `samples`.
-    pub fn push(&mut self, samples: &[f32]) -> Vec<usize> {
+    /// The beeps that ended in `samples` (a buffer tagged `tag`).
+    pub fn push(&mut self, samples: &[f32], tag: T) -> Vec<Beep<T>> {
         let need = (QUIET_MS / 1000.0 * self.rate) as u64;
+        let end = (END_MS / 1000.0 * self.rate) as u64;
         let mut found = Vec::new();
         for (i, s) in samples.iter().enumerate() {
+            if let Some((_, last)) = &mut self.current {
+                self.since += 1;
+                if s.abs() > ONSET_LEVEL {
+                    *last = self.since;
+                }
+            }
             if s.abs() > ONSET_LEVEL {
                 if self.quiet >= need {
-                    found.push(i);
+                    let beep = Beep { tag, index: i, rest: samples.len() - i, length_ms: 0.0 };
+                    self.current = Some((beep, 0));
+                    self.since = 0;
                 }
                 self.quiet = 0;
             } else {
                 self.quiet += 1;
+                if self.quiet == end {
+                    if let Some((mut beep, last)) = self.current.take() {
+                        beep.length_ms = last as f64 * 1000.0 / self.rate;
+                        found.push(beep);
+                    }
+                }
             }
         }
         found
@@ -171,10 +213,18 @@ mod tests {
     fn onsets_need_quiet_before() {
         let rate = 48_000;
         let mut d = Onsets::new(rate);
-        let second: Vec<f32> = (0..rate).map(|i| beep_sample(i as f64 * 1000.0 / rate as f64) as f32).collect();
-        assert!(d.push(&second).is_empty(), "no quiet before the first beep");
-        let found = d.push(&second);
-        assert_eq!(found.len(), 1);
-        assert!(found[0] < 10, "onset at sample {}", found[0]);
+        let second = |k: u32| -> Vec<f32> {
+            (0..rate).map(|i| beep_sample(f64::from(k) * 1000.0 + f64::from(i) * 1000.0 / f64::from(rate)) as f32).collect()
+        };
+        assert!(d.push(&second(0), 0).is_empty(), "no quiet before the first beep");
+        for k in 1..6 {
+            let found = d.push(&second(k), k);
+            assert_eq!(found.len(), 1);
+            let beep = found[0];
+            assert!(beep.index < 10, "onset at sample {}", beep.index);
+            assert_eq!(beep.tag, k);
+            let want = beep_ms(f64::from(k) * 1000.0);
+            assert!((beep.length_ms - want).abs() < 1.0, "second {k}: {} ms, want {want}", beep.length_ms);
+        }
     }
 }

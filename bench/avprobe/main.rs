@@ -5,7 +5,7 @@
 //!
 //! ```text
 //! avprobe source rtmp|whip|h5 URL [--serve PORT] [--audio-delay S] [--size WxH] [--fps N] [--seconds S]
-//! avprobe receive URL [--seconds S] [--first] [--convert-video DESC] [--convert-audio DESC] [--jitter-ms MS]
+//! avprobe receive URL [--seconds S] [--first] [--convert-video DESC] [--convert-audio DESC] [--jitter-ms MS] [--video-only]
 //! avprobe load-whep N WARMUP SECONDS URL...
 //! avprobe load-rtmp N WARMUP SECONDS URL...
 //! avprobe floor PIPELINE-DESCRIPTION
@@ -21,7 +21,7 @@ mod webrtc;
 type Result<T> = std::result::Result<T, Box<dyn std::error::Error + Send + Sync>>;
 
 const USAGE: &str = "usage: avprobe source rtmp|whip|h5 URL [--serve PORT] [--audio-delay S] [--size WxH] [--fps N] [--seconds S]
-       avprobe receive URL [--seconds S] [--first] [--convert-video DESC] [--convert-audio DESC] [--jitter-ms MS]
+       avprobe receive URL [--seconds S] [--first] [--convert-video DESC] [--convert-audio DESC] [--jitter-ms MS] [--video-only]
        avprobe load-whep|load-rtmp N WARMUP SECONDS URL...
        avprobe floor PIPELINE-DESCRIPTION";
 
@@ -88,6 +88,7 @@ fn dispatch(args: &[String]) -> Result<()> {
                 convert_video: o.value("--convert-video").map(str::to_string),
                 convert_audio: o.value("--convert-audio").map(str::to_string),
                 jitter_ms: o.number("--jitter-ms", 0)?,
+                video_only: o.flag("--video-only"),
             };
             runtime()?.block_on(receive::run(a))
         }

@@ -4,8 +4,9 @@
 //!
 //! - `{"start":MS}`: wall-clock ms when the connection started;
 //! - `{"v":[ARRIVAL_MS, CODE_OR_-1, PTS_MS, FLASH]}`: a decoded picture (PTS in running time);
-//! - `{"a":[ARRIVAL_MS, ONSET_PTS_MS, AFTER_MS]}`: a beep onset (AFTER_MS: decoded audio in the
-//!   same buffer after the onset);
+//! - `{"a":[ARRIVAL_MS, ONSET_PTS_MS, AFTER_MS, LENGTH_MS]}`: a beep, printed once it ended:
+//!   arrival of the buffer its onset was in, the onset's PTS, decoded audio in that buffer after
+//!   the onset, and the beep's length (which tells its second modulo 4, see `code.rs`);
 //! - `{"first":{"video_ms":..}}`: connect to first decoded picture;
 //! - `{"end":{...}}`: counts; `{"error":".."}`.
 //!
@@ -40,6 +41,8 @@ pub struct ReceiveArgs {
     pub convert_audio: Option<String>,
     /// The WHEP receiver's jitterbuffer latency (ms).
     pub jitter_ms: u32,
+    /// WHEP: offer video only (no audio: no lip-sync wait on audio).
+    pub video_only: bool,
 }
 
 #[derive(Default)]
@@ -120,7 +123,7 @@ fn link_branch(pipeline: &gst::Pipeline, pad: &gst::Pad, args: &ReceiveArgs, cou
     if video {
         sink.set_callbacks(gst_app::AppSinkCallbacks::builder().new_sample(move |s| on_picture(s, &counts, started)).build());
     } else {
-        let mut onsets: Option<code::Onsets> = None;
+        let mut onsets: Option<code::Onsets<(f64, f64)>> = None;
         sink.set_callbacks(
             gst_app::AppSinkCallbacks::builder()
                 .new_sample(move |s| on_audio(s, &counts, &mut onsets))
@@ -171,7 +174,7 @@ fn on_picture(sink: &gst_app::AppSink, counts: &Counts, started: f64) -> std::re
     Ok(gst::FlowSuccess::Ok)
 }
 
-fn on_audio(sink: &gst_app::AppSink, counts: &Counts, onsets: &mut Option<code::Onsets>) -> std::result::Result<gst::FlowSuccess, gst::FlowError> {
+fn on_audio(sink: &gst_app::AppSink, counts: &Counts, onsets: &mut Option<code::Onsets<(f64, f64)>>) -> std::result::Result<gst::FlowSuccess, gst::FlowError> {
     let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
     let arrival = now_ms();
     let (Some(buffer), Some(caps)) = (sample.buffer(), sample.caps()) else { return Ok(gst::FlowSuccess::Ok) };
@@ -181,12 +184,12 @@ fn on_audio(sink: &gst_app::AppSink, counts: &Counts, onsets: &mut Option<code::
     let samples: Vec<f32> = map.as_slice().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
     let detector = onsets.get_or_insert_with(|| code::Onsets::new(rate));
     let pts = running_ms(&sample, buffer);
-    for i in detector.push(&samples) {
+    for beep in detector.push(&samples, (arrival, pts)) {
         counts.onsets.fetch_add(1, Ordering::Relaxed);
-        let at = pts + i as f64 * 1000.0 / f64::from(rate);
-        let after = (samples.len() - i) as f64 * 1000.0 / f64::from(rate);
-        let raw = buffer.pts().map(|t| t.nseconds() as f64 / 1e6).unwrap_or(-1.0);
-        emit(format!("{{\"a\":[{arrival:.2},{at:.2},{after:.2},{raw:.2}]}}"));
+        let (arrival, pts) = beep.tag;
+        let at = pts + beep.index as f64 * 1000.0 / f64::from(rate);
+        let after = beep.rest as f64 * 1000.0 / f64::from(rate);
+        emit(format!("{{\"a\":[{arrival:.2},{at:.2},{after:.2},{:.1}]}}", beep.length_ms));
     }
     Ok(gst::FlowSuccess::Ok)
 }
@@ -201,7 +204,7 @@ pub async fn run(args: ReceiveArgs) -> Result<()> {
         Some(_) => {
             let w = webrtc::webrtcbin("demux", args.jitter_ms)?;
             pipeline.add(&w)?;
-            for video in [true, false] {
+            for video in [true, false].into_iter().filter(|v| *v || !args.video_only) {
                 let t = w.emit_by_name::<gstreamer_webrtc::WebRTCRTPTransceiver>(
                     "add-transceiver",
                     &[&gstreamer_webrtc::WebRTCRTPTransceiverDirection::Recvonly, &webrtc::rtp_caps(video, true)],

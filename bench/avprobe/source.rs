@@ -5,7 +5,8 @@
 //!   over the gateway's own RTMP client. `--audio-delay S` holds every audio tag back for the
 //!   first S seconds (a WeChat live-pusher whose audio starts late).
 //! - `whip URL`: H.264 + Opus over WebRTC (webrtcbin, ICE on 127.0.0.1).
-//! - `h5 URL`: MPEG-1 (avenc_mpeg1video, no B-frames) + MP2 in MPEG-TS, POSTed chunked.
+//! - `h5 URL`: MPEG-1 (the gateway's igmpeg1enc: I and P pictures only) + MP2 in MPEG-TS,
+//!   POSTed chunked (avenc_mpeg1video refuses every frame rate in GStreamer 1.22's gst-libav).
 //!
 //! `--serve PORT` also serves the encoded stream (FLV for rtmp, TS for h5) to plain TCP clients:
 //! the direct path, decoded without the gateway. Frame times sit on a grid aligned to whole
@@ -80,7 +81,7 @@ fn description(args: &SourceArgs) -> Result<String> {
              {audio} ! audioconvert ! opusenc bitrate=64000 frame-size=20 ! rtpopuspay pt=111 ! capsfilter name=acaps"
         ),
         "h5" => format!(
-            "{video} ! videoconvert ! avenc_mpeg1video bitrate=1000000 gop-size=30 max-bframes=0 ! mpegvideoparse ! mpegtsmux name=mux \
+            "{video} ! igmpeg1enc bitrate=1000000 gop-size=30 ! mpegvideoparse ! mpegtsmux name=mux \
              {audio} ! audioconvert ! audioresample ! audio/x-raw,rate=44100 ! avenc_mp2 bitrate=128000 ! mpegaudioparse ! mux. \
              mux. ! appsink name=tsout sync=false"
         ),
@@ -117,12 +118,26 @@ pub async fn run(args: SourceArgs) -> Result<()> {
     };
     let outcome = tokio::select! {
         r = deliver(&args, &pipeline, rx) => r,
+        e = bus_error(&pipeline) => Err(e.into()),
         _ = wait_end(args.seconds + (t0 - now_ms()) / 1000.0) => Ok(()),
     };
     stop.store(true, Ordering::Relaxed);
     let _ = generator.join();
     let _ = tokio::task::spawn_blocking(move || pipeline.set_state(gst::State::Null)).await;
     outcome
+}
+
+/// The first error the pipeline posts.
+async fn bus_error(pipeline: &gst::Pipeline) -> String {
+    let Some(bus) = pipeline.bus() else { return "no bus".into() };
+    loop {
+        if let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error]) {
+            if let gst::MessageView::Error(e) = msg.view() {
+                return format!("{}: {} ({:?})", msg.src().map(|s| s.path_string().to_string()).unwrap_or_default(), e.error(), e.debug());
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
 
 async fn wait_end(seconds: f64) {
