@@ -15,6 +15,8 @@ import time
 import urllib.request
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
+# Where cargo puts the builds (CARGO_TARGET_DIR when set, as cargo itself does).
+TARGET = pathlib.Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target")
 TICK = os.sysconf("SC_CLK_TCK")
 _started = []
 
@@ -176,7 +178,7 @@ rtmp {{ server {{ listen 127.0.0.1:{port}; {app_conf} }} }}
 
 
 def gateway(dirpath, binary=None, extra=()):
-    binary = binary or ROOT / "target" / "release" / "interop-gateway"
+    binary = binary or TARGET / "release" / "interop-gateway"
     log = open(dirpath / "gateway.log", "w+")
     p = start([str(binary), "serve", "--http", "127.0.0.1:0", "--rtmp", "127.0.0.1:0",
                "--matrix", str(ROOT / "matrix.yaml"), "--pipelines", str(ROOT / "pipelines"), *extra],

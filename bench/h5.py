@@ -34,7 +34,7 @@ FPS = 30
 REAL_TIME = 0.95 * FPS
 FFMPEG_ENCODE = ["-c:v", "mpeg1video", "-bf", "0", "-g", "30", "-b:v", "1000k",
                  "-c:a", "mp2", "-b:a", "128k", "-ar", "44100"]
-TOOL = b.ROOT / "target" / "release" / "examples" / "h5_bench"
+TOOL = b.TARGET / "release" / "examples" / "h5_bench"
 
 
 def readers(url, n, warmup, seconds):

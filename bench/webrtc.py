@@ -44,7 +44,7 @@ AUDIO_BITRATE = "128k"  # what the gateway's igaacenc uses for opus->aac (checke
 
 
 def examples():
-    return b.ROOT / "target" / "release" / "examples"
+    return b.TARGET / "release" / "examples"
 
 
 def make_opus(dirpath, seconds):
