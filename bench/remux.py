@@ -29,7 +29,18 @@ def readers(url, n, seconds):
     return b.start([str(exe), url, str(n), str(seconds)], stdout=subprocess.PIPE)
 
 
-def scenario_push(tmp, clip, n, seconds):
+def gst_remux(src_url, sink):
+    """One gst-launch-1.0 per bridge, the GStreamer equivalent of `ffmpeg -c copy`: demux the
+    FLV, parse, mux again (`sink` is the element description after flvmux)."""
+    return b.start(["gst-launch-1.0", "-q", "rtmp2src", f"location={src_url}", "!", "flvdemux", "name=d",
+                    "flvmux", "name=m", "streamable=true", "!", *sink.split(),
+                    "d.video", "!", "queue", "!", "h264parse", "!", "m.video",
+                    "d.audio", "!", "queue", "!", "aacparse", "!", "m.audio"])
+
+
+def scenario_push(tmp, clip, n, seconds, gst=False):
+    """`gst`: a third side, one gst-launch-1.0 per bridge (sources -> nginx /src/sK -> gst ->
+    nginx /dst/sK), measured in the same window."""
     (tmp / "push").mkdir()
     ng, port = b.nginx(tmp / "push", apps=("src", "dst"))
     gw, http, rtmp = b.gateway(tmp / "push")
@@ -39,20 +50,31 @@ def scenario_push(tmp, clip, n, seconds):
         b.source(clip, f"rtmp://{rtmp}/live/g{k}")
         b.api(http, "POST", f"/api/v1/streams/g{k}/pushes", {"url": f"rtmp://127.0.0.1:{port}/dst/g{k}"})
         b.source(clip, f"rtmp://127.0.0.1:{port}/src/f{k}")
+        if gst:
+            b.source(clip, f"rtmp://127.0.0.1:{port}/src/s{k}")
     time.sleep(2)
     bridges = [b.start(["ffmpeg", "-v", "error", "-i", f"rtmp://127.0.0.1:{port}/src/f{k}", "-c", "copy",
                         "-f", "flv", f"rtmp://127.0.0.1:{port}/dst/f{k}"]) for k in range(n)]
+    gsts = [gst_remux(f"rtmp://127.0.0.1:{port}/src/s{k}", f"rtmp2sink location=rtmp://127.0.0.1:{port}/dst/s{k}")
+            for k in range(n if gst else 0)]
     time.sleep(4)
-    m = b.measure({"gateway": [gw.pid], "ffmpeg": [p.pid for p in bridges]}, seconds)
+    groups = {"gateway": [gw.pid], "ffmpeg": [p.pid for p in bridges]}
+    if gst:
+        groups["gst"] = [p.pid for p in gsts]
+    m = b.measure(groups, seconds)
     check = {"gateway": b.probe(f"rtmp://127.0.0.1:{port}/dst/g0"), "ffmpeg": b.probe(f"rtmp://127.0.0.1:{port}/dst/f0")}
+    if gst:
+        check["gst"] = b.probe(f"rtmp://127.0.0.1:{port}/dst/s0")
     pushes = b.api(http, "GET", "/api/v1/pushes")["pushes"]
     live = sum(1 for p in pushes if p["state"] == "live")
-    for p in bridges + [gw, ng]:
+    for p in bridges + gsts + [gw, ng]:
         b.stop(p)
     return {"scenario": "push", "bridges": n, "idle": idle, "measure": m, "read_back": check, "gateway_pushes_live": live}
 
 
-def scenario_httpflv(tmp, clip, n, seconds):
+def scenario_httpflv(tmp, clip, n, seconds, gst=False):
+    """`gst`: a third side, one gst-launch-1.0 per bridge serving the FLV with tcpserversink
+    (plain TCP: GStreamer has no HTTP server element; the reader's GET is ignored)."""
     (tmp / "flv").mkdir()
     ng, port = b.nginx(tmp / "flv", apps=("src",))
     gw, http, rtmp = b.gateway(tmp / "flv")
@@ -62,7 +84,12 @@ def scenario_httpflv(tmp, clip, n, seconds):
     for k in range(n):
         b.source(clip, f"rtmp://{rtmp}/live/h{k}")
         b.source(clip, f"rtmp://127.0.0.1:{port}/src/h{k}")
+        if gst:
+            b.source(clip, f"rtmp://127.0.0.1:{port}/src/t{k}")
     time.sleep(2)
+    gst_ports = [b.free_port() for _ in range(n if gst else 0)]
+    gsts = [gst_remux(f"rtmp://127.0.0.1:{port}/src/t{k}", f"tcpserversink host=127.0.0.1 port={p} sync=false")
+            for k, p in enumerate(gst_ports)]
     bridges = []
     for k in range(n):
         p = b.free_port()
@@ -73,15 +100,21 @@ def scenario_httpflv(tmp, clip, n, seconds):
 
     viewers = [readers(f"http://{http}/live/h{k}.flv", 1, window) for k in range(n)]
     viewers += [readers(f"http://127.0.0.1:{p}/h{k}.flv", 1, window) for k, p in enumerate(ports)]
+    viewers += [readers(f"http://127.0.0.1:{p}/t{k}.flv", 1, window) for k, p in enumerate(gst_ports)]
     # ffmpeg probes its input (up to 5 s) before it listens; the readers retry until it does.
     time.sleep(8)
-    m = b.measure({"gateway": [gw.pid], "ffmpeg": [p.pid for p in bridges]}, seconds)
+    groups = {"gateway": [gw.pid], "ffmpeg": [p.pid for p in bridges]}
+    if gst:
+        groups["gst"] = [p.pid for p in gsts]
+    m = b.measure(groups, seconds)
     got = [json.loads(v.communicate(timeout=window + 10)[0] or b"{}") for v in viewers]
-    for p in bridges + [gw, ng]:
+    for p in bridges + gsts + [gw, ng]:
         b.stop(p)
-    return {"scenario": "httpflv", "bridges": n, "idle": idle, "measure": m,
-            "viewers_with_data": {"gateway": sum(g.get("with_data", 0) for g in got[:n]),
-                                  "ffmpeg": sum(g.get("with_data", 0) for g in got[n:])}}
+    with_data = {"gateway": sum(g.get("with_data", 0) for g in got[:n]),
+                 "ffmpeg": sum(g.get("with_data", 0) for g in got[n:2 * n])}
+    if gst:
+        with_data["gst"] = sum(g.get("with_data", 0) for g in got[2 * n:])
+    return {"scenario": "httpflv", "bridges": n, "idle": idle, "measure": m, "viewers_with_data": with_data}
 
 
 def scenario_fanout(tmp, clip, viewers, seconds):

@@ -25,14 +25,17 @@ import urllib.request
 import gwbench as b
 
 
-def make_clip(dirpath, seconds=10):
-    """H.264 (no B-frames, 2 s GOP) + Opus 48 kHz stereo in Matroska."""
-    out = dirpath / "clip-h264-opus.mkv"
+AUDIO = {"opus": ["-c:a", "libopus", "-b:a", "64k", "-ac", "2"], "aac": ["-c:a", "aac", "-b:a", "128k", "-ac", "2"]}
+
+
+def make_clip(dirpath, seconds=10, audio="opus"):
+    """H.264 (no B-frames, 2 s GOP) + Opus (or AAC with audio="aac") 48 kHz stereo in Matroska."""
+    out = dirpath / f"clip-h264-{audio}.mkv"
     subprocess.run(
         ["ffmpeg", "-v", "error", "-y", "-f", "lavfi", "-i", "testsrc2=size=640x360:rate=30",
          "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", str(seconds),
          "-c:v", "libx264", "-preset", "veryfast", "-bf", "0", "-g", "60", "-b:v", "1000k", "-pix_fmt", "yuv420p",
-         "-c:a", "libopus", "-b:a", "64k", "-ac", "2", str(out)],
+         *AUDIO[audio], str(out)],
         check=True, timeout=120)
     return out
 
@@ -83,7 +86,9 @@ def post_sdp(http, key, sdp):
         return json.loads(r.read())
 
 
-def run(tmp, clip, n, seconds):
+def run(tmp, clip, n, seconds, bridge_audio=("-c:a", "aac", "-b:a", "128k")):
+    """`bridge_audio`: the ffmpeg bridges' audio options (("-c:a", "copy") for an AAC clip:
+    nothing converts on either side)."""
     ng, port = b.nginx(tmp, apps=("dst",))
     gw, http, _rtmp = b.gateway(tmp)
     time.sleep(1)
@@ -102,7 +107,7 @@ def run(tmp, clip, n, seconds):
         senders.append(sender(clip, q, sdp_path))
         wait_sdp(sdp_path)
         bridges.append(b.start(["ffmpeg", "-v", "error", "-protocol_whitelist", "file,udp,rtp", "-i", str(sdp_path),
-                                "-c:v", "copy", "-c:a", "aac", "-b:a", "128k", "-f", "flv",
+                                "-c:v", "copy", *bridge_audio, "-f", "flv",
                                 f"rtmp://127.0.0.1:{port}/dst/f{k}"]))
     time.sleep(8)
     m = b.measure({"gateway": [gw.pid], "ffmpeg": [p.pid for p in bridges]}, seconds)
