@@ -53,15 +53,16 @@ def gateway_side(tmp, clip, n, warmup, window):
     return gw, http, viewers, sources
 
 
-def ffmpeg_side(tmp, clip, n, warmup, window):
-    """N ffmpeg conversions (RTMP from nginx in, MPEG-TS over HTTP out) with one reader each."""
+def ffmpeg_side(tmp, clip, n, warmup, window, encode=None):
+    """N ffmpeg conversions (RTMP from nginx in, MPEG-TS over HTTP out) with one reader each
+    (`encode`: ffmpeg's encoding options, FFMPEG_ENCODE when None)."""
     ng, port = b.nginx(tmp, apps=("src",))
     sources = [b.source(clip, f"rtmp://127.0.0.1:{port}/src/c{k}") for k in range(n)]
     time.sleep(2)
     convs, viewers = [], []
     for k in range(n):
         out = b.free_port()
-        convs.append(b.start(["ffmpeg", "-v", "error", "-i", f"rtmp://127.0.0.1:{port}/src/c{k}", *FFMPEG_ENCODE,
+        convs.append(b.start(["ffmpeg", "-v", "error", "-i", f"rtmp://127.0.0.1:{port}/src/c{k}", *(encode or FFMPEG_ENCODE),
                               "-f", "mpegts", "-listen", "1", f"http://127.0.0.1:{out}/c{k}.ts"]))
         viewers.append(readers(f"http://127.0.0.1:{out}/c{k}.ts", 1, warmup, window))
     return ng, convs, viewers, sources
@@ -71,12 +72,12 @@ def fps_of(got):
     return [g.get("min_fps", 0.0) for g in got]
 
 
-def scenario_compare(tmp, clip, n, seconds):
+def scenario_compare(tmp, clip, n, seconds, encode=None):
     (tmp / "cmp").mkdir()
     warmup = 10  # ffmpeg probes its input up to 5 s before it listens; conversions settle
     window = seconds
     gw, http, gviewers, gsources = gateway_side(tmp / "cmp", clip, n, warmup, window)
-    ng, convs, fviewers, fsources = ffmpeg_side(tmp / "cmp", clip, n, warmup, window)
+    ng, convs, fviewers, fsources = ffmpeg_side(tmp / "cmp", clip, n, warmup, window, encode)
     time.sleep(warmup + 0.5)
     m = b.measure({"gateway": [gw.pid], "ffmpeg": [p.pid for p in convs]}, window - 1)
     streams = b.api(http, "GET", "/api/v1/streams")["streams"]

@@ -22,7 +22,9 @@ Paths (source -> what the viewer gets):
   whip->rtmp      WebRTC in, video copied, Opus->AAC
   whip->whep      WebRTC in and out, copied
   h5->rtmp        H5 POST (MPEG-1+MP2 in TS) in, H.264+AAC out by HTTP-FLV
-  direct-ts       the H5 source's own TS over TCP (reference for h5->rtmp)
+  direct-ts       the H5 source's own TS over TCP
+  direct-ts+conv  the same through the gateway's h5->rtmp pipelines in the receiver (reference
+                  for h5->rtmp)
   mini-late       mini-program RTMP publisher whose audio starts seconds after its video,
                   viewed by HTTP-FLV from before the audio starts (A/V only)
 Then first frame: new viewers, one after another, each from connect to first decoded picture
@@ -160,7 +162,10 @@ def path_stats(r):
     for v in lat:
         k = int(v // 2) * 2
         hist[k] = hist.get(k, 0) + 1
+    start = ev[0].get("start", 0) if ev else 0
+    head = [[round(e["v"][0] - start, 1), round((e["v"][0] - e["v"][1]) % WRAP, 1)] for e in ev if "v" in e and e["v"][1] >= 0][:45]
     return {"name": r["name"], "url": r["url"], "frames": end.get("frames", 0), "coded": end.get("coded", 0),
+            "head": head,
             "video": {"n": len(lat), "p50": pct(lat, 50), "p95": pct(lat, 95), "p99": pct(lat, 99),
                       "max": max(lat) if lat else None, "mean": statistics.fmean(lat) if lat else None,
                       "hist_2ms": sorted(hist.items())},
@@ -183,9 +188,12 @@ def first_frames(urls, sessions, seconds):
             r = Receiver(name, url, seconds).wait(seconds + 20)
             ev = r["events"]
             first = next((e["first"]["video_ms"] for e in ev if "first" in e), None)
+            start = next((e["start"] for e in ev if "start" in e), None)
+            connected = next((e["connected"] - start for e in ev if "connected" in e and start), None)
             vs = [e["v"] for e in ev if "v" in e and e["v"][1] >= 0]
             tail = [(v[0] - v[1]) % WRAP for v in vs[-15:]]
-            rows.append({"first_video_ms": first, "settled_latency_ms": statistics.median(tail) if tail else None})
+            rows.append({"first_video_ms": first, "connected_ms": connected,
+                         "settled_latency_ms": statistics.median(tail) if tail else None})
         firsts = [x["first_video_ms"] for x in rows if x["first_video_ms"] is not None]
         out[name] = {"sessions": rows, "p50": pct(firsts, 50), "p95": pct(firsts, 95), "max": max(firsts) if firsts else None,
                      "missing": sum(1 for x in rows if x["first_video_ms"] is None)}
@@ -207,6 +215,7 @@ def scenario(tmp, seconds, sessions, late_audio_s=5.0):
     wait_live(http, "lath")
     h5 = conversion_pipelines(http, "rtmp", "h5")
     web = conversion_pipelines(http, "rtmp", "webrtc")
+    back = conversion_pipelines(http, "h5", "rtmp")
     fast_video = h5["video"].replace("avdec_h264", "avdec_h264 max-threads=1").replace(" ! mpegvideoparse", "")
     paths = [
         ("direct", f"tcp+flv://127.0.0.1:{direct}", []),
@@ -222,6 +231,8 @@ def scenario(tmp, seconds, sessions, late_audio_s=5.0):
         ("whip->whep", f"whep+http://{http}/whep/latw", []),
         ("h5->rtmp", f"http://{http}/live/lath.flv", []),
         ("direct-ts", f"tcp+ts://127.0.0.1:{direct_ts}", []),
+        ("direct-ts+conv", f"tcp+ts://127.0.0.1:{direct_ts}",
+         ["--convert-video", back["video"] + " ! avdec_h264 max-threads=1", "--convert-audio", back["audio"] + " ! avdec_aac"]),
     ]
     receivers = [Receiver(n, u, seconds, x) for n, u, x in paths]
     # The mini-program publisher starts last; its viewer joins before its audio does.
@@ -239,7 +250,7 @@ def scenario(tmp, seconds, sessions, late_audio_s=5.0):
         b.stop(p)
     return {"seconds": seconds, "loadavg_during": load, "late_audio_s": late_audio_s,
             "paths": [path_stats(r) for r in results], "first_frame": ff,
-            "conversions": [list(c) for c in conversions], "pipelines": {"rtmp->h5": h5, "rtmp->webrtc": web},
+            "conversions": [list(c) for c in conversions], "pipelines": {"rtmp->h5": h5, "rtmp->webrtc": web, "h5->rtmp": back},
             "raw": {r["name"]: [e for e in r["events"] if "a" in e or ("v" in e and e["v"][3] == 1)] for r in results},
             "latency_samples": {r["name"]: [round(x[1], 1) for x in video_samples(r["events"])] for r in results}}
 
@@ -249,7 +260,8 @@ def added(result):
     by = {p["name"]: p for p in result["paths"]}
     refs = {"rtmp->httpflv": ("direct", "direct"), "rtmp->rtmp": ("direct", "direct"),
             "rtmp->whep": ("direct", "direct+opus"), "rtmp->h5": ("direct+h5conv", "direct+h5conv"),
-            "whip->rtmp": ("direct", None), "whip->whep": ("direct", None), "h5->rtmp": ("direct-ts", "direct-ts"),
+            "whip->rtmp": ("direct", None), "whip->whep": ("direct", None), "h5->rtmp": ("direct-ts+conv", "direct-ts+conv"),
+            "direct-ts+conv": ("direct-ts", "direct-ts"),
             "direct+h5conv": ("direct", "direct"), "direct+h5fast": ("direct", None), "direct+opus": (None, "direct")}
     out = {}
     for name, (vref, aref) in refs.items():

@@ -8,6 +8,7 @@
 //!   arrival of the buffer its onset was in, the onset's PTS, decoded audio in that buffer after
 //!   the onset, and the beep's length (which tells its second modulo 4, see `code.rs`);
 //! - `{"first":{"video_ms":..}}`: connect to first decoded picture;
+//! - `{"connected":MS}`: WHEP only, when ICE and DTLS completed;
 //! - `{"end":{...}}`: counts; `{"error":".."}`.
 //!
 //! URLs: `http://…flv` (HTTP-FLV), `rtmp://…`, `ws://…` (H5 MPEG-TS over WebSocket),
@@ -80,12 +81,14 @@ fn front(url: &str) -> Result<String> {
 /// The parse/depayload + decode chain for a demuxer pad's caps, and whether it is video.
 fn chain(s: &gst::StructureRef, args: &ReceiveArgs) -> Option<(bool, String)> {
     let h264 = || args.convert_video.clone().unwrap_or_else(|| "h264parse ! avdec_h264 max-threads=1".into());
+    let mpeg1 = || args.convert_video.clone().unwrap_or_else(|| "mpegvideoparse ! avdec_mpeg2video max-threads=1".into());
     let aac = || args.convert_audio.clone().unwrap_or_else(|| "aacparse ! avdec_aac".into());
+    let mp2 = || args.convert_audio.clone().unwrap_or_else(|| "mpegaudioparse ! avdec_mp2float".into());
     match s.name().as_str() {
         "video/x-h264" => Some((true, h264())),
-        "video/mpeg" => Some((true, "mpegvideoparse ! avdec_mpeg2video max-threads=1".into())),
+        "video/mpeg" => Some((true, mpeg1())),
         "audio/mpeg" => match s.get::<i32>("mpegversion").unwrap_or(1) {
-            1 => Some((false, "mpegaudioparse ! avdec_mp2float".into())),
+            1 => Some((false, mp2())),
             _ => Some((false, aac())),
         },
         "audio/x-opus" => Some((false, "opusdec".into())),
@@ -213,6 +216,12 @@ pub async fn run(args: ReceiveArgs) -> Result<()> {
                     t.set_property("do-nack", true);
                 }
             }
+            // When ICE and DTLS are done (the gateway sends nothing before).
+            w.connect_notify(Some("connection-state"), |w, _| {
+                if webrtc::connected(w) {
+                    emit(format!("{{\"connected\":{:.2}}}", now_ms()));
+                }
+            });
             w
         }
         None => {

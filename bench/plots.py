@@ -1,0 +1,145 @@
+"""PNG plots for bench/report.py (matplotlib; importing this module fails without it, and the
+report then says the plots were skipped)."""
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+
+
+def _res(results, name):
+    return (results["steps"].get(name) or {}).get("result")
+
+
+def cost_per_stream(results, path):
+    """CPU per stream against the number of streams, per bridge kind and side."""
+    series = {}
+
+    def point(panel, side, n, cores):
+        series.setdefault(panel, {}).setdefault(side, []).append((n, 100 * cores / n))
+
+    for r in _res(results, "remux") or []:
+        panel = "RTMP → RTMP push (remux)" if r["scenario"] == "push" else "RTMP → HTTP-FLV (remux)"
+        for side, m in r["measure"].items():
+            point(panel, {"gst": "gst-launch"}.get(side, side), r["bridges"], m["cpu_cores"])
+    audio = _res(results, "audio") or {}
+    for r in audio.get("webrtc_cdn") or []:
+        point("WHIP Opus → CDN AAC", "gateway", r["n"], r["measure"]["gateway"]["cpu_cores"])
+        point("WHIP Opus → CDN AAC", "ffmpeg", r["n"], r["measure"]["ffmpeg"]["cpu_cores"])
+    cap = _res(results, "capacity")
+    if cap:
+        for side, s in cap["result"].items():
+            for x in s["steps"]:
+                point("RTMP H.264 360p → H5 MPEG-1 (alone)", side, x["streams"], x["cpu_cores"])
+    video = _res(results, "video") or {}
+    if video.get("h5_360"):
+        r = video["h5_360"]
+        for side, m in r["measure"].items():
+            point("RTMP H.264 360p → H5 MPEG-1 (alone)" if not cap else "RTMP H.264 360p → H5 MPEG-1 (side by side)", side, r["streams"], m["cpu_cores"])
+    if not series:
+        return False
+    panels = list(series)
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.2 * len(panels), 3.6), squeeze=False)
+    for ax, panel in zip(axes[0], panels):
+        for side, pts in sorted(series[panel].items()):
+            pts.sort()
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", label=side)
+        ax.set_title(panel, fontsize=9)
+        ax.set_xlabel("streams at once")
+        ax.set_ylabel("CPU per stream (% of a core)")
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def fanout(results, path):
+    fo = _res(results, "fanout") or {}
+    lines = {}
+    for r in fo.get("httpflv", []):
+        lines.setdefault("HTTP-FLV", [(0, r["idle"]["cpu_cores"])]).append((r["viewers"], r["measure"]["cpu_cores"]))
+    for kind in ("rtmp", "whep"):
+        r = fo.get(kind)
+        if r:
+            lines[kind.upper()] = [(0, r["idle"]["cpu_cores"])] + [(s["viewers"], s["measure"]["gateway"]["cpu_cores"]) for s in r["steps"]]
+    if fo.get("h5"):
+        r = fo["h5"]
+        lines["H5 (converted once)"] = [(1, r["one_viewer"]["cpu_cores"]), (r["viewers"], r["all_viewers"]["cpu_cores"])]
+    if not lines:
+        return False
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for name, pts in lines.items():
+        pts = sorted(dict(pts).items())
+        ax.plot([p[0] for p in pts], [100 * p[1] for p in pts], marker="o", label=name)
+    ax.axhline(100, color="grey", ls="--", lw=0.8)
+    ax.set_xlabel("viewers of one stream")
+    ax.set_ylabel("gateway CPU (% of a core)")
+    ax.set_title("Fan-out: 1 publisher → N viewers", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def latency(results, path):
+    lat = _res(results, "latency")
+    if not lat or not lat.get("latency_samples"):
+        return False
+    samples = {k: v for k, v in lat["latency_samples"].items() if v}
+    names = list(samples)
+    fig, ax = plt.subplots(figsize=(max(7, 0.75 * len(names)), 4.5))
+    ax.boxplot([samples[n] for n in names], whis=(5, 95), showfliers=False)
+    ax.set_xticks(range(1, len(names) + 1), names, rotation=35, ha="right", fontsize=8)
+    ax.set_yscale("symlog", linthresh=10)
+    ax.set_ylabel("picture latency (ms, send → decoded)")
+    ax.set_title("Latency per path (box: p25-p75, whiskers p5-p95)", fontsize=10)
+    ax.grid(alpha=0.3, axis="y")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def avsync(results, path):
+    lat = _res(results, "latency")
+    if not lat:
+        return False
+    fig, ax = plt.subplots(figsize=(7, 4.5))
+    drawn = False
+    for name, s in lat["avsync"].items():
+        if not s.get("pairs"):
+            continue
+        key = 2 if s.get("judged_by") == "arrival" else 1
+        ax.plot([x[0] / 1000 for x in s["series"]], [x[key] for x in s["series"]], label=name + (" (by arrival)" if key == 2 else ""), lw=1)
+        drawn = True
+    if not drawn:
+        plt.close(fig)
+        return False
+    ax.axhspan(-40, 40, color="green", alpha=0.08)
+    ax.set_yscale("symlog", linthresh=50)
+    ax.set_xlabel("seconds into the run")
+    ax.set_ylabel("sound - picture (ms)")
+    ax.set_title("A/V offset over the run (green: ±40 ms)", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, ncol=2)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
+def draw(results, figs):
+    """Draws what the results allow; returns [(file name, title)]."""
+    made = []
+    for name, title, fn in (("cost_per_stream.png", "CPU per stream against stream count", cost_per_stream),
+                            ("fanout.png", "Fan-out CPU against viewers", fanout),
+                            ("latency.png", "Picture latency per path", latency),
+                            ("avsync.png", "A/V offset over the run", avsync)):
+        if fn(results, figs / name):
+            made.append((name, title))
+    return made
