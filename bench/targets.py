@@ -240,7 +240,7 @@ def latency_targets(results, rows):
                      f"{', '.join(f'{x:.0f}' for x in settled)} ms; the sources' GOP is 2 s). The gateway sends part of the cached "
                      f"GOP at once and then paces the rest at real time: the rtmp->whep viewer's first {w[0]} pictures came within "
                      f"20 ms, the last of them {num(w[1])} ms old, and {num(w[2])} ms old 45 pictures in (the `head` of each path "
-                     f"in results.json); the HTTP-FLV viewer's first {f[0]} came at once and it was {num(f[2])} ms behind after 45. "
+                     f"in results.json), while the HTTP-FLV viewer was {num(f[2])} ms behind 45 pictures in. "
                      "Gateway problem, in src/protocols/webrtc (whep.rs `feed` and egress.rs `TimeMap`: the timeline anchor "
                      "leaves the viewer a GOP-age behind).")
     h5 = av.get("rtmp->h5", {})
@@ -261,7 +261,7 @@ def latency_targets(results, rows):
                      f"{(conv_delay - base) / FRAME_MS:.0f} frames) even without the gateway around it; with the decoder on one "
                      f"thread (no frame threading) and no `mpegvideoparse` after the encoder (which waits for the next picture's "
                      f"start code) it is {fast - base:.0f} ms" + (" (`direct+h5fast`)." if fast else ".") +
-                     " Of what remains, one frame is the viewer's MPEG-1 decoder (libavcodec holds one picture back; JSMpeg does not).")
+                     " The two frames left are the MPEG-1 encoder and the viewer's MPEG-1 decoder together (not told apart here).")
     wf = ff.get("rtmp->whep", {})
     if wf.get("p95") and wf["p95"] >= 300:
         conn = [s["connected_ms"] for s in wf["sessions"] if s.get("connected_ms") is not None]
