@@ -10,8 +10,8 @@ scripts/install-deps.sh || exit $?
 
 # A quick smoke run of the benchmarks (seconds; asserts no figure), so a broken bench shows
 # here. It comes first so the test runner's summary line stays last.
-echo "== bench smoke: bench/remux.py --quick"
-python3 bench/remux.py --quick
+echo "== bench smoke: bench/run.py --quick"
+python3 bench/run.py --quick
 bench_status=$?
 
 if cargo nextest --version >/dev/null 2>&1; then
