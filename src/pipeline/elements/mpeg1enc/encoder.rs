@@ -9,6 +9,7 @@ use ffmpeg::util::frame::Video as AvFrame;
 use ffmpeg::{Packet, Rational};
 use ffmpeg_next as ffmpeg;
 
+use super::avframe::{self, SharedPicture};
 use super::policy::{codec_bit_rate, encoded_size, known_fps, mpeg1_frame_rate, SizeError};
 
 /// How to encode; read when an encoder is made.
@@ -75,10 +76,10 @@ pub struct Mpeg1Encoder {
     input_size: (u32, u32),
     output_size: (u32, u32),
     frame_rate: (i32, i32),
-    /// The picture handed to libavcodec, at the encoded size.
+    /// The picture handed to libavcodec when it is copied or scaled, at the encoded size.
     frame: AvFrame,
-    /// Only when scaling (`max_width`): the input copied whole, and the scaler.
-    scaling: Option<(AvFrame, Scaler)>,
+    /// Only when scaling (`max_width`).
+    scaler: Option<Scaler>,
 }
 
 /// libswscale's context, owned by one encoder.
@@ -130,8 +131,8 @@ impl Mpeg1Encoder {
         video.set_flags(codec::Flags::empty());
         let encoder = video.open_as(codec).map_err(open_err)?;
 
-        let scaling = if (out_w, out_h) != (width & !1, height & !1) {
-            let scaler = scaling::Context::get(
+        let scaler = if (out_w, out_h) != (width & !1, height & !1) {
+            let context = scaling::Context::get(
                 Pixel::YUV420P,
                 width,
                 height,
@@ -141,7 +142,7 @@ impl Mpeg1Encoder {
                 scaling::Flags::BILINEAR,
             )
             .map_err(Mpeg1Error::Scale)?;
-            Some((AvFrame::new(Pixel::YUV420P, width, height), Scaler(scaler)))
+            Some(Scaler(context))
         } else {
             None
         };
@@ -151,7 +152,7 @@ impl Mpeg1Encoder {
             output_size: (out_w, out_h),
             frame_rate,
             frame: AvFrame::new(Pixel::YUV420P, out_w, out_h),
-            scaling,
+            scaler,
         })
     }
 
@@ -172,32 +173,64 @@ impl Mpeg1Encoder {
         unsafe { (*self.encoder.as_ptr()).delay.max(0) as u32 }
     }
 
-    /// Encodes one picture. `pts` must increase from call to call (any steps); it comes back
-    /// on the packet. `force_keyframe` makes this picture an I-frame (with a sequence header).
+    /// Encodes one picture, copied (or scaled) into a frame of ours first. `pts` must
+    /// increase from call to call (any steps); it comes back on the packet. `force_keyframe`
+    /// makes this picture an I-frame (with a sequence header).
     pub fn encode(
         &mut self,
         picture: &I420Picture,
         pts: i64,
         force_keyframe: bool,
     ) -> Result<Vec<EncodedPacket>, Mpeg1Error> {
+        self.check(picture)?;
+        make_writable(&mut self.frame)?;
+        match &mut self.scaler {
+            // SAFETY: the context is ours, reached only through `&mut self`.
+            Some(scaler) => avframe::scale(unsafe { scaler.0.as_mut_ptr() }, picture, &mut self.frame)
+                .map_err(Mpeg1Error::Scale)?,
+            // Copying only the encoded (even) size crops an odd last column/row.
+            None => copy_planes(picture, &mut self.frame),
+        }
+        // SAFETY: our own allocated frame.
+        let frame = unsafe { self.frame.as_mut_ptr() };
+        avframe::stamp(frame, pts, force_keyframe);
+        self.send(frame)
+    }
+
+    /// Like `encode`, but libavcodec reads the picture where it is, without a copy of ours:
+    /// `owner` is kept alive until libavcodec is done with it. (When scaling, the scaler reads
+    /// it in place and it is released at once.)
+    pub fn encode_shared<P: SharedPicture>(
+        &mut self,
+        owner: P,
+        pts: i64,
+        force_keyframe: bool,
+    ) -> Result<Vec<EncodedPacket>, Mpeg1Error> {
+        if self.scaler.is_some() {
+            return self.encode(&owner.picture(), pts, force_keyframe);
+        }
+        self.check(&owner.picture())?;
+        let (w, h) = self.output_size;
+        let frame = avframe::wrap(owner, w, h).map_err(Mpeg1Error::Encode)?;
+        avframe::stamp(frame.as_ptr() as *mut _, pts, force_keyframe);
+        self.send(frame.as_ptr())
+    }
+
+    fn check(&self, picture: &I420Picture) -> Result<(), Mpeg1Error> {
         let (want_w, want_h) = self.input_size;
         if (picture.width, picture.height) != (want_w, want_h) {
             return Err(Mpeg1Error::WrongSize { got_w: picture.width, got_h: picture.height, want_w, want_h });
         }
-        check_planes(picture)?;
-        make_writable(&mut self.frame)?;
-        match &mut self.scaling {
-            Some((whole, scaler)) => {
-                make_writable(whole)?;
-                copy_planes(picture, whole);
-                scaler.0.run(whole, &mut self.frame).map_err(Mpeg1Error::Scale)?;
-            }
-            // Copying only the encoded (even) size crops an odd last column/row.
-            None => copy_planes(picture, &mut self.frame),
+        check_planes(picture)
+    }
+
+    fn send(&mut self, frame: *const ffmpeg::ffi::AVFrame) -> Result<Vec<EncodedPacket>, Mpeg1Error> {
+        // SAFETY: an open encoder of ours and a valid, filled frame; libavcodec takes its own
+        // reference to the frame's buffers.
+        let ret = unsafe { ffmpeg::ffi::avcodec_send_frame(self.encoder.as_mut_ptr(), frame) };
+        if ret < 0 {
+            return Err(Mpeg1Error::Encode(ffmpeg::Error::from(ret)));
         }
-        self.frame.set_pts(Some(pts));
-        self.frame.set_kind(if force_keyframe { ffmpeg::picture::Type::I } else { ffmpeg::picture::Type::None });
-        self.encoder.send_frame(&self.frame).map_err(Mpeg1Error::Encode)?;
         self.receive()
     }
 

@@ -15,6 +15,7 @@ use gstreamer_video as gst_video;
 use gstreamer_video::prelude::*;
 use gstreamer_video::subclass::prelude::*;
 
+use super::avframe::SharedPicture;
 use super::encoder::{EncodedPacket, EncoderSettings, I420Picture, Mpeg1Encoder};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -184,7 +185,12 @@ impl VideoEncoderImpl for Mpeg1Enc {
             rate.0,
             rate.1
         );
-        let caps = gst::Caps::builder("video/mpeg").field("mpegversion", 1i32).field("systemstream", false).build();
+        // One whole picture per buffer (with its sequence header on I-frames): no parser needed.
+        let caps = gst::Caps::builder("video/mpeg")
+            .field("mpegversion", 1i32)
+            .field("systemstream", false)
+            .field("parsed", true)
+            .build();
         let out_info = gst_video::VideoInfo::builder(gst_video::VideoFormat::Encoded, w, h)
             .fps(gst::Fraction::new(rate.0, rate.1))
             .par(par)
@@ -218,16 +224,16 @@ impl VideoEncoderImpl for Mpeg1Enc {
                 gst::element_imp_error!(self, gst::CoreError::Negotiation, ["frame before caps"]);
                 return Err(gst::FlowError::NotNegotiated);
             };
-            let Some(input) = frame.input_buffer() else {
+            let Some(input) = frame.input_buffer_owned() else {
                 gst::element_imp_error!(self, gst::StreamError::Encode, ["frame without a buffer"]);
                 return Err(gst::FlowError::Error);
             };
-            let mapped = gst_video::VideoFrameRef::from_buffer_ref_readable(input, &state.info).map_err(|_| {
+            let mapped = gst_video::VideoFrame::from_buffer_readable(input, &state.info).map_err(|_| {
                 gst::element_imp_error!(self, gst::StreamError::Encode, ["cannot map the input frame"]);
                 gst::FlowError::Error
             })?;
-            let picture = picture_of(&mapped)?;
-            state.encoder.encode(&picture, number as i64, force).map_err(|e| {
+            // libavcodec reads the mapped buffer in place and lets go of it when done.
+            state.encoder.encode_shared(Mapped(mapped), number as i64, force).map_err(|e| {
                 gst::element_imp_error!(self, gst::StreamError::Encode, ["{e}"]);
                 gst::FlowError::Error
             })?
@@ -297,16 +303,21 @@ impl Mpeg1Enc {
     }
 }
 
-/// The planes of a mapped I420 frame.
-fn picture_of<'a>(frame: &'a gst_video::VideoFrameRef<&gst::BufferRef>) -> Result<I420Picture<'a>, gst::FlowError> {
-    let plane = |i: u32| frame.plane_data(i).map_err(|_| gst::FlowError::Error);
-    // The mapped frame's strides: they follow the buffer's VideoMeta when it has one.
-    let strides = frame.plane_stride();
-    let stride = |i: usize| strides.get(i).copied().filter(|s| *s > 0).map(|s| s as usize).ok_or(gst::FlowError::Error);
-    Ok(I420Picture {
-        width: frame.width(),
-        height: frame.height(),
-        planes: [plane(0)?, plane(1)?, plane(2)?],
-        strides: [stride(0)?, stride(1)?, stride(2)?],
-    })
+/// A mapped input buffer, handed to libavcodec without a copy.
+struct Mapped(gst_video::VideoFrame<gst_video::video_frame::Readable>);
+
+impl SharedPicture for Mapped {
+    fn picture(&self) -> I420Picture<'_> {
+        let frame = &self.0;
+        // A plane that cannot be read comes out empty and is refused by the encoder's checks.
+        let plane = |i: u32| frame.plane_data(i).unwrap_or(&[]);
+        // The mapped frame's strides: they follow the buffer's VideoMeta when it has one.
+        let stride = |i: usize| frame.plane_stride().get(i).copied().unwrap_or(0).max(0) as usize;
+        I420Picture {
+            width: frame.width(),
+            height: frame.height(),
+            planes: [plane(0), plane(1), plane(2)],
+            strides: [stride(0), stride(1), stride(2)],
+        }
+    }
 }

@@ -17,10 +17,12 @@ use gstreamer as gst;
 use gstreamer::glib;
 use gstreamer::prelude::*;
 
+mod avframe;
 mod encoder;
 mod imp;
 pub mod policy;
 
+pub use avframe::SharedPicture;
 pub use encoder::{EncodedPacket, EncoderSettings, I420Picture, Mpeg1Encoder, Mpeg1Error};
 
 glib::wrapper! {

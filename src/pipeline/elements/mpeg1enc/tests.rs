@@ -235,3 +235,46 @@ fn bad_input_is_an_error_not_a_panic() {
         Err(Mpeg1Error::Size(policy::SizeError::TooLarge { .. }))
     ));
 }
+
+/// A test picture that counts how many of it are alive (libavcodec holds shared ones).
+struct Counted(TestPicture, std::sync::Arc<()>);
+
+impl SharedPicture for Counted {
+    fn picture(&self) -> I420Picture<'_> {
+        self.0.picture()
+    }
+}
+
+#[test]
+fn shared_pictures_encode_like_copied_ones_and_are_released() {
+    for (w, h, max_width) in [(320, 240, 0), (321, 241, 0), (640, 360, 320)] {
+        let s = EncoderSettings { max_width, ..settings(10) };
+        let mut copied = Mpeg1Encoder::new(&s, w, h, (30, 1), (1, 1)).expect("open");
+        let mut shared = Mpeg1Encoder::new(&s, w, h, (30, 1), (1, 1)).expect("open");
+        let alive = std::sync::Arc::new(());
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        for n in 0..25 {
+            a.extend(copied.encode(&TestPicture::new(w, h, n).picture(), n as i64, n == 7).expect("encode"));
+            let owner = Counted(TestPicture::new(w, h, n), alive.clone());
+            b.extend(shared.encode_shared(owner, n as i64, n == 7).expect("encode shared"));
+            // libavcodec keeps at most the pictures it holds back (`delay`) and the one it is on.
+            assert!(std::sync::Arc::strong_count(&alive) <= 1 + 2, "pictures piling up at {n}");
+        }
+        a.extend(copied.flush().expect("flush"));
+        b.extend(shared.flush().expect("flush"));
+        assert_eq!(a, b, "{w}x{h} max_width {max_width}: same packets either way");
+        drop(shared);
+        assert_eq!(std::sync::Arc::strong_count(&alive), 1, "every shared picture released");
+    }
+}
+
+#[test]
+fn shared_pictures_with_short_planes_are_refused_and_released() {
+    let mut enc = Mpeg1Encoder::new(&settings(30), 320, 240, (30, 1), (1, 1)).expect("open");
+    let alive = std::sync::Arc::new(());
+    let mut pic = TestPicture::new(320, 240, 0);
+    pic.planes[2].truncate(10);
+    let err = enc.encode_shared(Counted(pic, alive.clone()), 0, false).expect_err("short plane");
+    assert!(matches!(err, Mpeg1Error::ShortPlane { plane: 2, .. }), "{err}");
+    assert_eq!(std::sync::Arc::strong_count(&alive), 1);
+}
