@@ -4,7 +4,8 @@
 //! Layout: `decode/<codec>.gst` (encoded frames in, raw out), `encode/<codec>.gst` (raw in,
 //! the internal frame format out: H.264 AVC/au, raw AAC, ...) for every codec, and
 //! `filter/scale.gst`, put between the two halves of a video conversion when the matrix cell
-//! sets `width`. File format: `#` comment lines; `# @param NAME DEFAULT description`
+//! sets `width` (unless the encode fragment declares `width` itself: then its encoder scales,
+//! e.g. igmpeg1enc with libswscale, far cheaper than `videoscale`). File format: `#` comment lines; `# @param NAME DEFAULT description`
 //! declarations; the other lines are the description (joined with spaces), where `{NAME}` is
 //! replaced by the matrix cell's value or the default. Names are `[a-z][a-z0-9_]*`, so caps
 //! lists like `{ I420, NV12 }` are left alone.
@@ -209,7 +210,8 @@ impl Pipelines {
         let decode = self.decode.get(&from).ok_or_else(|| missing("decode"))?;
         let encode = self.encode.get(&to).ok_or_else(|| missing("encode"))?;
         let mut parts = vec![decode.render(params)];
-        if to.kind() == TrackKind::Video && params.contains_key(SCALE_PARAM) {
+        let encoder_scales = encode.params.iter().any(|p| p.name == SCALE_PARAM);
+        if to.kind() == TrackKind::Video && params.contains_key(SCALE_PARAM) && !encoder_scales {
             parts.push(self.scale.render(params));
         }
         parts.push(encode.render(params));
@@ -394,8 +396,10 @@ mod tests {
         let p = Pipelines::load(&shipped()).expect("shipped pipelines load");
         let d = p.conversion(Codec::H264, Codec::Mpeg1, &params(&[("width", "320"), ("video_bitrate", "800")])).expect("video");
         assert!(d.starts_with("h264parse ! avdec_h264 max-threads=1 ! "), "{d}");
+        assert!(!d.contains("videoscale"), "igmpeg1enc scales itself: {d}");
+        assert!(d.contains("igmpeg1enc bitrate=800000 ") && d.contains(" max-width=320"), "{d}");
+        let d = p.conversion(Codec::Mpeg1, Codec::H264, &params(&[("width", "320")])).expect("video");
         assert!(d.contains("videoscale ! video/x-raw,width=320,"), "{d}");
-        assert!(d.contains("igmpeg1enc bitrate=800000 "), "{d}");
         let d = p.conversion(Codec::Opus, Codec::Aac, &params(&[("width", "320")])).expect("audio");
         assert!(!d.contains("videoscale"), "{d}");
         assert!(d.contains("igaacenc bitrate=128000"), "{d}");
