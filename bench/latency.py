@@ -13,8 +13,6 @@ Paths (source -> what the viewer gets):
   direct          RTMP source's own FLV over plain TCP, decoded without the gateway
   direct+h5conv   the same, through the gateway's own rtmp->h5 conversion pipelines (from its
                   plan API), run in the receiver: the conversion's codec delay without the gateway
-  direct+h5fast   the same video conversion with a one-thread decoder and no parser after the
-                  encoder (what the pipeline's own delay could be)
   direct+opus     direct, audio through the gateway's aac->opus pipeline: the codec reference for WHEP
   rtmp->httpflv, rtmp->rtmp           remux (copy)
   rtmp->whep      video copied, AAC->Opus
@@ -216,12 +214,10 @@ def scenario(tmp, seconds, sessions, late_audio_s=5.0):
     h5 = conversion_pipelines(http, "rtmp", "h5")
     web = conversion_pipelines(http, "rtmp", "webrtc")
     back = conversion_pipelines(http, "h5", "rtmp")
-    fast_video = h5["video"].replace("avdec_h264", "avdec_h264 max-threads=1").replace(" ! mpegvideoparse", "")
     paths = [
         ("direct", f"tcp+flv://127.0.0.1:{direct}", []),
         ("direct+h5conv", f"tcp+flv://127.0.0.1:{direct}",
          ["--convert-video", h5["video"] + " ! avdec_mpeg2video max-threads=1", "--convert-audio", h5["audio"] + " ! avdec_mp2float"]),
-        ("direct+h5fast", f"tcp+flv://127.0.0.1:{direct}", ["--convert-video", fast_video + " ! avdec_mpeg2video max-threads=1"]),
         ("direct+opus", f"tcp+flv://127.0.0.1:{direct}", ["--convert-audio", web["audio"] + " ! opusdec"]),
         ("rtmp->httpflv", f"http://{http}/live/lat.flv", []),
         ("rtmp->rtmp", f"rtmp://{rtmp}/live/lat", []),
@@ -262,7 +258,7 @@ def added(result):
             "rtmp->whep": ("direct", "direct+opus"), "rtmp->h5": ("direct+h5conv", "direct+h5conv"),
             "whip->rtmp": ("direct", None), "whip->whep": ("direct", None), "h5->rtmp": ("direct-ts+conv", "direct-ts+conv"),
             "direct-ts+conv": ("direct-ts", "direct-ts"),
-            "direct+h5conv": ("direct", "direct"), "direct+h5fast": ("direct", None), "direct+opus": (None, "direct")}
+            "direct+h5conv": ("direct", "direct"), "direct+opus": (None, "direct")}
     out = {}
     for name, (vref, aref) in refs.items():
         p = by.get(name)

@@ -136,7 +136,7 @@ def section_latency(results):
     rows = ["| path | what converts | pictures decoded (code read) | picture latency p50 / p95 (ms) | added p50 / p95 (ms) over | sound latency p50 / p95 (ms) | sound added p50 / p95 over |",
             "|---|---|---|---|---|---|---|"]
     what = {"direct": "nothing (no gateway)", "direct+h5conv": "the gateway's H.264→MPEG-1 and AAC→MP2 pipelines, no gateway",
-            "direct+h5fast": "H.264→MPEG-1, decoder on 1 thread, no parser after the encoder", "direct+opus": "the gateway's AAC→Opus pipeline, no gateway",
+            "direct+opus": "the gateway's AAC→Opus pipeline, no gateway",
             "rtmp->httpflv": "nothing", "rtmp->rtmp": "nothing", "rtmp->whep": "AAC→Opus (video copied)", "rtmp->h5": "H.264→MPEG-1, AAC→MP2",
             "whip->rtmp": "Opus→AAC (video copied)", "whip->whep": "nothing", "h5->rtmp": "MPEG-1→H.264, MP2→AAC", "direct-ts": "nothing (H5 source, no gateway)",
             "mini-late": "nothing (sound starts late)"}

@@ -38,12 +38,12 @@ import udp
 import webrtc
 
 SETTINGS = {
-    "full": {"seconds": 15, "clip_seconds": 10, "remux_n": [2, 8], "udp_n": 4, "whip_whep_n": 3,
+    "full": {"seconds": 15, "clip_seconds": 10, "floor_seconds": 40, "remux_n": [2, 8], "udp_n": 4, "whip_whep_n": 3,
              "fan_flv": [100, 500], "fan_rtmp": [100, 500], "fan_h5": 200, "fan_whep": [1, 5],
              "webrtc_n": [1, 4], "bare_audio_seconds": 120, "aac_opus_n": 4, "h5_n": 2, "h5_720_n": 1,
              "mpeg1_n": 2, "capacity": {"seconds": 10, "max": 16}, "latency_seconds": 150, "sessions": 5,
              "late_audio_s": 5, "workers": 1},
-    "quick": {"seconds": 3, "clip_seconds": 4, "remux_n": [1], "udp_n": 1, "whip_whep_n": 1,
+    "quick": {"seconds": 3, "clip_seconds": 4, "floor_seconds": 4, "remux_n": [1], "udp_n": 1, "whip_whep_n": 1,
               "fan_flv": [20], "fan_rtmp": [20], "fan_h5": 5, "fan_whep": [1],
               "webrtc_n": [1], "bare_audio_seconds": 10, "aac_opus_n": 1, "h5_n": 1, "h5_720_n": 1,
               "mpeg1_n": 1, "capacity": None, "latency_seconds": 30, "sessions": 1,
@@ -54,7 +54,7 @@ SETTINGS = {
 class Clips:
     """The media files the sources loop, made once per run."""
 
-    def __init__(self, seconds):
+    def __init__(self, seconds, floor_seconds):
         d = b.tmpdir()
         self.seconds = seconds
         self.h264 = b.make_clip(d, seconds=seconds)
@@ -63,6 +63,13 @@ class Clips:
         self.mpeg1 = bridges.make_mpeg1_clip(d, seconds)
         self.udp_aac = udp.make_clip(d, seconds=seconds, audio="aac")
         self.opus = webrtc.make_opus(d, 10)
+        # The codec floors run on longer clips, so a process's start-up is a small share.
+        self.floor_seconds = floor_seconds
+        fd = d / "floor"
+        fd.mkdir()
+        self.floor_h264 = b.make_clip(fd, seconds=floor_seconds)
+        self.floor_h264_720 = b.make_clip(fd, size="1280x720", seconds=floor_seconds)
+        self.floor_mpeg1 = bridges.make_mpeg1_clip(fd, floor_seconds)
         self.dir = d
 
 
@@ -114,7 +121,7 @@ def step_audio_aac_opus(c, s):
 
 
 def step_video_h5(c, s):
-    return {"bare_360": h5.scenario_bare(c.h264, c.seconds),
+    return {"bare_360": h5.scenario_bare(c.floor_h264, c.floor_seconds),
             "h5_360": h5.scenario_compare(b.tmpdir(), c.h264, s["h5_n"], s["seconds"] + 3)}
 
 
@@ -129,7 +136,7 @@ def step_video_mpeg1(c, s):
 
 
 def step_floors(c, s):
-    return bridges.scenario_floors(b.tmpdir(), c.h264_720, c.mpeg1, c.seconds, s["bare_audio_seconds"])
+    return bridges.scenario_floors(b.tmpdir(), c.floor_h264_720, c.floor_mpeg1, c.floor_seconds, s["bare_audio_seconds"])
 
 
 def step_capacity(c, s):
@@ -208,7 +215,7 @@ def main():
     started = time.time()
     subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "interop-gateway", "--example", "flv_readers",
                     "--example", "whip_load", "--example", "h5_bench", "--example", "avprobe"], cwd=b.ROOT, check=True)
-    clips = Clips(settings["clip_seconds"])
+    clips = Clips(settings["clip_seconds"], settings["floor_seconds"])
     # The latency run goes first (in --full it has the machine to itself).
     with concurrent.futures.ThreadPoolExecutor(max_workers=settings["workers"]) as pool:
         done = dict(pool.map(lambda n: run_step(n, STEPS[n], clips, settings), names))

@@ -254,14 +254,12 @@ def latency_targets(results, rows):
         notes.append(f"WHEP A/V: the AAC→Opus sound reaches a WHEP viewer {wa['added_end_ms']:+.0f} ms off its picture (after the "
                      "viewer's RTCP lip-sync): the converted sound's timestamps are not put back on the source's timeline exactly.")
     conv_delay = by.get("direct+h5conv", {}).get("video", {}).get("p50")
-    fast = by.get("direct+h5fast", {}).get("video", {}).get("p50")
     base = by.get("direct", {}).get("video", {}).get("p50")
     if conv_delay and base is not None and conv_delay - base > 2 * FRAME_MS:
         notes.append(f"H.264→MPEG-1 codec delay: the gateway's pipeline holds a picture {conv_delay - base:.0f} ms (about "
-                     f"{(conv_delay - base) / FRAME_MS:.0f} frames) even without the gateway around it; with the decoder on one "
-                     f"thread (no frame threading) and no `mpegvideoparse` after the encoder (which waits for the next picture's "
-                     f"start code) it is {fast - base:.0f} ms" + (" (`direct+h5fast`)." if fast else ".") +
-                     " The two frames left are the MPEG-1 encoder and the viewer's MPEG-1 decoder together (not told apart here).")
+                     f"{(conv_delay - base) / FRAME_MS:.0f} frames) even without the gateway around it (`direct+h5conv`): "
+                     "the MPEG-1 encoder keeps one picture (libavcodec's `delay`, MPEG-1 has no low-delay mode) and the "
+                     "viewer's MPEG-1 decoder another (not told apart here).")
     wf = ff.get("rtmp->whep", {})
     if wf.get("p95") and wf["p95"] >= 300:
         conn = [s["connected_ms"] for s in wf["sessions"] if s.get("connected_ms") is not None]
