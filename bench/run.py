@@ -38,10 +38,10 @@ import udp
 import webrtc
 
 SETTINGS = {
-    "full": {"seconds": 15, "clip_seconds": 10, "floor_seconds": 40, "remux_n": [2, 8], "udp_n": 4, "whip_whep_n": 3,
+    "full": {"seconds": 15, "clip_seconds": 10, "floor_seconds": 40, "remux_n": [2, 8, 40], "udp_n": 4, "whip_whep_n": 3,
              "fan_flv": [100, 500], "fan_rtmp": [100, 500], "fan_h5": 200, "fan_whep": [1, 5],
              "webrtc_n": [1, 4], "bare_audio_seconds": 120, "aac_opus_n": 4, "h5_n": 2, "h5_720_n": 1,
-             "mpeg1_n": 2, "capacity": {"seconds": 10, "max": 16}, "latency_seconds": 150, "sessions": 5,
+             "mpeg1_n": 2, "capacity": {"seconds": 10, "max": 64}, "latency_seconds": 150, "sessions": 5,
              "late_audio_s": 5, "workers": 1},
     "quick": {"seconds": 3, "clip_seconds": 4, "floor_seconds": 4, "remux_n": [1], "udp_n": 1, "whip_whep_n": 1,
               "fan_flv": [20], "fan_rtmp": [20], "fan_h5": 5, "fan_whep": [1],
@@ -141,7 +141,13 @@ def step_floors(c, s):
 
 def step_capacity(c, s):
     cap = s["capacity"]
-    return h5.scenario_capacity(b.tmpdir(), c.h264, cap["seconds"], cap["max"]) if cap else None
+    if not cap:
+        return None
+    # Start near what the CPU per stream measured alone on one thread predicts for 2 cores
+    # (the sweep then steps by 4 either way).
+    bare = h5.scenario_bare(c.h264, c.seconds)
+    guess = {"gateway": int(1.7 / bare["gstreamer_cores_per_stream"]), "ffmpeg": int(1.7 / bare["ffmpeg_cores_per_stream"])}
+    return h5.scenario_capacity(b.tmpdir(), c.h264, cap["seconds"], cap["max"], start=guess)
 
 
 def step_latency(c, s):

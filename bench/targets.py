@@ -36,7 +36,8 @@ def _pct(x, d=1):
 
 
 def remux_rows(results):
-    """(name, N, cpu ratio ffmpeg/gateway, pss ratio total, pss ratio above idle) at each scenario's largest N."""
+    """(name, N, cpu ratio ffmpeg/gateway, pss ratio total, pss ratio above idle, gateway measure,
+    ffmpeg measure) at each scenario's largest N."""
     best = {}
     for r in _res(results, "remux") or []:
         if r["bridges"] >= best.get(r["scenario"], {"bridges": -1})["bridges"]:
@@ -46,13 +47,13 @@ def remux_rows(results):
         g, f = r["measure"]["gateway"], r["measure"]["ffmpeg"]
         above = max(g["pss_kib"] - r["idle"]["pss_kib"], 1)
         out.append((f"RTMP→{'RTMP push' if name == 'push' else 'HTTP-FLV'}", r["bridges"], ratio(g["cpu_cores"], f["cpu_cores"]),
-                    ratio(g["pss_kib"], f["pss_kib"]), ratio(above, f["pss_kib"])))
+                    ratio(g["pss_kib"], f["pss_kib"]), ratio(above, f["pss_kib"]), g, f))
     u = _res(results, "udp")
     if u:
         g, f = u["measure"]["gateway"], u["measure"]["ffmpeg"]
         above = max(g["pss_kib"] - u["idle"]["pss_kib"], 1)
         out.append(("UDP→RTMP push", u["streams"], ratio(g["cpu_cores"], f["cpu_cores"]), ratio(g["pss_kib"], f["pss_kib"]),
-                    ratio(above, f["pss_kib"])))
+                    ratio(above, f["pss_kib"]), g, f))
     return out
 
 
@@ -137,7 +138,15 @@ def evaluate(results):
                          "shown as its idle PSS) weighs on a handful of bridges; per bridge above idle it is far below one ffmpeg "
                          "(see the 'above idle' ratios), so the ratio of totals grows with N.")
         if not cpu_ok:
-            notes.append("Remux CPU: at these few bridges the gateway's fixed per-process cost is a large share; see the per-bridge columns.")
+            split = [f"{x[0]} N={x[1]}: kernel {100 * x[5]['system_cores'] / x[1]:.2f}% vs {100 * x[6]['system_cores'] / x[1]:.2f}%, "
+                     f"user {100 * x[5]['user_cores'] / x[1]:.2f}% vs {100 * x[6]['user_cores'] / x[1]:.2f}% "
+                     f"(ffmpeg {ratio(x[5]['user_cores'], x[6]['user_cores']):.1f}× ours)"
+                     for x in rr if "system_cores" in x[5] and "system_cores" in x[6]]
+            notes.append("Remux CPU, per bridge, gateway vs ffmpeg: " + "; ".join(split) + ". A remux bridge moves bytes "
+                         "from one socket to another; on loopback the kernel's TCP work for every byte sent (both ends of "
+                         "the connection, run in the sender's system call) is charged to the bridge, the same on both "
+                         "sides, and it is about half of ffmpeg's whole cost. With that share fixed, ⅓ of ffmpeg's CPU "
+                         "cannot be reached by user-space work alone; where the user-space part is compared, see the ratio.")
     crow, checks = conversion_rows(results)
     over = [c for c in checks if c[1] is not None]
     if over:
