@@ -232,6 +232,145 @@ async fn rtmp_h264_aac_plays_as_mpeg1_mp2_over_websocket() -> anyhow::Result<()>
     Ok(())
 }
 
+/// ffmpeg arguments publishing H.264 + AAC by RTMP with sound and picture marked together: at
+/// every whole second a white picture of 1 to 4 frames on black and a 1 kHz beep of 60 to 180 ms
+/// on silence, both lengths telling the second modulo 4. GOP 2 s (60 frames), as the
+/// benchmark's sources.
+fn marked_source(url: &str) -> Vec<String> {
+    let video = "color=c=black:s=640x360:r=30,drawbox=x=0:y=0:w=iw:h=ih:color=white:t=fill:\
+        enable='lt(mod(t,1),(0.5+mod(floor(t),4))/30)'";
+    let audio = "sine=frequency=1000:sample_rate=44100,volume=volume=0:\
+        enable='gte(mod(t,1),0.06+0.04*mod(floor(t),4))'";
+    let mut args: Vec<String> = ["-hide_banner", "-nostdin", "-loglevel", "warning"].map(String::from).to_vec();
+    for input in [video, audio] {
+        args.extend(["-re", "-f", "lavfi", "-i", input].map(String::from));
+    }
+    args.extend(
+        [
+            "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-pix_fmt", "yuv420p", "-g", "60",
+            "-keyint_min", "60", "-sc_threshold", "0", "-c:a", "aac", "-b:a", "64k", "-f", "flv",
+        ]
+        .map(String::from),
+    );
+    args.push(url.to_string());
+    args
+}
+
+/// One mark of [`marked_source`] found in a capture: where it starts (PTS, seconds) and the
+/// second modulo 4 its length tells.
+#[derive(Debug, Clone, Copy)]
+struct Mark {
+    at: f64,
+    second: i64,
+}
+
+/// The flashes and beeps of a TS file on its own timestamps (`-copyts`: blackdetect and
+/// silencedetect report PTS): (flashes, beeps). Marks cut by the start or end of the file are
+/// left out.
+fn marks(path: &Path) -> anyhow::Result<(Vec<Mark>, Vec<Mark>)> {
+    let out = Command::new("ffmpeg")
+        .args(["-hide_banner", "-nostdin", "-nostats", "-copyts", "-i"])
+        .arg(path)
+        .args(["-vf", "blackdetect=d=0.3:pix_th=0.2", "-af", "silencedetect=n=-30dB:d=0.3", "-f", "null", "-"])
+        .output()
+        .context("run ffmpeg")?;
+    ensure!(out.status.success(), "ffmpeg failed: {}", String::from_utf8_lossy(&out.stderr));
+    let log = String::from_utf8_lossy(&out.stderr);
+    let value = |line: &str, key: &str| -> Option<f64> {
+        let rest = &line[line.find(key)? + key.len()..];
+        rest.trim_start().split(|c: char| c.is_whitespace() || c == '|').next()?.parse().ok()
+    };
+    // A mark runs from the end of one black (silent) stretch to the start of the next.
+    let spans = |start_key: &str, end_key: &str| -> Vec<(f64, f64)> {
+        let mut quiet_end: Option<f64> = None;
+        let mut spans = Vec::new();
+        for line in log.lines() {
+            if let Some(start) = value(line, start_key) {
+                if let Some(from) = quiet_end.take() {
+                    spans.push((from, start - from));
+                }
+            }
+            if let Some(end) = value(line, end_key) {
+                quiet_end = Some(end);
+            }
+        }
+        spans
+    };
+    let flashes = spans("black_start:", "black_end:")
+        .into_iter()
+        .map(|(at, len)| Mark { at, second: ((len * 30.0).round() as i64 - 1).rem_euclid(4) })
+        .collect();
+    let beeps = spans("silence_start:", "silence_end:")
+        .into_iter()
+        .map(|(at, len)| Mark { at, second: (((len - 0.06) / 0.04).round() as i64).rem_euclid(4) })
+        .collect();
+    Ok((flashes, beeps))
+}
+
+/// The bench's `latency` A/V row rtmp->h5 read +2 s: the first viewer of the H5 conversions got
+/// every second of the audio cache (up to 10 s) converted before the first converted picture
+/// (from the cached GOP), so the TS began with seconds of MP2 ahead of the first MPEG-1 picture
+/// and its PCR. GStreamer 1.22's tsdemux, fed bytes as a WebSocket client feeds it, gives every
+/// buffer no timestamp after about half a second of PES ahead of the first PCR, and its parsers
+/// then count each track from its own first frame: 2 s apart. (The PTS themselves agreed.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h5_sound_and_picture_start_together_and_keep_the_sources_alignment() -> anyhow::Result<()> {
+    let gw = Gateway::start();
+    let _ffmpeg = Ffmpeg::run(marked_source(&gw.rtmp_url("/live/av")), "ffmpeg marked source");
+    gw.api().wait_live("av", LIVE).await?;
+    // More audio cached than the GOP, and the GOP no longer fresh, when the first viewer comes.
+    tokio::time::sleep(Duration::from_millis(3300)).await;
+    let cap = capture(&ws_url(&gw, "/h5/av"), Duration::from_secs(6)).await?;
+    check_packets(&cap)?;
+    let dir = TempDir::new("h5-av");
+    let file = write_file(&dir, "av.ts", &cap.bytes());
+    let probe = TsProbe::read(&file)?;
+    let video = probe.stream("video")?["index"].as_u64().unwrap_or(0);
+    let audio = probe.stream("audio")?["index"].as_u64().unwrap_or(1);
+
+    // Sound starts with the picture: no audio ahead of the first picture, in time or in the TS.
+    let pts = |index: u64| probe.packets_of(index).into_iter().map(|p| p.0).collect::<Vec<f64>>();
+    let (video_pts, audio_pts) = (pts(video), pts(audio));
+    let (first_video, first_audio) = (video_pts.first().copied(), audio_pts.first().copied());
+    let (Some(first_video), Some(first_audio)) = (first_video, first_audio) else {
+        bail!("video and audio expected: {} video, {} audio packets", video_pts.len(), audio_pts.len());
+    };
+    eprintln!("first video PTS {first_video:.3}, first audio PTS {first_audio:.3}");
+    assert!(
+        (first_audio - first_video).abs() < 0.1,
+        "first audio PTS {first_audio:.3} s, first video PTS {first_video:.3} s: they should start together"
+    );
+    // On the wire (one PES per message; ffprobe's packet order is not it, its demuxer holds a
+    // video PES until the next one starts).
+    let pid = |m: &Vec<u8>| m.chunks(188).find(|p| p[1] & 0x40 != 0).map(|p| u16::from_be_bytes([p[1] & 0x1F, p[2]]));
+    let pids: Vec<u16> = cap.messages.iter().filter_map(pid).filter(|p| !matches!(p, 0 | 0x1000)).collect();
+    let (video_pid, audio_pid) = (0x100, 0x101);
+    ensure!(pids.contains(&video_pid) && pids.contains(&audio_pid), "PIDs on the wire: {:?}", &pids[..pids.len().min(20)]);
+    let ahead = pids.iter().take_while(|&&p| p != video_pid).filter(|&&p| p == audio_pid).count();
+    let ahead_span = audio_pts.get(ahead.saturating_sub(1)).map_or(0.0, |last| last - first_audio);
+    assert!(ahead_span < 0.3, "{ahead} audio frames ({ahead_span:.3} s) sent before the first picture");
+
+    // And each beep is stamped with the flash of its second, as the source sent them.
+    let (flashes, beeps) = marks(&file)?;
+    eprintln!("flashes {flashes:?}\nbeeps {beeps:?}");
+    let offsets: Vec<f64> = beeps
+        .iter()
+        .filter_map(|b| {
+            let flash = flashes.iter().filter(|f| f.second == b.second).min_by(|x, y| {
+                (x.at - b.at).abs().total_cmp(&(y.at - b.at).abs())
+            })?;
+            ((flash.at - b.at).abs() < 2.0).then_some(b.at - flash.at)
+        })
+        .collect();
+    eprintln!("beep - flash (s): {offsets:?}");
+    ensure!(offsets.len() >= 3, "too few flash/beep pairs: flashes {flashes:?}, beeps {beeps:?}");
+    assert!(
+        offsets.iter().all(|d| d.abs() < 0.1),
+        "beep PTS - flash PTS of the same second should be near 0 (the source sends them together): {offsets:?}"
+    );
+    Ok(())
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn posted_mpeg1_mp2_plays_as_h264_aac_by_rtmp_and_http_flv_and_as_is_over_websocket() -> anyhow::Result<()> {
     let gw = Gateway::start();

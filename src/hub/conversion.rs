@@ -12,7 +12,7 @@ use tracing::Instrument;
 
 use super::track::{CacheLimits, TrackOutput};
 use crate::matrix::Reason;
-use crate::media::{Codec, TrackInfo, TrackKind};
+use crate::media::{Codec, TrackInfo, TrackKind, Ts};
 use crate::pipeline::{KeyframeRequester, TranscodeError, TranscodeSink, Transcoder};
 
 /// Bytes an input may queue ahead of a conversion before the feeder skips to a keyframe.
@@ -43,13 +43,16 @@ pub struct Conversion {
 }
 
 impl Conversion {
-    /// Starts the pipeline and the task that feeds it from `source`.
+    /// Starts the pipeline and the task that feeds it from `source`: the source's cached
+    /// frames from `start` on (all of them without), then live.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn start(
         key: ConversionKey,
         reason: Reason,
         description: String,
         source: Arc<TrackOutput>,
         source_info: Arc<TrackInfo>,
+        start: Option<Ts>,
         limits: CacheLimits,
         stream: &str,
     ) -> Result<Arc<Conversion>, TranscodeError> {
@@ -91,7 +94,7 @@ impl Conversion {
         });
         let span = tracing::info_span!("conversion", stream, track = %conversion.key.track,
             from = %conversion.key.from, to = %conversion.key.to);
-        tokio::spawn(feed(conversion.clone(), source, transcoder).instrument(span));
+        tokio::spawn(feed(conversion.clone(), source, start, transcoder).instrument(span));
         Ok(conversion)
     }
 
@@ -126,7 +129,7 @@ impl Conversion {
 }
 
 /// Moves frames from the source track into the pipeline until stopped or the source ends.
-async fn feed(conversion: Arc<Conversion>, source: Arc<TrackOutput>, mut transcoder: Transcoder) {
+async fn feed(conversion: Arc<Conversion>, source: Arc<TrackOutput>, start: Option<Ts>, mut transcoder: Transcoder) {
     tracing::info!(description = %conversion.description, "conversion started");
     let Some(join) = source.join() else {
         conversion.stop();
@@ -134,7 +137,7 @@ async fn feed(conversion: Arc<Conversion>, source: Arc<TrackOutput>, mut transco
     };
     let mut receiver = join.receiver;
     let mut skipping = false;
-    for frame in join.backlog {
+    for frame in join.backlog.into_iter().filter(|f| start.is_none_or(|s| f.dts >= s)) {
         if transcoder.push(&frame).is_err() {
             break;
         }

@@ -300,12 +300,19 @@ impl Hub {
         };
         let source_info = stream.source(track).info().ok_or_else(|| fail("the source track has no media yet".into()))?;
         let description = self.pipelines().conversion(from, to, params).map_err(|e| fail(e.to_string()))?;
+        // Converted audio starts where the stream's cached GOP does, as the video of every
+        // consumer does, not seconds earlier (the audio cache holds `audio_window`).
+        let start = match track {
+            TrackKind::Audio => stream.source(TrackKind::Video).gop_start(),
+            TrackKind::Video => None,
+        };
         let conversion = Conversion::start(
             key.clone(),
             reason,
             description,
             stream.source(track).clone(),
             source_info,
+            start,
             self.inner.config.limits,
             stream.key.as_str(),
         )

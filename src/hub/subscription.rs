@@ -1,16 +1,28 @@
 //! The consumer side: one consumer's view of a stream, merging its video and audio outputs
 //! (copied or converted), starting at the cached GOP, skipping to the next keyframe when it
 //! falls behind and ending when it falls behind too often.
+//!
+//! Sound and picture start together: a consumer with video gets no audio from before its first
+//! video frame. When that frame is not cached (a conversion that has just started, whose
+//! output comes live: typically its audio well before its video, which has a GOP to decode and
+//! encode first), audio that comes first is held until the picture does, for at most
+//! [`FIRST_PICTURE_WAIT`].
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::time::Duration;
 
 use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::time::Instant;
 
 use super::lease::ConsumerLease;
 use super::track::TrackJoin;
-use crate::media::{Frame, TrackInfo, TrackKind};
+use crate::media::{Frame, TrackInfo, TrackKind, Ts};
 use crate::matrix::Plan;
+
+/// How long audio that comes before a consumer's first video frame is held for it; after that
+/// the audio goes out alone (as it would without video).
+pub const FIRST_PICTURE_WAIT: Duration = Duration::from_secs(3);
 
 /// Why a subscription ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -26,6 +38,16 @@ struct Track {
     open: bool,
 }
 
+/// Where the consumer's media starts (see the module doc).
+enum Start {
+    /// No video frame yet: audio is held (until the wait's deadline, set by the first one).
+    AwaitingPicture { held: VecDeque<Arc<Frame>>, until: Option<Instant> },
+    /// The picture starts at this dts: audio from before it is dropped.
+    PictureAt(Ts),
+    /// No alignment: no video, or the wait for it ran out.
+    Free,
+}
+
 pub struct Subscription {
     plan: Plan,
     video_info: Option<Arc<TrackInfo>>,
@@ -34,6 +56,8 @@ pub struct Subscription {
     video: Option<Track>,
     audio: Option<Track>,
     skipping: bool,
+    start: Start,
+    first_picture_wait: Duration,
     lag_events: u32,
     max_lag_events: u32,
     ended: Option<EndReason>,
@@ -63,6 +87,11 @@ impl Subscription {
         backlog.sort_by_key(|f| f.dts);
         let (video_info, video) = video.map_or((None, None), |(i, t)| (i, Some(t)));
         let (audio_info, audio) = audio.map_or((None, None), |(i, t)| (i, Some(t)));
+        let start = match video_start {
+            Some(at) => Start::PictureAt(at),
+            None if has_video => Start::AwaitingPicture { held: VecDeque::new(), until: None },
+            None => Start::Free,
+        };
         Subscription {
             plan,
             video_info,
@@ -71,6 +100,8 @@ impl Subscription {
             video,
             audio,
             skipping: false,
+            start,
+            first_picture_wait: FIRST_PICTURE_WAIT,
             lag_events: 0,
             max_lag_events,
             ended: None,
@@ -118,30 +149,45 @@ impl Subscription {
         self.lease.add_bytes_out(n);
     }
 
-    /// The next frame for this consumer, in arrival order; None when the stream ended or the
-    /// consumer is dropped for being too slow (see [`Subscription::end_reason`]).
+    /// The next frame for this consumer, in arrival order (but no audio from before its first
+    /// video frame: see the module doc); None when the stream ended or the consumer is dropped
+    /// for being too slow (see [`Subscription::end_reason`]).
     pub async fn next(&mut self) -> Option<Arc<Frame>> {
-        if let Some(frame) = self.backlog.pop_front() {
-            return Some(frame);
-        }
         loop {
+            if let Some(frame) = self.backlog.pop_front() {
+                return Some(frame);
+            }
             if self.ended.is_some() {
                 return None;
             }
             let video_open = self.video.as_ref().is_some_and(|t| t.open);
             let audio_open = self.audio.as_ref().is_some_and(|t| t.open);
+            if !video_open && matches!(self.start, Start::AwaitingPicture { .. }) {
+                // No picture is coming: what was held goes out.
+                self.stop_waiting();
+                continue;
+            }
             if !video_open && !audio_open {
                 self.ended = Some(EndReason::StreamEnded);
                 return None;
             }
+            let deadline = match &self.start {
+                Start::AwaitingPicture { until: Some(until), .. } => Some(*until),
+                _ => None,
+            };
             // When the stream ends its outputs close, and both receivers see `Closed`.
             let (kind, result) = tokio::select! {
                 r = recv(&mut self.video), if video_open => (TrackKind::Video, r),
                 r = recv(&mut self.audio), if audio_open => (TrackKind::Audio, r),
+                _ = sleep_until(deadline), if deadline.is_some() => {
+                    tracing::debug!(wait = ?self.first_picture_wait, "no picture in time; audio goes out alone");
+                    self.stop_waiting();
+                    continue;
+                }
             };
             match result {
                 Ok(frame) => {
-                    if let Some(frame) = self.admit(frame) {
+                    if let Some(frame) = self.admit(frame).and_then(|f| self.align(f)) {
                         return Some(frame);
                     }
                 }
@@ -177,11 +223,173 @@ impl Subscription {
         }
         None
     }
+
+    /// Starts sound with the picture: holds audio until the first video frame, then lets
+    /// through only audio from that frame's dts on.
+    fn align(&mut self, frame: Arc<Frame>) -> Option<Arc<Frame>> {
+        let wait = self.first_picture_wait;
+        match (&mut self.start, frame.kind()) {
+            (Start::Free, _) => Some(frame),
+            (Start::PictureAt(at), TrackKind::Audio) => (frame.dts >= *at).then_some(frame),
+            (Start::PictureAt(_), TrackKind::Video) => Some(frame),
+            (Start::AwaitingPicture { held, until }, TrackKind::Audio) => {
+                until.get_or_insert_with(|| Instant::now() + wait);
+                held.push_back(frame);
+                None
+            }
+            (Start::AwaitingPicture { held, .. }, TrackKind::Video) => {
+                let at = frame.dts;
+                let held = std::mem::take(held);
+                let dropped = held.iter().filter(|f| f.dts < at).count();
+                if dropped > 0 {
+                    tracing::debug!(dropped, "audio from before the first picture dropped");
+                }
+                self.backlog.extend(held.into_iter().filter(|f| f.dts >= at));
+                self.start = Start::PictureAt(at);
+                Some(frame)
+            }
+        }
+    }
+
+    /// Gives up waiting for the picture: held audio goes out, and audio is not aligned.
+    fn stop_waiting(&mut self) {
+        if let Start::AwaitingPicture { held, .. } = std::mem::replace(&mut self.start, Start::Free) {
+            self.backlog.extend(held);
+        }
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn recv(track: &mut Option<Track>) -> Result<Arc<Frame>, RecvError> {
     match track {
         Some(t) => t.receiver.recv().await,
         None => std::future::pending().await,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::AtomicU64;
+    use std::time::SystemTime;
+
+    use bytes::Bytes;
+
+    use super::*;
+    use crate::hub::stream::{ConsumerMeta, PublisherMeta, Stream};
+    use crate::hub::track::{CacheLimits, TrackOutput};
+    use crate::hub::{Metrics, SessionId};
+    use crate::matrix::Leg;
+    use crate::media::{AudioInfo, Codec, Protocol, VideoInfo};
+
+    fn infos() -> (Arc<TrackInfo>, Arc<TrackInfo>) {
+        let v = TrackInfo::Video(VideoInfo { codec: Codec::Mpeg1, width: 2, height: 2, fps: None, config: None, bframes: false });
+        let a = TrackInfo::Audio(AudioInfo { codec: Codec::Mp2, sample_rate: 44_100, channels: 1, config: None });
+        (Arc::new(v), Arc::new(a))
+    }
+
+    fn frame(info: &Arc<TrackInfo>, ms: i64, key: bool) -> Arc<Frame> {
+        Arc::new(Frame::new(info.clone(), Ts::from_millis(ms), Ts::from_millis(ms), key, Bytes::from_static(b"x")))
+    }
+
+    /// A subscription to two fresh outputs (nothing cached: a conversion that just started).
+    fn subscribe(video: &TrackOutput, audio: &TrackOutput) -> Subscription {
+        let publisher = PublisherMeta {
+            id: SessionId::next(),
+            protocol: Protocol::Rtmp,
+            transport: "rtmp".into(),
+            remote: None,
+            started: SystemTime::now(),
+        };
+        let stream = Arc::new(Stream::new("k".parse().unwrap(), publisher, CacheLimits::default()));
+        let meta = Arc::new(ConsumerMeta {
+            id: SessionId::next(),
+            protocol: Protocol::H5,
+            transport: "ws".into(),
+            remote: None,
+            started: SystemTime::now(),
+            bytes_out: AtomicU64::new(0),
+        });
+        let lease = ConsumerLease {
+            stream,
+            meta,
+            conversions: Vec::new(),
+            grace: Duration::ZERO,
+            metrics: Arc::new(Metrics::default()),
+        };
+        let leg = |from, to| Leg::Convert { from, to, reason: crate::matrix::Reason::Rule };
+        let plan = Plan {
+            from: Protocol::Rtmp,
+            to: Protocol::H5,
+            video: Some(leg(Codec::H264, Codec::Mpeg1)),
+            audio: Some(leg(Codec::Aac, Codec::Mp2)),
+        };
+        Subscription::new(plan, video.join(), audio.join(), 5, lease)
+    }
+
+    async fn next_ms(sub: &mut Subscription) -> (TrackKind, i64) {
+        let f = tokio::time::timeout(Duration::from_secs(5), sub.next()).await.expect("a frame in time").expect("a frame");
+        (f.kind(), f.dts.as_millis())
+    }
+
+    #[tokio::test]
+    async fn audio_before_the_first_picture_waits_for_it_and_older_audio_is_dropped() {
+        let (v, a) = infos();
+        let (video, audio) = (TrackOutput::new(TrackKind::Video, CacheLimits::default()), TrackOutput::new(TrackKind::Audio, CacheLimits::default()));
+        let mut sub = subscribe(&video, &audio);
+        // A fresh audio conversion's output comes first, from before the picture's start.
+        for ms in [1000, 1026, 1052, 3000, 3026] {
+            audio.push(frame(&a, ms, true));
+        }
+        video.push(frame(&v, 3000, true));
+        let mut got = Vec::new();
+        for _ in 0..3 {
+            got.push(next_ms(&mut sub).await);
+        }
+        video.push(frame(&v, 3033, false));
+        got.push(next_ms(&mut sub).await);
+        audio.push(frame(&a, 3052, true));
+        got.push(next_ms(&mut sub).await);
+        use TrackKind::{Audio as A, Video as V};
+        assert_eq!(got, [(V, 3000), (A, 3000), (A, 3026), (V, 3033), (A, 3052)]);
+        // Later audio from before the picture's start (a late copy) is dropped too.
+        audio.push(frame(&a, 2990, true));
+        audio.push(frame(&a, 3078, true));
+        assert_eq!(next_ms(&mut sub).await, (A, 3078));
+    }
+
+    #[tokio::test]
+    async fn without_a_picture_audio_goes_out_alone_after_the_wait() {
+        let (v, a) = infos();
+        let (video, audio) = (TrackOutput::new(TrackKind::Video, CacheLimits::default()), TrackOutput::new(TrackKind::Audio, CacheLimits::default()));
+        let mut sub = subscribe(&video, &audio);
+        sub.first_picture_wait = Duration::from_millis(50);
+        audio.push(frame(&a, 1000, true));
+        audio.push(frame(&a, 1026, true));
+        assert_eq!(next_ms(&mut sub).await, (TrackKind::Audio, 1000));
+        assert_eq!(next_ms(&mut sub).await, (TrackKind::Audio, 1026));
+        // A picture that comes late does not hold back or drop audio any more.
+        video.push(frame(&v, 2000, true));
+        assert_eq!(next_ms(&mut sub).await, (TrackKind::Video, 2000));
+        audio.push(frame(&a, 1052, true));
+        assert_eq!(next_ms(&mut sub).await, (TrackKind::Audio, 1052));
+    }
+
+    #[tokio::test]
+    async fn held_audio_goes_out_when_the_video_ends() {
+        let (_, a) = infos();
+        let (video, audio) = (TrackOutput::new(TrackKind::Video, CacheLimits::default()), TrackOutput::new(TrackKind::Audio, CacheLimits::default()));
+        let mut sub = subscribe(&video, &audio);
+        audio.push(frame(&a, 1000, true));
+        video.close();
+        assert_eq!(next_ms(&mut sub).await, (TrackKind::Audio, 1000));
+        audio.close();
+        assert!(sub.next().await.is_none());
+        assert_eq!(sub.end_reason(), Some(&EndReason::StreamEnded));
     }
 }

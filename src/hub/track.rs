@@ -134,6 +134,16 @@ impl TrackOutput {
         }
     }
 
+    /// Video: the dts of the cached GOP's keyframe, where a new consumer of this output
+    /// starts (None without a whole GOP cached).
+    pub fn gop_start(&self) -> Option<Ts> {
+        let cache = self.lock();
+        match self.kind {
+            TrackKind::Video if cache.gop_valid => cache.frames.front().map(|f| f.dts),
+            _ => None,
+        }
+    }
+
     /// Joins the output: the cached frames (for video, the GOP from its keyframe) and a
     /// receiver that continues exactly after them. None once the output is closed.
     pub fn join(&self) -> Option<TrackJoin> {
@@ -191,6 +201,7 @@ mod tests {
         let mut join = out.join().unwrap();
         assert_eq!(join.backlog.len(), 2);
         assert!(join.backlog[0].keyframe);
+        assert_eq!(out.gop_start(), Some(Ts::from_millis(33)));
         out.push(video_frame(&v, 99, false));
         let live = join.receiver.try_recv().unwrap();
         assert_eq!(live.dts, Ts::from_millis(99));
