@@ -13,6 +13,8 @@ Paths (source -> what the viewer gets):
   direct          RTMP source's own FLV over plain TCP, decoded without the gateway
   direct+h5conv   the same, through the gateway's own rtmp->h5 conversion pipelines (from its
                   plan API), run in the receiver: the conversion's codec delay without the gateway
+                  (decoded behind `mpegvideoparse` as the H5 receiver's TS path is: the parser holds
+                  a picture until the next one starts, a frame that JSMpeg does not wait)
   direct+opus     direct, audio through the gateway's aac->opus pipeline: the codec reference for WHEP
   rtmp->httpflv, rtmp->rtmp           remux (copy)
   rtmp->whep      video copied, AAC->Opus
@@ -217,7 +219,8 @@ def scenario(tmp, seconds, sessions, late_audio_s=5.0):
     paths = [
         ("direct", f"tcp+flv://127.0.0.1:{direct}", []),
         ("direct+h5conv", f"tcp+flv://127.0.0.1:{direct}",
-         ["--convert-video", h5["video"] + " ! avdec_mpeg2video max-threads=1", "--convert-audio", h5["audio"] + " ! avdec_mp2float"]),
+         ["--convert-video", h5["video"] + " ! mpegvideoparse ! avdec_mpeg2video max-threads=1",
+          "--convert-audio", h5["audio"] + " ! avdec_mp2float"]),
         ("direct+opus", f"tcp+flv://127.0.0.1:{direct}", ["--convert-audio", web["audio"] + " ! opusdec"]),
         ("rtmp->httpflv", f"http://{http}/live/lat.flv", []),
         ("rtmp->rtmp", f"rtmp://{rtmp}/live/lat", []),

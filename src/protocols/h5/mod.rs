@@ -8,10 +8,11 @@
 //! - `GET /h5/{stream}/player`: the JSMpeg player page; `GET /h5-assets/jsmpeg.min.js`.
 //!
 //! The protocol logic has no IO: [`ts`] (mux/demux), [`mpeg1_video`], [`mp2_audio`] and
-//! [`ingest`]; [`shared`] packetizes each frame once per stream; `play`, `publish` and
+//! [`ingest`]; [`interleave`] orders a viewer's frames by time; [`shared`] packetizes each frame once per stream; `play`, `publish` and
 //! `player` are the thin async layer.
 
 pub mod ingest;
+pub mod interleave;
 pub mod mp2_audio;
 pub mod mpeg1_video;
 mod play;

@@ -27,6 +27,7 @@ use tokio::sync::mpsc::{self, error::TrySendError};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
+use super::interleave::Interleave;
 use super::shared::SharedPackets;
 use super::ts::mux::ProgramTables;
 use super::H5State;
@@ -146,6 +147,9 @@ async fn feed(
     let shutdown = gw.shutdown.cancelled();
     tokio::pin!(shutdown);
     let mut ping = Ping::default();
+    // Sound waits for the picture of its time (JSMpeg plays in arrival order).
+    let mut order = Interleave::new(has_video);
+    let mut ready = Vec::new();
     let mut ping_timer = tokio::time::interval_at(tokio::time::Instant::now() + PING_EVERY, PING_EVERY);
     if let Err(end) = queue(tx, table_bytes(&mut tables), sub) {
         return end;
@@ -180,33 +184,36 @@ async fn feed(
         if !carried(&frame) {
             continue;
         }
-        let keyframe = frame.is_video_keyframe();
-        if skipping && !keyframe {
-            continue;
-        }
-        let tables_due = keyframe || (!has_video && audio_since_tables >= AUDIO_TABLES_EVERY);
-        let mut sent = true;
-        if tables_due {
-            audio_since_tables = 0;
-            sent = try_queue(tx, table_bytes(&mut tables), sub);
-        }
-        if sent {
-            sent = try_queue(tx, packets.packets(&frame, !has_video), sub);
-        }
-        if frame.kind() == TrackKind::Audio {
-            audio_since_tables += 1;
-        }
-        if tx.is_closed() {
-            return End::WriteFailed;
-        }
-        skipping = false;
-        if !sent {
-            lags += 1;
-            if lags > max_lags {
-                return End::TooSlow;
+        order.push(frame, &mut ready);
+        for frame in ready.drain(..) {
+            let keyframe = frame.is_video_keyframe();
+            if skipping && !keyframe {
+                continue;
             }
-            tracing::debug!(lags, "H5 viewer behind; skipping to the next I-picture");
-            skipping = has_video;
+            let tables_due = keyframe || (!has_video && audio_since_tables >= AUDIO_TABLES_EVERY);
+            let mut sent = true;
+            if tables_due {
+                audio_since_tables = 0;
+                sent = try_queue(tx, table_bytes(&mut tables), sub);
+            }
+            if sent {
+                sent = try_queue(tx, packets.packets(&frame, !has_video), sub);
+            }
+            if frame.kind() == TrackKind::Audio {
+                audio_since_tables += 1;
+            }
+            if tx.is_closed() {
+                return End::WriteFailed;
+            }
+            skipping = false;
+            if !sent {
+                lags += 1;
+                if lags > max_lags {
+                    return End::TooSlow;
+                }
+                tracing::debug!(lags, "H5 viewer behind; skipping to the next I-picture");
+                skipping = has_video;
+            }
         }
     }
 }
