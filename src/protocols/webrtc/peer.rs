@@ -95,13 +95,30 @@ impl Peer {
             gather_tx.send_replace(w.property("ice-gathering-state"));
         });
         if let Some(bus) = pipeline.bus() {
+            let weak = pipeline.downgrade();
+            let runtime = tokio::runtime::Handle::try_current().ok();
             bus.set_sync_handler(move |_, msg| {
-                if let gst::MessageView::Error(err) = msg.view() {
-                    let source = msg
-                        .src()
-                        .map(|s| s.path_string().to_string())
-                        .unwrap_or_default();
-                    let _ = tx.send(PeerEvent::Failed(format!("{source}: {}", err.error())));
+                match msg.view() {
+                    gst::MessageView::Error(err) => {
+                        let source = msg
+                            .src()
+                            .map(|s| s.path_string().to_string())
+                            .unwrap_or_default();
+                        let _ = tx.send(PeerEvent::Failed(format!("{source}: {}", err.error())));
+                    }
+                    // Elements added while playing (webrtcbin's transports, the WHEP senders)
+                    // ask for the latency to be distributed again; a pipeline leaves that to
+                    // the application. Not on this (streaming) thread.
+                    gst::MessageView::Latency(_) => {
+                        if let Some(pipeline) = weak.upgrade() {
+                            let recalculate = move || drop(pipeline.recalculate_latency());
+                            match &runtime {
+                                Some(rt) => drop(rt.spawn_blocking(recalculate)),
+                                None => drop(std::thread::spawn(recalculate)),
+                            }
+                        }
+                    }
+                    _ => {}
                 }
                 gst::BusSyncReply::Drop
             });
@@ -218,6 +235,21 @@ impl Peer {
         self.webrtcbin
             .emit_by_name_with_values(signal, &[arg, promise.to_value()]);
         rx
+    }
+
+    /// Distributes the pipeline's latency again (off the async workers) and waits for it.
+    ///
+    /// Needed once the senders are linked: rtpsession stamps the packets it sends with their
+    /// running time only once it knows the configured latency. Without it, its sender reports
+    /// carry RTP timestamps that are off by the running time (growing with every report), and
+    /// a receiver's lip-sync jumps by the difference whenever it pairs two reports of
+    /// different ages.
+    pub async fn recalculate_latency(&self) {
+        let pipeline = self.pipeline.clone();
+        let done = tokio::task::spawn_blocking(move || pipeline.recalculate_latency()).await;
+        if !matches!(done, Ok(Ok(()))) {
+            tracing::debug!("the pipeline's latency could not be recalculated");
+        }
     }
 
     /// The next connection event; pending forever once the pipeline is gone.

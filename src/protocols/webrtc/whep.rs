@@ -3,8 +3,10 @@
 //! RTP through webrtcbin.
 //!
 //! Frames are fed from a task reading the subscription, once ICE has connected (so the cached
-//! GOP is not sent into the void). When the appsrc queue grows past a bound the task stops
-//! reading: the viewer then falls behind in the hub and skips to the next keyframe there.
+//! GOP is not sent into the void). The cached GOP goes out at once, stamped so that the viewer
+//! is live from its first picture on (see `TimeMap`). When the appsrc queue grows past a bound
+//! the task stops reading: the viewer then falls behind in the hub and skips to the next
+//! keyframe there.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -41,6 +43,8 @@ struct Settings {
 struct State {
     started: Instant,
     frames: u64,
+    /// Audio frames not sent for being older than the live point.
+    skipped: u64,
     last_pli: Option<Instant>,
     plis: u64,
     clock: TimeMap,
@@ -71,6 +75,7 @@ pub async fn start(
     offer: &str,
     remote: Option<String>,
 ) -> Result<Answered, WebrtcError> {
+    let received = Instant::now();
     let offer = sdp::parse_offer(offer)?;
     let who = ConsumerRequest {
         protocol: Protocol::Webrtc,
@@ -124,6 +129,8 @@ pub async fn start(
             keyframe_wanted.clone(),
         )?);
     }
+    // While ICE connects: rtpsession needs the latency to time what it sends (see there).
+    peer.recalculate_latency().await;
     let registration = gw.webrtc.registry().register(Kind::Whep, key.clone());
     let location = registration.location(Kind::Whep, &key);
     let span =
@@ -132,7 +139,7 @@ pub async fn start(
         .iter()
         .map(|c| format!("{} {} pt {}", c.kind, c.codec, c.pt))
         .collect();
-    span.in_scope(|| tracing::info!(codecs = ?codecs, plan = ?sub.plan(), "WHEP session answered"));
+    span.in_scope(|| tracing::info!(codecs = ?codecs, plan = ?sub.plan(), after = ?received.elapsed(), "WHEP session answered"));
     let session = WhepSession {
         settings: Settings {
             key,
@@ -141,6 +148,7 @@ pub async fn start(
         state: State {
             started: Instant::now(),
             frames: 0,
+            skipped: 0,
             last_pli: None,
             plis: 0,
             clock: TimeMap::default(),
@@ -186,7 +194,7 @@ impl WhepSession {
             .iter()
             .map(|o| format!("{} {}", o.kind, o.queued_bytes()))
             .collect();
-        tracing::info!(%reason, frames = self.state.frames, rtp_packets = ?packets, queued_bytes = ?queued, plis = self.state.plis, "WHEP session ended");
+        tracing::info!(%reason, frames = self.state.frames, skipped = self.state.skipped, rtp_packets = ?packets, queued_bytes = ?queued, plis = self.state.plis, "WHEP session ended");
     }
 
     async fn wait_connected(&mut self, gw: &Gateway) -> Result<(), String> {
@@ -204,19 +212,9 @@ impl WhepSession {
 
     async fn feed(&mut self, gw: &Gateway) -> String {
         let ready = self.take_ready();
-        if let Some(first) = ready.first() {
-            // The newest frame on the first frame's clock (see `TimeMap` on tracks that differ).
-            let same_clock = |d: &crate::media::Ts| (*d - first.dts).0.abs() < 60_000_000_000;
-            let newest = ready
-                .iter()
-                .map(|f| f.dts)
-                .filter(same_clock)
-                .max()
-                .unwrap_or(first.dts);
-            self.state
-                .clock
-                .start(first.dts, newest, self.running_time());
-        }
+        // The cached burst goes out at once, squeezed just before "now" (see `TimeMap`).
+        let stamps: Vec<_> = ready.iter().map(|f| (f.kind(), f.dts)).collect();
+        self.state.clock.start(&stamps, self.running_time());
         for frame in &ready {
             if let Err(reason) = self.send(frame) {
                 return reason;
@@ -280,10 +278,15 @@ impl WhepSession {
         let Some(output) = self.outputs.iter_mut().find(|o| o.kind == frame.kind()) else {
             return Ok(());
         };
-        let (dts, pts) = self
+        let Some((dts, pts)) = self
             .state
             .clock
-            .map(frame.kind(), frame.dts, frame.pts, || now);
+            .map(frame.kind(), frame.dts, frame.pts, || now)
+        else {
+            // Audio older than the live point.
+            self.state.skipped += 1;
+            return Ok(());
+        };
         output
             .push(frame, dts, pts)
             .map_err(|e| format!("the sending pipeline stopped ({e:?})"))?;
