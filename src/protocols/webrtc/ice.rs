@@ -9,6 +9,7 @@
 use std::net::IpAddr;
 
 use gstreamer as gst;
+use gstreamer::glib;
 use gstreamer::prelude::*;
 use gstreamer_webrtc as gst_webrtc;
 
@@ -49,6 +50,17 @@ pub fn configure(webrtcbin: &gst::Element, settings: &WebrtcSettings) -> Result<
     if ice.find_property("ice-tcp").is_some() {
         ice.set_property("ice-tcp", false);
     }
+    // libnice asks the LAN's router for a UPnP port mapping and holds "gathering complete"
+    // back until it answers or `upnp-timeout` (200 ms) passes: every answer waited that long.
+    // A gateway announces its address itself (`ip`, `announce_ip`); no router maps for it.
+    if let Some(agent) = ice
+        .find_property("agent")
+        .and_then(|_| ice.property::<Option<glib::Object>>("agent"))
+    {
+        if agent.find_property("upnp").is_some() {
+            agent.set_property("upnp", false);
+        }
+    }
     if settings.port_min > 0 {
         // min first: the agent keeps min <= max, and the default max is 65535.
         ice.set_property("min-rtp-port", u32::from(settings.port_min));
@@ -88,5 +100,10 @@ mod tests {
         assert_eq!(ice.property::<u32>("min-rtp-port"), 31000);
         assert_eq!(ice.property::<u32>("max-rtp-port"), 31010);
         assert!(!ice.property::<bool>("ice-tcp"));
+        let agent: glib::Object = ice.property("agent");
+        assert!(
+            !agent.property::<bool>("upnp"),
+            "UPnP discovery holds every answer back by its timeout"
+        );
     }
 }
