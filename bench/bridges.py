@@ -17,7 +17,7 @@ import time
 import gwbench as b
 import webrtc
 
-TOOL = b.ROOT / "target" / "release" / "examples" / "avprobe"
+TOOL = b.TARGET / "release" / "examples" / "avprobe"
 REAL_TIME_FPS = 0.95 * 30
 # ffmpeg's equivalent of the gateway's mpeg1->h264 / mp2->aac (pipelines/encode/h264.gst, aac.gst).
 FFMPEG_H264 = ["-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-b:v", "1500k", "-g", "60",

@@ -46,7 +46,7 @@ import gwbench as b
 WRAP = 1 << 24
 FRAME_MS = 1000 / 30
 WARMUP_MS = 2500  # skip the cached GOP burst and start-up at the head of every path
-TOOL = b.ROOT / "target" / "release" / "examples" / "avprobe"
+TOOL = b.TARGET / "release" / "examples" / "avprobe"
 
 
 def _reader(proc, sink):

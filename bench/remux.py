@@ -25,7 +25,7 @@ import gwbench as b
 
 
 def readers(url, n, seconds):
-    exe = b.ROOT / "target" / "release" / "examples" / "flv_readers"
+    exe = b.TARGET / "release" / "examples" / "flv_readers"
     return b.start([str(exe), url, str(n), str(seconds)], stdout=subprocess.PIPE)
 
 

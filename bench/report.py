@@ -192,6 +192,9 @@ def markdown(results, t, made, plot_note):
         f"load average at start {' '.join(m['loadavg_start'])} (shared with other work: figures carry that noise, "
         f"both sides of a comparison alike). {m['versions'].get('ffmpeg', '')}; {m['versions'].get('gstreamer', '')}; {m['versions'].get('nginx', '')}.",
         "Raw figures: [`bench/results.json`](bench/results.json)." + (f" Failed steps: {', '.join(failed)} (their errors are in the JSON)." if failed else ""),
+        *[f"Steps {', '.join(u['steps'])} were run again with `--only ... --update` on {u['started']} "
+          f"(commit {u['machine']['commit']}, {u['duration_s'] / 60:.1f} minutes); their figures are from that run."
+          for u in results.get("updates", [])],
         "",
         "## Targets",
         "",

@@ -14,8 +14,10 @@ stops them. The sides of a comparison run in the same window, so machine noise h
            once, nothing asserted about the figures; the report goes to a temporary
            directory unless --out is given. Exit status is non-zero if a scenario failed.
   --only   comma-separated step names (see STEPS) to run a part.
+  --update with --only: merge the part's figures into the report already in --out (default
+           docs/) and write it again, keeping the other steps' figures and run time.
 
-usage: bench/run.py [--quick|--full] [--out DIR] [--only STEPS]
+usage: bench/run.py [--quick|--full] [--out DIR] [--only STEPS [--update]]
 """
 
 import argparse
@@ -188,6 +190,25 @@ def grouped(done):
     return out
 
 
+def merged(old, new):
+    """`old` results with `new`'s steps put in (a group's parts merged key by key), noting when
+    each part ran."""
+    out = dict(old)
+    steps = dict(old["steps"])
+    for name, part in new["steps"].items():
+        prev = steps.get(name)
+        if name in GROUPS and prev and prev.get("result") is not None and part.get("result") is not None:
+            result = {**prev["result"], **part["result"]}
+            errors = "\n".join(e for e in (prev.get("error"), part.get("error")) if e) or None
+            steps[name] = {"result": result, "error": errors, "seconds": prev["seconds"] + part["seconds"]}
+        else:
+            steps[name] = part
+    out["steps"] = steps
+    out["updates"] = [*old.get("updates", []), {"started": new["started"], "steps": sorted(new["steps"]),
+                                                 "duration_s": new["duration_s"], "machine": new["machine"]}]
+    return out
+
+
 def run_step(name, fn, clips, settings):
     t0 = time.time()
     print(f"[{time.strftime('%H:%M:%S')}] {name} ...", flush=True)
@@ -209,7 +230,10 @@ def main():
     mode.add_argument("--full", action="store_true")
     ap.add_argument("--out", help="where benchmarks.md and bench/ go (default: docs/ in --full, a temporary directory in --quick)")
     ap.add_argument("--only", help="comma-separated steps: " + ",".join(STEPS))
+    ap.add_argument("--update", action="store_true", help="merge the --only steps into the report in --out")
     a = ap.parse_args()
+    if a.update and not (a.only and (a.out or not a.quick)):
+        ap.error("--update needs --only and a report to merge into (--out, or docs/ without --quick)")
     kind = "quick" if a.quick else "full"
     settings = SETTINGS[kind]
     out = pathlib.Path(a.out) if a.out else (b.tmpdir() if a.quick else b.ROOT / "docs")
@@ -227,6 +251,8 @@ def main():
         done = dict(pool.map(lambda n: run_step(n, STEPS[n], clips, settings), names))
     results = {"mode": kind, "settings": settings, "started": time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started)),
                "duration_s": time.time() - started, "machine": report.machine(), "steps": grouped(done)}
+    if a.update:
+        results = merged(json.loads((out / "bench" / "results.json").read_text()), results)
     path = report.write(results, out)
     failed = [n for n, r in done.items() if r["error"]]
     print(f"report: {path} ({time.time() - started:.0f} s){'; FAILED: ' + ', '.join(failed) if failed else ''}")

@@ -205,6 +205,7 @@ pub async fn run(args: ReceiveArgs) -> Result<()> {
     let pipeline = gst::Pipeline::new();
     let demux: gst::Element = match &whep {
         Some(_) => {
+            webrtc::make_certificate()?;
             let w = webrtc::webrtcbin("demux", args.jitter_ms)?;
             pipeline.add(&w)?;
             for video in [true, false].into_iter().filter(|v| *v || !args.video_only) {

@@ -27,7 +27,22 @@ pub fn webrtcbin(name: &str, latency_ms: u32) -> Result<gst::Element> {
         return Err("the ICE agent refused 127.0.0.1".into());
     }
     ice.set_property("ice-tcp", false);
+    // As a browser: no UPnP discovery (libnice would hold gathering back by its 200 ms timeout).
+    if ice.find_property("agent").is_some() {
+        let agent: glib::Object = ice.property("agent");
+        if agent.find_property("upnp").is_some() {
+            agent.set_property("upnp", false);
+        }
+    }
     Ok(webrtc)
+}
+
+/// Makes the process's DTLS certificate now (GStreamer makes one per process, on the first
+/// DTLS element): a browser has its certificate before a page connects, so a viewer's first
+/// picture is timed without it.
+pub fn make_certificate() -> Result<()> {
+    gst::ElementFactory::make("dtlsdec").build()?;
+    Ok(())
 }
 
 /// RTP caps of what the probe sends or receives: H.264 (pt 96) or Opus (pt 111). A receiver
