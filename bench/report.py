@@ -60,6 +60,12 @@ def res(results, name):
     return step.get("result")
 
 
+def above_ratio(above_kib, ffmpeg_kib):
+    """ffmpeg's total PSS over the gateway's growth above idle; '-' when the growth is within
+    measuring noise (under 1 MiB: PSS also moves with pages shared with other processes)."""
+    return f"{targets.ratio(above_kib, ffmpeg_kib):.1f}×" if above_kib >= 1024 else "- (< 1 MiB above idle)"
+
+
 def section_remux(results):
     rows = ["| bridge | N | gateway CPU/bridge | ffmpeg CPU/bridge | gst-launch CPU/bridge | ffmpeg ÷ gateway CPU | "
             "gateway PSS (total, MiB) | gateway PSS/bridge above idle | ffmpeg PSS/bridge | gst PSS/bridge | ffmpeg ÷ gateway PSS (total / above idle) | check |",
@@ -73,14 +79,14 @@ def section_remux(results):
         rows.append(f"| {name} | {n} | {pct(g['cpu_cores'] / n, 2)} | {pct(f['cpu_cores'] / n, 2)} | "
                     f"{pct(s['cpu_cores'] / n, 2) if s else '-'} | {targets.ratio(g['cpu_cores'], f['cpu_cores']):.1f}× | "
                     f"{mib(g['pss_kib'])} | {mib(above / n)} | {mib(f['pss_kib'] / n)} | {mib(s['pss_kib'] / n) if s else '-'} | "
-                    f"{targets.ratio(g['pss_kib'], f['pss_kib']):.1f}× / {targets.ratio(above, f['pss_kib']):.1f}× | {check} |")
+                    f"{targets.ratio(g['pss_kib'], f['pss_kib']):.1f}× / {above_ratio(above, f['pss_kib'])} | {check} |")
     u = res(results, "udp")
     if u:
         n, g, f = u["streams"], u["measure"]["gateway"], u["measure"]["ffmpeg"]
         above = max(g["pss_kib"] - u["idle"]["pss_kib"], 1)
         rows.append(f"| UDP/RTP (H.264+AAC) → RTMP push | {n} | {pct(g['cpu_cores'] / n, 2)} | {pct(f['cpu_cores'] / n, 2)} | - | "
                     f"{targets.ratio(g['cpu_cores'], f['cpu_cores']):.1f}× | {mib(g['pss_kib'])} | {mib(above / n)} | {mib(f['pss_kib'] / n)} | - | "
-                    f"{targets.ratio(g['pss_kib'], f['pss_kib']):.1f}× / {targets.ratio(above, f['pss_kib']):.1f}× | "
+                    f"{targets.ratio(g['pss_kib'], f['pss_kib']):.1f}× / {above_ratio(above, f['pss_kib'])} | "
                     f"pushes live {u['gateway_pushes_live']}/{n}, conversions {u['gateway_conversions'] or 'none'} |")
     w = res(results, "whip_whep")
     if w:
