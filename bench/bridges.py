@@ -181,34 +181,69 @@ def make_mpeg1_clip(dirpath, seconds=10):
     return out
 
 
-def scenario_mpeg1_h264(tmp, ts_clip, n, seconds):
-    """N H5 MPEG-1+MP2 -> RTMP H.264+AAC bridges: gateway (ffmpeg POSTing the TS to /h5/mK, one
-    RTMP viewer each) against one ffmpeg per bridge (TS over UDP in, x264 veryfast zerolatency
-    + AAC to nginx-rtmp, one RTMP viewer each), at the same time; viewers count frames."""
-    d = tmp / "mpeg1h264"
-    d.mkdir()
+def mpeg1_side(d, ts_clip, side, n):
+    """Starts one side's N H5 MPEG-1+MP2 -> RTMP H.264+AAC bridges and their sources:
+    gateway (ffmpeg POSTing the TS to /h5/mK) or one ffmpeg per bridge (TS over UDP in, x264
+    veryfast zerolatency + AAC to nginx-rtmp). Returns (pids to measure, processes to stop,
+    the RTMP URLs to watch, the gateway's HTTP address or None)."""
+    if side == "gateway":
+        gw, http, rtmp = b.gateway(d)
+        srcs = [b.start(["ffmpeg", "-v", "error", "-re", "-stream_loop", "-1", "-i", str(ts_clip), "-c", "copy",
+                         "-f", "mpegts", f"http://{http}/h5/m{k}"]) for k in range(n)]
+        return [gw.pid], srcs + [gw], [f"rtmp://{rtmp}/live/m{k}" for k in range(n)], http
     ng, port = b.nginx(d, apps=("dst",))
-    gw, http, rtmp = b.gateway(d)
     bridges, srcs = [], []
     for k in range(n):
-        srcs.append(b.start(["ffmpeg", "-v", "error", "-re", "-stream_loop", "-1", "-i", str(ts_clip), "-c", "copy",
-                             "-f", "mpegts", f"http://{http}/h5/m{k}"]))
         p = b.free_port()
         bridges.append(b.start(["ffmpeg", "-v", "error", "-f", "mpegts", "-i", f"udp://127.0.0.1:{p}?fifo_size=100000",
                                 *FFMPEG_H264, "-f", "flv", f"rtmp://127.0.0.1:{port}/dst/f{k}"]))
         srcs.append(b.start(["ffmpeg", "-v", "error", "-re", "-stream_loop", "-1", "-i", str(ts_clip), "-c", "copy",
                              "-f", "mpegts", f"udp://127.0.0.1:{p}?pkt_size=1316"]))
+    return [p.pid for p in bridges], srcs + bridges + [ng], [f"rtmp://127.0.0.1:{port}/dst/f{k}" for k in range(n)], None
+
+
+def scenario_mpeg1_h264(tmp, ts_clip, n, seconds):
+    """N H5 MPEG-1+MP2 -> RTMP H.264+AAC bridges on each side (`mpeg1_side`), one RTMP viewer
+    each, both sides at the same time; viewers count frames."""
+    d = tmp / "mpeg1h264"
+    d.mkdir()
+    gpids, gstop, gurls, http = mpeg1_side(d, ts_clip, "gateway", n)
+    fpids, fstop, furls, _ = mpeg1_side(d, ts_clip, "ffmpeg", n)
     time.sleep(4)
     warmup = 8
-    gv = load("rtmp", n, warmup, seconds, [f"rtmp://{rtmp}/live/m{k}" for k in range(n)])
-    fv = load("rtmp", n, warmup, seconds, [f"rtmp://127.0.0.1:{port}/dst/f{k}" for k in range(n)])
+    gv = load("rtmp", n, warmup, seconds, gurls)
+    fv = load("rtmp", n, warmup, seconds, furls)
     time.sleep(warmup + 0.5)
-    m = b.measure({"gateway": [gw.pid], "ffmpeg": [p.pid for p in bridges]}, seconds - 1)
+    m = b.measure({"gateway": gpids, "ffmpeg": fpids}, seconds - 1)
     conv = conversions(http)
     got = {"gateway": summary(gv, seconds + 60), "ffmpeg": summary(fv, seconds + 60)}
-    for p in srcs + bridges + [gw, ng]:
+    for p in gstop + fstop:
         b.stop(p)
     return {"scenario": "mpeg1->h264", "bridges": n, "measure": m, "viewers": got, "conversions": conv}
+
+
+MPEG1_CAPACITY_STEPS = [4, 8, 10, 12, 14, 16, 18, 20, 22, 24, 28, 32]
+
+
+def scenario_capacity_mpeg1(tmp, ts_clip, seconds, start):
+    """Real-time capacity of MPEG-1 -> H.264 bridges, each side alone (`gwbench.sweep`)."""
+    def alone(side, n):
+        d = tmp / f"cap-mpeg1-{side}-{n}"
+        d.mkdir()
+        pids, stop, urls, _ = mpeg1_side(d, ts_clip, side, n)
+        time.sleep(4)
+        warmup = 8
+        viewers = load("rtmp", n, warmup, seconds, urls)
+        time.sleep(warmup + 0.5)
+        cores = b.measure({side: pids}, seconds - 1)[side]["cpu_cores"]
+        got = summary(viewers, seconds + 60)
+        for p in stop:
+            b.stop(p)
+        slowest = got.get("min_fps", 0.0)
+        return slowest >= 0.95 * 30 and got.get("with_video") == n, cores, slowest
+
+    return {"scenario": "capacity-mpeg1", "result": {side: b.sweep(lambda n, side=side: alone(side, n), MPEG1_CAPACITY_STEPS,
+                                                                    start.get(side, 0)) for side in ("gateway", "ffmpeg")}}
 
 
 def floor(description, media_seconds, runs=2):

@@ -213,3 +213,26 @@ def probe(url, timeout=15):
         return sorted(s["codec_name"] for s in json.loads(out or b"{}").get("streams", []))
     except (subprocess.TimeoutExpired, json.JSONDecodeError):
         return []
+
+
+def sweep(run_alone, steps, start=0):
+    """A real-time capacity sweep of one side: `run_alone(n)` -> (every stream real time?, CPU
+    cores, slowest fps). Starts at the step nearest `start`, goes up while N holds, or down
+    from a first N that does not, until the answer is known. Returns the largest N that held,
+    whether the last step tried still held (the limit lies beyond the steps), and every step."""
+    i = min(range(len(steps)), key=lambda k: abs(steps[k] - start))
+    tried, best, down = [], 0, False
+    while 0 <= i < len(steps):
+        ok, cores, slowest = run_alone(steps[i])
+        tried.append({"streams": steps[i], "real_time": ok, "cpu_cores": cores, "slowest_fps": slowest})
+        if ok:
+            best = max(best, steps[i])
+            if down:
+                break
+            i += 1
+        elif best or i == 0:
+            break
+        else:
+            down, i = True, i - 1
+    tried.sort(key=lambda x: x["streams"])
+    return {"max_real_time": best, "limit_reached": bool(tried) and tried[-1]["real_time"], "steps": tried}

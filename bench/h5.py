@@ -115,28 +115,11 @@ CAPACITY_STEPS = [4, 8, 12, 16, 20, 24, 28, 32, 36, 40, 48, 56, 64]
 
 def scenario_capacity(tmp, clip, seconds, max_n, start=None):
     """Each side alone: N raised by 4 until a stream misses real time (the largest N that
-    held is the capacity). `start` (e.g. from the CPU per stream measured side by side) skips
-    the small N: a side that misses real time at its first N steps down by 4 instead."""
-    out = {}
-    steps_n = [n for n in CAPACITY_STEPS if n <= max_n]
-    for side in ("gateway", "ffmpeg"):
-        first = min(range(len(steps_n)), key=lambda i: abs(steps_n[i] - (start or {}).get(side, 0)))
-        steps, best, i, down = [], 0, first, False
-        while 0 <= i < len(steps_n):
-            n = steps_n[i]
-            ok, cores, slowest = run_alone(tmp, clip, side, n, seconds)
-            steps.append({"streams": n, "real_time": ok, "cpu_cores": cores, "slowest_fps": slowest})
-            if ok:
-                best = max(best, n)
-                if down:
-                    break
-                i += 1
-            elif best or i == 0:
-                break
-            else:
-                down, i = True, i - 1
-        steps.sort(key=lambda x: x["streams"])
-        out[side] = {"max_real_time": best, "limit_reached": bool(steps) and steps[-1]["real_time"], "steps": steps}
+    held is the capacity). `start` (e.g. from the CPU per stream measured alone on one thread)
+    skips the small N: a side that misses real time at its first N steps down instead."""
+    steps = [n for n in CAPACITY_STEPS if n <= max_n]
+    out = {side: b.sweep(lambda n, side=side: run_alone(tmp, clip, side, n, seconds), steps, (start or {}).get(side, 0))
+           for side in ("gateway", "ffmpeg")}
     return {"scenario": "capacity", "result": out}
 
 

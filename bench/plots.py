@@ -31,6 +31,11 @@ def cost_per_stream(results, path):
         for side, s in cap["result"].items():
             for x in s["steps"]:
                 point("RTMP H.264 360p → H5 MPEG-1 (alone)", side, x["streams"], x["cpu_cores"])
+    cap1 = _res(results, "capacity_mpeg1")
+    if cap1:
+        for side, s in cap1["result"].items():
+            for x in s["steps"]:
+                point("H5 MPEG-1 → RTMP H.264 (alone)", side, x["streams"], x["cpu_cores"])
     video = _res(results, "video") or {}
     if video.get("h5_360"):
         r = video["h5_360"]

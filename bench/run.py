@@ -43,12 +43,12 @@ SETTINGS = {
     "full": {"seconds": 15, "clip_seconds": 10, "floor_seconds": 40, "remux_n": [2, 8, 40], "udp_n": 4, "whip_whep_n": 3,
              "fan_flv": [100, 500], "fan_rtmp": [100, 500], "fan_h5": 200, "fan_whep": [1, 5],
              "webrtc_n": [1, 4], "bare_audio_seconds": 120, "aac_opus_n": 4, "h5_n": 2, "h5_720_n": 1,
-             "mpeg1_n": 2, "capacity": {"seconds": 10, "max": 64}, "latency_seconds": 150, "sessions": 5,
+             "mpeg1_n": 2, "capacity": {"seconds": 10, "max": 64}, "capacity_mpeg1": {"seconds": 10, "start": 16}, "latency_seconds": 150, "sessions": 5,
              "late_audio_s": 5, "workers": 1},
     "quick": {"seconds": 3, "clip_seconds": 4, "floor_seconds": 4, "remux_n": [1], "udp_n": 1, "whip_whep_n": 1,
               "fan_flv": [20], "fan_rtmp": [20], "fan_h5": 5, "fan_whep": [1],
               "webrtc_n": [1], "bare_audio_seconds": 10, "aac_opus_n": 1, "h5_n": 1, "h5_720_n": 1,
-              "mpeg1_n": 1, "capacity": None, "latency_seconds": 30, "sessions": 1,
+              "mpeg1_n": 1, "capacity": None, "capacity_mpeg1": None, "latency_seconds": 30, "sessions": 1,
               "late_audio_s": 3, "workers": 6},
 }
 
@@ -152,6 +152,13 @@ def step_capacity(c, s):
     return h5.scenario_capacity(b.tmpdir(), c.h264, cap["seconds"], cap["max"], start=guess)
 
 
+def step_capacity_mpeg1(c, s):
+    cap = s["capacity_mpeg1"]
+    if not cap:
+        return None
+    return bridges.scenario_capacity_mpeg1(b.tmpdir(), c.mpeg1, cap["seconds"], {"gateway": cap["start"], "ffmpeg": cap["start"]})
+
+
 def step_latency(c, s):
     r = latency.scenario(b.tmpdir(), s["latency_seconds"], s["sessions"], late_audio_s=s["late_audio_s"])
     r["avsync"] = avsync.summary(r.pop("raw"))
@@ -162,7 +169,8 @@ def step_latency(c, s):
 STEPS = {"latency": step_latency, "video_h5": step_video_h5, "video_h5_720": step_video_h5_720, "remux": step_remux, "udp": step_udp, "whip_whep": step_whip_whep,
          "fanout_httpflv": step_fanout_httpflv, "fanout_rtmp": step_fanout_rtmp, "fanout_h5": step_fanout_h5,
          "fanout_whep": step_fanout_whep, "audio_webrtc": step_audio_webrtc, "audio_aac_opus": step_audio_aac_opus,
-         "video_mpeg1": step_video_mpeg1, "floors": step_floors, "capacity": step_capacity}
+         "video_mpeg1": step_video_mpeg1, "floors": step_floors, "capacity": step_capacity,
+         "capacity_mpeg1": step_capacity_mpeg1}
 # How the report groups the steps' results: group -> {key in the group's result: step}.
 GROUPS = {"fanout": {"httpflv": "fanout_httpflv", "rtmp": "fanout_rtmp", "h5": "fanout_h5", "whep": "fanout_whep"},
           "audio": {"": "audio_webrtc", "aac_opus": "audio_aac_opus"},
