@@ -226,7 +226,8 @@ MPEG1_CAPACITY_STEPS = [4, 8, 10, 12, 14, 16, 18, 20, 22, 24, 28, 32]
 
 
 def scenario_capacity_mpeg1(tmp, ts_clip, seconds, start):
-    """Real-time capacity of MPEG-1 -> H.264 bridges, each side alone (`gwbench.sweep`)."""
+    """Real-time capacity of MPEG-1 -> H.264 bridges, each side alone, the sides' steps in turn
+    (`gwbench.sweep_sides`)."""
     def alone(side, n):
         d = tmp / f"cap-mpeg1-{side}-{n}"
         d.mkdir()
@@ -242,8 +243,7 @@ def scenario_capacity_mpeg1(tmp, ts_clip, seconds, start):
         slowest = got.get("min_fps", 0.0)
         return slowest >= 0.95 * 30 and got.get("with_video") == n, cores, slowest
 
-    return {"scenario": "capacity-mpeg1", "result": {side: b.sweep(lambda n, side=side: alone(side, n), MPEG1_CAPACITY_STEPS,
-                                                                    start.get(side, 0)) for side in ("gateway", "ffmpeg")}}
+    return {"scenario": "capacity-mpeg1", "result": b.sweep_sides(alone, MPEG1_CAPACITY_STEPS, start)}
 
 
 def floor(description, media_seconds, runs=2):

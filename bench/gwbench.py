@@ -215,24 +215,45 @@ def probe(url, timeout=15):
         return []
 
 
-def sweep(run_alone, steps, start=0):
-    """A real-time capacity sweep of one side: `run_alone(n)` -> (every stream real time?, CPU
-    cores, slowest fps). Starts at the step nearest `start`, goes up while N holds, or down
-    from a first N that does not, until the answer is known. Returns the largest N that held,
-    whether the last step tried still held (the limit lies beyond the steps), and every step."""
-    i = min(range(len(steps)), key=lambda k: abs(steps[k] - start))
-    tried, best, down = [], 0, False
-    while 0 <= i < len(steps):
-        ok, cores, slowest = run_alone(steps[i])
-        tried.append({"streams": steps[i], "real_time": ok, "cpu_cores": cores, "slowest_fps": slowest})
+class Sweep:
+    """A real-time capacity sweep of one side: starts at the step nearest `start`, goes up while
+    N holds, or down from a first N that does not, until the answer is known."""
+
+    def __init__(self, steps, start=0):
+        self.steps = steps
+        self.i = min(range(len(steps)), key=lambda k: abs(steps[k] - start))
+        self.tried, self.best, self.down, self.done = [], 0, False, False
+
+    def next_n(self):
+        return None if self.done or not 0 <= self.i < len(self.steps) else self.steps[self.i]
+
+    def record(self, ok, cores, slowest):
+        n = self.steps[self.i]
+        self.tried.append({"streams": n, "real_time": ok, "cpu_cores": cores, "slowest_fps": slowest})
         if ok:
-            best = max(best, steps[i])
-            if down:
-                break
-            i += 1
-        elif best or i == 0:
-            break
+            self.best = max(self.best, n)
+            self.done = self.down
+            self.i += 1
+        elif self.best or self.i == 0:
+            self.done = True
         else:
-            down, i = True, i - 1
-    tried.sort(key=lambda x: x["streams"])
-    return {"max_real_time": best, "limit_reached": bool(tried) and tried[-1]["real_time"], "steps": tried}
+            self.down, self.i = True, self.i - 1
+
+    def result(self):
+        """The largest N that held, whether the last step tried still held (the limit lies
+        beyond the steps), and every step."""
+        tried = sorted(self.tried, key=lambda x: x["streams"])
+        return {"max_real_time": self.best, "limit_reached": bool(tried) and tried[-1]["real_time"], "steps": tried}
+
+
+def sweep_sides(run_alone, steps, start):
+    """Capacity sweeps of several sides, one step of each in turn (gateway N, ffmpeg N, gateway
+    next N, ...), so a drift in the machine's speed hits every side alike. `run_alone(side, n)`
+    -> (every stream real time?, CPU cores, slowest fps); `start`: side -> first N."""
+    sweeps = {side: Sweep(steps, n) for side, n in start.items()}
+    while True:
+        pending = [(side, sw) for side, sw in sweeps.items() if sw.next_n() is not None]
+        if not pending:
+            return {side: sw.result() for side, sw in sweeps.items()}
+        for side, sw in pending:
+            sw.record(*run_alone(side, sw.next_n()))

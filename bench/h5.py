@@ -114,12 +114,12 @@ CAPACITY_STEPS = [4, 8, 12, 16, 20, 24, 28, 32, 36, 40, 48, 56, 64]
 
 
 def scenario_capacity(tmp, clip, seconds, max_n, start=None):
-    """Each side alone: N raised by 4 until a stream misses real time (the largest N that
-    held is the capacity). `start` (e.g. from the CPU per stream measured alone on one thread)
+    """Each side alone, the sides' steps in turn: N raised by 4 until a stream misses real time
+    (the largest N that held is the capacity). `start` (e.g. from the CPU per stream measured alone on one thread)
     skips the small N: a side that misses real time at its first N steps down instead."""
     steps = [n for n in CAPACITY_STEPS if n <= max_n]
-    out = {side: b.sweep(lambda n, side=side: run_alone(tmp, clip, side, n, seconds), steps, (start or {}).get(side, 0))
-           for side in ("gateway", "ffmpeg")}
+    start = {side: (start or {}).get(side, 0) for side in ("gateway", "ffmpeg")}
+    out = b.sweep_sides(lambda side, n: run_alone(tmp, clip, side, n, seconds), steps, start)
     return {"scenario": "capacity", "result": out}
 
 
