@@ -243,7 +243,11 @@ HOW = """- One command runs everything: `python3 bench/run.py` (`--quick`: the C
   `ffmpeg -threads 1 ... -f null -`, as CPU seconds per second of media.
 - Real time: viewers count what they get per second (FLV/RTMP video messages, TS pictures,
   WHEP frames); a stream holds when its slowest viewer gets ≥ 95% of 30 fps. Capacity: N raised
-  (4, 8, 12, ...) until a stream misses real time, each side alone on the machine.
+  (by 4 for H.264→MPEG-1, by 2 for MPEG-1→H.264) until a stream misses real time, each side
+  alone on the machine, the sides' steps in turn (gateway N, ffmpeg N, ...) so that a drift in
+  the machine's speed hits both. On this shared virtual machine the speed does drift: the same
+  sweep run at different times moved by up to 8 streams (both sides), so compare the sides of
+  one run, not figures of different runs.
 - Latency: `bench/avprobe` sources draw each picture's send time (wall-clock ms) as 24
   black/white blocks (and their inverse, to reject misreads), flash white and start a 1 kHz
   beep at each whole second (its length tells the second modulo 4). Receivers play the gateway
