@@ -54,14 +54,6 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        let pipeline = self.pipeline.clone();
-        // Stopping joins streaming threads: never on an async worker.
-        let stop = move || {
-            let _ = pipeline.set_state(gst::State::Null);
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(rt) => drop(rt.spawn_blocking(stop)),
-            Err(_) => stop(),
-        }
+        crate::pipeline::stop_in_background(self.pipeline.clone());
     }
 }

@@ -263,14 +263,6 @@ impl Peer {
 
 impl Drop for Peer {
     fn drop(&mut self) {
-        let pipeline = self.pipeline.clone();
-        // Stopping joins streaming threads: never on an async worker.
-        let stop = move || {
-            let _ = pipeline.set_state(gst::State::Null);
-        };
-        match tokio::runtime::Handle::try_current() {
-            Ok(rt) => drop(rt.spawn_blocking(stop)),
-            Err(_) => stop(),
-        }
+        crate::pipeline::stop_in_background(self.pipeline.clone());
     }
 }
