@@ -104,7 +104,8 @@ def conversion_rows(results):
         v = r["viewers"]
         conv = [c for c in r["conversions"] if c[1] == "audio"]
         add("RTMP AAC → WHEP Opus (video copied), whole bridge", r["bridges"], r["measure"]["gateway"]["cpu_cores"], r["measure"]["ffmpeg"]["cpu_cores"],
-            r["measure"]["gst"]["cpu_cores"], f.get("ours", {}).get("cores"), f.get("ffmpeg", {}).get("cores"),
+            # A gst-launch side that used no CPU at all never got going: no figure.
+            r["measure"]["gst"]["cpu_cores"] or None, f.get("ours", {}).get("cores"), f.get("ffmpeg", {}).get("cores"),
             f"WHEP viewers slowest {v.get('min_fps')} fps", str(len(conv)))
     return rows, checks
 
