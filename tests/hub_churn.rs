@@ -124,7 +124,7 @@ async fn churning_consumers_start_at_keyframes_and_never_stall_the_publisher() {
     let media = Duration::from_millis(u64::from(last.timestamp_ms.saturating_sub(first.timestamp_ms)));
     let wall = last.arrival.duration_since(first.arrival);
     assert!(wall >= CHURN_FOR, "long-lived reader covered only {wall:?}");
-    let drift = if media > wall { media - wall } else { wall - media };
+    let drift = media.abs_diff(wall);
     // The first frames may be a burst from the GOP cache (up to a GOP ahead of wall time).
     assert!(drift < Duration::from_millis(1500), "media time {media:?} vs wall time {wall:?}");
     let since_last = Instant::now().duration_since(last.arrival);

@@ -107,7 +107,7 @@ pub fn scale(scaler: *mut ffi::SwsContext, picture: &I420Picture, out: &mut AvFr
             src_stride.as_ptr(),
             0,
             picture.height as c_int,
-            (*dst).data.as_ptr() as *const *mut u8,
+            (*dst).data.as_ptr(),
             (*dst).linesize.as_ptr(),
         )
     };

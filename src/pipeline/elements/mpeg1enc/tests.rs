@@ -236,8 +236,9 @@ fn bad_input_is_an_error_not_a_panic() {
     ));
 }
 
-/// A test picture that counts how many of it are alive (libavcodec holds shared ones).
-struct Counted(TestPicture, std::sync::Arc<()>);
+/// A test picture that counts how many of it are alive (libavcodec holds shared ones): the
+/// `Arc` is only held, its strong count is the number alive.
+struct Counted(TestPicture, #[allow(dead_code)] std::sync::Arc<()>);
 
 impl SharedPicture for Counted {
     fn picture(&self) -> I420Picture<'_> {
