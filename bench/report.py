@@ -233,8 +233,11 @@ HOW = """- One command runs everything: `python3 bench/run.py` (`--quick`: the C
   1280x720, 30 fps, H.264 + AAC; MPEG-1 + MP2 TS for H5 publishers) so that they cost little.
 - Peers: one `ffmpeg` process per bridge, and where a command line can do the same, one
   `gst-launch-1.0` per bridge (`rtmp2src ! flvdemux ! h264parse/aacparse ! flvmux ! rtmp2sink`
-  for remux; `... avdec_aac ! opusenc ! rtpopuspay ! udpsink` for AAC→Opus). Gateway and peers
-  run in the same measurement window, so the noise of this shared machine hits both.
+  for remux; `... avdec_aac ! opusenc ! rtpopuspay ! udpsink` for AAC→Opus). No gst-launch
+  column elsewhere: Debian's GStreamer has no working MPEG-1 encoder (`avenc_mpeg1video` rejects
+  every caps, `mpeg2enc` is about 40× slower), no HTTP server for HTTP-FLV or H5, and webrtcbin
+  needs a signalling program, not a command line. Gateway and peers run in the same
+  measurement window, so the noise of this shared machine hits both.
 - CPU: utime+stime from `/proc/PID/stat` of whole process trees over the window (the kernel's
   own accounting), in cores (100% = one core busy). Memory: PSS from `smaps_rollup` (RSS where
   PSS cannot be read); "above idle" subtracts the gateway's PSS before any stream.
