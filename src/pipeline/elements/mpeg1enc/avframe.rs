@@ -23,6 +23,10 @@ impl RawFrame {
     pub fn as_ptr(&self) -> *const ffi::AVFrame {
         self.0
     }
+
+    pub fn as_mut_ptr(&mut self) -> *mut ffi::AVFrame {
+        self.0
+    }
 }
 
 impl Drop for RawFrame {
@@ -53,12 +57,12 @@ pub fn wrap<P: SharedPicture>(owner: P, width: u32, height: u32) -> Result<RawFr
             ffi::av_buffer_create(start as *mut u8, end - start, Some(release::<P>), opaque, ffi::AV_BUFFER_FLAG_READONLY);
         if buf.is_null() {
             drop(Box::from_raw(opaque as *mut P));
-            return Err(ffmpeg::Error::Other { errno: libc_enomem() });
+            return Err(ffmpeg::Error::Other { errno: ffmpeg::util::error::ENOMEM });
         }
         let frame = ffi::av_frame_alloc();
         if frame.is_null() {
             ffi::av_buffer_unref(&mut buf);
-            return Err(ffmpeg::Error::Other { errno: libc_enomem() });
+            return Err(ffmpeg::Error::Other { errno: ffmpeg::util::error::ENOMEM });
         }
         (*frame).buf[0] = buf;
         for i in 0..3 {
@@ -75,10 +79,6 @@ pub fn wrap<P: SharedPicture>(owner: P, width: u32, height: u32) -> Result<RawFr
 unsafe extern "C" fn release<P>(opaque: *mut c_void, _data: *mut u8) {
     // SAFETY: see `wrap`: `opaque` is the Box<P> leaked there, released once.
     drop(unsafe { Box::from_raw(opaque as *mut P) });
-}
-
-fn libc_enomem() -> c_int {
-    12 // ENOMEM on Linux
 }
 
 /// Sets what the encoder reads besides the planes: the pts and a forced I-frame.

@@ -211,8 +211,8 @@ impl Mpeg1Encoder {
         }
         self.check(&owner.picture())?;
         let (w, h) = self.output_size;
-        let frame = avframe::wrap(owner, w, h).map_err(Mpeg1Error::Encode)?;
-        avframe::stamp(frame.as_ptr() as *mut _, pts, force_keyframe);
+        let mut frame = avframe::wrap(owner, w, h).map_err(Mpeg1Error::Encode)?;
+        avframe::stamp(frame.as_mut_ptr(), pts, force_keyframe);
         self.send(frame.as_ptr())
     }
 
