@@ -67,5 +67,49 @@ fn render(gw: &Gateway) -> String {
         let _ = writeln!(text, "interop_relays{{kind=\"{kind}\",state=\"{state}\"}} {n}");
     }
     gw.udp.render_metrics(&mut text);
+    render_process(&mut text);
     text
 }
+
+/// What the process holds: pipelines and tasks alive, and the allocators' view of memory (live
+/// bytes against what they keep from the system), to tell a leak from retention.
+fn render_process(text: &mut String) {
+    let _ = writeln!(text, "# HELP interop_gst_pipelines_alive GStreamer pipelines not yet finalized.\n# TYPE interop_gst_pipelines_alive gauge");
+    let _ = writeln!(text, "interop_gst_pipelines_alive {}", crate::pipeline::live::count());
+    if let Ok(rt) = tokio::runtime::Handle::try_current() {
+        let m = rt.metrics();
+        let _ = writeln!(text, "# HELP interop_tokio_tasks_alive Tokio tasks alive.\n# TYPE interop_tokio_tasks_alive gauge");
+        let _ = writeln!(text, "interop_tokio_tasks_alive {}", m.num_alive_tasks());
+        let _ = writeln!(text, "# HELP interop_tokio_workers Tokio worker threads.\n# TYPE interop_tokio_workers gauge");
+        let _ = writeln!(text, "interop_tokio_workers {}", m.num_workers());
+    }
+    // jemalloc: the Rust side's allocator (see main.rs); zeros when it is not the global one.
+    if tikv_jemalloc_ctl::epoch::advance().is_ok() {
+        let _ = writeln!(text, "# HELP interop_jemalloc_bytes jemalloc statistics: allocated (live), active, resident, retained.\n# TYPE interop_jemalloc_bytes gauge");
+        for (kind, v) in [
+            ("allocated", tikv_jemalloc_ctl::stats::allocated::read()),
+            ("active", tikv_jemalloc_ctl::stats::active::read()),
+            ("resident", tikv_jemalloc_ctl::stats::resident::read()),
+            ("retained", tikv_jemalloc_ctl::stats::retained::read()),
+        ] {
+            if let Ok(v) = v {
+                let _ = writeln!(text, "interop_jemalloc_bytes{{kind=\"{kind}\"}} {v}");
+            }
+        }
+    }
+    render_glibc_malloc(text);
+}
+
+/// glibc malloc (GStreamer, GLib and FFmpeg allocate there unless jemalloc replaces it): bytes
+/// in use against the bytes its arenas hold.
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn render_glibc_malloc(text: &mut String) {
+    // SAFETY: mallinfo2 only reads the allocator's counters; it takes no pointer.
+    let info = unsafe { libc::mallinfo2() };
+    let _ = writeln!(text, "# HELP interop_glibc_malloc_bytes glibc malloc: in_use (allocated chunks, incl. mmapped), held (arenas + mmapped).\n# TYPE interop_glibc_malloc_bytes gauge");
+    let _ = writeln!(text, "interop_glibc_malloc_bytes{{kind=\"in_use\"}} {}", info.uordblks + info.hblkhd);
+    let _ = writeln!(text, "interop_glibc_malloc_bytes{{kind=\"held\"}} {}", info.arena + info.hblkhd);
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn render_glibc_malloc(_text: &mut String) {}

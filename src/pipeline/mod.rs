@@ -3,6 +3,7 @@
 mod caps;
 pub mod elements;
 pub mod fragments;
+pub mod live;
 mod transcoder;
 
 pub use caps::{input_caps, output_info};
