@@ -12,6 +12,12 @@ use interop_gateway::media::Protocol;
 use interop_gateway::pipeline::Pipelines;
 use interop_gateway::server::{self, Gateway, Listeners};
 
+/// jemalloc for every Rust allocation: a long-running server's allocator, which gives freed
+/// memory back to the system over time (glibc malloc kept what many short sessions had used;
+/// see docs/reliability.md). Its statistics are in `/metrics` (`interop_jemalloc_bytes`).
+#[global_allocator]
+static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 #[derive(Parser)]
 #[command(name = "interop-gateway", version, about = "Live-media gateway: WebRTC, RTMP, UDP/RTP, H5 and mini-program, converted only where the matrix says")]
 struct Cli {
@@ -141,6 +147,7 @@ fn serve(
         eprintln!("listening http={http_addr} rtmp={rtmp_addr}");
         let reload_gw = gw.clone();
         tokio::spawn(async move { reload_on_sighup(reload_gw).await });
+        tokio::spawn(trim_malloc_periodically());
         server::run(gw, &cfg, listeners, shutdown_signal()).await?;
         anyhow::Ok(())
     })?;
@@ -167,3 +174,33 @@ async fn reload_on_sighup(gw: Gateway) {
         tracing::info!(ok = status.ok, message = %status.message, "SIGHUP reload");
     }
 }
+
+/// GStreamer, GLib, libnice and FFmpeg allocate with the C library's malloc, whatever Rust's
+/// allocator is; glibc keeps what its per-thread arenas freed (a burst of sessions left RSS tens
+/// of MB above what is in use, see docs/reliability.md). Giving it back every
+/// `INTEROP_MALLOC_TRIM_SECS` (default 30; 0: never) keeps RSS near what is live.
+async fn trim_malloc_periodically() {
+    let secs = std::env::var("INTEROP_MALLOC_TRIM_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(30u64);
+    if secs == 0 {
+        return;
+    }
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(secs));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tick.tick().await;
+    loop {
+        tick.tick().await;
+        // Walks every arena under its lock: off the async workers.
+        let _ = tokio::task::spawn_blocking(trim_malloc).await;
+    }
+}
+
+#[cfg(all(target_os = "linux", target_env = "gnu"))]
+fn trim_malloc() {
+    // SAFETY: malloc_trim takes no pointer and only returns free memory to the system.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
+#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
+fn trim_malloc() {}
