@@ -96,7 +96,19 @@ def proc_status(pid):
     text = open(f"/proc/{pid}/status").read()
     rss = int(re.search(r"^VmRSS:\s+(\d+)", text, re.M).group(1))
     threads = int(re.search(r"^Threads:\s+(\d+)", text, re.M).group(1))
-    return {"rss_kib": rss, "threads": threads, "fds": len(os.listdir(f"/proc/{pid}/fd")), "fd_kinds": fd_kinds(pid)}
+    return {"rss_kib": rss, "threads": threads, "fds": len(os.listdir(f"/proc/{pid}/fd")), "fd_kinds": fd_kinds(pid),
+            "clock_threads": thread_names(pid).get("GstSystemClock", 0)}
+
+
+def thread_names(pid):
+    names = {}
+    for t in os.listdir(f"/proc/{pid}/task"):
+        try:
+            n = open(f"/proc/{pid}/task/{t}/comm").read().strip()
+        except OSError:
+            continue
+        names[n] = names.get(n, 0) + 1
+    return names
 
 
 def fd_kinds(pid):

@@ -67,8 +67,9 @@ class Soak:
         self.origin_period = 35 if quick else 120    # nginx killed every ...
         self.origin_down = 8 if quick else 15        # ... and restarted after
         self.udp_period = 45 if quick else 180       # UDP ingest deleted and posted again
-        self.n_rtmp_churn = 2 if quick else 4
+        self.n_rtmp_churn = 2 if quick else 5
         self.n_whip_churn = 1 if quick else 2
+        self.churn_flv, self.churn_rtmp = (3, 2) if quick else (10, 5)  # viewers per churn stream
         self.viewers = []     # finished measured viewers: {path, start, events summary}
         self.faults = []      # (kind, start, end) wall-clock seconds
         self.counts = {"rtmp_publishes": 0, "whip_publishes": 0, "udp_ingests": 0, "origin_kills": 0,
@@ -109,10 +110,10 @@ class Soak:
 
     def churn_viewers(self, k):
         life = random.uniform(5, 20)
-        procs = [b.start([str(self.bins / "flv_readers"), f"http://{self.http}/live/churn{k}.flv", "3", str(int(life))]),
-                 b.start([str(self.bins / "avprobe"), "load-rtmp", "2", "1", str(int(life)), f"rtmp://{self.rtmp}/live/churn{k}"])]
+        procs = [b.start([str(self.bins / "flv_readers"), f"http://{self.http}/live/churn{k}.flv", str(self.churn_flv), str(int(life))]),
+                 b.start([str(self.bins / "avprobe"), "load-rtmp", str(self.churn_rtmp), "1", str(int(life)), f"rtmp://{self.rtmp}/live/churn{k}"])]
         with self.lock:
-            self.counts["churn_viewers"] += 5
+            self.counts["churn_viewers"] += self.churn_flv + self.churn_rtmp
         self.stop.wait(life + 1)
         for p in procs:
             b.stop(p)
@@ -249,6 +250,7 @@ def main():
     soak = Soak(b.tmpdir(), bins, minutes, a.quick)
     result = soak.run(sample_every=2 if a.quick else 5)
     result["mode"] = "quick" if a.quick else f"{minutes:g} min"
+    (out / "soak.json").write_text(json.dumps(result))
     result["analysis"] = parts.analyze(result)
     (out / "soak.json").write_text(json.dumps(result))
     parts.plot_anywhere(out / "soak.json", out)

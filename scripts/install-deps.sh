@@ -13,6 +13,7 @@ packages=(
   libavfilter-dev libavdevice-dev
   ffmpeg nginx libnginx-mod-rtmp ca-certificates curl
   chromium
+  python3-matplotlib
 )
 
 missing=()

@@ -13,6 +13,10 @@ scripts/install-deps.sh || exit $?
 echo "== bench smoke: bench/run.py --quick"
 python3 bench/run.py --quick
 bench_status=$?
+# A churn soak of about 2.5 minutes: fails if the gateway dies or fds, GStreamer pipelines or
+# tokio tasks stay above their idle counts once the load is gone (bench/soak.py).
+echo "== soak smoke: bench/soak.py --quick"
+python3 bench/soak.py --quick || bench_status=$?
 
 if cargo nextest --version >/dev/null 2>&1; then
   # nextest does not run doc tests; run them first so its summary line stays last.
