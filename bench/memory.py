@@ -96,7 +96,11 @@ def proc_status(pid):
     text = open(f"/proc/{pid}/status").read()
     rss = int(re.search(r"^VmRSS:\s+(\d+)", text, re.M).group(1))
     threads = int(re.search(r"^Threads:\s+(\d+)", text, re.M).group(1))
-    return {"rss_kib": rss, "threads": threads, "fds": len(os.listdir(f"/proc/{pid}/fd")), "fd_kinds": fd_kinds(pid),
+    # File-backed pages are the mapped code of GStreamer's plugins and libraries (loaded on
+    # first use, never unloaded); anonymous pages are the heaps and stacks.
+    anon = int(re.search(r"^RssAnon:\s+(\d+)", text, re.M).group(1))
+    file = int(re.search(r"^RssFile:\s+(\d+)", text, re.M).group(1))
+    return {"rss_kib": rss, "rss_anon_kib": anon, "rss_file_kib": file, "threads": threads, "fds": len(os.listdir(f"/proc/{pid}/fd")), "fd_kinds": fd_kinds(pid),
             "clock_threads": thread_names(pid).get("GstSystemClock", 0)}
 
 
