@@ -22,7 +22,7 @@ The load (see `Soak.__init__`, scaled by the mode):
 When the load stops (every source, viewer, push and ingest gone), the counts should be back
 at their idle values: the run waits a drain period and compares.
 
-  --quick   CI smoke: about 2.5 minutes; exits non-zero if the gateway died, or fds, pipelines
+  --quick   CI smoke: about 4 minutes (1.6 of load); exits non-zero if the gateway died, or fds, pipelines
             or tasks did not come back to idle
   --minutes the load's length (default 60)
   --out     where soak.json and the plots go (default: a temporary directory)
@@ -253,6 +253,7 @@ def main():
     (out / "soak.json").write_text(json.dumps(result))
     result["analysis"] = parts.analyze(result)
     (out / "soak.json").write_text(json.dumps(result))
+    (out / "soak-summary.json").write_text(json.dumps(parts.compact(result), indent=0))
     parts.plot_anywhere(out / "soak.json", out)
     print(parts.report(result))
     print(f"figures: {out / 'soak.json'}")

@@ -422,3 +422,11 @@ def report(r):
     if r["errors"]:
         lines.append("last churn errors: " + " | ".join(r["errors"][-5:]))
     return "\n".join(lines)
+
+
+def compact(r, points=400):
+    """The run without the bulky parts (per-sample fd lists, every A/V pair), for the repo."""
+    step = max(1, len(r["samples"]) // points)
+    samples = [{k: v for k, v in s.items() if k != "fd_kinds"} for s in r["samples"][::step]]
+    viewers = [{k: v for k, v in x.items() if k not in ("av_pts_ms", "av_arrival_ms", "stderr")} for x in r["viewers"]]
+    return {**{k: v for k, v in r.items() if k not in ("samples", "viewers")}, "samples": samples, "viewers": viewers}

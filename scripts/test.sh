@@ -13,7 +13,7 @@ scripts/install-deps.sh || exit $?
 echo "== bench smoke: bench/run.py --quick"
 python3 bench/run.py --quick
 bench_status=$?
-# A churn soak of about 2.5 minutes: fails if the gateway dies or fds, GStreamer pipelines or
+# A churn soak of about 4 minutes: fails if the gateway dies or fds, GStreamer pipelines or
 # tokio tasks stay above their idle counts once the load is gone (bench/soak.py).
 echo "== soak smoke: bench/soak.py --quick"
 python3 bench/soak.py --quick || bench_status=$?
