@@ -37,6 +37,8 @@ pub struct HubSettings {
     pub max_lag_events: u32,
     /// Frames per track a consumer may be behind before it has lagged.
     pub queue_frames: usize,
+    /// The longest GOP kept for joiners: a new viewer never starts further back than this.
+    pub max_gop_seconds: f64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -164,6 +166,7 @@ impl Default for HubSettings {
             grace_seconds: d.grace.as_secs_f64(),
             max_lag_events: d.max_lag_events,
             queue_frames: d.limits.queue_frames,
+            max_gop_seconds: d.limits.max_gop_age.as_millis() as f64 / 1000.0,
         }
     }
 }
@@ -195,6 +198,7 @@ impl Config {
         hub.grace = secs(self.hub.grace_seconds);
         hub.max_lag_events = self.hub.max_lag_events;
         hub.limits.queue_frames = self.hub.queue_frames.max(16);
+        hub.limits.max_gop_age = crate::media::Ts::from_millis((secs(self.hub.max_gop_seconds.min(86_400.0)).as_millis() as i64).max(100));
         hub
     }
 }

@@ -139,7 +139,9 @@ pub async fn run(gw: Gateway, config: &Config, listeners: Listeners, shutdown: i
     let rtmp = tokio::spawn(rtmp_serve::accept_loop(listeners.rtmp, gw.clone()));
     let app = crate::api::router(gw.clone()).into_make_service_with_connect_info::<SocketAddr>();
     let token = gw.shutdown.clone();
-    let server = axum::serve(listeners.http, app).with_graceful_shutdown(token.clone().cancelled_owned());
+    // Connections whose peer stops reading are closed (tap_io keeps ConnectInfo<SocketAddr>).
+    let http_listener = axum::serve::ListenerExt::tap_io(crate::api::write_stall::GuardedListener(listeners.http), |_| {});
+    let server = axum::serve(http_listener, app).with_graceful_shutdown(token.clone().cancelled_owned());
     let http = tokio::spawn(async move { server.await });
     shutdown.await;
     tracing::info!("shutting down");

@@ -6,6 +6,7 @@ mod matrix;
 mod metrics;
 mod relays;
 mod streams;
+pub mod write_stall;
 
 use axum::http::StatusCode;
 use axum::routing::{delete, get, post};

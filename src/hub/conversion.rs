@@ -6,13 +6,13 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::broadcast::{self, error::RecvError};
 use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::track::{CacheLimits, TrackOutput};
 use crate::matrix::Reason;
-use crate::media::{Codec, TrackInfo, TrackKind, Ts};
+use crate::media::{Codec, Frame, TrackInfo, TrackKind, Ts};
 use crate::pipeline::{KeyframeRequester, TranscodeError, TranscodeSink, Transcoder};
 
 /// Bytes an input may queue ahead of a conversion before the feeder skips to a keyframe.
@@ -40,11 +40,14 @@ pub struct Conversion {
     error: Arc<Mutex<Option<String>>>,
     stop: CancellationToken,
     keyframes: KeyframeRequester,
+    /// The dts of the last cached source frame fed at the start: the output has caught up
+    /// with the source once it gets near it (see [`Conversion::wait_caught_up`]).
+    primed_until: Option<Ts>,
 }
 
 impl Conversion {
     /// Starts the pipeline and the task that feeds it from `source`: the source's cached
-    /// frames from `start` on (all of them without), then live.
+    /// frames from `start` on (all of them without), then live. `frames_in` counts both.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn start(
         key: ConversionKey,
@@ -79,6 +82,12 @@ impl Conversion {
         };
         let name = format!("{stream}-{}-{}-{}", key.track, key.from, key.to);
         let transcoder = Transcoder::start(&name, &description, source_info, key.to, sink)?;
+        // Joined here, not in the feeding task, so the cached frames to feed are known now.
+        let join = source.join();
+        let backlog: Vec<_> = join
+            .as_ref()
+            .map(|j| j.backlog.iter().filter(|f| start.is_none_or(|s| f.dts >= s)).cloned().collect())
+            .unwrap_or_default();
         let conversion = Arc::new(Conversion {
             key,
             reason,
@@ -91,10 +100,11 @@ impl Conversion {
             error,
             stop,
             keyframes: transcoder.keyframe_requester(),
+            primed_until: backlog.last().map(|f| f.dts),
         });
         let span = tracing::info_span!("conversion", stream, track = %conversion.key.track,
             from = %conversion.key.from, to = %conversion.key.to);
-        tokio::spawn(feed(conversion.clone(), source, start, transcoder).instrument(span));
+        tokio::spawn(feed(conversion.clone(), join.map(|j| (backlog, j.receiver)), transcoder).instrument(span));
         Ok(conversion)
     }
 
@@ -108,6 +118,17 @@ impl Conversion {
 
     pub fn frames_out(&self) -> u64 {
         self.frames_out.load(Ordering::Relaxed)
+    }
+
+    /// Waits, at most `timeout`, until the output has caught up with what the source had
+    /// cached when the conversion started (within `slack`: an encoder holds a frame or two).
+    /// At once for a conversion that has (or had nothing to catch up with); false when it
+    /// did not in time or stopped.
+    pub async fn wait_caught_up(&self, slack: Ts, timeout: std::time::Duration) -> bool {
+        match self.primed_until {
+            Some(until) => self.output.wait_for(timeout, |newest| newest.is_some_and(|n| n >= until - slack)).await,
+            None => self.output.wait_for(timeout, |newest| newest.is_some()).await,
+        }
     }
 
     /// The pipeline's error, if it failed.
@@ -128,16 +149,19 @@ impl Conversion {
     }
 }
 
-/// Moves frames from the source track into the pipeline until stopped or the source ends.
-async fn feed(conversion: Arc<Conversion>, source: Arc<TrackOutput>, start: Option<Ts>, mut transcoder: Transcoder) {
+type Input = (Vec<Arc<Frame>>, broadcast::Receiver<Arc<Frame>>);
+
+/// Moves frames from the source track into the pipeline (the cached ones first, then live)
+/// until stopped or the source ends.
+async fn feed(conversion: Arc<Conversion>, input: Option<Input>, mut transcoder: Transcoder) {
     tracing::info!(description = %conversion.description, "conversion started");
-    let Some(join) = source.join() else {
+    let Some((backlog, mut receiver)) = input else {
         conversion.stop();
         return;
     };
-    let mut receiver = join.receiver;
     let mut skipping = false;
-    for frame in join.backlog.into_iter().filter(|f| start.is_none_or(|s| f.dts >= s)) {
+    for frame in backlog {
+        conversion.frames_in.fetch_add(1, Ordering::Relaxed);
         if transcoder.push(&frame).is_err() {
             break;
         }

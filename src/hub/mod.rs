@@ -34,6 +34,12 @@ use crate::media::{Protocol, TrackInfo, TrackKind};
 use crate::pipeline::Pipelines;
 use stream::lock;
 
+/// How long a new consumer waits for a conversion it just started (or joined) to produce.
+const CONVERSION_START_WAIT: Duration = Duration::from_secs(3);
+/// A converted audio output is caught up with its source this close to it (an encoder holds
+/// back a frame or two).
+const AUDIO_CATCH_UP_SLACK: crate::media::Ts = crate::media::Ts(300_000_000);
+
 #[derive(Debug, Clone)]
 pub struct HubConfig {
     /// How long an unused conversion lives on (a viewer that reconnects reuses it).
@@ -230,8 +236,24 @@ impl Hub {
             grace: self.inner.config.grace,
             metrics: self.inner.metrics.clone(),
         };
-        let video = self.join_leg(&stream, TrackKind::Video, plan.video.as_ref(), &mut lease)?;
-        let mut audio = self.join_leg(&stream, TrackKind::Audio, plan.audio.as_ref(), &mut lease)?;
+        let video = self.leg_output(&stream, TrackKind::Video, plan.video.as_ref(), &mut lease)?;
+        let audio = self.leg_output(&stream, TrackKind::Audio, plan.audio.as_ref(), &mut lease)?;
+        // What a viewer is told at its start names every track it will get, and its tracks
+        // start together: a conversion that has just started is waited for (bounded) before
+        // joining, so its first output (codec configuration) and the cached frames it was fed
+        // are in the backlog rather than arriving seconds behind the other track.
+        for conversion in &lease.conversions {
+            let caught_up = match conversion.key.track {
+                // A converted picture only needs its first (key)frame: the rest flows live.
+                TrackKind::Video => conversion.output.wait_for(CONVERSION_START_WAIT, |n| n.is_some()).await,
+                TrackKind::Audio => conversion.wait_caught_up(AUDIO_CATCH_UP_SLACK, CONVERSION_START_WAIT).await,
+            };
+            if !caught_up {
+                tracing::debug!(stream = %key, track = %conversion.key.track, "conversion output not there in time; joining anyway");
+            }
+        }
+        let video = video.and_then(|o| o.join());
+        let mut audio = audio.and_then(|o| o.join());
         if audio.is_none() && awaits_late_audio(&stream) {
             // WeChat's live-pusher often starts its audio seconds after video: keep the
             // consumer on the source audio so it flows (on the same timeline) once it starts.
@@ -246,13 +268,14 @@ impl Hub {
         Ok(sub)
     }
 
-    fn join_leg(
+    /// The output a leg is served from: the source track, or a conversion (started if needed).
+    fn leg_output(
         &self,
         stream: &Arc<Stream>,
         track: TrackKind,
         leg: Option<&Leg>,
         lease: &mut ConsumerLease,
-    ) -> Result<Option<TrackJoin>, HubError> {
+    ) -> Result<Option<Arc<TrackOutput>>, HubError> {
         let Some(leg) = leg else { return Ok(None) };
         let output = match leg {
             Leg::Copy { .. } => stream.source(track).clone(),
@@ -263,7 +286,7 @@ impl Hub {
                 output
             }
         };
-        Ok(output.join())
+        Ok(Some(output))
     }
 
     /// Gets the running conversion for this output, or starts it; counts one more consumer.

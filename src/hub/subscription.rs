@@ -212,6 +212,24 @@ impl Subscription {
         }
     }
 
+    /// The consumer's own output (socket, queue) could not take a frame: counts a lag, as
+    /// falling behind the hub does, and skips to the next video keyframe. True when that was
+    /// one lag too many: the subscription has ended ([`EndReason::TooSlow`]).
+    pub fn lagged(&mut self) -> bool {
+        self.lag_events += 1;
+        if self.lag_events > self.max_lag_events {
+            self.ended = Some(EndReason::TooSlow);
+            self.backlog.clear();
+            return true;
+        }
+        self.skipping = self.video.is_some();
+        if self.skipping {
+            // The rest of the cached start is from before the lag too.
+            self.backlog.clear();
+        }
+        false
+    }
+
     /// After a lag, drop everything until the next video keyframe.
     fn admit(&mut self, frame: Arc<Frame>) -> Option<Arc<Frame>> {
         if !self.skipping {
@@ -378,6 +396,28 @@ mod tests {
         assert_eq!(next_ms(&mut sub).await, (TrackKind::Video, 2000));
         audio.push(frame(&a, 1052, true));
         assert_eq!(next_ms(&mut sub).await, (TrackKind::Audio, 1052));
+    }
+
+    #[tokio::test]
+    async fn a_consumer_whose_output_is_full_skips_to_a_keyframe_then_ends() {
+        let (v, a) = infos();
+        let (video, audio) = (TrackOutput::new(TrackKind::Video, CacheLimits::default()), TrackOutput::new(TrackKind::Audio, CacheLimits::default()));
+        let mut sub = subscribe(&video, &audio);
+        video.push(frame(&v, 0, true));
+        assert_eq!(next_ms(&mut sub).await, (TrackKind::Video, 0));
+        assert!(!sub.lagged());
+        for (ms, key) in [(33, false), (66, true)] {
+            video.push(frame(&v, ms, key));
+        }
+        audio.push(frame(&a, 70, true));
+        assert_eq!(next_ms(&mut sub).await, (TrackKind::Video, 66), "skipped to the keyframe");
+        assert_eq!(next_ms(&mut sub).await, (TrackKind::Audio, 70));
+        for _ in 1..5 {
+            assert!(!sub.lagged());
+        }
+        assert!(sub.lagged(), "one lag more than max_lag_events (5) ends it");
+        assert_eq!(sub.end_reason(), Some(&EndReason::TooSlow));
+        assert!(sub.next().await.is_none());
     }
 
     #[tokio::test]

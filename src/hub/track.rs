@@ -4,7 +4,7 @@
 use std::collections::VecDeque;
 use std::sync::{Arc, Mutex};
 
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, Notify};
 
 use crate::media::{Frame, TrackInfo, TrackKind, Ts};
 
@@ -13,6 +13,10 @@ use crate::media::{Frame, TrackInfo, TrackKind, Ts};
 pub struct CacheLimits {
     /// Frames kept at most for one GOP; past it the GOP cache is dropped until the next keyframe.
     pub max_gop_frames: usize,
+    /// The longest GOP kept: past it the GOP cache is dropped until the next keyframe, so a
+    /// joiner starts at most this far back (a publisher that sends a keyframe only on request
+    /// must not make it start at the stream's first picture).
+    pub max_gop_age: Ts,
     /// Audio kept behind the newest audio frame, so joiners get the audio of the cached GOP.
     pub audio_window: Ts,
     /// Broadcast queue length per track: a consumer this far behind has lagged.
@@ -21,7 +25,12 @@ pub struct CacheLimits {
 
 impl Default for CacheLimits {
     fn default() -> Self {
-        CacheLimits { max_gop_frames: 900, audio_window: Ts::from_millis(10_000), queue_frames: 512 }
+        CacheLimits {
+            max_gop_frames: 900,
+            max_gop_age: Ts::from_millis(10_000),
+            audio_window: Ts::from_millis(10_000),
+            queue_frames: 512,
+        }
     }
 }
 
@@ -34,6 +43,7 @@ struct Cache {
     /// Video: the last keyframe's dts and the longest gap between two keyframes seen.
     last_keyframe: Option<Ts>,
     longest_gop: Option<Ts>,
+    /// The newest frame's dts (either kind).
     newest: Option<Ts>,
 }
 
@@ -48,6 +58,8 @@ pub struct TrackOutput {
     kind: TrackKind,
     limits: CacheLimits,
     cache: Mutex<Cache>,
+    /// Woken on every frame and on close (see [`TrackOutput::wait_for`]).
+    pushed: Notify,
 }
 
 impl TrackOutput {
@@ -65,6 +77,7 @@ impl TrackOutput {
                 longest_gop: None,
                 newest: None,
             }),
+            pushed: Notify::new(),
         }
     }
 
@@ -82,9 +95,9 @@ impl TrackOutput {
         if cache.info.as_ref().is_none_or(|i| !Arc::ptr_eq(i, &frame.info)) {
             cache.info = Some(frame.info.clone());
         }
+        cache.newest = Some(frame.dts);
         match self.kind {
             TrackKind::Video => {
-                cache.newest = Some(frame.dts);
                 if frame.keyframe {
                     if let Some(last) = cache.last_keyframe {
                         let gap = frame.dts - last;
@@ -95,7 +108,8 @@ impl TrackOutput {
                     cache.gop_valid = true;
                 }
                 if cache.gop_valid {
-                    if cache.frames.len() >= self.limits.max_gop_frames {
+                    let too_old = cache.frames.front().is_some_and(|k| frame.dts - k.dts > self.limits.max_gop_age);
+                    if cache.frames.len() >= self.limits.max_gop_frames || too_old {
                         cache.frames.clear();
                         cache.gop_valid = false;
                     } else {
@@ -118,6 +132,36 @@ impl TrackOutput {
             // An error only means nobody listens right now.
             let _ = sender.send(frame);
         }
+        drop(cache);
+        self.pushed.notify_waiters();
+    }
+
+    /// The newest frame's dts (None before the first).
+    pub fn newest(&self) -> Option<Ts> {
+        self.lock().newest
+    }
+
+    /// Waits until `done` holds for the newest dts (checked now and after every frame), the
+    /// output closes (false) or `timeout` passes (false).
+    pub async fn wait_for(&self, timeout: std::time::Duration, done: impl Fn(Option<Ts>) -> bool) -> bool {
+        let wait = async {
+            loop {
+                let pushed = self.pushed.notified();
+                tokio::pin!(pushed);
+                pushed.as_mut().enable();
+                {
+                    let cache = self.lock();
+                    if done(cache.newest) {
+                        return true;
+                    }
+                    if cache.sender.is_none() {
+                        return false;
+                    }
+                }
+                pushed.await;
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.unwrap_or(false)
     }
 
     /// Video: the longest gap between keyframes so far, or the time since the only keyframe
@@ -162,6 +206,8 @@ impl TrackOutput {
         let mut cache = self.lock();
         cache.sender = None;
         cache.frames.clear();
+        drop(cache);
+        self.pushed.notify_waiters();
     }
 
     pub fn is_closed(&self) -> bool {
@@ -221,6 +267,39 @@ mod tests {
         assert!(out.join().unwrap().backlog.is_empty(), "an over-long GOP is not served half");
         out.push(video_frame(&v, 200, true));
         assert_eq!(out.join().unwrap().backlog.len(), 1);
+    }
+
+    #[test]
+    fn a_gop_older_than_the_limit_is_not_served() {
+        let (v, _) = infos();
+        let limits = CacheLimits { max_gop_age: Ts::from_millis(1000), ..CacheLimits::default() };
+        let out = TrackOutput::new(TrackKind::Video, limits);
+        out.push(video_frame(&v, 0, true));
+        out.push(video_frame(&v, 900, false));
+        assert_eq!(out.join().unwrap().backlog.len(), 2);
+        out.push(video_frame(&v, 1100, false));
+        assert!(out.join().unwrap().backlog.is_empty(), "a joiner never starts more than max_gop_age back");
+        assert_eq!(out.gop_start(), None);
+        out.push(video_frame(&v, 1200, true));
+        assert_eq!(out.gop_start(), Some(Ts::from_millis(1200)));
+    }
+
+    #[tokio::test]
+    async fn wait_for_sees_frames_and_close() {
+        let (v, _) = infos();
+        let out = Arc::new(TrackOutput::new(TrackKind::Video, CacheLimits::default()));
+        let waiter = {
+            let out = out.clone();
+            tokio::spawn(async move { out.wait_for(std::time::Duration::from_secs(5), |n| n >= Some(Ts::from_millis(66))).await })
+        };
+        for ms in [0, 33, 66] {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            out.push(video_frame(&v, ms, ms == 0));
+        }
+        assert!(waiter.await.unwrap());
+        assert!(!out.wait_for(std::time::Duration::from_millis(20), |n| n >= Some(Ts::from_millis(99))).await);
+        out.close();
+        assert!(!out.wait_for(std::time::Duration::from_secs(5), |_| false).await);
     }
 
     #[test]

@@ -24,6 +24,46 @@ impl RawRtmp {
         Ok(RawRtmp { stream })
     }
 
+    /// Connects with a small receive buffer (set before connecting, so the window stays
+    /// small): a client that then stops reading stalls the server's writes quickly.
+    pub async fn connect_with_recv_buffer(addr: &str, recv_buffer: u32) -> anyhow::Result<RawRtmp> {
+        let addr: std::net::SocketAddr = addr.parse().with_context(|| format!("address {addr}"))?;
+        let socket = tokio::net::TcpSocket::new_v4().context("socket")?;
+        socket.set_recv_buffer_size(recv_buffer).context("SO_RCVBUF")?;
+        let stream = tokio::time::timeout(Duration::from_secs(5), socket.connect(addr))
+            .await
+            .with_context(|| format!("connect {addr}: timeout"))?
+            .with_context(|| format!("connect {addr}"))?;
+        Ok(RawRtmp { stream })
+    }
+
+    /// After [`RawRtmp::handshake`]: sets a 4096-byte chunk size, then sends `connect` (app
+    /// `app`), `createStream` and `play` of `key` on message stream 1, without reading the
+    /// replies (they wait in the socket).
+    pub async fn start_play(&mut self, app: &str, key: &str) -> anyhow::Result<()> {
+        let mut out = chunk_type0(2, 0, 1, 0, 4, &4096u32.to_be_bytes());
+        let mut connect = amf_string("connect");
+        connect.extend(amf_number(1.0));
+        connect.push(0x03); // object
+        for (k, v) in [("app", app), ("tcUrl", &format!("rtmp://127.0.0.1/{app}"))] {
+            connect.extend_from_slice(&(k.len() as u16).to_be_bytes());
+            connect.extend_from_slice(k.as_bytes());
+            connect.extend(amf_string(v));
+        }
+        connect.extend_from_slice(&[0, 0, 9]);
+        out.extend(chunk_type0(3, 0, 20, 0, connect.len() as u32, &connect));
+        let mut create = amf_string("createStream");
+        create.extend(amf_number(2.0));
+        create.push(0x05); // null
+        out.extend(chunk_type0(3, 0, 20, 0, create.len() as u32, &create));
+        let mut play = amf_string("play");
+        play.extend(amf_number(0.0));
+        play.push(0x05);
+        play.extend(amf_string(key));
+        out.extend(chunk_type0(8, 0, 20, 1, play.len() as u32, &play));
+        self.send(&out).await
+    }
+
     /// Writes bytes (a write error is returned: the server may already have closed).
     pub async fn send(&mut self, bytes: &[u8]) -> anyhow::Result<()> {
         self.stream.write_all(bytes).await.context("write")?;
@@ -68,6 +108,21 @@ impl RawRtmp {
             }
         }
     }
+}
+
+/// An AMF0 string.
+pub fn amf_string(s: &str) -> Vec<u8> {
+    let mut out = vec![0x02];
+    out.extend_from_slice(&(s.len() as u16).to_be_bytes());
+    out.extend_from_slice(s.as_bytes());
+    out
+}
+
+/// An AMF0 number.
+pub fn amf_number(n: f64) -> Vec<u8> {
+    let mut out = vec![0x00];
+    out.extend_from_slice(&n.to_be_bytes());
+    out
 }
 
 /// One chunk with a type-0 (full) message header; `payload` must fit one chunk (≤ 128 bytes

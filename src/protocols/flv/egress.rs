@@ -71,6 +71,14 @@ impl FlvEgress {
         Ok(())
     }
 
+    /// The viewer lost tags (its output was full): sequence headers go out again with the
+    /// next frame of each track, and video waits for a keyframe.
+    pub fn resync(&mut self) {
+        self.video = None;
+        self.audio = None;
+        self.video_started = false;
+    }
+
     fn has_header_for(&self, info: &Arc<TrackInfo>) -> bool {
         let sent = match info.kind() {
             TrackKind::Video => &self.video,

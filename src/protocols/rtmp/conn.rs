@@ -100,6 +100,17 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> ServerConn<S> {
         self.t.flush().await
     }
 
+    /// Encodes one media message for a player into the output queue without writing it:
+    /// [`ServerConn::next_event`] and [`ServerConn::flush`] send it.
+    pub fn queue_media(&mut self, kind: MediaKind, timestamp: u32, payload: &[u8]) {
+        self.t.session.send_media(kind, timestamp, payload);
+    }
+
+    /// Writes everything queued (cancel-safe: a cancelled call leaves the unwritten rest).
+    pub async fn flush(&mut self) -> Result<(), RtmpError> {
+        self.t.flush().await
+    }
+
     /// Bytes queued but not yet written (e.g. to drop a player that falls behind).
     pub fn pending_output(&mut self) -> usize {
         self.t.session.output().len()

@@ -6,6 +6,7 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
+use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::{ServerConn, ServerEvent};
@@ -21,6 +22,12 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// A publisher that sends nothing for this long is gone.
 const PUBLISH_SILENCE: Duration = Duration::from_secs(20);
 const UNPUBLISHED: &str = "unpublished";
+/// Bytes queued toward a player past which a new frame waits (bounded) for room.
+const MAX_PENDING: usize = 1024 * 1024;
+/// How long a frame may wait for room before the player has lagged.
+const FRAME_WAIT: Duration = Duration::from_secs(1);
+/// A player that takes nothing for this long is disconnected.
+const WRITE_STALL: Duration = Duration::from_secs(8);
 
 pub async fn accept_loop(listener: TcpListener, gw: Gateway) {
     loop {
@@ -195,13 +202,47 @@ async fn play(mut conn: ServerConn<TcpStream>, gw: &Gateway, peer: SocketAddr, a
 }
 
 /// Sends the subscription to the player until either side ends; returns why it ended.
+///
+/// Frames are queued on the connection and written while the next frame is awaited; the
+/// queue is bounded ([`MAX_PENDING`]): a frame that finds it full waits at most
+/// [`FRAME_WAIT`] for room, else the player has lagged (it skips to the next keyframe, and
+/// is dropped after `hub.max_lag_events`); a player that takes nothing for [`WRITE_STALL`]
+/// is dropped.
 async fn send(conn: &mut ServerConn<TcpStream>, mut sub: Subscription, gw: &Gateway) -> String {
     let mut egress = FlvEgress::new();
     let mut tags = Vec::new();
     egress.start(sub.video_info(), sub.audio_info(), &mut tags);
     let shutdown = gw.shutdown.cancelled();
     tokio::pin!(shutdown);
+    let mut stalled_since: Option<Instant> = None;
+    let too_slow = |what: &str| {
+        gw.hub.metrics().note_consumer_too_slow();
+        format!("too slow ({what})")
+    };
     loop {
+        if !tags.is_empty() {
+            let stall = stalled_since.map(|at| at + WRITE_STALL);
+            if conn.pending_output() > MAX_PENDING {
+                let wait = stall.map_or(FRAME_WAIT, |at| at.saturating_duration_since(Instant::now()).min(FRAME_WAIT));
+                if let Ok(Err(e)) = tokio::time::timeout(wait, conn.flush()).await {
+                    return format!("write failed: {e}");
+                }
+            }
+            if conn.pending_output() > MAX_PENDING {
+                let since = *stalled_since.get_or_insert_with(Instant::now);
+                tags.clear();
+                egress.resync();
+                if since.elapsed() >= WRITE_STALL {
+                    return too_slow("took nothing for too long");
+                }
+                if sub.lagged() {
+                    return too_slow("lagged too often");
+                }
+                tracing::debug!("player behind; skipping to the next keyframe");
+            } else {
+                stalled_since = None;
+            }
+        }
         for t in tags.drain(..) {
             let kind = match t.kind {
                 TagKind::Audio => MediaKind::Audio,
@@ -209,27 +250,35 @@ async fn send(conn: &mut ServerConn<TcpStream>, mut sub: Subscription, gw: &Gate
                 TagKind::Script => MediaKind::Data,
             };
             sub.add_bytes_out(t.body.len());
-            if let Err(e) = conn.send_media(kind, t.timestamp, &t.body).await {
-                return format!("write failed: {e}");
-            }
+            conn.queue_media(kind, t.timestamp, &t.body);
         }
+        let stall = stalled_since.map(|at| at + WRITE_STALL);
         tokio::select! {
             frame = sub.next() => match frame {
                 Some(frame) => { let _ = egress.frame(&frame, &mut tags); }
                 None => {
                     if sub.end_reason() == Some(&EndReason::TooSlow) {
-                        gw.hub.metrics().note_consumer_too_slow();
-                        return "too slow".into();
+                        return too_slow("lagged too often");
                     }
+                    let _ = tokio::time::timeout(FRAME_WAIT, conn.flush()).await;
                     return "stream ended".into();
                 }
             },
+            // Writes what is queued, then reads.
             event = conn.next_event() => match event {
                 Ok(Some(ServerEvent::Stop)) | Ok(None) => return "player closed".into(),
                 Ok(Some(_)) => {}
                 Err(e) => return format!("protocol error: {e}"),
             },
+            _ = sleep_until(stall) => return too_slow("took nothing for too long"),
             _ = &mut shutdown => return "gateway shutting down".into(),
         }
+    }
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
     }
 }

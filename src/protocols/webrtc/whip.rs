@@ -2,7 +2,9 @@
 //!
 //! `start` checks the offer, claims the stream key, answers through webrtcbin and leaves a task
 //! that moves frames into the hub, asks the publisher for keyframes (on request, and every
-//! `keyframe_interval` while RTMP-family consumers watch) and ends the stream on `DELETE`, an
+//! `keyframe_interval` whether or not anyone watches: a browser sends keyframes only when
+//! asked, and the GOP a new viewer starts from must be a recent one, not the stream's whole
+//! age) and ends the stream on `DELETE`, an
 //! API kick, shutdown, a failed connection, ICE that never connects or media that stops.
 
 use std::sync::Arc;
@@ -25,8 +27,6 @@ use crate::server::Gateway;
 const FRAME_QUEUE: usize = 1024;
 /// How often the session checks its timeouts.
 const WATCHDOG: Duration = Duration::from_millis(250);
-/// Consumers whose players need frequent keyframes from a WebRTC source.
-const KEYFRAME_HUNGRY: [Protocol; 3] = [Protocol::Rtmp, Protocol::Miniprogram, Protocol::Cdn];
 
 /// What the session was started with; fixed for its life.
 struct Settings {
@@ -182,11 +182,7 @@ impl WhipSession {
                 self.publisher.push(frame);
             }
             Event::KeyframeWanted => self.request_keyframe(),
-            Event::KeyframeTick => {
-                if self.publisher.stream().has_consumers_of(&KEYFRAME_HUNGRY) {
-                    self.request_keyframe();
-                }
-            }
+            Event::KeyframeTick => self.request_keyframe(),
             Event::Watchdog => {
                 let s = &self.settings;
                 if !self.state.connected && self.state.started.elapsed() > s.ice_timeout {

@@ -1,0 +1,119 @@
+//! Viewers that stop reading, black-box: raw TCP clients (a small receive buffer, so the
+//! gateway's writes stall soon) that ask for the HTTP-FLV stream or play it over RTMP, then
+//! never read again. They must be dropped from the API's consumers within a bounded time,
+//! their sockets closed, the gateway's memory bounded, and a normal viewer of the same stream
+//! must not notice.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::raw_rtmp::RawRtmp;
+use common::{wait_until, BackgroundReader, Ffmpeg, Gateway, PublishOptions};
+use tokio::io::AsyncWriteExt;
+
+const STALLED_FLV: usize = 10;
+const STALLED_RTMP: usize = 10;
+const RECV_BUFFER: u32 = 4096;
+/// The bound the gateway promises: lags every keyframe (1 s here) or 8 s without progress.
+const DROPPED_WITHIN: Duration = Duration::from_secs(25);
+
+fn proc_status(pid: u32, field: &str) -> u64 {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    text.lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0)
+}
+
+fn open_fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd")).map(|d| d.count()).unwrap_or(0)
+}
+
+async fn stalled_http_flv(addr: &str, key: &str) -> tokio::net::TcpStream {
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(RECV_BUFFER).expect("SO_RCVBUF");
+    let mut stream = socket.connect(addr.parse().expect("addr")).await.expect("connect");
+    let request = format!("GET /live/{key}.flv HTTP/1.1\r\nHost: {addr}\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.expect("request");
+    stream
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn viewers_that_stop_reading_are_dropped_and_others_play_on() {
+    let gw = Gateway::start();
+    let api = gw.api();
+    let pid = gw.pid();
+    let _publisher = Ffmpeg::publish(&gw.rtmp_url("/live/k"), PublishOptions::default());
+    api.wait_live("k", Duration::from_secs(20)).await.expect("live");
+    let normal = BackgroundReader::start(&gw.http_url("/live/k.flv")).await.expect("normal viewer");
+    normal.expect_flowing(30, Duration::from_secs(10)).await.expect("normal viewer plays");
+    let (fds_before, rss_before) = (open_fds(pid), proc_status(pid, "VmRSS:"));
+
+    let mut held_flv = Vec::new();
+    for _ in 0..STALLED_FLV {
+        held_flv.push(stalled_http_flv(gw.http_addr(), "k").await);
+    }
+    let mut held_rtmp = Vec::new();
+    for _ in 0..STALLED_RTMP {
+        let mut raw = RawRtmp::connect_with_recv_buffer(gw.rtmp_addr(), RECV_BUFFER).await.expect("RTMP connect");
+        raw.handshake().await.expect("handshake");
+        raw.start_play("live", "k").await.expect("play");
+        held_rtmp.push(raw);
+    }
+    let all = (1 + STALLED_FLV + STALLED_RTMP) as u64;
+    wait_until(Duration::from_secs(10), "every viewer attached", || async {
+        match api.stream("k").await {
+            Ok(Some(s)) if s.total_consumers() == all => Ok(()),
+            other => Err(format!("{:?}", other.map(|s| s.map(|s| s.consumers)))),
+        }
+    })
+    .await
+    .expect("attached");
+    let stalled_at = Instant::now();
+    let normal_tags_before = normal.count();
+
+    let mut peak_rss = 0;
+    wait_until(DROPPED_WITHIN, "the stalled viewers dropped", || {
+        peak_rss = peak_rss.max(proc_status(pid, "VmRSS:"));
+        async {
+            match api.stream("k").await {
+                Ok(Some(s)) if s.total_consumers() == 1 => Ok(()),
+                other => Err(format!("{:?}", other.map(|s| s.map(|s| s.consumers)))),
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", gw.stderr_tail()));
+    let dropped_after = stalled_at.elapsed();
+    // Their sockets are closed too (hyper's is closed by the write-stall bound on HTTP
+    // connections), still without the clients reading.
+    wait_until(Duration::from_secs(20), "the stalled viewers' sockets closed", || async {
+        let fds = open_fds(pid);
+        if fds <= fds_before + 2 { Ok(()) } else { Err(format!("{fds} fds open, {fds_before} before")) }
+    })
+    .await
+    .unwrap_or_else(|e| panic!("{e:#}\n{}", gw.stderr_tail()));
+    let rss_after = proc_status(pid, "VmRSS:");
+    eprintln!(
+        "stalled viewers dropped after {dropped_after:?}; RSS {rss_before} kB before, peak {peak_rss} kB, {rss_after} kB after"
+    );
+    assert!(peak_rss < rss_before + 64 * 1024, "RSS grew from {rss_before} kB to {peak_rss} kB");
+
+    // The normal viewer never waited on them.
+    normal.expect_flowing(30, Duration::from_secs(5)).await.expect("normal viewer still plays");
+    let tags = normal.tags();
+    let during = &tags[normal_tags_before.saturating_sub(1)..];
+    let gap = common::flv::max_arrival_gap(during);
+    assert!(gap < Duration::from_millis(1500), "the normal viewer stalled for {gap:?}");
+    assert!(normal.ended().is_none(), "{:?}", normal.ended());
+    let metrics = api.get("/metrics").await.expect("metrics").body;
+    let dropped_slow: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("interop_consumers_dropped_slow_total "))
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0);
+    assert_eq!(dropped_slow, (STALLED_FLV + STALLED_RTMP) as u64, "counted as dropped for being slow");
+    drop((held_flv, held_rtmp));
+}
