@@ -217,8 +217,15 @@ impl RelaySettings {
     }
 }
 
+/// The longest duration a setting may give (longer ones mean "for ever" and act as a year, so
+/// `Instant + duration` cannot overflow).
+const MAX_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
+
+/// Seconds from the file as a duration: negative and NaN as 0, huge values (`1e30`, which
+/// `Duration::from_secs_f64` panics on) capped at [`MAX_SECONDS`].
 fn secs(s: f64) -> Duration {
-    Duration::from_secs_f64(if s.is_finite() && s > 0.0 { s } else { 0.0 })
+    let s = if s.is_nan() || s <= 0.0 { 0.0 } else { s.min(MAX_SECONDS) };
+    Duration::from_secs_f64(s)
 }
 
 #[cfg(test)]
@@ -235,6 +242,20 @@ mod tests {
         assert_eq!(c.hub_config().grace, Duration::from_millis(500));
         assert_eq!(c.pushes[0].stream, "k");
         assert!(serde_saphyr::from_str::<Config>("bogus: 1\n").is_err());
+    }
+
+    /// Fuzz finding (fuzz/corpus/config/regress-huge-seconds.yaml): a huge number of seconds
+    /// made `Duration::from_secs_f64` panic when the server read the setting.
+    #[test]
+    fn huge_and_odd_seconds_do_not_panic() {
+        let c: Config = serde_saphyr::from_str(
+            "hub: { grace_seconds: 1e300 }\nrelay: { retry_max_seconds: 99999999999999999999999999, connect_timeout_seconds: .inf }\nwebrtc: { ice_timeout_seconds: -1, publisher_timeout_seconds: .nan }\n",
+        )
+        .unwrap();
+        let year = Duration::from_secs(365 * 24 * 3600);
+        assert_eq!(c.hub_config().grace, year);
+        assert_eq!((c.relay.retry_max(), c.relay.connect_timeout()), (year, year));
+        assert_eq!((c.webrtc.ice_timeout(), c.webrtc.publisher_timeout()), (Duration::ZERO, Duration::ZERO));
     }
 
     #[test]

@@ -1,0 +1,170 @@
+//! What arrives over HTTP and UDP besides media containers: SDP offers (WHIP/WHEP), the SDP of
+//! a UDP ingest, and RTP/RTCP datagrams through the ingest's packet filter.
+
+use interop_gateway::media::Codec;
+use interop_gateway::protocols::udp::filter::{looks_like_rtcp, parse_rtp, valid_rtcp, RtpFilter, Verdict};
+use interop_gateway::protocols::udp::{payload, sdp as udp_sdp};
+use interop_gateway::protocols::webrtc::sdp::{choose_for_egress, choose_for_ingest, parse_offer, EgressTracks};
+
+use crate::engine::{no_seeds, Sig, Target};
+use crate::mutate::{hash, Rng, Shape};
+
+const SDP_DICT: &[&[u8]] = &[
+    b"v=0\r\n",
+    b"m=video 9 UDP/TLS/RTP/SAVPF 96\r\n",
+    b"m=audio 5002 RTP/AVP 97\r\n",
+    b"m=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\n",
+    b"c=IN IP4 127.0.0.1\r\n",
+    b"c=IN IP6 ::1\r\n",
+    b"a=rtpmap:96 H264/90000\r\n",
+    b"a=rtpmap:97 opus/48000/2\r\n",
+    b"a=rtpmap:97 MPEG4-GENERIC/44100/2\r\n",
+    b"a=fmtp:96 packetization-mode=1;profile-level-id=42e01f;sprop-parameter-sets=Z0IAH5WoFAFuQA==,aM48gA==\r\n",
+    b"a=fmtp:97 streamtype=5;mode=AAC-hbr;config=1210;sizelength=13\r\n",
+    b"a=rtcp:5003\r\n",
+    b"a=rtcp-mux\r\n",
+    b"a=ssrc:0 cname:x\r\n",
+    b"a=ssrc:4294967295 cname:x\r\n",
+    b"a=sendonly\r\n",
+    b"a=recvonly\r\n",
+    b"a=inactive\r\n",
+    b"a=mid:0\r\n",
+    b"a=ice-ufrag:abcd\r\n",
+    b"a=ice-pwd:abcdefghijklmnopqrstuvwx\r\n",
+    b"a=fingerprint:sha-256 00:11\r\n",
+    b"a=group:BUNDLE 0 1\r\n",
+    b"profile-level-id=",
+    b"packetization-mode=",
+    b"config=",
+    b"/90000",
+    b"\xef\xbb\xbf",
+];
+
+/// Text as the HTTP handlers get it (bodies that are not UTF-8 are refused before parsing;
+/// here they are read lossily so the mutants still reach the parser).
+fn text(input: &[u8]) -> std::borrow::Cow<'_, str> {
+    String::from_utf8_lossy(input)
+}
+
+fn udp_sdp(input: &[u8]) -> u64 {
+    let mut sig = Sig::default();
+    let text = text(input);
+    let parsed = udp_sdp::parse(&text);
+    sig.result(&parsed);
+    if let Ok(sdp) = parsed {
+        sig.count(sdp.media.len());
+        let tracks = payload::ingest_tracks(&sdp);
+        sig.result(&tracks);
+        for t in tracks.unwrap_or_default() {
+            sig.variant(&t.codec);
+            sig.add(u64::from(t.rtcp_port.is_some()));
+        }
+    }
+    for word in text.split([' ', ';', '=', ',']).take(64) {
+        if let Some(bytes) = payload::hex(word) {
+            assert_eq!(bytes.len() * 2, word.trim().len(), "hex {word:?}");
+        }
+    }
+    sig.finish()
+}
+
+pub const UDP_SDP: Target = Target {
+    name: "udp_sdp",
+    dirs: &["udp_sdp"],
+    max_len: 8 << 10,
+    shape: Shape::Text,
+    dict: SDP_DICT,
+    derive: no_seeds,
+    setup: crate::engine::no_setup,
+    run: udp_sdp,
+};
+
+fn gst_init() {
+    interop_gateway::pipeline::init();
+}
+
+fn webrtc_sdp(input: &[u8]) -> u64 {
+    let mut sig = Sig::default();
+    let offer = parse_offer(&text(input));
+    sig.result(&offer);
+    let Ok(offer) = offer else { return sig.finish() };
+    sig.count(offer.medias.len());
+    let _ = offer.describe();
+    let ingest = choose_for_ingest(&offer);
+    sig.result(&ingest);
+    for tracks in [
+        EgressTracks { video: Some((Codec::H264, Some(66))), audio: Some(Codec::Opus) },
+        EgressTracks { video: Some((Codec::H264, Some(100))), audio: None },
+        EgressTracks { video: Some((Codec::Vp8, None)), audio: Some(Codec::Opus) },
+        EgressTracks { video: None, audio: Some(Codec::Opus) },
+    ] {
+        let egress = choose_for_egress(&offer, tracks);
+        sig.result(&egress);
+        for c in egress.unwrap_or_default() {
+            let _ = c.preference_caps();
+        }
+    }
+    sig.finish()
+}
+
+pub const WEBRTC_SDP: Target = Target {
+    name: "webrtc_sdp",
+    dirs: &["webrtc_sdp", "udp_sdp"],
+    max_len: 16 << 10,
+    shape: Shape::Text,
+    dict: SDP_DICT,
+    derive: no_seeds,
+    setup: gst_init,
+    run: webrtc_sdp,
+};
+
+/// The datagrams of a `u16 length + bytes` record input (a short tail is one more datagram).
+fn datagrams(input: &[u8]) -> Vec<&[u8]> {
+    let mut out = Vec::new();
+    let mut rest = input;
+    while rest.len() >= 2 {
+        let len = usize::from(u16::from_be_bytes([rest[0], rest[1]]));
+        let body = &rest[2..];
+        let n = len.min(body.len());
+        out.push(&body[..n]);
+        rest = &body[n..];
+    }
+    out
+}
+
+fn rtp_filter(input: &[u8]) -> u64 {
+    let mut sig = Sig::default();
+    let packets = datagrams(input);
+    let mut rng = Rng::new(hash(input));
+    // The payload type the SDP would name: the first RTP packet's, as the test senders use.
+    let pt = packets.iter().find_map(|p| parse_rtp(p)).map_or(96, |h| h.pt);
+    let announced = packets.iter().find_map(|p| parse_rtp(p)).map(|h| h.ssrc).filter(|_| rng.one_in(2));
+    let mut filter = RtpFilter::new(pt, announced);
+    let mut now = 0u64;
+    for p in packets {
+        let gap = if rng.one_in(50) { 20_000 } else { 40 };
+        now += rng.below(gap) as u64;
+        let rtcp = looks_like_rtcp(p);
+        let valid = valid_rtcp(p);
+        assert!(!valid || rtcp, "a valid RTCP packet looks like RTCP");
+        let verdict = filter.check(p, now);
+        if verdict == Verdict::Pass {
+            assert!(parse_rtp(p).is_some_and(|h| h.pt == pt), "passed a packet of another payload type");
+        }
+        sig.variant(&verdict);
+        sig.add(u64::from(rtcp) << 1 | u64::from(valid));
+    }
+    sig.add(u64::from(filter.ssrc().is_some()));
+    sig.finish()
+}
+
+pub const RTP_FILTER: Target = Target {
+    name: "rtp_filter",
+    dirs: &["rtp_filter"],
+    max_len: 32 << 10,
+    shape: Shape::Records16,
+    dict: &[b"\x80\x60", b"\x80\xe0", b"\x81\xc8\x00\x06", b"\x80\xc9\x00\x01", b"\x90\x60", b"\xa0\x60", b"\x8f\x60"],
+    derive: no_seeds,
+    setup: crate::engine::no_setup,
+    run: rtp_filter,
+};
