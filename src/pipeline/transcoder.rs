@@ -91,7 +91,11 @@ impl Transcoder {
 
         let keyframes = KeyframeRequester(appsink.static_pad("sink").ok_or_else(|| build_err("appsink has no pad".into()))?);
         watch_bus(&pipeline, sink);
-        pipeline.set_state(gst::State::Playing).map_err(|e| TranscodeError::Start(e.to_string()))?;
+        super::live::hold(&pipeline);
+        if let Err(e) = pipeline.set_state(gst::State::Playing) {
+            super::live::stop_now(&pipeline);
+            return Err(TranscodeError::Start(e.to_string()));
+        }
         Ok(Transcoder { pipeline, keyframes, src, input })
     }
 
@@ -125,7 +129,7 @@ impl Transcoder {
 
 impl Drop for Transcoder {
     fn drop(&mut self) {
-        let _ = self.pipeline.set_state(gst::State::Null);
+        super::live::stop_now(&self.pipeline);
     }
 }
 

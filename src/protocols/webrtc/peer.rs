@@ -123,9 +123,11 @@ impl Peer {
                 gst::BusSyncReply::Drop
             });
         }
-        pipeline
-            .set_state(gst::State::Playing)
-            .map_err(|e| PeerError::Build(format!("cannot start: {e}")))?;
+        crate::pipeline::live::hold(&pipeline);
+        if let Err(e) = pipeline.set_state(gst::State::Playing) {
+            crate::pipeline::stop_in_background(pipeline);
+            return Err(PeerError::Build(format!("cannot start: {e}")));
+        }
         Ok(Peer {
             pipeline,
             webrtcbin,
