@@ -820,4 +820,5 @@ async fn an_ingest_can_be_posted_again_right_after_its_delete() {
         assert_eq!(api.delete(&location).await.unwrap().status, 204, "round {round}");
         assert!(ports_free(&[port, port + 1, port + 2, port + 3]), "round {round}: ports still bound after the 204");
     }
+    assert_eq!(metric(&api, "interop_gstreamer_pipelines", "").await, 0, "every receiving pipeline stopped");
 }

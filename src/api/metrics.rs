@@ -48,6 +48,8 @@ fn render(gw: &Gateway) -> String {
     for ((track, from, to), n) in &conversions {
         let _ = writeln!(text, "interop_conversions{{track=\"{track}\",from=\"{from}\",to=\"{to}\"}} {n}");
     }
+    let _ = writeln!(text, "# HELP interop_gstreamer_pipelines GStreamer pipelines running (set playing, not yet stopped).\n# TYPE interop_gstreamer_pipelines gauge");
+    let _ = writeln!(text, "interop_gstreamer_pipelines {}", crate::pipeline::live::count());
     for (name, help, get) in [
         ("interop_bytes_in_total", "Media bytes received from publishers.", true),
         ("interop_bytes_out_total", "Media bytes sent to consumers.", false),
