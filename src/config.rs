@@ -50,6 +50,9 @@ pub struct RelaySettings {
     /// Give up after this many failed attempts in a row (0: never).
     pub max_attempts: u32,
     pub connect_timeout_seconds: f64,
+    /// A push live on a backup destination checks its primary this often, and moves back
+    /// to it once it accepts the stream.
+    pub failback_seconds: f64,
 }
 
 /// The `webrtc:` section: where ICE binds, what the SDP announces, and session timeouts.
@@ -140,6 +143,9 @@ impl UdpSettings {
 pub struct RelayDecl {
     pub stream: String,
     pub url: String,
+    /// Pushes only: destinations tried in order when the current one fails.
+    #[serde(default)]
+    pub backup_urls: Vec<String>,
 }
 
 impl Default for Config {
@@ -173,7 +179,7 @@ impl Default for HubSettings {
 
 impl Default for RelaySettings {
     fn default() -> Self {
-        RelaySettings { retry_min_seconds: 1.0, retry_max_seconds: 30.0, max_attempts: 0, connect_timeout_seconds: 5.0 }
+        RelaySettings { retry_min_seconds: 1.0, retry_max_seconds: 30.0, max_attempts: 0, connect_timeout_seconds: 5.0, failback_seconds: 30.0 }
     }
 }
 
@@ -206,6 +212,10 @@ impl Config {
 impl RelaySettings {
     pub fn retry_min(&self) -> Duration {
         secs(self.retry_min_seconds)
+    }
+
+    pub fn failback(&self) -> Duration {
+        secs(self.failback_seconds.max(0.1))
     }
 
     pub fn retry_max(&self) -> Duration {

@@ -139,7 +139,7 @@ fn serve(
         builder.worker_threads(n);
     }
     let runtime = builder.enable_all().build().context("starting the runtime")?;
-    runtime.block_on(async move {
+    let served = runtime.block_on(async move {
         let gw = Gateway::new(&cfg)?;
         let listeners = Listeners::bind(cfg.http, cfg.rtmp).await?;
         let http_addr = listeners.http.local_addr().context("HTTP address")?;
@@ -150,7 +150,12 @@ fn serve(
         tokio::spawn(trim_malloc_periodically());
         server::run(gw, &cfg, listeners, shutdown_signal()).await?;
         anyhow::Ok(())
-    })?;
+    });
+    // Tasks still alive are dropped with the runtime; whatever pipeline their drops could not
+    // stop any more is stopped here, before the process exits.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
+    interop_gateway::pipeline::live::stop_all();
+    served?;
     Ok(())
 }
 

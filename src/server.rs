@@ -130,9 +130,13 @@ impl Listeners {
 pub async fn run(gw: Gateway, config: &Config, listeners: Listeners, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
     for decl in &config.pushes {
         let (key, url) = relay_decl(decl)?;
-        gw.relays.add_push(key, url);
+        let backups = decl.backup_urls.iter().map(|u| parse_rtmp_url(u)).collect::<Result<Vec<_>, _>>()?;
+        gw.relays.add_push_with_backups(key, url, backups);
     }
     for decl in &config.pulls {
+        if !decl.backup_urls.is_empty() {
+            return Err(ServerError::Config(format!("pull of `{}`: backup_urls is for pushes only", decl.stream)));
+        }
         let (key, url) = relay_decl(decl)?;
         gw.relays.add_pull(key, url).map_err(|e| ServerError::Config(e.to_string()))?;
     }
@@ -152,17 +156,33 @@ pub async fn run(gw: Gateway, config: &Config, listeners: Listeners, shutdown: i
     let closing = async {
         let _ = rtmp.await;
         let _ = http.await;
-        // WebRTC sessions end on the shutdown token; wait for their pipelines to stop.
+        // WebRTC and UDP sessions end on the shutdown token; wait for their pipelines to stop.
         gw.webrtc.wait_closed(SHUTDOWN_GRACE).await;
+        gw.udp.wait_closed(SHUTDOWN_GRACE).await;
+        // Conversions end with their streams.
+        crate::pipeline::live::wait_all_stopped(SHUTDOWN_GRACE).await;
     };
     if tokio::time::timeout(SHUTDOWN_GRACE, closing).await.is_err() {
-        tracing::warn!("sessions did not close in time; exiting anyway");
+        tracing::warn!("sessions did not close in time; stopping their pipelines");
     }
+    stop_pipelines().await;
     Ok(())
+}
+
+/// Stops every GStreamer pipeline still running, so that none is disposed while playing and
+/// no streaming thread runs while the process exits.
+pub async fn stop_pipelines() {
+    match tokio::task::spawn_blocking(crate::pipeline::live::stop_all).await {
+        Ok(0) | Err(_) => {}
+        Ok(n) => tracing::warn!(pipelines = n, "pipelines left running at shutdown were stopped"),
+    }
 }
 
 fn relay_decl(decl: &crate::config::RelayDecl) -> Result<(crate::hub::StreamKey, crate::protocols::rtmp::RtmpUrl), ServerError> {
     let key = decl.stream.parse().map_err(|e: crate::hub::InvalidStreamKey| ServerError::Config(e.to_string()))?;
-    let url = decl.url.parse().map_err(|e: crate::protocols::rtmp::RtmpError| ServerError::Config(format!("{}: {e}", decl.url)))?;
-    Ok((key, url))
+    Ok((key, parse_rtmp_url(&decl.url)?))
+}
+
+fn parse_rtmp_url(url: &str) -> Result<crate::protocols::rtmp::RtmpUrl, ServerError> {
+    url.parse().map_err(|e: crate::protocols::rtmp::RtmpError| ServerError::Config(format!("{url}: {e}")))
 }

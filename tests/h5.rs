@@ -417,7 +417,7 @@ async fn a_websocket_publisher_plays_as_h264_aac_by_rtmp() -> anyhow::Result<()>
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         ws.close(None).await?;
-        anyhow::Ok(())
+        expect_close_reply(&mut ws).await
     });
     let live = gw.api().wait_live("k3", LIVE).await?;
     assert_eq!(live.publisher.as_ref().map(|p| p.protocol.as_str()), Some("h5"));
@@ -671,4 +671,32 @@ fn chromium_plays_the_h5_player_page() {
     if let Err(error) = runtime.block_on(body) {
         panic!("{error:#}");
     }
+}
+
+/// After our close, the gateway's close frame arrives (not a dropped connection, which a
+/// browser reports as 1006).
+async fn expect_close_reply(ws: &mut Ws) -> anyhow::Result<()> {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(5), ws.next()).await.context("no close reply within 5 s")? {
+            Some(Ok(Message::Close(_))) => return Ok(()),
+            Some(Ok(_)) => continue,
+            other => bail!("the connection ended without a close reply: {other:?}"),
+        }
+    }
+}
+
+/// Issue 10: a WebSocket publisher that closed got no close reply (the client saw 1006).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_websocket_publisher_that_closes_gets_a_close_reply() -> anyhow::Result<()> {
+    let gw = Gateway::start();
+    for round in 0..3 {
+        let mut ws = connect(&ws_url(&gw, "/h5/closing/publish")).await?;
+        if round > 0 {
+            // Some bytes that are not (yet) a full TS packet, then the close.
+            ws.send(Message::Binary(vec![0x47, 0x40, 0x00, 0x10].into())).await?;
+        }
+        ws.close(None).await?;
+        expect_close_reply(&mut ws).await.with_context(|| format!("round {round}"))?;
+    }
+    Ok(())
 }

@@ -48,6 +48,8 @@ fn render(gw: &Gateway) -> String {
     for ((track, from, to), n) in &conversions {
         let _ = writeln!(text, "interop_conversions{{track=\"{track}\",from=\"{from}\",to=\"{to}\"}} {n}");
     }
+    let _ = writeln!(text, "# HELP interop_gstreamer_pipelines GStreamer pipelines running (set playing, not yet stopped).\n# TYPE interop_gstreamer_pipelines gauge");
+    let _ = writeln!(text, "interop_gstreamer_pipelines {}", crate::pipeline::live::count());
     for (name, help, get) in [
         ("interop_bytes_in_total", "Media bytes received from publishers.", true),
         ("interop_bytes_out_total", "Media bytes sent to consumers.", false),
@@ -75,7 +77,7 @@ fn render(gw: &Gateway) -> String {
 /// bytes against what they keep from the system), to tell a leak from retention.
 fn render_process(text: &mut String) {
     let _ = writeln!(text, "# HELP interop_gst_pipelines_alive GStreamer pipelines not yet finalized.\n# TYPE interop_gst_pipelines_alive gauge");
-    let _ = writeln!(text, "interop_gst_pipelines_alive {}", crate::pipeline::live::count());
+    let _ = writeln!(text, "interop_gst_pipelines_alive {}", crate::pipeline::alive::count());
     if let Ok(rt) = tokio::runtime::Handle::try_current() {
         let m = rt.metrics();
         let _ = writeln!(text, "# HELP interop_tokio_tasks_alive Tokio tasks alive.\n# TYPE interop_tokio_tasks_alive gauge");

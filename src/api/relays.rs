@@ -15,7 +15,13 @@ use crate::server::Gateway;
 #[serde(deny_unknown_fields)]
 struct PushRequest {
     url: String,
+    /// Destinations tried in order when the current one fails.
+    #[serde(default)]
+    backup_urls: Vec<String>,
 }
+
+/// Most backup destinations one push may name.
+const MAX_BACKUP_URLS: usize = 8;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,7 +52,11 @@ pub async fn add_push(
     let key = parse_key(&key)?;
     let req: PushRequest = parse_json(&body)?;
     let url = parse_url(&req.url)?;
-    Ok((StatusCode::CREATED, Json(gw.relays.add_push(key, url))))
+    if req.backup_urls.len() > MAX_BACKUP_URLS {
+        return Err(ApiError::bad_request(format!("backup_urls: at most {MAX_BACKUP_URLS} destinations")));
+    }
+    let backups = req.backup_urls.iter().map(|u| parse_url(u)).collect::<Result<Vec<_>, _>>()?;
+    Ok((StatusCode::CREATED, Json(gw.relays.add_push_with_backups(key, url, backups))))
 }
 
 pub async fn list_stream_pushes(State(gw): State<Gateway>, Path(key): Path<String>) -> Result<Json<PushList>, ApiError> {

@@ -3,11 +3,13 @@
 mod caps;
 pub mod elements;
 pub mod fragments;
+pub mod alive;
 pub mod live;
 mod transcoder;
 
 pub use caps::{input_caps, output_info};
 pub use fragments::*;
+pub use live::stop_in_background;
 pub use transcoder::{KeyframeRequester, TranscodeError, TranscodeSink, Transcoder};
 
 /// Initializes GStreamer once (cheap after the first call).
@@ -24,16 +26,3 @@ pub fn init() {
     });
 }
 
-/// Stops `pipeline` (state Null) without blocking an async worker: stopping joins the
-/// streaming threads, so inside a tokio runtime it runs on the blocking pool (for `Drop`
-/// impls, which cannot await).
-pub fn stop_in_background(pipeline: gstreamer::Pipeline) {
-    use gstreamer::prelude::*;
-    let stop = move || {
-        let _ = pipeline.set_state(gstreamer::State::Null);
-    };
-    match tokio::runtime::Handle::try_current() {
-        Ok(rt) => drop(rt.spawn_blocking(stop)),
-        Err(_) => stop(),
-    }
-}

@@ -68,7 +68,7 @@ impl Transcoder {
             .downcast::<gst::Pipeline>()
             .map_err(|_| build_err("not a pipeline".into()))?;
         pipeline.set_property("name", name);
-        super::live::register(&pipeline);
+        super::alive::register(&pipeline);
         let src = by_name::<gst_app::AppSrc>(&pipeline, "src").ok_or_else(|| build_err("no appsrc".into()))?;
         let appsink = by_name::<gst_app::AppSink>(&pipeline, "sink").ok_or_else(|| build_err("no appsink".into()))?;
         src.set_caps(Some(&input_caps(&input)));
@@ -92,7 +92,11 @@ impl Transcoder {
 
         let keyframes = KeyframeRequester(appsink.static_pad("sink").ok_or_else(|| build_err("appsink has no pad".into()))?);
         watch_bus(&pipeline, sink);
-        pipeline.set_state(gst::State::Playing).map_err(|e| TranscodeError::Start(e.to_string()))?;
+        super::live::hold(&pipeline);
+        if let Err(e) = pipeline.set_state(gst::State::Playing) {
+            super::live::stop_now(&pipeline);
+            return Err(TranscodeError::Start(e.to_string()));
+        }
         Ok(Transcoder { pipeline, keyframes, src, input })
     }
 
@@ -126,7 +130,7 @@ impl Transcoder {
 
 impl Drop for Transcoder {
     fn drop(&mut self) {
-        let _ = self.pipeline.set_state(gst::State::Null);
+        super::live::stop_now(&self.pipeline);
     }
 }
 

@@ -115,6 +115,9 @@ pub struct Relay {
     pub next_attempt_at: Option<Value>,
     /// Why the last attempt failed.
     pub reason: Option<String>,
+    /// A push: the destination in use (`url` or a backup).
+    #[serde(default)]
+    pub active_url: Option<String>,
 }
 
 fn string_or_number<'de, D: serde::Deserializer<'de>>(d: D) -> Result<String, D::Error> {

@@ -15,6 +15,8 @@ pub struct Gateway {
     http: String,
     rtmp: String,
     stderr: LineBuffer,
+    /// How the process ended, once `terminate` saw it end.
+    exit: Option<ExitStatus>,
     _dir: TempDir,
 }
 
@@ -73,7 +75,7 @@ impl Gateway {
             }
         });
 
-        let mut gateway = Gateway { child: Some(child), http: String::new(), rtmp: String::new(), stderr, _dir: dir };
+        let mut gateway = Gateway { child: Some(child), http: String::new(), rtmp: String::new(), stderr, exit: None, _dir: dir };
         match rx.recv_timeout(STARTUP_TIMEOUT) {
             Ok((http, rtmp)) => {
                 gateway.http = http;
@@ -145,15 +147,44 @@ impl Gateway {
         let status = wait_child(child, timeout);
         if status.is_some() {
             self.child = None;
+            self.exit = status;
         }
         status
     }
 }
 
+/// What in the gateway's stderr fails any test: GLib/GStreamer criticals (a pipeline disposed
+/// while playing, a bad caps or pad use) always point at a real defect.
+pub const STDERR_FAILURES: &[&str] = &["GStreamer-CRITICAL", "CRITICAL **"];
+
+impl Gateway {
+    /// Panics when the gateway logged a GStreamer/GLib critical or ended by a crash (a signal
+    /// other than the SIGKILL sent to a gateway that would not stop). Every test goes through
+    /// it when its `Gateway` is dropped.
+    pub fn check_clean(&self, exit: Option<ExitStatus>) {
+        let criticals = self.stderr.matching(STDERR_FAILURES);
+        let crashed = exit.and_then(|s| std::os::unix::process::ExitStatusExt::signal(&s)).filter(|sig| *sig != 9);
+        if !criticals.is_empty() || crashed.is_some() {
+            panic!(
+                "the gateway {}{}\n--- gateway stderr, last lines ---\n{}",
+                crashed.map(|s| format!("crashed (signal {s}); ")).unwrap_or_default(),
+                if criticals.is_empty() { String::new() } else { format!("logged criticals:\n{}", criticals.join("\n")) },
+                self.stderr.tail(60)
+            );
+        }
+    }
+}
+
 impl Drop for Gateway {
     fn drop(&mut self) {
+        let mut exit = self.exit;
         if let Some(child) = self.child.as_mut() {
             stop_child(child, Duration::from_secs(5));
+            exit = child.try_wait().ok().flatten();
+        }
+        self.stderr.wait_closed(Duration::from_secs(2));
+        if !std::thread::panicking() {
+            self.check_clean(exit);
         }
         if std::thread::panicking() {
             eprintln!(

@@ -133,6 +133,8 @@ pub fn stop_child(child: &mut std::process::Child, grace: Duration) {
 #[derive(Clone, Default)]
 pub struct LineBuffer {
     lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// Set once the pipe is at its end (every line is in `lines`).
+    closed: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl LineBuffer {
@@ -145,6 +147,7 @@ impl LineBuffer {
         use std::io::BufRead;
         let buffer = LineBuffer::default();
         let lines = buffer.lines.clone();
+        let closed = buffer.closed.clone();
         std::thread::spawn(move || {
             let mut reader = std::io::BufReader::new(pipe);
             let mut raw = Vec::new();
@@ -162,8 +165,30 @@ impl LineBuffer {
                     }
                 }
             }
+            closed.store(true, std::sync::atomic::Ordering::SeqCst);
         });
         buffer
+    }
+
+    /// Waits up to `timeout` for the pipe's end (the process exited and its last lines are
+    /// read); false if it did not come.
+    pub fn wait_closed(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        while !self.closed.load(std::sync::atomic::Ordering::SeqCst) {
+            if Instant::now() >= deadline {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        true
+    }
+
+    /// Every line so far that contains one of `needles`.
+    pub fn matching(&self, needles: &[&str]) -> Vec<String> {
+        self.lines
+            .lock()
+            .map(|l| l.iter().filter(|line| needles.iter().any(|n| line.contains(n))).cloned().collect())
+            .unwrap_or_default()
     }
 
     /// The last `n` lines joined with newlines.

@@ -1,4 +1,6 @@
-//! Retry delays for relays: doubling from a minimum to a maximum, reset after a good run.
+//! Retry delays for relays: doubling from a minimum to a maximum, reset once a relay got
+//! going again (went live), however briefly: a flapping origin is retried after the minimum
+//! delay, not after one that grew while it was briefly up.
 
 use std::time::Duration;
 
@@ -11,9 +13,6 @@ pub struct Backoff {
     pub failures: u32,
 }
 
-/// A connection that stayed up this long counts as a success: the next failure starts over.
-pub const GOOD_RUN: Duration = Duration::from_secs(10);
-
 impl Backoff {
     pub fn new(min: Duration, max: Duration) -> Backoff {
         Backoff { min, max: max.max(min), next: min, failures: 0 }
@@ -25,13 +24,6 @@ impl Backoff {
         let delay = self.next;
         self.next = (self.next * 2).min(self.max);
         delay
-    }
-
-    /// A run that lasted `lasted` ended; a long one resets the delays.
-    pub fn ended_after(&mut self, lasted: Duration) {
-        if lasted >= GOOD_RUN {
-            self.reset();
-        }
     }
 
     pub fn reset(&mut self) {
@@ -50,9 +42,7 @@ mod tests {
         let delays: Vec<_> = (0..5).map(|_| b.fail().as_millis()).collect();
         assert_eq!(delays, [500, 1000, 2000, 3000, 3000]);
         assert_eq!(b.failures, 5);
-        b.ended_after(Duration::from_secs(1));
-        assert_eq!(b.fail().as_millis(), 3000);
-        b.ended_after(GOOD_RUN);
-        assert_eq!(b.fail().as_millis(), 500);
+        b.reset();
+        assert_eq!((b.fail().as_millis(), b.failures), (500, 1));
     }
 }

@@ -73,7 +73,13 @@ impl Relays {
 
     /// Starts relaying `stream` to `url` whenever the stream is live.
     pub fn add_push(&self, stream: StreamKey, url: RtmpUrl) -> RelayStatus {
-        self.start(RelayKind::Push, stream, url)
+        self.add_push_with_backups(stream, url, Vec::new())
+    }
+
+    /// Like [`Relays::add_push`], moving to the next of `backups` when the current destination
+    /// fails (and back to `url` once it accepts the stream again).
+    pub fn add_push_with_backups(&self, stream: StreamKey, url: RtmpUrl, backups: Vec<RtmpUrl>) -> RelayStatus {
+        self.start(RelayKind::Push, stream, url, backups)
     }
 
     /// Makes `url` the publisher of `stream`; one pull per stream key.
@@ -82,19 +88,21 @@ impl Relays {
         if taken {
             return Err(RelayError::DuplicatePull(stream.to_string()));
         }
-        Ok(self.start(RelayKind::Pull, stream, url))
+        Ok(self.start(RelayKind::Pull, stream, url, Vec::new()))
     }
 
-    fn start(&self, kind: RelayKind, stream: StreamKey, url: RtmpUrl) -> RelayStatus {
+    fn start(&self, kind: RelayKind, stream: StreamKey, url: RtmpUrl, backups: Vec<RtmpUrl>) -> RelayStatus {
         let n = self.inner.next_id.fetch_add(1, Ordering::Relaxed);
         let id = format!("{}-{n}", if kind == RelayKind::Push { "push" } else { "pull" });
         let status = StatusCell::new(id.clone(), kind, stream.to_string(), url.to_string());
+        status.set_backups(backups.iter().map(ToString::to_string).collect());
         let cancel = self.inner.shutdown.child_token();
         let (hub, settings) = (self.inner.hub.clone(), self.inner.settings.clone());
         let span = tracing::info_span!("relay", %id, stream = %stream, url = %url);
         match kind {
             RelayKind::Push => {
-                tokio::spawn(push::run(hub, stream.clone(), url, status.clone(), settings, cancel.clone()).instrument(span))
+                let destinations = std::iter::once(url).chain(backups).collect();
+                tokio::spawn(push::run(hub, stream.clone(), destinations, status.clone(), settings, cancel.clone()).instrument(span))
             }
             RelayKind::Pull => {
                 tokio::spawn(pull::run(hub, stream.clone(), url, status.clone(), settings, cancel.clone()).instrument(span))

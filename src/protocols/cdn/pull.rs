@@ -1,8 +1,6 @@
 //! A pull: plays a remote RTMP stream and makes it the local publisher of a key (protocol
 //! `cdn`), reconnecting with backoff when the origin drops or has no such stream.
 
-use std::time::Instant;
-
 use tokio_util::sync::CancellationToken;
 
 use super::backoff::Backoff;
@@ -18,12 +16,14 @@ pub(super) async fn run(hub: Hub, key: StreamKey, url: RtmpUrl, status: StatusCe
     let mut backoff = Backoff::new(settings.retry_min(), settings.retry_max());
     loop {
         status.set(RelayState::Connecting);
-        let started = Instant::now();
         let error = tokio::select! {
             e = pull_once(&hub, &key, &url, &status, &settings) => e,
             _ = cancel.cancelled() => return,
         };
-        backoff.ended_after(started.elapsed());
+        if status.snapshot().state == RelayState::Live {
+            // It got going: a flapping origin is retried promptly, not after a grown delay.
+            backoff.reset();
+        }
         if !super::retry_after("pull", &error, &mut backoff, &settings, &status, &cancel).await {
             return;
         }

@@ -1,8 +1,14 @@
 //! A push: relays a local stream to an RTMP origin (a CDN) whenever the stream is live,
 //! reconnecting with backoff when the origin drops or refuses.
+//!
+//! A push may name backup destinations. When the current one fails, the push moves at once to
+//! the next; only when every destination failed in a row does it wait (the backoff) and start
+//! over at the primary. While live on a backup it checks the primary every
+//! `relay.failback_seconds` and moves back as soon as the primary accepts the stream.
 
-use std::time::Instant;
+use std::time::Duration;
 
+use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 
 use super::backoff::Backoff;
@@ -14,76 +20,165 @@ use crate::media::Protocol;
 use crate::protocols::flv::{FlvEgress, FlvTag as Tag, TagKind};
 use crate::protocols::rtmp::{ClientConn, ClientEvent, MediaKind, RtmpUrl};
 
-pub(super) async fn run(hub: Hub, key: StreamKey, url: RtmpUrl, status: StatusCell, settings: RelaySettings, cancel: CancellationToken) {
+type Conn = ClientConn<TcpStream>;
+
+/// How one connection ended.
+enum Outcome {
+    /// The local stream ended.
+    StreamEnded,
+    /// The primary accepts the stream again: continue there on this connection.
+    FailBack(Conn),
+    /// The destination failed us; `was_live` if media had been flowing.
+    Failed { error: RelayError, was_live: bool },
+}
+
+/// Which destination to try next after one failed. `failed_in_a_row` counts destinations that
+/// failed since the push was last live; `None`: all of them did, wait and start over.
+pub(super) fn next_destination(current: usize, count: usize, failed_in_a_row: usize) -> Option<usize> {
+    (failed_in_a_row < count).then(|| (current + 1) % count.max(1))
+}
+
+pub(super) async fn run(hub: Hub, key: StreamKey, destinations: Vec<RtmpUrl>, status: StatusCell, settings: RelaySettings, cancel: CancellationToken) {
     let mut backoff = Backoff::new(settings.retry_min(), settings.retry_max());
+    let mut current = 0;
+    let mut failed_in_a_row = 0;
+    let mut ready: Option<Conn> = None;
     loop {
         if hub.stream(&key).is_none() {
+            ready = None;
             status.set(RelayState::Waiting);
             tokio::select! {
                 _ = hub.wait_for_stream(&key) => {}
                 _ = cancel.cancelled() => return,
             }
         }
+        let url = &destinations[current];
+        status.set_destination(current, &url.to_string());
         status.set(RelayState::Connecting);
-        let started = Instant::now();
-        let result = tokio::select! {
-            r = push_once(&hub, &key, &url, &status, &settings) => r,
+        let failback = (current > 0).then(|| (&destinations[0], settings.failback()));
+        let outcome = tokio::select! {
+            o = push_once(&hub, &key, url, ready.take(), failback, &status, &settings) => o,
             _ = cancel.cancelled() => return,
         };
-        backoff.ended_after(started.elapsed());
-        let error = match result {
-            Ok(()) => {
+        let (error, was_live) = match outcome {
+            Outcome::StreamEnded => {
                 tracing::info!("stream ended; push waits for it to come back");
                 backoff.reset();
+                (current, failed_in_a_row) = (0, 0);
                 continue;
             }
-            Err(e) => e,
+            Outcome::FailBack(conn) => {
+                tracing::info!(primary = %destinations[0], "the primary destination is back; moving to it");
+                (ready, current, failed_in_a_row) = (Some(conn), 0, 0);
+                continue;
+            }
+            Outcome::Failed { error, was_live } => (error, was_live),
         };
         if let RelayError::Hub(crate::hub::HubError::NotFound(_)) = error {
             continue; // the stream ended between the check and the subscribe
         }
+        if was_live {
+            // It got going: a flapping origin is retried promptly, not after a grown delay.
+            backoff.reset();
+            failed_in_a_row = 0;
+        }
+        failed_in_a_row += 1;
+        if let Some(next) = next_destination(current, destinations.len(), failed_in_a_row).filter(|_| destinations.len() > 1) {
+            tracing::warn!(error = %error, from = %destinations[current], to = %destinations[next], "push destination failed; moving to the next");
+            current = next;
+            continue;
+        }
+        (current, failed_in_a_row) = (0, 0);
         if !super::retry_after("push", &error, &mut backoff, &settings, &status, &cancel).await {
             return;
         }
     }
 }
 
-/// One connection: Ok when the local stream ended, Err when the origin failed us.
+/// Connects to `url` and starts publishing, within the connect timeout.
+async fn connect_publish(url: &RtmpUrl, timeout: Duration) -> Result<Conn, RelayError> {
+    let mut conn = ClientConn::connect(url, timeout).await?;
+    tokio::time::timeout(timeout, conn.publish()).await.map_err(|_| RelayError::Timeout("publish"))??;
+    Ok(conn)
+}
+
+/// One connection, on `ready` when given (already publishing), else a new one. With
+/// `failback`, checks the primary at that interval and hands over a connection to it.
 async fn push_once(
     hub: &Hub,
     key: &StreamKey,
     url: &RtmpUrl,
+    ready: Option<Conn>,
+    failback: Option<(&RtmpUrl, Duration)>,
     status: &StatusCell,
     settings: &RelaySettings,
-) -> Result<(), RelayError> {
-    let mut conn = ClientConn::connect(url, settings.connect_timeout()).await?;
-    tokio::time::timeout(settings.connect_timeout(), conn.publish())
-        .await
-        .map_err(|_| RelayError::Timeout("publish"))??;
+) -> Outcome {
+    let failed = |error: RelayError, was_live: bool| Outcome::Failed { error, was_live };
+    let mut conn = match ready {
+        Some(c) => c,
+        None => match connect_publish(url, settings.connect_timeout()).await {
+            Ok(c) => c,
+            Err(e) => return failed(e, false),
+        },
+    };
     let who = ConsumerRequest { protocol: Protocol::Cdn, transport: "rtmp-push".into(), remote: Some(url.to_string()) };
-    let mut sub = hub.subscribe(key, who).await?;
+    let mut sub = match hub.subscribe(key, who).await {
+        Ok(s) => s,
+        Err(e) => return failed(e.into(), false),
+    };
     status.set(RelayState::Live);
-    tracing::info!("pushing");
+    tracing::info!(destination = %url, "pushing");
     let mut egress = FlvEgress::new();
     let mut tags = Vec::new();
     egress.start(sub.video_info(), sub.audio_info(), &mut tags);
-    send(&mut conn, &mut tags, status).await?;
+    if let Err(e) = send(&mut conn, &mut tags, status).await {
+        return failed(e, true);
+    }
+    let mut probe: Option<Probe> = None;
+    let mut check = tokio::time::interval(failback.map_or(Duration::from_secs(3600), |(_, every)| every));
+    check.reset();
     loop {
         tokio::select! {
             frame = sub.next() => {
-                let Some(frame) = frame else { return Ok(()) };
+                let Some(frame) = frame else { return Outcome::StreamEnded };
                 if egress.frame(&frame, &mut tags).is_ok() {
-                    send(&mut conn, &mut tags, status).await?;
+                    if let Err(e) = send(&mut conn, &mut tags, status).await {
+                        return failed(e, true);
+                    }
                 }
             }
-            event = conn.next_event() => match event? {
-                None => return Err(RelayError::Closed),
-                Some(ClientEvent::Status { level, code, description }) if level == "error" => {
-                    return Err(RelayError::Origin(format!("{code}: {description}")));
+            event = conn.next_event() => match event {
+                Err(e) => return failed(e.into(), true),
+                Ok(None) => return failed(RelayError::Closed, true),
+                Ok(Some(ClientEvent::Status { level, code, description })) if level == "error" => {
+                    return failed(RelayError::Origin(format!("{code}: {description}")), true);
                 }
-                Some(_) => {}
+                Ok(Some(_)) => {}
             },
+            _ = check.tick(), if failback.is_some() && probe.is_none() => {
+                if let Some((primary, _)) = failback {
+                    let (primary, timeout) = (primary.clone(), settings.connect_timeout());
+                    probe = Some(Probe(tokio::spawn(async move { connect_publish(&primary, timeout).await })));
+                }
+            }
+            done = async { (&mut probe.as_mut().expect("guarded").0).await }, if probe.is_some() => {
+                probe = None;
+                match done {
+                    Ok(Ok(primary)) => return Outcome::FailBack(primary),
+                    Ok(Err(e)) => tracing::debug!(error = %e, "the primary destination is still down"),
+                    Err(_) => {}
+                }
+            }
         }
+    }
+}
+
+/// A check of the primary running beside the push; aborted when dropped.
+struct Probe(tokio::task::JoinHandle<Result<Conn, RelayError>>);
+
+impl Drop for Probe {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 
@@ -110,4 +205,21 @@ fn with_set_data_frame(body: &bytes::Bytes) -> bytes::Bytes {
     crate::protocols::rtmp::amf::write_values(&mut out, &[crate::protocols::rtmp::amf::Amf0Value::string("@setDataFrame")]);
     out.extend_from_slice(body);
     out.freeze()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::next_destination;
+
+    #[test]
+    fn a_failed_destination_hands_over_to_the_next_until_all_failed() {
+        // primary, two backups: primary fails -> 1, 1 fails -> 2, 2 fails -> wait.
+        assert_eq!(next_destination(0, 3, 1), Some(1));
+        assert_eq!(next_destination(1, 3, 2), Some(2));
+        assert_eq!(next_destination(2, 3, 3), None);
+        // Live on backup 2, which then fails: the primary is next.
+        assert_eq!(next_destination(2, 3, 1), Some(0));
+        // A single destination never moves.
+        assert_eq!(next_destination(0, 1, 1), None);
+    }
 }

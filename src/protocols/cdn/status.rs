@@ -42,6 +42,15 @@ pub struct RelayStatus {
     pub kind: RelayKind,
     pub stream: String,
     pub url: String,
+    /// A push's destinations after `url`, tried in order when the current one fails.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub backup_urls: Vec<String>,
+    /// The destination in use (connecting or live): `url` or one of `backup_urls`.
+    pub active_url: String,
+    /// Whether `active_url` is a backup (the push fell over to it).
+    pub on_backup: bool,
+    /// Times a push moved to another destination.
+    pub failovers: u32,
     pub state: RelayState,
     /// Why the last attempt failed (or why it gave up).
     pub reason: Option<String>,
@@ -68,7 +77,11 @@ impl StatusCell {
             id,
             kind,
             stream,
+            active_url: url.clone(),
             url,
+            backup_urls: Vec::new(),
+            on_backup: false,
+            failovers: 0,
             state: RelayState::Connecting,
             reason: None,
             next_attempt_at: None,
@@ -101,6 +114,22 @@ impl StatusCell {
             }
             s.state = state;
             s.next_attempt_at = None;
+        });
+    }
+
+    /// A push's backup destinations (shown by the API).
+    pub fn set_backups(&self, urls: Vec<String>) {
+        self.update(|s| s.backup_urls = urls);
+    }
+
+    /// The push uses destination `index` (0: the primary `url`) from now on.
+    pub fn set_destination(&self, index: usize, url: &str) {
+        self.update(|s| {
+            if s.active_url != url {
+                s.failovers += 1;
+            }
+            s.active_url = url.to_string();
+            s.on_backup = index > 0;
         });
     }
 

@@ -208,6 +208,7 @@ pub async fn websocket(
 
 async fn receive_ws(mut socket: WebSocket, mut session: Session) {
     let gw = session.gw.clone();
+    let mut peer_closed = false;
     let outcome: Result<String, (u16, String)> = loop {
         let stream = session.stream();
         let kicked = async {
@@ -224,10 +225,13 @@ async fn receive_ws(mut socket: WebSocket, mut session: Session) {
         let step = match message {
             Ok(Some(Ok(Message::Binary(bytes)))) => session.push(&bytes),
             Ok(Some(Ok(Message::Text(_)))) => break Err((1003, "send MPEG-TS as binary messages".into())),
-            Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Ok(Some(Err(_))) => match session.finish() {
-                Ok(()) => break Ok("publisher closed".into()),
-                Err(e) => Err(e),
-            },
+            Ok(Some(Ok(Message::Close(_)))) | Ok(None) | Ok(Some(Err(_))) => {
+                peer_closed = true;
+                match session.finish() {
+                    Ok(()) => break Ok("publisher closed".into()),
+                    Err(e) => Err(e),
+                }
+            }
             Ok(Some(Ok(_))) => Ok(()),
             Err(_) => break Err((1008, format!("no data for {PUBLISH_SILENCE:?}"))),
         };
@@ -248,8 +252,17 @@ async fn receive_ws(mut socket: WebSocket, mut session: Session) {
     };
     tracing::info!(%reason, bytes = session.ingest.bytes(), frames = session.ingest.frames(), "H5 publisher left");
     drop(session);
-    let frame = CloseFrame { code, reason: truncate(&reason, 123).into() };
-    let _ = tokio::time::timeout(Duration::from_secs(2), socket.send(Message::Close(Some(frame)))).await;
+    let closing = async {
+        if peer_closed {
+            // The reply to the publisher's close is queued; closing our side flushes it (a
+            // close frame of our own cannot be sent after theirs).
+            let _ = futures_util::SinkExt::close(&mut socket).await;
+        } else {
+            let frame = CloseFrame { code, reason: truncate(&reason, 123).into() };
+            let _ = socket.send(Message::Close(Some(frame))).await;
+        }
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(2), closing).await;
 }
 
 /// At most `max` bytes of `text`, cut at a character boundary (close reasons are limited).

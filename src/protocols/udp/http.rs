@@ -74,11 +74,11 @@ async fn output_get(State(gw): State<Gateway>, Path((stream, id)): Path<(String,
 }
 
 async fn ingest_delete(State(gw): State<Gateway>, Path((stream, id)): Path<(String, String)>) -> Result<StatusCode, ApiError> {
-    stop(&gw, Kind::Ingest, &stream, &id)
+    stop(&gw, Kind::Ingest, &stream, &id).await
 }
 
 async fn output_delete(State(gw): State<Gateway>, Path((stream, id)): Path<(String, String)>) -> Result<StatusCode, ApiError> {
-    stop(&gw, Kind::Output, &stream, &id)
+    stop(&gw, Kind::Output, &stream, &id).await
 }
 
 fn one(gw: &Gateway, kind: Kind, stream: &str, id: &str) -> Result<Json<serde_json::Value>, ApiError> {
@@ -90,9 +90,16 @@ fn one(gw: &Gateway, kind: Kind, stream: &str, id: &str) -> Result<Json<serde_js
         .ok_or_else(|| ApiError::not_found(format!("no {kind} `{id}` on stream `{stream}`")))
 }
 
-fn stop(gw: &Gateway, kind: Kind, stream: &str, id: &str) -> Result<StatusCode, ApiError> {
+/// How long `DELETE` waits for the session to end (its pipeline stopped, its ports free).
+const STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Stops the session and answers once it has ended, so its ports can be bound again at once.
+async fn stop(gw: &Gateway, kind: Kind, stream: &str, id: &str) -> Result<StatusCode, ApiError> {
     let key = parse_key(stream)?;
     if gw.udp.registry().stop(kind, &key, id) {
+        if !gw.udp.registry().wait_gone(id, STOP_TIMEOUT).await {
+            tracing::warn!(stream = %key, session = id, "{kind} still stopping after {STOP_TIMEOUT:?}");
+        }
         tracing::info!(stream = %key, session = id, "{kind} stopped through the API");
         Ok(StatusCode::NO_CONTENT)
     } else {

@@ -119,6 +119,19 @@ impl Udp {
         self.registry.count(kind)
     }
 
+    /// Waits (bounded) until every ingest and output has ended and freed its pipeline and
+    /// ports; true if they all have.
+    pub async fn wait_closed(&self, timeout: Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.registry.count(Kind::Ingest) + self.registry.count(Kind::Output) > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        true
+    }
+
     /// Appends the UDP counters to a `/metrics` text.
     pub fn render_metrics(&self, text: &mut String) {
         self.metrics.render(text, self.count(Kind::Ingest), self.count(Kind::Output));

@@ -105,6 +105,18 @@ impl Registry {
         }
     }
 
+    /// Waits (bounded) until session `id` has ended and left; true if it has.
+    pub async fn wait_gone(&self, id: &str, timeout: std::time::Duration) -> bool {
+        let deadline = tokio::time::Instant::now() + timeout;
+        while self.lock().contains_key(id) {
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        true
+    }
+
     /// The sessions of this kind (of one stream, or all), as `GET` shows them.
     pub fn list(&self, kind: Kind, stream: Option<&StreamKey>) -> Vec<serde_json::Value> {
         let mut found: Vec<(String, Arc<dyn Describe>)> = self

@@ -25,6 +25,7 @@ impl Running {
                 gst::BusSyncReply::Drop
             });
         }
+        crate::pipeline::live::hold(&pipeline);
         let mut running = Running { pipeline, errors };
         if let Err(e) = running.pipeline.set_state(gst::State::Playing) {
             return Err(running.errors.try_recv().unwrap_or_else(|_| e.to_string()));
@@ -39,8 +40,7 @@ impl Running {
     /// Stops the pipeline (off the async workers) and waits until it has; its ports are free
     /// once this returns.
     pub(super) async fn stop(&self) {
-        let pipeline = self.pipeline.clone();
-        let _ = tokio::task::spawn_blocking(move || pipeline.set_state(gst::State::Null)).await;
+        crate::pipeline::live::stop(self.pipeline.clone()).await;
     }
 
     /// The next error the pipeline reports; pending forever if none does.

@@ -52,7 +52,7 @@ impl Peer {
     pub fn new(name: &str, settings: &WebrtcSettings) -> Result<Peer, PeerError> {
         crate::pipeline::init();
         let pipeline = gst::Pipeline::with_name(name);
-        crate::pipeline::live::register(&pipeline);
+        crate::pipeline::alive::register(&pipeline);
         let webrtcbin = gst::ElementFactory::make("webrtcbin")
             .name("webrtcbin")
             .property_from_str("bundle-policy", "max-bundle")
@@ -124,9 +124,11 @@ impl Peer {
                 gst::BusSyncReply::Drop
             });
         }
-        pipeline
-            .set_state(gst::State::Playing)
-            .map_err(|e| PeerError::Build(format!("cannot start: {e}")))?;
+        crate::pipeline::live::hold(&pipeline);
+        if let Err(e) = pipeline.set_state(gst::State::Playing) {
+            crate::pipeline::stop_in_background(pipeline);
+            return Err(PeerError::Build(format!("cannot start: {e}")));
+        }
         Ok(Peer {
             pipeline,
             webrtcbin,
