@@ -26,6 +26,69 @@ pub struct Config {
     pub webrtc: WebrtcSettings,
     /// Plain RTP (UDP) ingest and outputs: bind address, timeouts, allowed output hosts.
     pub udp: UdpSettings,
+    /// What a peer may make the gateway hold: declared lengths, buffers, connections, timeouts.
+    pub limits: LimitsSettings,
+}
+
+/// The `limits:` section: bounds against hostile or broken peers. A peer that passes one
+/// is refused (its connection closed, or an HTTP error) with a log line naming the limit.
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LimitsSettings {
+    /// Largest RTMP message (and H5 PES or MPEG-1 picture) a publisher may declare or send.
+    pub max_message_bytes: usize,
+    /// Bytes one connection may hold in messages or PES packets still arriving.
+    pub connection_buffer_bytes: usize,
+    /// Largest RTMP message before the connection publishes (commands only).
+    pub max_command_bytes: usize,
+    /// Largest HTTP request body of the API, WHIP/WHEP SDP and WebSocket message.
+    pub http_body_bytes: usize,
+    /// Connections held at once per listener (RTMP, HTTP); 0: from the open-files limit.
+    pub max_rtmp_connections: usize,
+    pub max_http_connections: usize,
+    /// An HTTP client must send a request's headers within this, also between requests.
+    pub http_header_timeout_seconds: f64,
+}
+
+impl Default for LimitsSettings {
+    fn default() -> Self {
+        LimitsSettings {
+            max_message_bytes: 4 << 20,
+            connection_buffer_bytes: 6 << 20,
+            max_command_bytes: 64 << 10,
+            http_body_bytes: 256 << 10,
+            max_rtmp_connections: 0,
+            max_http_connections: 0,
+            http_header_timeout_seconds: 10.0,
+        }
+    }
+}
+
+impl LimitsSettings {
+    pub fn http_header_timeout(&self) -> Duration {
+        match secs(self.http_header_timeout_seconds) {
+            d if d.is_zero() => Duration::from_secs(10),
+            d => d,
+        }
+    }
+
+    /// The RTMP chunk decoder's bounds before and after a connection publishes.
+    pub fn rtmp(&self) -> crate::protocols::rtmp::chunk::ChunkLimits {
+        let buffer = self.connection_buffer_bytes.max(self.max_message_bytes);
+        crate::protocols::rtmp::chunk::ChunkLimits {
+            max_message: u32::try_from(self.max_message_bytes).unwrap_or(u32::MAX),
+            max_buffer: buffer,
+            max_command: u32::try_from(self.max_command_bytes.min(self.max_message_bytes)).unwrap_or(u32::MAX),
+        }
+    }
+
+    /// The H5 (MPEG-TS) ingest's bounds.
+    pub fn ts(&self) -> crate::protocols::h5::ts::demux::TsLimits {
+        crate::protocols::h5::ts::demux::TsLimits {
+            max_pes: self.max_message_bytes,
+            max_buffer: self.connection_buffer_bytes.max(self.max_message_bytes),
+        }
+    }
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -161,6 +224,7 @@ impl Default for Config {
             pulls: Vec::new(),
             webrtc: WebrtcSettings::default(),
             udp: UdpSettings::default(),
+            limits: LimitsSettings::default(),
         }
     }
 }
@@ -266,6 +330,19 @@ mod tests {
         assert_eq!(c.hub_config().grace, year);
         assert_eq!((c.relay.retry_max(), c.relay.connect_timeout()), (year, year));
         assert_eq!((c.webrtc.ice_timeout(), c.webrtc.publisher_timeout()), (Duration::ZERO, Duration::ZERO));
+    }
+
+    #[test]
+    fn limits_section() {
+        let c: Config =
+            serde_saphyr::from_str("limits: { max_message_bytes: 1000, connection_buffer_bytes: 500, max_rtmp_connections: 7 }\n")
+                .unwrap();
+        assert_eq!(c.limits.max_rtmp_connections, 7);
+        let rtmp = c.limits.rtmp();
+        // The buffer can always hold one whole message; commands stay below messages.
+        assert_eq!((rtmp.max_message, rtmp.max_buffer, rtmp.max_command), (1000, 1000, 1000));
+        assert_eq!(Config::default().limits.http_header_timeout(), Duration::from_secs(10));
+        assert!(serde_saphyr::from_str::<Config>("limits: { max_bytes: 1 }\n").is_err());
     }
 
     #[test]

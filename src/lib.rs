@@ -12,6 +12,7 @@
 pub mod api;
 pub mod config;
 pub mod hub;
+pub mod limits;
 pub mod matrix;
 pub mod media;
 pub mod pipeline;

@@ -51,6 +51,8 @@ pub struct Gateway {
     pub webrtc: crate::protocols::webrtc::Sessions,
     /// Plain RTP (UDP) ingests and outputs.
     pub udp: crate::protocols::udp::Udp,
+    /// What peers may make the gateway hold (`limits:`).
+    pub limits: crate::config::LimitsSettings,
     matrix_path: Arc<PathBuf>,
     pipelines_dir: Arc<PathBuf>,
     last_reload: Arc<Mutex<Option<ReloadStatus>>>,
@@ -82,6 +84,7 @@ impl Gateway {
             shutdown,
             webrtc,
             udp,
+            limits: config.limits,
             matrix_path: Arc::new(config.matrix.clone()),
             pipelines_dir: Arc::new(config.pipelines.clone()),
             last_reload: Arc::new(Mutex::new(None)),
@@ -140,13 +143,14 @@ pub async fn run(gw: Gateway, config: &Config, listeners: Listeners, shutdown: i
         let (key, url) = relay_decl(decl)?;
         gw.relays.add_pull(key, url).map_err(|e| ServerError::Config(e.to_string()))?;
     }
-    let rtmp = tokio::spawn(rtmp_serve::accept_loop(listeners.rtmp, gw.clone()));
-    let app = crate::api::router(gw.clone()).into_make_service_with_connect_info::<SocketAddr>();
+    let open_files = crate::limits::raise_open_files_limit();
+    let (rtmp_cap, http_cap) = crate::limits::connection_caps(&config.limits, open_files);
+    tracing::info!(open_files, rtmp_cap, http_cap, "connection caps");
+    let rtmp_gate = crate::limits::Gate::new("rtmp", rtmp_cap);
+    let rtmp = tokio::spawn(rtmp_serve::accept_loop_gated(listeners.rtmp, gw.clone(), rtmp_gate));
     let token = gw.shutdown.clone();
-    // Connections whose peer stops reading are closed (tap_io keeps ConnectInfo<SocketAddr>).
-    let http_listener = axum::serve::ListenerExt::tap_io(crate::api::write_stall::GuardedListener(listeners.http), |_| {});
-    let server = axum::serve(http_listener, app).with_graceful_shutdown(token.clone().cancelled_owned());
-    let http = tokio::spawn(async move { server.await });
+    let http_gate = crate::limits::Gate::new("http", http_cap);
+    let http = tokio::spawn(crate::api::serve::serve(listeners.http, gw.clone(), http_gate));
     shutdown.await;
     tracing::info!("shutting down");
     token.cancel();

@@ -5,6 +5,7 @@ mod flv;
 mod matrix;
 mod metrics;
 mod relays;
+pub mod serve;
 mod streams;
 pub mod write_stall;
 
@@ -17,6 +18,7 @@ pub use error::{parse_json, parse_key, ApiError};
 use crate::server::Gateway;
 
 pub fn router(gw: Gateway) -> Router {
+    let body_limit = axum::extract::DefaultBodyLimit::max(gw.limits.http_body_bytes);
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics::metrics))
@@ -39,5 +41,7 @@ pub fn router(gw: Gateway) -> Router {
         .merge(crate::protocols::h5::routes())
         .merge(crate::protocols::udp::routes())
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
+        // JSON and SDP bodies (the H5 POST streams its body and is bounded by `limits:` itself).
+        .layer(body_limit)
         .with_state(gw)
 }

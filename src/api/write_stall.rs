@@ -5,42 +5,16 @@
 
 use std::future::Future;
 use std::io;
-use std::net::SocketAddr;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
+
 use tokio::time::Sleep;
 
 /// How long a write may make no progress before the connection is closed.
 pub const WRITE_STALL: Duration = Duration::from_secs(10);
-
-/// A [`TcpListener`] whose connections are [`StallGuard`]ed.
-pub struct GuardedListener(pub TcpListener);
-
-impl axum::serve::Listener for GuardedListener {
-    type Io = StallGuard<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        loop {
-            match self.0.accept().await {
-                Ok((io, addr)) => return (StallGuard::new(io, WRITE_STALL), addr),
-                Err(e) => {
-                    // Out of descriptors and the like: wait instead of spinning.
-                    tracing::warn!(error = %e, "HTTP accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                }
-            }
-        }
-    }
-
-    fn local_addr(&self) -> io::Result<Self::Addr> {
-        self.0.local_addr()
-    }
-}
 
 /// An IO whose writes fail with `TimedOut` after making no progress for `stall`.
 pub struct StallGuard<T> {

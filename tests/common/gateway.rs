@@ -30,6 +30,16 @@ impl Gateway {
     /// file passed as `--config`. `--matrix`, `--pipelines` and `--webrtc-ip` default to the
     /// repository's files and 127.0.0.1 unless `extra_args` names them.
     pub fn start_with(extra_args: &[&str], config: Option<&str>) -> Gateway {
+        Gateway::start_limited(extra_args, config, None)
+    }
+
+    /// [`Gateway::start_with`] with the open-files limit (soft and hard) set to `open_files`
+    /// in the child before it runs, as a service manager would.
+    pub fn start_with_open_files(extra_args: &[&str], config: Option<&str>, open_files: u64) -> Gateway {
+        Gateway::start_limited(extra_args, config, Some(open_files))
+    }
+
+    fn start_limited(extra_args: &[&str], config: Option<&str>, open_files: Option<u64>) -> Gateway {
         let dir = TempDir::new("gateway");
         let root = repo_root();
         let mut args: Vec<String> = vec![
@@ -56,7 +66,22 @@ impl Gateway {
         }
         args.extend(extra_args.iter().map(|a| a.to_string()));
 
-        let mut child = Command::new(env!("CARGO_BIN_EXE_interop-gateway"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_interop-gateway"));
+        if let Some(n) = open_files {
+            use std::os::unix::process::CommandExt;
+            let limit = libc::rlimit { rlim_cur: n, rlim_max: n };
+            // SAFETY: setrlimit is async-signal-safe and only reads `limit`.
+            unsafe {
+                command.pre_exec(move || {
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 {
+                        Ok(())
+                    } else {
+                        Err(std::io::Error::last_os_error())
+                    }
+                });
+            }
+        }
+        let mut child = command
             .args(&args)
             .current_dir(&root)
             .env("RUST_LOG", std::env::var("GATEWAY_RUST_LOG").unwrap_or_else(|_| "info".into()))

@@ -9,7 +9,7 @@ use crate::media::{Frame, Ts};
 
 use super::mp2_audio::{AudioError, Mp2Audio};
 use super::mpeg1_video::{Mpeg1Video, VideoError};
-use super::ts::demux::{DemuxError, DemuxEvent, TsDemuxer};
+use super::ts::demux::{DemuxError, DemuxEvent, TsDemuxer, TsLimits};
 use super::ts::{
     stream_type_name, EsEntry, CLOCK_HZ, STREAM_TYPE_MPEG1_AUDIO, STREAM_TYPE_MPEG1_VIDEO, STREAM_TYPE_MPEG2_AUDIO,
     STREAM_TYPE_MPEG2_VIDEO,
@@ -38,7 +38,17 @@ pub enum IngestError {
 impl IngestError {
     /// The input is media of a kind H5 does not take (HTTP 415), rather than broken (400).
     pub fn is_unsupported_media(&self) -> bool {
-        matches!(self, IngestError::Demux(DemuxError::NotTs(_)) | IngestError::NoMpeg1Video(_) | IngestError::Video(_))
+        !self.is_over_limit()
+            && matches!(self, IngestError::Demux(DemuxError::NotTs(_)) | IngestError::NoMpeg1Video(_) | IngestError::Video(_))
+    }
+
+    /// The input passed a configured limit (`limits:`; HTTP 413).
+    pub fn is_over_limit(&self) -> bool {
+        matches!(
+            self,
+            IngestError::Video(VideoError::TooLarge(_))
+                | IngestError::Demux(DemuxError::PesTooLarge { .. } | DemuxError::TooMuchBuffered { .. })
+        )
     }
 }
 
@@ -85,6 +95,13 @@ pub struct TsIngest {
 impl TsIngest {
     pub fn new() -> TsIngest {
         TsIngest::default()
+    }
+
+    /// An ingest that refuses input passing `limits` (a PES or a picture over `max_pes`).
+    pub fn with_limits(limits: TsLimits) -> TsIngest {
+        let mut ingest = TsIngest { demux: TsDemuxer::with_limits(limits), ..TsIngest::default() };
+        ingest.video.set_max_picture(limits.max_pes);
+        ingest
     }
 
     /// True once the first I-picture came out (from then on the stream is live).

@@ -13,6 +13,8 @@ use crate::media::{AudioInfo, Codec, Frame, TrackInfo, Ts};
 pub const SAMPLES_PER_FRAME: u32 = 1152;
 /// Garbage tolerated while looking for a frame header before the stream is refused.
 const MAX_SEARCH: usize = 64 * 1024;
+/// PES timestamps waiting for their frame.
+const MAX_MARKS: usize = 1024;
 
 /// The audio is MPEG audio but not something carried as MP2.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -96,6 +98,10 @@ impl Mp2Audio {
     /// Feeds one PES payload; appends the frames it completes.
     pub fn push_pes(&mut self, pts: Option<Ts>, data: &[u8], out: &mut Vec<Frame>) -> Result<(), AudioError> {
         if let Some(pts) = pts {
+            // Empty PES with timestamps must not make the marks grow without bound.
+            if self.marks.len() >= MAX_MARKS {
+                self.marks.pop_front();
+            }
             self.marks.push_back((self.base + self.buf.len() as u64, pts));
         }
         self.buf.extend_from_slice(data);

@@ -23,7 +23,12 @@ const PICTURE: u8 = 0x00;
 pub enum VideoError {
     #[error("the video is MPEG-2 (a sequence extension follows the sequence header); H5 carries MPEG-1 video only")]
     Mpeg2,
+    #[error("an MPEG-1 picture passes the limit of {0} bytes")]
+    TooLarge(usize),
 }
+
+/// Largest picture a [`Mpeg1Video`] assembles unless told otherwise.
+pub const MAX_PICTURE: usize = 8 << 20;
 
 /// The frame rates of frame_rate_code 1..=8 as (numerator, denominator).
 const FRAME_RATES: [(u32, u32); 8] =
@@ -65,11 +70,18 @@ pub struct Mpeg1Video {
     split: bool,
     last: Option<(Ts, Ts)>,
     dropped: u64,
+    /// Largest picture assembled (default [`MAX_PICTURE`]).
+    max_picture: Option<usize>,
 }
 
 impl Mpeg1Video {
     pub fn new() -> Mpeg1Video {
         Mpeg1Video::default()
+    }
+
+    /// Refuses pictures (with what precedes them) longer than `max` bytes.
+    pub fn set_max_picture(&mut self, max: usize) {
+        self.max_picture = Some(max);
     }
 
     /// The current track description (None before a sequence header).
@@ -111,6 +123,11 @@ impl Mpeg1Video {
                 }
             }
             None => {}
+        }
+        let max = self.max_picture.unwrap_or(MAX_PICTURE);
+        if self.pending.len() + rest.len() > max {
+            self.pending = Vec::new();
+            return Err(VideoError::TooLarge(max));
         }
         let scan_from = self.pending.len().saturating_sub(3);
         self.pending.extend_from_slice(rest);

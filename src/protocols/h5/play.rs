@@ -72,7 +72,9 @@ pub async fn play(
     let sub = gw.hub.subscribe(&key, who).await?;
     let packets = h5.caches.for_stream(&live);
     let span = tracing::info_span!("h5-play", stream = %key, %peer);
-    Ok(ws.protocols(SUBPROTOCOLS).on_upgrade(move |socket| {
+    // A viewer only answers pings; nothing it sends needs to be big.
+    let limit = gw.limits.http_body_bytes;
+    Ok(ws.max_message_size(limit).max_frame_size(limit).protocols(SUBPROTOCOLS).on_upgrade(move |socket| {
         async move {
             let reason = serve(socket, sub, packets.clone(), &gw).await;
             let (packetized, shared) = packets.counts();

@@ -43,6 +43,7 @@ impl From<PublishError> for ApiError {
     fn from(e: PublishError) -> ApiError {
         match e {
             PublishError::Ingest(i) if i.is_unsupported_media() => ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, i.to_string()),
+            PublishError::Ingest(i) if i.is_over_limit() => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, i.to_string()),
             PublishError::Ingest(i) => ApiError::bad_request(i.to_string()),
             PublishError::Hub(h) => h.into(),
         }
@@ -78,7 +79,7 @@ impl Session {
             key,
             transport,
             remote: peer.to_string(),
-            ingest: TsIngest::new(),
+            ingest: TsIngest::with_limits(gw.limits.ts()),
             publisher: None,
             frames: Vec::new(),
             unaccounted: 0,
@@ -203,7 +204,8 @@ pub async fn websocket(
     check_free(&gw, &key)?;
     let span = tracing::info_span!("h5-publish", stream = %key, %peer, transport = "ws");
     let session = Session::new(&gw, key, "ws", peer);
-    Ok(ws.on_upgrade(move |socket| receive_ws(socket, session).instrument(span)))
+    let limit = gw.limits.max_message_bytes;
+    Ok(ws.max_message_size(limit).max_frame_size(limit).on_upgrade(move |socket| receive_ws(socket, session).instrument(span)))
 }
 
 async fn receive_ws(mut socket: WebSocket, mut session: Session) {
@@ -238,6 +240,7 @@ async fn receive_ws(mut socket: WebSocket, mut session: Session) {
         if let Err(e) = step {
             let code = match &e {
                 PublishError::Ingest(i) if i.is_unsupported_media() => 1003,
+                PublishError::Ingest(i) if i.is_over_limit() => 1009,
                 _ => 1008,
             };
             break Err((code, e.to_string()));

@@ -7,12 +7,17 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::error::ChunkError;
 
-/// Largest message we accept from a peer (the wire format allows up to 16 MiB − 1).
+/// Largest message a [`ChunkDecoder::new`] accepts (the wire format allows up to 16 MiB − 1).
 pub const MAX_MESSAGE_LEN: u32 = 8 * 1024 * 1024;
 /// Largest message the 24-bit length field can describe (what we can send).
 pub const MAX_WIRE_MESSAGE_LEN: u32 = 0x00FF_FFFF;
-/// Cap on bytes held in incomplete messages over all chunk streams of one connection.
-pub const MAX_PENDING_BYTES: usize = 32 * 1024 * 1024;
+/// What a [`ChunkDecoder::new`] may hold over all chunk streams of one connection: messages
+/// still arriving (their allocated size) and the chunk waiting to be whole.
+pub const MAX_PENDING_BYTES: usize = 12 * 1024 * 1024;
+/// Distinct chunk stream ids one connection may use (real peers use a handful).
+pub const MAX_CHUNK_STREAMS: usize = 256;
+/// Buffers for messages still arriving start at most this big and grow with what arrives.
+const FIRST_ALLOCATION: usize = 64 * 1024;
 /// The chunk size every RTMP connection starts with.
 pub const DEFAULT_CHUNK_SIZE: u32 = 128;
 /// Largest chunk size we use for reading (the spec allows 2^31 − 1; a message is never
@@ -62,7 +67,25 @@ struct ChunkStreamState {
     type_id: u8,
     stream_id: u32,
     /// Payload collected so far of a message still arriving, if any.
-    partial: Option<BytesMut>,
+    partial: Option<Vec<u8>>,
+}
+
+/// What a peer may make one connection's decoder hold. Every declared length is checked
+/// against these before anything is allocated for it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChunkLimits {
+    /// Largest message once media is allowed ([`ChunkDecoder::allow_media`]).
+    pub max_message: u32,
+    /// Bytes held at once: allocations for messages still arriving plus the chunk waited for.
+    pub max_buffer: usize,
+    /// Largest message before media is allowed (connect, createStream, publish, play).
+    pub max_command: u32,
+}
+
+impl Default for ChunkLimits {
+    fn default() -> Self {
+        ChunkLimits { max_message: MAX_MESSAGE_LEN, max_buffer: MAX_PENDING_BYTES, max_command: MAX_MESSAGE_LEN }
+    }
 }
 
 /// Reassembles messages from incoming chunks.
@@ -70,7 +93,11 @@ struct ChunkStreamState {
 pub struct ChunkDecoder {
     chunk_size: u32,
     streams: HashMap<u32, ChunkStreamState>,
+    /// Bytes allocated for messages still arriving (capacity, not length).
     pending: usize,
+    limits: ChunkLimits,
+    /// The message length allowed now: `max_command`, then `max_message`.
+    max_message: u32,
 }
 
 impl Default for ChunkDecoder {
@@ -95,11 +122,29 @@ struct ChunkHeader {
 
 impl ChunkDecoder {
     pub fn new() -> Self {
+        Self::with_limits(ChunkLimits::default())
+    }
+
+    /// A decoder bounded by `limits`; messages are held to `max_command` until
+    /// [`ChunkDecoder::allow_media`].
+    pub fn with_limits(limits: ChunkLimits) -> Self {
         ChunkDecoder {
             chunk_size: DEFAULT_CHUNK_SIZE,
             streams: HashMap::new(),
             pending: 0,
+            limits,
+            max_message: limits.max_command.min(limits.max_message),
         }
+    }
+
+    /// Raises the message limit from `max_command` to `max_message` (the peer publishes).
+    pub fn allow_media(&mut self) {
+        self.max_message = self.limits.max_message;
+    }
+
+    /// Bytes held for messages still arriving.
+    pub fn pending(&self) -> usize {
+        self.pending
     }
 
     /// Applies the peer's Set Chunk Size. Zero and values with the top bit set are errors;
@@ -121,7 +166,7 @@ impl ChunkDecoder {
     pub fn abort(&mut self, csid: u32) {
         if let Some(st) = self.streams.get_mut(&csid) {
             if let Some(p) = st.partial.take() {
-                self.pending -= p.len();
+                self.pending -= p.capacity();
             }
         }
     }
@@ -223,14 +268,18 @@ impl ChunkDecoder {
         input: &mut BytesMut,
     ) -> Result<Option<RawMessage>, ChunkError> {
         if let Some(len) = h.length {
-            if len > MAX_MESSAGE_LEN {
+            if len > self.max_message {
                 return Err(ChunkError::MessageTooLong {
                     len,
-                    max: MAX_MESSAGE_LEN,
+                    max: self.max_message,
                 });
             }
         }
+        if !self.streams.contains_key(&h.csid) && self.streams.len() >= MAX_CHUNK_STREAMS {
+            return Err(ChunkError::TooManyChunkStreams(MAX_CHUNK_STREAMS));
+        }
         let chunk_size = self.chunk_size;
+        let max_buffer = self.limits.max_buffer;
         let st = self.streams.entry(h.csid).or_default();
         let continuing = h.fmt == 3 && st.partial.is_some();
         let length = if continuing {
@@ -238,14 +287,19 @@ impl ChunkDecoder {
         } else {
             h.length.unwrap_or(st.length)
         };
-        let have = st.partial.as_ref().map_or(0, BytesMut::len);
+        let have = st.partial.as_ref().map_or(0, Vec::len);
         let remaining = if continuing {
-            length as usize - have
+            (length as usize).saturating_sub(have)
         } else {
             length as usize
         };
         let payload_len = remaining.min(chunk_size as usize);
         if input.len() < h.header_len + payload_len {
+            // The rest of this chunk must be buffered before it can be taken.
+            let held = self.pending + h.header_len + payload_len;
+            if held > max_buffer {
+                return Err(ChunkError::TooMuchPending(held));
+            }
             return Ok(None);
         }
 
@@ -256,7 +310,7 @@ impl ChunkDecoder {
                     csid = h.csid,
                     "new message header drops an incomplete message"
                 );
-                self.pending -= old.len();
+                self.pending -= old.capacity();
             }
             let field = h.ts_field.unwrap_or(st.ts_field);
             st.timestamp = if h.fmt == 0 {
@@ -283,20 +337,27 @@ impl ChunkDecoder {
             // Single-chunk message: no copy.
             return Ok(Some(st.message(h.csid, chunk.freeze())));
         }
-        let partial = st
-            .partial
-            .get_or_insert_with(|| BytesMut::with_capacity((length as usize).min(1 << 16)));
-        partial.extend_from_slice(&chunk);
-        self.pending += payload_len;
-        if partial.len() < length as usize {
-            if self.pending > MAX_PENDING_BYTES {
-                return Err(ChunkError::TooMuchPending(self.pending));
+        // Grow the message's buffer with what arrived (never to more than its length), and
+        // only within the connection's budget.
+        let partial = st.partial.get_or_insert_with(Vec::new);
+        let need = partial.len() + payload_len;
+        let old_cap = partial.capacity();
+        if need > old_cap {
+            let target = need.max(old_cap * 2).max(FIRST_ALLOCATION).min(length as usize);
+            let held = self.pending - old_cap + target;
+            if held > max_buffer {
+                return Err(ChunkError::TooMuchPending(held));
             }
+            partial.reserve_exact(target - partial.len());
+            self.pending = self.pending - old_cap + partial.capacity();
+        }
+        partial.extend_from_slice(&chunk);
+        if partial.len() < length as usize {
             return Ok(None);
         }
         let done = st.partial.take().unwrap_or_default();
-        self.pending -= done.len();
-        Ok(Some(st.message(h.csid, done.freeze())))
+        self.pending -= done.capacity();
+        Ok(Some(st.message(h.csid, Bytes::from(done))))
     }
 }
 

@@ -285,3 +285,90 @@ fn garbage_input_never_panics() {
         }
     }
 }
+
+/// A format 0 header on `csid` (2..=63) declaring a video message of `len` bytes.
+fn header0(csid: u8, len: u32) -> [u8; 12] {
+    let l = len.to_be_bytes();
+    [csid, 0, 0, 0, l[1], l[2], l[3], msg_type::VIDEO, 1, 0, 0, 0]
+}
+
+const SMALL: ChunkLimits = ChunkLimits { max_message: 1 << 20, max_buffer: 2 << 20, max_command: 4096 };
+
+#[test]
+fn commands_are_held_to_the_command_limit_until_media_is_allowed() {
+    let mut dec = ChunkDecoder::with_limits(SMALL);
+    let mut input = BytesMut::from(&header0(4, 4097)[..]);
+    assert_eq!(dec.decode(&mut input), Err(ChunkError::MessageTooLong { len: 4097, max: 4096 }));
+    let mut dec = ChunkDecoder::with_limits(SMALL);
+    dec.allow_media();
+    dec.set_chunk_size(4096).unwrap();
+    let mut input = encode(4096, 4, msg_type::VIDEO, 0, &pattern(100_000));
+    assert_eq!(dec.decode(&mut input).unwrap().unwrap().payload.len(), 100_000);
+    let mut input = BytesMut::from(&header0(4, (1 << 20) + 1)[..]);
+    assert_eq!(
+        dec.decode(&mut input),
+        Err(ChunkError::MessageTooLong { len: (1 << 20) + 1, max: 1 << 20 })
+    );
+}
+
+#[test]
+fn declared_lengths_allocate_only_within_the_connection_budget() {
+    // One byte of payload per chunk stream, each declaring a 1 MiB message: the old decoder
+    // reserved 64 KiB per stream for every byte sent. Allocations stay under the budget and
+    // the connection is refused past it.
+    let mut dec = ChunkDecoder::with_limits(SMALL);
+    dec.allow_media();
+    dec.set_chunk_size(1).unwrap();
+    let mut sent = 0;
+    let mut result = Ok(None);
+    for csid in 3..64u8 {
+        let mut input = BytesMut::from(&header0(csid, 1 << 20)[..]);
+        input.put_u8(0);
+        sent += input.len();
+        result = dec.decode(&mut input);
+        assert!(dec.pending() <= SMALL.max_buffer, "{} bytes held", dec.pending());
+        if result.is_err() {
+            break;
+        }
+    }
+    assert!(matches!(result, Err(ChunkError::TooMuchPending(n)) if n > SMALL.max_buffer), "{result:?}");
+    assert!(sent < 1000, "refused after {sent} bytes");
+}
+
+#[test]
+fn a_chunk_that_would_not_fit_the_budget_is_refused_before_it_is_buffered() {
+    let mut dec = ChunkDecoder::with_limits(SMALL);
+    dec.allow_media();
+    let chunk = 768 << 10;
+    dec.set_chunk_size(chunk as u32).unwrap();
+    // 1.5 MiB held: the first 768 KiB chunk of a 1 MiB message on streams 4 and 6.
+    for csid in [4, 6] {
+        let mut input = BytesMut::from(&header0(csid, 1 << 20)[..]);
+        input.extend_from_slice(&vec![0u8; chunk]);
+        assert_eq!(dec.decode(&mut input), Ok(None));
+        assert!(input.is_empty());
+    }
+    assert_eq!(dec.pending(), 2 * chunk);
+    // Only the header of another such chunk: waiting for it would pass 2 MiB.
+    let mut input = BytesMut::from(&header0(5, 1 << 20)[..]);
+    assert_eq!(dec.decode(&mut input), Err(ChunkError::TooMuchPending(3 * chunk + 12)));
+}
+
+#[test]
+fn chunk_streams_are_counted() {
+    let mut dec = ChunkDecoder::new();
+    let mut result = Ok(None);
+    for csid in 0..=MAX_CHUNK_STREAMS as u32 {
+        // Two-byte basic headers: chunk stream ids 64..=319, one-byte messages.
+        let mut input = BytesMut::from(&[0u8, csid as u8, 0, 0, 0, 0, 0, 1, 8, 1, 0, 0, 0, 7][..]);
+        input[1] = csid as u8;
+        if csid >= 256 {
+            input = BytesMut::from(&[1u8, (csid & 0xFF) as u8, (csid >> 8) as u8, 0, 0, 0, 0, 0, 1, 8, 1, 0, 0, 0, 7][..]);
+        }
+        result = dec.decode(&mut input).map(|m| m.map(|m| m.csid));
+        if result.is_err() {
+            break;
+        }
+    }
+    assert_eq!(result, Err(ChunkError::TooManyChunkStreams(MAX_CHUNK_STREAMS)));
+}

@@ -6,6 +6,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncWrite};
 
+use super::chunk::ChunkLimits;
 use super::error::RtmpError;
 use super::media::MediaKind;
 use super::session::{ServerEvent, ServerSession};
@@ -20,7 +21,12 @@ pub struct ServerConn<S> {
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> ServerConn<S> {
     /// Runs the handshake with a client that just connected, within `handshake_timeout`.
     pub async fn accept(io: S, handshake_timeout: Duration) -> Result<Self, RtmpError> {
-        let mut t = Transport::new(io, ServerSession::new(epoch_ms()));
+        Self::accept_limited(io, handshake_timeout, ChunkLimits::default()).await
+    }
+
+    /// [`ServerConn::accept`] with the client held to `limits`.
+    pub async fn accept_limited(io: S, handshake_timeout: Duration, limits: ChunkLimits) -> Result<Self, RtmpError> {
+        let mut t = Transport::new(io, ServerSession::with_limits(epoch_ms(), limits));
         t.drive_until(
             ServerSession::handshake_done,
             handshake_timeout,

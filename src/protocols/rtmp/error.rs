@@ -29,6 +29,18 @@ pub enum RtmpError {
     Closed(&'static str),
 }
 
+impl RtmpError {
+    /// The peer passed one of the connection's limits (message length, buffered bytes).
+    pub fn is_over_limit(&self) -> bool {
+        matches!(
+            self,
+            RtmpError::Chunk(
+                ChunkError::MessageTooLong { .. } | ChunkError::TooMuchPending(_) | ChunkError::TooManyChunkStreams(_)
+            )
+        )
+    }
+}
+
 /// Malformed or abusive chunk stream input.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ChunkError {
@@ -38,8 +50,10 @@ pub enum ChunkError {
     BadChunkSize(u32),
     #[error("chunk of format {fmt} on chunk stream {csid} without a previous message header")]
     NoPreviousHeader { csid: u32, fmt: u8 },
-    #[error("{0} bytes buffered in incomplete messages, over the limit")]
+    #[error("{0} bytes would be buffered in incomplete messages, over the connection's limit")]
     TooMuchPending(usize),
+    #[error("more than {0} chunk streams on one connection")]
+    TooManyChunkStreams(usize),
     #[error("control message type {type_id} too short ({len} bytes)")]
     ShortControl { type_id: u8, len: usize },
     #[error("message of {len} bytes too long to encode")]

@@ -4,7 +4,7 @@
 
 use bytes::BytesMut;
 
-use super::chunk::ChunkDecoder;
+use super::chunk::{ChunkDecoder, ChunkLimits};
 use super::error::RtmpError;
 use super::message::{parse, user_event, Message, Writer};
 
@@ -25,6 +25,16 @@ pub struct Link {
 }
 
 impl Link {
+    /// A link whose peer is held to `limits`.
+    pub fn with_limits(limits: ChunkLimits) -> Self {
+        Link { decoder: ChunkDecoder::with_limits(limits), ..Link::default() }
+    }
+
+    /// Lets the peer send messages up to the media limit (it publishes).
+    pub fn allow_media(&mut self) {
+        self.decoder.allow_media();
+    }
+
     /// Reads the next message that is not protocol control, handling those on the way.
     /// `None` when `input` holds no complete message (the rest stays in `input`).
     pub fn next_message(&mut self, input: &mut BytesMut) -> Result<Option<Message>, RtmpError> {

@@ -30,6 +30,12 @@ const FRAME_WAIT: Duration = Duration::from_secs(1);
 const WRITE_STALL: Duration = Duration::from_secs(8);
 
 pub async fn accept_loop(listener: TcpListener, gw: Gateway) {
+    accept_loop_gated(listener, gw, crate::limits::Gate::new("rtmp", usize::MAX)).await
+}
+
+/// Serves RTMP connections while `gate` has room; past it a connection is closed at once
+/// (with a log line), so a flood cannot take the descriptors the rest of the gateway needs.
+pub async fn accept_loop_gated(listener: TcpListener, gw: Gateway, gate: crate::limits::Gate) {
     loop {
         let (io, peer) = tokio::select! {
             r = listener.accept() => match r {
@@ -42,9 +48,21 @@ pub async fn accept_loop(listener: TcpListener, gw: Gateway) {
             },
             _ = gw.shutdown.cancelled() => return,
         };
+        let Some(permit) = gate.try_enter() else {
+            gate.note_refused(peer);
+            drop(io);
+            continue;
+        };
         let _ = io.set_nodelay(true);
         let span = tracing::info_span!("rtmp", %peer);
-        tokio::spawn(session(io, peer, gw.clone()).instrument(span));
+        let gw = gw.clone();
+        tokio::spawn(
+            async move {
+                session(io, peer, gw).await;
+                drop(permit);
+            }
+            .instrument(span),
+        );
     }
 }
 
@@ -57,7 +75,7 @@ fn protocol_for(app: &str) -> Option<Protocol> {
 }
 
 async fn session(io: TcpStream, peer: SocketAddr, gw: Gateway) {
-    let mut conn = match ServerConn::accept(io, HANDSHAKE_TIMEOUT).await {
+    let mut conn = match ServerConn::accept_limited(io, HANDSHAKE_TIMEOUT, gw.limits.rtmp()).await {
         Ok(c) => c,
         Err(e) => {
             tracing::debug!(error = %e, "handshake failed; connection closed");
@@ -78,6 +96,10 @@ async fn session(io: TcpStream, peer: SocketAddr, gw: Gateway) {
         let event = match event {
             Ok(Some(e)) => e,
             Ok(None) => return,
+            Err(e) if e.is_over_limit() => {
+                tracing::warn!(error = %e, "connection closed: it passed a configured limit (limits:)");
+                return;
+            }
             Err(e) => {
                 tracing::info!(error = %e, "connection closed on a protocol error");
                 return;
@@ -157,6 +179,10 @@ async fn receive(conn: &mut ServerConn<TcpStream>, publisher: &mut Publisher, gw
             Ok(Some(ServerEvent::Unpublish | ServerEvent::Stop)) => return UNPUBLISHED.into(),
             Ok(Some(_)) => continue,
             Ok(None) => return "connection closed".into(),
+            Err(e) if e.is_over_limit() => {
+                tracing::warn!(error = %e, "publisher closed: it passed a configured limit (limits:)");
+                return format!("over a limit: {e}");
+            }
             Err(e) => return format!("protocol error: {e}"),
         };
         publisher.add_bytes_in(msg.payload.len());

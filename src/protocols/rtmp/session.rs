@@ -7,6 +7,7 @@ use bytes::{Bytes, BytesMut};
 
 use super::amf::Amf0Value;
 use super::error::RtmpError;
+use super::chunk::ChunkLimits;
 use super::handshake::ServerHandshake;
 use super::link::{Link, OUR_WINDOW_ACK_SIZE};
 use super::media::{MediaKind, MediaMessage, MEDIA_STREAM_ID, OUT_CHUNK_SIZE};
@@ -73,9 +74,14 @@ fn result(txn: f64, values: impl IntoIterator<Item = Amf0Value>) -> Vec<Amf0Valu
 impl ServerSession {
     /// A new session waiting for the client's handshake; `time_ms` goes into S1.
     pub fn new(time_ms: u32) -> Self {
+        Self::with_limits(time_ms, ChunkLimits::default())
+    }
+
+    /// A new session whose peer is held to `limits` (commands only until it publishes).
+    pub fn with_limits(time_ms: u32, limits: ChunkLimits) -> Self {
         ServerSession {
             handshake: ServerHandshake::new(time_ms),
-            link: Link::default(),
+            link: Link::with_limits(limits),
             app: None,
             role: Role::Idle,
             events: VecDeque::new(),
@@ -203,6 +209,8 @@ impl ServerSession {
                 let (key, query) = split_query(cmd.arg_str(0).unwrap_or_default());
                 let stream_id = cmd.stream_id;
                 if cmd.name == "publish" {
+                    // Media may follow at once, before the publish is answered.
+                    self.link.allow_media();
                     self.role = Role::PublishPending {
                         stream_id,
                         key: key.clone(),

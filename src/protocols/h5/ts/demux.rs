@@ -12,8 +12,25 @@ use super::{PACKET_SIZE, PAT_PID, SYNC_BYTE};
 
 /// Bytes skipped looking for sync before the input is declared not MPEG-TS.
 const MAX_GARBAGE: usize = 64 * PACKET_SIZE;
-/// A PES larger than this is cut (a broken length or a missing start): 8 MiB.
-const MAX_PES: usize = 8 << 20;
+/// Largest PES a [`TsDemuxer::new`] buffers (an unbounded one is refused past it).
+pub const MAX_PES: usize = 8 << 20;
+/// What a [`TsDemuxer::new`] may hold over all PIDs in PES packets still arriving.
+pub const MAX_BUFFER: usize = 12 << 20;
+
+/// What a peer may make one demuxer hold.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TsLimits {
+    /// Largest PES packet (header and payload).
+    pub max_pes: usize,
+    /// Bytes allocated at once over all PIDs for PES packets still arriving.
+    pub max_buffer: usize,
+}
+
+impl Default for TsLimits {
+    fn default() -> Self {
+        TsLimits { max_pes: MAX_PES, max_buffer: MAX_BUFFER }
+    }
+}
 
 /// What the demuxer found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,6 +60,10 @@ pub enum DemuxError {
     NotTs(String),
     #[error("lost MPEG-TS packet sync: {0} bytes without a 0x47 sync byte")]
     LostSync(usize),
+    #[error("a PES packet on PID {pid:#x} is longer than the limit of {max} bytes")]
+    PesTooLarge { pid: u16, max: usize },
+    #[error("{held} bytes would be held in PES packets still arriving, over the limit of {max}")]
+    TooMuchBuffered { held: usize, max: usize },
 }
 
 #[derive(Debug, Default)]
@@ -56,11 +77,26 @@ pub struct TsDemuxer {
     pes: HashMap<u16, Vec<u8>>,
     packets: u64,
     bad_pes: u64,
+    limits: TsLimits,
+    /// Bytes allocated for the PES packets in `pes`.
+    held: usize,
+    /// The first limit passed, reported by the next `push`.
+    over: Option<DemuxError>,
 }
 
 impl TsDemuxer {
     pub fn new() -> TsDemuxer {
-        TsDemuxer::default()
+        TsDemuxer::with_limits(TsLimits::default())
+    }
+
+    /// A demuxer that refuses input passing `limits`.
+    pub fn with_limits(limits: TsLimits) -> TsDemuxer {
+        TsDemuxer { limits, ..TsDemuxer::default() }
+    }
+
+    /// Bytes held for PES packets still arriving.
+    pub fn held(&self) -> usize {
+        self.held
     }
 
     /// Whole packets read so far.
@@ -110,6 +146,12 @@ impl TsDemuxer {
             packet.copy_from_slice(&self.pending[pos..pos + PACKET_SIZE]);
             self.packet(&packet, out);
             pos += PACKET_SIZE;
+            if let Some(e) = self.over.take() {
+                self.pending.clear();
+                self.pes.clear();
+                self.held = 0;
+                return Err(e);
+            }
         }
         self.pending.drain(..pos);
         Ok(())
@@ -121,6 +163,7 @@ impl TsDemuxer {
         pids.sort_unstable();
         for pid in pids {
             if let Some(raw) = self.pes.remove(&pid) {
+                self.held -= raw.capacity();
                 self.emit_pes(pid, &raw, out);
             }
         }
@@ -175,6 +218,7 @@ impl TsDemuxer {
         } else if let Ok(streams) = psi::parse_pmt(&section) {
             if streams != self.program {
                 self.pes.retain(|pid, _| streams.iter().any(|s| s.pid == *pid));
+                self.held = self.pes.values().map(Vec::capacity).sum();
                 self.program = streams.clone();
                 out.push(DemuxEvent::Program(streams));
             }
@@ -184,21 +228,39 @@ impl TsDemuxer {
     fn pes_data(&mut self, pid: u16, unit_start: bool, payload: &[u8], out: &mut Vec<DemuxEvent>) {
         if unit_start {
             if let Some(raw) = self.pes.remove(&pid) {
+                self.held -= raw.capacity();
                 self.emit_pes(pid, &raw, out);
             }
-            self.pes.insert(pid, payload.to_vec());
+            let buf = payload.to_vec();
+            self.held += buf.capacity();
+            self.pes.insert(pid, buf);
         } else if let Some(buf) = self.pes.get_mut(&pid) {
+            if buf.len() + payload.len() > self.limits.max_pes {
+                self.over = Some(DemuxError::PesTooLarge { pid, max: self.limits.max_pes });
+                return;
+            }
+            let old = buf.capacity();
+            if buf.len() + payload.len() > old {
+                // Grow by doubling, within the limit for one PES and for all of them.
+                let target = (old * 2).max(buf.len() + payload.len()).min(self.limits.max_pes);
+                let held = self.held - old + target;
+                if held > self.limits.max_buffer {
+                    self.over = Some(DemuxError::TooMuchBuffered { held, max: self.limits.max_buffer });
+                    return;
+                }
+                buf.reserve_exact(target - buf.len());
+                self.held = self.held - old + buf.capacity();
+            }
             buf.extend_from_slice(payload);
         } else {
             return; // the middle of a PES whose start we did not see
         }
         let Some(buf) = self.pes.get(&pid) else { return };
         let declared = if buf.len() >= 6 { u16::from_be_bytes([buf[4], buf[5]]) as usize } else { 0 };
-        if (declared != 0 && buf.len() >= 6 + declared) || buf.len() > MAX_PES {
+        if declared != 0 && buf.len() >= 6 + declared {
             if let Some(mut raw) = self.pes.remove(&pid) {
-                if declared != 0 {
-                    raw.truncate(6 + declared);
-                }
+                self.held -= raw.capacity();
+                raw.truncate(6 + declared);
                 self.emit_pes(pid, &raw, out);
             }
         }

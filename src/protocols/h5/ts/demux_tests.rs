@@ -104,3 +104,53 @@ fn packets_with_transport_errors_and_unknown_pids_are_ignored() {
     let events = run(&[&ts], true);
     assert!(summary(&events).iter().all(|p| p.0 == AUDIO_PID));
 }
+
+/// The start of a video PES without a length (PES_packet_length 0), then `packets` more
+/// packets of it.
+fn endless_pes(pid: u16, packets: usize, out: &mut Vec<u8>) {
+    let packet = |start: bool, cc: usize| {
+        let mut p = [0xAAu8; PACKET_SIZE];
+        p[..4].copy_from_slice(&[SYNC_BYTE, u8::from(start) << 6 | (pid >> 8) as u8 & 0x1F, pid as u8, 0x10 | (cc as u8 & 0x0F)]);
+        if start {
+            p[4..18].copy_from_slice(&[0, 0, 1, 0xE0, 0, 0, 0x80, 0x80, 5, 0x21, 0, 1, 0, 1]);
+        }
+        p
+    };
+    out.extend_from_slice(&packet(true, 0));
+    for cc in 1..=packets {
+        out.extend_from_slice(&packet(false, cc));
+    }
+}
+
+#[test]
+fn an_unbounded_pes_past_the_limit_is_refused() {
+    let limits = TsLimits { max_pes: 64 << 10, max_buffer: 1 << 20 };
+    let mut ts = Vec::new();
+    ProgramTables::new(true, true).write(&mut ts);
+    endless_pes(VIDEO_PID, 400, &mut ts); // 400 * 184 bytes > 64 KiB
+    let mut d = TsDemuxer::with_limits(limits);
+    let mut out = Vec::new();
+    let mut result = Ok(());
+    for c in ts.chunks(1000) {
+        result = d.push(c, &mut out);
+        assert!(d.held() <= limits.max_pes, "{} bytes held", d.held());
+        if result.is_err() {
+            break;
+        }
+    }
+    assert_eq!(result, Err(DemuxError::PesTooLarge { pid: VIDEO_PID, max: 64 << 10 }));
+}
+
+#[test]
+fn pes_held_over_all_pids_are_bounded() {
+    // Each PID's PES stays under the per-PES limit; together they pass the buffer limit.
+    let limits = TsLimits { max_pes: 64 << 10, max_buffer: 100 << 10 };
+    let mut ts = Vec::new();
+    ProgramTables::new(true, true).write(&mut ts);
+    endless_pes(VIDEO_PID, 300, &mut ts); // 55 KiB each, allocated as 64 KiB
+    endless_pes(AUDIO_PID, 300, &mut ts);
+    let mut d = TsDemuxer::with_limits(limits);
+    let result = d.push(&ts, &mut Vec::new());
+    assert!(matches!(result, Err(DemuxError::TooMuchBuffered { max, .. }) if max == 100 << 10), "{result:?}");
+    assert_eq!(d.held(), 0);
+}
