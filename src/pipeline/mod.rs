@@ -3,10 +3,12 @@
 mod caps;
 pub mod elements;
 pub mod fragments;
+mod rtp_guard;
 mod transcoder;
 
 pub use caps::{input_caps, output_info};
 pub use fragments::*;
+pub use rtp_guard::guard_h264_rtp;
 pub use transcoder::{KeyframeRequester, TranscodeError, TranscodeSink, Transcoder};
 
 /// Initializes GStreamer once (cheap after the first call).
