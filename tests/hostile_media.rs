@@ -302,7 +302,7 @@ async fn hostile_rtp_is_dropped_and_counted_while_the_ingest_goes_on() {
     let probe = ffprobe(&gw.rtmp_url("/live/rtp"), Duration::from_secs(15)).await.expect("probe after the attack");
     assert_eq!(probe.video().and_then(|v| v.codec_name.as_deref()), Some("h264"), "{probe:?}");
     sender.abort();
-    assert!(api.healthz().await.map_or(false, |s| s == 200), "{}", gw.stderr_tail());
+    assert!(api.healthz().await.is_ok_and(|s| s == 200), "{}", gw.stderr_tail());
 }
 
 const FINGERPRINT: &str =

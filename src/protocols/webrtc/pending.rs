@@ -67,6 +67,10 @@ impl Pending {
     pub fn len(&self) -> usize {
         Self::lock(&self.counts).total
     }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
 }
 
 impl Drop for PendingSlot {
