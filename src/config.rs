@@ -135,6 +135,12 @@ pub struct WebrtcSettings {
     pub ice_timeout_seconds: f64,
     /// A WHIP publisher that sends no media for this long ends its stream.
     pub publisher_timeout_seconds: f64,
+    /// Most m-lines an offer may carry (each costs webrtcbin sockets and threads); 400 past it.
+    pub max_media_per_offer: usize,
+    /// Sessions answered but not yet connected, per client address (429 past it) and in
+    /// total (503 past it): each holds sockets and threads until ICE connects or times out.
+    pub max_pending_per_address: usize,
+    pub max_pending: usize,
 }
 
 impl Default for WebrtcSettings {
@@ -147,6 +153,9 @@ impl Default for WebrtcSettings {
             keyframe_interval_seconds: 2.0,
             ice_timeout_seconds: 15.0,
             publisher_timeout_seconds: 10.0,
+            max_media_per_offer: 3,
+            max_pending_per_address: 10,
+            max_pending: 50,
         }
     }
 }

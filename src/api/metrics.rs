@@ -64,6 +64,11 @@ fn render(gw: &Gateway) -> String {
     let _ = writeln!(text, "interop_publishes_refused_total {}", m.publishes_refused());
     let _ = writeln!(text, "# HELP interop_consumers_dropped_slow_total Consumers disconnected for falling behind.\n# TYPE interop_consumers_dropped_slow_total counter");
     let _ = writeln!(text, "interop_consumers_dropped_slow_total {}", m.consumers_too_slow());
+    let name = "interop_h264_refused_total";
+    let _ = writeln!(text, "# HELP {name} H.264 from publishers refused by the gateway's own checks (NAL units, frames, RTP packets).\n# TYPE {name} counter");
+    for p in Protocol::ALL {
+        let _ = writeln!(text, "{name}{{protocol=\"{p}\"}} {}", m.h264_refused(p));
+    }
     let _ = writeln!(text, "# HELP interop_relays Pushes and pulls by state.\n# TYPE interop_relays gauge");
     for (kind, state, n) in gw.relays.counts_by_state() {
         let _ = writeln!(text, "interop_relays{{kind=\"{kind}\",state=\"{state}\"}} {n}");

@@ -10,7 +10,6 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-
 use tokio::time::Sleep;
 
 /// How long a write may make no progress before the connection is closed.

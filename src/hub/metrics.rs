@@ -10,6 +10,7 @@ pub struct Metrics {
     bytes_out: [AtomicU64; 6],
     publishes_refused: AtomicU64,
     consumers_too_slow: AtomicU64,
+    h264_refused: [AtomicU64; 6],
 }
 
 fn slot(p: Protocol) -> usize {
@@ -43,6 +44,15 @@ impl Metrics {
 
     pub fn note_consumer_too_slow(&self) {
         self.consumers_too_slow.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// H.264 refused from a publisher: NAL units removed, frames or RTP packets dropped.
+    pub fn note_h264_refused(&self, p: Protocol, n: u64) {
+        self.h264_refused[slot(p)].fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn h264_refused(&self, p: Protocol) -> u64 {
+        self.h264_refused[slot(p)].load(Ordering::Relaxed)
     }
 
     pub fn consumers_too_slow(&self) -> u64 {

@@ -3,6 +3,7 @@
 //! need the same output, and torn down a grace period after the last one leaves.
 
 mod conversion;
+mod h264_gate;
 mod key;
 mod lease;
 mod metrics;
@@ -175,6 +176,7 @@ impl Hub {
             stream,
             timeline: Timeline::default(),
             metrics: self.inner.metrics.clone(),
+            h264: Default::default(),
         })
     }
 

@@ -3,6 +3,7 @@
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use super::h264_gate::H264Gate;
 use super::metrics::Metrics;
 use super::stream::Stream;
 use super::timeline::Timeline;
@@ -14,6 +15,7 @@ pub struct Publisher {
     pub(super) stream: Arc<Stream>,
     pub(super) timeline: Timeline,
     pub(super) metrics: Arc<Metrics>,
+    pub(super) h264: H264Gate,
 }
 
 impl Publisher {
@@ -22,7 +24,13 @@ impl Publisher {
     }
 
     /// Publishes one frame (timestamps mapped onto the stream's timeline). Never blocks.
+    /// H.264 passes the [`H264Gate`] first: what our own parsers refuse never gets further.
     pub fn push(&mut self, frame: Frame) {
+        let (frame, refused) = self.h264.admit(frame);
+        if refused > 0 {
+            self.metrics.note_h264_refused(self.stream.publisher.protocol, refused as u64);
+        }
+        let Some(frame) = frame else { return };
         let (dts, pts) = self.timeline.map(frame.kind(), frame.dts, frame.pts);
         let frame = Frame::new(frame.info, dts, pts, frame.keyframe, frame.data);
         self.stream.source(frame.kind()).push(Arc::new(frame));
@@ -38,6 +46,11 @@ impl Publisher {
                 self.push(copy)
             }
         }
+    }
+
+    /// Counts H.264 refused before it reached the hub (e.g. RTP packets an ingest emptied).
+    pub fn note_h264_refused(&self, n: u64) {
+        self.metrics.note_h264_refused(self.stream.publisher.protocol, n);
     }
 
     /// Counts bytes received from the publisher (metrics).

@@ -5,9 +5,13 @@
 use bytes::{BufMut, Bytes, BytesMut};
 
 mod avcc_config;
+mod pps;
+pub mod rtp;
+pub mod sanitize;
 mod sps;
 
 pub use avcc_config::AvcConfig;
+pub use pps::Pps;
 pub use sps::Sps;
 
 /// Non-IDR coded slice.
@@ -198,3 +202,5 @@ pub fn avcc_to_annexb(data: &[u8], len_size: u8) -> Result<Bytes, H264Error> {
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod sanitize_tests;

@@ -5,11 +5,13 @@ pub mod elements;
 pub mod fragments;
 pub mod alive;
 pub mod live;
+mod rtp_guard;
 mod transcoder;
 
 pub use caps::{input_caps, output_info};
 pub use fragments::*;
 pub use live::stop_in_background;
+pub use rtp_guard::guard_h264_rtp;
 pub use transcoder::{KeyframeRequester, TranscodeError, TranscodeSink, Transcoder};
 
 /// Initializes GStreamer once (cheap after the first call).

@@ -23,7 +23,7 @@ use super::filter::{valid_rtcp, RtpFilter};
 use super::frames::FrameMaker;
 use super::metrics::UdpMetrics;
 use super::payload::IngestTrack;
-use crate::media::{Frame, TrackKind};
+use crate::media::{Codec, Frame, TrackKind};
 
 /// Most RTP streams (SSRCs) rtpbin keeps per session; the filter lets one through at a time.
 const MAX_STREAMS: u32 = 4;
@@ -229,6 +229,7 @@ fn add_chain(
     appsink.set_property("sync", false);
     appsink.set_property("enable-last-sample", false);
     let maker = FrameMaker::new(track.codec);
+    let guard_metrics = metrics.clone();
     let warned = AtomicBool::new(false);
     let codec = track.codec;
     appsink.set_callbacks(
@@ -252,8 +253,16 @@ fn add_chain(
             })
             .build(),
     );
+    let sink = bin.static_pad("sink").ok_or_else(|| "receiving chain has no sink pad".to_string())?;
+    if codec == Codec::H264 {
+        // After the jitter buffer (packets in order), before the depayloader.
+        crate::pipeline::guard_h264_rtp(&sink, move |reason| {
+            guard_metrics.note_h264_refused();
+            tracing::debug!(%reason, "RTP packet's H.264 payload refused");
+        });
+    }
     pipeline.add(&bin).map_err(|e| e.to_string())?;
-    bin.static_pad("sink").ok_or_else(|| "receiving chain has no sink pad".to_string())
+    Ok(sink)
 }
 
 /// Links a stream rtpbin found (`recv_rtp_src_{session}_{ssrc}_{pt}`) to its session's chain;

@@ -15,6 +15,7 @@ pub struct UdpMetrics {
     rtcp_received: AtomicU64,
     frames_dropped: AtomicU64,
     rtp_sent: AtomicU64,
+    h264_refused: AtomicU64,
 }
 
 impl UdpMetrics {
@@ -39,6 +40,16 @@ impl UdpMetrics {
     /// A depayloaded frame the session could not take in time.
     pub fn note_frame_dropped(&self) {
         self.frames_dropped.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An accepted RTP packet whose H.264 payload our own check refused (emptied or cleaned
+    /// before the depayloader saw it).
+    pub fn note_h264_refused(&self) {
+        self.h264_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn h264_refused(&self) -> u64 {
+        self.h264_refused.load(Ordering::Relaxed)
     }
 
     pub fn add_rtp_sent(&self, n: u64) {
@@ -68,6 +79,8 @@ impl UdpMetrics {
             let _ = writeln!(text, "{name}{{port=\"rtp\",reason=\"{}\"}} {}", reason.as_str(), self.dropped(reason));
         }
         let _ = writeln!(text, "{name}{{port=\"rtcp\",reason=\"malformed\"}} {}", get(&self.rtcp_dropped));
+        // Counted as received too: the filter accepted them before the H.264 check refused them.
+        let _ = writeln!(text, "{name}{{port=\"rtp\",reason=\"h264_payload\"}} {}", get(&self.h264_refused));
         for (name, help, value) in [
             ("interop_udp_rtp_packets_received_total", "RTP packets accepted on UDP ingest ports.", get(&self.rtp_received)),
             ("interop_udp_rtp_packets_reordered_total", "Accepted RTP packets that arrived out of order.", get(&self.reordered)),

@@ -19,6 +19,8 @@ pub enum WebrtcError {
     ContentType(String),
     #[error("{0}")]
     BadRequest(String),
+    #[error("{0}")]
+    Pending(#[from] super::PendingRefused),
 }
 
 impl From<WebrtcError> for ApiError {
@@ -34,6 +36,12 @@ impl From<WebrtcError> for ApiError {
                 ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, e.to_string())
             }
             WebrtcError::BadRequest(m) => ApiError::bad_request(m),
+            WebrtcError::Pending(e @ super::PendingRefused::PerAddress(_)) => {
+                ApiError::new(StatusCode::TOO_MANY_REQUESTS, e.to_string())
+            }
+            WebrtcError::Pending(e @ super::PendingRefused::Total(_)) => {
+                ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string())
+            }
         }
     }
 }

@@ -39,6 +39,8 @@ pub struct Ingest {
     video_depay: Mutex<Option<gst::Pad>>,
     audio_linked: Mutex<bool>,
     dropped: AtomicU64,
+    /// RTP packets whose H.264 payload our own check refused.
+    refused: Arc<AtomicU64>,
 }
 
 impl Ingest {
@@ -48,6 +50,7 @@ impl Ingest {
             video_depay: Mutex::new(None),
             audio_linked: Mutex::new(false),
             dropped: AtomicU64::new(0),
+            refused: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -71,6 +74,11 @@ impl Ingest {
     /// Frames dropped because the session task fell behind.
     pub fn dropped(&self) -> u64 {
         self.dropped.load(Ordering::Relaxed)
+    }
+
+    /// RTP packets whose H.264 payload was refused before the depayloader.
+    pub fn refused(&self) -> u64 {
+        self.refused.load(Ordering::Relaxed)
     }
 
     /// Asks the publisher for a keyframe: webrtcbin turns the event into RTCP PLI (or FIR).
@@ -137,11 +145,19 @@ impl Ingest {
                 })
                 .build(),
         );
-        pipeline.add(&bin).map_err(|e| e.to_string())?;
-        bin.sync_state_with_parent().map_err(|e| e.to_string())?;
         let sink = bin
             .static_pad("sink")
             .ok_or("receiving chain has no sink pad")?;
+        if codec == Codec::H264 {
+            // webrtcbin's jitter buffer has ordered the packets; the depayloader comes next.
+            let refused = self.refused.clone();
+            crate::pipeline::guard_h264_rtp(&sink, move |reason| {
+                refused.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(%reason, "RTP packet's H.264 payload refused");
+            });
+        }
+        pipeline.add(&bin).map_err(|e| e.to_string())?;
+        bin.sync_state_with_parent().map_err(|e| e.to_string())?;
         pad.link(&sink).map_err(|e| format!("{e:?}"))?;
         if kind == TrackKind::Video {
             let depay_sink = bin.by_name("depay").and_then(|d| d.static_pad("sink"));

@@ -14,6 +14,7 @@ mod http;
 mod ice;
 mod ingest;
 mod peer;
+mod pending;
 mod registry;
 pub mod sdp;
 mod whep;
@@ -25,6 +26,7 @@ use std::time::Duration;
 pub use error::WebrtcError;
 pub use http::routes;
 pub use ice::IceError;
+pub use pending::{Pending, PendingRefused, PendingSlot};
 pub use registry::{Kind, Registry};
 
 use crate::config::WebrtcSettings;
@@ -41,15 +43,18 @@ pub struct Answered {
 pub struct Sessions {
     settings: Arc<WebrtcSettings>,
     registry: Registry,
+    pending: Pending,
 }
 
 impl Sessions {
     /// Refuses settings ICE cannot use (e.g. a reversed port range).
     pub fn new(settings: WebrtcSettings) -> Result<Sessions, IceError> {
         ice::check(&settings)?;
+        let pending = Pending::new(settings.max_pending_per_address, settings.max_pending);
         Ok(Sessions {
             settings: Arc::new(settings),
             registry: Registry::default(),
+            pending,
         })
     }
 
@@ -59,6 +64,11 @@ impl Sessions {
 
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// Sessions answered and still connecting, bounded per address and in total.
+    pub fn pending(&self) -> &Pending {
+        &self.pending
     }
 
     /// Sessions running now.

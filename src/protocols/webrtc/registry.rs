@@ -3,6 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -38,6 +39,16 @@ struct Entry {
     kind: Kind,
     stream: StreamKey,
     stop: CancellationToken,
+    flags: Arc<Flags>,
+}
+
+/// What a session and the registry both see.
+#[derive(Default)]
+struct Flags {
+    /// ICE connected at least once.
+    connected: AtomicBool,
+    /// Stopped because a newer offer for the same stream replaced it before it connected.
+    replaced: AtomicBool,
 }
 
 #[derive(Clone, Default)]
@@ -51,6 +62,7 @@ pub struct Registry {
 pub struct Registration {
     pub id: String,
     pub stop: CancellationToken,
+    flags: Arc<Flags>,
     registry: Registry,
 }
 
@@ -58,6 +70,20 @@ impl Registration {
     /// The path of the session's resource (`Location`).
     pub fn location(&self, kind: Kind, stream: &StreamKey) -> String {
         format!("/{kind}/{stream}/{}", self.id)
+    }
+
+    /// The session's ICE connected: a newer offer can no longer replace it.
+    pub fn mark_connected(&self) {
+        self.flags.connected.store(true, Ordering::Relaxed);
+    }
+
+    /// Why `stop` was cancelled: by a newer offer for the stream, or by `DELETE`.
+    pub fn stop_reason(&self) -> &'static str {
+        if self.flags.replaced.load(Ordering::Relaxed) {
+            "replaced by a newer offer before it connected"
+        } else {
+            "ended by the client (DELETE)"
+        }
     }
 }
 
@@ -76,6 +102,7 @@ impl Registry {
     /// Adds a session under a new random id.
     pub fn register(&self, kind: Kind, stream: StreamKey) -> Registration {
         let stop = CancellationToken::new();
+        let flags = Arc::new(Flags::default());
         let mut sessions = self.lock();
         let id = loop {
             let id = format!("{:016x}", rand::thread_rng().gen::<u64>());
@@ -89,11 +116,13 @@ impl Registry {
                 kind,
                 stream,
                 stop: stop.clone(),
+                flags: flags.clone(),
             },
         );
         Registration {
             id,
             stop,
+            flags,
             registry: self.clone(),
         }
     }
@@ -107,6 +136,34 @@ impl Registry {
             }
             _ => false,
         }
+    }
+
+    /// Stops the sessions of `stream` at this endpoint whose ICE never connected (a newer
+    /// offer takes their place); true when there was one.
+    pub fn replace_unconnected(&self, kind: Kind, stream: &StreamKey) -> bool {
+        let mut found = false;
+        for e in self.lock().values() {
+            if e.kind == kind && &e.stream == stream && !e.flags.connected.load(Ordering::Relaxed) {
+                e.flags.replaced.store(true, Ordering::Relaxed);
+                e.stop.cancel();
+                found = true;
+            }
+        }
+        found
+    }
+
+    /// Waits (bounded) until no session of `stream` at this endpoint is left; true when so.
+    pub async fn wait_stream_gone(&self, kind: Kind, stream: &StreamKey, timeout: Duration) -> bool {
+        let wait = async {
+            loop {
+                let changed = self.changed.notified();
+                if !self.lock().values().any(|e| e.kind == kind && &e.stream == stream) {
+                    return;
+                }
+                changed.await;
+            }
+        };
+        tokio::time::timeout(timeout, wait).await.is_ok()
     }
 
     /// Sessions running now.
@@ -165,5 +222,25 @@ mod tests {
         drop(b);
         assert!(waiter.await.unwrap());
         assert!(!r.stop(Kind::Whip, &key, "anything"));
+    }
+
+    #[tokio::test]
+    async fn a_newer_offer_replaces_only_sessions_that_never_connected() {
+        let r = Registry::default();
+        let key: StreamKey = "class1".parse().unwrap();
+        let pending = r.register(Kind::Whip, key.clone());
+        let viewer = r.register(Kind::Whep, key.clone());
+        assert!(r.replace_unconnected(Kind::Whip, &key));
+        assert!(pending.stop.is_cancelled() && !viewer.stop.is_cancelled());
+        assert_eq!(pending.stop_reason(), "replaced by a newer offer before it connected");
+        assert!(!r.wait_stream_gone(Kind::Whip, &key, Duration::from_millis(20)).await);
+        drop(pending);
+        assert!(r.wait_stream_gone(Kind::Whip, &key, Duration::from_millis(20)).await);
+
+        let live = r.register(Kind::Whip, key.clone());
+        live.mark_connected();
+        assert!(!r.replace_unconnected(Kind::Whip, &key));
+        assert!(!live.stop.is_cancelled());
+        assert_eq!(live.stop_reason(), "ended by the client (DELETE)");
     }
 }

@@ -58,6 +58,8 @@ struct WhepSession {
     outputs: Vec<Output>,
     keyframe_wanted: Arc<Notify>,
     registration: Registration,
+    /// Held until ICE connects (see `Pending`).
+    pending: Option<super::PendingSlot>,
 }
 
 enum Event {
@@ -77,6 +79,9 @@ pub async fn start(
 ) -> Result<Answered, WebrtcError> {
     let received = Instant::now();
     let offer = sdp::parse_offer(offer)?;
+    sdp::check_limits(&offer, gw.webrtc.settings().max_media_per_offer)?;
+    let address = remote.as_deref().and_then(|r| r.parse::<std::net::SocketAddr>().ok()).map(|a| a.ip());
+    let pending = gw.webrtc.pending().acquire(address)?;
     let who = ConsumerRequest {
         protocol: Protocol::Webrtc,
         transport: "whep".into(),
@@ -158,6 +163,7 @@ pub async fn start(
         outputs,
         keyframe_wanted,
         registration,
+        pending: Some(pending),
     };
     tokio::spawn(session.run(gw.clone()).instrument(span));
     Ok(Answered {
@@ -176,6 +182,8 @@ impl WhepSession {
         let reason = match self.wait_connected(&gw).await {
             Err(reason) => reason,
             Ok(()) => {
+                self.pending = None;
+                self.registration.mark_connected();
                 tracing::info!(after = ?self.state.started.elapsed(), "WHEP viewer connected");
                 self.sub.request_keyframe();
                 self.feed(&gw).await

@@ -7,6 +7,7 @@
 //! age) and ends the stream on `DELETE`, an
 //! API kick, shutdown, a failed connection, ICE that never connects or media that stops.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,7 +19,7 @@ use tracing::Instrument;
 use super::ingest::Ingest;
 use super::peer::{Peer, PeerEvent};
 use super::registry::{Kind, Registration};
-use super::{sdp, Answered, WebrtcError};
+use super::{sdp, Answered, PendingSlot, WebrtcError};
 use crate::hub::{Publisher, StreamKey};
 use crate::media::{Frame, Protocol, TrackKind};
 use crate::server::Gateway;
@@ -27,6 +28,8 @@ use crate::server::Gateway;
 const FRAME_QUEUE: usize = 1024;
 /// How often the session checks its timeouts.
 const WATCHDOG: Duration = Duration::from_millis(250);
+/// How long a newer offer waits for the unconnected session it replaces to let go of the key.
+const REPLACE_WAIT: Duration = Duration::from_secs(3);
 
 /// What the session was started with; fixed for its life.
 struct Settings {
@@ -43,6 +46,8 @@ struct State {
     last_media: Instant,
     frames: u64,
     keyframe_requests: u64,
+    /// Refused RTP packets already added to the hub's counters.
+    refused_counted: u64,
 }
 
 struct WhipSession {
@@ -53,10 +58,13 @@ struct WhipSession {
     ingest: Arc<Ingest>,
     frames: mpsc::Receiver<Frame>,
     registration: Registration,
+    /// Held until ICE connects (see `Pending`).
+    pending: Option<PendingSlot>,
 }
 
 enum Event {
     End(String),
+    Stopped,
     Peer(PeerEvent),
     Frame(Option<Frame>),
     KeyframeWanted,
@@ -72,11 +80,21 @@ pub async fn start(
     remote: Option<String>,
 ) -> Result<Answered, WebrtcError> {
     let offer = sdp::parse_offer(offer)?;
+    let config = gw.webrtc.settings();
+    sdp::check_limits(&offer, config.max_media_per_offer)?;
     let choices = sdp::choose_for_ingest(&offer)?;
+    // An offer whose ICE never connected does not hold the key: a newer one replaces it
+    // (and the slot it frees counts for the newer one).
+    let registry = gw.webrtc.registry();
+    if registry.replace_unconnected(Kind::Whip, &key) {
+        tracing::info!(stream = %key, "replacing a WHIP session that never connected");
+        registry.wait_stream_gone(Kind::Whip, &key, REPLACE_WAIT).await;
+    }
+    let address = remote.as_deref().and_then(|r| r.parse::<SocketAddr>().ok()).map(|a| a.ip());
+    let pending = gw.webrtc.pending().acquire(address)?;
     let publisher = gw
         .hub
         .publish(key.clone(), Protocol::Webrtc, "whip", remote)?;
-    let config = gw.webrtc.settings();
     let peer = Peer::new(&format!("whip-{key}"), config)?;
     for choice in &choices {
         peer.add_transceiver(
@@ -117,12 +135,14 @@ pub async fn start(
             last_media: now,
             frames: 0,
             keyframe_requests: 0,
+            refused_counted: 0,
         },
         publisher,
         peer,
         ingest,
         frames,
         registration,
+        pending: Some(pending),
     };
     tokio::spawn(session.run(gw.clone()).instrument(span));
     Ok(Answered {
@@ -138,7 +158,7 @@ impl WhipSession {
         let mut watchdog = tokio::time::interval(WATCHDOG);
         let reason = loop {
             let event = tokio::select! {
-                _ = self.registration.stop.cancelled() => Event::End("ended by the client (DELETE)".into()),
+                _ = self.registration.stop.cancelled() => Event::Stopped,
                 _ = gw.shutdown.cancelled() => Event::End("gateway shutting down".into()),
                 _ = self.publisher.kicked() => Event::End("disconnected through the API".into()),
                 e = self.peer.next_event() => Event::Peer(e),
@@ -155,6 +175,7 @@ impl WhipSession {
             %reason,
             frames = self.state.frames,
             dropped = self.ingest.dropped(),
+            h264_refused = self.ingest.refused(),
             keyframe_requests = self.state.keyframe_requests,
             "WHIP session ended"
         );
@@ -165,7 +186,10 @@ impl WhipSession {
     fn handle(&mut self, event: Event) -> Option<String> {
         match event {
             Event::End(reason) => return Some(reason),
+            Event::Stopped => return Some(self.registration.stop_reason().into()),
             Event::Peer(PeerEvent::Connected) => {
+                self.pending = None;
+                self.registration.mark_connected();
                 if !self.state.connected {
                     tracing::info!(after = ?self.state.started.elapsed(), "WHIP publisher connected");
                 }
@@ -184,6 +208,11 @@ impl WhipSession {
             Event::KeyframeWanted => self.request_keyframe(),
             Event::KeyframeTick => self.request_keyframe(),
             Event::Watchdog => {
+                let refused = self.ingest.refused();
+                if refused > self.state.refused_counted {
+                    self.publisher.note_h264_refused(refused - self.state.refused_counted);
+                    self.state.refused_counted = refused;
+                }
                 let s = &self.settings;
                 if !self.state.connected && self.state.started.elapsed() > s.ice_timeout {
                     return Some(format!("ICE did not connect within {:?}", s.ice_timeout));

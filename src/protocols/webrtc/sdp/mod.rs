@@ -4,9 +4,11 @@
 
 mod answer;
 mod choice;
+mod limits;
 
 pub use answer::{announce, complete_answer};
 pub use choice::{choose_for_egress, choose_for_ingest, Choice, EgressTracks};
+pub use limits::check_limits;
 
 use std::fmt;
 
