@@ -37,6 +37,9 @@ pub struct HubSettings {
     pub max_lag_events: u32,
     /// Frames per track a consumer may be behind before it has lagged.
     pub queue_frames: usize,
+    /// Seconds a stream whose publisher left keeps its consumers waiting for a publisher to
+    /// continue it (0: the stream ends with its publisher).
+    pub reconnect_grace_seconds: f64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -164,6 +167,7 @@ impl Default for HubSettings {
             grace_seconds: d.grace.as_secs_f64(),
             max_lag_events: d.max_lag_events,
             queue_frames: d.limits.queue_frames,
+            reconnect_grace_seconds: d.reconnect_grace.as_secs_f64(),
         }
     }
 }
@@ -195,6 +199,7 @@ impl Config {
         hub.grace = secs(self.hub.grace_seconds);
         hub.max_lag_events = self.hub.max_lag_events;
         hub.limits.queue_frames = self.hub.queue_frames.max(16);
+        hub.reconnect_grace = secs(self.hub.reconnect_grace_seconds);
         hub
     }
 }

@@ -1,4 +1,5 @@
-//! The publisher's handle on its stream: frames in, and the stream ends when it is dropped.
+//! The publisher's handle on its stream: frames in; when it is dropped the stream waits the
+//! reconnect grace for another publisher, then ends (at once when kicked).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -7,12 +8,16 @@ use super::metrics::Metrics;
 use super::stream::Stream;
 use super::timeline::Timeline;
 use super::Hub;
-use crate::media::Frame;
+use crate::media::{Frame, Protocol, TrackKind};
 
 pub struct Publisher {
     pub(super) hub: Hub,
     pub(super) stream: Arc<Stream>,
     pub(super) timeline: Timeline,
+    pub(super) protocol: Protocol,
+    /// A publisher that took a stream over sends no video until its first keyframe: the
+    /// consumers' decoders have nothing its other frames refer to.
+    pub(super) awaiting_keyframe: bool,
     pub(super) metrics: Arc<Metrics>,
 }
 
@@ -23,6 +28,12 @@ impl Publisher {
 
     /// Publishes one frame (timestamps mapped onto the stream's timeline). Never blocks.
     pub fn push(&mut self, frame: Frame) {
+        if self.awaiting_keyframe && frame.kind() == TrackKind::Video {
+            if !frame.keyframe {
+                return;
+            }
+            self.awaiting_keyframe = false;
+        }
         let (dts, pts) = self.timeline.map(frame.kind(), frame.dts, frame.pts);
         let frame = Frame::new(frame.info, dts, pts, frame.keyframe, frame.data);
         self.stream.source(frame.kind()).push(Arc::new(frame));
@@ -43,7 +54,7 @@ impl Publisher {
     /// Counts bytes received from the publisher (metrics).
     pub fn add_bytes_in(&self, n: usize) {
         self.stream.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
-        self.metrics.add_bytes_in(self.stream.publisher.protocol, n as u64);
+        self.metrics.add_bytes_in(self.protocol, n as u64);
     }
 
     /// Resolves when a consumer asks for a keyframe (see `Stream::request_keyframe`).
@@ -59,8 +70,6 @@ impl Publisher {
 
 impl Drop for Publisher {
     fn drop(&mut self) {
-        self.hub.remove_stream(&self.stream);
-        self.stream.finish();
-        tracing::info!(stream = %self.stream.key, protocol = %self.stream.publisher.protocol, "stream ended");
+        self.hub.publisher_left(&self.stream, self.timeline.newest());
     }
 }

@@ -26,7 +26,8 @@ impl Gateway {
 
     /// Starts the gateway with extra `serve` arguments and, when given, `config` written to a
     /// file passed as `--config`. `--matrix`, `--pipelines` and `--webrtc-ip` default to the
-    /// repository's files and 127.0.0.1 unless `extra_args` names them.
+    /// repository's files and 127.0.0.1, and `--reconnect-grace` to 0, unless `extra_args`
+    /// names them.
     pub fn start_with(extra_args: &[&str], config: Option<&str>) -> Gateway {
         let dir = TempDir::new("gateway");
         let root = repo_root();
@@ -46,6 +47,11 @@ impl Gateway {
         }
         if !named("--webrtc-ip") {
             args.extend(["--webrtc-ip".into(), "127.0.0.1".into()]);
+        }
+        // Tests see a stream end with its publisher unless they test the reconnect grace
+        // (tests/reconnect.rs passes `--reconnect-grace`).
+        if !named("--reconnect-grace") {
+            args.extend(["--reconnect-grace".into(), "0".into()]);
         }
         if let Some(text) = config {
             let path = dir.path().join("config.yaml");
