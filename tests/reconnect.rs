@@ -209,7 +209,7 @@ async fn readers_keep_running_across_a_publisher_restart_and_end_after_the_grace
         let c = coverage(file).await.unwrap();
         let figures = format!("{}: {c:?}; wall-clock gap {wall_gap:?}, second publish {:?}", file.display(), second_left - resumed);
         // One timeline, with the gap in it: the first publish, the pause, all of the second.
-        assert!(c.gap > 0.8 * GAP.as_secs_f64() && c.gap < wall_gap.as_secs_f64() + 2.0, "{figures}");
+        assert!(c.gap > 0.8 * GAP.as_secs_f64() && c.gap < wall_gap.as_secs_f64() + 3.0, "{figures}");
         assert!(c.before_gap > 1.0, "{figures}");
         assert!(c.after_gap > PUBLISH.as_secs_f64() - 1.0, "{figures}");
         assert!(c.span >= c.before_gap + c.gap + c.after_gap - 0.01, "{figures}");
@@ -277,12 +277,18 @@ async fn a_kick_ends_a_stream_at_once_even_in_its_grace() {
 #[test]
 fn chromium_whep_viewer_keeps_decoding_across_a_publisher_restart() {
     const NAME: &str = "chromium_whep_viewer_keeps_decoding_across_a_publisher_restart";
+    let figures_file = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join(format!("{NAME}.txt"));
     if !in_loopback_netns(NAME) {
+        // The re-run inside the namespace left its measurements here.
+        println!("{}", std::fs::read_to_string(&figures_file).unwrap_or_default());
         return;
     }
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     match runtime.block_on(whep_across_a_restart()) {
-        Ok(figures) => println!("{figures}"),
+        Ok(figures) => {
+            println!("{figures}");
+            let _ = std::fs::write(&figures_file, figures);
+        }
         Err(error) => panic!("{error:#}"),
     }
 }

@@ -195,6 +195,7 @@ impl Hub {
             timeline,
             protocol,
             awaiting_keyframe: took_over,
+            last_frame_at: None,
             metrics: self.inner.metrics.clone(),
         })
     }
@@ -212,16 +213,17 @@ impl Hub {
         }
     }
 
-    /// The publisher left, its timeline ending at `newest`: the stream waits the reconnect
-    /// grace for another, unless it was kicked (API, shutdown) or there is no grace.
-    pub(crate) fn publisher_left(&self, stream: &Arc<Stream>, newest: Option<Ts>) {
+    /// The publisher left, its timeline ending at `newest` (a frame that came at `at`): the
+    /// stream waits the reconnect grace for another, unless it was kicked (API, shutdown) or
+    /// there is no grace.
+    pub(crate) fn publisher_left(&self, stream: &Arc<Stream>, newest: Option<Ts>, at: Option<std::time::Instant>) {
         let grace = self.inner.config.reconnect_grace;
         let runtime = tokio::runtime::Handle::try_current();
         let runtime = match runtime {
             Ok(handle) if !grace.is_zero() && !stream.kick.is_cancelled() && !stream.is_ended() => handle,
             _ => return self.end_stream(stream),
         };
-        let epoch = stream.detach(newest);
+        let epoch = stream.detach(newest, at);
         tracing::info!(stream = %stream.key, grace = ?grace, "publisher left; consumers wait for it to reconnect");
         let (hub, stream) = (self.clone(), stream.clone());
         runtime.spawn(async move {

@@ -3,6 +3,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::metrics::Metrics;
 use super::stream::Stream;
@@ -18,6 +19,8 @@ pub struct Publisher {
     /// A publisher that took a stream over sends no video until its first keyframe: the
     /// consumers' decoders have nothing its other frames refer to.
     pub(super) awaiting_keyframe: bool,
+    /// When the newest frame came (where a reconnect gap starts).
+    pub(super) last_frame_at: Option<Instant>,
     pub(super) metrics: Arc<Metrics>,
 }
 
@@ -35,6 +38,7 @@ impl Publisher {
             self.awaiting_keyframe = false;
         }
         let (dts, pts) = self.timeline.map(frame.kind(), frame.dts, frame.pts);
+        self.last_frame_at = Some(Instant::now());
         let frame = Frame::new(frame.info, dts, pts, frame.keyframe, frame.data);
         self.stream.source(frame.kind()).push(Arc::new(frame));
         self.stream.note_frame();
@@ -70,6 +74,6 @@ impl Publisher {
 
 impl Drop for Publisher {
     fn drop(&mut self) {
-        self.hub.publisher_left(&self.stream, self.timeline.newest());
+        self.hub.publisher_left(&self.stream, self.timeline.newest(), self.last_frame_at);
     }
 }

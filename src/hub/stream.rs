@@ -49,7 +49,7 @@ struct Life {
     /// Bumped whenever a publisher leaves or takes over: a grace timer only ends the stream
     /// if nothing happened since it was set.
     epoch: u64,
-    /// The last publisher's newest timestamp and when it left.
+    /// The last publisher's newest timestamp and when that frame came.
     left: Option<(Option<Ts>, Instant)>,
     /// Publishers that took the stream over in its grace.
     takeovers: u64,
@@ -108,13 +108,14 @@ impl Stream {
         lock(&self.life).takeovers
     }
 
-    /// The publisher left (its timeline ended at `newest`): the stream waits for another.
-    /// Returns the epoch a grace timer checks with [`Stream::idle_since`].
-    pub(super) fn detach(&self, newest: Option<Ts>) -> u64 {
+    /// The publisher left (its timeline ended at `newest`, a frame that came at `at`): the
+    /// stream waits for another. Returns the epoch a grace timer checks with
+    /// [`Stream::idle_since`].
+    pub(super) fn detach(&self, newest: Option<Ts>, at: Option<Instant>) -> u64 {
         let mut life = lock(&self.life);
         life.attached = false;
         life.epoch += 1;
-        life.left = Some((newest, Instant::now()));
+        life.left = Some((newest, at.unwrap_or_else(Instant::now)));
         life.epoch
     }
 
@@ -132,7 +133,7 @@ impl Stream {
             return None;
         }
         let timeline = match life.left {
-            Some((newest, at)) => Timeline::resume(newest, at.elapsed()),
+            Some((newest, at)) => Timeline::resume_from(newest, at),
             None => Timeline::default(),
         };
         life.publisher = publisher;

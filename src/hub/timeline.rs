@@ -3,7 +3,7 @@
 //! publisher that takes over a stream in its reconnect grace continues the timeline where the
 //! last one left it, the gap included ([`Timeline::resume`]).
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::media::{TrackKind, Ts};
 
@@ -21,6 +21,9 @@ pub struct Timeline {
     start: Ts,
     /// No frame of a track lands before this (the end of the previous publisher's timeline).
     floor: Option<Ts>,
+    /// The previous publisher's newest timestamp and when that frame came: `start` is set
+    /// when this publisher's first frame comes (see [`Timeline::resume_from`]).
+    pending: Option<(Ts, Instant)>,
 }
 
 impl Timeline {
@@ -34,6 +37,16 @@ impl Timeline {
         Timeline { start: floor.max(last + gap), floor: Some(floor), ..Timeline::default() }
     }
 
+    /// Like [`Timeline::resume`], with the gap measured from `at` (when the previous
+    /// publisher's newest frame came) to when this publisher's first frame comes: the stream's
+    /// time moves on by the real pause, however long the new publisher takes to send media.
+    pub fn resume_from(last: Option<Ts>, at: Instant) -> Timeline {
+        match last {
+            Some(last) => Timeline { pending: Some((last, at)), ..Timeline::resume(Some(last), Duration::ZERO) },
+            None => Timeline::default(),
+        }
+    }
+
     /// The newest mapped dts of any track (None before the first frame).
     pub fn newest(&self) -> Option<Ts> {
         self.last.iter().flatten().max().copied()
@@ -42,6 +55,9 @@ impl Timeline {
     /// Maps one frame's (dts, pts); pts keeps its distance to dts.
     pub fn map(&mut self, kind: TrackKind, dts: Ts, pts: Ts) -> (Ts, Ts) {
         let slot = kind as usize;
+        if let Some((last, at)) = self.pending.take() {
+            self.start = Timeline::resume(Some(last), at.elapsed()).start;
+        }
         let offset = *self.offset.get_or_insert(self.start.0 - dts.0);
         let mut out = Ts(dts.0 + offset);
         if let Some(floor) = self.floor.filter(|_| self.last[slot].is_none()) {
@@ -124,6 +140,16 @@ mod tests {
         assert_eq!(new.map(TrackKind::Video, ms(33), ms(33)).0, ms(7_033));
         assert_eq!(new.map(TrackKind::Audio, ms(23), ms(23)).0, ms(7_023));
         assert_eq!(new.discontinuities(), 0);
+    }
+
+    #[test]
+    fn the_gap_is_measured_up_to_the_new_publishers_first_frame() {
+        let last_frame_at = Instant::now() - Duration::from_secs(2);
+        let mut new = Timeline::resume_from(Some(ms(10_000)), last_frame_at);
+        std::thread::sleep(Duration::from_millis(300));
+        let (d, _) = new.map(TrackKind::Video, ms(0), ms(0));
+        assert!(d >= ms(12_300) && d < ms(13_000), "{d}");
+        assert_eq!(new.map(TrackKind::Video, ms(40), ms(40)).0, d + ms(40));
     }
 
     #[test]
