@@ -102,6 +102,9 @@ pub struct HubSettings {
     pub queue_frames: usize,
     /// The longest GOP kept for joiners: a new viewer never starts further back than this.
     pub max_gop_seconds: f64,
+    /// Seconds a stream whose publisher left keeps its consumers waiting for a publisher to
+    /// continue it (0: the stream ends with its publisher).
+    pub reconnect_grace_seconds: f64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -246,6 +249,7 @@ impl Default for HubSettings {
             max_lag_events: d.max_lag_events,
             queue_frames: d.limits.queue_frames,
             max_gop_seconds: d.limits.max_gop_age.as_millis() as f64 / 1000.0,
+            reconnect_grace_seconds: d.reconnect_grace.as_secs_f64(),
         }
     }
 }
@@ -278,6 +282,7 @@ impl Config {
         hub.max_lag_events = self.hub.max_lag_events;
         hub.limits.queue_frames = self.hub.queue_frames.max(16);
         hub.limits.max_gop_age = crate::media::Ts::from_millis((secs(self.hub.max_gop_seconds.min(86_400.0)).as_millis() as i64).max(100));
+        hub.reconnect_grace = secs(self.hub.reconnect_grace_seconds);
         hub
     }
 }

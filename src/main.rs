@@ -45,6 +45,10 @@ enum Command {
         /// Folder of GStreamer pipeline fragments.
         #[arg(long)]
         pipelines: Option<PathBuf>,
+        /// Seconds a stream whose publisher left waits for it to reconnect
+        /// (`hub.reconnect_grace_seconds`; 0: the stream ends with its publisher).
+        #[arg(long, value_name = "SECONDS")]
+        reconnect_grace: Option<f64>,
     },
     /// Validate a matrix: exit 0 when valid, else one line per problem.
     Check {
@@ -67,8 +71,8 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve { config, matrix, http, rtmp, webrtc_ip, pipelines } => {
-            serve(config, matrix, http, rtmp, webrtc_ip, pipelines)
+        Command::Serve { config, matrix, http, rtmp, webrtc_ip, pipelines, reconnect_grace } => {
+            serve(config, matrix, http, rtmp, webrtc_ip, pipelines, reconnect_grace)
         }
         Command::Check { file } => return check(&file),
         Command::Plan { from, to, matrix, pipelines } => plan(from, to, &matrix, &pipelines),
@@ -108,6 +112,7 @@ fn serve(
     rtmp: Option<SocketAddr>,
     webrtc_ip: Option<std::net::IpAddr>,
     pipelines: Option<PathBuf>,
+    reconnect_grace: Option<f64>,
 ) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -133,6 +138,9 @@ fn serve(
     }
     if let Some(ip) = webrtc_ip {
         cfg.webrtc.ip = Some(ip);
+    }
+    if let Some(seconds) = reconnect_grace {
+        cfg.hub.reconnect_grace_seconds = seconds;
     }
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = std::env::var("INTEROP_WORKER_THREADS").ok().and_then(|v| v.parse().ok()) {

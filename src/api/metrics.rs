@@ -23,7 +23,7 @@ fn render(gw: &Gateway) -> String {
     let mut publishers: BTreeMap<Protocol, usize> = Protocol::ALL.iter().map(|p| (*p, 0)).collect();
     let mut conversions: BTreeMap<(String, String, String), usize> = BTreeMap::new();
     for s in &streams {
-        *publishers.entry(s.publisher.protocol).or_default() += 1;
+        *publishers.entry(s.publisher().protocol).or_default() += 1;
         for c in s.consumers() {
             *consumers.entry(c.protocol).or_default() += 1;
         }

@@ -30,6 +30,10 @@ pub struct StreamView {
     pub sessions: Vec<SessionView>,
     pub conversions: Vec<ConversionView>,
     pub bytes_in: u64,
+    /// The publisher left and the stream waits (its reconnect grace) for another.
+    pub reconnecting: bool,
+    /// Publishers that continued the stream after the one before left.
+    pub reconnects: u64,
 }
 
 #[derive(Serialize)]
@@ -130,7 +134,7 @@ pub fn view(stream: &Stream) -> StreamView {
             error: c.error(),
         })
         .collect();
-    let p = &stream.publisher;
+    let p = &stream.publisher();
     StreamView {
         key: stream.key.to_string(),
         publisher: PublisherView {
@@ -146,6 +150,8 @@ pub fn view(stream: &Stream) -> StreamView {
         sessions,
         conversions,
         bytes_in: stream.bytes_in(),
+        reconnecting: stream.is_reconnecting(),
+        reconnects: stream.takeovers(),
     }
 }
 

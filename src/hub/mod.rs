@@ -31,7 +31,7 @@ pub use timeline::Timeline;
 pub use track::{CacheLimits, TrackJoin, TrackOutput};
 
 use crate::matrix::{self, Leg, Matrix, Plan, PlanError, Source, SourceTrack};
-use crate::media::{Protocol, TrackInfo, TrackKind};
+use crate::media::{Protocol, TrackInfo, TrackKind, Ts};
 use crate::pipeline::Pipelines;
 use stream::lock;
 
@@ -50,6 +50,9 @@ pub struct HubConfig {
     pub max_lag_events: u32,
     /// How long a consumer waits for a just-started stream's tracks to be known.
     pub ready_timeout: Duration,
+    /// How long a stream whose publisher left keeps its consumers, waiting for a publisher
+    /// (of any protocol) to continue it (ZLMediaKit's `continue_push_ms`); zero: it ends at once.
+    pub reconnect_grace: Duration,
 }
 
 impl Default for HubConfig {
@@ -59,6 +62,7 @@ impl Default for HubConfig {
             limits: CacheLimits::default(),
             max_lag_events: 5,
             ready_timeout: Duration::from_secs(10),
+            reconnect_grace: Duration::from_secs(10),
         }
     }
 }
@@ -144,7 +148,9 @@ impl Hub {
         self.inner.generation.load(Ordering::Relaxed)
     }
 
-    /// Makes `key` live with this publisher; a second publisher on a live key is refused.
+    /// Makes `key` live with this publisher; a second publisher on a live key is refused. A
+    /// stream whose publisher left within the reconnect grace is continued by this one: its
+    /// consumers and conversions stay, and its timeline goes on after the gap.
     pub fn publish(
         &self,
         key: StreamKey,
@@ -159,25 +165,53 @@ impl Hub {
             remote,
             started: SystemTime::now(),
         };
-        let stream = {
+        let (stream, timeline, took_over) = {
             let mut streams = lock(&self.inner.streams);
-            if streams.contains_key(&key) {
-                self.inner.metrics.note_publish_refused();
-                return Err(HubError::AlreadyPublishing(key));
+            let existing = streams.get(&key).cloned();
+            let continued = existing.as_ref().and_then(|s| Some((s.clone(), s.take_over(meta.clone())?)));
+            match (existing, continued) {
+                (_, Some((stream, timeline))) => (stream, timeline, true),
+                // Kicked in its grace: it ends now, and this publisher starts a new stream.
+                (Some(old), None) if old.is_reconnecting() && old.kick.is_cancelled() => {
+                    streams.remove(&key);
+                    old.finish();
+                    (self.insert_stream(&mut streams, key.clone(), meta), Timeline::default(), false)
+                }
+                (Some(_), None) => {
+                    self.inner.metrics.note_publish_refused();
+                    return Err(HubError::AlreadyPublishing(key));
+                }
+                (None, _) => (self.insert_stream(&mut streams, key.clone(), meta), Timeline::default(), false),
             }
-            let stream = Arc::new(Stream::new(key.clone(), meta, self.inner.config.limits));
-            streams.insert(key.clone(), stream.clone());
-            stream
         };
+        if took_over {
+            // Viewers continue from the new publisher's first keyframe, and converted video
+            // from a fresh keyframe of its encoder (a WHEP viewer decodes again at once).
+            stream.request_keyframe();
+            for conversion in stream.conversions() {
+                conversion.request_keyframe();
+            }
+            tracing::info!(stream = %key, %protocol, transport, takeovers = stream.takeovers(), "publisher reconnected; stream continues");
+        } else {
+            tracing::info!(stream = %key, %protocol, transport, "stream published");
+        }
         self.inner.published.notify_waiters();
-        tracing::info!(stream = %key, %protocol, transport, "stream published");
         Ok(Publisher {
             hub: self.clone(),
             stream,
-            timeline: Timeline::default(),
+            timeline,
+            protocol,
+            awaiting_keyframe: took_over,
+            last_frame_at: None,
             metrics: self.inner.metrics.clone(),
             h264: Default::default(),
         })
+    }
+
+    fn insert_stream(&self, streams: &mut HashMap<StreamKey, Arc<Stream>>, key: StreamKey, meta: PublisherMeta) -> Arc<Stream> {
+        let stream = Arc::new(Stream::new(key.clone(), meta, self.inner.config.limits));
+        streams.insert(key, stream.clone());
+        stream
     }
 
     pub(crate) fn remove_stream(&self, stream: &Arc<Stream>) {
@@ -185,6 +219,43 @@ impl Hub {
         if streams.get(&stream.key).is_some_and(|s| Arc::ptr_eq(s, stream)) {
             streams.remove(&stream.key);
         }
+    }
+
+    /// The publisher left, its timeline ending at `newest` (a frame that came at `at`): the
+    /// stream waits the reconnect grace for another, unless it was kicked (API, shutdown) or
+    /// there is no grace.
+    pub(crate) fn publisher_left(&self, stream: &Arc<Stream>, newest: Option<Ts>, at: Option<std::time::Instant>) {
+        let grace = self.inner.config.reconnect_grace;
+        let runtime = tokio::runtime::Handle::try_current();
+        let runtime = match runtime {
+            Ok(handle) if !grace.is_zero() && !stream.kick.is_cancelled() && !stream.is_ended() => handle,
+            _ => return self.end_stream(stream),
+        };
+        let epoch = stream.detach(newest, at);
+        tracing::info!(stream = %stream.key, grace = ?grace, "publisher left; consumers wait for it to reconnect");
+        let (hub, stream) = (self.clone(), stream.clone());
+        runtime.spawn(async move {
+            tokio::select! {
+                _ = tokio::time::sleep(grace) => {}
+                _ = stream.kick.cancelled() => {}
+            }
+            let mut streams = lock(&hub.inner.streams);
+            if !stream.idle_since(epoch) {
+                return;
+            }
+            if streams.get(&stream.key).is_some_and(|s| Arc::ptr_eq(s, &stream)) {
+                streams.remove(&stream.key);
+            }
+            drop(streams);
+            stream.finish();
+            tracing::info!(stream = %stream.key, "no publisher within the reconnect grace; stream ended");
+        });
+    }
+
+    fn end_stream(&self, stream: &Arc<Stream>) {
+        self.remove_stream(stream);
+        stream.finish();
+        tracing::info!(stream = %stream.key, protocol = %stream.publisher().protocol, "stream ended");
     }
 
     pub fn stream(&self, key: &StreamKey) -> Option<Arc<Stream>> {
@@ -211,7 +282,7 @@ impl Hub {
     /// What a consumer of `protocol` would get from this stream now.
     pub fn plan_for(&self, stream: &Stream, protocol: Protocol) -> Result<Plan, HubError> {
         let source = source_of(stream);
-        matrix::plan(&self.matrix(), stream.publisher.protocol, &source, protocol)
+        matrix::plan(&self.matrix(), stream.publisher().protocol, &source, protocol)
             .map_err(|source| HubError::Plan { key: stream.key.clone(), source })
     }
 
@@ -304,7 +375,7 @@ impl Hub {
         let matrix = self.matrix();
         // Conversions are shared per output: consumers whose pairs give the same parameters
         // share one; different parameters (e.g. a scaled size) make another.
-        let params = matrix.params(stream.publisher.protocol, consumer);
+        let params = matrix.params(stream.publisher().protocol, consumer);
         let key = ConversionKey {
             track,
             from,
@@ -350,7 +421,7 @@ impl Hub {
 
 /// A mini-program publisher with no audio yet is expected to start it late.
 fn awaits_late_audio(stream: &Stream) -> bool {
-    stream.publisher.protocol == Protocol::Miniprogram && stream.audio_info().is_none()
+    stream.publisher().protocol == Protocol::Miniprogram && stream.audio_info().is_none()
 }
 
 /// The planner's view of a stream's real tracks: codecs, B-frames, the keyframe interval
@@ -361,7 +432,7 @@ pub fn source_of(stream: &Stream) -> Source {
     if let (Some(v), Some(info)) = (source.video.as_mut(), stream.video_info()) {
         v.bframes = matches!(info.as_ref(), TrackInfo::Video(i) if i.bframes);
         v.keyframe_interval_ms = stream.source(TrackKind::Video).keyframe_interval().map(|t| t.as_millis().clamp(0, u32::MAX as i64) as u32);
-        v.keyframes_on_request = stream.publisher.protocol == Protocol::Webrtc;
+        v.keyframes_on_request = stream.publisher().protocol == Protocol::Webrtc;
     }
     source
 }

@@ -1,19 +1,27 @@
-//! The publisher's handle on its stream: frames in, and the stream ends when it is dropped.
+//! The publisher's handle on its stream: frames in; when it is dropped the stream waits the
+//! reconnect grace for another publisher, then ends (at once when kicked).
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
 use super::h264_gate::H264Gate;
 use super::metrics::Metrics;
 use super::stream::Stream;
 use super::timeline::Timeline;
 use super::Hub;
-use crate::media::Frame;
+use crate::media::{Frame, Protocol, TrackKind};
 
 pub struct Publisher {
     pub(super) hub: Hub,
     pub(super) stream: Arc<Stream>,
     pub(super) timeline: Timeline,
+    pub(super) protocol: Protocol,
+    /// A publisher that took a stream over sends no video until its first keyframe: the
+    /// consumers' decoders have nothing its other frames refer to.
+    pub(super) awaiting_keyframe: bool,
+    /// When the newest frame came (where a reconnect gap starts).
+    pub(super) last_frame_at: Option<Instant>,
     pub(super) metrics: Arc<Metrics>,
     pub(super) h264: H264Gate,
 }
@@ -28,10 +36,17 @@ impl Publisher {
     pub fn push(&mut self, frame: Frame) {
         let (frame, refused) = self.h264.admit(frame);
         if refused > 0 {
-            self.metrics.note_h264_refused(self.stream.publisher.protocol, refused as u64);
+            self.metrics.note_h264_refused(self.protocol, refused as u64);
         }
         let Some(frame) = frame else { return };
+        if self.awaiting_keyframe && frame.kind() == TrackKind::Video {
+            if !frame.keyframe {
+                return;
+            }
+            self.awaiting_keyframe = false;
+        }
         let (dts, pts) = self.timeline.map(frame.kind(), frame.dts, frame.pts);
+        self.last_frame_at = Some(Instant::now());
         let frame = Frame::new(frame.info, dts, pts, frame.keyframe, frame.data);
         self.stream.source(frame.kind()).push(Arc::new(frame));
         self.stream.note_frame();
@@ -56,7 +71,7 @@ impl Publisher {
     /// Counts bytes received from the publisher (metrics).
     pub fn add_bytes_in(&self, n: usize) {
         self.stream.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
-        self.metrics.add_bytes_in(self.stream.publisher.protocol, n as u64);
+        self.metrics.add_bytes_in(self.protocol, n as u64);
     }
 
     /// Resolves when a consumer asks for a keyframe (see `Stream::request_keyframe`).
@@ -72,8 +87,6 @@ impl Publisher {
 
 impl Drop for Publisher {
     fn drop(&mut self) {
-        self.hub.remove_stream(&self.stream);
-        self.stream.finish();
-        tracing::info!(stream = %self.stream.key, protocol = %self.stream.publisher.protocol, "stream ended");
+        self.hub.publisher_left(&self.stream, self.timeline.newest(), self.last_frame_at);
     }
 }

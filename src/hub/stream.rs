@@ -11,8 +11,9 @@ use tokio_util::sync::CancellationToken;
 
 use super::conversion::{Conversion, ConversionKey};
 use super::key::{SessionId, StreamKey};
+use super::timeline::Timeline;
 use super::track::{CacheLimits, TrackOutput};
-use crate::media::{Protocol, TrackInfo, TrackKind};
+use crate::media::{Protocol, TrackInfo, TrackKind, Ts};
 
 /// Who publishes a stream.
 #[derive(Debug, Clone)]
@@ -40,9 +41,23 @@ pub struct ConsumerMeta {
 /// How long a stream waits for its second track before consumers plan without it.
 const SECOND_TRACK_WAIT: Duration = Duration::from_millis(1500);
 
+/// Who publishes the stream now, and what the last one left while it waits for another.
+struct Life {
+    publisher: PublisherMeta,
+    /// A publisher is attached (false during the reconnect grace).
+    attached: bool,
+    /// Bumped whenever a publisher leaves or takes over: a grace timer only ends the stream
+    /// if nothing happened since it was set.
+    epoch: u64,
+    /// The last publisher's newest timestamp and when that frame came.
+    left: Option<(Option<Ts>, Instant)>,
+    /// Publishers that took the stream over in its grace.
+    takeovers: u64,
+}
+
 pub struct Stream {
     pub key: StreamKey,
-    pub publisher: PublisherMeta,
+    life: Mutex<Life>,
     pub(super) video: Arc<TrackOutput>,
     pub(super) audio: Arc<TrackOutput>,
     pub(super) conversions: Mutex<HashMap<ConversionKey, Arc<Conversion>>>,
@@ -63,7 +78,7 @@ impl Stream {
     pub(super) fn new(key: StreamKey, publisher: PublisherMeta, limits: CacheLimits) -> Stream {
         Stream {
             key,
-            publisher,
+            life: Mutex::new(Life { publisher, attached: true, epoch: 0, left: None, takeovers: 0 }),
             video: Arc::new(TrackOutput::new(TrackKind::Video, limits)),
             audio: Arc::new(TrackOutput::new(TrackKind::Audio, limits)),
             conversions: Mutex::new(HashMap::new()),
@@ -76,6 +91,56 @@ impl Stream {
             first_frame: Mutex::new(None),
             ready: watch::channel(false).0,
         }
+    }
+
+    /// The current publisher (the last one while the stream waits for a reconnect).
+    pub fn publisher(&self) -> PublisherMeta {
+        lock(&self.life).publisher.clone()
+    }
+
+    /// The publisher left and the stream waits, within its grace, for another.
+    pub fn is_reconnecting(&self) -> bool {
+        !lock(&self.life).attached && !self.is_ended()
+    }
+
+    /// How many publishers took this stream over after its first one left.
+    pub fn takeovers(&self) -> u64 {
+        lock(&self.life).takeovers
+    }
+
+    /// The publisher left (its timeline ended at `newest`, a frame that came at `at`): the
+    /// stream waits for another. Returns the epoch a grace timer checks with
+    /// [`Stream::idle_since`].
+    pub(super) fn detach(&self, newest: Option<Ts>, at: Option<Instant>) -> u64 {
+        let mut life = lock(&self.life);
+        life.attached = false;
+        life.epoch += 1;
+        life.left = Some((newest, at.unwrap_or_else(Instant::now)));
+        life.epoch
+    }
+
+    /// Is the stream still without a publisher since `epoch`?
+    pub(super) fn idle_since(&self, epoch: u64) -> bool {
+        let life = lock(&self.life);
+        !life.attached && life.epoch == epoch
+    }
+
+    /// A new publisher takes over a stream in its grace: it gets the timeline that continues
+    /// the last one's. None if the stream has a publisher, ended or was kicked.
+    pub(super) fn take_over(&self, publisher: PublisherMeta) -> Option<Timeline> {
+        let mut life = lock(&self.life);
+        if life.attached || self.is_ended() || self.kick.is_cancelled() {
+            return None;
+        }
+        let timeline = match life.left {
+            Some((newest, at)) => Timeline::resume_from(newest, at),
+            None => Timeline::default(),
+        };
+        life.publisher = publisher;
+        life.attached = true;
+        life.epoch += 1;
+        life.takeovers += 1;
+        Some(timeline)
     }
 
     pub fn video_info(&self) -> Option<Arc<TrackInfo>> {
@@ -121,7 +186,8 @@ impl Stream {
         self.kick.cancelled()
     }
 
-    /// Asks the publisher to disconnect.
+    /// Asks the publisher to disconnect; the stream ends at once, without a reconnect grace
+    /// (also when it is in one).
     pub fn kick(&self) {
         self.kick.cancel();
     }

@@ -28,7 +28,8 @@ impl Gateway {
 
     /// Starts the gateway with extra `serve` arguments and, when given, `config` written to a
     /// file passed as `--config`. `--matrix`, `--pipelines` and `--webrtc-ip` default to the
-    /// repository's files and 127.0.0.1 unless `extra_args` names them.
+    /// repository's files and 127.0.0.1, and `--reconnect-grace` to 0, unless `extra_args`
+    /// names them.
     pub fn start_with(extra_args: &[&str], config: Option<&str>) -> Gateway {
         Gateway::start_limited(extra_args, config, None)
     }
@@ -58,6 +59,11 @@ impl Gateway {
         }
         if !named("--webrtc-ip") {
             args.extend(["--webrtc-ip".into(), "127.0.0.1".into()]);
+        }
+        // Tests see a stream end with its publisher unless they test the reconnect grace
+        // (tests/reconnect.rs passes `--reconnect-grace`).
+        if !named("--reconnect-grace") {
+            args.extend(["--reconnect-grace".into(), "0".into()]);
         }
         if let Some(text) = config {
             let path = dir.path().join("config.yaml");

@@ -131,11 +131,12 @@ impl Session {
     }
 }
 
-/// Refuses a key that is live already, before reading any media.
+/// Refuses a key that is live already, before reading any media (a stream waiting for its
+/// publisher to reconnect is free to continue).
 fn check_free(gw: &Gateway, key: &StreamKey) -> Result<(), ApiError> {
     match gw.hub.stream(key) {
-        Some(_) => Err(HubError::AlreadyPublishing(key.clone()).into()),
-        None => Ok(()),
+        Some(s) if !s.is_reconnecting() => Err(HubError::AlreadyPublishing(key.clone()).into()),
+        _ => Ok(()),
     }
 }
 
