@@ -54,7 +54,10 @@ impl Gateway {
         }
         args.extend(extra_args.iter().map(|a| a.to_string()));
 
-        let mut child = Command::new(env!("CARGO_BIN_EXE_interop-gateway"))
+        // INTEROP_GATEWAY_BIN: a copy of the binary to test (a target dir shared by several
+        // worktrees holds whichever one was linked last).
+        let bin = std::env::var("INTEROP_GATEWAY_BIN").unwrap_or_else(|_| env!("CARGO_BIN_EXE_interop-gateway").to_string());
+        let mut child = Command::new(bin)
             .args(&args)
             .current_dir(&root)
             .env("RUST_LOG", std::env::var("GATEWAY_RUST_LOG").unwrap_or_else(|_| "info".into()))
