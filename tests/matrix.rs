@@ -320,6 +320,27 @@ fn check_report_prints_one_line_per_problem_as_file_line_col_message() {
     assert_eq!(lines[2], format!("{file}:46:3: missing rule cdn -> udp"));
 }
 
+/// Keys and values quoted in a message may hold line breaks (an escape in a quoted scalar, a
+/// block scalar); `check` escapes them so every problem stays one `FILE:LINE:COL: message`.
+#[test]
+fn check_report_keeps_problems_with_line_breaks_on_one_line() {
+    let path = fixture("control_characters.yaml");
+    let (text, ok) = check_report(&path);
+    assert!(!ok);
+    let file = path.display().to_string();
+    let lines: Vec<&str> = text.split('\n').collect();
+    assert_eq!(
+        lines,
+        [
+            format!("{file}:5:3: unknown field `two\\nlines\\n` in the matrix (expected version, protocols, rules)"),
+            format!("{file}:41:28: malformed rule `copy\\nauto`: expected `copy`, `auto` or `CODEC->CODEC` (e.g. `opus->aac`)"),
+            format!("{file}:41:49: malformed rule `copy\\r\\tx`: expected `copy`, `auto` or `CODEC->CODEC` (e.g. `opus->aac`)"),
+        ],
+        "{text}"
+    );
+    assert!(!text.contains(['\r', '\t']), "{text:?}");
+}
+
 #[test]
 fn check_report_of_a_valid_matrix_is_one_ok_line() {
     let path = root().join("matrix.yaml");

@@ -15,14 +15,28 @@ pub struct Diagnostic {
 }
 
 impl Diagnostic {
+    /// Control characters in `file` and `message` (a key or value quoted from the YAML may
+    /// hold line breaks) are escaped, so the diagnostic stays one line.
     pub(crate) fn new(file: &str, pos: Pos, message: impl Into<String>) -> Self {
         Diagnostic {
-            file: file.to_string(),
+            file: one_line(file),
             line: pos.line,
             column: pos.column,
-            message: message.into(),
+            message: one_line(&message.into()),
         }
     }
+}
+
+/// `text` with control characters and Unicode line/paragraph separators escaped (`\n`,
+/// `\r`, `\t`, `\u{85}`, ...).
+fn one_line(text: &str) -> String {
+    let breaks = |c: char| c.is_control() || matches!(c, '\u{2028}' | '\u{2029}');
+    if !text.contains(breaks) {
+        return text.to_string();
+    }
+    text.chars()
+        .map(|c| if breaks(c) { c.escape_default().to_string() } else { c.to_string() })
+        .collect()
 }
 
 impl fmt::Display for Diagnostic {
@@ -63,6 +77,13 @@ mod tests {
     fn displays_file_line_column_message() {
         let d = Diagnostic::new("m.yaml", Pos { line: 3, column: 7 }, "unknown codec `x`");
         assert_eq!(d.to_string(), "m.yaml:3:7: unknown codec `x`");
+    }
+
+    #[test]
+    fn control_characters_are_escaped_to_keep_one_line() {
+        let d = Diagnostic::new("m.yaml", Pos { line: 2, column: 1 }, "unknown field `two\nlines\r\t\u{85}\u{2028}`");
+        assert_eq!(d.to_string(), "m.yaml:2:1: unknown field `two\\nlines\\r\\t\\u{85}\\u{2028}`");
+        assert_eq!(Diagnostic::new("m.yaml", Pos::START, "häßlich ✓").message, "häßlich ✓");
     }
 
     #[test]
