@@ -72,6 +72,7 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Serve { config, matrix, http, rtmp, webrtc_ip, pipelines, reconnect_grace } => {
+            glib_slices_from_malloc();
             serve(config, matrix, http, rtmp, webrtc_ip, pipelines, reconnect_grace)
         }
         Command::Check { file } => return check(&file),
@@ -141,6 +142,11 @@ fn serve(
     }
     if let Some(seconds) = reconnect_grace {
         cfg.hub.reconnect_grace_seconds = seconds;
+    }
+    // jemalloc purges the pages it freed only when an arena is used again, unless its
+    // background thread does it (10 s decay): an idle gateway then gives them back too.
+    if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
+        tracing::warn!(error = %e, "jemalloc background thread not started");
     }
     let mut builder = tokio::runtime::Builder::new_multi_thread();
     if let Some(n) = std::env::var("INTEROP_WORKER_THREADS").ok().and_then(|v| v.parse().ok()) {
@@ -217,3 +223,19 @@ fn trim_malloc() {
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn trim_malloc() {}
+
+/// GLib before 2.76 (Debian 12 has 2.74) serves small objects from its own slice allocator,
+/// whose per-thread caches keep what GStreamer's streaming threads freed: 18 MiB after the
+/// first WebRTC sessions, never returned (docs/reliability.md). `G_SLICE=always-malloc` sends
+/// them to malloc, which gives them back; GLib reads it in its library constructors, before
+/// `main`, so the process runs itself again once with it set (same pid, arguments and fds).
+/// An operator's own `G_SLICE` is kept; newer GLib ignores the variable.
+fn glib_slices_from_malloc() {
+    use std::os::unix::process::CommandExt;
+    if std::env::var_os("G_SLICE").is_some() {
+        return;
+    }
+    let Ok(exe) = std::env::current_exe() else { return };
+    let err = std::process::Command::new(exe).args(std::env::args_os().skip(1)).env("G_SLICE", "always-malloc").exec();
+    eprintln!("warning: running again with G_SLICE=always-malloc failed ({err}); GLib keeps its slice caches");
+}

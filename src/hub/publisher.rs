@@ -65,7 +65,7 @@ impl Publisher {
 
     /// Counts H.264 refused before it reached the hub (e.g. RTP packets an ingest emptied).
     pub fn note_h264_refused(&self, n: u64) {
-        self.metrics.note_h264_refused(self.stream.publisher.protocol, n);
+        self.metrics.note_h264_refused(self.protocol, n);
     }
 
     /// Counts bytes received from the publisher (metrics).
