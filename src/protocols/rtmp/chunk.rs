@@ -283,9 +283,9 @@ impl ChunkDecoder {
             // Single-chunk message: no copy.
             return Ok(Some(st.message(h.csid, chunk.freeze())));
         }
-        let partial = st
-            .partial
-            .get_or_insert_with(|| BytesMut::with_capacity((length as usize).min(1 << 16)));
+        // Capacity grows with what arrives: reserving from the declared length let a 13-byte
+        // header per chunk stream hold 64 KiB each (fuzz finding).
+        let partial = st.partial.get_or_insert_with(|| BytesMut::with_capacity(payload_len));
         partial.extend_from_slice(&chunk);
         self.pending += payload_len;
         if partial.len() < length as usize {
