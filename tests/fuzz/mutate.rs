@@ -411,12 +411,12 @@ mod tests {
     #[test]
     fn fields_read_back_in_both_byte_orders() {
         let mut b = [0u8; 3];
-        write(&mut b, 0x0102_03, true);
+        write(&mut b, 0x01_02_03, true);
         assert_eq!(b, [1, 2, 3]);
-        assert_eq!(read(&b, true), 0x0102_03);
-        write(&mut b, 0x0102_03, false);
+        assert_eq!(read(&b, true), 0x01_02_03);
+        write(&mut b, 0x01_02_03, false);
         assert_eq!(b, [3, 2, 1]);
-        assert_eq!(read(&b, false), 0x0102_03);
+        assert_eq!(read(&b, false), 0x01_02_03);
     }
 
     #[test]
