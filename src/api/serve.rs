@@ -65,6 +65,7 @@ pub async fn serve(listener: TcpListener, gw: Gateway, gate: Gate) {
             }
         };
         let _ = io.set_nodelay(true);
+        crate::limits::bound_send_buffer(&io);
         tokio::spawn(connection(io, peer, router, permit, timeout, gw.shutdown.clone()));
     }
     while gate.open() + overflow_gate.open() > 0 {

@@ -17,7 +17,7 @@ pub const MAX_PENDING_BYTES: usize = 12 * 1024 * 1024;
 /// Distinct chunk stream ids one connection may use (real peers use a handful).
 pub const MAX_CHUNK_STREAMS: usize = 256;
 /// Buffers for messages still arriving start at most this big and grow with what arrives.
-const FIRST_ALLOCATION: usize = 64 * 1024;
+const FIRST_ALLOCATION: usize = 4 * 1024;
 /// The chunk size every RTMP connection starts with.
 pub const DEFAULT_CHUNK_SIZE: u32 = 128;
 /// Largest chunk size we use for reading (the spec allows 2^31 − 1; a message is never

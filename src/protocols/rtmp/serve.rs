@@ -54,6 +54,7 @@ pub async fn accept_loop_gated(listener: TcpListener, gw: Gateway, gate: crate::
             continue;
         };
         let _ = io.set_nodelay(true);
+        crate::limits::bound_send_buffer(&io);
         let span = tracing::info_span!("rtmp", %peer);
         let gw = gw.clone();
         tokio::spawn(
