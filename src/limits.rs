@@ -130,6 +130,19 @@ impl Gate {
     }
 }
 
+/// The kernel send buffer of a connection that may carry media to a viewer. Linux grows an
+/// unset one up to `tcp_wmem`'s maximum (4 MiB: over 30 s of a 1 Mbit/s stream), which a
+/// viewer that stopped reading would fill before the gateway's own bounded queues could see
+/// it fall behind; a fixed size (the kernel doubles it) keeps that to a few seconds.
+pub const EGRESS_SEND_BUFFER: usize = 256 * 1024;
+
+/// Sets [`EGRESS_SEND_BUFFER`] on `io` (best effort: a failure only leaves the kernel's size).
+pub fn bound_send_buffer(io: &tokio::net::TcpStream) {
+    if let Err(e) = socket2::SockRef::from(io).set_send_buffer_size(EGRESS_SEND_BUFFER) {
+        tracing::debug!(error = %e, "SO_SNDBUF not set");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,18 +166,5 @@ mod tests {
         assert!(rtmp + http + HTTP_OVERFLOW <= 1024 * 3 / 4, "{rtmp} + {http}");
         s.max_rtmp_connections = 10;
         assert_eq!(connection_caps(&s, 1024).0, 10);
-    }
-}
-
-/// The kernel send buffer of a connection that may carry media to a viewer. Linux grows an
-/// unset one up to `tcp_wmem`'s maximum (4 MiB: over 30 s of a 1 Mbit/s stream), which a
-/// viewer that stopped reading would fill before the gateway's own bounded queues could see
-/// it fall behind; a fixed size (the kernel doubles it) keeps that to a few seconds.
-pub const EGRESS_SEND_BUFFER: usize = 256 * 1024;
-
-/// Sets [`EGRESS_SEND_BUFFER`] on `io` (best effort: a failure only leaves the kernel's size).
-pub fn bound_send_buffer(io: &tokio::net::TcpStream) {
-    if let Err(e) = socket2::SockRef::from(io).set_send_buffer_size(EGRESS_SEND_BUFFER) {
-        tracing::debug!(error = %e, "SO_SNDBUF not set");
     }
 }

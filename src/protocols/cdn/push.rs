@@ -27,7 +27,7 @@ enum Outcome {
     /// The local stream ended.
     StreamEnded,
     /// The primary accepts the stream again: continue there on this connection.
-    FailBack(Conn),
+    FailBack(Box<Conn>),
     /// The destination failed us; `was_live` if media had been flowing.
     Failed { error: RelayError, was_live: bool },
 }
@@ -69,7 +69,7 @@ pub(super) async fn run(hub: Hub, key: StreamKey, destinations: Vec<RtmpUrl>, st
             }
             Outcome::FailBack(conn) => {
                 tracing::info!(primary = %destinations[0], "the primary destination is back; moving to it");
-                (ready, current, failed_in_a_row) = (Some(conn), 0, 0);
+                (ready, current, failed_in_a_row) = (Some(*conn), 0, 0);
                 continue;
             }
             Outcome::Failed { error, was_live } => (error, was_live),
@@ -164,7 +164,7 @@ async fn push_once(
             done = async { (&mut probe.as_mut().expect("guarded").0).await }, if probe.is_some() => {
                 probe = None;
                 match done {
-                    Ok(Ok(primary)) => return Outcome::FailBack(primary),
+                    Ok(Ok(primary)) => return Outcome::FailBack(Box::new(primary)),
                     Ok(Err(e)) => tracing::debug!(error = %e, "the primary destination is still down"),
                     Err(_) => {}
                 }
