@@ -130,6 +130,33 @@ impl Gate {
     }
 }
 
+/// The next connection on `listener`, set up as every media listener wants it (no Nagle
+/// delay, [`bound_send_buffer`]); `None` once `shutdown` is cancelled. An accept that fails
+/// (EMFILE and the like) is logged and retried after `backoff`, so descriptors can come back.
+pub async fn accept(
+    listener: &tokio::net::TcpListener,
+    what: &'static str,
+    backoff: Duration,
+    shutdown: &tokio_util::sync::CancellationToken,
+) -> Option<(tokio::net::TcpStream, std::net::SocketAddr)> {
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((io, peer)) => {
+                    let _ = io.set_nodelay(true);
+                    bound_send_buffer(&io);
+                    return Some((io, peer));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "{what} accept failed");
+                    tokio::time::sleep(backoff).await;
+                }
+            },
+            _ = shutdown.cancelled() => return None,
+        }
+    }
+}
+
 /// The kernel send buffer of a connection that may carry media to a viewer. Linux grows an
 /// unset one up to `tcp_wmem`'s maximum (4 MiB: over 30 s of a 1 Mbit/s stream), which a
 /// viewer that stopped reading would fill before the gateway's own bounded queues could see

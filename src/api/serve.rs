@@ -39,19 +39,7 @@ pub async fn serve(listener: TcpListener, gw: Gateway, gate: Gate) {
     let overflow_gate = Gate::new("http-overflow", HTTP_OVERFLOW);
     let overflow_app = overflow_router(gate.cap());
     let header_timeout = gw.limits.http_header_timeout();
-    loop {
-        let (io, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(e) => {
-                    // EMFILE and the like: wait for descriptors to come back.
-                    tracing::warn!(error = %e, "HTTP accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
-            _ = gw.shutdown.cancelled() => break,
-        };
+    while let Some((io, peer)) = crate::limits::accept(&listener, "HTTP", Duration::from_millis(50), &gw.shutdown).await {
         let (router, permit, timeout) = match gate.try_enter() {
             Some(p) => (app.clone(), p, header_timeout),
             None => {
@@ -64,8 +52,6 @@ pub async fn serve(listener: TcpListener, gw: Gateway, gate: Gate) {
                 }
             }
         };
-        let _ = io.set_nodelay(true);
-        crate::limits::bound_send_buffer(&io);
         tokio::spawn(connection(io, peer, router, permit, timeout, gw.shutdown.clone()));
     }
     while gate.open() + overflow_gate.open() > 0 {

@@ -176,11 +176,6 @@ impl Stream {
         self.keyframe_requests.load(Ordering::Relaxed)
     }
 
-    /// Is any consumer of these protocols attached?
-    pub fn has_consumers_of(&self, protocols: &[Protocol]) -> bool {
-        lock(&self.consumers).values().any(|c| protocols.contains(&c.protocol))
-    }
-
     /// Resolves when the API asks the publisher to disconnect.
     pub fn kicked(&self) -> tokio_util::sync::WaitForCancellationFuture<'_> {
         self.kick.cancelled()

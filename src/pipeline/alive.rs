@@ -1,7 +1,8 @@
 //! How many GStreamer pipelines are alive (not yet finalized), for `/metrics` and the soak.
 //!
-//! Every place that builds a pipeline registers it here; the count is of those whose GObject
-//! still exists, so a pipeline leaked by a lost reference (or stopped but kept) still counts.
+//! [`super::live::hold`] registers every pipeline here before it plays; the count is of those
+//! whose GObject still exists, so a pipeline leaked by a lost reference (or stopped but kept)
+//! still counts after `live` has let go of it.
 
 use std::sync::Mutex;
 

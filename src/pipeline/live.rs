@@ -25,6 +25,7 @@ fn id(pipeline: &gst::Pipeline) -> usize {
 /// Holds `pipeline` until [`stop_now`] (or [`stop_all`]) has set it to Null. Call before
 /// setting it playing.
 pub fn hold(pipeline: &gst::Pipeline) {
+    super::alive::register(pipeline);
     live().get_or_insert_with(HashMap::new).insert(id(pipeline), pipeline.clone());
 }
 

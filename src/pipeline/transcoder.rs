@@ -68,7 +68,6 @@ impl Transcoder {
             .downcast::<gst::Pipeline>()
             .map_err(|_| build_err("not a pipeline".into()))?;
         pipeline.set_property("name", name);
-        super::alive::register(&pipeline);
         let src = by_name::<gst_app::AppSrc>(&pipeline, "src").ok_or_else(|| build_err("no appsrc".into()))?;
         let appsink = by_name::<gst_app::AppSink>(&pipeline, "sink").ok_or_else(|| build_err("no appsink".into()))?;
         src.set_caps(Some(&input_caps(&input)));

@@ -29,32 +29,15 @@ const FRAME_WAIT: Duration = Duration::from_secs(1);
 /// A player that takes nothing for this long is disconnected.
 const WRITE_STALL: Duration = Duration::from_secs(8);
 
-pub async fn accept_loop(listener: TcpListener, gw: Gateway) {
-    accept_loop_gated(listener, gw, crate::limits::Gate::new("rtmp", usize::MAX)).await
-}
-
 /// Serves RTMP connections while `gate` has room; past it a connection is closed at once
 /// (with a log line), so a flood cannot take the descriptors the rest of the gateway needs.
 pub async fn accept_loop_gated(listener: TcpListener, gw: Gateway, gate: crate::limits::Gate) {
-    loop {
-        let (io, peer) = tokio::select! {
-            r = listener.accept() => match r {
-                Ok(c) => c,
-                Err(e) => {
-                    tracing::warn!(error = %e, "RTMP accept failed");
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            _ = gw.shutdown.cancelled() => return,
-        };
+    while let Some((io, peer)) = crate::limits::accept(&listener, "RTMP", Duration::from_millis(100), &gw.shutdown).await {
         let Some(permit) = gate.try_enter() else {
             gate.note_refused(peer);
             drop(io);
             continue;
         };
-        let _ = io.set_nodelay(true);
-        crate::limits::bound_send_buffer(&io);
         let span = tracing::info_span!("rtmp", %peer);
         let gw = gw.clone();
         tokio::spawn(

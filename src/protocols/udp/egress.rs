@@ -37,7 +37,6 @@ impl Sender {
         crate::pipeline::init();
         let fail = |e: String| UdpError::Pipeline(e);
         let pipeline = gst::Pipeline::with_name(name);
-        crate::pipeline::alive::register(&pipeline);
         let rtpbin = gst::ElementFactory::make("rtpbin").name("rtpbin").build().map_err(|e| fail(e.to_string()))?;
         pipeline.add(&rtpbin).map_err(|e| fail(e.to_string()))?;
         let packets = Arc::new(AtomicU64::new(0));

@@ -49,7 +49,6 @@ impl Receiver {
         crate::pipeline::init();
         check_ports_free(tracks, bind)?;
         let pipeline = gst::Pipeline::with_name(name);
-        crate::pipeline::alive::register(&pipeline);
         let build = |e: String| UdpError::Pipeline(e);
         let rtpbin = gst::ElementFactory::make("rtpbin")
             .name("rtpbin")

@@ -52,7 +52,6 @@ impl Peer {
     pub fn new(name: &str, settings: &WebrtcSettings) -> Result<Peer, PeerError> {
         crate::pipeline::init();
         let pipeline = gst::Pipeline::with_name(name);
-        crate::pipeline::alive::register(&pipeline);
         let webrtcbin = gst::ElementFactory::make("webrtcbin")
             .name("webrtcbin")
             .property_from_str("bundle-policy", "max-bundle")
