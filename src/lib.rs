@@ -7,9 +7,12 @@
 //! - [`pipeline`]: GStreamer fragments from `pipelines/` and the conversions built from them.
 //! - [`hub`]: streams, their publishers, consumers and shared conversions.
 //! - [`protocols`]: one folder per wire protocol (RTMP, FLV, CDN relays, ...).
+//! - [`auth`]: admission (who may publish, play, call the API), pure.
 //! - [`api`]: the HTTP control API and HTTP media endpoints.
 
+pub mod addr_rules;
 pub mod api;
+pub mod auth;
 pub mod config;
 pub mod hub;
 pub mod limits;

@@ -20,10 +20,22 @@ use crate::server::Gateway;
 /// The UDP routes (merged into the API router).
 pub fn routes() -> Router<Gateway> {
     Router::new()
-        .route("/api/v1/streams/{stream}/udp-ingest", post(ingest_post).get(ingest_list))
-        .route("/api/v1/streams/{stream}/udp-ingest/{id}", get(ingest_get).delete(ingest_delete))
-        .route("/api/v1/streams/{stream}/udp-outputs", post(output_post).get(output_list))
-        .route("/api/v1/streams/{stream}/udp-outputs/{id}", get(output_get).delete(output_delete))
+        .route(
+            "/api/v1/streams/{stream}/udp-ingest",
+            post(ingest_post).get(ingest_list),
+        )
+        .route(
+            "/api/v1/streams/{stream}/udp-ingest/{id}",
+            get(ingest_get).delete(ingest_delete),
+        )
+        .route(
+            "/api/v1/streams/{stream}/udp-outputs",
+            post(output_post).get(output_list),
+        )
+        .route(
+            "/api/v1/streams/{stream}/udp-outputs/{id}",
+            get(output_get).delete(output_delete),
+        )
 }
 
 async fn ingest_post(
@@ -33,7 +45,8 @@ async fn ingest_post(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let key = parse_key(&stream)?;
-    let text = std::str::from_utf8(&body).map_err(|_| UdpError::BadRequest("the SDP is not UTF-8 text".into()))?;
+    let text = std::str::from_utf8(&body)
+        .map_err(|_| UdpError::BadRequest("the SDP is not UTF-8 text".into()))?;
     let started = publish::start(&gw, key, text, Some(peer.ip().to_string())).await?;
     Ok(created(started, false))
 }
@@ -55,33 +68,60 @@ async fn output_post(
     Ok(created(started, wants_sdp))
 }
 
-async fn ingest_list(State(gw): State<Gateway>, Path(stream): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn ingest_list(
+    State(gw): State<Gateway>,
+    Path(stream): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let key = parse_key(&stream)?;
-    Ok(Json(serde_json::json!({ "ingests": gw.udp.registry().list(Kind::Ingest, Some(&key)) })))
+    Ok(Json(
+        serde_json::json!({ "ingests": gw.udp.registry().list(Kind::Ingest, Some(&key)) }),
+    ))
 }
 
-async fn output_list(State(gw): State<Gateway>, Path(stream): Path<String>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn output_list(
+    State(gw): State<Gateway>,
+    Path(stream): Path<String>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let key = parse_key(&stream)?;
-    Ok(Json(serde_json::json!({ "outputs": gw.udp.registry().list(Kind::Output, Some(&key)) })))
+    Ok(Json(
+        serde_json::json!({ "outputs": gw.udp.registry().list(Kind::Output, Some(&key)) }),
+    ))
 }
 
-async fn ingest_get(State(gw): State<Gateway>, Path((stream, id)): Path<(String, String)>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn ingest_get(
+    State(gw): State<Gateway>,
+    Path((stream, id)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     one(&gw, Kind::Ingest, &stream, &id)
 }
 
-async fn output_get(State(gw): State<Gateway>, Path((stream, id)): Path<(String, String)>) -> Result<Json<serde_json::Value>, ApiError> {
+async fn output_get(
+    State(gw): State<Gateway>,
+    Path((stream, id)): Path<(String, String)>,
+) -> Result<Json<serde_json::Value>, ApiError> {
     one(&gw, Kind::Output, &stream, &id)
 }
 
-async fn ingest_delete(State(gw): State<Gateway>, Path((stream, id)): Path<(String, String)>) -> Result<StatusCode, ApiError> {
+async fn ingest_delete(
+    State(gw): State<Gateway>,
+    Path((stream, id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
     stop(&gw, Kind::Ingest, &stream, &id).await
 }
 
-async fn output_delete(State(gw): State<Gateway>, Path((stream, id)): Path<(String, String)>) -> Result<StatusCode, ApiError> {
+async fn output_delete(
+    State(gw): State<Gateway>,
+    Path((stream, id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
     stop(&gw, Kind::Output, &stream, &id).await
 }
 
-fn one(gw: &Gateway, kind: Kind, stream: &str, id: &str) -> Result<Json<serde_json::Value>, ApiError> {
+fn one(
+    gw: &Gateway,
+    kind: Kind,
+    stream: &str,
+    id: &str,
+) -> Result<Json<serde_json::Value>, ApiError> {
     let key = parse_key(stream)?;
     gw.udp
         .registry()
@@ -103,7 +143,9 @@ async fn stop(gw: &Gateway, kind: Kind, stream: &str, id: &str) -> Result<Status
         tracing::info!(stream = %key, session = id, "{kind} stopped through the API");
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::not_found(format!("no {kind} `{id}` on stream `{stream}`")))
+        Err(ApiError::not_found(format!(
+            "no {kind} `{id}` on stream `{stream}`"
+        )))
     }
 }
 
@@ -112,7 +154,10 @@ fn created(started: Started, as_sdp: bool) -> Response {
     let mut response = match (as_sdp, started.sdp) {
         (true, Some(sdp)) => {
             let mut r = (StatusCode::CREATED, sdp).into_response();
-            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/sdp"));
+            r.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/sdp"),
+            );
             r
         }
         _ => (StatusCode::CREATED, Json(started.body)).into_response(),

@@ -33,7 +33,11 @@ impl UdpMetrics {
 
     /// Counts one RTCP-port datagram.
     pub fn note_rtcp(&self, valid: bool) {
-        let counter = if valid { &self.rtcp_received } else { &self.rtcp_dropped };
+        let counter = if valid {
+            &self.rtcp_received
+        } else {
+            &self.rtcp_dropped
+        };
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -63,7 +67,11 @@ impl UdpMetrics {
 
     /// Packets dropped for any reason (RTP and RTCP ports).
     pub fn dropped_total(&self) -> u64 {
-        DropReason::ALL.iter().map(|r| self.dropped(*r)).sum::<u64>() + self.rtcp_dropped.load(Ordering::Relaxed)
+        DropReason::ALL
+            .iter()
+            .map(|r| self.dropped(*r))
+            .sum::<u64>()
+            + self.rtcp_dropped.load(Ordering::Relaxed)
     }
 
     /// Appends the Prometheus text of these counters (and the session gauges).
@@ -76,19 +84,55 @@ impl UdpMetrics {
         let name = "interop_udp_packets_dropped_total";
         let _ = writeln!(text, "# HELP {name} Datagrams dropped on UDP ingest ports, by reason.\n# TYPE {name} counter");
         for reason in DropReason::ALL {
-            let _ = writeln!(text, "{name}{{port=\"rtp\",reason=\"{}\"}} {}", reason.as_str(), self.dropped(reason));
+            let _ = writeln!(
+                text,
+                "{name}{{port=\"rtp\",reason=\"{}\"}} {}",
+                reason.as_str(),
+                self.dropped(reason)
+            );
         }
-        let _ = writeln!(text, "{name}{{port=\"rtcp\",reason=\"malformed\"}} {}", get(&self.rtcp_dropped));
+        let _ = writeln!(
+            text,
+            "{name}{{port=\"rtcp\",reason=\"malformed\"}} {}",
+            get(&self.rtcp_dropped)
+        );
         // Counted as received too: the filter accepted them before the H.264 check refused them.
-        let _ = writeln!(text, "{name}{{port=\"rtp\",reason=\"h264_payload\"}} {}", get(&self.h264_refused));
+        let _ = writeln!(
+            text,
+            "{name}{{port=\"rtp\",reason=\"h264_payload\"}} {}",
+            get(&self.h264_refused)
+        );
         for (name, help, value) in [
-            ("interop_udp_rtp_packets_received_total", "RTP packets accepted on UDP ingest ports.", get(&self.rtp_received)),
-            ("interop_udp_rtp_packets_reordered_total", "Accepted RTP packets that arrived out of order.", get(&self.reordered)),
-            ("interop_udp_rtcp_packets_received_total", "RTCP packets accepted on UDP ingest ports.", get(&self.rtcp_received)),
-            ("interop_udp_frames_dropped_total", "Depayloaded frames dropped because the session fell behind.", get(&self.frames_dropped)),
-            ("interop_udp_rtp_packets_sent_total", "RTP packets sent by UDP outputs.", get(&self.rtp_sent)),
+            (
+                "interop_udp_rtp_packets_received_total",
+                "RTP packets accepted on UDP ingest ports.",
+                get(&self.rtp_received),
+            ),
+            (
+                "interop_udp_rtp_packets_reordered_total",
+                "Accepted RTP packets that arrived out of order.",
+                get(&self.reordered),
+            ),
+            (
+                "interop_udp_rtcp_packets_received_total",
+                "RTCP packets accepted on UDP ingest ports.",
+                get(&self.rtcp_received),
+            ),
+            (
+                "interop_udp_frames_dropped_total",
+                "Depayloaded frames dropped because the session fell behind.",
+                get(&self.frames_dropped),
+            ),
+            (
+                "interop_udp_rtp_packets_sent_total",
+                "RTP packets sent by UDP outputs.",
+                get(&self.rtp_sent),
+            ),
         ] {
-            let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
+            let _ = writeln!(
+                text,
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
+            );
         }
     }
 }

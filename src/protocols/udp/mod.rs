@@ -20,9 +20,9 @@ mod chains;
 mod clock;
 mod egress;
 mod error;
-mod frames;
 pub mod filter;
-pub mod hosts;
+mod frames;
+pub use crate::addr_rules as hosts;
 mod http;
 mod ingest;
 mod metrics;
@@ -134,7 +134,8 @@ impl Udp {
 
     /// Appends the UDP counters to a `/metrics` text.
     pub fn render_metrics(&self, text: &mut String) {
-        self.metrics.render(text, self.count(Kind::Ingest), self.count(Kind::Output));
+        self.metrics
+            .render(text, self.count(Kind::Ingest), self.count(Kind::Output));
     }
 }
 
@@ -151,17 +152,37 @@ mod tests {
         .unwrap();
         let udp = Udp::new(&c.udp, "0.0.0.0".parse().unwrap()).unwrap();
         assert_eq!(udp.bind(), "10.0.0.5".parse::<IpAddr>().unwrap());
-        assert_eq!((udp.ingest_timeout(), udp.latency_ms()), (Duration::from_secs(3), 50));
-        assert!(hosts::allowed(udp.allowed_hosts(), "10.1.2.3".parse().unwrap()));
-        assert!(!hosts::allowed(udp.allowed_hosts(), "127.0.0.1".parse().unwrap()));
+        assert_eq!(
+            (udp.ingest_timeout(), udp.latency_ms()),
+            (Duration::from_secs(3), 50)
+        );
+        assert!(hosts::allowed(
+            udp.allowed_hosts(),
+            "10.1.2.3".parse().unwrap()
+        ));
+        assert!(!hosts::allowed(
+            udp.allowed_hosts(),
+            "127.0.0.1".parse().unwrap()
+        ));
 
         let defaults = Udp::new(&Config::default().udp, "127.0.0.1".parse().unwrap()).unwrap();
-        assert_eq!(defaults.bind(), "127.0.0.1".parse::<IpAddr>().unwrap(), "the HTTP address by default");
+        assert_eq!(
+            defaults.bind(),
+            "127.0.0.1".parse::<IpAddr>().unwrap(),
+            "the HTTP address by default"
+        );
         assert_eq!(defaults.ingest_timeout(), Duration::from_secs(10));
-        assert!(hosts::allowed(defaults.allowed_hosts(), "127.0.0.1".parse().unwrap()));
-        assert!(!hosts::allowed(defaults.allowed_hosts(), "192.0.2.1".parse().unwrap()));
+        assert!(hosts::allowed(
+            defaults.allowed_hosts(),
+            "127.0.0.1".parse().unwrap()
+        ));
+        assert!(!hosts::allowed(
+            defaults.allowed_hosts(),
+            "192.0.2.1".parse().unwrap()
+        ));
 
-        let bad: Config = serde_saphyr::from_str("udp: { allowed_output_hosts: [not-an-address] }\n").unwrap();
+        let bad: Config =
+            serde_saphyr::from_str("udp: { allowed_output_hosts: [not-an-address] }\n").unwrap();
         assert!(Udp::new(&bad.udp, "127.0.0.1".parse().unwrap()).is_err());
         assert!(serde_saphyr::from_str::<Config>("udp: { bogus: 1 }\n").is_err());
     }

@@ -77,7 +77,12 @@ impl Describe for OutputStatus {
 }
 
 /// Starts sending stream `key` to `request.host`.
-pub async fn start(gw: &Gateway, key: StreamKey, request: OutputRequest, remote: Option<String>) -> Result<Started, UdpError> {
+pub async fn start(
+    gw: &Gateway,
+    key: StreamKey,
+    request: OutputRequest,
+    remote: Option<String>,
+) -> Result<Started, UdpError> {
     if request.port == 0 || request.port > u16::MAX - 3 {
         return Err(UdpError::BadRequest(format!(
             "port {} unusable: video RTP/RTCP go to port and port+1, audio to port+2 and port+3 (1-65532)",
@@ -85,21 +90,41 @@ pub async fn start(gw: &Gateway, key: StreamKey, request: OutputRequest, remote:
         )));
     }
     let address = resolve_allowed(gw, &request.host, request.port).await?;
-    let who = ConsumerRequest { protocol: Protocol::Udp, transport: "rtp".into(), remote };
+    let who = ConsumerRequest {
+        protocol: Protocol::Udp,
+        transport: "rtp".into(),
+        remote,
+    };
     let mut sub = gw.hub.subscribe(&key, who).await?;
     let (held, infos) = wait_for_infos(&mut sub).await;
     let tracks: Vec<OutputTrack> = infos
         .iter()
-        .filter_map(|info| sdp_out::port_for(info.kind(), request.port).map(|port| sdp_out::output_track(info, port)))
+        .filter_map(|info| {
+            sdp_out::port_for(info.kind(), request.port)
+                .map(|port| sdp_out::output_track(info, port))
+        })
         .collect();
     if tracks.is_empty() {
-        return Err(UdpError::NotReady(format!("stream `{key}` had no media to send within {READY_TIMEOUT:?}")));
+        return Err(UdpError::NotReady(format!(
+            "stream `{key}` had no media to send within {READY_TIMEOUT:?}"
+        )));
     }
     let udp = &gw.udp;
-    let sender = Sender::start(&format!("udp-output-{key}"), &tracks, address, udp.metrics().clone())?;
+    let sender = Sender::start(
+        &format!("udp-output-{key}"),
+        &tracks,
+        address,
+        udp.metrics().clone(),
+    )?;
     let id = udp.registry().new_id();
     let session_id = u64::from_str_radix(&id, 16).unwrap_or(0);
-    let sdp = sdp_out::render(&tracks, udp.bind(), address, &format!("interop-gateway {key}"), session_id);
+    let sdp = sdp_out::render(
+        &tracks,
+        udp.bind(),
+        address,
+        &format!("interop-gateway {key}"),
+        session_id,
+    );
     let location = location(Kind::Output, &key, &id);
     let status = Arc::new(OutputStatus {
         id: id.clone(),
@@ -111,17 +136,32 @@ pub async fn start(gw: &Gateway, key: StreamKey, request: OutputRequest, remote:
         tracks,
         plan: serde_json::to_value(sub.plan()).unwrap_or_default(),
         sdp: sdp.clone(),
-        since: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        since: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
         frames: AtomicU64::new(0),
         packets: sender.packets(),
     });
     let body = status.describe();
-    let registration = udp.registry().register(id, Kind::Output, key.clone(), status.clone());
+    let registration = udp
+        .registry()
+        .register(id, Kind::Output, key.clone(), status.clone());
     let span = tracing::info_span!("udp_output", stream = %key, protocol = "udp", session = %registration.id);
     span.in_scope(|| tracing::info!(to = %address, port = request.port, plan = ?sub.plan(), "UDP output started"));
-    let session = Session { sub, sender, registration, status, clock: SendClock::default() };
+    let session = Session {
+        sub,
+        sender,
+        registration,
+        status,
+        clock: SendClock::default(),
+    };
     tokio::spawn(session.run(gw.clone(), held).instrument(span));
-    Ok(Started { location, body, sdp: Some(sdp) })
+    Ok(Started {
+        location,
+        body,
+        sdp: Some(sdp),
+    })
 }
 
 /// The host's address, if every address it names is allowed (403 otherwise).
@@ -133,24 +173,36 @@ async fn resolve_allowed(gw: &Gateway, host: &str, port: u16) -> Result<IpAddr, 
     let addresses: Vec<IpAddr> = match host.parse::<IpAddr>() {
         Ok(ip) => vec![ip],
         Err(_) => {
-            let lookup = tokio::time::timeout(HOST_LOOKUP_TIMEOUT, tokio::net::lookup_host((host, port)))
-                .await
-                .map_err(|_| UdpError::BadRequest(format!("looking up `{host}` timed out")))?
-                .map_err(|e| UdpError::BadRequest(format!("cannot resolve `{host}`: {e}")))?;
+            let lookup =
+                tokio::time::timeout(HOST_LOOKUP_TIMEOUT, tokio::net::lookup_host((host, port)))
+                    .await
+                    .map_err(|_| UdpError::BadRequest(format!("looking up `{host}` timed out")))?
+                    .map_err(|e| UdpError::BadRequest(format!("cannot resolve `{host}`: {e}")))?;
             lookup.map(|a| a.ip()).collect()
         }
     };
     let rules = gw.udp.allowed_hosts();
-    let refused: Vec<String> = addresses.iter().filter(|a| !hosts::allowed(rules, **a)).map(|a| a.to_string()).collect();
+    let refused: Vec<String> = addresses
+        .iter()
+        .filter(|a| !hosts::allowed(rules, **a))
+        .map(|a| a.to_string())
+        .collect();
     if addresses.is_empty() || !refused.is_empty() {
         let allowed: Vec<String> = rules.iter().map(|r| r.to_string()).collect();
         return Err(UdpError::HostNotAllowed(format!(
             "UDP outputs may not send to `{host}` ({}); allowed: {} (udp.allowed_output_hosts)",
-            if refused.is_empty() { "no address".to_string() } else { refused.join(", ") },
+            if refused.is_empty() {
+                "no address".to_string()
+            } else {
+                refused.join(", ")
+            },
             allowed.join(", ")
         )));
     }
-    addresses.first().copied().ok_or_else(|| UdpError::BadRequest(format!("`{host}` has no address")))
+    addresses
+        .first()
+        .copied()
+        .ok_or_else(|| UdpError::BadRequest(format!("`{host}` has no address")))
 }
 
 /// Reads frames until every planned track's info is known (bounded); returns the frames read
@@ -160,7 +212,9 @@ async fn wait_for_infos(sub: &mut Subscription) -> (Vec<Arc<Frame>>, Vec<Arc<Tra
     let mut audio = sub.audio_info().cloned().filter(|_| sub.has_audio());
     let mut held = Vec::new();
     let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
-    while (sub.has_video() && video.is_none() || sub.has_audio() && audio.is_none()) && held.len() < MAX_HELD_FRAMES {
+    while (sub.has_video() && video.is_none() || sub.has_audio() && audio.is_none())
+        && held.len() < MAX_HELD_FRAMES
+    {
         match tokio::time::timeout_at(deadline, sub.next()).await {
             Ok(Some(frame)) => {
                 let slot = match frame.kind() {
@@ -174,7 +228,11 @@ async fn wait_for_infos(sub: &mut Subscription) -> (Vec<Arc<Frame>>, Vec<Arc<Tra
         }
     }
     if sub.has_video() != video.is_some() || sub.has_audio() != audio.is_some() {
-        tracing::warn!(video = video.is_some(), audio = audio.is_some(), "UDP output starts without a track whose media did not arrive in time");
+        tracing::warn!(
+            video = video.is_some(),
+            audio = audio.is_some(),
+            "UDP output starts without a track whose media did not arrive in time"
+        );
     }
     (held, video.into_iter().chain(audio).collect())
 }
@@ -197,8 +255,16 @@ impl Session {
             }
         }
         if let Some(first) = held.first() {
-            let newest = held.iter().map(|f| f.dts).filter(|d| (*d - first.dts).0.abs() < super::clock::MAX_SPREAD.0).max();
-            self.clock.start(first.dts, newest.unwrap_or(first.dts), self.sender.running_time());
+            let newest = held
+                .iter()
+                .map(|f| f.dts)
+                .filter(|d| (*d - first.dts).0.abs() < super::clock::MAX_SPREAD.0)
+                .max();
+            self.clock.start(
+                first.dts,
+                newest.unwrap_or(first.dts),
+                self.sender.running_time(),
+            );
         }
         let mut reason = None;
         for frame in &held {
@@ -250,7 +316,9 @@ impl Session {
 
     fn send(&mut self, frame: &Frame) -> Result<(), String> {
         let sender = &self.sender;
-        let (dts, pts) = self.clock.map(frame.kind(), frame.dts, frame.pts, || sender.running_time());
+        let (dts, pts) = self
+            .clock
+            .map(frame.kind(), frame.dts, frame.pts, || sender.running_time());
         self.sender.push(frame, dts, pts)?;
         self.status.frames.fetch_add(1, Ordering::Relaxed);
         self.sub.add_bytes_out(frame.data.len());

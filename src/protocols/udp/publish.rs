@@ -62,13 +62,25 @@ impl Describe for IngestStatus {
 }
 
 /// Starts receiving what `sdp_text` describes as stream `key`.
-pub async fn start(gw: &Gateway, key: StreamKey, sdp_text: &str, remote: Option<String>) -> Result<Started, UdpError> {
+pub async fn start(
+    gw: &Gateway,
+    key: StreamKey,
+    sdp_text: &str,
+    remote: Option<String>,
+) -> Result<Started, UdpError> {
     let description = sdp::parse(sdp_text)?;
     let tracks = ingest_tracks(&description)?;
     let publisher = gw.hub.publish(key.clone(), Protocol::Udp, "rtp", remote)?;
     let udp = &gw.udp;
     let (tx, frames) = mpsc::channel(FRAME_QUEUE);
-    let receiver = Receiver::start(&format!("udp-ingest-{key}"), &tracks, udp.bind(), udp.latency_ms(), udp.metrics().clone(), tx)?;
+    let receiver = Receiver::start(
+        &format!("udp-ingest-{key}"),
+        &tracks,
+        udp.bind(),
+        udp.latency_ms(),
+        udp.metrics().clone(),
+        tx,
+    )?;
     let id = udp.registry().new_id();
     let location = location(Kind::Ingest, &key, &id);
     let status = Arc::new(IngestStatus {
@@ -78,17 +90,36 @@ pub async fn start(gw: &Gateway, key: StreamKey, sdp_text: &str, remote: Option<
         bind: udp.bind(),
         tracks,
         timeout: udp.ingest_timeout(),
-        since: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        since: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
         frames: AtomicU64::new(0),
     });
     let body = status.describe();
-    let registration = udp.registry().register(id, Kind::Ingest, key.clone(), status.clone());
+    let registration = udp
+        .registry()
+        .register(id, Kind::Ingest, key.clone(), status.clone());
     let span = tracing::info_span!("udp_ingest", stream = %key, protocol = "udp", session = %registration.id);
-    let ports: Vec<String> = status.tracks.iter().map(|t| format!("{} {} pt {} on {}", t.kind, t.codec, t.pt, t.rtp_port)).collect();
+    let ports: Vec<String> = status
+        .tracks
+        .iter()
+        .map(|t| format!("{} {} pt {} on {}", t.kind, t.codec, t.pt, t.rtp_port))
+        .collect();
     span.in_scope(|| tracing::info!(bind = %status.bind, ports = ?ports, "UDP ingest started"));
-    let session = Session { publisher, receiver, frames, registration, status };
+    let session = Session {
+        publisher,
+        receiver,
+        frames,
+        registration,
+        status,
+    };
     tokio::spawn(session.run(gw.clone()).instrument(span));
-    Ok(Started { location, body, sdp: None })
+    Ok(Started {
+        location,
+        body,
+        sdp: None,
+    })
 }
 
 struct Session {

@@ -42,7 +42,12 @@ pub fn output_track(info: &TrackInfo, port: u16) -> OutputTrack {
         },
         TrackInfo::Audio(a) => match codec {
             Codec::Opus => (97, "opus", 48_000, Some(2)),
-            Codec::Aac => (97, "MPEG4-GENERIC", a.sample_rate.max(1), Some(u32::from(a.channels.max(1)))),
+            Codec::Aac => (
+                97,
+                "MPEG4-GENERIC",
+                a.sample_rate.max(1),
+                Some(u32::from(a.channels.max(1))),
+            ),
             Codec::Pcma => (8, "PCMA", 8_000, Some(1)),
             Codec::Mp2 => (14, "MPA", 90_000, None),
             _ => (0, "PCMU", 8_000, Some(1)),
@@ -51,18 +56,38 @@ pub fn output_track(info: &TrackInfo, port: u16) -> OutputTrack {
     let fmtp = match info {
         TrackInfo::Video(v) if codec == Codec::H264 => Some(h264_fmtp(v.config.as_deref())),
         TrackInfo::Audio(a) if codec == Codec::Aac => a.config.as_ref().map(|c| aac_fmtp(c)),
-        TrackInfo::Audio(a) if codec == Codec::Opus && a.channels >= 2 => Some("sprop-stereo=1".to_string()),
+        TrackInfo::Audio(a) if codec == Codec::Opus && a.channels >= 2 => {
+            Some("sprop-stereo=1".to_string())
+        }
         _ => None,
     };
-    OutputTrack { kind, codec, pt, port, encoding, clock_rate, channels, fmtp }
+    OutputTrack {
+        kind,
+        codec,
+        pt,
+        port,
+        encoding,
+        clock_rate,
+        channels,
+        fmtp,
+    }
 }
 
 /// `packetization-mode=1` plus, when the avcC is known, the profile and parameter sets.
 fn h264_fmtp(avcc: Option<&[u8]>) -> String {
     let mut fmtp = String::from("packetization-mode=1");
     if let Some(config) = avcc.and_then(|c| AvcConfig::parse(c).ok()) {
-        let _ = write!(fmtp, ";profile-level-id={:02x}{:02x}{:02x}", config.profile_idc, config.profile_compat, config.level_idc);
-        let sets: Vec<String> = config.sps.iter().chain(config.pps.iter()).map(|n| base64(n)).collect();
+        let _ = write!(
+            fmtp,
+            ";profile-level-id={:02x}{:02x}{:02x}",
+            config.profile_idc, config.profile_compat, config.level_idc
+        );
+        let sets: Vec<String> = config
+            .sps
+            .iter()
+            .chain(config.pps.iter())
+            .map(|n| base64(n))
+            .collect();
         if !sets.is_empty() {
             let _ = write!(fmtp, ";sprop-parameter-sets={}", sets.join(","));
         }
@@ -77,16 +102,38 @@ fn aac_fmtp(asc: &[u8]) -> String {
 }
 
 /// The whole SDP: sent from `origin` to `destination`.
-pub fn render(tracks: &[OutputTrack], origin: IpAddr, destination: IpAddr, session_name: &str, session_id: u64) -> String {
+pub fn render(
+    tracks: &[OutputTrack],
+    origin: IpAddr,
+    destination: IpAddr,
+    session_name: &str,
+    session_id: u64,
+) -> String {
     let family = |ip: IpAddr| if ip.is_ipv4() { "IP4" } else { "IP6" };
     let mut sdp = String::new();
-    let _ = write!(sdp, "v=0\r\no=- {session_id} 1 IN {} {origin}\r\n", family(origin));
-    let _ = write!(sdp, "s={session_name}\r\nc=IN {} {destination}\r\nt=0 0\r\na=tool:interop-gateway\r\n", family(destination));
+    let _ = write!(
+        sdp,
+        "v=0\r\no=- {session_id} 1 IN {} {origin}\r\n",
+        family(origin)
+    );
+    let _ = write!(
+        sdp,
+        "s={session_name}\r\nc=IN {} {destination}\r\nt=0 0\r\na=tool:interop-gateway\r\n",
+        family(destination)
+    );
     for t in tracks {
         let _ = write!(sdp, "m={} {} RTP/AVP {}\r\n", t.kind, t.port, t.pt);
         match t.channels {
-            Some(ch) if t.kind == TrackKind::Audio && t.codec != Codec::Pcmu && t.codec != Codec::Pcma => {
-                let _ = write!(sdp, "a=rtpmap:{} {}/{}/{ch}\r\n", t.pt, t.encoding, t.clock_rate);
+            Some(ch)
+                if t.kind == TrackKind::Audio
+                    && t.codec != Codec::Pcmu
+                    && t.codec != Codec::Pcma =>
+            {
+                let _ = write!(
+                    sdp,
+                    "a=rtpmap:{} {}/{}/{ch}\r\n",
+                    t.pt, t.encoding, t.clock_rate
+                );
             }
             _ => {
                 let _ = write!(sdp, "a=rtpmap:{} {}/{}\r\n", t.pt, t.encoding, t.clock_rate);
@@ -105,7 +152,11 @@ pub fn base64(data: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
+        let b = [
+            chunk[0],
+            chunk.get(1).copied().unwrap_or(0),
+            chunk.get(2).copied().unwrap_or(0),
+        ];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {

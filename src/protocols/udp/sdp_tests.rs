@@ -39,21 +39,48 @@ fn tracks(sdp: &str) -> Result<Vec<IngestTrack>, SdpError> {
 fn ffmpeg_h264_opus() {
     let t = tracks(FFMPEG_H264_OPUS).unwrap();
     assert_eq!(t.len(), 2);
-    assert_eq!((t[0].kind, t[0].codec, t[0].pt, t[0].rtp_port, t[0].rtcp_port), (TrackKind::Video, Codec::H264, 96, 41000, Some(41001)));
+    assert_eq!(
+        (
+            t[0].kind,
+            t[0].codec,
+            t[0].pt,
+            t[0].rtp_port,
+            t[0].rtcp_port
+        ),
+        (TrackKind::Video, Codec::H264, 96, 41000, Some(41001))
+    );
     assert_eq!((t[0].encoding.as_str(), t[0].clock_rate), ("H264", 90000));
-    assert_eq!(t[0].params, [("packetization-mode".to_string(), "1".to_string())]);
-    assert_eq!((t[1].kind, t[1].codec, t[1].pt, t[1].rtp_port), (TrackKind::Audio, Codec::Opus, 97, 41002));
-    assert_eq!((t[1].encoding.as_str(), t[1].clock_rate, t[1].channels), ("OPUS", 48000, Some(2)));
+    assert_eq!(
+        t[0].params,
+        [("packetization-mode".to_string(), "1".to_string())]
+    );
+    assert_eq!(
+        (t[1].kind, t[1].codec, t[1].pt, t[1].rtp_port),
+        (TrackKind::Audio, Codec::Opus, 97, 41002)
+    );
+    assert_eq!(
+        (t[1].encoding.as_str(), t[1].clock_rate, t[1].channels),
+        ("OPUS", 48000, Some(2))
+    );
 }
 
 #[test]
 fn static_payload_types_need_no_rtpmap() {
     let t = tracks(FFMPEG_MPEG1_MP2).unwrap();
-    assert_eq!((t[0].codec, t[0].encoding.as_str(), t[0].clock_rate), (Codec::Mpeg1, "MPV", 90000));
-    assert_eq!((t[1].codec, t[1].encoding.as_str(), t[1].clock_rate), (Codec::Mp2, "MPA", 90000));
+    assert_eq!(
+        (t[0].codec, t[0].encoding.as_str(), t[0].clock_rate),
+        (Codec::Mpeg1, "MPV", 90000)
+    );
+    assert_eq!(
+        (t[1].codec, t[1].encoding.as_str(), t[1].clock_rate),
+        (Codec::Mp2, "MPA", 90000)
+    );
     let pcmu = FFMPEG_MPEG1_MP2.replace("RTP/AVP 14", "RTP/AVP 0");
     let t = tracks(&pcmu).unwrap();
-    assert_eq!((t[1].codec, t[1].clock_rate, t[1].channels), (Codec::Pcmu, 8000, Some(1)));
+    assert_eq!(
+        (t[1].codec, t[1].clock_rate, t[1].channels),
+        (Codec::Pcmu, 8000, Some(1))
+    );
     let pcma = FFMPEG_MPEG1_MP2.replace("RTP/AVP 14", "RTP/AVP 8");
     assert_eq!(tracks(&pcma).unwrap()[1].codec, Codec::Pcma);
 }
@@ -62,17 +89,41 @@ fn static_payload_types_need_no_rtpmap() {
 fn gstreamer_h264_aac_with_fmtp_rtcp_ports_and_ssrc() {
     let t = tracks(GST_H264_AAC).unwrap();
     let v = &t[0];
-    assert_eq!((v.rtp_port, v.rtcp_port, v.ssrc), (6000, Some(6001), Some(3_735_928_559)));
-    let param = |t: &IngestTrack, k: &str| t.params.iter().find(|(key, _)| key == k).map(|(_, v)| v.clone());
-    assert_eq!(param(v, "sprop-parameter-sets").as_deref(), Some("Z0LAH9kAUAW7ARAAAAMAEAAAAwPA8YMkgA==,aMuDyyA="), "base64 '=' kept");
+    assert_eq!(
+        (v.rtp_port, v.rtcp_port, v.ssrc),
+        (6000, Some(6001), Some(3_735_928_559))
+    );
+    let param = |t: &IngestTrack, k: &str| {
+        t.params
+            .iter()
+            .find(|(key, _)| key == k)
+            .map(|(_, v)| v.clone())
+    };
+    assert_eq!(
+        param(v, "sprop-parameter-sets").as_deref(),
+        Some("Z0LAH9kAUAW7ARAAAAMAEAAAAwPA8YMkgA==,aMuDyyA="),
+        "base64 '=' kept"
+    );
     assert_eq!(param(v, "profile-level-id").as_deref(), Some("42c01f"));
     let a = &t[1];
-    assert_eq!((a.codec, a.encoding.as_str(), a.clock_rate, a.channels), (Codec::Aac, "MPEG4-GENERIC", 48000, Some(2)));
-    assert_eq!((param(a, "config").as_deref(), param(a, "sizelength").as_deref()), (Some("1190"), Some("13")));
+    assert_eq!(
+        (a.codec, a.encoding.as_str(), a.clock_rate, a.channels),
+        (Codec::Aac, "MPEG4-GENERIC", 48000, Some(2))
+    );
+    assert_eq!(
+        (
+            param(a, "config").as_deref(),
+            param(a, "sizelength").as_deref()
+        ),
+        (Some("1190"), Some("13"))
+    );
     assert_eq!((a.rtp_port, a.rtcp_port), (6010, Some(6011)));
     // The connection address is where the sender aims (maybe a public address): only checked
     // for multicast, not required to be ours.
-    assert_eq!(parse(GST_H264_AAC).unwrap().connection.as_deref(), Some("192.0.2.1"));
+    assert_eq!(
+        parse(GST_H264_AAC).unwrap().connection.as_deref(),
+        Some("192.0.2.1")
+    );
 }
 
 #[test]
@@ -87,7 +138,10 @@ fn rtcp_mux_binds_no_rtcp_port_and_disabled_lines_are_skipped() {
     let sdp = "v=0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\nm=audio 7000 RTP/AVP 0\r\na=rtcp-mux\r\n";
     let t = tracks(sdp).unwrap();
     assert_eq!(t.len(), 1);
-    assert_eq!((t[0].codec, t[0].mline, t[0].rtcp_port), (Codec::Pcmu, 1, None));
+    assert_eq!(
+        (t[0].codec, t[0].mline, t[0].rtcp_port),
+        (Codec::Pcmu, 1, None)
+    );
 }
 
 fn error(sdp: &str) -> String {
@@ -106,15 +160,22 @@ fn unparsable_sdps_are_refused_with_the_line() {
     assert!(error("v=0\r\nm=video\r\n").contains("line 2"));
     assert!(error("v=0\r\nm=video abc RTP/AVP 96\r\n").contains("not a port"));
     assert!(error("v=0\r\nm=video 5000 RTP/AVP\r\n").contains("no payload type"));
-    assert!(error("v=0\r\nm=video 5000 RTP/AVP 96\r\na=rtpmap:96 H264\r\n").contains("no clock rate"));
-    assert!(error("v=0\r\nm=video 5000 RTP/AVP 96\r\na=rtpmap:300 H264/90000\r\n").contains("0-127"));
+    assert!(
+        error("v=0\r\nm=video 5000 RTP/AVP 96\r\na=rtpmap:96 H264\r\n").contains("no clock rate")
+    );
+    assert!(
+        error("v=0\r\nm=video 5000 RTP/AVP 96\r\na=rtpmap:300 H264/90000\r\n").contains("0-127")
+    );
     assert!(error("v=0\r\nm=audio 5000 RTP/AVP 0\r\nthis is not sdp\r\n").contains("line 3"));
 }
 
 #[test]
 fn sdps_without_ports_or_media_are_refused() {
     assert_eq!(tracks("v=0\r\ns=x\r\n"), Err(SdpError::NoMedia));
-    assert_eq!(tracks("v=0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n"), Err(SdpError::NoPort));
+    assert_eq!(
+        tracks("v=0\r\nm=video 0 RTP/AVP 96\r\na=rtpmap:96 H264/90000\r\n"),
+        Err(SdpError::NoPort)
+    );
 }
 
 #[test]
@@ -144,7 +205,9 @@ fn payloads_the_gateway_cannot_take_are_refused_with_a_reason() {
 #[test]
 fn colliding_ports_are_refused() {
     // Audio RTP on the video's RTCP port.
-    let e = error("v=0\r\nm=video 5000 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\nm=audio 5001 RTP/AVP 0\r\n");
+    let e = error(
+        "v=0\r\nm=video 5000 RTP/AVP 96\r\na=rtpmap:96 VP8/90000\r\nm=audio 5001 RTP/AVP 0\r\n",
+    );
     assert!(e.contains("port 5001"), "{e}");
     let e = error("v=0\r\nm=audio 65535 RTP/AVP 0\r\n");
     assert!(e.contains("no port for RTCP"), "{e}");
@@ -166,17 +229,38 @@ fn hex_and_base64() {
 #[test]
 fn an_output_sdp_carries_parameter_sets_and_the_aac_config() {
     // avcC with one SPS (Z0LAH9kA... from above, decoded) and one PPS.
-    let sps: &[u8] = &[0x67, 0x42, 0xc0, 0x1f, 0xd9, 0x00, 0x50, 0x05, 0xbb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00, 0x10, 0x00, 0x00, 0x03, 0x03, 0xc0, 0xf1, 0x83, 0x24, 0x80];
+    let sps: &[u8] = &[
+        0x67, 0x42, 0xc0, 0x1f, 0xd9, 0x00, 0x50, 0x05, 0xbb, 0x01, 0x10, 0x00, 0x00, 0x03, 0x00,
+        0x10, 0x00, 0x00, 0x03, 0x03, 0xc0, 0xf1, 0x83, 0x24, 0x80,
+    ];
     let pps: &[u8] = &[0x68, 0xcb, 0x83, 0xcb, 0x20];
     let avcc = crate::media::h264::AvcConfig::build(sps, pps).unwrap();
-    let video = TrackInfo::Video(VideoInfo { codec: Codec::H264, width: 1280, height: 720, fps: None, config: Some(avcc), bframes: false });
-    let audio = TrackInfo::Audio(AudioInfo { codec: Codec::Aac, sample_rate: 44100, channels: 1, config: Some(vec![0x12, 0x08].into()) });
+    let video = TrackInfo::Video(VideoInfo {
+        codec: Codec::H264,
+        width: 1280,
+        height: 720,
+        fps: None,
+        config: Some(avcc),
+        bframes: false,
+    });
+    let audio = TrackInfo::Audio(AudioInfo {
+        codec: Codec::Aac,
+        sample_rate: 44100,
+        channels: 1,
+        config: Some(vec![0x12, 0x08].into()),
+    });
     let tracks: Vec<_> = [video, audio]
         .iter()
         .map(|i| output_track(i, port_for(i.kind(), 9000).unwrap()))
         .collect();
     assert_eq!((tracks[0].port, tracks[1].port), (9000, 9002));
-    let sdp = render(&tracks, "127.0.0.1".parse().unwrap(), "127.0.0.1".parse().unwrap(), "test", 7);
+    let sdp = render(
+        &tracks,
+        "127.0.0.1".parse().unwrap(),
+        "127.0.0.1".parse().unwrap(),
+        "test",
+        7,
+    );
     for line in [
         "v=0\r\n",
         "c=IN IP4 127.0.0.1\r\n",
@@ -192,13 +276,37 @@ fn an_output_sdp_carries_parameter_sets_and_the_aac_config() {
     }
     // And the gateway reads its own SDP back.
     let back = ingest_tracks(&parse(&sdp).unwrap()).unwrap();
-    assert_eq!(back.iter().map(|t| (t.codec, t.rtp_port, t.rtcp_port)).collect::<Vec<_>>(), [(Codec::H264, 9000, Some(9001)), (Codec::Aac, 9002, Some(9003))]);
+    assert_eq!(
+        back.iter()
+            .map(|t| (t.codec, t.rtp_port, t.rtcp_port))
+            .collect::<Vec<_>>(),
+        [
+            (Codec::H264, 9000, Some(9001)),
+            (Codec::Aac, 9002, Some(9003))
+        ]
+    );
 }
 
 #[test]
 fn output_payload_types_per_codec() {
-    let audio = |codec| TrackInfo::Audio(AudioInfo { codec, sample_rate: 48000, channels: 2, config: None });
-    let video = |codec| TrackInfo::Video(VideoInfo { codec, width: 0, height: 0, fps: None, config: None, bframes: false });
+    let audio = |codec| {
+        TrackInfo::Audio(AudioInfo {
+            codec,
+            sample_rate: 48000,
+            channels: 2,
+            config: None,
+        })
+    };
+    let video = |codec| {
+        TrackInfo::Video(VideoInfo {
+            codec,
+            width: 0,
+            height: 0,
+            fps: None,
+            config: None,
+            bframes: false,
+        })
+    };
     let pt = |i: TrackInfo| {
         let t = output_track(&i, 5000);
         (t.pt, t.encoding, t.clock_rate)
@@ -209,6 +317,10 @@ fn output_payload_types_per_codec() {
     assert_eq!(pt(audio(Codec::Pcmu)), (0, "PCMU", 8000));
     assert_eq!(pt(audio(Codec::Pcma)), (8, "PCMA", 8000));
     assert_eq!(pt(audio(Codec::Mp2)), (14, "MPA", 90000));
-    assert_eq!(output_track(&video(Codec::H264), 5000).fmtp.as_deref(), Some("packetization-mode=1"), "no avcC yet");
+    assert_eq!(
+        output_track(&video(Codec::H264), 5000).fmtp.as_deref(),
+        Some("packetization-mode=1"),
+        "no avcC yet"
+    );
     assert_eq!(port_for(TrackKind::Audio, 65534), None);
 }
