@@ -28,6 +28,8 @@ pub struct Config {
     pub udp: UdpSettings,
     /// What a peer may make the gateway hold: declared lengths, buffers, connections, timeouts.
     pub limits: LimitsSettings,
+    /// Who may publish, play and call the API (see `auth`).
+    pub auth: crate::auth::AuthSettings,
 }
 
 /// The `limits:` section: bounds against hostile or broken peers. A peer that passes one
@@ -237,6 +239,7 @@ impl Default for Config {
             webrtc: WebrtcSettings::default(),
             udp: UdpSettings::default(),
             limits: LimitsSettings::default(),
+            auth: crate::auth::AuthSettings::default(),
         }
     }
 }

@@ -50,6 +50,24 @@ enum Command {
         #[arg(long, value_name = "SECONDS")]
         reconnect_grace: Option<f64>,
     },
+    /// Print the query string (no `?`) that signs a publish or play URL of a stream, valid
+    /// for `--ttl` seconds: append it to any URL of that stream.
+    Sign {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        action: SignAction,
+        #[arg(long)]
+        stream: String,
+        #[arg(long, default_value_t = 3600)]
+        ttl: u64,
+        /// signed (the default when `auth.secret` is set), tencent or aliyun.
+        #[arg(long)]
+        method: Option<SignMethod>,
+        /// The request path `aliyun` signs (default `/live/STREAM`, as RTMP sends it).
+        #[arg(long)]
+        path: Option<String>,
+    },
     /// Validate a matrix: exit 0 when valid, else one line per problem.
     Check {
         #[arg(default_value = "matrix.yaml")]
@@ -68,6 +86,19 @@ enum Command {
     },
 }
 
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SignAction {
+    Publish,
+    Play,
+}
+
+#[derive(Clone, Copy, clap::ValueEnum)]
+enum SignMethod {
+    Signed,
+    Tencent,
+    Aliyun,
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
@@ -76,6 +107,7 @@ fn main() -> ExitCode {
             serve(config, matrix, http, rtmp, webrtc_ip, pipelines, reconnect_grace)
         }
         Command::Check { file } => return check(&file),
+        Command::Sign { config, action, stream, ttl, method, path } => sign(&config, action, &stream, ttl, method, path),
         Command::Plan { from, to, matrix, pipelines } => plan(from, to, &matrix, &pipelines),
     };
     match result {
@@ -96,6 +128,40 @@ fn check(file: &std::path::Path) -> ExitCode {
         eprintln!("{text}");
         ExitCode::FAILURE
     }
+}
+
+fn sign(
+    config: &std::path::Path,
+    action: SignAction,
+    stream: &str,
+    ttl: u64,
+    method: Option<SignMethod>,
+    path: Option<String>,
+) -> anyhow::Result<()> {
+    use interop_gateway::auth::{signature, vendor, Action};
+    let auth = Config::load(config)?.auth;
+    let action = match action {
+        SignAction::Publish => Action::Publish,
+        SignAction::Play => Action::Play,
+    };
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).context("clock")?.as_secs();
+    let expires = now.saturating_add(ttl);
+    let method = method
+        .or_else(|| (!auth.secret.is_empty()).then_some(SignMethod::Signed))
+        .or_else(|| (!auth.tencent_key.is_empty()).then_some(SignMethod::Tencent))
+        .or_else(|| (!auth.aliyun_key.is_empty()).then_some(SignMethod::Aliyun))
+        .context("the config has no auth.secret, auth.tencent_key or auth.aliyun_key to sign with")?;
+    let query = match method {
+        SignMethod::Signed if !auth.secret.is_empty() => signature::query(&auth.secret, action, stream, expires),
+        SignMethod::Tencent if !auth.tencent_key.is_empty() => vendor::tencent_query(&auth.tencent_key, stream, expires),
+        SignMethod::Aliyun if !auth.aliyun_key.is_empty() => {
+            let path = path.unwrap_or_else(|| format!("/live/{stream}"));
+            vendor::aliyun_query(&auth.aliyun_key, &path, expires)
+        }
+        _ => anyhow::bail!("the config has no key for that method (auth.secret, auth.tencent_key, auth.aliyun_key)"),
+    };
+    println!("{query}");
+    Ok(())
 }
 
 fn plan(from: Protocol, to: Protocol, matrix_path: &std::path::Path, pipelines: &std::path::Path) -> anyhow::Result<()> {
