@@ -20,6 +20,9 @@ pub mod secret;
 pub mod settings;
 pub mod signature;
 pub mod vendor;
+pub mod webhook;
+#[cfg(test)]
+mod webhook_tests;
 
 pub use policy::{Denial, DenyReason, Policy, Verdict};
 pub use request::{Action, Entry, Request};
