@@ -10,6 +10,7 @@
 //! optionally limited to streams and address ranges), `signed` (our HMAC-SHA256 URLs),
 //! `tencent` (`txSecret`/`txTime`), `aliyun` (`auth_key`, type A) and `webhook`.
 
+pub mod admission;
 pub mod api_token;
 pub mod keys;
 pub mod origin;
@@ -24,6 +25,8 @@ pub mod webhook;
 #[cfg(test)]
 mod webhook_tests;
 
+pub use admission::Admission;
+pub use api_token::Role;
 pub use policy::{Denial, DenyReason, Policy, Verdict};
 pub use request::{Action, Entry, Request};
 pub use settings::{AuthSettings, Method};
