@@ -2,9 +2,11 @@
 //! readers (HTTP-FLV and RTMP, `-c copy` to files) keep running while an ffmpeg RTMP
 //! publisher stops and another (at a different frame size) continues the same key; their files
 //! cover both publishes on one monotonic timeline; after the grace without a publisher they
-//! end; a kick ends a stream in its grace at once. And a Chromium WHEP viewer's framesDecoded
-//! grows again right after the gap (that test re-runs itself in a loopback network namespace,
-//! see `common::chromium::in_loopback_netns`; run with `--nocapture` to see its figures).
+//! end; a kick ends a stream in its grace at once. An H5 WebSocket viewer (MPEG-1/MP2 TS from a
+//! conversion fed both frame sizes) and a UDP output read by ffmpeg from its SDP do the same.
+//! And a Chromium WHEP viewer's framesDecoded grows again right after the gap (that test
+//! re-runs itself in a loopback network namespace, see `common::chromium::in_loopback_netns`;
+//! run with `--nocapture` to see its figures).
 
 mod common;
 
@@ -351,4 +353,114 @@ async fn whep_across_a_restart() -> anyhow::Result<String> {
     assert!(first_growth < Duration::from_secs(6), "decoding resumes promptly: {figures}");
     assert!(video(&after).packets_received > video(&before).packets_received, "{figures}");
     Ok(figures)
+}
+
+/// `N` consecutive UDP ports on 127.0.0.1 that were free a moment ago (the first is even).
+fn free_udp_ports(n: u16) -> u16 {
+    for _ in 0..200 {
+        let Ok(probe) = std::net::UdpSocket::bind("127.0.0.1:0") else { continue };
+        let Ok(addr) = probe.local_addr() else { continue };
+        let first = addr.port() & !1;
+        drop(probe);
+        if first.checked_add(n).is_none() {
+            continue;
+        }
+        let held: Vec<_> = (first..first + n).map(|p| std::net::UdpSocket::bind(("127.0.0.1", p))).collect();
+        if held.iter().all(Result::is_ok) {
+            return first;
+        }
+    }
+    panic!("no {n} consecutive free UDP ports");
+}
+
+/// An H5 WebSocket viewer (as JSMpeg reads it): keeps every binary message until the socket
+/// closes; returns the bytes and the close code it got.
+fn h5_viewer(url: String) -> tokio::task::JoinHandle<anyhow::Result<(Vec<u8>, Option<u16>)>> {
+    use futures_util::StreamExt;
+    use tokio_tungstenite::tungstenite::Message;
+    tokio::spawn(async move {
+        let (mut ws, _) = tokio::time::timeout(Duration::from_secs(15), tokio_tungstenite::connect_async(&url)).await??;
+        let mut bytes = Vec::new();
+        while let Some(msg) = ws.next().await {
+            match msg? {
+                Message::Binary(b) => bytes.extend_from_slice(&b),
+                Message::Close(frame) => return Ok((bytes, frame.map(|f| u16::from(f.code)))),
+                _ => {}
+            }
+        }
+        Ok((bytes, None))
+    })
+}
+
+/// `ffmpeg -i SDP -c copy -f mpegts FILE`: a real RTP receiver of a UDP output.
+fn udp_reader(sdp: &Path, file: &Path) -> Ffmpeg {
+    let args = ["-hide_banner", "-nostdin", "-loglevel", "warning", "-protocol_whitelist", "file,udp,rtp", "-i"];
+    let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
+    args.push(sdp.display().to_string());
+    args.extend(["-c", "copy", "-f", "mpegts", "-y"].map(String::from));
+    args.push(file.display().to_string());
+    Ffmpeg::run(args, "udp-output reader")
+}
+
+/// An H5 WebSocket viewer (MPEG-TS, a conversion to MPEG-1/MP2) and a UDP output read by ffmpeg
+/// from its SDP both keep running while the RTMP publisher restarts at another frame size: each
+/// output decodes both publishes, the new size last, on a monotonic timeline.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn h5_websocket_and_udp_readers_keep_running_across_a_publisher_restart() {
+    let gw = gateway();
+    let api = gw.api();
+    let dir = TempDir::new("reconnect-h5-udp");
+    let mut first = publish(&gw, "k", 640, 360);
+    api.wait_live("k", Duration::from_secs(15)).await.expect("first publish live");
+    let ws = h5_viewer(gw.http_url("/h5/k").replacen("http://", "ws://", 1));
+    let port = free_udp_ports(4);
+    let body = serde_json::json!({ "host": "127.0.0.1", "port": port });
+    let reply = api.post_json("/api/v1/streams/k/udp-outputs", &body).await.expect("POST udp-outputs");
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let sdp = reply.json.as_ref().and_then(|j| j["sdp"].as_str()).expect("sdp").to_string();
+    let sdp_path = dir.path().join("receiver.sdp");
+    std::fs::write(&sdp_path, &sdp).expect("write sdp");
+    let udp_file = dir.path().join("udp.ts");
+    let mut udp = udp_reader(&sdp_path, &udp_file);
+    wait_until(Duration::from_secs(10), "both viewers attached", || async {
+        match consumers(&api, "k").await {
+            2 => Ok(()),
+            n => Err(format!("{n} consumers")),
+        }
+    })
+    .await
+    .unwrap();
+
+    first.wait_exit(PUBLISH + Duration::from_secs(5)).expect("first publisher ends by itself");
+    tokio::time::sleep(GAP).await;
+    assert_eq!(consumers(&api, "k").await, 2, "viewers stay through the gap");
+    assert!(!ws.is_finished(), "H5 viewer ended in the gap");
+    assert!(udp.is_running(), "UDP reader ended in the gap: {}", udp.stderr_tail());
+
+    let mut second = publish(&gw, "k", 320, 240);
+    second.wait_exit(PUBLISH + Duration::from_secs(8)).expect("second publisher ends by itself");
+    assert!(!ws.is_finished() && udp.is_running(), "viewers run until the grace is over");
+
+    // After the grace the H5 viewer gets a Close; the UDP reader is stopped by us (RTP has no end).
+    let (bytes, close) = tokio::time::timeout(GRACE + Duration::from_secs(6), ws)
+        .await
+        .expect("H5 viewer ends after the grace")
+        .expect("task")
+        .expect("H5 viewer");
+    assert!(close.is_some(), "the H5 viewer got a Close frame");
+    drop(udp);
+    let ws_file = dir.path().join("h5.ts");
+    std::fs::write(&ws_file, &bytes).expect("write h5.ts");
+
+    for file in [&ws_file, &udp_file] {
+        let c = coverage(file).await.unwrap();
+        let figures = format!("{}: {c:?}", file.display());
+        assert!(c.gap > 0.8 * GAP.as_secs_f64(), "{figures}");
+        assert!(c.before_gap > 1.0, "{figures}");
+        assert!(c.after_gap > PUBLISH.as_secs_f64() - 1.5, "{figures}");
+        assert!(c.audio_span > c.span - 1.0, "audio covers both publishes: {figures}");
+        let sizes: Vec<_> = c.sizes.iter().map(|(s, _)| *s).collect();
+        assert_eq!(sizes, [(640, 360), (320, 240)], "both publishes decode, the new size last: {figures}");
+        println!("{figures}");
+    }
 }
