@@ -16,6 +16,7 @@ pub struct UdpMetrics {
     frames_dropped: AtomicU64,
     rtp_sent: AtomicU64,
     h264_refused: AtomicU64,
+    payload_refused: AtomicU64,
 }
 
 impl UdpMetrics {
@@ -46,6 +47,16 @@ impl UdpMetrics {
     /// before the depayloader saw it).
     pub fn note_h264_refused(&self) {
         self.h264_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An accepted RTP packet whose VP8, Opus, AAC or MPEG payload header our own check
+    /// refused (dropped before the depayloader saw it).
+    pub fn note_payload_refused(&self) {
+        self.payload_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn payload_refused(&self) -> u64 {
+        self.payload_refused.load(Ordering::Relaxed)
     }
 
     pub fn h264_refused(&self) -> u64 {
@@ -81,6 +92,7 @@ impl UdpMetrics {
         let _ = writeln!(text, "{name}{{port=\"rtcp\",reason=\"malformed\"}} {}", get(&self.rtcp_dropped));
         // Counted as received too: the filter accepted them before the H.264 check refused them.
         let _ = writeln!(text, "{name}{{port=\"rtp\",reason=\"h264_payload\"}} {}", get(&self.h264_refused));
+        let _ = writeln!(text, "{name}{{port=\"rtp\",reason=\"payload\"}} {}", get(&self.payload_refused));
         for (name, help, value) in [
             ("interop_udp_rtp_packets_received_total", "RTP packets accepted on UDP ingest ports.", get(&self.rtp_received)),
             ("interop_udp_rtp_packets_reordered_total", "Accepted RTP packets that arrived out of order.", get(&self.reordered)),
