@@ -12,6 +12,8 @@
 mod common;
 
 use std::net::UdpSocket;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -365,4 +367,135 @@ async fn whip_offers_cannot_amplify_or_squat_keys() {
     let stderr = gw.stderr_tail();
     assert!(!stderr.contains("GStreamer-CRITICAL"), "{stderr}");
     assert!(stderr.contains("replaced by a newer offer"), "{stderr}");
+}
+
+/// Hostile payloads for the RTP payload checks of `encoding` (RFC 7741, 7587, 2250, 3640):
+/// cut descriptors and headers, lengths past the end, impossible counts; then `real` cut short
+/// and bit-flipped.
+fn hostile_rtp_payloads(encoding: &str, rng: &mut Lcg, real: &[u8]) -> Vec<Vec<u8>> {
+    let mut out: Vec<Vec<u8>> = match encoding {
+        "VP8" => vec![vec![0x90], vec![0x90, 0x80], vec![0x90, 0x80, 0x81], vec![0x90, 0xf0, 0x81, 0x23, 0x01], vec![0x10, 0x00], vec![0x10, 0x50, 0x42, 0, 0x9d]],
+        "OPUS" => vec![vec![0xff], vec![0xff, 0x00], vec![0xff, 0x41, 200, 1], vec![0xfe, 9, 1], vec![0xfd, 1, 2, 3], vec![0xff, 0x82, 9, 1], vec![0xff, 0x3f]],
+        "MPV" => vec![vec![0, 0, 0x1c], vec![0x04, 0, 0x1c, 1, 0, 0], vec![0x80, 0, 0, 0, 0], vec![0, 0, 0x1c, 1]],
+        _ => vec![vec![0x00], vec![0x10, 0, 0, 0, 1], vec![0, 16, 0, 0, 9], vec![0, 32, 0, 0x18, 0, 0x20, 0x21], vec![0, 0, 1], vec![0xff, 0xff, 1, 2]],
+    };
+    if !real.is_empty() {
+        let mut mutated = real[..1 + rng.next() as usize % real.len()].to_vec();
+        for _ in 0..3 {
+            let i = rng.next() as usize % mutated.len();
+            mutated[i] ^= 1 << (rng.next() % 8);
+        }
+        out.push(mutated);
+    }
+    out
+}
+
+/// Forwards ffmpeg's RTP from `from` to the gateway's `to` port, renumbering the sequence so
+/// that hostile packets (same header, next number) fit between real ones while `hostile` is
+/// set. Returns the hostile datagrams sent once `stop` is set.
+fn relay(from: UdpSocket, to: u16, encoding: &'static str, hostile: Arc<AtomicBool>, stop: Arc<AtomicBool>) -> usize {
+    let _ = from.set_read_timeout(Some(Duration::from_millis(100)));
+    let mut rng = Lcg(u64::from(to));
+    let (mut seq, mut sent) = (5000u16, 0usize);
+    let mut buf = [0u8; 2048];
+    while !stop.load(Ordering::Relaxed) {
+        let Ok(n) = from.recv(&mut buf) else { continue };
+        if n < 12 {
+            continue;
+        }
+        let mut packet = buf[..n].to_vec();
+        packet[2..4].copy_from_slice(&seq.to_be_bytes());
+        seq = seq.wrapping_add(1);
+        let _ = from.send_to(&packet, ("127.0.0.1", to));
+        if hostile.load(Ordering::Relaxed) {
+            for payload in hostile_rtp_payloads(encoding, &mut rng, &packet[12..]) {
+                let mut p = packet[..12].to_vec();
+                p[1] &= 0x7f;
+                p[2..4].copy_from_slice(&seq.to_be_bytes());
+                seq = seq.wrapping_add(1);
+                p.extend_from_slice(&payload);
+                let _ = from.send_to(&p, ("127.0.0.1", to));
+                sent += 1;
+            }
+        }
+    }
+    sent
+}
+
+/// ffmpeg sends `video` and `audio` RTP through a relay that mixes in hostile packets from the
+/// second to the fourth second; the ingest goes on, the packets are counted, a player decodes.
+async fn hostile_payloads_through_udp_ingest(key: &str, video: (&'static str, &str, &str), audio: (&'static str, &str, &str)) {
+    let gw = Gateway::start();
+    let api = gw.api();
+    let port = {
+        let probe = UdpSocket::bind("127.0.0.1:0").expect("probe a port");
+        probe.local_addr().expect("addr").port() & !3
+    };
+    let (vport, aport) = (port, port + 2);
+    let sdp = format!(
+        "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=hostile\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=video {vport} RTP/AVP {}\r\nm=audio {aport} RTP/AVP {}\r\n",
+        video.1, audio.1
+    );
+    let reply = api.post_raw(&format!("/api/v1/streams/{key}/udp-ingest"), "application/sdp", sdp.into_bytes()).await.expect("POST udp-ingest");
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let (hostile, stop) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let mut relays = Vec::new();
+    let mut targets = Vec::new();
+    for ((encoding, _, _), to) in [(video, vport), (audio, aport)] {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("relay socket");
+        targets.push(socket.local_addr().expect("relay addr").port());
+        let (h, s) = (hostile.clone(), stop.clone());
+        relays.push(std::thread::spawn(move || relay(socket, to, encoding, h, s)));
+    }
+    let rtp = |i: usize| format!("rtp://127.0.0.1:{}?pkt_size=1200", targets[i]);
+    let mut args: Vec<String> = ["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "20", "-map", "0:v"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    args.extend(video.2.split(' ').map(String::from));
+    args.extend(["-ssrc".into(), "1111".into(), "-f".into(), "rtp".into(), rtp(0), "-map".into(), "1:a".into()]);
+    args.extend(audio.2.split(' ').map(String::from));
+    args.extend(["-ssrc".into(), "2222".into(), "-f".into(), "rtp".into(), rtp(1)]);
+    let _sender = Ffmpeg::run(args, key);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    hostile.store(true, Ordering::Relaxed);
+    let until = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < until {
+        assert!(api.healthz().await.is_ok_and(|s| s == 200), "the gateway stopped answering:\n{}", gw.stderr_tail());
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    hostile.store(false, Ordering::Relaxed);
+    let refused = metric(&api, "interop_udp_packets_dropped_total", "reason=\"payload\"").await;
+    let probe = ffprobe(&gw.rtmp_url(&format!("/live/{key}")), Duration::from_secs(15)).await;
+    stop.store(true, Ordering::Relaxed);
+    let sent: usize = relays.into_iter().map(|r| r.join().unwrap_or(0)).sum();
+    assert!(sent >= 100, "sent {sent} hostile datagrams");
+    assert!(refused as usize >= sent / 2, "{refused} of {sent} hostile packets counted");
+    let probe = probe.unwrap_or_else(|e| panic!("probe after the attack: {e:#}\n{}", gw.stderr_tail()));
+    assert!(probe.video().is_some() && probe.audio().is_some(), "{probe:?}");
+    assert!(api.healthz().await.is_ok_and(|s| s == 200), "{}", gw.stderr_tail());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_vp8_and_opus_rtp_is_dropped_and_counted() {
+    hostile_payloads_through_udp_ingest(
+        "vp8",
+        ("VP8", "96\r\na=rtpmap:96 VP8/90000", "-c:v libvpx -deadline realtime -b:v 300k -g 25 -payload_type 96"),
+        ("OPUS", "97\r\na=rtpmap:97 opus/48000/2", "-c:a libopus -ac 2 -payload_type 97"),
+    )
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_mpeg_video_and_aac_rtp_is_dropped_and_counted() {
+    hostile_payloads_through_udp_ingest(
+        "mpv",
+        ("MPV", "32", "-c:v mpeg1video -bf 0 -g 25 -b:v 500k -payload_type 32"),
+        (
+            "AAC",
+            "97\r\na=rtpmap:97 MPEG4-GENERIC/48000/1\r\na=fmtp:97 streamtype=5;profile-level-id=1;mode=AAC-hbr;sizelength=13;indexlength=3;indexdeltalength=3;config=1188",
+            "-c:a aac -ac 1 -payload_type 97",
+        ),
+    )
+    .await;
 }

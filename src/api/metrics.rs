@@ -69,6 +69,11 @@ fn render(gw: &Gateway) -> String {
     for p in Protocol::ALL {
         let _ = writeln!(text, "{name}{{protocol=\"{p}\"}} {}", m.h264_refused(p));
     }
+    let name = "interop_rtp_payload_refused_total";
+    let _ = writeln!(text, "# HELP {name} RTP packets dropped because their VP8, Opus, AAC or MPEG payload header is invalid.\n# TYPE {name} counter");
+    for p in Protocol::ALL {
+        let _ = writeln!(text, "{name}{{protocol=\"{p}\"}} {}", m.rtp_payload_refused(p));
+    }
     let _ = writeln!(text, "# HELP interop_relays Pushes and pulls by state.\n# TYPE interop_relays gauge");
     for (kind, state, n) in gw.relays.counts_by_state() {
         let _ = writeln!(text, "interop_relays{{kind=\"{kind}\",state=\"{state}\"}} {n}");

@@ -11,6 +11,7 @@ pub struct Metrics {
     publishes_refused: AtomicU64,
     consumers_too_slow: AtomicU64,
     h264_refused: [AtomicU64; 6],
+    rtp_payload_refused: [AtomicU64; 6],
 }
 
 fn slot(p: Protocol) -> usize {
@@ -53,6 +54,15 @@ impl Metrics {
 
     pub fn h264_refused(&self, p: Protocol) -> u64 {
         self.h264_refused[slot(p)].load(Ordering::Relaxed)
+    }
+
+    /// RTP packets whose VP8/Opus/AAC/MPEG payload header our own check refused.
+    pub fn note_rtp_payload_refused(&self, p: Protocol, n: u64) {
+        self.rtp_payload_refused[slot(p)].fetch_add(n, Ordering::Relaxed);
+    }
+
+    pub fn rtp_payload_refused(&self, p: Protocol) -> u64 {
+        self.rtp_payload_refused[slot(p)].load(Ordering::Relaxed)
     }
 
     pub fn consumers_too_slow(&self) -> u64 {

@@ -63,6 +63,11 @@ impl Publisher {
         }
     }
 
+    /// Counts RTP packets whose payload header was refused before their depayloader.
+    pub fn note_rtp_payload_refused(&self, n: u64) {
+        self.metrics.note_rtp_payload_refused(self.protocol, n);
+    }
+
     /// Counts H.264 refused before it reached the hub (e.g. RTP packets an ingest emptied).
     pub fn note_h264_refused(&self, n: u64) {
         self.metrics.note_h264_refused(self.protocol, n);

@@ -6,12 +6,14 @@ pub mod fragments;
 pub mod alive;
 pub mod live;
 mod rtp_guard;
+mod rtp_payload_guard;
 mod transcoder;
 
 pub use caps::{input_caps, output_info};
 pub use fragments::*;
 pub use live::stop_in_background;
 pub use rtp_guard::guard_h264_rtp;
+pub use rtp_payload_guard::guard_rtp_payload;
 pub use transcoder::{KeyframeRequester, TranscodeError, TranscodeSink, Transcoder};
 
 /// Initializes GStreamer once (cheap after the first call).

@@ -269,6 +269,7 @@ fn add_chain(
     appsink.set_property("enable-last-sample", false);
     let maker = FrameMaker::new(track.codec);
     let guard_metrics = metrics.clone();
+    let payload_metrics = metrics.clone();
     let warned = AtomicBool::new(false);
     let codec = track.codec;
     appsink.set_callbacks(
@@ -300,6 +301,13 @@ fn add_chain(
         crate::pipeline::guard_h264_rtp(&sink, move |reason| {
             guard_metrics.note_h264_refused();
             tracing::debug!(%reason, "RTP packet's H.264 payload refused");
+        });
+    }
+    if let Some(check) = crate::media::rtp::PayloadCheck::for_codec(codec, &track.params) {
+        // After the jitter buffer, before the VP8/Opus/AAC/MPEG depayloader.
+        crate::pipeline::guard_rtp_payload(&sink, check, move |reason| {
+            payload_metrics.note_payload_refused();
+            tracing::debug!(%codec, %reason, "RTP payload refused");
         });
     }
     pipeline.add(&bin).map_err(|e| e.to_string())?;

@@ -16,6 +16,7 @@ pub struct UdpMetrics {
     frames_dropped: AtomicU64,
     rtp_sent: AtomicU64,
     h264_refused: AtomicU64,
+    payload_refused: AtomicU64,
 }
 
 impl UdpMetrics {
@@ -33,11 +34,7 @@ impl UdpMetrics {
 
     /// Counts one RTCP-port datagram.
     pub fn note_rtcp(&self, valid: bool) {
-        let counter = if valid {
-            &self.rtcp_received
-        } else {
-            &self.rtcp_dropped
-        };
+        let counter = if valid { &self.rtcp_received } else { &self.rtcp_dropped };
         counter.fetch_add(1, Ordering::Relaxed);
     }
 
@@ -50,6 +47,16 @@ impl UdpMetrics {
     /// before the depayloader saw it).
     pub fn note_h264_refused(&self) {
         self.h264_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// An accepted RTP packet whose VP8, Opus, AAC or MPEG payload header our own check
+    /// refused (dropped before the depayloader saw it).
+    pub fn note_payload_refused(&self) {
+        self.payload_refused.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn payload_refused(&self) -> u64 {
+        self.payload_refused.load(Ordering::Relaxed)
     }
 
     pub fn h264_refused(&self) -> u64 {
@@ -67,11 +74,7 @@ impl UdpMetrics {
 
     /// Packets dropped for any reason (RTP and RTCP ports).
     pub fn dropped_total(&self) -> u64 {
-        DropReason::ALL
-            .iter()
-            .map(|r| self.dropped(*r))
-            .sum::<u64>()
-            + self.rtcp_dropped.load(Ordering::Relaxed)
+        DropReason::ALL.iter().map(|r| self.dropped(*r)).sum::<u64>() + self.rtcp_dropped.load(Ordering::Relaxed)
     }
 
     /// Appends the Prometheus text of these counters (and the session gauges).
@@ -84,55 +87,20 @@ impl UdpMetrics {
         let name = "interop_udp_packets_dropped_total";
         let _ = writeln!(text, "# HELP {name} Datagrams dropped on UDP ingest ports, by reason.\n# TYPE {name} counter");
         for reason in DropReason::ALL {
-            let _ = writeln!(
-                text,
-                "{name}{{port=\"rtp\",reason=\"{}\"}} {}",
-                reason.as_str(),
-                self.dropped(reason)
-            );
+            let _ = writeln!(text, "{name}{{port=\"rtp\",reason=\"{}\"}} {}", reason.as_str(), self.dropped(reason));
         }
-        let _ = writeln!(
-            text,
-            "{name}{{port=\"rtcp\",reason=\"malformed\"}} {}",
-            get(&self.rtcp_dropped)
-        );
+        let _ = writeln!(text, "{name}{{port=\"rtcp\",reason=\"malformed\"}} {}", get(&self.rtcp_dropped));
         // Counted as received too: the filter accepted them before the H.264 check refused them.
-        let _ = writeln!(
-            text,
-            "{name}{{port=\"rtp\",reason=\"h264_payload\"}} {}",
-            get(&self.h264_refused)
-        );
+        let _ = writeln!(text, "{name}{{port=\"rtp\",reason=\"h264_payload\"}} {}", get(&self.h264_refused));
+        let _ = writeln!(text, "{name}{{port=\"rtp\",reason=\"payload\"}} {}", get(&self.payload_refused));
         for (name, help, value) in [
-            (
-                "interop_udp_rtp_packets_received_total",
-                "RTP packets accepted on UDP ingest ports.",
-                get(&self.rtp_received),
-            ),
-            (
-                "interop_udp_rtp_packets_reordered_total",
-                "Accepted RTP packets that arrived out of order.",
-                get(&self.reordered),
-            ),
-            (
-                "interop_udp_rtcp_packets_received_total",
-                "RTCP packets accepted on UDP ingest ports.",
-                get(&self.rtcp_received),
-            ),
-            (
-                "interop_udp_frames_dropped_total",
-                "Depayloaded frames dropped because the session fell behind.",
-                get(&self.frames_dropped),
-            ),
-            (
-                "interop_udp_rtp_packets_sent_total",
-                "RTP packets sent by UDP outputs.",
-                get(&self.rtp_sent),
-            ),
+            ("interop_udp_rtp_packets_received_total", "RTP packets accepted on UDP ingest ports.", get(&self.rtp_received)),
+            ("interop_udp_rtp_packets_reordered_total", "Accepted RTP packets that arrived out of order.", get(&self.reordered)),
+            ("interop_udp_rtcp_packets_received_total", "RTCP packets accepted on UDP ingest ports.", get(&self.rtcp_received)),
+            ("interop_udp_frames_dropped_total", "Depayloaded frames dropped because the session fell behind.", get(&self.frames_dropped)),
+            ("interop_udp_rtp_packets_sent_total", "RTP packets sent by UDP outputs.", get(&self.rtp_sent)),
         ] {
-            let _ = writeln!(
-                text,
-                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}"
-            );
+            let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");
         }
     }
 }

@@ -41,6 +41,8 @@ pub struct Ingest {
     dropped: AtomicU64,
     /// RTP packets whose H.264 payload our own check refused.
     refused: Arc<AtomicU64>,
+    /// RTP packets whose VP8 or Opus payload our own check refused.
+    payload_refused: Arc<AtomicU64>,
 }
 
 impl Ingest {
@@ -51,6 +53,7 @@ impl Ingest {
             audio_linked: Mutex::new(false),
             dropped: AtomicU64::new(0),
             refused: Arc::new(AtomicU64::new(0)),
+            payload_refused: Arc::new(AtomicU64::new(0)),
         })
     }
 
@@ -79,6 +82,11 @@ impl Ingest {
     /// RTP packets whose H.264 payload was refused before the depayloader.
     pub fn refused(&self) -> u64 {
         self.refused.load(Ordering::Relaxed)
+    }
+
+    /// RTP packets whose VP8 or Opus payload was refused (dropped) before the depayloader.
+    pub fn payload_refused(&self) -> u64 {
+        self.payload_refused.load(Ordering::Relaxed)
     }
 
     /// Asks the publisher for a keyframe: webrtcbin turns the event into RTCP PLI (or FIR).
@@ -154,6 +162,14 @@ impl Ingest {
             crate::pipeline::guard_h264_rtp(&sink, move |reason| {
                 refused.fetch_add(1, Ordering::Relaxed);
                 tracing::debug!(%reason, "RTP packet's H.264 payload refused");
+            });
+        }
+        if let Some(check) = crate::media::rtp::PayloadCheck::for_codec(codec, &[]) {
+            // VP8 and Opus: their payload headers are checked before the depayloader.
+            let refused = self.payload_refused.clone();
+            crate::pipeline::guard_rtp_payload(&sink, check, move |reason| {
+                refused.fetch_add(1, Ordering::Relaxed);
+                tracing::debug!(%codec, %reason, "RTP payload refused");
             });
         }
         pipeline.add(&bin).map_err(|e| e.to_string())?;

@@ -48,6 +48,7 @@ struct State {
     keyframe_requests: u64,
     /// Refused RTP packets already added to the hub's counters.
     refused_counted: u64,
+    payload_refused_counted: u64,
 }
 
 struct WhipSession {
@@ -136,6 +137,7 @@ pub async fn start(
             frames: 0,
             keyframe_requests: 0,
             refused_counted: 0,
+            payload_refused_counted: 0,
         },
         publisher,
         peer,
@@ -176,6 +178,7 @@ impl WhipSession {
             frames = self.state.frames,
             dropped = self.ingest.dropped(),
             h264_refused = self.ingest.refused(),
+            payload_refused = self.ingest.payload_refused(),
             keyframe_requests = self.state.keyframe_requests,
             "WHIP session ended"
         );
@@ -212,6 +215,11 @@ impl WhipSession {
                 if refused > self.state.refused_counted {
                     self.publisher.note_h264_refused(refused - self.state.refused_counted);
                     self.state.refused_counted = refused;
+                }
+                let refused = self.ingest.payload_refused();
+                if refused > self.state.payload_refused_counted {
+                    self.publisher.note_rtp_payload_refused(refused - self.state.payload_refused_counted);
+                    self.state.payload_refused_counted = refused;
                 }
                 let s = &self.settings;
                 if !self.state.connected && self.state.started.elapsed() > s.ice_timeout {
