@@ -50,6 +50,9 @@ pub struct LimitsSettings {
     pub max_http_connections: usize,
     /// An HTTP client must send a request's headers within this, also between requests.
     pub http_header_timeout_seconds: f64,
+    /// An HTTP request body (JSON, SDP) must arrive whole within this, else 408 (the H5 POST,
+    /// a stream, is bounded by its silence instead).
+    pub http_body_timeout_seconds: f64,
 }
 
 impl Default for LimitsSettings {
@@ -62,6 +65,7 @@ impl Default for LimitsSettings {
             max_rtmp_connections: 0,
             max_http_connections: 0,
             http_header_timeout_seconds: 10.0,
+            http_body_timeout_seconds: 10.0,
         }
     }
 }
@@ -74,13 +78,21 @@ impl LimitsSettings {
         }
     }
 
+    pub fn http_body_timeout(&self) -> Duration {
+        match secs(self.http_body_timeout_seconds) {
+            d if d.is_zero() => Duration::from_secs(10),
+            d => d,
+        }
+    }
+
     /// The RTMP chunk decoder's bounds before and after a connection publishes.
     pub fn rtmp(&self) -> crate::protocols::rtmp::chunk::ChunkLimits {
         let buffer = self.connection_buffer_bytes.max(self.max_message_bytes);
         crate::protocols::rtmp::chunk::ChunkLimits {
             max_message: u32::try_from(self.max_message_bytes).unwrap_or(u32::MAX),
             max_buffer: buffer,
-            max_command: u32::try_from(self.max_command_bytes.min(self.max_message_bytes)).unwrap_or(u32::MAX),
+            max_command: u32::try_from(self.max_command_bytes.min(self.max_message_bytes))
+                .unwrap_or(u32::MAX),
         }
     }
 
@@ -259,7 +271,13 @@ impl Default for HubSettings {
 
 impl Default for RelaySettings {
     fn default() -> Self {
-        RelaySettings { retry_min_seconds: 1.0, retry_max_seconds: 30.0, max_attempts: 0, connect_timeout_seconds: 5.0, failback_seconds: 30.0 }
+        RelaySettings {
+            retry_min_seconds: 1.0,
+            retry_max_seconds: 30.0,
+            max_attempts: 0,
+            connect_timeout_seconds: 5.0,
+            failback_seconds: 30.0,
+        }
     }
 }
 
@@ -273,10 +291,14 @@ pub enum ConfigError {
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| ConfigError::Read { path: path.display().to_string(), reason: e.to_string() })?;
-        serde_saphyr::from_str(&text)
-            .map_err(|e| ConfigError::Parse { path: path.display().to_string(), reason: e.to_string() })
+        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })?;
+        serde_saphyr::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.display().to_string(),
+            reason: e.to_string(),
+        })
     }
 
     pub fn hub_config(&self) -> HubConfig {
@@ -284,7 +306,9 @@ impl Config {
         hub.grace = secs(self.hub.grace_seconds);
         hub.max_lag_events = self.hub.max_lag_events;
         hub.limits.queue_frames = self.hub.queue_frames.max(16);
-        hub.limits.max_gop_age = crate::media::Ts::from_millis((secs(self.hub.max_gop_seconds.min(86_400.0)).as_millis() as i64).max(100));
+        hub.limits.max_gop_age = crate::media::Ts::from_millis(
+            (secs(self.hub.max_gop_seconds.min(86_400.0)).as_millis() as i64).max(100),
+        );
         hub.reconnect_grace = secs(self.hub.reconnect_grace_seconds);
         hub
     }
@@ -315,7 +339,11 @@ const MAX_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
 /// Seconds from the file as a duration: negative and NaN as 0, huge values (`1e30`, which
 /// `Duration::from_secs_f64` panics on) capped at [`MAX_SECONDS`].
 fn secs(s: f64) -> Duration {
-    let s = if s.is_nan() || s <= 0.0 { 0.0 } else { s.min(MAX_SECONDS) };
+    let s = if s.is_nan() || s <= 0.0 {
+        0.0
+    } else {
+        s.min(MAX_SECONDS)
+    };
     Duration::from_secs_f64(s)
 }
 
@@ -345,8 +373,14 @@ mod tests {
         .unwrap();
         let year = Duration::from_secs(365 * 24 * 3600);
         assert_eq!(c.hub_config().grace, year);
-        assert_eq!((c.relay.retry_max(), c.relay.connect_timeout()), (year, year));
-        assert_eq!((c.webrtc.ice_timeout(), c.webrtc.publisher_timeout()), (Duration::ZERO, Duration::ZERO));
+        assert_eq!(
+            (c.relay.retry_max(), c.relay.connect_timeout()),
+            (year, year)
+        );
+        assert_eq!(
+            (c.webrtc.ice_timeout(), c.webrtc.publisher_timeout()),
+            (Duration::ZERO, Duration::ZERO)
+        );
     }
 
     #[test]
@@ -357,8 +391,14 @@ mod tests {
         assert_eq!(c.limits.max_rtmp_connections, 7);
         let rtmp = c.limits.rtmp();
         // The buffer can always hold one whole message; commands stay below messages.
-        assert_eq!((rtmp.max_message, rtmp.max_buffer, rtmp.max_command), (1000, 1000, 1000));
-        assert_eq!(Config::default().limits.http_header_timeout(), Duration::from_secs(10));
+        assert_eq!(
+            (rtmp.max_message, rtmp.max_buffer, rtmp.max_command),
+            (1000, 1000, 1000)
+        );
+        assert_eq!(
+            Config::default().limits.http_header_timeout(),
+            Duration::from_secs(10)
+        );
         assert!(serde_saphyr::from_str::<Config>("limits: { max_bytes: 1 }\n").is_err());
     }
 

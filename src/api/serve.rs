@@ -1,6 +1,8 @@
 //! The HTTP accept loop: one hyper HTTP/1.1 connection per client (upgrades for WebSockets),
 //! within the listener's connection cap, with a deadline on request headers.
 //!
+//! - Close: lingering (see [`super::linger`]), so an answer sent before the whole request
+//!   was read (413, 408) reaches the client.
 //! - Headers: a client must send each request's headers within
 //!   `limits.http_header_timeout_seconds`, also while a kept-alive connection waits for its
 //!   next request, so slow (slowloris) and idle clients are closed.
@@ -24,6 +26,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::net::{TcpListener, TcpStream};
 use tower::ServiceExt;
 
+use super::linger::SharedTcp;
 use super::write_stall::{StallGuard, WRITE_STALL};
 use super::ApiError;
 use crate::limits::{Gate, Permit, HTTP_OVERFLOW};
@@ -39,7 +42,9 @@ pub async fn serve(listener: TcpListener, gw: Gateway, gate: Gate) {
     let overflow_gate = Gate::new("http-overflow", HTTP_OVERFLOW);
     let overflow_app = overflow_router(gate.cap());
     let header_timeout = gw.limits.http_header_timeout();
-    while let Some((io, peer)) = crate::limits::accept(&listener, "HTTP", Duration::from_millis(50), &gw.shutdown).await {
+    while let Some((io, peer)) =
+        crate::limits::accept(&listener, "HTTP", Duration::from_millis(50), &gw.shutdown).await
+    {
         let (router, permit, timeout) = match gate.try_enter() {
             Some(p) => (app.clone(), p, header_timeout),
             None => {
@@ -47,12 +52,23 @@ pub async fn serve(listener: TcpListener, gw: Gateway, gate: Gate) {
                 match overflow_gate.try_enter() {
                     // Past the cap a client must ask at once, so idle ones cannot hold
                     // the places kept for /healthz.
-                    Some(p) => (overflow_app.clone(), p, OVERFLOW_HEADER_TIMEOUT.min(header_timeout)),
+                    Some(p) => (
+                        overflow_app.clone(),
+                        p,
+                        OVERFLOW_HEADER_TIMEOUT.min(header_timeout),
+                    ),
                     None => continue, // closed at once
                 }
             }
         };
-        tokio::spawn(connection(io, peer, router, permit, timeout, gw.shutdown.clone()));
+        tokio::spawn(connection(
+            io,
+            peer,
+            router,
+            permit,
+            timeout,
+            gw.shutdown.clone(),
+        ));
     }
     while gate.open() + overflow_gate.open() > 0 {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -72,26 +88,48 @@ async fn connection(
         req.map(axum::body::Body::new)
     });
     let service = TowerToHyperService::new(service);
-    let conn = hyper::server::conn::http1::Builder::new()
-        .timer(TokioTimer::new())
-        .header_read_timeout(header_timeout)
-        .serve_connection(TokioIo::new(StallGuard::new(io, WRITE_STALL)), service)
-        .with_upgrades();
-    tokio::pin!(conn);
-    tokio::select! {
-        r = conn.as_mut() => {
-            if let Err(e) = r {
-                if e.is_timeout() {
-                    tracing::info!(%peer, "HTTP connection closed: no complete request headers within {header_timeout:?}");
-                } else {
-                    tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
+    let shared = SharedTcp::new(io);
+    // hyper's handle is dropped with the block; the upgrade of a WebSocket keeps its own.
+    let served = {
+        let conn = hyper::server::conn::http1::Builder::new()
+            .timer(TokioTimer::new())
+            .header_read_timeout(header_timeout)
+            .serve_connection(
+                TokioIo::new(StallGuard::new(shared.clone(), WRITE_STALL)),
+                service,
+            )
+            .with_upgrades();
+        tokio::pin!(conn);
+        tokio::select! {
+            r = conn.as_mut() => {
+                match r {
+                    // An idle or slow client sent no request to answer: closed at once.
+                    Err(e) if e.is_timeout() => {
+                        tracing::info!(%peer, "HTTP connection closed: no complete request headers within {header_timeout:?}");
+                        false
+                    }
+                    Err(e) => {
+                        tracing::debug!(%peer, error = %e, "HTTP connection ended with an error");
+                        true
+                    }
+                    Ok(()) => true,
                 }
             }
+            _ = shutdown.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+                false
+            }
         }
-        _ = shutdown.cancelled() => {
-            conn.as_mut().graceful_shutdown();
-            let _ = conn.await;
-        }
+    };
+    if !served {
+        return; // shutting down, or nothing was answered
+    }
+    // A refused request's unread body must not turn the close into a reset that loses the
+    // answer (see `linger`).
+    let discarded = shared.linger().await;
+    if discarded > 0 {
+        tracing::debug!(%peer, discarded, "unread request bytes discarded before closing");
     }
 }
 
@@ -103,13 +141,18 @@ fn overflow_router(cap: usize) -> Router {
             format!("too many connections: the gateway holds its maximum of {cap} HTTP connections; try again later"),
         )
         .into_response();
-        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        r.headers_mut()
+            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         Ok::<_, Infallible>(r)
     };
-    Router::new().route("/healthz", get(|| async { "ok" })).fallback(refuse).layer(axum::middleware::map_response(
-        |mut r: axum::response::Response| async move {
-            r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
-            r
-        },
-    ))
+    Router::new()
+        .route("/healthz", get(|| async { "ok" }))
+        .fallback(refuse)
+        .layer(axum::middleware::map_response(
+            |mut r: axum::response::Response| async move {
+                r.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                r
+            },
+        ))
 }
