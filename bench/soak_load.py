@@ -165,8 +165,8 @@ class WhipProxy:
     media (and STUN, RTCP, NACK/PLI) crosses the relay. The gateway sees the relay's address
     as a peer-reflexive candidate."""
 
-    def __init__(self, http, loss=0.05, jitter_ms=40):
-        self.gw, self.loss, self.jitter = http, loss, jitter_ms
+    def __init__(self, gateway_http, loss=0.05, jitter_ms=40):
+        self.gw, self.loss, self.jitter = gateway_http, loss, jitter_ms
         self.counters = {"forwarded": 0, "dropped": 0, "returned": 0, "sessions": 0}
         self.pairs = {}  # location -> [UdpPair]
         self.lock = threading.Lock()
