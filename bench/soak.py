@@ -17,18 +17,22 @@ The load (see `Soak.__init__`, scaled by the mode):
             (UDP ingest) stream sent through a userspace relay that drops 5% of the packets and
             delays each by 0-40 ms (reordering some), its ingest deleted and posted again now
             and then, with an HTTP-FLV viewer; a CDN push of A to nginx-rtmp, killed and
-            restarted. (This machine's kernel has no sch_netem, hence the relay; WHIP media
-            goes peer to peer over ICE and is not relayed.)
+            restarted. (This machine's kernel has no sch_netem, hence the relay.) The first WHIP
+            publisher's media crosses the same kind of lossy relay (soak_load.WhipProxy).
+  units     load units (soak_load: an RTMP publisher + an H5 viewer = one H.264->MPEG-1
+            conversion on the gateway): 70% of the capacity a ramp measures first.
 When the load stops (every source, viewer, push and ingest gone), the counts should be back
 at their idle values: the run waits a drain period and compares.
 
-  --quick   CI smoke: about 4 minutes (1.6 of load); exits non-zero if the gateway died, or fds, pipelines
+  --quick   CI smoke: about 2.5 minutes (1.2 of load, 2 units, no ramp); exits non-zero if the gateway died, or fds, pipelines
             or tasks did not come back to idle
   --minutes the load's length (default 60)
   --out     where soak.json and the plots go (default: a temporary directory)
   --bin-dir the gateway and bench examples to use (default: a fresh release build, copied)
 
-usage: bench/soak.py [--quick | --minutes M] [--out DIR] [--bin-dir DIR]
+  --units N load units instead of the ramp's 70%; --ramp-seconds bounds the ramp (180)
+
+usage: bench/soak.py [--quick | --minutes M] [--units N] [--ramp-seconds S] [--out DIR] [--bin-dir DIR]
 """
 
 import argparse
