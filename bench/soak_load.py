@@ -192,6 +192,10 @@ class WhipProxy:
     def handle(self, h, method):
         n = int(h.headers.get("Content-Length") or 0)
         body = h.rfile.read(n) if n else None
+        if method == "POST" and body:
+            # Without the publisher's own candidates the gateway cannot reach it directly: the
+            # only working pair is the relay's (learnt as peer-reflexive from its checks).
+            body = re.sub(rb"a=candidate:[^\r\n]*\r?\n", b"", body)
         req = urllib.request.Request(f"http://{self.gw}{h.path}", data=body, method=method)
         if h.headers.get("Content-Type"):
             req.add_header("Content-Type", h.headers["Content-Type"])
