@@ -17,18 +17,22 @@ The load (see `Soak.__init__`, scaled by the mode):
             (UDP ingest) stream sent through a userspace relay that drops 5% of the packets and
             delays each by 0-40 ms (reordering some), its ingest deleted and posted again now
             and then, with an HTTP-FLV viewer; a CDN push of A to nginx-rtmp, killed and
-            restarted. (This machine's kernel has no sch_netem, hence the relay; WHIP media
-            goes peer to peer over ICE and is not relayed.)
+            restarted. (This machine's kernel has no sch_netem, hence the relay.) The first WHIP
+            publisher's media crosses the same kind of lossy relay (soak_load.WhipProxy).
+  units     load units (soak_load: an RTMP publisher + an H5 viewer = one H.264->MPEG-1
+            conversion on the gateway): 70% of the capacity a ramp measures first.
 When the load stops (every source, viewer, push and ingest gone), the counts should be back
 at their idle values: the run waits a drain period and compares.
 
-  --quick   CI smoke: about 4 minutes (1.6 of load); exits non-zero if the gateway died, or fds, pipelines
+  --quick   CI smoke: about 2.5 minutes (1.2 of load, 2 units, no ramp); exits non-zero if the gateway died, or fds, pipelines
             or tasks did not come back to idle
   --minutes the load's length (default 60)
   --out     where soak.json and the plots go (default: a temporary directory)
   --bin-dir the gateway and bench examples to use (default: a fresh release build, copied)
 
-usage: bench/soak.py [--quick | --minutes M] [--out DIR] [--bin-dir DIR]
+  --units N load units instead of the ramp's 70%; --ramp-seconds bounds the ramp (180)
+
+usage: bench/soak.py [--quick | --minutes M] [--units N] [--ramp-seconds S] [--out DIR] [--bin-dir DIR]
 """
 
 import argparse
@@ -52,17 +56,19 @@ import latency
 import avsync
 import memory
 import soak_parts as parts
+import soak_load
 
 STALL_MS = 1000
 
 
 class Soak:
-    def __init__(self, tmp, bins, minutes, quick):
+    def __init__(self, tmp, bins, minutes, quick, units=None, ramp_s=180):
         self.tmp, self.bins, self.quick = tmp, bins, quick
+        self.units_asked, self.ramp_s = units, ramp_s
         self.load_s = minutes * 60
         self.stop = threading.Event()
         # Cycle lengths: short in --quick so every kind of churn happens a few times.
-        self.view_s = 25 if quick else 60            # a measured viewer's life
+        self.view_s = 20 if quick else 60            # a measured viewer's life
         self.pub_life = (10, 25) if quick else (20, 90)  # a churn publisher's life
         self.origin_period = 35 if quick else 120    # nginx killed every ...
         self.origin_down = 8 if quick else 15        # ... and restarted after
@@ -121,7 +127,9 @@ class Soak:
 
     def whip_churn(self, k):
         life = random.uniform(*self.pub_life)
-        p = b.start([str(self.bins / "whip_load"), "publish", f"http://{self.http}", f"wchurn{k}-", "1", str(int(life))],
+        # The first one's media (ICE, RTP, RTCP) crosses the lossy relay (soak_load.WhipProxy).
+        base = self.whip_proxy.addr if k == 0 else self.http
+        p = b.start([str(self.bins / "whip_load"), "publish", f"http://{base}", f"wchurn{k}-", "1", str(int(life))],
                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         with self.lock:
             self.counts["whip_publishes"] += 1
@@ -162,6 +170,14 @@ class Soak:
         self.clip = b.make_clip(self.tmp, seconds=4)
         udp_clip = parts.make_udp_clip(self.tmp)
         self.gw, self.http, self.rtmp = b.gateway(self.tmp, binary=self.bins / "interop-gateway", extra=["--webrtc-ip", "127.0.0.1"])
+        cap = None
+        if self.units_asked is None:
+            cap = soak_load.measure_capacity(self.bins, self.clip, self.http, self.rtmp, self.gw.pid, self.ramp_s)
+            n_units = int(0.7 * cap["units"] + 0.5)
+        else:
+            n_units = self.units_asked
+        self.capacity = {"measured": cap, "units": n_units,
+                         "how": "ramp" if cap else ("fixed (--quick)" if self.quick else "given by --units")}
         self.origin_port = b.free_port()
         self.nginx = parts.nginx_on(self.tmp, self.origin_port)
         sampler = parts.Sampler(self.gw.pid, self.http, self)
@@ -173,13 +189,17 @@ class Soak:
                    parts.start_source(self.bins / "avprobe", "whip", f"http://{self.http}/whip/soakB")]
         latency.wait_live(self.http, "soakA")
         latency.wait_live(self.http, "soakB")
+        self.whip_proxy = soak_load.WhipProxy(self.http)
+        units = soak_load.Units(self.bins, self.clip, self.http, self.rtmp)
+        units.add(n_units)
         push = b.api(self.http, "POST", "/api/v1/streams/soakA/pushes", {"url": f"rtmp://127.0.0.1:{self.origin_port}/live/soakA"})
         self.udp = parts.LossyIngest(self.tmp, udp_clip, self.http, "soakU")
         self.udp.start()
         paths = {"A rtmp->httpflv": f"http://{self.http}/live/soakA.flv", "A rtmp->rtmp": f"rtmp://{self.rtmp}/live/soakA",
                  "A rtmp->whep": f"whep+http://{self.http}/whep/soakA", "A rtmp->h5": f"ws://{self.http}/h5/soakA",
                  "B whip->rtmp": f"rtmp://{self.rtmp}/live/soakB", "B whip->whep": f"whep+http://{self.http}/whep/soakB",
-                 "U udp(lossy)->httpflv": f"http://{self.http}/live/soakU.flv"}
+                 "U udp(lossy)->httpflv": f"http://{self.http}/live/soakU.flv",
+                 "W whip(lossy)->rtmp": f"rtmp://{self.rtmp}/live/wchurn0-0"}
         threads = [self.loop(f"view {p}", lambda p=p, u=u: self.measured_viewer(p, u)) for p, u in paths.items()]
         threads += [self.loop(f"rtmp churn {k}", lambda k=k: self.rtmp_churn(k)) for k in range(self.n_rtmp_churn)]
         threads += [self.loop(f"churn viewers {k}", lambda k=k: self.churn_viewers(k)) for k in range(self.n_rtmp_churn)]
@@ -188,6 +208,7 @@ class Soak:
 
         while time.time() - t_load < self.load_s and self.gw.poll() is None:
             sampler.sample("load")
+            self.whip_proxy.reap()
             time.sleep(max(0.0, sample_every - (time.time() - sampler.last)))
         t_stop = time.time()
         # Stop the load: threads finish their current step (viewers end within their life).
@@ -195,6 +216,7 @@ class Soak:
         for p in sources:
             b.stop(p)
         self.udp.stop()
+        units.stop()
         deadline = time.time() + self.view_s + 40
         while any(t.is_alive() for t in threads) and time.time() < deadline and self.gw.poll() is None:
             sampler.sample("stopping")
@@ -207,30 +229,33 @@ class Soak:
                 self.errors.append(f"deleting the push: {e}")
         # Drain: pending WHIP sessions time out (15 s), closed sockets are reaped.
         t_drain = time.time()
-        while time.time() - t_drain < 30 and self.gw.poll() is None:
+        while time.time() - t_drain < (20 if self.quick else 30) and self.gw.poll() is None:
             sampler.sample("drain")
             time.sleep(sample_every)
         idle_end = sampler.idle("idle after", 10) if self.gw.poll() is None else None
         gw_alive = self.gw.poll() is None
         b.stop(self.nginx)
         b.stop(self.gw)
+        self.whip_proxy.close()
         return {"load_s": t_stop - t_load, "t_load": t_load, "t_stop": t_stop, "idle_start": idle_start,
                 "idle_end": idle_end, "gateway_alive": gw_alive, "gateway_exit": self.gw.returncode,
                 "samples": sampler.samples, "viewers": self.viewers, "faults": self.faults,
                 "counts": self.counts, "errors": self.errors[-50:], "error_count": len(self.errors),
-                "udp_relay": self.udp.stats()}
+                "udp_relay": self.udp.stats(),
+                "whip_relay": self.whip_proxy.stats(), "capacity": self.capacity}
 
 
 def prepare_bins(bin_dir):
     if bin_dir:
         return pathlib.Path(bin_dir)
     subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "interop-gateway", "--example", "whip_load",
-                    "--example", "avprobe", "--example", "flv_readers"], cwd=b.ROOT, check=True)
+                    "--example", "avprobe", "--example", "flv_readers", "--example", "h5_bench"], cwd=b.ROOT, check=True)
     # Copied, so another build into the same target directory cannot swap them mid-run.
     d = b.tmpdir() / "bin"
     d.mkdir()
     rel = b.TARGET / "release"
-    for src in [rel / "interop-gateway", rel / "examples" / "avprobe", rel / "examples" / "whip_load", rel / "examples" / "flv_readers"]:
+    for src in [rel / "interop-gateway", rel / "examples" / "avprobe", rel / "examples" / "whip_load", rel / "examples" / "flv_readers",
+                rel / "examples" / "h5_bench"]:
         shutil.copy2(src, d / src.name)
     return d
 
@@ -241,13 +266,16 @@ def main():
     ap.add_argument("--minutes", type=float, default=60)
     ap.add_argument("--out")
     ap.add_argument("--bin-dir")
+    ap.add_argument("--units", type=int, help="load units to add (default: 70%% of the capacity ramp's; 2 in --quick)")
+    ap.add_argument("--ramp-seconds", type=float, default=180, help="bound of the capacity ramp")
     a = ap.parse_args()
-    minutes = 1.6 if a.quick else a.minutes
+    minutes = 1.2 if a.quick else a.minutes
+    units = 2 if a.quick and a.units is None else a.units
     out = pathlib.Path(a.out) if a.out else b.tmpdir()
     out.mkdir(parents=True, exist_ok=True)
     bins = prepare_bins(a.bin_dir)
     random.seed(10)
-    soak = Soak(b.tmpdir(), bins, minutes, a.quick)
+    soak = Soak(b.tmpdir(), bins, minutes, a.quick, units, a.ramp_seconds)
     result = soak.run(sample_every=2 if a.quick else 5)
     result["mode"] = "quick" if a.quick else f"{minutes:g} min"
     (out / "soak.json").write_text(json.dumps(result))

@@ -419,6 +419,16 @@ def report(r):
         f = (lambda d: f"{d['min']:.0f} / {d['median']:.0f} / {d['max']:.0f}" if d else "-")
         lines.append(f"| {name} | {p['viewers']} | {p['frames']} | {p['no_picture']} | {p['stall_count']} | {p['longest_stall_s']:.1f} "
                      f"| {f(p['av_pts_ms'])} | {f(p['av_arrival_ms'])} |")
+    lines.append("paths marked (lossy) carry the injected faults (5% loss, 0-40 ms jitter; UDP ingest re-posts, WHIP "
+                 "reconnects): their stalls are counted apart from the target")
+    cap = r.get("capacity") or {}
+    m = cap.get("measured")
+    if m:
+        lines.append(f"capacity (the whole 2-core box: gateway plus its test clients): {m['units']} units "
+                     f"(one unit = RTMP publisher + H5 viewer, i.e. one H.264->MPEG-1 + AAC->MP2 conversion), "
+                     f"gateway {m['gateway_cpu_cores_at_capacity']} cores there; ramp stopped: {m['stopped_because']}")
+    lines.append(f"load units during the soak: {cap.get('units')} ({cap.get('how')}); "
+                 f"whip relay: {json.dumps(r.get('whip_relay'))}")
     if r["errors"]:
         lines.append("last churn errors: " + " | ".join(r["errors"][-5:]))
     return "\n".join(lines)
