@@ -181,7 +181,9 @@ def gateway(dirpath, binary=None, extra=()):
     binary = binary or TARGET / "release" / "interop-gateway"
     log = open(dirpath / "gateway.log", "w+")
     p = start([str(binary), "serve", "--http", "127.0.0.1:0", "--rtmp", "127.0.0.1:0",
-               "--matrix", str(ROOT / "matrix.yaml"), "--pipelines", str(ROOT / "pipelines"), *extra],
+               "--matrix", str(ROOT / "matrix.yaml"), "--pipelines", str(ROOT / "pipelines"),
+               # The benchmarks' CDN origins (nginx-rtmp) listen on loopback.
+               "--allow-relay-host", "127.0.0.1", *extra],
               stderr=log, env={**os.environ, "RUST_LOG": "warn"})
     end = time.time() + 30
     while time.time() < end:

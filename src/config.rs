@@ -133,6 +133,9 @@ pub struct RelaySettings {
     /// A push live on a backup destination checks its primary this often, and moves back
     /// to it once it accepts the stream.
     pub failback_seconds: f64,
+    /// Where pushes and pulls may dial: host names, addresses, CIDR networks. Empty: any
+    /// host but loopback, link-local and unspecified addresses.
+    pub allowed_hosts: Vec<String>,
 }
 
 /// The `webrtc:` section: where ICE binds, what the SDP announces, and session timeouts.
@@ -277,6 +280,7 @@ impl Default for RelaySettings {
             max_attempts: 0,
             connect_timeout_seconds: 5.0,
             failback_seconds: 30.0,
+            allowed_hosts: Vec::new(),
         }
     }
 }

@@ -14,6 +14,8 @@ pub mod addr_rules;
 pub mod api;
 pub mod auth;
 pub mod config;
+pub mod gateway;
+pub mod http;
 pub mod hub;
 pub mod limits;
 pub mod matrix;

@@ -49,6 +49,10 @@ enum Command {
         /// (`hub.reconnect_grace_seconds`; 0: the stream ends with its publisher).
         #[arg(long, value_name = "SECONDS")]
         reconnect_grace: Option<f64>,
+        /// A host, address or CIDR network pushes and pulls made through the API may dial
+        /// (added to `relay.allowed_hosts`; repeatable).
+        #[arg(long, value_name = "HOST")]
+        allow_relay_host: Vec<String>,
     },
     /// Print the query string (no `?`) that signs a publish or play URL of a stream, valid
     /// for `--ttl` seconds: append it to any URL of that stream.
@@ -102,9 +106,9 @@ enum SignMethod {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve { config, matrix, http, rtmp, webrtc_ip, pipelines, reconnect_grace } => {
+        Command::Serve { config, matrix, http, rtmp, webrtc_ip, pipelines, reconnect_grace, allow_relay_host } => {
             glib_slices_from_malloc();
-            serve(config, matrix, http, rtmp, webrtc_ip, pipelines, reconnect_grace)
+            serve(config, matrix, http, rtmp, webrtc_ip, pipelines, reconnect_grace, allow_relay_host)
         }
         Command::Check { file } => return check(&file),
         Command::Sign { config, action, stream, ttl, method, path } => sign(&config, action, &stream, ttl, method, path),
@@ -172,6 +176,7 @@ fn plan(from: Protocol, to: Protocol, matrix_path: &std::path::Path, pipelines: 
     Ok(())
 }
 
+#[allow(clippy::too_many_arguments)]
 fn serve(
     config: Option<PathBuf>,
     matrix: Option<PathBuf>,
@@ -180,6 +185,7 @@ fn serve(
     webrtc_ip: Option<std::net::IpAddr>,
     pipelines: Option<PathBuf>,
     reconnect_grace: Option<f64>,
+    allow_relay_host: Vec<String>,
 ) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(
@@ -209,6 +215,7 @@ fn serve(
     if let Some(seconds) = reconnect_grace {
         cfg.hub.reconnect_grace_seconds = seconds;
     }
+    cfg.relay.allowed_hosts.extend(allow_relay_host);
     // jemalloc purges the pages it freed only when an arena is used again, unless its
     // background thread does it (10 s decay): an idle gateway then gives them back too.
     if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
@@ -221,6 +228,7 @@ fn serve(
     let runtime = builder.enable_all().build().context("starting the runtime")?;
     let served = runtime.block_on(async move {
         let gw = Gateway::new(&cfg)?;
+        gw.admission.warn_if_open();
         let listeners = Listeners::bind(cfg.http, cfg.rtmp).await?;
         let http_addr = listeners.http.local_addr().context("HTTP address")?;
         let rtmp_addr = listeners.rtmp.local_addr().context("RTMP address")?;

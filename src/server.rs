@@ -1,119 +1,23 @@
-//! The whole gateway as one value (`Gateway`) and its entry point `run(gateway, listeners,
-//! shutdown)`, so tests can start a complete server on port 0.
+//! The entry point `run(gateway, listeners, shutdown)`, so tests can start a complete server on
+//! port 0, and the one place that composes the ways in: the HTTP router of the API and every
+//! HTTP protocol, each given its own narrow state, and the RTMP listener.
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
-use serde::Serialize;
+use axum::http::StatusCode;
+use axum::Router;
 use tokio::net::TcpListener;
-use tokio_util::sync::CancellationToken;
 
 use crate::config::Config;
-use crate::hub::Hub;
-use crate::matrix::{Matrix, MatrixError};
-use crate::pipeline::{FragmentError, Pipelines};
-use crate::protocols::cdn::Relays;
+pub use crate::gateway::{load_matrix, Gateway, ReloadStatus, ServerError};
+use crate::http::ApiError;
 use crate::protocols::rtmp::serve as rtmp_serve;
+use crate::protocols::{h5, udp, webrtc};
 
 /// How long shutdown waits for sessions to close before giving up on them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
-
-#[derive(Debug, thiserror::Error)]
-pub enum ServerError {
-    #[error("{0}")]
-    Matrix(#[from] MatrixError),
-    #[error("{0}")]
-    Pipelines(#[from] FragmentError),
-    #[error("{what}: {source}")]
-    Io { what: String, source: std::io::Error },
-    #[error("{0}")]
-    Config(String),
-}
-
-/// The outcome of the last matrix reload, shown by the API.
-#[derive(Debug, Clone, Serialize)]
-pub struct ReloadStatus {
-    pub ok: bool,
-    pub message: String,
-    pub at: f64,
-}
-
-/// Everything a request handler or protocol session needs; cheap to clone.
-#[derive(Clone)]
-pub struct Gateway {
-    pub hub: Hub,
-    pub relays: Relays,
-    pub shutdown: CancellationToken,
-    /// WHIP/WHEP settings and sessions.
-    pub webrtc: crate::protocols::webrtc::Sessions,
-    /// Plain RTP (UDP) ingests and outputs.
-    pub udp: crate::protocols::udp::Udp,
-    /// What peers may make the gateway hold (`limits:`).
-    pub limits: crate::config::LimitsSettings,
-    matrix_path: Arc<PathBuf>,
-    pipelines_dir: Arc<PathBuf>,
-    last_reload: Arc<Mutex<Option<ReloadStatus>>>,
-}
-
-/// Loads and checks the matrix and the pipeline fragments (including a GStreamer parse).
-pub fn load_matrix(matrix: &std::path::Path, pipelines: &std::path::Path) -> Result<(Matrix, Pipelines), ServerError> {
-    let m = Matrix::load(matrix)?;
-    let p = Pipelines::load(pipelines)?;
-    crate::pipeline::init();
-    p.check_with_gstreamer()?;
-    Ok((m, p))
-}
-
-impl Gateway {
-    /// Builds the gateway from its configuration; refuses a bad matrix or bad fragments.
-    pub fn new(config: &Config) -> Result<Gateway, ServerError> {
-        let (matrix, pipelines) = load_matrix(&config.matrix, &config.pipelines)?;
-        let hub = Hub::new(matrix, pipelines, config.hub_config());
-        let shutdown = CancellationToken::new();
-        let relays = Relays::new(hub.clone(), config.relay.clone(), shutdown.clone());
-        let webrtc = crate::protocols::webrtc::Sessions::new(config.webrtc.clone())
-            .map_err(|e| ServerError::Config(format!("webrtc: {e}")))?;
-        let udp = crate::protocols::udp::Udp::new(&config.udp, config.http.ip())
-            .map_err(|e| ServerError::Config(format!("udp: {e}")))?;
-        Ok(Gateway {
-            hub,
-            relays,
-            shutdown,
-            webrtc,
-            udp,
-            limits: config.limits,
-            matrix_path: Arc::new(config.matrix.clone()),
-            pipelines_dir: Arc::new(config.pipelines.clone()),
-            last_reload: Arc::new(Mutex::new(None)),
-        })
-    }
-
-    /// Loads the matrix file again: a good one serves new sessions from now on; a bad one is
-    /// refused and the running matrix stays, with the reason kept for the API.
-    pub fn reload(&self) -> ReloadStatus {
-        let at = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64()).unwrap_or(0.0);
-        let status = match load_matrix(&self.matrix_path, &self.pipelines_dir) {
-            Ok((matrix, pipelines)) => {
-                self.hub.replace_matrix(matrix, pipelines);
-                tracing::info!(path = %self.matrix_path.display(), "matrix reloaded");
-                ReloadStatus { ok: true, message: "matrix reloaded; new sessions use it".into(), at }
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "matrix reload refused; keeping the running matrix");
-                ReloadStatus { ok: false, message: format!("reload refused, running matrix kept:\n{e}"), at }
-            }
-        };
-        *self.last_reload.lock().unwrap_or_else(|e| e.into_inner()) = Some(status.clone());
-        status
-    }
-
-    pub fn last_reload(&self) -> Option<ReloadStatus> {
-        self.last_reload.lock().unwrap_or_else(|e| e.into_inner()).clone()
-    }
-}
 
 pub struct Listeners {
     pub http: TcpListener,
@@ -147,10 +51,11 @@ pub async fn run(gw: Gateway, config: &Config, listeners: Listeners, shutdown: i
     let (rtmp_cap, http_cap) = crate::limits::connection_caps(&config.limits, open_files);
     tracing::info!(open_files, rtmp_cap, http_cap, "connection caps");
     let rtmp_gate = crate::limits::Gate::new("rtmp", rtmp_cap);
-    let rtmp = tokio::spawn(rtmp_serve::accept_loop_gated(listeners.rtmp, gw.clone(), rtmp_gate));
+    let rtmp = tokio::spawn(rtmp_serve::accept_loop_gated(listeners.rtmp, rtmp_state(&gw), rtmp_gate));
     let token = gw.shutdown.clone();
     let http_gate = crate::limits::Gate::new("http", http_cap);
-    let http = tokio::spawn(crate::api::serve::serve(listeners.http, gw.clone(), http_gate));
+    let app = router(&gw);
+    let http = tokio::spawn(crate::http::serve::serve(listeners.http, app, gw.limits, gw.shutdown.clone(), http_gate));
     shutdown.await;
     tracing::info!("shutting down");
     token.cancel();
@@ -171,6 +76,48 @@ pub async fn run(gw: Gateway, config: &Config, listeners: Listeners, shutdown: i
     }
     stop_pipelines().await;
     Ok(())
+}
+
+/// The HTTP router: the control API, HTTP-FLV, WHIP/WHEP, H5 and the UDP API, each with its
+/// own state, and the bounds every HTTP request shares.
+pub fn router(gw: &Gateway) -> Router {
+    let body_limit = axum::extract::DefaultBodyLimit::max(gw.limits.http_body_bytes);
+    let bounds = crate::http::body_timeout::BodyBounds {
+        timeout: gw.limits.http_body_timeout(),
+        max_bytes: gw.limits.http_body_bytes,
+    };
+    crate::api::router(gw.clone())
+        // WHIP/WHEP (with their own CORS layer).
+        .merge(webrtc::routes(webrtc::WebrtcCtx {
+            hub: gw.hub.clone(),
+            webrtc: gw.webrtc.clone(),
+            shutdown: gw.shutdown.clone(),
+            admission: gw.admission.clone(),
+        }))
+        // H5 (JSMpeg): play, publish, player page.
+        .merge(h5::routes(h5::H5Ctx {
+            hub: gw.hub.clone(),
+            shutdown: gw.shutdown.clone(),
+            limits: gw.limits,
+            admission: gw.admission.clone(),
+        }))
+        .merge(udp::routes(udp::UdpCtx { hub: gw.hub.clone(), udp: gw.udp.clone(), shutdown: gw.shutdown.clone() }))
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
+        // JSON and SDP bodies (the H5 POST streams its body and is bounded by `limits:` itself).
+        .layer(body_limit)
+        // Every other body is read whole within `limits.http_body_timeout_seconds` (else 408).
+        .layer(axum::middleware::from_fn_with_state(bounds, crate::http::body_timeout::bound_body))
+        // The control API and /metrics: tokens and roles, no cross-site state changes.
+        .layer(axum::middleware::from_fn_with_state(gw.admission.clone(), crate::api::access::guard))
+}
+
+fn rtmp_state(gw: &Gateway) -> rtmp_serve::RtmpCtx {
+    rtmp_serve::RtmpCtx {
+        hub: gw.hub.clone(),
+        shutdown: gw.shutdown.clone(),
+        limits: gw.limits,
+        admission: gw.admission.clone(),
+    }
 }
 
 /// Stops every GStreamer pipeline still running, so that none is disposed while playing and

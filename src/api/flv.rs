@@ -3,7 +3,7 @@
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{header, StatusCode};
+use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use bytes::{Bytes, BytesMut};
 use std::time::Duration;
@@ -12,11 +12,11 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use super::error::{parse_key, ApiError};
+use crate::http::{parse_key, ApiError};
 use crate::hub::{ConsumerRequest, EndReason, Subscription};
 use crate::media::Protocol;
 use crate::protocols::flv::{file_header, file_tag, FlvEgress};
-use crate::server::Gateway;
+use crate::gateway::Gateway;
 
 /// Chunks (one per frame) buffered toward one viewer's socket; past it the viewer lags.
 const SOCKET_QUEUE: usize = 64;
@@ -25,12 +25,24 @@ const FRAME_WAIT: Duration = Duration::from_secs(1);
 /// A viewer whose queue takes nothing for this long is disconnected.
 pub const WRITE_STALL: Duration = Duration::from_secs(8);
 
-pub async fn live(gw: State<Gateway>, peer: ConnectInfo<SocketAddr>, Path(file): Path<String>) -> Result<Response, ApiError> {
-    play(gw, peer, Protocol::Rtmp, &file).await
+pub async fn live(
+    gw: State<Gateway>,
+    peer: ConnectInfo<SocketAddr>,
+    Path(file): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    play(gw, peer, Protocol::Rtmp, &file, &uri, &headers).await
 }
 
-pub async fn mini(gw: State<Gateway>, peer: ConnectInfo<SocketAddr>, Path(file): Path<String>) -> Result<Response, ApiError> {
-    play(gw, peer, Protocol::Miniprogram, &file).await
+pub async fn mini(
+    gw: State<Gateway>,
+    peer: ConnectInfo<SocketAddr>,
+    Path(file): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    play(gw, peer, Protocol::Miniprogram, &file, &uri, &headers).await
 }
 
 async fn play(
@@ -38,9 +50,13 @@ async fn play(
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     protocol: Protocol,
     file: &str,
+    uri: &Uri,
+    headers: &HeaderMap,
 ) -> Result<Response, ApiError> {
     let name = file.strip_suffix(".flv").ok_or_else(|| ApiError::not_found(format!("no such resource `{file}`")))?;
     let key = parse_key(name)?;
+    let entry = crate::auth::Entry::HttpFlv;
+    crate::http::client::admit(&gw.admission, crate::auth::Action::Play, entry, key.as_str(), peer.ip(), uri, headers).await?;
     let who = ConsumerRequest { protocol, transport: "http-flv".into(), remote: Some(peer.to_string()) };
     let sub = gw.hub.subscribe(&key, who).await?;
     let (tx, rx) = mpsc::channel::<Bytes>(SOCKET_QUEUE);

@@ -7,10 +7,10 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use super::error::{parse_key, ApiError};
+use crate::http::{parse_key, ApiError};
 use crate::matrix::{self, Leg, Plan, Source};
 use crate::media::Protocol;
-use crate::server::{Gateway, ReloadStatus};
+use crate::gateway::{Gateway, ReloadStatus};
 
 #[derive(Serialize)]
 pub struct MatrixView {

@@ -8,7 +8,7 @@ use axum::http::header;
 use axum::response::IntoResponse;
 
 use crate::media::Protocol;
-use crate::server::Gateway;
+use crate::gateway::Gateway;
 
 pub async fn metrics(State(gw): State<Gateway>) -> impl IntoResponse {
     let body = render(&gw);

@@ -1,30 +1,21 @@
-//! The HTTP side of the gateway: the control API (JSON) and the HTTP media endpoints.
+//! The control API (JSON), `/healthz`, `/metrics`, and HTTP-FLV (still here; to move under
+//! `protocols/flv`).
 
-mod body_timeout;
-mod error;
+pub mod access;
 mod flv;
-pub mod linger;
 mod matrix;
 mod metrics;
 mod relays;
-pub mod serve;
 mod streams;
-pub mod write_stall;
 
-use axum::http::StatusCode;
 use axum::routing::{delete, get, post};
 use axum::Router;
 
-pub use error::{parse_json, parse_key, ApiError};
+pub use crate::http::{parse_json, parse_key, ApiError};
 
-use crate::server::Gateway;
+use crate::gateway::Gateway;
 
 pub fn router(gw: Gateway) -> Router {
-    let body_limit = axum::extract::DefaultBodyLimit::max(gw.limits.http_body_bytes);
-    let bounds = body_timeout::BodyBounds {
-        timeout: gw.limits.http_body_timeout(),
-        max_bytes: gw.limits.http_body_bytes,
-    };
     Router::new()
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics::metrics))
@@ -59,18 +50,5 @@ pub fn router(gw: Gateway) -> Router {
         .route("/api/v1/matrix/reload", post(matrix::reload))
         .route("/live/{file}", get(flv::live))
         .route("/mini/{file}", get(flv::mini))
-        // WHIP/WHEP (with their own CORS layer).
-        .merge(crate::protocols::webrtc::routes())
-        // H5 (JSMpeg): play, publish, player page.
-        .merge(crate::protocols::h5::routes())
-        .merge(crate::protocols::udp::routes())
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
-        // JSON and SDP bodies (the H5 POST streams its body and is bounded by `limits:` itself).
-        .layer(body_limit)
-        // Every other body is read whole within `limits.http_body_timeout_seconds` (else 408).
-        .layer(axum::middleware::from_fn_with_state(
-            bounds,
-            body_timeout::bound_body,
-        ))
         .with_state(gw)
 }

@@ -6,10 +6,10 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
-use super::error::{parse_json, parse_key, ApiError};
+use crate::http::{parse_json, parse_key, ApiError};
 use crate::protocols::cdn::{RelayError, RelayKind, RelayStatus};
 use crate::protocols::rtmp::RtmpUrl;
-use crate::server::Gateway;
+use crate::gateway::Gateway;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -56,6 +56,9 @@ pub async fn add_push(
         return Err(ApiError::bad_request(format!("backup_urls: at most {MAX_BACKUP_URLS} destinations")));
     }
     let backups = req.backup_urls.iter().map(|u| parse_url(u)).collect::<Result<Vec<_>, _>>()?;
+    for target in std::iter::once(&url).chain(&backups) {
+        gw.check_relay_target(target).await.map_err(|e| ApiError::new(StatusCode::FORBIDDEN, e))?;
+    }
     Ok((StatusCode::CREATED, Json(gw.relays.add_push_with_backups(key, url, backups))))
 }
 
@@ -80,6 +83,7 @@ pub async fn add_pull(State(gw): State<Gateway>, body: Bytes) -> Result<(StatusC
     let req: PullRequest = parse_json(&body)?;
     let key = parse_key(&req.stream)?;
     let url = parse_url(&req.url)?;
+    gw.check_relay_target(&url).await.map_err(|e| ApiError::new(StatusCode::FORBIDDEN, e))?;
     match gw.relays.add_pull(key, url) {
         Ok(status) => Ok((StatusCode::CREATED, Json(status))),
         Err(e @ RelayError::DuplicatePull(_)) => Err(ApiError::new(StatusCode::CONFLICT, e.to_string())),

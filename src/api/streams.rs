@@ -5,14 +5,17 @@ use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use axum::extract::{Path, State};
+use axum::Extension;
+
+use crate::auth::Role;
 use axum::http::StatusCode;
 use axum::Json;
 use serde::Serialize;
 
-use super::error::{parse_key, ApiError};
+use crate::http::{parse_key, ApiError};
 use crate::hub::Stream;
 use crate::media::{Codec, TrackInfo};
-use crate::server::Gateway;
+use crate::gateway::Gateway;
 
 #[derive(Serialize)]
 pub struct StreamList {
@@ -155,14 +158,26 @@ pub fn view(stream: &Stream) -> StreamView {
     }
 }
 
-pub async fn list(State(gw): State<Gateway>) -> Json<StreamList> {
-    Json(StreamList { streams: gw.hub.streams().iter().map(|s| view(s)).collect() })
+pub async fn list(State(gw): State<Gateway>, role: Option<Extension<Role>>) -> Json<StreamList> {
+    let streams = gw.hub.streams().iter().map(|s| for_role(view(s), role.as_deref())).collect();
+    Json(StreamList { streams })
 }
 
-pub async fn get(State(gw): State<Gateway>, Path(key): Path<String>) -> Result<Json<StreamView>, ApiError> {
+pub async fn get(State(gw): State<Gateway>, role: Option<Extension<Role>>, Path(key): Path<String>) -> Result<Json<StreamView>, ApiError> {
     let key = parse_key(&key)?;
     let stream = gw.hub.stream(&key).ok_or_else(|| ApiError::not_found(format!("stream `{key}` is not live")))?;
-    Ok(Json(view(&stream)))
+    Ok(Json(for_role(view(&stream), role.as_deref())))
+}
+
+/// Viewers' and publishers' addresses are for the admin role only.
+fn for_role(mut view: StreamView, role: Option<&Role>) -> StreamView {
+    if role != Some(&Role::Admin) {
+        view.publisher.remote = None;
+        for s in &mut view.sessions {
+            s.remote = None;
+        }
+    }
+    view
 }
 
 /// Disconnects the stream's publisher.

@@ -16,6 +16,7 @@ pub mod keys;
 pub mod origin;
 pub mod policy;
 pub mod redact;
+pub mod relay_targets;
 pub mod request;
 pub mod secret;
 pub mod settings;

@@ -65,6 +65,11 @@ impl Gateway {
         if !named("--reconnect-grace") {
             args.extend(["--reconnect-grace".into(), "0".into()]);
         }
+        // The tests' CDN origins (nginx-rtmp) listen on loopback, which relays may not dial
+        // unless allowed.
+        if !named("--allow-relay-host") {
+            args.extend(["--allow-relay-host".into(), "127.0.0.1".into()]);
+        }
         if let Some(text) = config {
             let path = dir.path().join("config.yaml");
             std::fs::write(&path, text).expect("write gateway config");

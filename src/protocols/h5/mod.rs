@@ -30,9 +30,21 @@ use axum::{Extension, Router};
 pub use play::{AUDIO_TABLES_EVERY, PING_EVERY, PONG_TIMEOUT, QUEUE_MESSAGES, WRITE_STALL};
 pub use publish::{PublishError, PublishSummary, PUBLISH_SILENCE};
 
-use crate::api::ApiError;
-use crate::hub::StreamKey;
-use crate::server::Gateway;
+use crate::http::ApiError;
+use tokio_util::sync::CancellationToken;
+
+use crate::auth::Admission;
+use crate::config::LimitsSettings;
+use crate::hub::{Hub, StreamKey};
+
+/// What the H5 handlers get from the gateway.
+#[derive(Clone)]
+pub struct H5Ctx {
+    pub hub: Hub,
+    pub shutdown: CancellationToken,
+    pub limits: LimitsSettings,
+    pub admission: Admission,
+}
 
 /// What the H5 routes share: the per-stream packet caches and where JSMpeg is.
 pub struct H5State {
@@ -41,7 +53,7 @@ pub struct H5State {
 }
 
 /// The H5 routes, to merge into the gateway's router.
-pub fn routes() -> Router<Gateway> {
+pub fn routes(ctx: H5Ctx) -> Router {
     let state = Arc::new(H5State { caches: shared::PacketCaches::default(), jsmpeg: player::jsmpeg_path() });
     Router::new()
         .route("/h5/{stream}", get(play::play).post(publish::post))
@@ -49,6 +61,7 @@ pub fn routes() -> Router<Gateway> {
         .route("/h5/{stream}/player", get(player::page))
         .route(player::JSMPEG_ROUTE, get(player::jsmpeg))
         .layer(Extension(state))
+        .with_state(ctx)
 }
 
 fn parse_key(raw: &str) -> Result<StreamKey, ApiError> {

@@ -17,7 +17,9 @@ use std::time::Duration;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use crate::auth::{Action, Entry};
+use crate::http::client::admit;
 use axum::response::Response;
 use axum::Extension;
 use bytes::Bytes;
@@ -32,10 +34,10 @@ use super::shared::SharedPackets;
 use super::ts::mux::ProgramTables;
 use super::H5State;
 use super::parse_key;
-use crate::api::ApiError;
+use crate::http::ApiError;
 use crate::hub::{ConsumerRequest, EndReason, Subscription};
 use crate::media::{Codec, Frame, Protocol, TrackKind};
-use crate::server::Gateway;
+use super::H5Ctx;
 
 /// Messages queued toward one viewer (about two seconds of a 30 fps stream with audio).
 pub const QUEUE_MESSAGES: usize = 128;
@@ -54,13 +56,17 @@ const WRITE_BATCH: usize = 32;
 const SUBPROTOCOLS: [&str; 2] = ["null", "jsmpeg"];
 
 pub async fn play(
-    State(gw): State<Gateway>,
+    State(gw): State<H5Ctx>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Extension(h5): Extension<Arc<H5State>>,
     Path(stream): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
     ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let key = parse_key(&stream)?;
+    // Browsers cannot set headers on a WebSocket: the credentials are in the query.
+    admit(&gw.admission, Action::Play, Entry::H5, key.as_str(), peer.ip(), &uri, &headers).await?;
     let live = gw.hub.stream(&key).ok_or_else(|| ApiError::not_found(format!("stream `{key}` is not live")))?;
     let ws = ws.map_err(|e| {
         ApiError::new(
@@ -105,7 +111,7 @@ impl std::fmt::Display for End {
     }
 }
 
-async fn serve(socket: WebSocket, mut sub: Subscription, packets: Arc<SharedPackets>, gw: &Gateway) -> End {
+async fn serve(socket: WebSocket, mut sub: Subscription, packets: Arc<SharedPackets>, gw: &H5Ctx) -> End {
     let (sink, mut incoming) = socket.split();
     let (tx, rx) = mpsc::channel::<Message>(QUEUE_MESSAGES);
     let stop = CancellationToken::new();
@@ -138,7 +144,7 @@ async fn feed(
     packets: &SharedPackets,
     tx: &mpsc::Sender<Message>,
     incoming: &mut SplitStream<WebSocket>,
-    gw: &Gateway,
+    gw: &H5Ctx,
 ) -> End {
     let has_video = sub.has_video();
     let mut tables = ProgramTables::new(has_video, sub.has_audio());

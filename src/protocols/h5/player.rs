@@ -17,7 +17,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Extension;
 
 use super::{parse_key, H5State};
-use crate::api::ApiError;
+use crate::http::ApiError;
 
 /// Where the gateway serves the JSMpeg script.
 pub const JSMPEG_ROUTE: &str = "/h5-assets/jsmpeg.min.js";

@@ -13,7 +13,9 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Path, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode, Uri};
+use crate::auth::{Action, Entry};
+use crate::http::client::admit;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::StreamExt;
@@ -22,10 +24,10 @@ use tracing::Instrument;
 
 use super::ingest::{IngestError, TsIngest};
 use super::parse_key;
-use crate::api::ApiError;
+use crate::http::ApiError;
 use crate::hub::{HubError, Publisher, StreamKey};
 use crate::media::{Frame, Protocol};
-use crate::server::Gateway;
+use super::H5Ctx;
 
 /// A publisher that sends nothing for this long is gone.
 pub const PUBLISH_SILENCE: Duration = Duration::from_secs(20);
@@ -62,7 +64,7 @@ pub struct PublishSummary {
 
 /// One H5 publisher: the ingest state and, once the first I-picture is in, the hub publisher.
 struct Session {
-    gw: Gateway,
+    gw: H5Ctx,
     key: StreamKey,
     transport: &'static str,
     remote: String,
@@ -73,7 +75,7 @@ struct Session {
 }
 
 impl Session {
-    fn new(gw: &Gateway, key: StreamKey, transport: &'static str, peer: SocketAddr) -> Session {
+    fn new(gw: &H5Ctx, key: StreamKey, transport: &'static str, peer: SocketAddr) -> Session {
         Session {
             gw: gw.clone(),
             key,
@@ -133,7 +135,7 @@ impl Session {
 
 /// Refuses a key that is live already, before reading any media (a stream waiting for its
 /// publisher to reconnect is free to continue).
-fn check_free(gw: &Gateway, key: &StreamKey) -> Result<(), ApiError> {
+fn check_free(gw: &H5Ctx, key: &StreamKey) -> Result<(), ApiError> {
     match gw.hub.stream(key) {
         Some(s) if !s.is_reconnecting() => Err(HubError::AlreadyPublishing(key.clone()).into()),
         _ => Ok(()),
@@ -142,12 +144,15 @@ fn check_free(gw: &Gateway, key: &StreamKey) -> Result<(), ApiError> {
 
 /// `POST /h5/{stream}`: the body is the stream.
 pub async fn post(
-    State(gw): State<Gateway>,
+    State(gw): State<H5Ctx>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(stream): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
     body: Body,
 ) -> Result<Response, ApiError> {
     let key = parse_key(&stream)?;
+    admit(&gw.admission, Action::Publish, Entry::H5, key.as_str(), peer.ip(), &uri, &headers).await?;
     check_free(&gw, &key)?;
     let mut session = Session::new(&gw, key.clone(), "http-post", peer);
     let mut data = body.into_data_stream();
@@ -196,12 +201,15 @@ pub async fn post(
 
 /// `GET /h5/{stream}/publish`: the same stream as binary WebSocket messages.
 pub async fn websocket(
-    State(gw): State<Gateway>,
+    State(gw): State<H5Ctx>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(stream): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
     ws: WebSocketUpgrade,
 ) -> Result<Response, ApiError> {
     let key = parse_key(&stream)?;
+    admit(&gw.admission, Action::Publish, Entry::H5, key.as_str(), peer.ip(), &uri, &headers).await?;
     check_free(&gw, &key)?;
     let span = tracing::info_span!("h5-publish", stream = %key, %peer, transport = "ws");
     let session = Session::new(&gw, key, "ws", peer);

@@ -70,6 +70,18 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> ServerConn<S> {
         self.t.flush().await
     }
 
+    /// Refuses the pending publish for want of rights (`NetStream.Publish.Unauthorized`).
+    pub async fn unauthorized_publish(&mut self, reason: &str) -> Result<(), RtmpError> {
+        self.t.session.refuse_publish("NetStream.Publish.Unauthorized", reason)?;
+        self.t.flush().await
+    }
+
+    /// Refuses the pending play for want of rights (`NetStream.Play.Unauthorized`).
+    pub async fn unauthorized_play(&mut self, reason: &str) -> Result<(), RtmpError> {
+        self.t.session.refuse_play("NetStream.Play.Unauthorized", reason)?;
+        self.t.flush().await
+    }
+
     /// Accepts the pending play (Stream Begin, `Play.Reset`, `Play.Start`, sample access).
     pub async fn accept_play(&mut self) -> Result<(), RtmpError> {
         self.t.session.accept_play()?;

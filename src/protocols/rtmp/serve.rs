@@ -10,11 +10,20 @@ use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::{ServerConn, ServerEvent};
+use crate::auth::{Action, Entry};
 use crate::hub::{ConsumerRequest, EndReason, Publisher, StreamKey, Subscription};
 use crate::media::Protocol;
 use crate::protocols::flv::{FlvEgress, FlvIngest, TagKind};
 use crate::protocols::rtmp::MediaKind;
-use crate::server::Gateway;
+
+/// What RTMP sessions get from the gateway.
+#[derive(Clone)]
+pub struct RtmpCtx {
+    pub hub: crate::hub::Hub,
+    pub shutdown: tokio_util::sync::CancellationToken,
+    pub limits: crate::config::LimitsSettings,
+    pub admission: crate::auth::Admission,
+}
 
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// A connection must publish or play within this time.
@@ -31,7 +40,7 @@ const WRITE_STALL: Duration = Duration::from_secs(8);
 
 /// Serves RTMP connections while `gate` has room; past it a connection is closed at once
 /// (with a log line), so a flood cannot take the descriptors the rest of the gateway needs.
-pub async fn accept_loop_gated(listener: TcpListener, gw: Gateway, gate: crate::limits::Gate) {
+pub async fn accept_loop_gated(listener: TcpListener, gw: RtmpCtx, gate: crate::limits::Gate) {
     while let Some((io, peer)) = crate::limits::accept(&listener, "RTMP", Duration::from_millis(100), &gw.shutdown).await {
         let Some(permit) = gate.try_enter() else {
             gate.note_refused(peer);
@@ -58,7 +67,7 @@ fn protocol_for(app: &str) -> Option<Protocol> {
     }
 }
 
-async fn session(io: TcpStream, peer: SocketAddr, gw: Gateway) {
+async fn session(io: TcpStream, peer: SocketAddr, gw: RtmpCtx) {
     let mut conn = match ServerConn::accept_limited(io, HANDSHAKE_TIMEOUT, gw.limits.rtmp()).await {
         Ok(c) => c,
         Err(e) => {
@@ -90,11 +99,41 @@ async fn session(io: TcpStream, peer: SocketAddr, gw: Gateway) {
             }
         };
         match event {
-            ServerEvent::Publish { app, key, .. } => return publish(conn, &gw, peer, &app, &key).await,
-            ServerEvent::Play { app, key, .. } => return play(conn, &gw, peer, &app, &key).await,
+            ServerEvent::Publish { app, key, query } => {
+                if let Err(reason) = admit(&gw, Action::Publish, peer, &app, &key, query.as_deref()).await {
+                    let _ = conn.unauthorized_publish(&reason).await;
+                    return;
+                }
+                return publish(conn, &gw, peer, &app, &key).await;
+            }
+            ServerEvent::Play { app, key, query } => {
+                if let Err(reason) = admit(&gw, Action::Play, peer, &app, &key, query.as_deref()).await {
+                    let _ = conn.unauthorized_play(&reason).await;
+                    return;
+                }
+                return play(conn, &gw, peer, &app, &key).await;
+            }
             _ => {}
         }
     }
+}
+
+/// Asks the admission policy; the credentials are in the app's or stream name's query.
+async fn admit(gw: &RtmpCtx, action: Action, peer: SocketAddr, app: &str, key: &str, query: Option<&str>) -> Result<(), String> {
+    let query = query.map(crate::auth::request::parse_query).unwrap_or_default();
+    let path = format!("/{}/{key}", app.trim_matches('/'));
+    let req = crate::auth::Request {
+        action,
+        entry: Entry::Rtmp,
+        stream: key,
+        path: &path,
+        query: &query,
+        bearer: None,
+        ip: peer.ip(),
+        origin: None,
+        referer: None,
+    };
+    gw.admission.admit(&req).await.map(|_| ()).map_err(|d| d.to_string())
 }
 
 fn parse_target(app: &str, key: &str) -> Result<(Protocol, StreamKey), String> {
@@ -103,7 +142,7 @@ fn parse_target(app: &str, key: &str) -> Result<(Protocol, StreamKey), String> {
     Ok((protocol, key))
 }
 
-async fn publish(mut conn: ServerConn<TcpStream>, gw: &Gateway, peer: SocketAddr, app: &str, key: &str) {
+async fn publish(mut conn: ServerConn<TcpStream>, gw: &RtmpCtx, peer: SocketAddr, app: &str, key: &str) {
     let (protocol, key) = match parse_target(app, key) {
         Ok(t) => t,
         Err(reason) => {
@@ -135,7 +174,7 @@ async fn publish(mut conn: ServerConn<TcpStream>, gw: &Gateway, peer: SocketAddr
 }
 
 /// Moves the publisher's media into the hub until it stops; returns why it ended.
-async fn receive(conn: &mut ServerConn<TcpStream>, publisher: &mut Publisher, gw: &Gateway) -> String {
+async fn receive(conn: &mut ServerConn<TcpStream>, publisher: &mut Publisher, gw: &RtmpCtx) -> String {
     let mut ingest = FlvIngest::new();
     let mut warned = false;
     // Built once, not per message: this loop runs for every audio and video message.
@@ -186,7 +225,7 @@ async fn receive(conn: &mut ServerConn<TcpStream>, publisher: &mut Publisher, gw
     }
 }
 
-async fn play(mut conn: ServerConn<TcpStream>, gw: &Gateway, peer: SocketAddr, app: &str, key: &str) {
+async fn play(mut conn: ServerConn<TcpStream>, gw: &RtmpCtx, peer: SocketAddr, app: &str, key: &str) {
     let (protocol, key) = match parse_target(app, key) {
         Ok(t) => t,
         Err(reason) => {
@@ -218,7 +257,7 @@ async fn play(mut conn: ServerConn<TcpStream>, gw: &Gateway, peer: SocketAddr, a
 /// [`FRAME_WAIT`] for room, else the player has lagged (it skips to the next keyframe, and
 /// is dropped after `hub.max_lag_events`); a player that takes nothing for [`WRITE_STALL`]
 /// is dropped.
-async fn send(conn: &mut ServerConn<TcpStream>, mut sub: Subscription, gw: &Gateway) -> String {
+async fn send(conn: &mut ServerConn<TcpStream>, mut sub: Subscription, gw: &RtmpCtx) -> String {
     let mut egress = FlvEgress::new();
     let mut tags = Vec::new();
     egress.start(sub.video_info(), sub.audio_info(), &mut tags);

@@ -53,6 +53,8 @@ pub struct ServerSession {
     handshake: ServerHandshake,
     link: Link,
     app: Option<String>,
+    /// The query of `connect`'s app (`rtmp://host/live?sign=.../KEY`), for admission.
+    app_query: Option<String>,
     role: Role,
     events: VecDeque<ServerEvent>,
 }
@@ -83,6 +85,7 @@ impl ServerSession {
             handshake: ServerHandshake::new(time_ms),
             link: Link::with_limits(limits),
             app: None,
+            app_query: None,
             role: Role::Idle,
             events: VecDeque::new(),
         }
@@ -207,6 +210,11 @@ impl ServerSession {
                     )));
                 }
                 let (key, query) = split_query(cmd.arg_str(0).unwrap_or_default());
+                // Credentials may come in the app's query or the stream name's: both count.
+                let query = match (self.app_query.clone(), query) {
+                    (Some(a), Some(s)) => Some(format!("{a}&{s}")),
+                    (a, s) => a.or(s),
+                };
                 let stream_id = cmd.stream_id;
                 if cmd.name == "publish" {
                     // Media may follow at once, before the publish is answered.
@@ -269,7 +277,8 @@ impl ServerSession {
                 .map(str::to_string)
         };
         let raw_app = text("app").unwrap_or_default();
-        let (app, _) = split_query(&raw_app);
+        let (app, app_query) = split_query(&raw_app);
+        self.app_query = app_query;
         let app = app.trim_matches('/').to_string();
         let tc_url = text("tcUrl");
         let encoding = cmd
@@ -330,6 +339,12 @@ impl ServerSession {
     /// Answers a pending publish with `NetStream.Publish.BadName` carrying `reason`; the
     /// caller then closes the connection.
     pub fn reject_publish(&mut self, reason: &str) -> Result<(), RtmpError> {
+        self.refuse_publish("NetStream.Publish.BadName", reason)
+    }
+
+    /// Answers a pending publish with an error status `code` (e.g.
+    /// `NetStream.Publish.Unauthorized`) carrying `reason`; the caller then closes.
+    pub fn refuse_publish(&mut self, code: &str, reason: &str) -> Result<(), RtmpError> {
         let Role::PublishPending { stream_id, .. } = self.role else {
             return Err(RtmpError::Protocol(
                 "reject_publish without a pending publish".into(),
@@ -337,7 +352,7 @@ impl ServerSession {
         };
         self.reply(
             stream_id,
-            &on_status("error", "NetStream.Publish.BadName", reason),
+            &on_status("error", code, reason),
         );
         self.role = Role::Idle;
         Ok(())
@@ -383,6 +398,11 @@ impl ServerSession {
 
     /// Answers a pending play with `NetStream.Play.StreamNotFound` carrying `reason`.
     pub fn reject_play(&mut self, reason: &str) -> Result<(), RtmpError> {
+        self.refuse_play("NetStream.Play.StreamNotFound", reason)
+    }
+
+    /// Answers a pending play with an error status `code` carrying `reason`.
+    pub fn refuse_play(&mut self, code: &str, reason: &str) -> Result<(), RtmpError> {
         let Role::PlayPending { stream_id, .. } = self.role else {
             return Err(RtmpError::Protocol(
                 "reject_play without a pending play".into(),
@@ -390,7 +410,7 @@ impl ServerSession {
         };
         self.reply(
             stream_id,
-            &on_status("error", "NetStream.Play.StreamNotFound", reason),
+            &on_status("error", code, reason),
         );
         self.role = Role::Idle;
         Ok(())

@@ -3,7 +3,7 @@
 use axum::http::StatusCode;
 
 use super::sdp::SdpError;
-use crate::api::ApiError;
+use crate::http::ApiError;
 use crate::hub::HubError;
 
 #[derive(Debug, thiserror::Error)]

@@ -14,11 +14,11 @@ use axum::{Json, Router};
 use super::output::OutputRequest;
 use super::registry::Kind;
 use super::{output, publish, Started, UdpError};
-use crate::api::{parse_json, parse_key, ApiError};
-use crate::server::Gateway;
+use crate::http::{parse_json, parse_key, ApiError};
+use super::UdpCtx;
 
 /// The UDP routes (merged into the API router).
-pub fn routes() -> Router<Gateway> {
+pub fn routes(ctx: UdpCtx) -> Router {
     Router::new()
         .route(
             "/api/v1/streams/{stream}/udp-ingest",
@@ -36,10 +36,11 @@ pub fn routes() -> Router<Gateway> {
             "/api/v1/streams/{stream}/udp-outputs/{id}",
             get(output_get).delete(output_delete),
         )
+        .with_state(ctx)
 }
 
 async fn ingest_post(
-    State(gw): State<Gateway>,
+    State(gw): State<UdpCtx>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(stream): Path<String>,
     body: Bytes,
@@ -52,7 +53,7 @@ async fn ingest_post(
 }
 
 async fn output_post(
-    State(gw): State<Gateway>,
+    State(gw): State<UdpCtx>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(stream): Path<String>,
     headers: HeaderMap,
@@ -69,7 +70,7 @@ async fn output_post(
 }
 
 async fn ingest_list(
-    State(gw): State<Gateway>,
+    State(gw): State<UdpCtx>,
     Path(stream): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let key = parse_key(&stream)?;
@@ -79,7 +80,7 @@ async fn ingest_list(
 }
 
 async fn output_list(
-    State(gw): State<Gateway>,
+    State(gw): State<UdpCtx>,
     Path(stream): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let key = parse_key(&stream)?;
@@ -89,35 +90,35 @@ async fn output_list(
 }
 
 async fn ingest_get(
-    State(gw): State<Gateway>,
+    State(gw): State<UdpCtx>,
     Path((stream, id)): Path<(String, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     one(&gw, Kind::Ingest, &stream, &id)
 }
 
 async fn output_get(
-    State(gw): State<Gateway>,
+    State(gw): State<UdpCtx>,
     Path((stream, id)): Path<(String, String)>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     one(&gw, Kind::Output, &stream, &id)
 }
 
 async fn ingest_delete(
-    State(gw): State<Gateway>,
+    State(gw): State<UdpCtx>,
     Path((stream, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     stop(&gw, Kind::Ingest, &stream, &id).await
 }
 
 async fn output_delete(
-    State(gw): State<Gateway>,
+    State(gw): State<UdpCtx>,
     Path((stream, id)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     stop(&gw, Kind::Output, &stream, &id).await
 }
 
 fn one(
-    gw: &Gateway,
+    gw: &UdpCtx,
     kind: Kind,
     stream: &str,
     id: &str,
@@ -134,7 +135,7 @@ fn one(
 const STOP_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// Stops the session and answers once it has ended, so its ports can be bound again at once.
-async fn stop(gw: &Gateway, kind: Kind, stream: &str, id: &str) -> Result<StatusCode, ApiError> {
+async fn stop(gw: &UdpCtx, kind: Kind, stream: &str, id: &str) -> Result<StatusCode, ApiError> {
     let key = parse_key(stream)?;
     if gw.udp.registry().stop(kind, &key, id) {
         if !gw.udp.registry().wait_gone(id, STOP_TIMEOUT).await {

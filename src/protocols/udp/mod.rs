@@ -36,6 +36,14 @@ pub mod sdp_out;
 #[cfg(test)]
 mod sdp_tests;
 
+/// What the UDP API handlers and sessions get from the gateway.
+#[derive(Clone)]
+pub struct UdpCtx {
+    pub hub: crate::hub::Hub,
+    pub udp: Udp,
+    pub shutdown: tokio_util::sync::CancellationToken,
+}
+
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;

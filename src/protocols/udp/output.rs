@@ -25,7 +25,7 @@ use super::sdp_out::{self, OutputTrack};
 use super::Started;
 use crate::hub::{ConsumerRequest, EndReason, StreamKey, Subscription};
 use crate::media::{Frame, Protocol, TrackInfo, TrackKind};
-use crate::server::Gateway;
+use super::UdpCtx;
 
 /// How long an output waits for its tracks' configurations (a conversion's first frames).
 const READY_TIMEOUT: Duration = Duration::from_secs(8);
@@ -78,7 +78,7 @@ impl Describe for OutputStatus {
 
 /// Starts sending stream `key` to `request.host`.
 pub async fn start(
-    gw: &Gateway,
+    gw: &UdpCtx,
     key: StreamKey,
     request: OutputRequest,
     remote: Option<String>,
@@ -165,7 +165,7 @@ pub async fn start(
 }
 
 /// The host's address, if every address it names is allowed (403 otherwise).
-async fn resolve_allowed(gw: &Gateway, host: &str, port: u16) -> Result<IpAddr, UdpError> {
+async fn resolve_allowed(gw: &UdpCtx, host: &str, port: u16) -> Result<IpAddr, UdpError> {
     let host = host.trim().trim_start_matches('[').trim_end_matches(']');
     if host.is_empty() {
         return Err(UdpError::BadRequest("`host` is empty".into()));
@@ -246,7 +246,7 @@ struct Session {
 }
 
 impl Session {
-    async fn run(mut self, gw: Gateway, mut held: Vec<Arc<Frame>>) {
+    async fn run(mut self, gw: UdpCtx, mut held: Vec<Arc<Frame>>) {
         // Whatever else is ready now (the cached GOP) goes out at once, stamped in the past.
         while let Some(Some(frame)) = self.sub.next().now_or_never() {
             held.push(frame);
@@ -289,7 +289,7 @@ impl Session {
         self.sender.stop().await;
     }
 
-    async fn feed(&mut self, gw: &Gateway) -> String {
+    async fn feed(&mut self, gw: &UdpCtx) -> String {
         loop {
             let congested = self.sender.queued_bytes() > MAX_QUEUED_BYTES;
             tokio::select! {

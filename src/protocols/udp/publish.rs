@@ -21,7 +21,7 @@ use super::registry::{location, Describe, Kind, Registration};
 use super::{sdp, Started};
 use crate::hub::{Publisher, StreamKey};
 use crate::media::{Frame, Protocol};
-use crate::server::Gateway;
+use super::UdpCtx;
 
 /// Frames queued between the pipeline's threads and the session task.
 const FRAME_QUEUE: usize = 1024;
@@ -63,7 +63,7 @@ impl Describe for IngestStatus {
 
 /// Starts receiving what `sdp_text` describes as stream `key`.
 pub async fn start(
-    gw: &Gateway,
+    gw: &UdpCtx,
     key: StreamKey,
     sdp_text: &str,
     remote: Option<String>,
@@ -131,7 +131,7 @@ struct Session {
 }
 
 impl Session {
-    async fn run(mut self, gw: Gateway) {
+    async fn run(mut self, gw: UdpCtx) {
         let mut watchdog = tokio::time::interval(WATCHDOG);
         let timeout = self.status.timeout;
         let reason = loop {

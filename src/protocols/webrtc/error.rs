@@ -4,7 +4,7 @@ use axum::http::StatusCode;
 
 use super::peer::PeerError;
 use super::sdp::SdpError;
-use crate::api::ApiError;
+use crate::http::ApiError;
 use crate::hub::HubError;
 
 #[derive(Debug, thiserror::Error)]

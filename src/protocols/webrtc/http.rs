@@ -6,7 +6,7 @@ use std::net::SocketAddr;
 
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode, Uri};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, post};
@@ -14,12 +14,14 @@ use axum::Router;
 
 use super::registry::Kind;
 use super::{whep, whip, Answered, WebrtcError};
-use crate::api::ApiError;
+use crate::http::ApiError;
+use crate::auth::{Action, Entry};
+use crate::http::client::admit;
 use crate::hub::StreamKey;
-use crate::server::Gateway;
+use super::WebrtcCtx;
 
 /// The WHIP and WHEP routes, with CORS on every answer (merged into the API router).
-pub fn routes() -> Router<Gateway> {
+pub fn routes(ctx: WebrtcCtx) -> Router {
     Router::new()
         .route("/whip/{stream}", post(whip_post).options(preflight))
         .route(
@@ -32,47 +34,52 @@ pub fn routes() -> Router<Gateway> {
             delete(whep_delete).options(preflight),
         )
         .layer(middleware::map_response(cors))
+        .with_state(ctx)
 }
 
 async fn whip_post(
-    State(gw): State<Gateway>,
+    State(gw): State<WebrtcCtx>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(stream): Path<String>,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let (key, offer) = offer_of(&stream, &headers, &body)?;
+    admit(&gw.admission, Action::Publish, Entry::Whip, key.as_str(), peer.ip(), &uri, &headers).await?;
     let answered = whip::start(&gw, key, offer, Some(peer.to_string())).await?;
     Ok(created(answered))
 }
 
 async fn whep_post(
-    State(gw): State<Gateway>,
+    State(gw): State<WebrtcCtx>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(stream): Path<String>,
+    uri: Uri,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let (key, offer) = offer_of(&stream, &headers, &body)?;
+    admit(&gw.admission, Action::Play, Entry::Whep, key.as_str(), peer.ip(), &uri, &headers).await?;
     let answered = whep::start(&gw, key, offer, Some(peer.to_string())).await?;
     Ok(created(answered))
 }
 
 async fn whip_delete(
-    State(gw): State<Gateway>,
+    State(gw): State<WebrtcCtx>,
     Path((stream, session)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     end(&gw, Kind::Whip, &stream, &session)
 }
 
 async fn whep_delete(
-    State(gw): State<Gateway>,
+    State(gw): State<WebrtcCtx>,
     Path((stream, session)): Path<(String, String)>,
 ) -> Result<StatusCode, ApiError> {
     end(&gw, Kind::Whep, &stream, &session)
 }
 
-fn end(gw: &Gateway, kind: Kind, stream: &str, session: &str) -> Result<StatusCode, ApiError> {
+fn end(gw: &WebrtcCtx, kind: Kind, stream: &str, session: &str) -> Result<StatusCode, ApiError> {
     let found = stream
         .parse::<StreamKey>()
         .is_ok_and(|key| gw.webrtc.registry().stop(kind, &key, session));

@@ -31,6 +31,15 @@ pub use registry::{Kind, Registry};
 
 use crate::config::WebrtcSettings;
 
+/// What the WHIP/WHEP handlers and sessions get from the gateway.
+#[derive(Clone)]
+pub struct WebrtcCtx {
+    pub hub: crate::hub::Hub,
+    pub webrtc: Sessions,
+    pub shutdown: tokio_util::sync::CancellationToken,
+    pub admission: crate::auth::Admission,
+}
+
 /// A negotiated session: where its resource lives and the SDP answer.
 #[derive(Debug, Clone)]
 pub struct Answered {

@@ -24,7 +24,7 @@ use super::sdp::{self, EgressTracks};
 use super::{Answered, WebrtcError};
 use crate::hub::{ConsumerRequest, EndReason, StreamKey, Subscription};
 use crate::media::{Frame, Protocol, TrackInfo, TrackKind};
-use crate::server::Gateway;
+use super::WebrtcCtx;
 
 /// Bytes a track may queue toward the viewer before the feeder holds back.
 const MAX_QUEUED_BYTES: u64 = 4 * 1024 * 1024;
@@ -72,7 +72,7 @@ enum Event {
 
 /// Answers a WHEP offer and starts the viewer session.
 pub async fn start(
-    gw: &Gateway,
+    gw: &WebrtcCtx,
     key: StreamKey,
     offer: &str,
     remote: Option<String>,
@@ -178,7 +178,7 @@ fn profile_idc(info: &TrackInfo) -> Option<u8> {
 }
 
 impl WhepSession {
-    async fn run(mut self, gw: Gateway) {
+    async fn run(mut self, gw: WebrtcCtx) {
         let reason = match self.wait_connected(&gw).await {
             Err(reason) => reason,
             Ok(()) => {
@@ -205,7 +205,7 @@ impl WhepSession {
         tracing::info!(%reason, frames = self.state.frames, skipped = self.state.skipped, rtp_packets = ?packets, queued_bytes = ?queued, plis = self.state.plis, "WHEP session ended");
     }
 
-    async fn wait_connected(&mut self, gw: &Gateway) -> Result<(), String> {
+    async fn wait_connected(&mut self, gw: &WebrtcCtx) -> Result<(), String> {
         let timeout = self.settings.ice_timeout;
         tokio::select! {
             _ = self.registration.stop.cancelled() => Err("ended by the client (DELETE)".into()),
@@ -218,7 +218,7 @@ impl WhepSession {
         }
     }
 
-    async fn feed(&mut self, gw: &Gateway) -> String {
+    async fn feed(&mut self, gw: &WebrtcCtx) -> String {
         let ready = self.take_ready();
         // The cached burst goes out at once, squeezed just before "now" (see `TimeMap`).
         let stamps: Vec<_> = ready.iter().map(|f| (f.kind(), f.dts)).collect();

@@ -22,7 +22,7 @@ use super::registry::{Kind, Registration};
 use super::{sdp, Answered, PendingSlot, WebrtcError};
 use crate::hub::{Publisher, StreamKey};
 use crate::media::{Frame, Protocol, TrackKind};
-use crate::server::Gateway;
+use super::WebrtcCtx;
 
 /// Frames queued between webrtcbin's threads and the session task.
 const FRAME_QUEUE: usize = 1024;
@@ -75,7 +75,7 @@ enum Event {
 
 /// Answers a WHIP offer and starts the publish session.
 pub async fn start(
-    gw: &Gateway,
+    gw: &WebrtcCtx,
     key: StreamKey,
     offer: &str,
     remote: Option<String>,
@@ -154,7 +154,7 @@ pub async fn start(
 }
 
 impl WhipSession {
-    async fn run(mut self, gw: Gateway) {
+    async fn run(mut self, gw: WebrtcCtx) {
         let mut keyframes = tokio::time::interval(self.settings.keyframe_interval);
         keyframes.set_missed_tick_behavior(MissedTickBehavior::Delay);
         let mut watchdog = tokio::time::interval(WATCHDOG);

@@ -29,21 +29,21 @@ use tower::ServiceExt;
 use super::linger::SharedTcp;
 use super::write_stall::{StallGuard, WRITE_STALL};
 use super::ApiError;
+use crate::config::LimitsSettings;
 use crate::limits::{Gate, Permit, HTTP_OVERFLOW};
-use crate::server::Gateway;
+use tokio_util::sync::CancellationToken;
 
 /// How long a connection past the cap may take to send its request headers.
 const OVERFLOW_HEADER_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Serves `listener` until the gateway's shutdown token; then waits for open connections
 /// (their handlers end on the same token).
-pub async fn serve(listener: TcpListener, gw: Gateway, gate: Gate) {
-    let app = super::router(gw.clone());
+pub async fn serve(listener: TcpListener, app: Router, limits: LimitsSettings, shutdown: CancellationToken, gate: Gate) {
     let overflow_gate = Gate::new("http-overflow", HTTP_OVERFLOW);
     let overflow_app = overflow_router(gate.cap());
-    let header_timeout = gw.limits.http_header_timeout();
+    let header_timeout = limits.http_header_timeout();
     while let Some((io, peer)) =
-        crate::limits::accept(&listener, "HTTP", Duration::from_millis(50), &gw.shutdown).await
+        crate::limits::accept(&listener, "HTTP", Duration::from_millis(50), &shutdown).await
     {
         let (router, permit, timeout) = match gate.try_enter() {
             Some(p) => (app.clone(), p, header_timeout),
@@ -67,7 +67,7 @@ pub async fn serve(listener: TcpListener, gw: Gateway, gate: Gate) {
             router,
             permit,
             timeout,
-            gw.shutdown.clone(),
+            shutdown.clone(),
         ));
     }
     while gate.open() + overflow_gate.open() > 0 {
