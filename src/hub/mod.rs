@@ -3,6 +3,7 @@
 //! need the same output, and torn down a grace period after the last one leaves.
 
 mod conversion;
+pub mod egress;
 mod h264_gate;
 mod key;
 mod lease;
@@ -53,6 +54,8 @@ pub struct HubConfig {
     /// How long a stream whose publisher left keeps its consumers, waiting for a publisher
     /// (of any protocol) to continue it (ZLMediaKit's `continue_push_ms`); zero: it ends at once.
     pub reconnect_grace: Duration,
+    /// A viewer whose output takes nothing for this long is disconnected (see [`egress`]).
+    pub write_stall: Duration,
 }
 
 impl Default for HubConfig {
@@ -63,6 +66,7 @@ impl Default for HubConfig {
             max_lag_events: 5,
             ready_timeout: Duration::from_secs(10),
             reconnect_grace: Duration::from_secs(10),
+            write_stall: egress::WRITE_STALL,
         }
     }
 }
