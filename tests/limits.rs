@@ -268,7 +268,10 @@ fn tables(pids: &[u16]) -> Vec<u8> {
     for pid in pids {
         pmt.extend_from_slice(&[0x01, 0xE0 | (pid >> 8) as u8, *pid as u8, 0xF0, 0]);
     }
-    out.extend(ts_packet(0x1000, true, 0, &section(2, 1, &pmt)));
+    // 40 entries do not fit one packet: the section continues in the next ones.
+    for (i, piece) in section(2, 1, &pmt).chunks(184).enumerate() {
+        out.extend(ts_packet(0x1000, i == 0, i as u8, piece));
+    }
     out
 }
 
