@@ -229,7 +229,7 @@ async fn an_origin_that_stops_reading_fails_over_within_the_stall_bound() {
     let id = reply.json.expect("JSON")["id"].as_str().expect("id").to_string();
     wait_live_on(&api, "hung", &id, &hung_url, LIVE).await;
     wait_until(Duration::from_secs(10), "the hung origin saw the publish", || async {
-        if hung.published.load(Ordering::SeqCst) { Ok(()) } else { Err("not yet") }
+        if hung.published.load(Ordering::SeqCst) { Ok(()) } else { Err("not yet".to_string()) }
     })
     .await
     .expect("published to the hung origin");
