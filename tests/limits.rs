@@ -276,7 +276,6 @@ fn tables(pids: &[u16]) -> Vec<u8> {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-#[ignore = "still an empty reply with the lingering close (all 2.9 MiB sent, no 413 seen): to finish"]
 async fn a_ts_post_with_endless_pes_packets_is_refused_with_413() {
     let gw = Gateway::start_with(&[], Some(LIMITS));
     let pid = gw.pid();
