@@ -12,7 +12,7 @@
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -38,6 +38,24 @@ fn reader(url: &str, file: &Path) -> Ffmpeg {
     let mut args: Vec<String> = args.iter().map(|s| s.to_string()).collect();
     args.push(file.display().to_string());
     Ffmpeg::run(args, url)
+}
+
+/// An ffmpeg HTTP-FLV reader and an ffmpeg RTMP reader of `key`, writing into `dir`, once
+/// both are attached: (HTTP-FLV reader, RTMP reader, HTTP-FLV file, RTMP file).
+async fn attach_readers(gw: &Gateway, api: &Api, key: &str, dir: &Path) -> (Ffmpeg, Ffmpeg, PathBuf, PathBuf) {
+    let flv_file = dir.join("http-flv.flv");
+    let rtmp_file = dir.join("rtmp.flv");
+    let flv = reader(&gw.http_url(&format!("/live/{key}.flv")), &flv_file);
+    let rtmp = reader(&gw.rtmp_url(&format!("/live/{key}")), &rtmp_file);
+    wait_until(Duration::from_secs(10), "both readers attached", || async {
+        match consumers(api, key).await {
+            2 => Ok(()),
+            n => Err(format!("{n} consumers")),
+        }
+    })
+    .await
+    .unwrap();
+    (flv, rtmp, flv_file, rtmp_file)
 }
 
 fn publish(gw: &Gateway, key: &str, width: u32, height: u32) -> Ffmpeg {
@@ -167,18 +185,7 @@ async fn readers_keep_running_across_a_publisher_restart_and_end_after_the_grace
     let dir = TempDir::new("reconnect");
     let mut first = publish(&gw, "k", 640, 360);
     api.wait_live("k", Duration::from_secs(15)).await.expect("first publish live");
-    let flv_file = dir.path().join("http-flv.flv");
-    let rtmp_file = dir.path().join("rtmp.flv");
-    let mut flv = reader(&gw.http_url("/live/k.flv"), &flv_file);
-    let mut rtmp = reader(&gw.rtmp_url("/live/k"), &rtmp_file);
-    wait_until(Duration::from_secs(10), "both readers attached", || async {
-        match consumers(&api, "k").await {
-            2 => Ok(()),
-            n => Err(format!("{n} consumers")),
-        }
-    })
-    .await
-    .unwrap();
+    let (mut flv, mut rtmp, flv_file, rtmp_file) = attach_readers(&gw, &api, "k", dir.path()).await;
 
     // The first publisher finishes: the stream waits for it, readers stay attached.
     first.wait_exit(PUBLISH + Duration::from_secs(5)).expect("first publisher ends by itself");
@@ -501,18 +508,7 @@ async fn rtmp_and_flv_readers_keep_aac_when_the_teacher_returns_over_whip() {
     let dir = TempDir::new("reconnect-whip");
     let mut first = publish(&gw, "t", 640, 360);
     api.wait_live("t", Duration::from_secs(15)).await.expect("RTMP publish live");
-    let flv_file = dir.path().join("http-flv.flv");
-    let rtmp_file = dir.path().join("rtmp.flv");
-    let mut flv = reader(&gw.http_url("/live/t.flv"), &flv_file);
-    let mut rtmp = reader(&gw.rtmp_url("/live/t"), &rtmp_file);
-    wait_until(Duration::from_secs(10), "both readers attached", || async {
-        match consumers(&api, "t").await {
-            2 => Ok(()),
-            n => Err(format!("{n} consumers")),
-        }
-    })
-    .await
-    .unwrap();
+    let (mut flv, mut rtmp, flv_file, rtmp_file) = attach_readers(&gw, &api, "t", dir.path()).await;
     first.wait_exit(PUBLISH + Duration::from_secs(5)).expect("RTMP publisher ends by itself");
     tokio::time::sleep(GAP).await;
     assert_eq!(consumers(&api, "t").await, 2, "viewers stay through the gap");
