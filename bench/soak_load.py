@@ -221,13 +221,16 @@ class WhipProxy:
                 self.counters["sessions"] += 1
         elif method == "DELETE":
             self.drop(h.path)
-        h.send_response(status)
-        for k, v in headers.items():
-            if k.lower() in ("content-type", "location", "etag"):
-                h.send_header(k, v)
-        h.send_header("Content-Length", str(len(out)))
-        h.end_headers()
-        h.wfile.write(out)
+        try:
+            h.send_response(status)
+            for k, v in headers.items():
+                if k.lower() in ("content-type", "location", "etag"):
+                    h.send_header(k, v)
+            h.send_header("Content-Length", str(len(out)))
+            h.end_headers()
+            h.wfile.write(out)
+        except OSError:
+            pass  # the publisher was killed mid-request (churn): nobody is left to answer
 
     def drop(self, location):
         with self.lock:

@@ -119,6 +119,8 @@ pub struct HubSettings {
     /// Seconds a stream whose publisher left keeps its consumers waiting for a publisher to
     /// continue it (0: the stream ends with its publisher).
     pub reconnect_grace_seconds: f64,
+    /// A viewer whose connection takes nothing for this long is disconnected.
+    pub write_stall_seconds: f64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -136,6 +138,8 @@ pub struct RelaySettings {
     /// Where pushes and pulls may dial: host names, addresses, CIDR networks. Empty: any
     /// host but loopback, link-local and unspecified addresses.
     pub allowed_hosts: Vec<String>,
+    /// A push whose destination takes nothing for this long fails over to the next one.
+    pub write_stall_seconds: f64,
 }
 
 /// The `webrtc:` section: where ICE binds, what the SDP announces, and session timeouts.
@@ -268,6 +272,7 @@ impl Default for HubSettings {
             queue_frames: d.limits.queue_frames,
             max_gop_seconds: d.limits.max_gop_age.as_millis() as f64 / 1000.0,
             reconnect_grace_seconds: d.reconnect_grace.as_secs_f64(),
+            write_stall_seconds: d.write_stall.as_secs_f64(),
         }
     }
 }
@@ -281,6 +286,7 @@ impl Default for RelaySettings {
             connect_timeout_seconds: 5.0,
             failback_seconds: 30.0,
             allowed_hosts: Vec::new(),
+            write_stall_seconds: crate::hub::egress::WRITE_STALL.as_secs_f64(),
         }
     }
 }
@@ -314,6 +320,7 @@ impl Config {
             (secs(self.hub.max_gop_seconds.min(86_400.0)).as_millis() as i64).max(100),
         );
         hub.reconnect_grace = secs(self.hub.reconnect_grace_seconds);
+        hub.write_stall = stall_or_default(self.hub.write_stall_seconds);
         hub
     }
 }
@@ -333,6 +340,18 @@ impl RelaySettings {
 
     pub fn connect_timeout(&self) -> Duration {
         secs(self.connect_timeout_seconds)
+    }
+
+    pub fn write_stall(&self) -> Duration {
+        stall_or_default(self.write_stall_seconds)
+    }
+}
+
+/// A write-stall bound from the file; 0 (or less) means the default.
+fn stall_or_default(seconds: f64) -> Duration {
+    match secs(seconds) {
+        d if d.is_zero() => crate::hub::egress::WRITE_STALL,
+        d => d,
     }
 }
 

@@ -6,11 +6,13 @@
 //! conversion fed both frame sizes) and a UDP output read by ffmpeg from its SDP do the same.
 //! And a Chromium WHEP viewer's framesDecoded grows again right after the gap (that test
 //! re-runs itself in a loopback network namespace, see `common::chromium::in_loopback_netns`;
-//! run with `--nocapture` to see its figures).
+//! run with `--nocapture` to see its figures). A teacher that drops from RTMP (H.264 + AAC)
+//! and comes back over WHIP (H.264 + Opus) keeps its RTMP and HTTP-FLV readers: they are
+//! re-planned onto an Opus→AAC conversion and their files have AAC that decodes after the gap.
 
 mod common;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
@@ -38,9 +40,40 @@ fn reader(url: &str, file: &Path) -> Ffmpeg {
     Ffmpeg::run(args, url)
 }
 
+/// An ffmpeg HTTP-FLV reader and an ffmpeg RTMP reader of `key`, writing into `dir`, once
+/// both are attached: (HTTP-FLV reader, RTMP reader, HTTP-FLV file, RTMP file).
+async fn attach_readers(gw: &Gateway, api: &Api, key: &str, dir: &Path) -> (Ffmpeg, Ffmpeg, PathBuf, PathBuf) {
+    let flv_file = dir.join("http-flv.flv");
+    let rtmp_file = dir.join("rtmp.flv");
+    let flv = reader(&gw.http_url(&format!("/live/{key}.flv")), &flv_file);
+    let rtmp = reader(&gw.rtmp_url(&format!("/live/{key}")), &rtmp_file);
+    wait_until(Duration::from_secs(10), "both readers attached", || async {
+        match consumers(api, key).await {
+            2 => Ok(()),
+            n => Err(format!("{n} consumers")),
+        }
+    })
+    .await
+    .unwrap();
+    (flv, rtmp, flv_file, rtmp_file)
+}
+
 fn publish(gw: &Gateway, key: &str, width: u32, height: u32) -> Ffmpeg {
     let opts = PublishOptions { duration: Some(PUBLISH), width, height, ..PublishOptions::default() };
     Ffmpeg::publish(&gw.rtmp_url(&format!("/live/{key}")), opts)
+}
+
+/// The times of the audio frames ffprobe decodes from a file.
+async fn decoded_audio(file: &Path) -> anyhow::Result<Vec<f64>> {
+    let json = ffprobe_json(&["-select_streams", "a", "-show_entries", "frame=pts_time"], file).await?;
+    let frames = json["frames"].as_array().context("frames")?;
+    Ok(frames.iter().filter_map(|f| f["pts_time"].as_str()?.parse().ok()).collect())
+}
+
+/// The codec ffprobe names for a file's audio stream.
+async fn audio_codec(file: &Path) -> anyhow::Result<String> {
+    let json = ffprobe_json(&["-select_streams", "a", "-show_entries", "stream=codec_name"], file).await?;
+    Ok(json["streams"][0]["codec_name"].as_str().unwrap_or("none").to_string())
 }
 
 async fn stream_json(api: &Api, key: &str) -> anyhow::Result<Option<Value>> {
@@ -152,18 +185,7 @@ async fn readers_keep_running_across_a_publisher_restart_and_end_after_the_grace
     let dir = TempDir::new("reconnect");
     let mut first = publish(&gw, "k", 640, 360);
     api.wait_live("k", Duration::from_secs(15)).await.expect("first publish live");
-    let flv_file = dir.path().join("http-flv.flv");
-    let rtmp_file = dir.path().join("rtmp.flv");
-    let mut flv = reader(&gw.http_url("/live/k.flv"), &flv_file);
-    let mut rtmp = reader(&gw.rtmp_url("/live/k"), &rtmp_file);
-    wait_until(Duration::from_secs(10), "both readers attached", || async {
-        match consumers(&api, "k").await {
-            2 => Ok(()),
-            n => Err(format!("{n} consumers")),
-        }
-    })
-    .await
-    .unwrap();
+    let (mut flv, mut rtmp, flv_file, rtmp_file) = attach_readers(&gw, &api, "k", dir.path()).await;
 
     // The first publisher finishes: the stream waits for it, readers stay attached.
     first.wait_exit(PUBLISH + Duration::from_secs(5)).expect("first publisher ends by itself");
@@ -437,6 +459,8 @@ async fn h5_websocket_and_udp_readers_keep_running_across_a_publisher_restart() 
     assert!(!ws.is_finished(), "H5 viewer ended in the gap");
     assert!(udp.is_running(), "UDP reader ended in the gap: {}", udp.stderr_tail());
 
+    // Not at another sample rate: the UDP output's SDP names the first one's RTP clock rate, and
+    // ffmpeg then reads audio timestamps that go back (see the report of the `replan` branch).
     let mut second = publish(&gw, "k", 320, 240);
     second.wait_exit(PUBLISH + Duration::from_secs(8)).expect("second publisher ends by itself");
     assert!(!ws.is_finished() && udp.is_running(), "viewers run until the grace is over");
@@ -462,5 +486,77 @@ async fn h5_websocket_and_udp_readers_keep_running_across_a_publisher_restart() 
         let sizes: Vec<_> = c.sizes.iter().map(|(s, _)| *s).collect();
         assert_eq!(sizes, [(640, 360), (320, 240)], "both publishes decode, the new size last: {figures}");
         println!("{figures}");
+    }
+    // The H5 viewer's MP2 (from the AAC->MP2 conversion) decodes after the gap.
+    let c = coverage(&ws_file).await.unwrap();
+    let times = decoded_audio(&ws_file).await.unwrap();
+    let resumed_at = times.first().copied().unwrap_or(0.0) + c.before_gap + c.gap;
+    let after = times.iter().filter(|t| **t >= resumed_at).count();
+    println!("H5 MP2 across the restart: {} audio frames decoded, {after} after the gap", times.len());
+    assert!(after as f64 > 0.6 * PUBLISH.as_secs_f64() * 44_100.0 / 1152.0, "MP2 decodes after the gap: {after} frames");
+}
+
+/// A teacher publishing over RTMP (ffmpeg, H.264 + AAC) drops and comes back over WHIP (our
+/// WHIP client, H.264 + Opus) on the same key: the attached HTTP-FLV and RTMP readers are
+/// re-planned (their copied AAC becomes an Opus->AAC conversion), stay attached, and their
+/// files have AAC that decodes after the gap, on monotonic timestamps, at the new frame size.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rtmp_and_flv_readers_keep_aac_when_the_teacher_returns_over_whip() {
+    use common::webrtc::{WhipOptions, WhipPublisher};
+    let gw = gateway();
+    let api = gw.api();
+    let dir = TempDir::new("reconnect-whip");
+    let mut first = publish(&gw, "t", 640, 360);
+    api.wait_live("t", Duration::from_secs(15)).await.expect("RTMP publish live");
+    let (mut flv, mut rtmp, flv_file, rtmp_file) = attach_readers(&gw, &api, "t", dir.path()).await;
+    first.wait_exit(PUBLISH + Duration::from_secs(5)).expect("RTMP publisher ends by itself");
+    tokio::time::sleep(GAP).await;
+    assert_eq!(consumers(&api, "t").await, 2, "viewers stay through the gap");
+
+    let whip = WhipPublisher::start(&gw.http_url("/whip/t"), WhipOptions::default()).await.expect("WHIP publish");
+    let resumed = Instant::now();
+    // The readers' audio now comes from an Opus->AAC conversion that produces.
+    let converted = wait_until(Duration::from_secs(15), "an opus->aac conversion for the readers", || async {
+        let s = stream_json(&api, "t").await.map_err(|e| e.to_string())?.ok_or("stream gone")?;
+        let conversions = s["conversions"].as_array().cloned().unwrap_or_default();
+        let c = conversions.iter().find(|c| c["from"] == "opus" && c["to"] == "aac").ok_or(s.to_string())?;
+        match (s["reconnects"].as_u64(), c["consumers"].as_u64(), c["frames_out"].as_u64()) {
+            (Some(1), Some(2), Some(n)) if n > 50 => Ok(c.clone()),
+            _ => Err(s.to_string()),
+        }
+    })
+    .await
+    .unwrap();
+    let replanned_after = resumed.elapsed();
+    tokio::time::sleep(PUBLISH.saturating_sub(replanned_after)).await;
+    assert!(flv.is_running() && rtmp.is_running(), "readers stay: {} / {}", flv.stderr_tail(), rtmp.stderr_tail());
+    let whip_for = resumed.elapsed();
+    // The teacher leaves for good: a kick ends the stream (and the readers) at once.
+    drop(whip);
+    api.delete_stream("t").await.unwrap();
+    for (name, reader) in [("HTTP-FLV", &mut flv), ("RTMP", &mut rtmp)] {
+        let exit = reader.wait_exit(Duration::from_secs(GRACE.as_secs() + 6)).expect("reader ends");
+        assert!(exit.success(), "{name} reader: {}", reader.stderr_tail());
+    }
+
+    for file in [&flv_file, &rtmp_file] {
+        let c = coverage(file).await.unwrap();
+        let times = decoded_audio(file).await.unwrap();
+        let codec = audio_codec(file).await.unwrap();
+        let resumed_at = times.first().copied().unwrap_or(0.0) + c.before_gap + c.gap;
+        let after = times.iter().filter(|t| **t >= resumed_at).count();
+        let figures = format!(
+            "{}: {c:?}; audio {codec}, {} frames decoded, {after} after the gap; conversion {converted} after {replanned_after:?}; WHIP for {whip_for:?}",
+            file.display(),
+            times.len()
+        );
+        println!("{figures}");
+        assert_eq!(codec, "aac", "{figures}");
+        assert!(c.gap > 0.8 * GAP.as_secs_f64() && c.before_gap > 1.0, "{figures}");
+        // AAC (1024 samples a frame at 48 kHz) over most of the WHIP publish.
+        assert!(after as f64 > 0.5 * whip_for.as_secs_f64() * 48_000.0 / 1024.0, "AAC after the gap: {figures}");
+        assert!(c.audio_span > c.span - 1.5, "audio covers both publishes: {figures}");
+        let sizes: Vec<_> = c.sizes.iter().map(|(s, _)| *s).collect();
+        assert_eq!(sizes.last(), Some(&(320, 240)), "the WHIP publisher's picture last: {figures}");
     }
 }

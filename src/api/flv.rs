@@ -6,13 +6,16 @@ use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use bytes::{Bytes, BytesMut};
-use std::time::Duration;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::Instrument;
 
 use crate::http::{parse_key, ApiError};
+use crate::hub::egress::{sleep_until, within, DropReason, EgressPacer, Verdict};
 use crate::hub::{ConsumerRequest, EndReason, Subscription};
 use crate::media::Protocol;
 use crate::protocols::flv::{file_header, file_tag, FlvEgress};
@@ -20,10 +23,6 @@ use crate::gateway::Gateway;
 
 /// Chunks (one per frame) buffered toward one viewer's socket; past it the viewer lags.
 const SOCKET_QUEUE: usize = 64;
-/// How long a frame may wait for room in a viewer's queue before the viewer has lagged.
-const FRAME_WAIT: Duration = Duration::from_secs(1);
-/// A viewer whose queue takes nothing for this long is disconnected.
-pub const WRITE_STALL: Duration = Duration::from_secs(8);
 
 pub async fn live(
     gw: State<Gateway>,
@@ -60,19 +59,25 @@ async fn play(
     let who = ConsumerRequest { protocol, transport: "http-flv".into(), remote: Some(peer.to_string()) };
     let sub = gw.hub.subscribe(&key, who).await?;
     let (tx, rx) = mpsc::channel::<Bytes>(SOCKET_QUEUE);
+    // Bytes the response body has taken from the queue: the viewer's progress.
+    let taken = Arc::new(AtomicU64::new(0));
+    let stall = gw.hub.config().write_stall;
     let span = tracing::info_span!("http-flv", stream = %key, %protocol, %peer);
     let metrics = gw.hub.metrics().clone();
+    let body_taken = taken.clone();
     tokio::spawn(
         async move {
-            if let Some(EndReason::TooSlow) = serve(sub, tx).await {
+            if let Some(EndReason::TooSlow) = serve(sub, tx, taken, stall).await {
                 metrics.note_consumer_too_slow();
                 tracing::info!("viewer too slow; disconnected");
             }
         }
         .instrument(span),
     );
-    let body = Body::from_stream(futures_util::stream::unfold(rx, |mut rx| async move {
-        rx.recv().await.map(|b| (Ok::<_, std::io::Error>(b), rx))
+    let body = Body::from_stream(futures_util::stream::unfold((rx, body_taken), |(mut rx, taken)| async move {
+        let chunk = rx.recv().await?;
+        taken.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+        Some((Ok::<_, std::io::Error>(chunk), (rx, taken)))
     }));
     Response::builder()
         .status(StatusCode::OK)
@@ -84,10 +89,10 @@ async fn play(
 }
 
 /// Writes the subscription as FLV into the response channel until either side ends. Waits on
-/// the viewer only within bounds: a frame its queue cannot take within [`FRAME_WAIT`] is a lag
-/// (skip to the next keyframe; dropped after `hub.max_lag_events`), and a viewer that takes
-/// nothing for [`WRITE_STALL`] is dropped too.
-async fn serve(mut sub: Subscription, tx: mpsc::Sender<Bytes>) -> Option<EndReason> {
+/// the viewer only within bounds ([`crate::hub::egress`]): a frame its queue cannot take
+/// within a second is a lag (skip to the next keyframe; dropped after `hub.max_lag_events`),
+/// and a viewer that takes nothing for `stall` is dropped too.
+async fn serve(mut sub: Subscription, tx: mpsc::Sender<Bytes>, taken: Arc<AtomicU64>, stall: Duration) -> Option<EndReason> {
     let mut egress = FlvEgress::new();
     let mut tags = Vec::new();
     egress.start(sub.video_info(), sub.audio_info(), &mut tags);
@@ -96,16 +101,26 @@ async fn serve(mut sub: Subscription, tx: mpsc::Sender<Bytes>) -> Option<EndReas
         first.extend_from_slice(&file_tag(t.kind, t.timestamp, &t.body));
     }
     sub.add_bytes_out(first.len());
+    let mut queued = first.len() as u64;
     if tx.try_send(first.freeze()).is_err() {
         return None;
     }
-    let mut stalled_since: Option<Instant> = None;
+    let mut pacer = EgressPacer::new(stall);
+    let observe = |pacer: &mut EgressPacer, queued: u64| {
+        let taken = taken.load(Ordering::Relaxed);
+        pacer.observe(Instant::now(), taken, queued.saturating_sub(taken) as usize);
+    };
     loop {
-        let stall = stalled_since.map(|at| at + WRITE_STALL);
         let frame = tokio::select! {
             frame = sub.next() => frame,
             _ = tx.closed() => return None,
-            _ = sleep_until(stall) => return Some(stalled()),
+            _ = sleep_until(pacer.deadline()) => {
+                observe(&mut pacer, queued);
+                if pacer.stalled(Instant::now()) {
+                    return Some(dropped(DropReason::Stalled, &pacer));
+                }
+                continue;
+            }
         };
         let Some(frame) = frame else { break };
         if egress.frame(&frame, &mut tags).is_err() || tags.is_empty() {
@@ -126,39 +141,34 @@ async fn serve(mut sub: Subscription, tx: mpsc::Sender<Bytes>) -> Option<EndReas
                 chunk.freeze()
             }
         };
-        let wait = stall.map_or(FRAME_WAIT, |at| at.saturating_duration_since(Instant::now()).min(FRAME_WAIT));
-        match tokio::time::timeout(wait, tx.reserve()).await {
-            Ok(Ok(permit)) => {
-                sub.add_bytes_out(chunk.len());
-                permit.send(chunk);
-                stalled_since = None;
+        observe(&mut pacer, queued);
+        let permit = match within(pacer.frame_wait(Instant::now()), tx.reserve()).await {
+            Some(Ok(permit)) => Some(permit),
+            Some(Err(_)) => return None,
+            None => None,
+        };
+        observe(&mut pacer, queued);
+        match pacer.decide(Instant::now(), permit.is_some(), || sub.lagged()) {
+            Verdict::Write => {
+                if let Some(permit) = permit {
+                    sub.add_bytes_out(chunk.len());
+                    queued += chunk.len() as u64;
+                    permit.send(chunk);
+                }
             }
-            Ok(Err(_)) => return None,
-            Err(_) => {
-                stalled_since.get_or_insert_with(|| Instant::now() - wait);
-                if stalled_since.is_some_and(|at| at.elapsed() >= WRITE_STALL) {
-                    return Some(stalled());
-                }
+            Verdict::SkipToKeyframe => {
                 egress.resync();
-                if sub.lagged() {
-                    break;
-                }
                 tracing::debug!("viewer behind; skipping to the next keyframe");
             }
+            Verdict::Drop(DropReason::Stalled) => return Some(dropped(DropReason::Stalled, &pacer)),
+            Verdict::Drop(DropReason::LaggedTooOften) => break,
         }
     }
     sub.end_reason().cloned()
 }
 
-/// Ends a viewer that took nothing for [`WRITE_STALL`].
-fn stalled() -> EndReason {
-    tracing::info!(stall = ?WRITE_STALL, "viewer took nothing for too long");
+/// Ends a viewer that took nothing for the stall bound.
+fn dropped(reason: DropReason, pacer: &EgressPacer) -> EndReason {
+    tracing::info!(stall = ?pacer.stall(), "viewer {reason}");
     EndReason::TooSlow
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
-    }
 }

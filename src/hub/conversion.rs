@@ -160,7 +160,10 @@ async fn feed(conversion: Arc<Conversion>, input: Option<Input>, mut transcoder:
         return;
     };
     let mut skipping = false;
-    for frame in backlog {
+    // A publisher that took the stream over may send another codec: its frames are not this
+    // conversion's input (its consumers re-plan onto another).
+    let from = conversion.key.from;
+    for frame in backlog.into_iter().filter(|f| f.info.codec() == from) {
         conversion.frames_in.fetch_add(1, Ordering::Relaxed);
         if transcoder.push(&frame).is_err() {
             break;
@@ -181,6 +184,9 @@ async fn feed(conversion: Arc<Conversion>, input: Option<Input>, mut transcoder:
         };
         if transcoder.queued_bytes() > MAX_QUEUED_BYTES {
             skipping = true;
+        }
+        if frame.info.codec() != from {
+            continue;
         }
         if skipping {
             if !frame.keyframe {

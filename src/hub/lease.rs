@@ -8,6 +8,7 @@ use std::time::Duration;
 use super::conversion::Conversion;
 use super::metrics::Metrics;
 use super::stream::{lock, ConsumerMeta, Stream};
+use super::track::TrackOutput;
 
 pub struct ConsumerLease {
     pub(super) stream: Arc<Stream>,
@@ -21,6 +22,15 @@ impl ConsumerLease {
     pub fn add_bytes_out(&self, n: usize) {
         self.meta.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
         self.metrics.add_bytes_out(self.meta.protocol, n as u64);
+    }
+
+    /// Gives back this consumer's share of the conversion that makes `output` (nothing for a
+    /// source track): the consumer no longer reads it.
+    pub(super) fn release_output(&mut self, output: &Arc<TrackOutput>) {
+        if let Some(at) = self.conversions.iter().position(|c| Arc::ptr_eq(&c.output, output)) {
+            let conversion = self.conversions.remove(at);
+            release(&self.stream, conversion, self.grace);
+        }
     }
 }
 

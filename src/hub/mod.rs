@@ -3,11 +3,13 @@
 //! need the same output, and torn down a grace period after the last one leaves.
 
 mod conversion;
+pub mod egress;
 mod h264_gate;
 mod key;
 mod lease;
 mod metrics;
 mod publisher;
+mod replan;
 mod stream;
 mod subscription;
 mod timeline;
@@ -25,6 +27,7 @@ pub use key::{InvalidStreamKey, SessionId, StreamKey};
 pub use lease::ConsumerLease;
 pub use metrics::Metrics;
 pub use publisher::Publisher;
+pub use replan::{decide as decide_replan, PlanInputs, Replan};
 pub use stream::{ConsumerMeta, PublisherMeta, Stream};
 pub use subscription::{EndReason, Subscription};
 pub use timeline::Timeline;
@@ -53,6 +56,8 @@ pub struct HubConfig {
     /// How long a stream whose publisher left keeps its consumers, waiting for a publisher
     /// (of any protocol) to continue it (ZLMediaKit's `continue_push_ms`); zero: it ends at once.
     pub reconnect_grace: Duration,
+    /// A viewer whose output takes nothing for this long is disconnected (see [`egress`]).
+    pub write_stall: Duration,
 }
 
 impl Default for HubConfig {
@@ -63,6 +68,7 @@ impl Default for HubConfig {
             max_lag_events: 5,
             ready_timeout: Duration::from_secs(10),
             reconnect_grace: Duration::from_secs(10),
+            write_stall: egress::WRITE_STALL,
         }
     }
 }
@@ -186,7 +192,9 @@ impl Hub {
         };
         if took_over {
             // Viewers continue from the new publisher's first keyframe, and converted video
-            // from a fresh keyframe of its encoder (a WHEP viewer decodes again at once).
+            // from a fresh keyframe of its encoder (a WHEP viewer decodes again at once). Its
+            // protocol may differ and its codecs are only known from its first frames: once
+            // they are, every consumer decides its plan again (`replan`, `Publisher::settling`).
             stream.request_keyframe();
             for conversion in stream.conversions() {
                 conversion.request_keyframe();
@@ -205,6 +213,7 @@ impl Hub {
             last_frame_at: None,
             metrics: self.inner.metrics.clone(),
             h264: Default::default(),
+            settling: took_over.then(Default::default),
         })
     }
 
@@ -290,9 +299,12 @@ impl Hub {
     /// it needs, and returns its subscription starting at the cached GOP.
     pub async fn subscribe(&self, key: &StreamKey, who: ConsumerRequest) -> Result<Subscription, HubError> {
         let stream = self.stream(key).ok_or_else(|| HubError::NotFound(key.clone()))?;
+        // Watched before planning: a takeover that settles from here on re-plans this consumer.
+        let sources = stream.watch_sources();
         if !stream.wait_ready(self.inner.config.ready_timeout).await {
             return Err(if stream.is_ended() { HubError::NotFound(key.clone()) } else { HubError::NotReady(key.clone()) });
         }
+        let inputs = PlanInputs::of(&stream);
         let plan = self.plan_for(&stream, who.protocol)?;
         let meta = Arc::new(ConsumerMeta {
             id: SessionId::next(),
@@ -325,16 +337,19 @@ impl Hub {
                 tracing::debug!(stream = %key, track = %conversion.key.track, "conversion output not there in time; joining anyway");
             }
         }
+        let mut replanner = replan::Replanner { hub: self.clone(), inputs, video: video.clone(), audio: audio.clone(), sources };
         let video = video.and_then(|o| o.join());
         let mut audio = audio.and_then(|o| o.join());
         if audio.is_none() && awaits_late_audio(&stream) {
             // WeChat's live-pusher often starts its audio seconds after video: keep the
             // consumer on the source audio so it flows (on the same timeline) once it starts.
             audio = stream.source(TrackKind::Audio).join();
+            replanner.audio = Some(stream.source(TrackKind::Audio).clone());
         }
         lock(&stream.consumers).insert(meta.id, meta.clone());
         tracing::info!(stream = %key, protocol = %meta.protocol, transport = %meta.transport, consumer = %meta.id, "consumer attached");
-        let sub = Subscription::new(plan, video, audio, self.inner.config.max_lag_events, lease);
+        let mut sub = Subscription::new(plan, video, audio, self.inner.config.max_lag_events, lease);
+        sub.replanner = Some(replanner);
         // A new viewer starts from the cached GOP, and a fresh keyframe shortens the wait of
         // the next one (and of a WebRTC publisher's long GOPs).
         sub.request_keyframe();
@@ -342,7 +357,7 @@ impl Hub {
     }
 
     /// The output a leg is served from: the source track, or a conversion (started if needed).
-    fn leg_output(
+    pub(super) fn leg_output(
         &self,
         stream: &Arc<Stream>,
         track: TrackKind,

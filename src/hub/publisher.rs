@@ -3,7 +3,7 @@
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use super::h264_gate::H264Gate;
 use super::metrics::Metrics;
@@ -24,6 +24,31 @@ pub struct Publisher {
     pub(super) last_frame_at: Option<Instant>,
     pub(super) metrics: Arc<Metrics>,
     pub(super) h264: H264Gate,
+    /// A publisher that took a stream over: which of its tracks came yet. Once both have (or
+    /// one has for [`SETTLE_WAIT`]) the stream's consumers re-plan from its tracks.
+    pub(super) settling: Option<Settling>,
+}
+
+/// How long a takeover's second track is waited for before consumers re-plan without it.
+const SETTLE_WAIT: Duration = Duration::from_millis(1500);
+
+#[derive(Debug, Default)]
+pub(super) struct Settling {
+    video: bool,
+    audio: bool,
+    since: Option<Instant>,
+}
+
+impl Settling {
+    /// Notes a frame of `kind`; true when the publisher's tracks are known.
+    fn settled(&mut self, kind: TrackKind) -> bool {
+        match kind {
+            TrackKind::Video => self.video = true,
+            TrackKind::Audio => self.audio = true,
+        }
+        let since = *self.since.get_or_insert_with(Instant::now);
+        (self.video && self.audio) || since.elapsed() >= SETTLE_WAIT
+    }
 }
 
 impl Publisher {
@@ -48,8 +73,14 @@ impl Publisher {
         let (dts, pts) = self.timeline.map(frame.kind(), frame.dts, frame.pts);
         self.last_frame_at = Some(Instant::now());
         let frame = Frame::new(frame.info, dts, pts, frame.keyframe, frame.data);
-        self.stream.source(frame.kind()).push(Arc::new(frame));
+        let kind = frame.kind();
+        self.stream.source(kind).push(Arc::new(frame));
         self.stream.note_frame();
+        if self.settling.as_mut().is_some_and(|s| s.settled(kind)) {
+            self.settling = None;
+            tracing::debug!(stream = %self.stream.key, "the new publisher's tracks are known; consumers re-plan");
+            self.stream.sources_changed();
+        }
     }
 
     /// Publishes a frame made elsewhere (e.g. by an ingest demuxer that returns `Arc`s).

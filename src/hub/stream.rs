@@ -72,6 +72,9 @@ pub struct Stream {
     keyframe_requests: AtomicU64,
     first_frame: Mutex<Option<Instant>>,
     ready: watch::Sender<bool>,
+    /// Bumped when a publisher that took the stream over has shown its tracks: attached
+    /// consumers re-plan (see `replan`).
+    sources: watch::Sender<u64>,
 }
 
 impl Stream {
@@ -90,6 +93,7 @@ impl Stream {
             keyframe_requests: AtomicU64::new(0),
             first_frame: Mutex::new(None),
             ready: watch::channel(false).0,
+            sources: watch::channel(0).0,
         }
     }
 
@@ -141,6 +145,17 @@ impl Stream {
         life.epoch += 1;
         life.takeovers += 1;
         Some(timeline)
+    }
+
+    /// The publisher's tracks changed (another publisher took over and its tracks are known):
+    /// attached consumers decide their plans again.
+    pub(super) fn sources_changed(&self) {
+        self.sources.send_modify(|n| *n += 1);
+    }
+
+    /// Notified on [`Stream::sources_changed`] after this call.
+    pub(super) fn watch_sources(&self) -> watch::Receiver<u64> {
+        self.sources.subscribe()
     }
 
     pub fn video_info(&self) -> Option<Arc<TrackInfo>> {

@@ -16,9 +16,11 @@ use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::time::Instant;
 
 use super::lease::ConsumerLease;
+use super::replan::{self, PlanInputs, Replan, Replanner};
 use super::track::TrackJoin;
+use super::HubError;
 use crate::media::{Frame, TrackInfo, TrackKind, Ts};
-use crate::matrix::Plan;
+use crate::matrix::{Leg, Plan};
 
 /// How long audio that comes before a consumer's first video frame is held for it; after that
 /// the audio goes out alone (as it would without video).
@@ -31,6 +33,9 @@ pub enum EndReason {
     StreamEnded,
     /// The consumer fell behind more often than allowed.
     TooSlow,
+    /// Another publisher took the stream over, and what it sends cannot be served to this
+    /// consumer (the matrix has no route, or another output codec would be needed): why.
+    Unsupported(String),
 }
 
 struct Track {
@@ -62,6 +67,20 @@ pub struct Subscription {
     max_lag_events: u32,
     ended: Option<EndReason>,
     lease: ConsumerLease,
+    /// Re-plans this consumer when another publisher continues the stream (None in tests).
+    pub(super) replanner: Option<Replanner>,
+    /// The dts of the newest frame handed out, per track (video, audio).
+    last_dts: [Option<Ts>; 2],
+    /// After a re-plan, frames of a newly joined output at or before this dts are dropped: a
+    /// track's timestamps never go back.
+    floor: [Option<Ts>; 2],
+}
+
+fn slot(kind: TrackKind) -> usize {
+    match kind {
+        TrackKind::Video => 0,
+        TrackKind::Audio => 1,
+    }
 }
 
 impl Subscription {
@@ -106,6 +125,9 @@ impl Subscription {
             max_lag_events,
             ended: None,
             lease,
+            replanner: None,
+            last_dts: [None; 2],
+            floor: [None; 2],
         }
     }
 
@@ -155,7 +177,7 @@ impl Subscription {
     pub async fn next(&mut self) -> Option<Arc<Frame>> {
         loop {
             if let Some(frame) = self.backlog.pop_front() {
-                return Some(frame);
+                return Some(self.sent(frame));
             }
             if self.ended.is_some() {
                 return None;
@@ -184,11 +206,18 @@ impl Subscription {
                     self.stop_waiting();
                     continue;
                 }
+                _ = replan::sources_changed(&mut self.replanner) => {
+                    self.replan();
+                    continue;
+                }
             };
             match result {
                 Ok(frame) => {
+                    if !self.fits(&frame) {
+                        continue;
+                    }
                     if let Some(frame) = self.admit(frame).and_then(|f| self.align(f)) {
-                        return Some(frame);
+                        return Some(self.sent(frame));
                     }
                 }
                 Err(RecvError::Lagged(_)) => {
@@ -228,6 +257,95 @@ impl Subscription {
             self.backlog.clear();
         }
         false
+    }
+
+    /// Notes what goes out (see `floor`).
+    fn sent(&mut self, frame: Arc<Frame>) -> Arc<Frame> {
+        self.last_dts[slot(frame.kind())] = Some(frame.dts);
+        frame
+    }
+
+    /// A frame this consumer can take: in the codec its plan delivers on that track (a new
+    /// publisher's other codec on a copied track waits for the re-plan) and not older than
+    /// what it already got from an output it left.
+    fn fits(&self, frame: &Frame) -> bool {
+        let codec_ok = self.plan.leg(frame.kind()).is_none_or(|leg| leg.output_codec() == frame.info.codec());
+        codec_ok && self.floor[slot(frame.kind())].is_none_or(|floor| frame.dts > floor)
+    }
+
+    /// The stream's publisher changed its tracks (another one took over): decide the plan
+    /// again from the matrix and switch the tracks whose output changes, or end.
+    fn replan(&mut self) {
+        let Some(mut r) = self.replanner.take() else { return };
+        let stream = self.lease.stream.clone();
+        let inputs = PlanInputs::of(&stream);
+        let planned = r.hub.plan_for(&stream, self.lease.meta.protocol).map_err(|e| e.to_string());
+        let decision = replan::decide(&self.plan, &r.inputs, &inputs, planned);
+        tracing::debug!(stream = %stream.key, consumer = %self.lease.meta.id, from = ?r.inputs, to = ?inputs, ?decision, "publisher changed");
+        r.inputs = inputs;
+        let outcome = match decision {
+            Replan::Keep => Ok(()),
+            Replan::End(reason) => Err(reason),
+            Replan::Change(plan) => {
+                self.plan = plan;
+                [TrackKind::Video, TrackKind::Audio]
+                    .into_iter()
+                    .try_for_each(|kind| self.switch(&mut r, kind, plan.leg(kind)))
+                    .map_err(|e| e.to_string())
+                    .inspect(|_| tracing::info!(stream = %stream.key, consumer = %self.lease.meta.id, plan = ?self.plan, "consumer re-planned for the new publisher"))
+            }
+        };
+        match outcome {
+            Ok(()) => self.replanner = Some(r),
+            Err(reason) => {
+                tracing::info!(stream = %stream.key, consumer = %self.lease.meta.id, %reason, "the new publisher cannot be served to this consumer; it ends");
+                self.backlog.clear();
+                self.ended = Some(EndReason::Unsupported(reason));
+            }
+        }
+    }
+
+    /// Moves one track onto the output its new leg is served from (a conversion started if
+    /// needed), leaving the old one; what the new output has cached joins from where this
+    /// consumer is.
+    fn switch(&mut self, r: &mut Replanner, kind: TrackKind, leg: Option<&Leg>) -> Result<(), HubError> {
+        let Some(old) = r.output_mut(kind).clone() else { return Ok(()) };
+        let has_track = match kind {
+            TrackKind::Video => self.video.is_some(),
+            TrackKind::Audio => self.audio.is_some(),
+        };
+        if leg.is_none() || !has_track {
+            return Ok(());
+        }
+        let stream = self.lease.stream.clone();
+        let Some(output) = r.hub.leg_output(&stream, kind, leg, &mut self.lease)? else { return Ok(()) };
+        if Arc::ptr_eq(&output, &old) {
+            // The same output (a conversion counted twice now): one share back.
+            self.lease.release_output(&old);
+            return Ok(());
+        }
+        let Some(join) = output.join() else {
+            self.lease.release_output(&output);
+            return Ok(());
+        };
+        let at = slot(kind);
+        self.floor[at] = self.last_dts[at];
+        let backlog: Vec<_> = join.backlog.into_iter().filter(|f| self.fits(f)).collect();
+        self.backlog.extend(backlog);
+        let track = Track { receiver: join.receiver, open: true };
+        match kind {
+            TrackKind::Video => {
+                self.video = Some(track);
+                self.video_info = join.info.or(self.video_info.take());
+            }
+            TrackKind::Audio => {
+                self.audio = Some(track);
+                self.audio_info = join.info.or(self.audio_info.take());
+            }
+        }
+        self.lease.release_output(&old);
+        *r.output_mut(kind) = Some(output);
+        Ok(())
     }
 
     /// After a lag, drop everything until the next video keyframe.

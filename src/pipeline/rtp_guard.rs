@@ -20,7 +20,8 @@ pub fn guard_h264_rtp(pad: &gst::Pad, on_refused: impl Fn(Reject) + Send + Sync 
             Some(gst::PadProbeData::Buffer(buffer)) => match judge(&mut check, buffer, &on_refused) {
                 Outcome::Keep => {}
                 Outcome::Replace(new) => *buffer = new,
-                Outcome::Drop => return gst::PadProbeReturn::Drop,
+                // Not `Drop`: see `rtp_payload_guard` (a NULL unref on GStreamer 1.22).
+                Outcome::Drop => return gst::PadProbeReturn::Handled,
             },
             Some(gst::PadProbeData::BufferList(list)) => {
                 let mut out = gst::BufferList::new_sized(list.len());
@@ -34,6 +35,9 @@ pub fn guard_h264_rtp(pad: &gst::Pad, on_refused: impl Fn(Reject) + Send + Sync 
                         }
                         Outcome::Drop => changed = true,
                     }
+                }
+                if changed && out.is_empty() {
+                    return gst::PadProbeReturn::Handled;
                 }
                 if changed {
                     *list = out;

@@ -47,6 +47,19 @@ pub struct Transcoder {
     keyframes: KeyframeRequester,
     src: gst_app::AppSrc,
     input: Arc<TrackInfo>,
+    /// What a restart builds again (see [`Transcoder::push`]).
+    name: String,
+    middle: String,
+    target: Codec,
+    sink: Arc<TranscodeSink>,
+    restarts: u64,
+}
+
+/// One built and playing pipeline.
+struct Running {
+    pipeline: gst::Pipeline,
+    keyframes: KeyframeRequester,
+    src: gst_app::AppSrc,
 }
 
 impl Transcoder {
@@ -59,51 +72,25 @@ impl Transcoder {
         target: Codec,
         sink: TranscodeSink,
     ) -> Result<Transcoder, TranscodeError> {
-        super::init();
-        let description =
-            format!("appsrc name=src format=time is-live=true ! {middle} ! appsink name=sink sync=false");
-        let build_err = |reason: String| TranscodeError::Build { description: description.clone(), reason };
-        let pipeline = gst::parse::launch(&description)
-            .map_err(|e| build_err(e.to_string()))?
-            .downcast::<gst::Pipeline>()
-            .map_err(|_| build_err("not a pipeline".into()))?;
-        pipeline.set_property("name", name);
-        let src = by_name::<gst_app::AppSrc>(&pipeline, "src").ok_or_else(|| build_err("no appsrc".into()))?;
-        let appsink = by_name::<gst_app::AppSink>(&pipeline, "sink").ok_or_else(|| build_err("no appsink".into()))?;
-        src.set_caps(Some(&input_caps(&input)));
-        // Unbounded here; the feeder bounds what it queues (see `queued_bytes`).
-        src.set_max_bytes(0);
-
         let sink = Arc::new(sink);
-        let on_sample = sink.clone();
-        let last_info: Mutex<Option<(gst::Caps, Arc<TrackInfo>)>> = Mutex::new(None);
-        appsink.set_callbacks(
-            gst_app::AppSinkCallbacks::builder()
-                .new_sample(move |appsink| {
-                    let sample = appsink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                    if let Some(frame) = frame_from_sample(&sample, target, &last_info) {
-                        (on_sample.on_frame)(frame);
-                    }
-                    Ok(gst::FlowSuccess::Ok)
-                })
-                .build(),
-        );
-
-        let keyframes = KeyframeRequester(appsink.static_pad("sink").ok_or_else(|| build_err("appsink has no pad".into()))?);
-        watch_bus(&pipeline, sink);
-        super::live::hold(&pipeline);
-        if let Err(e) = pipeline.set_state(gst::State::Playing) {
-            super::live::stop_now(&pipeline);
-            return Err(TranscodeError::Start(e.to_string()));
-        }
-        Ok(Transcoder { pipeline, keyframes, src, input })
+        let Running { pipeline, keyframes, src } = build(name, middle, &input, target, sink.clone())?;
+        let (name, middle) = (name.to_string(), middle.to_string());
+        Ok(Transcoder { pipeline, keyframes, src, input, name, middle, target, sink, restarts: 0 })
     }
 
-    /// Feeds one input frame (never blocks).
+    /// Feeds one input frame (never blocks). New input caps are set on the appsrc; audio whose
+    /// parameters change (sample rate, channels, codec configuration: a publisher that took
+    /// the stream over) restarts the pipeline instead, since decoders and encoders do not all
+    /// follow a mid-stream rate change: its output goes on, on the same timeline.
     pub fn push(&mut self, frame: &Frame) -> Result<(), TranscodeError> {
         if !Arc::ptr_eq(&self.input, &frame.info) {
+            let changed = *self.input != *frame.info;
             self.input = frame.info.clone();
-            self.src.set_caps(Some(&input_caps(&self.input)));
+            if changed && frame.kind() == TrackKind::Audio {
+                self.restart()?;
+            } else {
+                self.src.set_caps(Some(&input_caps(&self.input)));
+            }
         }
         let mut buffer = gst::Buffer::from_slice(frame.data.clone());
         {
@@ -117,6 +104,29 @@ impl Transcoder {
         self.src.push_buffer(buffer).map(|_| ()).map_err(|e| TranscodeError::Push(format!("{e:?}")))
     }
 
+    /// Builds the pipeline again for the current input and stops the old one (off this thread:
+    /// stopping joins its streaming threads).
+    fn restart(&mut self) -> Result<(), TranscodeError> {
+        self.restarts += 1;
+        let name = format!("{}-r{}", self.name, self.restarts);
+        let running = build(&name, &self.middle, &self.input, self.target, self.sink.clone())?;
+        tracing::info!(pipeline = %name, input = ?self.input, "conversion input changed; pipeline restarted");
+        let old = std::mem::replace(&mut self.pipeline, running.pipeline);
+        self.src = running.src;
+        self.keyframes = running.keyframes;
+        let stop = move || super::live::stop_now(&old);
+        match tokio::runtime::Handle::try_current() {
+            Ok(handle) => drop(handle.spawn_blocking(stop)),
+            Err(_) => stop(),
+        }
+        Ok(())
+    }
+
+    /// How many times the input changed so that the pipeline was built again.
+    pub fn restarts(&self) -> u64 {
+        self.restarts
+    }
+
     pub fn keyframe_requester(&self) -> KeyframeRequester {
         self.keyframes.clone()
     }
@@ -125,6 +135,53 @@ impl Transcoder {
     pub fn queued_bytes(&self) -> u64 {
         self.src.current_level_bytes()
     }
+}
+
+/// Builds and starts `appsrc ! {middle} ! appsink` for frames like `input`.
+fn build(
+    name: &str,
+    middle: &str,
+    input: &Arc<TrackInfo>,
+    target: Codec,
+    sink: Arc<TranscodeSink>,
+) -> Result<Running, TranscodeError> {
+    super::init();
+    let description =
+        format!("appsrc name=src format=time is-live=true ! {middle} ! appsink name=sink sync=false");
+    let build_err = |reason: String| TranscodeError::Build { description: description.clone(), reason };
+    let pipeline = gst::parse::launch(&description)
+        .map_err(|e| build_err(e.to_string()))?
+        .downcast::<gst::Pipeline>()
+        .map_err(|_| build_err("not a pipeline".into()))?;
+    pipeline.set_property("name", name);
+    let src = by_name::<gst_app::AppSrc>(&pipeline, "src").ok_or_else(|| build_err("no appsrc".into()))?;
+    let appsink = by_name::<gst_app::AppSink>(&pipeline, "sink").ok_or_else(|| build_err("no appsink".into()))?;
+    src.set_caps(Some(&input_caps(input)));
+    // Unbounded here; the feeder bounds what it queues (see `queued_bytes`).
+    src.set_max_bytes(0);
+
+    let on_sample = sink.clone();
+    let last_info: Mutex<Option<(gst::Caps, Arc<TrackInfo>)>> = Mutex::new(None);
+    appsink.set_callbacks(
+        gst_app::AppSinkCallbacks::builder()
+            .new_sample(move |appsink| {
+                let sample = appsink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                if let Some(frame) = frame_from_sample(&sample, target, &last_info) {
+                    (on_sample.on_frame)(frame);
+                }
+                Ok(gst::FlowSuccess::Ok)
+            })
+            .build(),
+    );
+
+    let keyframes = KeyframeRequester(appsink.static_pad("sink").ok_or_else(|| build_err("appsink has no pad".into()))?);
+    watch_bus(&pipeline, sink);
+    super::live::hold(&pipeline);
+    if let Err(e) = pipeline.set_state(gst::State::Playing) {
+        super::live::stop_now(&pipeline);
+        return Err(TranscodeError::Start(e.to_string()));
+    }
+    Ok(Running { pipeline, keyframes, src })
 }
 
 impl Drop for Transcoder {

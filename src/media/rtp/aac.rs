@@ -74,7 +74,7 @@ impl AuHeaderLayout {
         if self.size == 0 {
             return if data > 0 { Ok(()) } else { Err(PayloadReject::Empty) };
         }
-        if sizes.iter().any(|&s| s == 0) || data == 0 {
+        if sizes.contains(&0) || data == 0 {
             return Err(PayloadReject::BadField);
         }
         let total: u64 = sizes.iter().sum();

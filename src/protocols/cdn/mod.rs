@@ -30,6 +30,10 @@ pub enum RelayError {
     Origin(String),
     #[error("the origin closed the connection")]
     Closed,
+    #[error("the destination took nothing for {0:?}")]
+    Stalled(std::time::Duration),
+    #[error("the destination reads too slowly: it lagged too often")]
+    TooSlow,
     #[error("timed out waiting for {0}")]
     Timeout(&'static str),
     #[error("disconnected through the API")]

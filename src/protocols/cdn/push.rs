@@ -9,13 +9,15 @@
 use std::time::Duration;
 
 use tokio::net::TcpStream;
+use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::backoff::Backoff;
 use super::status::{RelayState, StatusCell};
 use super::RelayError;
 use crate::config::RelaySettings;
-use crate::hub::{ConsumerRequest, Hub, StreamKey};
+use crate::hub::egress::{sleep_until, within, DropReason, EgressPacer, Verdict};
+use crate::hub::{ConsumerRequest, EndReason, Hub, StreamKey, Subscription};
 use crate::media::Protocol;
 use crate::protocols::flv::{FlvEgress, FlvTag as Tag, TagKind};
 use crate::protocols::rtmp::{ClientConn, ClientEvent, MediaKind, RtmpUrl};
@@ -131,22 +133,38 @@ async fn push_once(
     let mut egress = FlvEgress::new();
     let mut tags = Vec::new();
     egress.start(sub.video_info(), sub.audio_info(), &mut tags);
-    if let Err(e) = send(&mut conn, &mut tags, status).await {
-        return failed(e, true);
-    }
+    let mut pacer = EgressPacer::new(settings.write_stall());
     let mut probe: Option<Probe> = None;
     let mut check = tokio::time::interval(failback.map_or(Duration::from_secs(3600), |(_, every)| every));
     check.reset();
     loop {
-        tokio::select! {
-            frame = sub.next() => {
-                let Some(frame) = frame else { return Outcome::StreamEnded };
-                if egress.frame(&frame, &mut tags).is_ok() {
-                    if let Err(e) = send(&mut conn, &mut tags, status).await {
+        if !tags.is_empty() {
+            match bounded_room(&mut conn, &mut pacer, &mut sub).await {
+                Ok(Verdict::Write) => {
+                    if let Err(e) = queue(&mut conn, &mut tags, status) {
                         return failed(e, true);
                     }
                 }
+                Ok(Verdict::SkipToKeyframe) => {
+                    tags.clear();
+                    egress.resync();
+                    tracing::debug!("destination behind; skipping to the next keyframe");
+                }
+                Ok(Verdict::Drop(reason)) => return failed(stall_error(reason, &pacer), true),
+                Err(e) => return failed(e, true),
             }
+        }
+        tokio::select! {
+            frame = sub.next() => {
+                let Some(frame) = frame else {
+                    if sub.end_reason() == Some(&EndReason::TooSlow) {
+                        return failed(stall_error(DropReason::LaggedTooOften, &pacer), true);
+                    }
+                    return Outcome::StreamEnded;
+                };
+                let _ = egress.frame(&frame, &mut tags);
+            }
+            // Writes what is queued, then reads.
             event = conn.next_event() => match event {
                 Err(e) => return failed(e.into(), true),
                 Ok(None) => return failed(RelayError::Closed, true),
@@ -155,6 +173,12 @@ async fn push_once(
                 }
                 Ok(Some(_)) => {}
             },
+            _ = sleep_until(pacer.deadline()) => {
+                pacer.observe(Instant::now(), conn.bytes_written(), conn.pending_output());
+                if pacer.stalled(Instant::now()) {
+                    return failed(stall_error(DropReason::Stalled, &pacer), true);
+                }
+            }
             _ = check.tick(), if failback.is_some() && probe.is_none() => {
                 if let Some((primary, _)) = failback {
                     let (primary, timeout) = (primary.clone(), settings.connect_timeout());
@@ -173,6 +197,30 @@ async fn push_once(
     }
 }
 
+/// Bytes queued toward the destination past which a new frame waits (bounded) for room.
+const MAX_PENDING: usize = 1024 * 1024;
+
+/// Whether the destination has room for the next frame: when more than [`MAX_PENDING`] is
+/// queued, writes for at most the pacer's frame wait first (see [`crate::hub::egress`]).
+async fn bounded_room(conn: &mut Conn, pacer: &mut EgressPacer, sub: &mut Subscription) -> Result<Verdict, RelayError> {
+    pacer.observe(Instant::now(), conn.bytes_written(), conn.pending_output());
+    if conn.pending_output() > MAX_PENDING {
+        if let Some(Err(e)) = within(pacer.frame_wait(Instant::now()), conn.flush()).await {
+            return Err(e.into());
+        }
+        pacer.observe(Instant::now(), conn.bytes_written(), conn.pending_output());
+    }
+    let room = conn.pending_output() <= MAX_PENDING;
+    Ok(pacer.decide(Instant::now(), room, || sub.lagged()))
+}
+
+fn stall_error(reason: DropReason, pacer: &EgressPacer) -> RelayError {
+    match reason {
+        DropReason::Stalled => RelayError::Stalled(pacer.stall()),
+        DropReason::LaggedTooOften => RelayError::TooSlow,
+    }
+}
+
 /// A check of the primary running beside the push; aborted when dropped.
 struct Probe(tokio::task::JoinHandle<Result<Conn, RelayError>>);
 
@@ -182,10 +230,8 @@ impl Drop for Probe {
     }
 }
 
-async fn send<S>(conn: &mut ClientConn<S>, tags: &mut Vec<Tag>, status: &StatusCell) -> Result<(), RelayError>
-where
-    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send,
-{
+/// Queues the tags on the connection (written while the next frame is awaited).
+fn queue(conn: &mut Conn, tags: &mut Vec<Tag>, status: &StatusCell) -> Result<(), RelayError> {
     for t in tags.drain(..) {
         let kind = match t.kind {
             TagKind::Audio => MediaKind::Audio,
@@ -193,7 +239,7 @@ where
             TagKind::Script => MediaKind::Data,
         };
         let body = if t.kind == TagKind::Script { with_set_data_frame(&t.body) } else { t.body };
-        conn.send_media(kind, t.timestamp, &body).await?;
+        conn.queue_media(kind, t.timestamp, &body)?;
         status.add_bytes(body.len());
     }
     Ok(())

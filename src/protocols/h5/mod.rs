@@ -27,7 +27,7 @@ use std::sync::Arc;
 use axum::routing::get;
 use axum::{Extension, Router};
 
-pub use play::{AUDIO_TABLES_EVERY, PING_EVERY, PONG_TIMEOUT, QUEUE_MESSAGES, WRITE_STALL};
+pub use play::{AUDIO_TABLES_EVERY, PING_EVERY, PONG_TIMEOUT, QUEUE_MESSAGES};
 pub use publish::{PublishError, PublishSummary, PUBLISH_SILENCE};
 
 use crate::http::ApiError;

@@ -5,7 +5,8 @@
 //!
 //! A viewer is fed through a bounded queue drained by its own writer task: when the queue is
 //! full the viewer skips to the next I-picture (a lag), and after more lags than the hub allows
-//! (`hub.max_lag_events`), or a write that stalls for [`WRITE_STALL`], it is disconnected. The
+//! (`hub.max_lag_events`), or a write that stalls for `hub.write_stall_seconds` (the bound
+//! every egress shares, see [`crate::hub::egress`]), it is disconnected. The
 //! kernel's socket buffers can hide a viewer that stopped reading for a long time, so a ping
 //! goes out behind the media every [`PING_EVERY`]: a viewer whose pong is [`PONG_TIMEOUT`]
 //! late is that far behind, and is disconnected too. The others never wait for it.
@@ -35,14 +36,13 @@ use super::ts::mux::ProgramTables;
 use super::H5State;
 use super::parse_key;
 use crate::http::ApiError;
+use crate::hub::egress::{EgressPacer, Verdict};
 use crate::hub::{ConsumerRequest, EndReason, Subscription};
 use crate::media::{Codec, Frame, Protocol, TrackKind};
 use super::H5Ctx;
 
 /// Messages queued toward one viewer (about two seconds of a 30 fps stream with audio).
 pub const QUEUE_MESSAGES: usize = 128;
-/// A write that takes longer than this ends the viewer.
-pub const WRITE_STALL: Duration = Duration::from_secs(5);
 /// How often a ping is queued behind the media (one outstanding at a time).
 pub const PING_EVERY: Duration = Duration::from_secs(2);
 /// A viewer whose pong has not come back after this long is too far behind.
@@ -116,7 +116,7 @@ async fn serve(socket: WebSocket, mut sub: Subscription, packets: Arc<SharedPack
     let (tx, rx) = mpsc::channel::<Message>(QUEUE_MESSAGES);
     let stop = CancellationToken::new();
     let (close_tx, close_rx) = tokio::sync::oneshot::channel::<CloseFrame>();
-    let writer = tokio::spawn(write_loop(sink, rx, stop.clone(), close_rx));
+    let writer = tokio::spawn(write_loop(sink, rx, stop.clone(), close_rx, gw.hub.config().write_stall));
     let end = feed(&mut sub, &packets, &tx, &mut incoming, gw).await;
     match end {
         End::TooSlow => {
@@ -150,6 +150,8 @@ async fn feed(
     let mut tables = ProgramTables::new(has_video, sub.has_audio());
     let max_lags = gw.hub.config().max_lag_events;
     let mut lags = 0u32;
+    // The writer task bounds the stall; here a full queue is a lag.
+    let mut pacer = EgressPacer::new(gw.hub.config().write_stall);
     let mut skipping = false;
     let mut audio_since_tables = 0u32;
     let shutdown = gw.shutdown.cancelled();
@@ -214,13 +216,17 @@ async fn feed(
                 return End::WriteFailed;
             }
             skipping = false;
-            if !sent {
+            let lagged = || {
                 lags += 1;
-                if lags > max_lags {
-                    return End::TooSlow;
+                lags > max_lags
+            };
+            match pacer.decide(tokio::time::Instant::now(), sent, lagged) {
+                Verdict::Write => {}
+                Verdict::SkipToKeyframe => {
+                    tracing::debug!(lags, "H5 viewer behind; skipping to the next I-picture");
+                    skipping = has_video;
                 }
-                tracing::debug!(lags, "H5 viewer behind; skipping to the next I-picture");
-                skipping = has_video;
+                Verdict::Drop(_) => return End::TooSlow,
             }
         }
     }
@@ -287,12 +293,13 @@ fn queue(tx: &mpsc::Sender<Message>, bytes: Bytes, sub: &Subscription) -> Result
 }
 
 /// Writes queued messages (flushing once per batch) until the queue closes or `stop`; then
-/// sends `close` if one was given. Every write is bounded by [`WRITE_STALL`].
+/// sends `close` if one was given. Every write is bounded by `stall`.
 async fn write_loop(
     mut sink: SplitSink<WebSocket, Message>,
     mut rx: mpsc::Receiver<Message>,
     stop: CancellationToken,
     close: tokio::sync::oneshot::Receiver<CloseFrame>,
+    stall: Duration,
 ) {
     loop {
         let first = tokio::select! {
@@ -311,7 +318,7 @@ async fn write_loop(
             sink.flush().await
         };
         let result = tokio::select! {
-            r = tokio::time::timeout(WRITE_STALL, batch) => r,
+            r = tokio::time::timeout(stall, batch) => r,
             _ = stop.cancelled() => return,
         };
         match result {
@@ -327,6 +334,6 @@ async fn write_loop(
         }
     }
     if let Ok(frame) = close.await {
-        let _ = tokio::time::timeout(WRITE_STALL, sink.send(Message::Close(Some(frame)))).await;
+        let _ = tokio::time::timeout(stall, sink.send(Message::Close(Some(frame)))).await;
     }
 }

@@ -91,6 +91,22 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> ClientConn<S> {
         self.t.flush().await
     }
 
+    /// Queues one media message (after `publish`) without writing it: [`ClientConn::flush`]
+    /// and [`ClientConn::next_event`] send it.
+    pub fn queue_media(&mut self, kind: MediaKind, timestamp: u32, payload: &[u8]) -> Result<(), RtmpError> {
+        self.t.session.send_media(kind, timestamp, payload)
+    }
+
+    /// Writes everything queued (cancel-safe: a cancelled call leaves the unwritten rest).
+    pub async fn flush(&mut self) -> Result<(), RtmpError> {
+        self.t.flush().await
+    }
+
+    /// Bytes written to the socket so far (see [`crate::hub::egress`]).
+    pub fn bytes_written(&self) -> u64 {
+        self.t.written
+    }
+
     /// The next event (media while playing, status changes); `None` when the server closed
     /// the connection. Sends pending protocol output first. Cancel-safe.
     pub async fn next_event(&mut self) -> Result<Option<ClientEvent>, RtmpError> {

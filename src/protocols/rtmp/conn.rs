@@ -134,6 +134,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> ServerConn<S> {
         self.t.session.output().len()
     }
 
+    /// Bytes written to the socket so far (see [`crate::hub::egress`]).
+    pub fn bytes_written(&self) -> u64 {
+        self.t.written
+    }
+
     /// Sends what is still queued (bounded wait) and shuts the connection down.
     pub async fn close(self) {
         self.t.close().await;

@@ -11,6 +11,7 @@ use tracing::Instrument;
 
 use super::{ServerConn, ServerEvent};
 use crate::auth::{Action, Entry};
+use crate::hub::egress::{sleep_until, within, DropReason, EgressPacer, Verdict, FRAME_WAIT};
 use crate::hub::{ConsumerRequest, EndReason, Publisher, StreamKey, Subscription};
 use crate::media::Protocol;
 use crate::protocols::flv::{FlvEgress, FlvIngest, TagKind};
@@ -33,10 +34,6 @@ const PUBLISH_SILENCE: Duration = Duration::from_secs(20);
 const UNPUBLISHED: &str = "unpublished";
 /// Bytes queued toward a player past which a new frame waits (bounded) for room.
 const MAX_PENDING: usize = 1024 * 1024;
-/// How long a frame may wait for room before the player has lagged.
-const FRAME_WAIT: Duration = Duration::from_secs(1);
-/// A player that takes nothing for this long is disconnected.
-const WRITE_STALL: Duration = Duration::from_secs(8);
 
 /// Serves RTMP connections while `gate` has room; past it a connection is closed at once
 /// (with a log line), so a flood cannot take the descriptors the rest of the gateway needs.
@@ -253,43 +250,39 @@ async fn play(mut conn: ServerConn<TcpStream>, gw: &RtmpCtx, peer: SocketAddr, a
 /// Sends the subscription to the player until either side ends; returns why it ended.
 ///
 /// Frames are queued on the connection and written while the next frame is awaited; the
-/// queue is bounded ([`MAX_PENDING`]): a frame that finds it full waits at most
-/// [`FRAME_WAIT`] for room, else the player has lagged (it skips to the next keyframe, and
-/// is dropped after `hub.max_lag_events`); a player that takes nothing for [`WRITE_STALL`]
-/// is dropped.
+/// queue is bounded ([`MAX_PENDING`]): a frame that finds it full waits (bounded) for room,
+/// else the player has lagged (it skips to the next keyframe, and is dropped after
+/// `hub.max_lag_events`); a player that takes nothing for `hub.write_stall_seconds` is
+/// dropped (see [`crate::hub::egress`]).
 async fn send(conn: &mut ServerConn<TcpStream>, mut sub: Subscription, gw: &RtmpCtx) -> String {
     let mut egress = FlvEgress::new();
     let mut tags = Vec::new();
     egress.start(sub.video_info(), sub.audio_info(), &mut tags);
     let shutdown = gw.shutdown.cancelled();
     tokio::pin!(shutdown);
-    let mut stalled_since: Option<Instant> = None;
-    let too_slow = |what: &str| {
+    let mut pacer = EgressPacer::new(gw.hub.config().write_stall);
+    let too_slow = |reason: DropReason| {
         gw.hub.metrics().note_consumer_too_slow();
-        format!("too slow ({what})")
+        format!("too slow ({reason})")
     };
     loop {
         if !tags.is_empty() {
-            let stall = stalled_since.map(|at| at + WRITE_STALL);
+            pacer.observe(Instant::now(), conn.bytes_written(), conn.pending_output());
             if conn.pending_output() > MAX_PENDING {
-                let wait = stall.map_or(FRAME_WAIT, |at| at.saturating_duration_since(Instant::now()).min(FRAME_WAIT));
-                if let Ok(Err(e)) = tokio::time::timeout(wait, conn.flush()).await {
+                if let Some(Err(e)) = within(pacer.frame_wait(Instant::now()), conn.flush()).await {
                     return format!("write failed: {e}");
                 }
+                pacer.observe(Instant::now(), conn.bytes_written(), conn.pending_output());
             }
-            if conn.pending_output() > MAX_PENDING {
-                let since = *stalled_since.get_or_insert_with(Instant::now);
-                tags.clear();
-                egress.resync();
-                if since.elapsed() >= WRITE_STALL {
-                    return too_slow("took nothing for too long");
+            let room = conn.pending_output() <= MAX_PENDING;
+            match pacer.decide(Instant::now(), room, || sub.lagged()) {
+                Verdict::Write => {}
+                Verdict::SkipToKeyframe => {
+                    tags.clear();
+                    egress.resync();
+                    tracing::debug!("player behind; skipping to the next keyframe");
                 }
-                if sub.lagged() {
-                    return too_slow("lagged too often");
-                }
-                tracing::debug!("player behind; skipping to the next keyframe");
-            } else {
-                stalled_since = None;
+                Verdict::Drop(reason) => return too_slow(reason),
             }
         }
         for t in tags.drain(..) {
@@ -301,15 +294,14 @@ async fn send(conn: &mut ServerConn<TcpStream>, mut sub: Subscription, gw: &Rtmp
             sub.add_bytes_out(t.body.len());
             conn.queue_media(kind, t.timestamp, &t.body);
         }
-        let stall = stalled_since.map(|at| at + WRITE_STALL);
         tokio::select! {
             frame = sub.next() => match frame {
                 Some(frame) => { let _ = egress.frame(&frame, &mut tags); }
                 None => {
                     if sub.end_reason() == Some(&EndReason::TooSlow) {
-                        return too_slow("lagged too often");
+                        return too_slow(DropReason::LaggedTooOften);
                     }
-                    let _ = tokio::time::timeout(FRAME_WAIT, conn.flush()).await;
+                    let _ = within(FRAME_WAIT, conn.flush()).await;
                     return "stream ended".into();
                 }
             },
@@ -319,15 +311,13 @@ async fn send(conn: &mut ServerConn<TcpStream>, mut sub: Subscription, gw: &Rtmp
                 Ok(Some(_)) => {}
                 Err(e) => return format!("protocol error: {e}"),
             },
-            _ = sleep_until(stall) => return too_slow("took nothing for too long"),
+            _ = sleep_until(pacer.deadline()) => {
+                pacer.observe(Instant::now(), conn.bytes_written(), conn.pending_output());
+                if pacer.stalled(Instant::now()) {
+                    return too_slow(DropReason::Stalled);
+                }
+            }
             _ = &mut shutdown => return "gateway shutting down".into(),
         }
-    }
-}
-
-async fn sleep_until(at: Option<Instant>) {
-    match at {
-        Some(at) => tokio::time::sleep_until(at).await,
-        None => std::future::pending().await,
     }
 }

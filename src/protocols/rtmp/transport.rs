@@ -76,6 +76,8 @@ pub(crate) struct Transport<S, P> {
     input: BytesMut,
     /// The peer closed or reset the connection.
     peer_gone: bool,
+    /// Bytes written to `io` so far (a stalled peer takes none).
+    pub written: u64,
 }
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send, P: Session> Transport<S, P> {
@@ -85,6 +87,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send, P: Session> Transport<S, P> {
             session,
             input: BytesMut::with_capacity(READ_CHUNK),
             peer_gone: false,
+            written: 0,
         }
     }
 
@@ -98,6 +101,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send, P: Session> Transport<S, P> {
                 return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into());
             }
             out.advance(n);
+            self.written += n as u64;
         }
         self.io.flush().await?;
         Ok(())
