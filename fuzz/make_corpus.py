@@ -310,6 +310,8 @@ def text(tmp):
     readme = (ROOT / "README.md").read_text()
     block = readme.split("```yaml\nhttp:", 1)[1].split("```", 1)[0]
     put("config", "readme.yaml", ("http:" + block).encode())
+    auth = readme.split("```yaml\nauth:", 1)[1].split("```", 1)[0]
+    put("config", "readme_auth.yaml", ("auth:" + auth).encode())
     put("config", "minimal.yaml", b"hub:\n  grace_seconds: 1\n")
     # Offers and SDPs the test suite uses (Chromium-shaped WHIP offer, GStreamer sender).
     sdp_tests = (ROOT / "src" / "protocols" / "webrtc" / "sdp" / "tests.rs").read_text()

@@ -86,6 +86,10 @@ fi
 . "$(dirname "$0")/cargo-env.sh"
 if [ "$cargo_found" -eq 1 ]; then
   echo "install-deps: $(cargo --version) at $(command -v cargo)"
+  # The test command checks formatting and lints: rustup's rustfmt and clippy components.
+  if ! { cargo fmt --version && cargo clippy --version; } >/dev/null 2>&1 && command -v rustup >/dev/null 2>&1; then
+    rustup component add rustfmt clippy || echo "install-deps: rustup could not add rustfmt/clippy" >&2
+  fi
 else
   echo "install-deps: cargo not found. Install a Rust toolchain >= 1.85 with rustup" >&2
   echo "install-deps: (Debian 12's apt 'cargo'/'rustc' packages are rustc 1.63: too old)" >&2

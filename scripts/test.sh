@@ -17,6 +17,18 @@ bench_status=$?
 # tokio tasks stay above their idle counts once the load is gone (bench/soak.py).
 echo "== soak smoke: bench/soak.py --quick"
 python3 bench/soak.py --quick || bench_status=$?
+echo "== admission smoke: bench/admission.py --quick"
+python3 bench/admission.py --quick || bench_status=$?
+
+# Style gates: formatting and lints (release profile, so build scripts are shared).
+echo "== cargo fmt --check"
+cargo fmt --check
+lint_status=$?
+echo "== cargo clippy --release -- -D warnings"
+cargo clippy --release -- -D warnings || lint_status=$?
+if [ "$lint_status" -ne 0 ]; then
+  bench_status=$lint_status
+fi
 
 if cargo nextest --version >/dev/null 2>&1; then
   # nextest does not run doc tests; run them first so its summary line stays last.
@@ -29,7 +41,7 @@ if cargo nextest --version >/dev/null 2>&1; then
     status=$doc_status
   fi
   if [ "$status" -eq 0 ] && [ "$bench_status" -ne 0 ]; then
-    echo "bench smoke failed (see above)"
+    echo "bench smoke, formatting or lints failed (see above)"
     status=$bench_status
   fi
   exit "$status"

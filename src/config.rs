@@ -14,6 +14,9 @@ use crate::hub::HubConfig;
 pub struct Config {
     pub http: SocketAddr,
     pub rtmp: SocketAddr,
+    /// The control API and `/metrics` on their own address, apart from the media port
+    /// (none: on `http`).
+    pub api: Option<SocketAddr>,
     pub matrix: PathBuf,
     pub pipelines: PathBuf,
     pub hub: HubSettings,
@@ -48,6 +51,12 @@ pub struct LimitsSettings {
     /// Connections held at once per listener (RTMP, HTTP); 0: from the open-files limit.
     pub max_rtmp_connections: usize,
     pub max_http_connections: usize,
+    /// Streams being published at once (every protocol); a publisher past it is refused
+    /// (0: no limit).
+    pub max_publishers: usize,
+    /// Connections one client address may hold on a listener (loopback is not limited;
+    /// 0: no limit).
+    pub max_connections_per_address: usize,
     /// An HTTP client must send a request's headers within this, also between requests.
     pub http_header_timeout_seconds: f64,
     /// An HTTP request body (JSON, SDP) must arrive whole within this, else 408 (the H5 POST,
@@ -64,6 +73,8 @@ impl Default for LimitsSettings {
             http_body_bytes: 256 << 10,
             max_rtmp_connections: 0,
             max_http_connections: 0,
+            max_publishers: 1000,
+            max_connections_per_address: 256,
             http_header_timeout_seconds: 10.0,
             http_body_timeout_seconds: 10.0,
         }
@@ -213,7 +224,11 @@ pub struct UdpSettings {
     pub ingest_timeout_seconds: f64,
     /// The jitter buffer's latency (reordering and lip sync happen within it).
     pub jitter_latency_ms: u32,
-    /// Where outputs may send RTP: addresses and CIDR networks (`*`: anywhere).
+    /// The ports an ingest's SDP may name (RTP and RTCP), inclusive: nothing else is bound.
+    pub ingest_port_min: u16,
+    pub ingest_port_max: u16,
+    /// Deprecated: outputs are relays and go where `relay.allowed_hosts` allows. Addresses
+    /// and networks listed here are allowed too (as in earlier versions; `*`: anywhere).
     pub allowed_output_hosts: Vec<String>,
 }
 
@@ -223,7 +238,9 @@ impl Default for UdpSettings {
             bind: None,
             ingest_timeout_seconds: 10.0,
             jitter_latency_ms: 200,
-            allowed_output_hosts: vec!["127.0.0.0/8".into(), "::1".into()],
+            ingest_port_min: 1024,
+            ingest_port_max: 65535,
+            allowed_output_hosts: Vec::new(),
         }
     }
 }
@@ -249,6 +266,7 @@ impl Default for Config {
         Config {
             http: ([0, 0, 0, 0], 8080).into(),
             rtmp: ([0, 0, 0, 0], 1935).into(),
+            api: None,
             matrix: "matrix.yaml".into(),
             pipelines: "pipelines".into(),
             hub: HubSettings::default(),
@@ -321,6 +339,7 @@ impl Config {
         );
         hub.reconnect_grace = secs(self.hub.reconnect_grace_seconds);
         hub.write_stall = stall_or_default(self.hub.write_stall_seconds);
+        hub.max_publishers = self.limits.max_publishers;
         hub
     }
 }
@@ -384,6 +403,23 @@ mod tests {
         assert_eq!(c.hub_config().grace, Duration::from_millis(500));
         assert_eq!(c.pushes[0].stream, "k");
         assert!(serde_saphyr::from_str::<Config>("bogus: 1\n").is_err());
+    }
+
+    /// The README's two configuration examples are what users copy: both must load, and the
+    /// access-control one must build a gateway's admission policy.
+    #[test]
+    fn the_readme_examples_load() {
+        let readme = include_str!("../README.md");
+        let block = |start: &str| -> String {
+            let rest = readme.split(&format!("```yaml\n{start}")).nth(1).expect("example in README");
+            format!("{start}{}", rest.split("```").next().unwrap_or(""))
+        };
+        let full: Config = serde_saphyr::from_str(&block("http:")).expect("README configuration");
+        assert_eq!(full.limits.max_connections_per_address, 256);
+        let auth: Config = serde_saphyr::from_str(&block("auth:")).expect("README access-control example");
+        assert_eq!(auth.relay.allowed_hosts, ["cdn.example.com", "10.0.0.0/8"]);
+        assert_eq!((auth.udp.ingest_port_min, auth.udp.ingest_port_max), (30000, 30999));
+        crate::auth::Admission::new(&auth.auth).expect("the example's auth section compiles");
     }
 
     /// Fuzz finding (fuzz/corpus/config/regress-huge-seconds.yaml): a huge number of seconds

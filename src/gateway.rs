@@ -74,12 +74,14 @@ impl Gateway {
         let relays = Relays::new(hub.clone(), config.relay.clone(), shutdown.clone());
         let webrtc = crate::protocols::webrtc::Sessions::new(config.webrtc.clone())
             .map_err(|e| ServerError::Config(format!("webrtc: {e}")))?;
-        let udp = crate::protocols::udp::Udp::new(&config.udp, config.http.ip())
-            .map_err(|e| ServerError::Config(format!("udp: {e}")))?;
         let admission =
             Admission::new(&config.auth).map_err(|e| ServerError::Config(e.to_string()))?;
         let relay_targets = crate::auth::relay_targets::RelayTargets::new(&config.relay.allowed_hosts)
             .map_err(|e| ServerError::Config(format!("relay.allowed_hosts: {e}")))?;
+        let relay_targets = Arc::new(relay_targets);
+        hub.set_observer(Arc::new(admission.clone()));
+        let udp = crate::protocols::udp::Udp::new(&config.udp, config.http.ip(), relay_targets.clone())
+            .map_err(|e| ServerError::Config(format!("udp: {e}")))?;
         Ok(Gateway {
             hub,
             relays,
@@ -88,7 +90,7 @@ impl Gateway {
             udp,
             limits: config.limits,
             admission,
-            relay_targets: Arc::new(relay_targets),
+            relay_targets,
             matrix_path: Arc::new(config.matrix.clone()),
             pipelines_dir: Arc::new(config.pipelines.clone()),
             last_reload: Arc::new(Mutex::new(None)),
@@ -122,11 +124,16 @@ impl Gateway {
             Ok(Err(e)) => return Err(format!("`{}` does not resolve: {e}", url.host)),
             Err(_) => return Err(format!("resolving `{}` timed out", url.host)),
         };
-        self.relay_targets.check(&url.host, &addresses)
+        self.relay_targets.check_dial(&url.host, &addresses, url.port, is_local_address)
     }
 
     pub fn last_reload(&self) -> Option<ReloadStatus> {
         self.last_reload.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
+}
+
+/// Whether `ip` is an address of this machine: only those can be bound.
+pub fn is_local_address(ip: std::net::IpAddr) -> bool {
+    std::net::UdpSocket::bind((ip, 0)).is_ok()
 }
 

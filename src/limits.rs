@@ -58,6 +58,9 @@ pub struct Gate {
 struct GateInner {
     name: &'static str,
     cap: usize,
+    /// Connections one (non-loopback) address may hold; 0: no limit.
+    per_address: usize,
+    by_address: std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>,
     open: AtomicUsize,
     refused: AtomicUsize,
     last_warning: std::sync::Mutex<Option<Instant>>,
@@ -67,12 +70,32 @@ struct GateInner {
 #[derive(Debug)]
 pub struct Permit {
     inner: Arc<GateInner>,
+    /// The address counted against `per_address`, if it was.
+    address: Option<std::net::IpAddr>,
 }
 
 impl Drop for Permit {
     fn drop(&mut self) {
         self.inner.open.fetch_sub(1, Ordering::AcqRel);
+        if let Some(ip) = self.address {
+            let mut by = self.inner.by_address.lock().unwrap_or_else(|e| e.into_inner());
+            if let Some(n) = by.get_mut(&ip) {
+                *n -= 1;
+                if *n == 0 {
+                    by.remove(&ip);
+                }
+            }
+        }
     }
+}
+
+/// Why a connection was not admitted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Full {
+    /// The listener holds its maximum of connections.
+    Listener,
+    /// This address holds its maximum (`limits.max_connections_per_address`).
+    Address,
 }
 
 impl Gate {
@@ -81,6 +104,8 @@ impl Gate {
             inner: Arc::new(GateInner {
                 name,
                 cap,
+                per_address: 0,
+                by_address: Default::default(),
                 open: AtomicUsize::new(0),
                 refused: AtomicUsize::new(0),
                 last_warning: std::sync::Mutex::new(None),
@@ -102,30 +127,59 @@ impl Gate {
         self.inner.refused.load(Ordering::Relaxed)
     }
 
-    /// A place for one more connection, unless the cap is reached.
-    pub fn try_enter(&self) -> Option<Permit> {
-        let admitted = self
-            .inner
-            .open
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| (n < self.inner.cap).then_some(n + 1))
-            .is_ok();
-        admitted.then(|| Permit { inner: self.inner.clone() })
+    /// The same gate, also holding each client address (but loopback) to `cap` connections
+    /// (0: no limit). Call before the gate is shared.
+    pub fn per_address(mut self, cap: usize) -> Gate {
+        if let Some(inner) = Arc::get_mut(&mut self.inner) {
+            inner.per_address = cap;
+        }
+        self
+    }
+
+    /// A place for one more connection from `peer`, unless a cap is reached.
+    pub fn try_enter(&self, peer: std::net::SocketAddr) -> Result<Permit, Full> {
+        let inner = &self.inner;
+        let counted = (inner.per_address > 0 && !peer.ip().is_loopback()).then(|| peer.ip());
+        if let Some(ip) = counted {
+            let mut by = inner.by_address.lock().unwrap_or_else(|e| e.into_inner());
+            let n = by.entry(ip).or_insert(0);
+            if *n >= inner.per_address {
+                return Err(Full::Address);
+            }
+            *n += 1;
+        }
+        // From here the permit owns the address count: dropping it gives the place back.
+        let permit = Permit { inner: inner.clone(), address: counted };
+        inner.open.fetch_add(1, Ordering::AcqRel);
+        if inner.open.load(Ordering::Acquire) > inner.cap {
+            return Err(Full::Listener);
+        }
+        Ok(permit)
     }
 
     /// Counts a refusal and logs it (at most once a second, with the count since).
-    pub fn note_refused(&self, peer: std::net::SocketAddr) {
+    pub fn note_refused(&self, peer: std::net::SocketAddr, why: Full) {
         let total = self.inner.refused.fetch_add(1, Ordering::Relaxed) + 1;
         let mut last = self.inner.last_warning.lock().unwrap_or_else(|e| e.into_inner());
         if last.is_none_or(|t| t.elapsed() >= Duration::from_secs(1)) {
             *last = Some(Instant::now());
-            tracing::warn!(
-                listener = self.inner.name,
-                %peer,
-                cap = self.inner.cap,
-                refused_total = total,
-                "connection refused: the listener holds its maximum of connections (limits.max_{}_connections)",
-                self.inner.name
-            );
+            match why {
+                Full::Listener => tracing::warn!(
+                    listener = self.inner.name,
+                    %peer,
+                    cap = self.inner.cap,
+                    refused_total = total,
+                    "connection refused: the listener holds its maximum of connections (limits.max_{}_connections)",
+                    self.inner.name
+                ),
+                Full::Address => tracing::warn!(
+                    listener = self.inner.name,
+                    %peer,
+                    cap = self.inner.per_address,
+                    refused_total = total,
+                    "connection refused: this address holds its maximum of connections (limits.max_connections_per_address)"
+                ),
+            }
         }
     }
 }
@@ -176,13 +230,31 @@ mod tests {
 
     #[test]
     fn a_gate_admits_up_to_its_cap_and_frees_places() {
+        let peer: std::net::SocketAddr = "127.0.0.1:5000".parse().unwrap();
         let gate = Gate::new("rtmp", 2);
-        let a = gate.try_enter().expect("first");
-        let _b = gate.try_enter().expect("second");
-        assert!(gate.try_enter().is_none());
+        let a = gate.try_enter(peer).expect("first");
+        let _b = gate.try_enter(peer).expect("second");
+        assert_eq!(gate.try_enter(peer).unwrap_err(), Full::Listener);
+        assert_eq!(gate.open(), 2, "a refused try gives its place back");
         drop(a);
         assert_eq!(gate.open(), 1);
-        assert!(gate.try_enter().is_some());
+        assert!(gate.try_enter(peer).is_ok());
+    }
+
+    #[test]
+    fn one_address_holds_at_most_its_share_but_loopback_is_not_counted() {
+        let gate = Gate::new("http", 10).per_address(2);
+        let one: std::net::SocketAddr = "198.51.100.1:1000".parse().unwrap();
+        let two: std::net::SocketAddr = "198.51.100.2:1000".parse().unwrap();
+        let a = gate.try_enter(one).unwrap();
+        let _b = gate.try_enter(one).unwrap();
+        assert_eq!(gate.try_enter(one).unwrap_err(), Full::Address);
+        assert!(gate.try_enter(two).is_ok(), "another address is not held back");
+        drop(a);
+        assert!(gate.try_enter(one).is_ok(), "a closed connection frees the address's place");
+        let local: std::net::SocketAddr = "127.0.0.1:1".parse().unwrap();
+        let held: Vec<_> = (0..5).map(|_| gate.try_enter(local).unwrap()).collect();
+        assert_eq!(held.len(), 5);
     }
 
     #[test]

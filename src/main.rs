@@ -39,6 +39,9 @@ enum Command {
         http: Option<SocketAddr>,
         #[arg(long)]
         rtmp: Option<SocketAddr>,
+        /// The control API and /metrics on their own address (then not on --http).
+        #[arg(long, value_name = "ADDR:PORT")]
+        api: Option<SocketAddr>,
         /// The address ICE offers for WebRTC sessions.
         #[arg(long)]
         webrtc_ip: Option<std::net::IpAddr>,
@@ -106,9 +109,9 @@ enum SignMethod {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve { config, matrix, http, rtmp, webrtc_ip, pipelines, reconnect_grace, allow_relay_host } => {
+        Command::Serve { config, matrix, http, rtmp, api, webrtc_ip, pipelines, reconnect_grace, allow_relay_host } => {
             glib_slices_from_malloc();
-            serve(config, matrix, http, rtmp, webrtc_ip, pipelines, reconnect_grace, allow_relay_host)
+            serve(config, matrix, http, rtmp, api, webrtc_ip, pipelines, reconnect_grace, allow_relay_host)
         }
         Command::Check { file } => return check(&file),
         Command::Sign { config, action, stream, ttl, method, path } => sign(&config, action, &stream, ttl, method, path),
@@ -182,6 +185,7 @@ fn serve(
     matrix: Option<PathBuf>,
     http: Option<SocketAddr>,
     rtmp: Option<SocketAddr>,
+    api: Option<SocketAddr>,
     webrtc_ip: Option<std::net::IpAddr>,
     pipelines: Option<PathBuf>,
     reconnect_grace: Option<f64>,
@@ -206,6 +210,9 @@ fn serve(
     if let Some(a) = rtmp {
         cfg.rtmp = a;
     }
+    if api.is_some() {
+        cfg.api = api;
+    }
     if let Some(p) = pipelines {
         cfg.pipelines = p;
     }
@@ -229,10 +236,13 @@ fn serve(
     let served = runtime.block_on(async move {
         let gw = Gateway::new(&cfg)?;
         gw.admission.warn_if_open();
-        let listeners = Listeners::bind(cfg.http, cfg.rtmp).await?;
+        let listeners = Listeners::bind(cfg.http, cfg.rtmp, cfg.api).await?;
         let http_addr = listeners.http.local_addr().context("HTTP address")?;
         let rtmp_addr = listeners.rtmp.local_addr().context("RTMP address")?;
-        eprintln!("listening http={http_addr} rtmp={rtmp_addr}");
+        match listeners.api.as_ref().map(|l| l.local_addr()).transpose().context("API address")? {
+            Some(api_addr) => eprintln!("listening http={http_addr} rtmp={rtmp_addr} api={api_addr}"),
+            None => eprintln!("listening http={http_addr} rtmp={rtmp_addr}"),
+        }
         let reload_gw = gw.clone();
         tokio::spawn(async move { reload_on_sighup(reload_gw).await });
         tokio::spawn(trim_malloc_periodically());

@@ -14,7 +14,7 @@ use crate::config::Config;
 pub use crate::gateway::{load_matrix, Gateway, ReloadStatus, ServerError};
 use crate::http::ApiError;
 use crate::protocols::rtmp::serve as rtmp_serve;
-use crate::protocols::{h5, udp, webrtc};
+use crate::protocols::{flv, h5, udp, webrtc};
 
 /// How long shutdown waits for sessions to close before giving up on them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -22,15 +22,32 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 pub struct Listeners {
     pub http: TcpListener,
     pub rtmp: TcpListener,
+    /// The control API and `/metrics` apart from `http` (`--api`).
+    pub api: Option<TcpListener>,
 }
 
 impl Listeners {
-    pub async fn bind(http: SocketAddr, rtmp: SocketAddr) -> Result<Listeners, ServerError> {
+    pub async fn bind(http: SocketAddr, rtmp: SocketAddr, api: Option<SocketAddr>) -> Result<Listeners, ServerError> {
         let bind = |what: &'static str, addr: SocketAddr| async move {
             TcpListener::bind(addr).await.map_err(|source| ServerError::Io { what: format!("{what} {addr}"), source })
         };
-        Ok(Listeners { http: bind("HTTP", http).await?, rtmp: bind("RTMP", rtmp).await? })
+        let api = match api {
+            Some(addr) => Some(bind("API", addr).await?),
+            None => None,
+        };
+        Ok(Listeners { http: bind("HTTP", http).await?, rtmp: bind("RTMP", rtmp).await?, api })
     }
+}
+
+/// Which part of the HTTP router a listener serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Serves {
+    /// Everything (no `--api` listener).
+    All,
+    /// The media protocols, without the control API and `/metrics`.
+    Media,
+    /// The control API and `/metrics` (and `/healthz`).
+    Api,
 }
 
 /// Serves until `shutdown` resolves, then stops accepting, closes sessions and returns.
@@ -47,15 +64,26 @@ pub async fn run(gw: Gateway, config: &Config, listeners: Listeners, shutdown: i
         let (key, url) = relay_decl(decl)?;
         gw.relays.add_pull(key, url).map_err(|e| ServerError::Config(e.to_string()))?;
     }
+    let own: Vec<SocketAddr> =
+        [Some(&listeners.http), Some(&listeners.rtmp), listeners.api.as_ref()].into_iter().flatten().filter_map(|l| l.local_addr().ok()).collect();
+    gw.relay_targets.set_own_listeners(own);
     let open_files = crate::limits::raise_open_files_limit();
     let (rtmp_cap, http_cap) = crate::limits::connection_caps(&config.limits, open_files);
     tracing::info!(open_files, rtmp_cap, http_cap, "connection caps");
-    let rtmp_gate = crate::limits::Gate::new("rtmp", rtmp_cap);
+    let per_address = config.limits.max_connections_per_address;
+    let rtmp_gate = crate::limits::Gate::new("rtmp", rtmp_cap).per_address(per_address);
     let rtmp = tokio::spawn(rtmp_serve::accept_loop_gated(listeners.rtmp, rtmp_state(&gw), rtmp_gate));
     let token = gw.shutdown.clone();
-    let http_gate = crate::limits::Gate::new("http", http_cap);
-    let app = router(&gw);
-    let http = tokio::spawn(crate::http::serve::serve(listeners.http, app, gw.limits, gw.shutdown.clone(), http_gate));
+    let http_gate = crate::limits::Gate::new("http", http_cap).per_address(per_address);
+    let (media, api) = match listeners.api {
+        Some(api) => {
+            let gate = crate::limits::Gate::new("api", http_cap);
+            let serving = crate::http::serve::serve(api, router(&gw, Serves::Api), gw.limits, gw.shutdown.clone(), gate);
+            (Serves::Media, Some(tokio::spawn(serving)))
+        }
+        None => (Serves::All, None),
+    };
+    let http = tokio::spawn(crate::http::serve::serve(listeners.http, router(&gw, media), gw.limits, gw.shutdown.clone(), http_gate));
     shutdown.await;
     tracing::info!("shutting down");
     token.cancel();
@@ -65,6 +93,9 @@ pub async fn run(gw: Gateway, config: &Config, listeners: Listeners, shutdown: i
     let closing = async {
         let _ = rtmp.await;
         let _ = http.await;
+        if let Some(api) = api {
+            let _ = api.await;
+        }
         // WebRTC and UDP sessions end on the shutdown token; wait for their pipelines to stop.
         gw.webrtc.wait_closed(SHUTDOWN_GRACE).await;
         gw.udp.wait_closed(SHUTDOWN_GRACE).await;
@@ -79,14 +110,17 @@ pub async fn run(gw: Gateway, config: &Config, listeners: Listeners, shutdown: i
 }
 
 /// The HTTP router: the control API, HTTP-FLV, WHIP/WHEP, H5 and the UDP API, each with its
-/// own state, and the bounds every HTTP request shares.
-pub fn router(gw: &Gateway) -> Router {
+/// own state, and the bounds every HTTP request shares; `serves` keeps the API on its own
+/// listener (or off it).
+pub fn router(gw: &Gateway, serves: Serves) -> Router {
     let body_limit = axum::extract::DefaultBodyLimit::max(gw.limits.http_body_bytes);
     let bounds = crate::http::body_timeout::BodyBounds {
         timeout: gw.limits.http_body_timeout(),
         max_bytes: gw.limits.http_body_bytes,
     };
     crate::api::router(gw.clone())
+        // HTTP-FLV play.
+        .merge(flv::http::routes(flv::http::FlvCtx { hub: gw.hub.clone(), admission: gw.admission.clone() }))
         // WHIP/WHEP (with their own CORS layer).
         .merge(webrtc::routes(webrtc::WebrtcCtx {
             hub: gw.hub.clone(),
@@ -109,6 +143,29 @@ pub fn router(gw: &Gateway) -> Router {
         .layer(axum::middleware::from_fn_with_state(bounds, crate::http::body_timeout::bound_body))
         // The control API and /metrics: tokens and roles, no cross-site state changes.
         .layer(axum::middleware::from_fn_with_state(gw.admission.clone(), crate::api::access::guard))
+        .layer(axum::middleware::from_fn_with_state(serves, only_what_it_serves))
+}
+
+/// With an API listener, the control API is not found on the media port and only the API
+/// (and `/healthz`) is found on the API port.
+async fn only_what_it_serves(
+    axum::extract::State(serves): axum::extract::State<Serves>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let path = req.uri().path();
+    let api = crate::api::access::is_api(path);
+    let found = match serves {
+        Serves::All => true,
+        Serves::Media => !api,
+        Serves::Api => api || path == "/healthz",
+    };
+    if found {
+        next.run(req).await
+    } else {
+        ApiError::new(StatusCode::NOT_FOUND, "no such endpoint on this listener").into_response()
+    }
 }
 
 fn rtmp_state(gw: &Gateway) -> rtmp_serve::RtmpCtx {

@@ -570,6 +570,8 @@ async fn bad_input_is_refused_with_the_reason() {
     expect(post("k", format!("v=0\r\nm=video {port} RTP/AVP 96\r\na=rtpmap:96 H265/90000\r\n")).await, 400, "H265");
     expect(post("k", format!("v=0\r\nm=audio {port} RTP/AVP 10\r\n")).await, 400, "L16");
     expect(post("bad key!", good.clone()).await, 400, "");
+    // Only ports of udp.ingest_port_min..max (unprivileged ones by default) are bound.
+    expect(post("k", "v=0\r\nm=audio 80 RTP/AVP 0\r\n".into()).await, 403, "port 80 is outside");
 
     // A port someone else holds: 409, and nothing stays published.
     {
@@ -583,7 +585,8 @@ async fn bad_input_is_refused_with_the_reason() {
     expect(post("k", good.replace(&format!("audio {port}"), &format!("audio {}", port + 2))).await, 409, "already has a publisher");
     expect(post("other", good.clone()).await, 409, "in use");
 
-    // Outputs: a host outside udp.allowed_output_hosts, bad bodies, a stream not live.
+    // Outputs: a host outside relay.allowed_hosts (the harness allows 127.0.0.1 only), bad
+    // bodies, a stream not live.
     let out = |key: &'static str, body: Value| {
         let api = api.clone();
         async move { api.post_json(&format!("/api/v1/streams/{key}/udp-outputs"), &body).await.expect("POST") }

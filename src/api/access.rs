@@ -1,8 +1,8 @@
 //! Who may call the control API and read `/metrics`: every `/api/` and `/metrics` request
 //! passes here first. A GET needs the `read` role, anything else `admin` (tokens from
-//! `auth.api_tokens`; with none, loopback clients only). State changes also need a JSON body
-//! type and, from a browser, a page of the gateway's own origin: no cross-site request can
-//! change anything. The caller's role goes on the request for the handlers (viewers'
+//! `auth.api_tokens`; with none, loopback clients only). State changes also need a body type
+//! no web page can send without a CORS preflight (JSON, or SDP for a UDP ingest) and, from a
+//! browser, a page of the gateway's own origin: no cross-site request can change anything. The caller's role goes on the request for the handlers (viewers'
 //! addresses are shown to `admin` only).
 
 use std::net::SocketAddr;
@@ -35,7 +35,7 @@ pub async fn guard(State(admission): State<Admission>, ConnectInfo(peer): Connec
         if let Err(e) = same_origin(req.headers()) {
             return e.into_response();
         }
-        if let Err(e) = json_body(req.headers()) {
+        if let Err(e) = body_type(req.headers()) {
             return e.into_response();
         }
     }
@@ -56,21 +56,25 @@ fn same_origin(headers: &HeaderMap) -> Result<(), ApiError> {
     Err(ApiError::new(StatusCode::FORBIDDEN, format!("cross-site API requests are refused (Origin {origin})")))
 }
 
-/// A request with a body must say it is JSON (a form or `text/plain`, what any web page may
-/// send, is refused); one without a body passes.
-fn json_body(headers: &HeaderMap) -> Result<(), ApiError> {
+/// Body types the API reads; neither is one a page may send cross-site without a preflight.
+const BODY_TYPES: [&str; 2] = ["application/json", "application/sdp"];
+
+/// A request with a body must say it is JSON or SDP (a form or `text/plain`, what any web page
+/// may send, is refused); one without a body passes.
+fn body_type(headers: &HeaderMap) -> Result<(), ApiError> {
     let length = headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     let chunked = headers.contains_key(header::TRANSFER_ENCODING);
     let has_body = chunked || length.is_some_and(|n| n > 0);
     let content_type = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok());
-    let json = content_type.and_then(|t| t.split(';').next()).is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
-    if !has_body || json {
+    let essence = content_type.and_then(|t| t.split(';').next()).map(str::trim);
+    let known = essence.is_some_and(|t| BODY_TYPES.iter().any(|b| t.eq_ignore_ascii_case(b)));
+    if !has_body || known {
         return Ok(());
     }
     // A body-less type (no Content-Type) with a body is refused too.
     Err(ApiError::new(
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        format!("the API takes JSON: send `Content-Type: application/json` (got {})", content_type.unwrap_or("none")),
+        format!("the API takes JSON (or SDP for a UDP ingest): send `Content-Type: application/json` (got {})", content_type.unwrap_or("none")),
     ))
 }
 
@@ -92,11 +96,13 @@ mod tests {
         assert!(same_origin(&headers(&[(header::HOST, "127.0.0.1:8080"), (header::ORIGIN, "http://127.0.0.1:8080")])).is_ok());
         assert!(same_origin(&headers(&[(header::HOST, "127.0.0.1:8080"), (header::ORIGIN, "https://evil.example")])).is_err());
         assert!(same_origin(&headers(&[(header::HOST, "127.0.0.1:8080"), (header::ORIGIN, "null")])).is_err());
-        assert!(json_body(&headers(&[(header::CONTENT_LENGTH, "0")])).is_ok());
-        assert!(json_body(&headers(&[])).is_ok());
-        assert!(json_body(&headers(&[(header::CONTENT_LENGTH, "12"), (header::CONTENT_TYPE, "application/json; charset=utf-8")])).is_ok());
-        assert_eq!(json_body(&headers(&[(header::CONTENT_LENGTH, "12"), (header::CONTENT_TYPE, "text/plain")])).unwrap_err().status, 415);
-        assert!(json_body(&headers(&[(header::CONTENT_LENGTH, "12")])).is_err());
+        assert!(body_type(&headers(&[(header::CONTENT_LENGTH, "0")])).is_ok());
+        assert!(body_type(&headers(&[])).is_ok());
+        assert!(body_type(&headers(&[(header::CONTENT_LENGTH, "12"), (header::CONTENT_TYPE, "application/json; charset=utf-8")])).is_ok());
+        assert_eq!(body_type(&headers(&[(header::CONTENT_LENGTH, "12"), (header::CONTENT_TYPE, "text/plain")])).unwrap_err().status, 415);
+        assert!(body_type(&headers(&[(header::CONTENT_LENGTH, "12")])).is_err());
+        assert!(body_type(&headers(&[(header::CONTENT_LENGTH, "12"), (header::CONTENT_TYPE, "application/sdp")])).is_ok());
+        assert!(body_type(&headers(&[(header::TRANSFER_ENCODING, "chunked"), (header::CONTENT_TYPE, "multipart/form-data")])).is_err());
         assert!(is_api("/api/v1/streams") && is_api("/metrics") && !is_api("/live/x.flv") && !is_api("/healthz"));
     }
 }

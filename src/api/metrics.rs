@@ -48,6 +48,16 @@ fn render(gw: &Gateway) -> String {
     for ((track, from, to), n) in &conversions {
         let _ = writeln!(text, "interop_conversions{{track=\"{track}\",from=\"{from}\",to=\"{to}\"}} {n}");
     }
+    let a = gw.admission.stats();
+    for (name, help, v) in [
+        ("interop_admission_allowed_total", "Publish and play requests admitted.", a.allowed),
+        ("interop_admission_denied_total", "Publish, play and API requests refused.", a.denied),
+        ("interop_admission_webhook_calls_total", "Questions sent to the admission webhook.", a.webhook_calls),
+        ("interop_admission_webhook_cache_hits_total", "Webhook answers reused from the cache.", a.webhook_cache_hits),
+        ("interop_event_hooks_dropped_total", "Event notices dropped (queue full).", a.events_dropped),
+    ] {
+        let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
+    }
     let _ = writeln!(text, "# HELP interop_gstreamer_pipelines GStreamer pipelines running (set playing, not yet stopped).\n# TYPE interop_gstreamer_pipelines gauge");
     let _ = writeln!(text, "interop_gstreamer_pipelines {}", crate::pipeline::live::count());
     for (name, help, get) in [

@@ -1,8 +1,6 @@
-//! The control API (JSON), `/healthz`, `/metrics`, and HTTP-FLV (still here; to move under
-//! `protocols/flv`).
+//! The control API (JSON), `/healthz` and `/metrics`.
 
 pub mod access;
-mod flv;
 mod matrix;
 mod metrics;
 mod relays;
@@ -48,7 +46,5 @@ pub fn router(gw: Gateway) -> Router {
         .route("/api/v1/matrix", get(matrix::get))
         .route("/api/v1/matrix/plan", get(matrix::plan))
         .route("/api/v1/matrix/reload", post(matrix::reload))
-        .route("/live/{file}", get(flv::live))
-        .route("/mini/{file}", get(flv::mini))
         .with_state(gw)
 }

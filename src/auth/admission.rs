@@ -10,6 +10,7 @@ use super::policy::{AuthConfigError, Denial, Policy, Verdict};
 use super::request::{Action, Request};
 use super::settings::{AuthSettings, Method};
 use super::webhook::{Event, Events, Webhook};
+use crate::hub::observer::{Activity, Notice, Observer};
 
 /// Shared by every protocol; cheap to clone.
 #[derive(Clone)]
@@ -123,5 +124,19 @@ impl Admission {
             webhook_cache_hits: i.webhook.as_ref().map_or(0, |w| w.cache_hits.load(Ordering::Relaxed)),
             events_dropped: i.events.dropped.load(Ordering::Relaxed),
         }
+    }
+}
+
+/// Publishes, plays and their ends go to the event hooks.
+impl Observer for Admission {
+    fn notice(&self, n: &Notice<'_>) {
+        let event = match n.activity {
+            Activity::Publish => Event::Publish,
+            Activity::Unpublish => Event::Unpublish,
+            Activity::Play => Event::Play,
+            Activity::Stop => Event::Stop,
+        };
+        let ip = n.remote.and_then(|r| r.parse::<std::net::SocketAddr>().map(|a| a.ip()).or_else(|_| r.parse::<IpAddr>()).ok());
+        self.event(event, n.protocol.as_str(), n.stream.as_str(), ip);
     }
 }

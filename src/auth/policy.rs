@@ -229,17 +229,7 @@ mod tests {
         now: u64,
     ) -> Verdict {
         let q = parse_query(query);
-        let req = Request {
-            action,
-            entry,
-            stream: "room1",
-            path: "/live/room1",
-            query: &q,
-            bearer: None,
-            ip: "192.0.2.1".parse().unwrap(),
-            origin,
-            referer: None,
-        };
+        let req = Request { origin, ..Request::for_test(action, entry, "room1", "/live/room1", &q) };
         p.check(&req, now)
     }
 

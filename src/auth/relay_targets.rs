@@ -1,9 +1,11 @@
 //! Where pushes and pulls may dial: no open relay, no request forgery. With
 //! `relay.allowed_hosts` (host names, addresses, CIDR networks) only those; without it,
 //! anything but loopback, link-local (169.254.0.0/16 holds cloud metadata services),
-//! unspecified and multicast addresses. Checked on the addresses a name resolves to.
+//! unspecified and multicast addresses, and the gateway's own listeners (a push to itself would
+//! loop). Checked on the addresses a name resolves to.
 
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::OnceLock;
 
 use crate::addr_rules::{BadHostRule, HostRule};
 
@@ -11,6 +13,8 @@ use crate::addr_rules::{BadHostRule, HostRule};
 pub struct RelayTargets {
     names: Vec<String>,
     networks: Vec<HostRule>,
+    /// The gateway's own listening sockets, once bound.
+    own: OnceLock<Vec<SocketAddr>>,
 }
 
 impl RelayTargets {
@@ -26,6 +30,26 @@ impl RelayTargets {
             }
         }
         Ok(targets)
+    }
+
+    /// Tells the check the gateway's own listening sockets (set once, at start).
+    pub fn set_own_listeners(&self, listeners: Vec<SocketAddr>) {
+        let _ = self.own.set(listeners);
+    }
+
+    /// [`check`](Self::check), and, without an allow-list, no `port` of one of the gateway's own
+    /// listeners on an address of this machine (`is_local` tells which are).
+    pub fn check_dial(&self, host: &str, addresses: &[IpAddr], port: u16, is_local: impl Fn(IpAddr) -> bool) -> Result<(), String> {
+        self.check(host, addresses)?;
+        if self.is_restricted() {
+            return Ok(());
+        }
+        let own = self.own.get().map(Vec::as_slice).unwrap_or_default();
+        let ours = |a: IpAddr| own.iter().any(|l| l.port() == port && (l.ip() == a || l.ip().is_unspecified() && is_local(a)));
+        match addresses.iter().find(|a| ours(**a)) {
+            Some(a) => Err(format!("`{host}:{port}` ({a}) is this gateway's own listener: relays may not dial it")),
+            None => Ok(()),
+        }
     }
 
     pub fn is_restricted(&self) -> bool {
@@ -99,5 +123,20 @@ mod tests {
         assert!(t.check("other.example", &ips(&["198.51.100.1"])).is_err());
         assert!(t.check("mixed", &ips(&["10.2.3.4", "198.51.100.1"])).is_err());
         assert!(RelayTargets::new(&["bad host!".into()]).is_err());
+    }
+
+    #[test]
+    fn the_gateways_own_listeners_are_refused_without_a_list() {
+        let t = RelayTargets::new(&[]).unwrap();
+        t.set_own_listeners(vec!["0.0.0.0:1935".parse().unwrap(), "198.51.100.9:8080".parse().unwrap()]);
+        let local = |a: IpAddr| a == "203.0.113.5".parse::<IpAddr>().unwrap();
+        assert!(t.check_dial("me", &ips(&["203.0.113.5"]), 1935, local).is_err(), "a wildcard listener on a local address");
+        assert!(t.check_dial("me", &ips(&["203.0.113.5"]), 1936, local).is_ok(), "another port");
+        assert!(t.check_dial("cdn", &ips(&["203.0.113.6"]), 1935, local).is_ok(), "another machine");
+        assert!(t.check_dial("me", &ips(&["198.51.100.9"]), 8080, |_| false).is_err(), "a listener's own address");
+        // An operator's list decides alone.
+        let listed = RelayTargets::new(&["203.0.113.0/24".into()]).unwrap();
+        listed.set_own_listeners(vec!["0.0.0.0:1935".parse().unwrap()]);
+        assert!(listed.check_dial("me", &ips(&["203.0.113.5"]), 1935, local).is_ok());
     }
 }

@@ -78,7 +78,23 @@ pub struct Request<'a> {
     pub referer: Option<&'a str>,
 }
 
-impl Request<'_> {
+impl<'a> Request<'a> {
+    /// A request for tests: from 192.0.2.1, no bearer, Origin or Referer; the rest given.
+    #[cfg(test)]
+    pub fn for_test(action: Action, entry: Entry, stream: &'a str, path: &'a str, query: &'a [(String, String)]) -> Request<'a> {
+        Request {
+            action,
+            entry,
+            stream,
+            path,
+            query,
+            bearer: None,
+            ip: std::net::Ipv4Addr::new(192, 0, 2, 1).into(),
+            origin: None,
+            referer: None,
+        }
+    }
+
     /// The first value of the query parameter `name`.
     pub fn param(&self, name: &str) -> Option<&str> {
         self.query

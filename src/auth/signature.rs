@@ -71,17 +71,7 @@ mod tests {
     use crate::auth::request::{parse_query, Entry};
 
     fn req<'a>(action: Action, stream: &'a str, query: &'a [(String, String)]) -> Request<'a> {
-        Request {
-            action,
-            entry: Entry::Rtmp,
-            stream,
-            path: "/live/x",
-            query,
-            bearer: None,
-            ip: "192.0.2.1".parse().unwrap(),
-            origin: None,
-            referer: None,
-        }
+        Request::for_test(action, Entry::Rtmp, stream, "/live/x", query)
     }
 
     #[test]

@@ -88,17 +88,7 @@ mod tests {
     use crate::auth::request::{parse_query, Action, Entry};
 
     fn req<'a>(stream: &'a str, path: &'a str, query: &'a [(String, String)]) -> Request<'a> {
-        Request {
-            action: Action::Play,
-            entry: Entry::HttpFlv,
-            stream,
-            path,
-            query,
-            bearer: None,
-            ip: "192.0.2.1".parse().unwrap(),
-            origin: None,
-            referer: None,
-        }
+        Request::for_test(Action::Play, Entry::HttpFlv, stream, path, query)
     }
 
     #[test]

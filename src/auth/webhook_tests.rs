@@ -59,17 +59,7 @@ fn settings(url: &str, cache: f64) -> AuthSettings {
 }
 
 fn request<'a>(stream: &'a str, query: &'a [(String, String)]) -> Request<'a> {
-    Request {
-        action: Action::Publish,
-        entry: Entry::Rtmp,
-        stream,
-        path: "/live/x",
-        query,
-        bearer: None,
-        ip: "127.0.0.1".parse().unwrap(),
-        origin: None,
-        referer: None,
-    }
+    Request { ip: "127.0.0.1".parse().unwrap(), ..Request::for_test(Action::Publish, Entry::Rtmp, stream, "/live/x", query) }
 }
 
 #[tokio::test]

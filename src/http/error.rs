@@ -38,7 +38,7 @@ impl From<HubError> for ApiError {
         let status = match &e {
             HubError::NotFound(_) => StatusCode::NOT_FOUND,
             HubError::AlreadyPublishing(_) => StatusCode::CONFLICT,
-            HubError::NotReady(_) => StatusCode::SERVICE_UNAVAILABLE,
+            HubError::NotReady(_) | HubError::TooManyPublishers(..) => StatusCode::SERVICE_UNAVAILABLE,
             HubError::Plan { .. } => StatusCode::NOT_ACCEPTABLE,
             HubError::Conversion { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         };

@@ -45,19 +45,19 @@ pub async fn serve(listener: TcpListener, app: Router, limits: LimitsSettings, s
     while let Some((io, peer)) =
         crate::limits::accept(&listener, "HTTP", Duration::from_millis(50), &shutdown).await
     {
-        let (router, permit, timeout) = match gate.try_enter() {
-            Some(p) => (app.clone(), p, header_timeout),
-            None => {
-                gate.note_refused(peer);
-                match overflow_gate.try_enter() {
+        let (router, permit, timeout) = match gate.try_enter(peer) {
+            Ok(p) => (app.clone(), p, header_timeout),
+            Err(why) => {
+                gate.note_refused(peer, why);
+                match overflow_gate.try_enter(peer) {
                     // Past the cap a client must ask at once, so idle ones cannot hold
                     // the places kept for /healthz.
-                    Some(p) => (
+                    Ok(p) => (
                         overflow_app.clone(),
                         p,
                         OVERFLOW_HEADER_TIMEOUT.min(header_timeout),
                     ),
-                    None => continue, // closed at once
+                    Err(_) => continue, // closed at once
                 }
             }
         };

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use super::conversion::Conversion;
 use super::metrics::Metrics;
+use super::observer::{Activity, ObserverSlot};
 use super::stream::{lock, ConsumerMeta, Stream};
 use super::track::TrackOutput;
 
@@ -16,6 +17,8 @@ pub struct ConsumerLease {
     pub(super) conversions: Vec<Arc<Conversion>>,
     pub(super) grace: Duration,
     pub(super) metrics: Arc<Metrics>,
+    /// Told when the consumer detaches (`stop`).
+    pub(super) observer: ObserverSlot,
 }
 
 impl ConsumerLease {
@@ -37,6 +40,7 @@ impl ConsumerLease {
 impl Drop for ConsumerLease {
     fn drop(&mut self) {
         lock(&self.stream.consumers).remove(&self.meta.id);
+        self.observer.notify(Activity::Stop, self.meta.protocol, &self.stream.key, self.meta.remote.as_deref());
         for conversion in self.conversions.drain(..) {
             release(&self.stream, conversion, self.grace);
         }

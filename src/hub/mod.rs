@@ -8,6 +8,7 @@ mod h264_gate;
 mod key;
 mod lease;
 mod metrics;
+pub mod observer;
 mod publisher;
 mod replan;
 mod stream;
@@ -58,6 +59,8 @@ pub struct HubConfig {
     pub reconnect_grace: Duration,
     /// A viewer whose output takes nothing for this long is disconnected (see [`egress`]).
     pub write_stall: Duration,
+    /// Streams with a publisher at once; a new one past it is refused (0: no limit).
+    pub max_publishers: usize,
 }
 
 impl Default for HubConfig {
@@ -69,6 +72,7 @@ impl Default for HubConfig {
             ready_timeout: Duration::from_secs(10),
             reconnect_grace: Duration::from_secs(10),
             write_stall: egress::WRITE_STALL,
+            max_publishers: 0,
         }
     }
 }
@@ -81,6 +85,8 @@ pub enum HubError {
     AlreadyPublishing(StreamKey),
     #[error("stream `{0}` has no media yet")]
     NotReady(StreamKey),
+    #[error("stream `{0}` refused: the gateway already has its maximum of {1} publishers (limits.max_publishers)")]
+    TooManyPublishers(StreamKey, usize),
     #[error("stream `{key}`: {source}")]
     Plan { key: StreamKey, source: PlanError },
     #[error("stream `{key}`: cannot convert {track} {from}->{to}: {reason}")]
@@ -108,6 +114,7 @@ struct Inner {
     metrics: Arc<Metrics>,
     published: Notify,
     generation: AtomicU64,
+    observer: observer::ObserverSlot,
 }
 
 impl Hub {
@@ -121,6 +128,7 @@ impl Hub {
                 metrics: Arc::new(Metrics::default()),
                 published: Notify::new(),
                 generation: AtomicU64::new(0),
+                observer: observer::ObserverSlot::default(),
             }),
         }
     }
@@ -131,6 +139,15 @@ impl Hub {
 
     pub fn metrics(&self) -> &Arc<Metrics> {
         &self.inner.metrics
+    }
+
+    /// Tells `observer` of every publish, unpublish, play and stop from now on (set once).
+    pub fn set_observer(&self, observer: Arc<dyn observer::Observer>) {
+        self.inner.observer.set(observer);
+    }
+
+    pub(crate) fn observer(&self) -> &observer::ObserverSlot {
+        &self.inner.observer
     }
 
     /// The matrix new sessions are planned with.
@@ -168,7 +185,7 @@ impl Hub {
             id: SessionId::next(),
             protocol,
             transport: transport.to_string(),
-            remote,
+            remote: remote.clone(),
             started: SystemTime::now(),
         };
         let (stream, timeline, took_over) = {
@@ -187,7 +204,14 @@ impl Hub {
                     self.inner.metrics.note_publish_refused();
                     return Err(HubError::AlreadyPublishing(key));
                 }
-                (None, _) => (self.insert_stream(&mut streams, key.clone(), meta), Timeline::default(), false),
+                (None, _) => {
+                    let cap = self.inner.config.max_publishers;
+                    if cap > 0 && streams.len() >= cap {
+                        self.inner.metrics.note_publish_refused();
+                        return Err(HubError::TooManyPublishers(key, cap));
+                    }
+                    (self.insert_stream(&mut streams, key.clone(), meta), Timeline::default(), false)
+                }
             }
         };
         if took_over {
@@ -204,6 +228,7 @@ impl Hub {
             tracing::info!(stream = %key, %protocol, transport, "stream published");
         }
         self.inner.published.notify_waiters();
+        self.inner.observer.notify(observer::Activity::Publish, protocol, &key, remote.as_deref());
         Ok(Publisher {
             hub: self.clone(),
             stream,
@@ -320,6 +345,7 @@ impl Hub {
             conversions: Vec::new(),
             grace: self.inner.config.grace,
             metrics: self.inner.metrics.clone(),
+            observer: self.inner.observer.clone(),
         };
         let video = self.leg_output(&stream, TrackKind::Video, plan.video.as_ref(), &mut lease)?;
         let audio = self.leg_output(&stream, TrackKind::Audio, plan.audio.as_ref(), &mut lease)?;
@@ -348,6 +374,7 @@ impl Hub {
         }
         lock(&stream.consumers).insert(meta.id, meta.clone());
         tracing::info!(stream = %key, protocol = %meta.protocol, transport = %meta.transport, consumer = %meta.id, "consumer attached");
+        self.inner.observer.notify(observer::Activity::Play, meta.protocol, key, meta.remote.as_deref());
         let mut sub = Subscription::new(plan, video, audio, self.inner.config.max_lag_events, lease);
         sub.replanner = Some(replanner);
         // A new viewer starts from the cached GOP, and a fresh keyframe shortens the wait of

@@ -123,6 +123,8 @@ impl Publisher {
 
 impl Drop for Publisher {
     fn drop(&mut self) {
+        let remote = self.stream.publisher().remote;
+        self.hub.observer().notify(super::observer::Activity::Unpublish, self.protocol, &self.stream.key, remote.as_deref());
         self.hub.publisher_left(&self.stream, self.timeline.newest(), self.last_frame_at);
     }
 }

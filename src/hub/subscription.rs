@@ -457,6 +457,7 @@ mod tests {
             conversions: Vec::new(),
             grace: Duration::ZERO,
             metrics: Arc::new(Metrics::default()),
+            observer: Default::default(),
         };
         let leg = |from, to| Leg::Convert { from, to, reason: crate::matrix::Reason::Rule };
         let plan = Plan {

@@ -1,5 +1,6 @@
 //! GStreamer: the fragments from `pipelines/` and the conversions built from them.
 
+pub mod buffer_count;
 mod caps;
 pub mod elements;
 pub mod fragments;

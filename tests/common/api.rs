@@ -159,6 +159,8 @@ impl Reply {
 pub struct Api {
     base: String,
     client: reqwest::Client,
+    /// Sent as `Authorization: Bearer` when set.
+    token: Option<String>,
 }
 
 impl Api {
@@ -168,13 +170,26 @@ impl Api {
             .timeout(Duration::from_secs(10))
             .build()
             .expect("reqwest client");
-        Api { base, client }
+        Api { base, client, token: None }
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn base(&self) -> &str {
+        &self.base
+    }
+
+    /// The same client, sending `Authorization: Bearer TOKEN` with every request.
+    pub fn with_token(&self, token: &str) -> Api {
+        Api { token: Some(token.to_string()), ..self.clone() }
     }
 
     /// Sends a request; `body` is `(content type, bytes)`.
     pub async fn request(&self, method: reqwest::Method, path: &str, body: Option<(&str, Vec<u8>)>) -> anyhow::Result<Reply> {
         let url = format!("{}{path}", self.base);
         let mut request = self.client.request(method.clone(), &url);
+        if let Some(token) = &self.token {
+            request = request.bearer_auth(token);
+        }
         if let Some((content_type, bytes)) = body {
             request = request.header(reqwest::header::CONTENT_TYPE, content_type).body(bytes);
         }

@@ -14,6 +14,8 @@ pub struct Gateway {
     child: Option<Child>,
     http: String,
     rtmp: String,
+    /// The `--api` listener, when the gateway has one.
+    api: Option<String>,
     stderr: LineBuffer,
     /// How the process ended, once `terminate` saw it end.
     exit: Option<ExitStatus>,
@@ -66,8 +68,8 @@ impl Gateway {
             args.extend(["--reconnect-grace".into(), "0".into()]);
         }
         // The tests' CDN origins (nginx-rtmp) listen on loopback, which relays may not dial
-        // unless allowed.
-        if !named("--allow-relay-host") {
+        // unless allowed (a test whose config sets `relay.allowed_hosts` decides itself).
+        if !named("--allow-relay-host") && !config.is_some_and(|c| c.contains("allowed_hosts:")) {
             args.extend(["--allow-relay-host".into(), "127.0.0.1".into()]);
         }
         if let Some(text) = config {
@@ -107,15 +109,17 @@ impl Gateway {
         let pipe = child.stderr.take().expect("gateway stderr");
         let stderr = LineBuffer::drain(pipe, move |line| {
             if let Some(addrs) = parse_listening(line) {
-                let _ = tx.send(addrs);
+                let _ = tx.send((addrs, parse_api(line)));
             }
         });
 
-        let mut gateway = Gateway { child: Some(child), http: String::new(), rtmp: String::new(), stderr, exit: None, _dir: dir };
+        let mut gateway =
+            Gateway { child: Some(child), http: String::new(), rtmp: String::new(), api: None, stderr, exit: None, _dir: dir };
         match rx.recv_timeout(STARTUP_TIMEOUT) {
-            Ok((http, rtmp)) => {
+            Ok(((http, rtmp), api)) => {
                 gateway.http = http;
                 gateway.rtmp = rtmp;
+                gateway.api = api;
                 gateway
             }
             Err(error) => {
@@ -158,6 +162,11 @@ impl Gateway {
     /// A control-API client for this gateway.
     pub fn api(&self) -> Api {
         Api::new(self.http_url(""))
+    }
+
+    /// A control-API client for the `--api` listener (panics without one).
+    pub fn api_listener(&self) -> Api {
+        Api::new(format!("http://{}", self.api.as_deref().expect("the gateway has an --api listener")))
     }
 
     /// The last 200 lines the gateway logged.
@@ -231,6 +240,14 @@ impl Drop for Gateway {
             );
         }
     }
+}
+
+/// The `api=ADDR` of a `listening` line, if any.
+pub fn parse_api(line: &str) -> Option<String> {
+    let at = line.find("listening http=")?;
+    let start = line[at..].find(" api=")? + at + " api=".len();
+    let value: String = line[start..].chars().take_while(|c| !c.is_whitespace() && *c != '"').collect();
+    (!value.is_empty()).then_some(value)
 }
 
 /// Parses `... listening http=ADDR rtmp=ADDR ...` into `(http, rtmp)`.

@@ -17,13 +17,21 @@ pub struct Nginx {
     rtmp_port: u16,
     http_port: u16,
     dir: TempDir,
+    /// More of the `rtmp { server { ... } }` block (e.g. an application that pulls).
+    extra: String,
 }
 
 impl Nginx {
     /// Starts nginx and waits until its RTMP port accepts connections.
     pub fn start() -> Nginx {
+        Nginx::start_with("")
+    }
+
+    /// Starts nginx with `extra` added to its RTMP server block, e.g. an edge application:
+    /// `application edge { live on; pull rtmp://... app=live name=k; }`.
+    pub fn start_with(extra: &str) -> Nginx {
         let dir = TempDir::new("nginx");
-        let mut nginx = Nginx { child: None, rtmp_port: free_port(), http_port: free_port(), dir };
+        let mut nginx = Nginx { child: None, rtmp_port: free_port(), http_port: free_port(), dir, extra: extra.to_string() };
         nginx.write_config();
         nginx.spawn();
         nginx
@@ -84,6 +92,7 @@ rtmp {{
             live on;
             record off;
         }}
+        {extra}
     }}
 }}
 http {{
@@ -101,6 +110,7 @@ http {{
 ",
             rtmp = self.rtmp_port,
             http = self.http_port,
+            extra = self.extra,
         );
         std::fs::write(d.join("nginx.conf"), config).expect("write nginx.conf");
     }

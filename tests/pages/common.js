@@ -56,9 +56,12 @@ function preferCodec(transceiver, kind, mime, only, sending) {
   transceiver.setCodecPreferences(codecs);
 }
 
-// POSTs an SDP offer (WHIP/WHEP). Returns {location, answer}; throws on a non-201.
+// POSTs an SDP offer (WHIP/WHEP), with `Authorization: Bearer` when the page has ?token=.
+// Returns {location, answer}; throws on a non-201.
 async function postOffer(url, sdp) {
-  const response = await fetch(url, { method: "POST", headers: { "Content-Type": "application/sdp" }, body: sdp });
+  const headers = { "Content-Type": "application/sdp" };
+  if (params.get("token")) headers["Authorization"] = "Bearer " + params.get("token");
+  const response = await fetch(url, { method: "POST", headers, body: sdp });
   const text = await response.text();
   if (response.status !== 201) throw new Error(`POST ${url}: HTTP ${response.status}: ${text}`);
   const location = response.headers.get("Location");

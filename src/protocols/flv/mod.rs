@@ -7,11 +7,12 @@
 //!   track infos back to tag bodies; [`FlvEgress`] sequences them for one viewer;
 //! - [`file_header`] / [`file_tag`] / [`FlvReader`]: the FLV file framing (HTTP-FLV, tests).
 //!
-//! Everything here is sans-IO.
+//! Everything here is sans-IO but [`http`], the HTTP-FLV handler built on it.
 
 mod egress;
 mod file;
 mod fps;
+pub mod http;
 mod ingest;
 mod meta;
 mod tag;

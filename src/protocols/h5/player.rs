@@ -84,7 +84,13 @@ const PAGE: &str = r#"<!doctype html>
 (function () {
   var stream = "{{STREAM}}";
   var params = new URLSearchParams(location.search);
-  var url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/h5/" + encodeURIComponent(stream);
+  // The page's own query (but its player options) goes on to the WebSocket: credentials of
+  // a signed or keyed URL (`?expires=...&sign=...`), since a browser sends no headers there.
+  var credentials = new URLSearchParams(location.search);
+  credentials.delete("audio");
+  credentials.delete("gl");
+  var query = credentials.toString();
+  var url = (location.protocol === "https:" ? "wss://" : "ws://") + location.host + "/h5/" + encodeURIComponent(stream) + (query ? "?" + query : "");
   var canvas = document.getElementById("video");
   var status = document.getElementById("status");
   var decoded = 0;

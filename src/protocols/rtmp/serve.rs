@@ -39,10 +39,13 @@ const MAX_PENDING: usize = 1024 * 1024;
 /// (with a log line), so a flood cannot take the descriptors the rest of the gateway needs.
 pub async fn accept_loop_gated(listener: TcpListener, gw: RtmpCtx, gate: crate::limits::Gate) {
     while let Some((io, peer)) = crate::limits::accept(&listener, "RTMP", Duration::from_millis(100), &gw.shutdown).await {
-        let Some(permit) = gate.try_enter() else {
-            gate.note_refused(peer);
-            drop(io);
-            continue;
+        let permit = match gate.try_enter(peer) {
+            Ok(permit) => permit,
+            Err(why) => {
+                gate.note_refused(peer, why);
+                drop(io);
+                continue;
+            }
         };
         let span = tracing::info_span!("rtmp", %peer);
         let gw = gw.clone();

@@ -177,19 +177,10 @@ fn link_to(src: &gst::Pad, sink: &gst::Element) -> Result<(), String> {
 }
 
 fn count_packets(sink: &gst::Element, packets: Arc<AtomicU64>, metrics: Arc<UdpMetrics>) {
-    let Some(pad) = sink.static_pad("sink") else {
-        return;
-    };
-    pad.add_probe(
-        gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
-        move |_, info| {
-            let n = match &info.data {
-                Some(gst::PadProbeData::BufferList(list)) => list.len() as u64,
-                _ => 1,
-            };
+    if let Some(pad) = sink.static_pad("sink") {
+        crate::pipeline::buffer_count::count_buffers(&pad, move |n| {
             packets.fetch_add(n, Ordering::Relaxed);
             metrics.add_rtp_sent(n);
-            gst::PadProbeReturn::Ok
-        },
-    );
+        });
+    }
 }

@@ -19,7 +19,10 @@ pub enum UdpError {
     /// A port cannot be bound for another reason, e.g. a privileged port (400).
     #[error("{0}")]
     Bind(String),
-    /// The output's host is not in `udp.allowed_output_hosts` (403).
+    /// A port outside `udp.ingest_port_min..=ingest_port_max` (403).
+    #[error("{0}")]
+    PortNotAllowed(String),
+    /// The output's host is not allowed (`relay.allowed_hosts`; 403).
     #[error("{0}")]
     HostNotAllowed(String),
     #[error("{0}")]
@@ -42,7 +45,7 @@ impl From<UdpError> for ApiError {
                 Some(StatusCode::BAD_REQUEST)
             }
             UdpError::PortInUse(_) => Some(StatusCode::CONFLICT),
-            UdpError::HostNotAllowed(_) => Some(StatusCode::FORBIDDEN),
+            UdpError::HostNotAllowed(_) | UdpError::PortNotAllowed(_) => Some(StatusCode::FORBIDDEN),
             UdpError::NotFound(_) => Some(StatusCode::NOT_FOUND),
             UdpError::NotReady(_) => Some(StatusCode::SERVICE_UNAVAILABLE),
             UdpError::Pipeline(_) => Some(StatusCode::INTERNAL_SERVER_ERROR),

@@ -53,6 +53,7 @@ pub use http::routes;
 pub use metrics::UdpMetrics;
 pub use registry::Kind;
 
+use crate::auth::relay_targets::RelayTargets;
 use crate::config::UdpSettings;
 use hosts::HostRule;
 use registry::Registry;
@@ -68,7 +69,12 @@ struct Settings {
     bind: IpAddr,
     ingest_timeout: Duration,
     latency_ms: u32,
+    /// The ports ingests may bind.
+    ingest_ports: std::ops::RangeInclusive<u16>,
+    /// `udp.allowed_output_hosts` (deprecated): allowed besides `targets`.
     allowed_hosts: Vec<HostRule>,
+    /// Where relays may send (`relay.allowed_hosts`): outputs are relays.
+    targets: Arc<RelayTargets>,
 }
 
 /// The gateway's UDP side: settings, sessions and counters (cheap to clone).
@@ -81,15 +87,21 @@ pub struct Udp {
 
 impl Udp {
     /// `default_bind` is used when the configuration names no bind address (the gateway
-    /// passes its HTTP listen address). Refuses unparsable host rules.
-    pub fn new(config: &UdpSettings, default_bind: IpAddr) -> Result<Udp, hosts::BadHostRule> {
+    /// passes its HTTP listen address); outputs send where `targets` allows. Refuses
+    /// unparsable host rules.
+    pub fn new(config: &UdpSettings, default_bind: IpAddr, targets: Arc<RelayTargets>) -> Result<Udp, hosts::BadHostRule> {
         let allowed_hosts = hosts::parse_all(&config.allowed_output_hosts)?;
+        if !allowed_hosts.is_empty() {
+            tracing::warn!("udp.allowed_output_hosts is deprecated: UDP outputs are relays, list their hosts in relay.allowed_hosts");
+        }
         Ok(Udp {
             settings: Arc::new(Settings {
                 bind: config.bind.unwrap_or(default_bind),
                 ingest_timeout: config.ingest_timeout(),
                 latency_ms: config.jitter_latency_ms,
+                ingest_ports: config.ingest_port_min.max(1)..=config.ingest_port_max,
                 allowed_hosts,
+                targets,
             }),
             registry: Registry::default(),
             metrics: Arc::new(UdpMetrics::default()),
@@ -110,8 +122,26 @@ impl Udp {
         self.settings.latency_ms
     }
 
-    pub fn allowed_hosts(&self) -> &[HostRule] {
-        &self.settings.allowed_hosts
+    /// Refuses an ingest whose SDP names a port outside `udp.ingest_port_min..=max`.
+    pub fn check_ingest_ports(&self, ports: impl IntoIterator<Item = u16>) -> Result<(), UdpError> {
+        let range = &self.settings.ingest_ports;
+        match ports.into_iter().find(|p| !range.contains(p)) {
+            Some(port) => Err(UdpError::PortNotAllowed(format!(
+                "port {port} is outside the ports UDP ingests may bind ({}-{}, udp.ingest_port_min/max)",
+                range.start(),
+                range.end()
+            ))),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether an output may send to `host` (resolved to `addresses`); else why not.
+    pub fn check_output_host(&self, host: &str, addresses: &[IpAddr]) -> Result<(), String> {
+        let legacy = &self.settings.allowed_hosts;
+        if !legacy.is_empty() && !addresses.is_empty() && addresses.iter().all(|a| hosts::allowed(legacy, *a)) {
+            return Ok(());
+        }
+        self.settings.targets.check(host, addresses)
     }
 
     pub fn metrics(&self) -> &Arc<UdpMetrics> {
@@ -158,40 +188,35 @@ mod tests {
             "udp: { bind: 10.0.0.5, ingest_timeout_seconds: 3, jitter_latency_ms: 50, allowed_output_hosts: [10.1.0.0/16] }\n",
         )
         .unwrap();
-        let udp = Udp::new(&c.udp, "0.0.0.0".parse().unwrap()).unwrap();
+        let open = Arc::new(RelayTargets::default());
+        let udp = Udp::new(&c.udp, "0.0.0.0".parse().unwrap(), open.clone()).unwrap();
         assert_eq!(udp.bind(), "10.0.0.5".parse::<IpAddr>().unwrap());
-        assert_eq!(
-            (udp.ingest_timeout(), udp.latency_ms()),
-            (Duration::from_secs(3), 50)
-        );
-        assert!(hosts::allowed(
-            udp.allowed_hosts(),
-            "10.1.2.3".parse().unwrap()
-        ));
-        assert!(!hosts::allowed(
-            udp.allowed_hosts(),
-            "127.0.0.1".parse().unwrap()
-        ));
+        assert_eq!((udp.ingest_timeout(), udp.latency_ms()), (Duration::from_secs(3), 50));
+        let ip = |s: &str| vec![s.parse::<IpAddr>().unwrap()];
+        // The deprecated list still allows; relay.allowed_hosts (empty: not internal) too.
+        assert!(udp.check_output_host("a", &ip("10.1.2.3")).is_ok());
+        assert!(udp.check_output_host("b", &ip("198.51.100.7")).is_ok());
+        assert!(udp.check_output_host("c", &ip("127.0.0.1")).is_err());
 
-        let defaults = Udp::new(&Config::default().udp, "127.0.0.1".parse().unwrap()).unwrap();
-        assert_eq!(
-            defaults.bind(),
-            "127.0.0.1".parse::<IpAddr>().unwrap(),
-            "the HTTP address by default"
-        );
+        let defaults = Udp::new(&Config::default().udp, "127.0.0.1".parse().unwrap(), open).unwrap();
+        assert_eq!(defaults.bind(), "127.0.0.1".parse::<IpAddr>().unwrap(), "the HTTP address by default");
         assert_eq!(defaults.ingest_timeout(), Duration::from_secs(10));
-        assert!(hosts::allowed(
-            defaults.allowed_hosts(),
-            "127.0.0.1".parse().unwrap()
-        ));
-        assert!(!hosts::allowed(
-            defaults.allowed_hosts(),
-            "192.0.2.1".parse().unwrap()
-        ));
+        let refused = defaults.check_output_host("127.0.0.1", &ip("127.0.0.1")).unwrap_err();
+        assert!(refused.contains("relay.allowed_hosts"), "{refused}");
+        let listed = Arc::new(RelayTargets::new(&["127.0.0.1".into()]).unwrap());
+        let local = Udp::new(&Config::default().udp, "127.0.0.1".parse().unwrap(), listed).unwrap();
+        assert!(local.check_output_host("127.0.0.1", &ip("127.0.0.1")).is_ok());
+        assert!(local.check_output_host("x", &ip("198.51.100.7")).is_err());
 
-        let bad: Config =
-            serde_saphyr::from_str("udp: { allowed_output_hosts: [not-an-address] }\n").unwrap();
-        assert!(Udp::new(&bad.udp, "127.0.0.1".parse().unwrap()).is_err());
+        assert!(defaults.check_ingest_ports([5004, 5005]).is_ok());
+        assert!(matches!(defaults.check_ingest_ports([5004, 80]), Err(UdpError::PortNotAllowed(m)) if m.contains("port 80")));
+        let narrow: Config = serde_saphyr::from_str("udp: { ingest_port_min: 30000, ingest_port_max: 30009 }\n").unwrap();
+        let narrow = Udp::new(&narrow.udp, "127.0.0.1".parse().unwrap(), Arc::new(RelayTargets::default())).unwrap();
+        assert!(narrow.check_ingest_ports([30000, 30009]).is_ok());
+        assert!(narrow.check_ingest_ports([30010]).is_err());
+
+        let bad: Config = serde_saphyr::from_str("udp: { allowed_output_hosts: [not-an-address] }\n").unwrap();
+        assert!(Udp::new(&bad.udp, "127.0.0.1".parse().unwrap(), Arc::new(RelayTargets::default())).is_err());
         assert!(serde_saphyr::from_str::<Config>("udp: { bogus: 1 }\n").is_err());
     }
 }

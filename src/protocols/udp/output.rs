@@ -1,7 +1,7 @@
 //! UDP outputs: a stream sent as plain RTP to `host:port` (video) and `host:port+2` (audio),
 //! each with RTCP on the next port, planned by the hub like any consumer of protocol `udp`.
 //!
-//! `start` checks the host against `udp.allowed_output_hosts`, subscribes, waits (bounded)
+//! `start` checks the host against `relay.allowed_hosts` (outputs are relays), subscribes, waits (bounded)
 //! until every track's codec configuration is known so the SDP can carry it, starts the
 //! sending pipeline and answers with that SDP. The output ends with the stream, on `DELETE`
 //! or at shutdown.
@@ -19,7 +19,6 @@ use tracing::Instrument;
 use super::clock::SendClock;
 use super::egress::Sender;
 use super::error::UdpError;
-use super::hosts;
 use super::registry::{location, Describe, Kind, Registration};
 use super::sdp_out::{self, OutputTrack};
 use super::Started;
@@ -181,24 +180,9 @@ async fn resolve_allowed(gw: &UdpCtx, host: &str, port: u16) -> Result<IpAddr, U
             lookup.map(|a| a.ip()).collect()
         }
     };
-    let rules = gw.udp.allowed_hosts();
-    let refused: Vec<String> = addresses
-        .iter()
-        .filter(|a| !hosts::allowed(rules, **a))
-        .map(|a| a.to_string())
-        .collect();
-    if addresses.is_empty() || !refused.is_empty() {
-        let allowed: Vec<String> = rules.iter().map(|r| r.to_string()).collect();
-        return Err(UdpError::HostNotAllowed(format!(
-            "UDP outputs may not send to `{host}` ({}); allowed: {} (udp.allowed_output_hosts)",
-            if refused.is_empty() {
-                "no address".to_string()
-            } else {
-                refused.join(", ")
-            },
-            allowed.join(", ")
-        )));
-    }
+    gw.udp
+        .check_output_host(host, &addresses)
+        .map_err(|why| UdpError::HostNotAllowed(format!("UDP outputs may not send there: {why}")))?;
     addresses
         .first()
         .copied()

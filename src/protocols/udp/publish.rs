@@ -70,6 +70,7 @@ pub async fn start(
 ) -> Result<Started, UdpError> {
     let description = sdp::parse(sdp_text)?;
     let tracks = ingest_tracks(&description)?;
+    gw.udp.check_ingest_ports(tracks.iter().flat_map(|t| std::iter::once(t.rtp_port).chain(t.rtcp_port)))?;
     let publisher = gw.hub.publish(key.clone(), Protocol::Udp, "rtp", remote)?;
     let udp = &gw.udp;
     let (tx, frames) = mpsc::channel(FRAME_QUEUE);

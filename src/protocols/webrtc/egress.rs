@@ -73,17 +73,9 @@ impl Output {
         let packets = Arc::new(AtomicU64::new(0));
         if let Some(pay_src) = bin.by_name("pay").and_then(|p| p.static_pad("src")) {
             let packets = packets.clone();
-            pay_src.add_probe(
-                gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST,
-                move |_, info| {
-                    let n = match &info.data {
-                        Some(gst::PadProbeData::BufferList(list)) => list.len() as u64,
-                        _ => 1,
-                    };
-                    packets.fetch_add(n, Ordering::Relaxed);
-                    gst::PadProbeReturn::Ok
-                },
-            );
+            crate::pipeline::buffer_count::count_buffers(&pay_src, move |n| {
+                packets.fetch_add(n, Ordering::Relaxed);
+            });
         }
         let mline = transceiver.mlineindex();
         let target = peer

@@ -1,10 +1,14 @@
 //! HTTP-FLV play: `GET /live/{stream}.flv` (protocol rtmp) and `GET /mini/{stream}.flv`
-//! (protocol miniprogram). The body is an endless FLV file starting at the cached GOP.
+//! (protocol miniprogram). The body is an endless FLV file starting at the cached GOP. The one
+//! part of `flv` that does IO: the tags come from the sans-IO [`FlvEgress`].
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, State};
+use axum::Extension;
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::Response;
+use axum::routing::get;
+use axum::Router;
 use bytes::{Bytes, BytesMut};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -18,44 +22,41 @@ use crate::http::{parse_key, ApiError};
 use crate::hub::egress::{sleep_until, within, DropReason, EgressPacer, Verdict};
 use crate::hub::{ConsumerRequest, EndReason, Subscription};
 use crate::media::Protocol;
-use crate::protocols::flv::{file_header, file_tag, FlvEgress};
-use crate::gateway::Gateway;
+use super::{file_header, file_tag, FlvEgress};
+use crate::auth::Admission;
+use crate::hub::Hub;
+
+/// What HTTP-FLV play needs: the hub and the admission point.
+#[derive(Clone)]
+pub struct FlvCtx {
+    pub hub: Hub,
+    pub admission: Admission,
+}
+
+/// `GET /live/{stream}.flv` and `GET /mini/{stream}.flv`.
+pub fn routes(ctx: FlvCtx) -> Router {
+    Router::new()
+        .route("/live/{file}", get(play).layer(Extension(Protocol::Rtmp)))
+        .route("/mini/{file}", get(play).layer(Extension(Protocol::Miniprogram)))
+        .with_state(ctx)
+}
 
 /// Chunks (one per frame) buffered toward one viewer's socket; past it the viewer lags.
 const SOCKET_QUEUE: usize = 64;
 
-pub async fn live(
-    gw: State<Gateway>,
-    peer: ConnectInfo<SocketAddr>,
-    Path(file): Path<String>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    play(gw, peer, Protocol::Rtmp, &file, &uri, &headers).await
-}
-
-pub async fn mini(
-    gw: State<Gateway>,
-    peer: ConnectInfo<SocketAddr>,
-    Path(file): Path<String>,
-    uri: Uri,
-    headers: HeaderMap,
-) -> Result<Response, ApiError> {
-    play(gw, peer, Protocol::Miniprogram, &file, &uri, &headers).await
-}
-
+/// One viewer of `file` (`KEY.flv`), as a consumer of `protocol` (the route's).
 async fn play(
-    State(gw): State<Gateway>,
+    State(gw): State<FlvCtx>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    protocol: Protocol,
-    file: &str,
-    uri: &Uri,
-    headers: &HeaderMap,
+    Extension(protocol): Extension<Protocol>,
+    Path(file): Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
 ) -> Result<Response, ApiError> {
     let name = file.strip_suffix(".flv").ok_or_else(|| ApiError::not_found(format!("no such resource `{file}`")))?;
     let key = parse_key(name)?;
     let entry = crate::auth::Entry::HttpFlv;
-    crate::http::client::admit(&gw.admission, crate::auth::Action::Play, entry, key.as_str(), peer.ip(), uri, headers).await?;
+    crate::http::client::admit(&gw.admission, crate::auth::Action::Play, entry, key.as_str(), peer.ip(), &uri, &headers).await?;
     let who = ConsumerRequest { protocol, transport: "http-flv".into(), remote: Some(peer.to_string()) };
     let sub = gw.hub.subscribe(&key, who).await?;
     let (tx, rx) = mpsc::channel::<Bytes>(SOCKET_QUEUE);
