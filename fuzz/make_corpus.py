@@ -265,6 +265,7 @@ def rtp(tmp, flv):
         "aac": ["-f", "lavfi", "-i", "sine=sample_rate=44100", "-t", "0.3", "-c:a", "aac"],
         "mpeg1": ["-f", "lavfi", "-i", "testsrc=size=64x48:rate=25", "-t", "0.5", "-c:v", "mpeg1video"],
         "mp2": ["-f", "lavfi", "-i", "sine=sample_rate=44100", "-t", "0.3", "-c:a", "mp2"],
+        "vp8": ["-f", "lavfi", "-i", "testsrc=size=64x48:rate=25", "-t", "0.5", "-c:v", "libvpx", "-b:v", "200k"],
     }
     for name, args in cases.items():
         rtp_sock, rtcp_sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM), None

@@ -496,6 +496,50 @@ async fn h5_websocket_and_udp_readers_keep_running_across_a_publisher_restart() 
     assert!(after as f64 > 0.6 * PUBLISH.as_secs_f64() * 44_100.0 / 1152.0, "MP2 decodes after the gap: {after} frames");
 }
 
+/// A UDP output's receiver read its SDP once, and that SDP fixes the AAC clock rate and
+/// config: a teacher who comes back at 48 kHz (after 44.1 kHz) ends the output with a reason
+/// that says so, and a new output of the same stream describes the new rate.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_udp_output_ends_clearly_when_the_returning_teacher_changes_the_sample_rate() {
+    let gw = gateway();
+    let api = gw.api();
+    let mut first = publish(&gw, "k", 640, 360);
+    api.wait_live("k", Duration::from_secs(15)).await.expect("first publish live");
+    let body = serde_json::json!({ "host": "127.0.0.1", "port": free_udp_ports(4) });
+    let reply = api.post_json("/api/v1/streams/k/udp-outputs", &body).await.expect("POST udp-outputs");
+    assert_eq!(reply.status, 201, "{}", reply.body);
+    let sdp = |reply: &common::Reply| reply.json.as_ref().and_then(|j| j["sdp"].as_str()).unwrap_or_default().to_string();
+    assert!(sdp(&reply).contains("MPEG4-GENERIC/44100/1"), "{}", sdp(&reply));
+    first.wait_exit(PUBLISH + Duration::from_secs(5)).expect("first publisher ends by itself");
+    tokio::time::sleep(GAP).await;
+    assert_eq!(consumers(&api, "k").await, 1, "the output stays through the gap");
+
+    let url = gw.rtmp_url("/live/k");
+    let opts = PublishOptions { duration: Some(PUBLISH * 2), ..PublishOptions::default() };
+    let args = common::ffmpeg::publish_args(&url, &opts)
+        .into_iter()
+        .map(|a| a.replace("sample_rate=44100", "sample_rate=48000"))
+        .collect();
+    let _second = Ffmpeg::run(args, &url);
+    wait_until(Duration::from_secs(10), "the UDP output ended", || async {
+        match consumers(&api, "k").await {
+            0 => Ok(()),
+            n => Err(format!("{n} consumers")),
+        }
+    })
+    .await
+    .unwrap();
+    let log = gw.stderr_tail();
+    let ended = log.lines().find(|l| l.contains("UDP output ended")).unwrap_or_default().to_string();
+    assert!(ended.contains("48000 Hz") && ended.contains("44100 Hz") && ended.contains("again"), "{ended}\n{log}");
+    assert!(stream_json(&api, "k").await.unwrap().is_some(), "the stream itself goes on");
+
+    let body = serde_json::json!({ "host": "127.0.0.1", "port": free_udp_ports(4) });
+    let again = api.post_json("/api/v1/streams/k/udp-outputs", &body).await.expect("POST udp-outputs");
+    assert_eq!(again.status, 201, "{}", again.body);
+    assert!(sdp(&again).contains("MPEG4-GENERIC/48000/1"), "{}", sdp(&again));
+}
+
 /// A teacher publishing over RTMP (ffmpeg, H.264 + AAC) drops and comes back over WHIP (our
 /// WHIP client, H.264 + Opus) on the same key: the attached HTTP-FLV and RTMP readers are
 /// re-planned (their copied AAC becomes an Opus->AAC conversion), stay attached, and their

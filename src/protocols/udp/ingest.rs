@@ -237,7 +237,9 @@ fn probe_datagrams(src: &gst::Element, keep: impl Fn(&[u8]) -> bool + Send + Syn
         if keep {
             gst::PadProbeReturn::Ok
         } else {
-            gst::PadProbeReturn::Drop
+            // `Handled` consumes the buffer, as the payload guards do (see
+            // `pipeline::rtp_payload_guard` for why `Drop` is avoided on pads).
+            gst::PadProbeReturn::Handled
         }
     });
 }

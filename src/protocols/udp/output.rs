@@ -154,6 +154,7 @@ pub async fn start(
         registration,
         status,
         clock: SendClock::default(),
+        checked: (None, None),
     };
     tokio::spawn(session.run(gw.clone(), held).instrument(span));
     Ok(Started {
@@ -227,6 +228,8 @@ struct Session {
     registration: Registration,
     status: Arc<OutputStatus>,
     clock: SendClock,
+    /// The track descriptions last checked against the SDP (video, audio).
+    checked: (Option<Arc<TrackInfo>>, Option<Arc<TrackInfo>>),
 }
 
 impl Session {
@@ -299,6 +302,7 @@ impl Session {
     }
 
     fn send(&mut self, frame: &Frame) -> Result<(), String> {
+        self.check_fits(frame)?;
         let sender = &self.sender;
         let (dts, pts) = self
             .clock
@@ -307,5 +311,22 @@ impl Session {
         self.status.frames.fetch_add(1, Ordering::Relaxed);
         self.sub.add_bytes_out(frame.data.len());
         Ok(())
+    }
+
+    /// Ends the output when a track's new description (a returning publisher's) no longer
+    /// matches the SDP its receiver read; checked once per description.
+    fn check_fits(&mut self, frame: &Frame) -> Result<(), String> {
+        let slot = match frame.kind() {
+            TrackKind::Video => &mut self.checked.0,
+            TrackKind::Audio => &mut self.checked.1,
+        };
+        if slot.as_ref().is_some_and(|seen| Arc::ptr_eq(seen, &frame.info)) {
+            return Ok(());
+        }
+        *slot = Some(frame.info.clone());
+        match self.status.tracks.iter().find(|t| t.kind == frame.kind()) {
+            Some(announced) => sdp_out::still_fits(announced, &frame.info),
+            None => Ok(()),
+        }
     }
 }

@@ -73,6 +73,38 @@ pub fn output_track(info: &TrackInfo, port: u16) -> OutputTrack {
     }
 }
 
+/// Whether `info` (a track's newest description, e.g. after the publisher came back with
+/// other parameters) can still be sent as `announced`: the receiver read the SDP once, so the
+/// encoding, the RTP clock and, for audio, the channels and the codec configuration carried in
+/// `fmtp` (AAC's AudioSpecificConfig) must stay. H.264 parameter sets travel in-band, so a new
+/// picture size is fine. `Err` says what changed.
+pub fn still_fits(announced: &OutputTrack, info: &TrackInfo) -> Result<(), String> {
+    let now = output_track(info, announced.port);
+    let what = |t: &OutputTrack| match t.channels {
+        Some(ch) => format!("{} {} Hz, {ch} ch", t.encoding, t.clock_rate),
+        None => format!("{} {} Hz", t.encoding, t.clock_rate),
+    };
+    let same_clock = now.encoding == announced.encoding && now.clock_rate == announced.clock_rate;
+    let fits = match announced.kind {
+        TrackKind::Video => same_clock,
+        TrackKind::Audio => same_clock && now.channels == announced.channels && now.fmtp == announced.fmtp,
+    };
+    if fits {
+        return Ok(());
+    }
+    let detail = if same_clock && now.channels == announced.channels {
+        " (another codec configuration)".to_string()
+    } else {
+        String::new()
+    };
+    Err(format!(
+        "the stream's {} is now {}{detail}, the SDP this output announced says {}: create the output again for a new SDP",
+        announced.kind,
+        what(&now),
+        what(announced)
+    ))
+}
+
 /// `packetization-mode=1` plus, when the avcC is known, the profile and parameter sets.
 fn h264_fmtp(avcc: Option<&[u8]>) -> String {
     let mut fmtp = String::from("packetization-mode=1");

@@ -2,7 +2,7 @@
 
 use super::payload::{hex, ingest_tracks, IngestTrack};
 use super::sdp::{parse, SdpError};
-use super::sdp_out::{base64, output_track, port_for, render};
+use super::sdp_out::{base64, output_track, port_for, render, still_fits};
 use crate::media::{AudioInfo, Codec, TrackInfo, TrackKind, VideoInfo};
 
 /// As `ffmpeg ... -f rtp ... -sdp_file` writes it for H.264 + Opus.
@@ -323,4 +323,31 @@ fn output_payload_types_per_codec() {
         "no avcC yet"
     );
     assert_eq!(port_for(TrackKind::Audio, 65534), None);
+}
+
+#[test]
+fn an_output_ends_only_when_its_sdp_no_longer_describes_the_track() {
+    let aac = |sample_rate, channels, config: &'static [u8]| {
+        TrackInfo::Audio(AudioInfo { codec: Codec::Aac, sample_rate, channels, config: Some(config.into()) })
+    };
+    let video = |width, config: Option<Vec<u8>>| {
+        TrackInfo::Video(VideoInfo { codec: Codec::H264, width, height: 360, fps: None, config: config.map(Into::into), bframes: false })
+    };
+    let announced = output_track(&aac(44100, 2, &[0x12, 0x10]), 9002);
+    assert_eq!(still_fits(&announced, &aac(44100, 2, &[0x12, 0x10])), Ok(()));
+    // A teacher back at 48 kHz: the receiver's clock and AudioSpecificConfig are wrong now.
+    let err = still_fits(&announced, &aac(48000, 2, &[0x11, 0x90])).unwrap_err();
+    assert!(err.contains("48000 Hz") && err.contains("44100 Hz") && err.contains("again"), "{err}");
+    // Mono at the same rate, or another object type at the same rate and channels.
+    assert!(still_fits(&announced, &aac(44100, 1, &[0x12, 0x08])).is_err());
+    let other = still_fits(&announced, &aac(44100, 2, &[0x2a, 0x10])).unwrap_err();
+    assert!(other.contains("configuration"), "{other}");
+    // Opus after AAC is another encoding.
+    let opus = TrackInfo::Audio(AudioInfo { codec: Codec::Opus, sample_rate: 48000, channels: 2, config: None });
+    assert!(still_fits(&announced, &opus).is_err());
+    // H.264 at another size keeps going: its parameter sets travel in-band.
+    let shown = output_track(&video(640, None), 9000);
+    assert_eq!(still_fits(&shown, &video(320, Some(vec![1, 2, 3]))), Ok(()));
+    let vp8 = TrackInfo::Video(VideoInfo { codec: Codec::Vp8, width: 320, height: 240, fps: None, config: None, bframes: false });
+    assert!(still_fits(&shown, &vp8).is_err());
 }

@@ -1,6 +1,9 @@
 //! What arrives over HTTP and UDP besides media containers: SDP offers (WHIP/WHEP), the SDP of
 //! a UDP ingest, and RTP/RTCP datagrams through the ingest's packet filter.
 
+use interop_gateway::media::h264::rtp::payload_bounds;
+use interop_gateway::media::rtp::aac::AuHeaderLayout;
+use interop_gateway::media::rtp::PayloadCheck;
 use interop_gateway::media::Codec;
 use interop_gateway::protocols::udp::filter::{looks_like_rtcp, parse_rtp, valid_rtcp, RtpFilter, Verdict};
 use interop_gateway::protocols::udp::{payload, sdp as udp_sdp};
@@ -167,4 +170,56 @@ pub const RTP_FILTER: Target = Target {
     derive: no_seeds,
     setup: crate::engine::no_setup,
     run: rtp_filter,
+};
+
+/// The AU-header layouts an SDP's fmtp can name: the common ones, and one drawn from the input
+/// (every field up to the 64 bits `from_fmtp` allows).
+fn aac_layouts(rng: &mut Rng) -> [AuHeaderLayout; 3] {
+    let fmtp = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
+    let hbr = AuHeaderLayout::from_fmtp(&fmtp(&[("sizelength", "13"), ("indexlength", "3"), ("indexdeltalength", "3")]));
+    let lbr = AuHeaderLayout::from_fmtp(&fmtp(&[("sizelength", "6"), ("indexlength", "2"), ("indexdeltalength", "2")]));
+    let mut field = || if rng.one_in(3) { 0 } else { rng.below(65) as u32 };
+    let drawn = AuHeaderLayout {
+        size: field(),
+        index: field(),
+        index_delta: field(),
+        cts_delta: field(),
+        dts_delta: field(),
+        stream_state: field(),
+        random_access: false,
+    };
+    let drawn = AuHeaderLayout { random_access: rng.one_in(2), ..drawn };
+    [hbr, lbr, drawn]
+}
+
+/// Every payload check the UDP and WHIP ingests run before a GStreamer depayloader, on every
+/// datagram: none panics, and judging the packet is judging its payload.
+fn rtp_payload(input: &[u8]) -> u64 {
+    let mut sig = Sig::default();
+    let mut rng = Rng::new(hash(input));
+    let mut checks = vec![PayloadCheck::Vp8, PayloadCheck::Opus, PayloadCheck::MpegVideo, PayloadCheck::MpegAudio];
+    checks.extend(aac_layouts(&mut rng).into_iter().map(PayloadCheck::Aac));
+    for packet in datagrams(input) {
+        let bounds = payload_bounds(packet);
+        sig.add(u64::from(bounds.is_some()));
+        for check in &checks {
+            let verdict = check.check(packet);
+            if let Some((start, end)) = bounds {
+                assert_eq!(verdict, check.check_payload(&packet[start..end]), "{check:?}");
+            }
+            sig.result(&verdict);
+        }
+    }
+    sig.finish()
+}
+
+pub const RTP_PAYLOAD: Target = Target {
+    name: "rtp_payload",
+    dirs: &["rtp_filter", "rtp_payload"],
+    max_len: 32 << 10,
+    shape: Shape::Records16,
+    dict: &[b"\x80\x60", b"\x90\x60", b"\xa0\x60", b"\x00\x10", b"\x90\x80\x00", b"\xff\xfe", b"\x00\x00\x01\xb3", b"\xff\xfd"],
+    derive: no_seeds,
+    setup: crate::engine::no_setup,
+    run: rtp_payload,
 };
