@@ -291,7 +291,7 @@ async fn relays_may_not_dial_internal_addresses_or_the_gateway_itself() {
     }
     let output = api.post_json("/api/v1/streams/k/udp-outputs", &json!({ "host": "127.0.0.1", "port": 5004 })).await.unwrap();
     assert_eq!(output.status, 403, "{}", output.body);
-    assert!(api.get("/api/v1/pushes").await.unwrap().json.unwrap().as_array().unwrap().is_empty(), "refused pushes leave nothing");
+    assert!(api.pushes("k").await.unwrap().is_empty(), "refused pushes leave nothing");
 
     // An allow-list decides alone.
     let listed = Gateway::start_with(&["--allow-relay-host", "192.0.2.0/24"], None);
