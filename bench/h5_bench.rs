@@ -156,7 +156,9 @@ async fn read_one(url: &str, counting: Instant, deadline: Instant) -> Seen {
                 Err(_) => return seen,
             }
         };
-        while let Ok(Some(Ok(m))) = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), ws.next()).await {
+        while let Ok(Some(Ok(m))) =
+            tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), ws.next()).await
+        {
             if let Message::Binary(b) = m {
                 if b.len() % 188 != 0 {
                     seen.bad += 1;
@@ -183,7 +185,9 @@ async fn read_one(url: &str, counting: Instant, deadline: Instant) -> Seen {
     let mut header = Vec::new();
     let mut body: Option<Dechunk> = None;
     let mut data = Vec::new();
-    while let Ok(Ok(k)) = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), s.read(&mut buf)).await {
+    while let Ok(Ok(k)) =
+        tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), s.read(&mut buf)).await
+    {
         if k == 0 {
             break;
         }
@@ -279,7 +283,8 @@ fn codec(clip: &str) {
     let bus = pipeline.bus().expect("bus");
     let (cpu0, t0) = (cpu_seconds(), Instant::now());
     pipeline.set_state(gst::State::Playing).expect("play");
-    let msg = bus.timed_pop_filtered(gst::ClockTime::from_seconds(600), &[gst::MessageType::Eos, gst::MessageType::Error]);
+    let msg =
+        bus.timed_pop_filtered(gst::ClockTime::from_seconds(600), &[gst::MessageType::Eos, gst::MessageType::Error]);
     let (cpu, wall) = (cpu_seconds() - cpu0, t0.elapsed().as_secs_f64());
     let _ = pipeline.set_state(gst::State::Null);
     match msg.as_ref().map(|m| m.view()) {

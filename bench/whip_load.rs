@@ -45,7 +45,8 @@ fn main() {
         Some("publish") if args.len() == 5 => publish_main(&args[1], &args[2], &args[3], &args[4]),
         Some("codec-cost") if args.len() == 3 => codec_cost(&args[1], &args[2], false),
         Some("codec-cost") if args.len() == 4 && args[3] == "paced" => codec_cost(&args[1], &args[2], true),
-        _ => Err("usage: whip_load publish BASE_URL PREFIX N SECONDS | whip_load codec-cost FILE.ogg PIPELINE [paced]".into()),
+        _ => Err("usage: whip_load publish BASE_URL PREFIX N SECONDS | whip_load codec-cost FILE.ogg PIPELINE [paced]"
+            .into()),
     };
     if let Err(e) = outcome {
         eprintln!("whip_load: {e}");
@@ -56,10 +57,7 @@ fn main() {
 fn publish_main(base: &str, prefix: &str, n: &str, seconds: &str) -> Result<()> {
     let n: usize = n.parse()?;
     let seconds: f64 = seconds.parse()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
     runtime.block_on(publish(base, prefix, n, Duration::from_secs_f64(seconds)))
 }
 
@@ -78,10 +76,7 @@ async fn publish(base: &str, prefix: &str, n: usize, run_for: Duration) -> Resul
     let frames = count_and_keep_gop(&video)?;
     let mut publishers = Vec::new();
     for k in 0..n {
-        publishers.push(Publisher {
-            webrtc: add_publisher(&pipeline, &video, &audio, k)?,
-            location: None,
-        });
+        publishers.push(Publisher { webrtc: add_publisher(&pipeline, &video, &audio, k)?, location: None });
     }
     pipeline.set_state(gst::State::Playing)?;
 
@@ -121,12 +116,7 @@ async fn publish(base: &str, prefix: &str, n: usize, run_for: Duration) -> Resul
     for p in &publishers {
         if let Some(location) = &p.location {
             let url = reqwest::Url::parse(base)?.join(location)?;
-            if client
-                .delete(url)
-                .send()
-                .await
-                .is_ok_and(|r| r.status().is_success())
-            {
+            if client.delete(url).send().await.is_ok_and(|r| r.status().is_success()) {
                 deleted += 1;
             }
         }
@@ -138,19 +128,14 @@ async fn publish(base: &str, prefix: &str, n: usize, run_for: Duration) -> Resul
     );
     match failure {
         Some(e) => Err(e.into()),
-        None if connected < n => {
-            Err(format!("only {connected} of {n} publishers connected within {CONNECT:?}").into())
-        }
+        None if connected < n => Err(format!("only {connected} of {n} publishers connected within {CONNECT:?}").into()),
         None => Ok(()),
     }
 }
 
 /// Counts encoded video frames; drops keyframe requests on their way to the shared encoder.
 fn count_and_keep_gop(video: &gst::Bin) -> Result<Arc<AtomicU64>> {
-    let pad = video
-        .by_name("venc")
-        .and_then(|e| e.static_pad("src"))
-        .ok_or("no encoder pad")?;
+    let pad = video.by_name("venc").and_then(|e| e.static_pad("src")).ok_or("no encoder pad")?;
     let frames = Arc::new(AtomicU64::new(0));
     let counter = frames.clone();
     pad.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
@@ -160,7 +145,8 @@ fn count_and_keep_gop(video: &gst::Bin) -> Result<Arc<AtomicU64>> {
     // Taken and handled here rather than dropped: GStreamer 1.22 logs a critical when a
     // probe drops an upstream event (fixed in 1.24.8).
     pad.add_probe(gst::PadProbeType::EVENT_UPSTREAM, |_, info| {
-        let key_unit = matches!(&info.data, Some(gst::PadProbeData::Event(e)) if gstreamer_video::ForceKeyUnitEvent::is(e));
+        let key_unit =
+            matches!(&info.data, Some(gst::PadProbeData::Event(e)) if gstreamer_video::ForceKeyUnitEvent::is(e));
         if key_unit {
             info.data.take();
             return gst::PadProbeReturn::Handled;
@@ -171,12 +157,7 @@ fn count_and_keep_gop(video: &gst::Bin) -> Result<Arc<AtomicU64>> {
 }
 
 /// A webrtcbin with ICE on 127.0.0.1 only, fed by one branch of each tee.
-fn add_publisher(
-    pipeline: &gst::Pipeline,
-    video: &gst::Bin,
-    audio: &gst::Bin,
-    k: usize,
-) -> Result<gst::Element> {
+fn add_publisher(pipeline: &gst::Pipeline, video: &gst::Bin, audio: &gst::Bin, k: usize) -> Result<gst::Element> {
     let webrtc = gst::ElementFactory::make("webrtcbin")
         .name(format!("webrtc{k}"))
         .property_from_str("bundle-policy", "max-bundle")
@@ -204,37 +185,20 @@ fn add_publisher(
         .field("encoding-params", "2")
         .build();
     let branches = [
-        (
-            video,
-            "vtee",
-            "rtph264pay config-interval=-1 aggregate-mode=zero-latency pt=96",
-            h264,
-            true,
-        ),
+        (video, "vtee", "rtph264pay config-interval=-1 aggregate-mode=zero-latency pt=96", h264, true),
         (audio, "atee", "rtpopuspay pt=111", opus, false),
     ];
     for (bin, tee, payloader, caps, nack) in branches {
-        let branch = gst::parse::bin_from_description(
-            &format!("queue ! {payloader} ! capsfilter name=caps"),
-            true,
-        )?;
-        branch
-            .by_name("caps")
-            .ok_or("no capsfilter")?
-            .set_property("caps", &caps);
+        let branch = gst::parse::bin_from_description(&format!("queue ! {payloader} ! capsfilter name=caps"), true)?;
+        branch.by_name("caps").ok_or("no capsfilter")?.set_property("caps", &caps);
         pipeline.add(&branch)?;
         let tee = bin.by_name(tee).ok_or("no tee")?;
         let tee_pad = tee.request_pad_simple("src_%u").ok_or("tee gave no pad")?;
         let ghost = gst::GhostPad::with_target(&tee_pad)?;
         bin.add_pad(&ghost)?;
         ghost.link(&branch.static_pad("sink").ok_or("no branch sink")?)?;
-        let sink = webrtc
-            .request_pad_simple("sink_%u")
-            .ok_or("webrtcbin gave no sink pad")?;
-        branch
-            .static_pad("src")
-            .ok_or("no branch src")?
-            .link(&sink)?;
+        let sink = webrtc.request_pad_simple("sink_%u").ok_or("webrtcbin gave no sink pad")?;
+        branch.static_pad("src").ok_or("no branch src")?.link(&sink)?;
         let transceiver: gst_webrtc::WebRTCRTPTransceiver = sink.property("transceiver");
         transceiver.set_direction(gst_webrtc::WebRTCRTPTransceiverDirection::Sendonly);
         if nack {
@@ -246,19 +210,9 @@ fn add_publisher(
 
 /// Offer (after caps reached every sink pad and ICE gathered), POST, answer; returns Location.
 async fn negotiate(client: &reqwest::Client, webrtc: &gst::Element, url: &str) -> Result<String> {
-    poll(STEP, "caps on the webrtcbin sink pads", || {
-        webrtc
-            .sink_pads()
-            .iter()
-            .all(|p| p.current_caps().is_some())
-    })
-    .await?;
-    let reply = call(
-        webrtc,
-        "create-offer",
-        None::<gst::Structure>.to_send_value(),
-    )
-    .await?;
+    poll(STEP, "caps on the webrtcbin sink pads", || webrtc.sink_pads().iter().all(|p| p.current_caps().is_some()))
+        .await?;
+    let reply = call(webrtc, "create-offer", None::<gst::Structure>.to_send_value()).await?;
     let offer = reply
         .and_then(|s| s.get::<gst_webrtc::WebRTCSessionDescription>("offer").ok())
         .ok_or("create-offer gave no offer")?;
@@ -272,27 +226,17 @@ async fn negotiate(client: &reqwest::Client, webrtc: &gst::Element, url: &str) -
         .property::<Option<gst_webrtc::WebRTCSessionDescription>>("local-description")
         .ok_or("no local description")?;
     let sdp = local.sdp().as_text()?;
-    let response = client
-        .post(url)
-        .header("Content-Type", "application/sdp")
-        .body(sdp)
-        .send()
-        .await?;
+    let response = client.post(url).header("Content-Type", "application/sdp").body(sdp).send().await?;
     let status = response.status();
-    let location = response
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let location = response.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_string);
     let body = response.text().await?;
     if status.as_u16() != 201 {
         return Err(format!("HTTP {status}: {body}").into());
     }
     let location = location.ok_or("201 without Location")?;
-    let message = gst_sdp::SDPMessage::parse_buffer(body.as_bytes())
-        .map_err(|e| format!("answer does not parse: {e}"))?;
-    let answer =
-        gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Answer, message);
+    let message =
+        gst_sdp::SDPMessage::parse_buffer(body.as_bytes()).map_err(|e| format!("answer does not parse: {e}"))?;
+    let answer = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Answer, message);
     call(webrtc, "set-remote-description", answer.to_send_value()).await?;
     Ok(location)
 }
@@ -303,8 +247,7 @@ async fn wait_connected(publishers: &[Publisher]) -> usize {
         publishers
             .iter()
             .filter(|p| {
-                p.webrtc
-                    .property::<gst_webrtc::WebRTCPeerConnectionState>("connection-state")
+                p.webrtc.property::<gst_webrtc::WebRTCPeerConnectionState>("connection-state")
                     == gst_webrtc::WebRTCPeerConnectionState::Connected
             })
             .count()
@@ -314,28 +257,15 @@ async fn wait_connected(publishers: &[Publisher]) -> usize {
 }
 
 /// Emits a promise-taking webrtcbin action and waits (bounded) for the reply.
-async fn call(
-    webrtc: &gst::Element,
-    signal: &str,
-    arg: glib::SendValue,
-) -> Result<Option<gst::Structure>> {
+async fn call(webrtc: &gst::Element, signal: &str, arg: glib::SendValue) -> Result<Option<gst::Structure>> {
     let (tx, rx) = oneshot::channel();
     let promise = gst::Promise::with_change_func(move |reply| {
-        let _ = tx.send(
-            reply
-                .map(|s| s.map(|s| s.to_owned()))
-                .map_err(|e| format!("{e:?}")),
-        );
+        let _ = tx.send(reply.map(|s| s.map(|s| s.to_owned())).map_err(|e| format!("{e:?}")));
     });
     webrtc.emit_by_name::<()>(signal, &[&arg, &promise]);
-    let reply = tokio::time::timeout(STEP, rx)
-        .await
-        .map_err(|_| format!("{signal}: no reply within {STEP:?}"))??;
+    let reply = tokio::time::timeout(STEP, rx).await.map_err(|_| format!("{signal}: no reply within {STEP:?}"))??;
     let reply = reply.map_err(|e| format!("{signal}: {e}"))?;
-    if let Some(error) = reply
-        .as_ref()
-        .and_then(|s| s.get::<glib::Error>("error").ok())
-    {
+    if let Some(error) = reply.as_ref().and_then(|s| s.get::<glib::Error>("error").ok()) {
         return Err(format!("{signal}: {error}").into());
     }
     Ok(reply)
@@ -355,26 +285,16 @@ async fn poll(timeout: Duration, what: &str, mut done: impl FnMut() -> bool) -> 
 fn json_string(s: Option<&str>) -> String {
     match s {
         None => "null".into(),
-        Some(s) => format!(
-            "\"{}\"",
-            s.replace('\\', "\\\\")
-                .replace('"', "\\\"")
-                .replace('\n', " ")
-        ),
+        Some(s) => format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', " ")),
     }
 }
 
 /// CPU seconds (user + system) this process used so far, from /proc/self/stat.
 fn process_cpu_seconds() -> Result<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat")?;
-    let fields: Vec<&str> = stat
-        .rsplit_once(')')
-        .ok_or("bad /proc/self/stat")?
-        .1
-        .split_whitespace()
-        .collect();
-    let ticks: u64 = fields.get(11).ok_or("no utime")?.parse::<u64>()?
-        + fields.get(12).ok_or("no stime")?.parse::<u64>()?;
+    let fields: Vec<&str> = stat.rsplit_once(')').ok_or("bad /proc/self/stat")?.1.split_whitespace().collect();
+    let ticks: u64 =
+        fields.get(11).ok_or("no utime")?.parse::<u64>()? + fields.get(12).ok_or("no stime")?.parse::<u64>()?;
     // USER_HZ is 100 on Linux (sysconf(_SC_CLK_TCK)); the Python side uses the real value.
     Ok(ticks as f64 / 100.0)
 }
@@ -384,33 +304,28 @@ fn process_cpu_seconds() -> Result<f64> {
 fn codec_cost(file: &str, middle: &str, paced: bool) -> Result<()> {
     interop_gateway::pipeline::init();
     let pace = if paced { "identity sync=true ! " } else { "" };
-    let description = format!("filesrc location=\"{file}\" ! oggdemux ! opusparse ! {pace}{middle} ! fakesink name=sink sync=false");
-    let pipeline = gst::parse::launch(&description)?
-        .downcast::<gst::Pipeline>()
-        .map_err(|_| "not a pipeline")?;
+    let description =
+        format!("filesrc location=\"{file}\" ! oggdemux ! opusparse ! {pace}{middle} ! fakesink name=sink sync=false");
+    let pipeline = gst::parse::launch(&description)?.downcast::<gst::Pipeline>().map_err(|_| "not a pipeline")?;
     let sink = pipeline.by_name("sink").ok_or("no sink")?;
     let out = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
     let seen = out.clone();
-    sink.static_pad("sink").ok_or("no sink pad")?.add_probe(
-        gst::PadProbeType::BUFFER,
-        move |_, info| {
-            if let Some(buffer) = info.buffer() {
-                seen.0.fetch_add(1, Ordering::Relaxed);
-                if let Some(end) = buffer.pts().zip(buffer.duration()).map(|(p, d)| p + d) {
-                    seen.1.fetch_max(end.nseconds(), Ordering::Relaxed);
-                }
+    sink.static_pad("sink").ok_or("no sink pad")?.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+        if let Some(buffer) = info.buffer() {
+            seen.0.fetch_add(1, Ordering::Relaxed);
+            if let Some(end) = buffer.pts().zip(buffer.duration()).map(|(p, d)| p + d) {
+                seen.1.fetch_max(end.nseconds(), Ordering::Relaxed);
             }
-            gst::PadProbeReturn::Ok
-        },
-    );
+        }
+        gst::PadProbeReturn::Ok
+    });
     let bus = pipeline.bus().ok_or("no bus")?;
     let cpu0 = process_cpu_seconds()?;
     let wall = Instant::now();
     pipeline.set_state(gst::State::Playing)?;
-    let outcome = match bus.timed_pop_filtered(
-        gst::ClockTime::from_seconds(600),
-        &[gst::MessageType::Eos, gst::MessageType::Error],
-    ) {
+    let outcome = match bus
+        .timed_pop_filtered(gst::ClockTime::from_seconds(600), &[gst::MessageType::Eos, gst::MessageType::Error])
+    {
         Some(msg) => match msg.view() {
             gst::MessageView::Eos(_) => Ok(()),
             gst::MessageView::Error(e) => Err(format!("{}: {:?}", e.error(), e.debug())),

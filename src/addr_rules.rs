@@ -22,14 +22,8 @@ impl HostRule {
         let bad = || BadHostRule(text.to_string());
         if text == "*" {
             return Ok(vec![
-                HostRule {
-                    network: IpAddr::from([0u8; 4]),
-                    prefix: 0,
-                },
-                HostRule {
-                    network: IpAddr::from([0u16; 8]),
-                    prefix: 0,
-                },
+                HostRule { network: IpAddr::from([0u8; 4]), prefix: 0 },
+                HostRule { network: IpAddr::from([0u16; 8]), prefix: 0 },
             ]);
         }
         let (address, prefix) = match text.split_once('/') {
@@ -52,14 +46,10 @@ impl HostRule {
             v4 => v4,
         };
         match (self.network, ip) {
-            (IpAddr::V4(n), IpAddr::V4(a)) => prefix_match(
-                u128::from(u32::from(n)) << 96,
-                u128::from(u32::from(a)) << 96,
-                self.prefix,
-            ),
-            (IpAddr::V6(n), IpAddr::V6(a)) => {
-                prefix_match(u128::from(n), u128::from(a), self.prefix)
+            (IpAddr::V4(n), IpAddr::V4(a)) => {
+                prefix_match(u128::from(u32::from(n)) << 96, u128::from(u32::from(a)) << 96, self.prefix)
             }
+            (IpAddr::V6(n), IpAddr::V6(a)) => prefix_match(u128::from(n), u128::from(a), self.prefix),
             _ => false,
         }
     }
@@ -112,10 +102,7 @@ mod tests {
         assert!(allowed(&rules, ip("127.0.0.1")));
         assert!(allowed(&rules, ip("127.8.9.10")));
         assert!(allowed(&rules, ip("::1")));
-        assert!(
-            allowed(&rules, ip("::ffff:127.0.0.1")),
-            "v4-mapped loopback"
-        );
+        assert!(allowed(&rules, ip("::ffff:127.0.0.1")), "v4-mapped loopback");
         assert!(!allowed(&rules, ip("10.0.0.1")));
         assert!(!allowed(&rules, ip("192.0.2.1")));
         assert!(!allowed(&rules, ip("::2")));
@@ -123,8 +110,7 @@ mod tests {
 
     #[test]
     fn networks_addresses_and_any() {
-        let rules =
-            parse_all(&["10.1.0.0/16".into(), "192.0.2.7".into(), "fd00::/8".into()]).unwrap();
+        let rules = parse_all(&["10.1.0.0/16".into(), "192.0.2.7".into(), "fd00::/8".into()]).unwrap();
         assert!(allowed(&rules, ip("10.1.200.3")));
         assert!(!allowed(&rules, ip("10.2.0.1")));
         assert!(allowed(&rules, ip("192.0.2.7")));

@@ -102,8 +102,7 @@ impl LimitsSettings {
         crate::protocols::rtmp::chunk::ChunkLimits {
             max_message: u32::try_from(self.max_message_bytes).unwrap_or(u32::MAX),
             max_buffer: buffer,
-            max_command: u32::try_from(self.max_command_bytes.min(self.max_message_bytes))
-                .unwrap_or(u32::MAX),
+            max_command: u32::try_from(self.max_command_bytes.min(self.max_message_bytes)).unwrap_or(u32::MAX),
         }
     }
 
@@ -319,14 +318,10 @@ pub enum ConfigError {
 
 impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|e| ConfigError::Read {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })?;
-        serde_saphyr::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: path.display().to_string(),
-            reason: e.to_string(),
-        })
+        let text = std::fs::read_to_string(path)
+            .map_err(|e| ConfigError::Read { path: path.display().to_string(), reason: e.to_string() })?;
+        serde_saphyr::from_str(&text)
+            .map_err(|e| ConfigError::Parse { path: path.display().to_string(), reason: e.to_string() })
     }
 
     pub fn hub_config(&self) -> HubConfig {
@@ -334,9 +329,8 @@ impl Config {
         hub.grace = secs(self.hub.grace_seconds);
         hub.max_lag_events = self.hub.max_lag_events;
         hub.limits.queue_frames = self.hub.queue_frames.max(16);
-        hub.limits.max_gop_age = crate::media::Ts::from_millis(
-            (secs(self.hub.max_gop_seconds.min(86_400.0)).as_millis() as i64).max(100),
-        );
+        hub.limits.max_gop_age =
+            crate::media::Ts::from_millis((secs(self.hub.max_gop_seconds.min(86_400.0)).as_millis() as i64).max(100));
         hub.reconnect_grace = secs(self.hub.reconnect_grace_seconds);
         hub.write_stall = stall_or_default(self.hub.write_stall_seconds);
         hub.max_publishers = self.limits.max_publishers;
@@ -381,11 +375,7 @@ const MAX_SECONDS: f64 = 365.0 * 24.0 * 3600.0;
 /// Seconds from the file as a duration: negative and NaN as 0, huge values (`1e30`, which
 /// `Duration::from_secs_f64` panics on) capped at [`MAX_SECONDS`].
 fn secs(s: f64) -> Duration {
-    let s = if s.is_nan() || s <= 0.0 {
-        0.0
-    } else {
-        s.min(MAX_SECONDS)
-    };
+    let s = if s.is_nan() || s <= 0.0 { 0.0 } else { s.min(MAX_SECONDS) };
     Duration::from_secs_f64(s)
 }
 
@@ -432,32 +422,21 @@ mod tests {
         .unwrap();
         let year = Duration::from_secs(365 * 24 * 3600);
         assert_eq!(c.hub_config().grace, year);
-        assert_eq!(
-            (c.relay.retry_max(), c.relay.connect_timeout()),
-            (year, year)
-        );
-        assert_eq!(
-            (c.webrtc.ice_timeout(), c.webrtc.publisher_timeout()),
-            (Duration::ZERO, Duration::ZERO)
-        );
+        assert_eq!((c.relay.retry_max(), c.relay.connect_timeout()), (year, year));
+        assert_eq!((c.webrtc.ice_timeout(), c.webrtc.publisher_timeout()), (Duration::ZERO, Duration::ZERO));
     }
 
     #[test]
     fn limits_section() {
-        let c: Config =
-            serde_saphyr::from_str("limits: { max_message_bytes: 1000, connection_buffer_bytes: 500, max_rtmp_connections: 7 }\n")
-                .unwrap();
+        let c: Config = serde_saphyr::from_str(
+            "limits: { max_message_bytes: 1000, connection_buffer_bytes: 500, max_rtmp_connections: 7 }\n",
+        )
+        .unwrap();
         assert_eq!(c.limits.max_rtmp_connections, 7);
         let rtmp = c.limits.rtmp();
         // The buffer can always hold one whole message; commands stay below messages.
-        assert_eq!(
-            (rtmp.max_message, rtmp.max_buffer, rtmp.max_command),
-            (1000, 1000, 1000)
-        );
-        assert_eq!(
-            Config::default().limits.http_header_timeout(),
-            Duration::from_secs(10)
-        );
+        assert_eq!((rtmp.max_message, rtmp.max_buffer, rtmp.max_command), (1000, 1000, 1000));
+        assert_eq!(Config::default().limits.http_header_timeout(), Duration::from_secs(10));
         assert!(serde_saphyr::from_str::<Config>("limits: { max_bytes: 1 }\n").is_err());
     }
 

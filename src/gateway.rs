@@ -74,8 +74,7 @@ impl Gateway {
         let relays = Relays::new(hub.clone(), config.relay.clone(), shutdown.clone());
         let webrtc = crate::protocols::webrtc::Sessions::new(config.webrtc.clone())
             .map_err(|e| ServerError::Config(format!("webrtc: {e}")))?;
-        let admission =
-            Admission::new(&config.auth).map_err(|e| ServerError::Config(e.to_string()))?;
+        let admission = Admission::new(&config.auth).map_err(|e| ServerError::Config(e.to_string()))?;
         let relay_targets = crate::auth::relay_targets::RelayTargets::new(&config.relay.allowed_hosts)
             .map_err(|e| ServerError::Config(format!("relay.allowed_hosts: {e}")))?;
         let relay_targets = Arc::new(relay_targets);
@@ -119,11 +118,12 @@ impl Gateway {
     /// Resolves `url`'s host (bounded) and checks it against `relay.allowed_hosts`.
     pub async fn check_relay_target(&self, url: &crate::protocols::rtmp::RtmpUrl) -> Result<(), String> {
         let lookup = tokio::net::lookup_host((url.host.as_str(), url.port));
-        let addresses: Vec<std::net::IpAddr> = match tokio::time::timeout(std::time::Duration::from_secs(3), lookup).await {
-            Ok(Ok(found)) => found.map(|a| a.ip()).collect(),
-            Ok(Err(e)) => return Err(format!("`{}` does not resolve: {e}", url.host)),
-            Err(_) => return Err(format!("resolving `{}` timed out", url.host)),
-        };
+        let addresses: Vec<std::net::IpAddr> =
+            match tokio::time::timeout(std::time::Duration::from_secs(3), lookup).await {
+                Ok(Ok(found)) => found.map(|a| a.ip()).collect(),
+                Ok(Err(e)) => return Err(format!("`{}` does not resolve: {e}", url.host)),
+                Err(_) => return Err(format!("resolving `{}` timed out", url.host)),
+            };
         self.relay_targets.check_dial(&url.host, &addresses, url.port, is_local_address)
     }
 
@@ -136,4 +136,3 @@ impl Gateway {
 pub fn is_local_address(ip: std::net::IpAddr) -> bool {
     std::net::UdpSocket::bind((ip, 0)).is_ok()
 }
-

@@ -43,7 +43,12 @@ pub fn connection_caps(settings: &LimitsSettings, open_files: u64) -> (usize, us
     let pick = |configured: usize| if configured == 0 { auto } else { configured };
     let (rtmp, http) = (pick(settings.max_rtmp_connections), pick(settings.max_http_connections));
     if rtmp + http + HTTP_OVERFLOW > open_files as usize {
-        tracing::warn!(rtmp, http, open_files, "connection caps above the open-files limit; the process may run out of descriptors");
+        tracing::warn!(
+            rtmp,
+            http,
+            open_files,
+            "connection caps above the open-files limit; the process may run out of descriptors"
+        );
     }
     (rtmp, http)
 }

@@ -19,7 +19,11 @@ use interop_gateway::server::{self, Gateway, Listeners};
 static ALLOC: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
 
 #[derive(Parser)]
-#[command(name = "interop-gateway", version, about = "Live-media gateway: WebRTC, RTMP, UDP/RTP, H5 and mini-program, converted only where the matrix says")]
+#[command(
+    name = "interop-gateway",
+    version,
+    about = "Live-media gateway: WebRTC, RTMP, UDP/RTP, H5 and mini-program, converted only where the matrix says"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -114,7 +118,9 @@ fn main() -> ExitCode {
             serve(config, matrix, http, rtmp, api, webrtc_ip, pipelines, reconnect_grace, allow_relay_host)
         }
         Command::Check { file } => return check(&file),
-        Command::Sign { config, action, stream, ttl, method, path } => sign(&config, action, &stream, ttl, method, path),
+        Command::Sign { config, action, stream, ttl, method, path } => {
+            sign(&config, action, &stream, ttl, method, path)
+        }
         Command::Plan { from, to, matrix, pipelines } => plan(from, to, &matrix, &pipelines),
     };
     match result {
@@ -160,7 +166,9 @@ fn sign(
         .context("the config has no auth.secret, auth.tencent_key or auth.aliyun_key to sign with")?;
     let query = match method {
         SignMethod::Signed if !auth.secret.is_empty() => signature::query(&auth.secret, action, stream, expires),
-        SignMethod::Tencent if !auth.tencent_key.is_empty() => vendor::tencent_query(&auth.tencent_key, stream, expires),
+        SignMethod::Tencent if !auth.tencent_key.is_empty() => {
+            vendor::tencent_query(&auth.tencent_key, stream, expires)
+        }
         SignMethod::Aliyun if !auth.aliyun_key.is_empty() => {
             let path = path.unwrap_or_else(|| format!("/live/{stream}"));
             vendor::aliyun_query(&auth.aliyun_key, &path, expires)
@@ -171,7 +179,12 @@ fn sign(
     Ok(())
 }
 
-fn plan(from: Protocol, to: Protocol, matrix_path: &std::path::Path, pipelines: &std::path::Path) -> anyhow::Result<()> {
+fn plan(
+    from: Protocol,
+    to: Protocol,
+    matrix_path: &std::path::Path,
+    pipelines: &std::path::Path,
+) -> anyhow::Result<()> {
     let m = Matrix::load(matrix_path).map_err(|e| anyhow::anyhow!("{e}"))?;
     let p = Pipelines::load(pipelines).map_err(|e| anyhow::anyhow!("{e}"))?;
     let plan = matrix::plan(&m, from, &Source::default_for(&m, from), to).map_err(|e| anyhow::anyhow!("{e}"))?;
@@ -192,9 +205,7 @@ fn serve(
     allow_relay_host: Vec<String>,
 ) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
     let mut cfg = match &config {

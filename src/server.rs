@@ -51,7 +51,12 @@ pub enum Serves {
 }
 
 /// Serves until `shutdown` resolves, then stops accepting, closes sessions and returns.
-pub async fn run(gw: Gateway, config: &Config, listeners: Listeners, shutdown: impl Future<Output = ()>) -> Result<(), ServerError> {
+pub async fn run(
+    gw: Gateway,
+    config: &Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ServerError> {
     for decl in &config.pushes {
         let (key, url) = relay_decl(decl)?;
         let backups = decl.backup_urls.iter().map(|u| parse_rtmp_url(u)).collect::<Result<Vec<_>, _>>()?;
@@ -64,8 +69,11 @@ pub async fn run(gw: Gateway, config: &Config, listeners: Listeners, shutdown: i
         let (key, url) = relay_decl(decl)?;
         gw.relays.add_pull(key, url).map_err(|e| ServerError::Config(e.to_string()))?;
     }
-    let own: Vec<SocketAddr> =
-        [Some(&listeners.http), Some(&listeners.rtmp), listeners.api.as_ref()].into_iter().flatten().filter_map(|l| l.local_addr().ok()).collect();
+    let own: Vec<SocketAddr> = [Some(&listeners.http), Some(&listeners.rtmp), listeners.api.as_ref()]
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l.local_addr().ok())
+        .collect();
     gw.relay_targets.set_own_listeners(own);
     let open_files = crate::limits::raise_open_files_limit();
     let (rtmp_cap, http_cap) = crate::limits::connection_caps(&config.limits, open_files);
@@ -78,12 +86,19 @@ pub async fn run(gw: Gateway, config: &Config, listeners: Listeners, shutdown: i
     let (media, api) = match listeners.api {
         Some(api) => {
             let gate = crate::limits::Gate::new("api", http_cap);
-            let serving = crate::http::serve::serve(api, router(&gw, Serves::Api), gw.limits, gw.shutdown.clone(), gate);
+            let serving =
+                crate::http::serve::serve(api, router(&gw, Serves::Api), gw.limits, gw.shutdown.clone(), gate);
             (Serves::Media, Some(tokio::spawn(serving)))
         }
         None => (Serves::All, None),
     };
-    let http = tokio::spawn(crate::http::serve::serve(listeners.http, router(&gw, media), gw.limits, gw.shutdown.clone(), http_gate));
+    let http = tokio::spawn(crate::http::serve::serve(
+        listeners.http,
+        router(&gw, media),
+        gw.limits,
+        gw.shutdown.clone(),
+        http_gate,
+    ));
     shutdown.await;
     tracing::info!("shutting down");
     token.cancel();
@@ -186,7 +201,9 @@ pub async fn stop_pipelines() {
     }
 }
 
-fn relay_decl(decl: &crate::config::RelayDecl) -> Result<(crate::hub::StreamKey, crate::protocols::rtmp::RtmpUrl), ServerError> {
+fn relay_decl(
+    decl: &crate::config::RelayDecl,
+) -> Result<(crate::hub::StreamKey, crate::protocols::rtmp::RtmpUrl), ServerError> {
     let key = decl.stream.parse().map_err(|e: crate::hub::InvalidStreamKey| ServerError::Config(e.to_string()))?;
     Ok((key, parse_rtmp_url(&decl.url)?))
 }

@@ -112,7 +112,10 @@ async fn an_nginx_edge_pulls_the_gateway_with_a_signed_url() {
     assert!(probe.video().is_some() && probe.audio().is_some(), "{probe:?}");
 
     let bad = edge("expires=1&sign=00");
-    assert!(ffprobe(&bad.rtmp_url("/edge/class1"), Duration::from_secs(15)).await.is_err(), "an unsigned pull was served");
+    assert!(
+        ffprobe(&bad.rtmp_url("/edge/class1"), Duration::from_secs(15)).await.is_err(),
+        "an unsigned pull was served"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -127,7 +130,11 @@ async fn http_flv_and_the_h5_websocket_take_query_tokens() {
     assert_eq!(refused.status(), 401);
     let body: Value = refused.json().await.unwrap();
     assert!(body["error"].is_string(), "{body}");
-    let expired = client.get(gw.http_url(&format!("/live/class1.flv?{}", sign(Action::Play, "class1", now() - 5)))).send().await.unwrap();
+    let expired = client
+        .get(gw.http_url(&format!("/live/class1.flv?{}", sign(Action::Play, "class1", now() - 5))))
+        .send()
+        .await
+        .unwrap();
     assert!(matches!(expired.status().as_u16(), 401 | 403), "{}", expired.status());
     let mut allowed = client.get(gw.http_url(&format!("/live/class1.flv?{play}"))).send().await.unwrap();
     assert_eq!(allowed.status(), 200);
@@ -186,9 +193,12 @@ async fn hook_server(seen: Arc<Mutex<Seen>>) -> (SocketAddr, tokio::task::JoinHa
     let app = axum::Router::new().route("/admit", post(admit)).route("/events", post(events));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
-    (addr, tokio::spawn(async move {
-        let _ = axum::serve(listener, app).await;
-    }))
+    (
+        addr,
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app).await;
+        }),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -226,7 +236,11 @@ async fn the_admission_webhook_decides_and_event_hooks_hear_every_session() {
                 .map(|e| e["event"].as_str().unwrap_or_default().to_string())
                 .collect();
             let all = ["publish", "play", "stop", "unpublish"].iter().all(|want| events.iter().any(|e| e == want));
-            if all { Ok(()) } else { Err(format!("{events:?}")) }
+            if all {
+                Ok(())
+            } else {
+                Err(format!("{events:?}"))
+            }
         }
     })
     .await
@@ -283,22 +297,33 @@ async fn relays_may_not_dial_internal_addresses_or_the_gateway_itself() {
     let gw = Gateway::start_with(&[], Some("relay: { allowed_hosts: [] }\n"));
     let api = gw.api();
     let own = format!("rtmp://{}/live/loop", gw.rtmp_addr());
-    for url in [own.as_str(), "rtmp://169.254.169.254/live/x", "rtmp://127.0.0.1:1936/live/x", "rtmp://localhost/live/x"] {
+    for url in
+        [own.as_str(), "rtmp://169.254.169.254/live/x", "rtmp://127.0.0.1:1936/live/x", "rtmp://localhost/live/x"]
+    {
         let push = api.post_json("/api/v1/streams/k/pushes", &json!({ "url": url })).await.unwrap();
         assert_eq!(push.status, 403, "push to {url}: {}", push.body);
         let pull = api.post_json("/api/v1/pulls", &json!({ "stream": "p", "url": url })).await.unwrap();
         assert_eq!(pull.status, 403, "pull from {url}: {}", pull.body);
     }
-    let output = api.post_json("/api/v1/streams/k/udp-outputs", &json!({ "host": "127.0.0.1", "port": 5004 })).await.unwrap();
+    let output =
+        api.post_json("/api/v1/streams/k/udp-outputs", &json!({ "host": "127.0.0.1", "port": 5004 })).await.unwrap();
     assert_eq!(output.status, 403, "{}", output.body);
     assert!(api.pushes("k").await.unwrap().is_empty(), "refused pushes leave nothing");
 
     // An allow-list decides alone.
     let listed = Gateway::start_with(&["--allow-relay-host", "192.0.2.0/24"], None);
-    let push = listed.api().post_json("/api/v1/streams/k/pushes", &json!({ "url": "rtmp://127.0.0.1:1935/live/x" })).await.unwrap();
+    let push = listed
+        .api()
+        .post_json("/api/v1/streams/k/pushes", &json!({ "url": "rtmp://127.0.0.1:1935/live/x" }))
+        .await
+        .unwrap();
     assert_eq!(push.status, 403, "{}", push.body);
     assert!(push.body.contains("relay.allowed_hosts"), "{}", push.body);
-    let allowed = listed.api().post_json("/api/v1/streams/k/pushes", &json!({ "url": "rtmp://192.0.2.7:1935/live/x" })).await.unwrap();
+    let allowed = listed
+        .api()
+        .post_json("/api/v1/streams/k/pushes", &json!({ "url": "rtmp://192.0.2.7:1935/live/x" }))
+        .await
+        .unwrap();
     assert_eq!(allowed.status, 201, "{}", allowed.body);
 }
 
@@ -333,7 +358,8 @@ fn chromium_whip_with_a_bearer_token_and_jsmpeg_with_a_query_token() {
         assert!(error.contains("HTTP 401"), "{error}");
         assert!(api.stream("classroom").await?.is_none());
 
-        let _publisher = Chromium::start(&pages.url("whip.html", &[("whip", &whip), ("id", "pub"), ("token", "teacher-token")]))?;
+        let _publisher =
+            Chromium::start(&pages.url("whip.html", &[("whip", &whip), ("id", "pub"), ("token", "teacher-token")]))?;
         pages.wait_event("pub", "answered", Duration::from_secs(40)).await?;
         let stream = api.wait_live("classroom", Duration::from_secs(40)).await?;
         assert_eq!(stream.publisher.as_ref().map(|p| p.protocol.as_str()), Some("webrtc"));

@@ -87,7 +87,8 @@ async fn broken_chunks_after_a_valid_handshake_close_only_that_connection() {
     // A command message cut short: the header promises 100 bytes, 10 arrive, then EOF.
     let mut raw = RawRtmp::connect(&addr).await.expect("connect");
     raw.handshake().await.expect("handshake");
-    let _ = raw.send(&chunk_type0(3, 0, 20, 0, 100, &[0x02, 0x00, 0x07, b'c', b'o', b'n', b'n', b'e', b'c', b't'])).await;
+    let _ =
+        raw.send(&chunk_type0(3, 0, 20, 0, 100, &[0x02, 0x00, 0x07, b'c', b'o', b'n', b'n', b'e', b'c', b't'])).await;
     raw.finish().await;
     raw.expect_closed(Duration::from_secs(5)).await.expect("truncated message + EOF closes");
     run.assert_unharmed("a truncated chunk").await;
@@ -136,9 +137,17 @@ async fn bad_api_json_is_400_with_a_reason() {
         ("truncated JSON", b"{".to_vec(), &[]),
         ("missing url", json!({"stream": "x"}).to_string().into_bytes(), &["url"]),
         ("missing stream", json!({"url": rtmp}).to_string().into_bytes(), &["stream"]),
-        ("non-rtmp url", json!({"stream": "x", "url": "http://127.0.0.1/a.flv"}).to_string().into_bytes(), &["url", "rtmp"]),
+        (
+            "non-rtmp url",
+            json!({"stream": "x", "url": "http://127.0.0.1/a.flv"}).to_string().into_bytes(),
+            &["url", "rtmp"],
+        ),
         ("url of the wrong type", json!({"stream": "x", "url": 5}).to_string().into_bytes(), &["url"]),
-        ("bad stream key", json!({"stream": "no spaces/or slashes", "url": rtmp}).to_string().into_bytes(), &["stream", "key"]),
+        (
+            "bad stream key",
+            json!({"stream": "no spaces/or slashes", "url": rtmp}).to_string().into_bytes(),
+            &["stream", "key"],
+        ),
     ];
     for (what, body, words) in cases {
         let reply = api.post_raw("/api/v1/pulls", "application/json", body).await.expect("POST pulls");
@@ -151,7 +160,8 @@ async fn bad_api_json_is_400_with_a_reason() {
             "{what}: error {message:?} names none of {words:?}"
         );
     }
-    let pushes = api.post_raw("/api/v1/streams/k/pushes", "application/json", b"{\"url\":".to_vec()).await.expect("POST pushes");
+    let pushes =
+        api.post_raw("/api/v1/streams/k/pushes", "application/json", b"{\"url\":".to_vec()).await.expect("POST pushes");
     assert_eq!(pushes.status, 400, "truncated push JSON: {}", pushes.body);
     assert!(pushes.error_message().is_some(), "push error body: {}", pushes.body);
     let pulls = api.pulls().await.expect("list pulls");

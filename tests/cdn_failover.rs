@@ -24,7 +24,11 @@ async fn wait_live_on(api: &Api, key: &str, id: &str, url: &str, timeout: Durati
     let relay = wait_until(timeout, &format!("push live on {url}"), || async {
         let list = api.pushes(key).await.map_err(|e| e.to_string())?;
         let p = list.into_iter().find(|p| p.id == id).ok_or("push missing")?;
-        if p.state == "live" && p.active_url.as_deref() == Some(url) { Ok(p) } else { Err(format!("{p:?}")) }
+        if p.state == "live" && p.active_url.as_deref() == Some(url) {
+            Ok(p)
+        } else {
+            Err(format!("{p:?}"))
+        }
     })
     .await
     .unwrap_or_else(|e| panic!("{e:#}"));
@@ -229,7 +233,11 @@ async fn an_origin_that_stops_reading_fails_over_within_the_stall_bound() {
     let id = reply.json.expect("JSON")["id"].as_str().expect("id").to_string();
     wait_live_on(&api, "hung", &id, &hung_url, LIVE).await;
     wait_until(Duration::from_secs(10), "the hung origin saw the publish", || async {
-        if hung.published.load(Ordering::SeqCst) { Ok(()) } else { Err("not yet".to_string()) }
+        if hung.published.load(Ordering::SeqCst) {
+            Ok(())
+        } else {
+            Err("not yet".to_string())
+        }
     })
     .await
     .expect("published to the hung origin");
@@ -241,11 +249,7 @@ async fn an_origin_that_stops_reading_fails_over_within_the_stall_bound() {
     let listed = api.get("/api/v1/streams/hung/pushes").await.expect("list").json.expect("JSON");
     assert_eq!(listed["pushes"][0]["on_backup"], true, "{listed}");
     assert!(listed["pushes"][0]["failovers"].as_u64().unwrap_or(0) >= 1, "{listed}");
-    assert!(
-        gw.stderr_tail().contains("took nothing for 2s"),
-        "the move was not for the stall:\n{}",
-        gw.stderr_tail()
-    );
+    assert!(gw.stderr_tail().contains("took nothing for 2s"), "the move was not for the stall:\n{}", gw.stderr_tail());
     probe_until_h264_aac(&backup_url, 640, 360, 44_100, LIVE).await.expect("the backup carries the stream");
 
     // The other stream's viewer never waited on the hung origin.
@@ -254,5 +258,7 @@ async fn an_origin_that_stops_reading_fails_over_within_the_stall_bound() {
     let gap = common::flv::max_arrival_gap(&tags[tags_before.saturating_sub(1)..]);
     assert!(gap < Duration::from_millis(1500), "the other viewer stalled for {gap:?}");
     assert!(viewer.ended().is_none(), "{:?}", viewer.ended());
-    eprintln!("the push left the hung origin {failover:?} after it stopped reading; other viewer's longest gap {gap:?}");
+    eprintln!(
+        "the push left the hung origin {failover:?} after it stopped reading; other viewer's longest gap {gap:?}"
+    );
 }

@@ -46,7 +46,11 @@ async fn a_refused_push_retries_and_says_why() {
     let relay = wait_until(Duration::from_secs(15), "push retrying with a reason", || async {
         let list = api.pushes("k").await.map_err(|e| e.to_string())?;
         let p = list.into_iter().find(|p| p.id == push.id).ok_or("push missing")?;
-        if p.state == "retrying" && p.reason.is_some() { Ok(p) } else { Err(format!("{p:?}")) }
+        if p.state == "retrying" && p.reason.is_some() {
+            Ok(p)
+        } else {
+            Err(format!("{p:?}"))
+        }
     })
     .await
     .expect("refused push retries");

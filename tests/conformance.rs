@@ -16,7 +16,8 @@ use futures_util::StreamExt;
 use interop_gateway::matrix::{self, Matrix, Source, SourceTrack};
 use interop_gateway::media::{Codec, Protocol};
 
-const SMALL: PublishOptions = PublishOptions { duration: None, bframes: false, width: 320, height: 240, fps: 30, gop: 30 };
+const SMALL: PublishOptions =
+    PublishOptions { duration: None, bframes: false, width: 320, height: 240, fps: 30, gop: 30 };
 const MEDIA: Duration = Duration::from_secs(25);
 
 /// Keeps a source's processes and sessions alive (held for their Drop).
@@ -35,7 +36,13 @@ fn lavfi_inputs() -> Vec<String> {
         .collect()
 }
 
-async fn start_source(proto: Protocol, key: &str, gw: &Gateway, nginx: &Nginx, dir: &Path) -> anyhow::Result<SourceGuard> {
+async fn start_source(
+    proto: Protocol,
+    key: &str,
+    gw: &Gateway,
+    nginx: &Nginx,
+    dir: &Path,
+) -> anyhow::Result<SourceGuard> {
     let api = gw.api();
     Ok(match proto {
         Protocol::Rtmp => SourceGuard::Ffmpeg(Ffmpeg::publish(&gw.rtmp_url(&format!("/live/{key}")), SMALL)),
@@ -54,7 +61,10 @@ async fn start_source(proto: Protocol, key: &str, gw: &Gateway, nginx: &Nginx, d
         }
         Protocol::H5 => {
             let mut args = lavfi_inputs();
-            args.extend(["-c:v", "mpeg1video", "-b:v", "800k", "-bf", "0", "-g", "30", "-c:a", "mp2", "-b:a", "128k"].map(String::from));
+            args.extend(
+                ["-c:v", "mpeg1video", "-b:v", "800k", "-bf", "0", "-g", "30", "-c:a", "mp2", "-b:a", "128k"]
+                    .map(String::from),
+            );
             args.extend(["-f".to_string(), "mpegts".to_string(), gw.http_url(&format!("/h5/{key}"))]);
             SourceGuard::Ffmpeg(Ffmpeg::run(args, "h5 POST"))
         }
@@ -62,7 +72,10 @@ async fn start_source(proto: Protocol, key: &str, gw: &Gateway, nginx: &Nginx, d
             let port = even_free_port();
             let sdp = dir.join(format!("{key}.sdp"));
             let mut args = lavfi_inputs();
-            args.extend(["-map", "0:v", "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-bf", "0"].map(String::from));
+            args.extend(
+                ["-map", "0:v", "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-bf", "0"]
+                    .map(String::from),
+            );
             args.extend(["-g", "30", "-pix_fmt", "yuv420p", "-f", "rtp"].map(String::from));
             args.push(format!("rtp://127.0.0.1:{port}"));
             args.extend(["-map", "1:a", "-c:a", "libopus", "-f", "rtp"].map(String::from));
@@ -70,10 +83,15 @@ async fn start_source(proto: Protocol, key: &str, gw: &Gateway, nginx: &Nginx, d
             args.extend(["-sdp_file".to_string(), sdp.display().to_string()]);
             let ff = Ffmpeg::run(args, "udp RTP");
             let text = wait_until(Duration::from_secs(10), "ffmpeg's SDP file", || async {
-                std::fs::read_to_string(&sdp).ok().filter(|t| t.contains("m=audio")).ok_or_else(|| "not yet".to_string())
+                std::fs::read_to_string(&sdp)
+                    .ok()
+                    .filter(|t| t.contains("m=audio"))
+                    .ok_or_else(|| "not yet".to_string())
             })
             .await?;
-            let reply = api.post_raw(&format!("/api/v1/streams/{key}/udp-ingest"), "application/sdp", text.into_bytes()).await?;
+            let reply = api
+                .post_raw(&format!("/api/v1/streams/{key}/udp-ingest"), "application/sdp", text.into_bytes())
+                .await?;
             if reply.status != 201 && reply.status != 200 {
                 bail!("udp-ingest: {} {}", reply.status, reply.body);
             }
@@ -86,7 +104,8 @@ async fn start_source(proto: Protocol, key: &str, gw: &Gateway, nginx: &Nginx, d
 fn even_free_port() -> u16 {
     for _ in 0..200 {
         let base = free_port() & !1;
-        if base > 1024 && base < 65000 && (base..base + 4).all(|p| std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok()) {
+        if base > 1024 && base < 65000 && (base..base + 4).all(|p| std::net::UdpSocket::bind(("127.0.0.1", p)).is_ok())
+        {
             return base;
         }
     }
@@ -106,14 +125,25 @@ fn normalize(name: &str) -> String {
 async fn probe_codecs(input: &str) -> anyhow::Result<(Option<String>, Option<String>)> {
     let probe = ffprobe(input, Duration::from_secs(20)).await?;
     let pick = |kind: &str| {
-        probe.streams.iter().find(|s| s.codec_type.as_deref() == Some(kind)).and_then(|s| s.codec_name.as_deref()).map(normalize)
+        probe
+            .streams
+            .iter()
+            .find(|s| s.codec_type.as_deref() == Some(kind))
+            .and_then(|s| s.codec_name.as_deref())
+            .map(normalize)
     };
     Ok((pick("video"), pick("audio")))
 }
 
 /// Plays `key` by `target` with a real client; returns the codecs it got and the conversions
 /// the API showed while it played.
-async fn play(target: Protocol, key: &str, gw: &Gateway, nginx: &Nginx, dir: &Path) -> anyhow::Result<((Option<String>, Option<String>), Conversions)> {
+async fn play(
+    target: Protocol,
+    key: &str,
+    gw: &Gateway,
+    nginx: &Nginx,
+    dir: &Path,
+) -> anyhow::Result<((Option<String>, Option<String>), Conversions)> {
     let api = gw.api();
     match target {
         Protocol::Rtmp => {
@@ -148,14 +178,18 @@ async fn play(target: Protocol, key: &str, gw: &Gateway, nginx: &Nginx, dir: &Pa
         }
         Protocol::H5 => {
             let file = dir.join(format!("{key}.ts"));
-            capture_ws(&gw.http_url(&format!("/h5/{key}")).replace("http://", "ws://"), &file, Duration::from_secs(4)).await?;
+            capture_ws(&gw.http_url(&format!("/h5/{key}")).replace("http://", "ws://"), &file, Duration::from_secs(4))
+                .await?;
             let conv = conversions(&api, key).await?;
             Ok((probe_codecs(&file.display().to_string()).await?, conv))
         }
         Protocol::Udp => {
             let port = even_free_port();
             let reply = api
-                .post_json(&format!("/api/v1/streams/{key}/udp-outputs"), &serde_json::json!({"host": "127.0.0.1", "port": port}))
+                .post_json(
+                    &format!("/api/v1/streams/{key}/udp-outputs"),
+                    &serde_json::json!({"host": "127.0.0.1", "port": port}),
+                )
                 .await?;
             if reply.status != 201 && reply.status != 200 {
                 bail!("udp-outputs: {} {}", reply.status, reply.body);
@@ -171,10 +205,15 @@ async fn play(target: Protocol, key: &str, gw: &Gateway, nginx: &Nginx, dir: &Pa
                 .arg(&file)
                 .kill_on_drop(true)
                 .output();
-            let out = tokio::time::timeout(Duration::from_secs(20), out).await.context("ffprobe on the SDP timed out")??;
+            let out =
+                tokio::time::timeout(Duration::from_secs(20), out).await.context("ffprobe on the SDP timed out")??;
             let json: serde_json::Value = serde_json::from_slice(&out.stdout).context("ffprobe JSON")?;
             let pick = |kind: &str| {
-                json["streams"].as_array().and_then(|a| a.iter().find(|s| s["codec_type"] == kind)).and_then(|s| s["codec_name"].as_str()).map(normalize)
+                json["streams"]
+                    .as_array()
+                    .and_then(|a| a.iter().find(|s| s["codec_type"] == kind))
+                    .and_then(|s| s["codec_name"].as_str())
+                    .map(normalize)
             };
             let conv = conversions(&api, key).await?;
             Ok(((pick("video"), pick("audio")), conv))
@@ -183,7 +222,9 @@ async fn play(target: Protocol, key: &str, gw: &Gateway, nginx: &Nginx, dir: &Pa
 }
 
 async fn capture_ws(url: &str, file: &Path, span: Duration) -> anyhow::Result<()> {
-    let (mut ws, _) = tokio::time::timeout(Duration::from_secs(10), tokio_tungstenite::connect_async(url)).await.context("WebSocket connect timed out")??;
+    let (mut ws, _) = tokio::time::timeout(Duration::from_secs(10), tokio_tungstenite::connect_async(url))
+        .await
+        .context("WebSocket connect timed out")??;
     let mut bytes = Vec::new();
     let start = Instant::now();
     while start.elapsed() < span {
@@ -207,7 +248,13 @@ async fn conversions(api: &Api, key: &str) -> anyhow::Result<Conversions> {
 }
 
 /// What the shipped matrix plans for this stream (its real codecs as the API shows them).
-async fn expected(matrix: &Matrix, api: &Api, key: &str, from: Protocol, to: Protocol) -> anyhow::Result<(matrix::Plan, Conversions)> {
+async fn expected(
+    matrix: &Matrix,
+    api: &Api,
+    key: &str,
+    from: Protocol,
+    to: Protocol,
+) -> anyhow::Result<(matrix::Plan, Conversions)> {
     let s = api.stream(key).await?.context("stream listed")?;
     let track = |c: Option<String>| c.and_then(|c| c.parse::<Codec>().ok()).map(SourceTrack::new);
     let source = Source { video: track(s.video.map(|v| v.codec)), audio: track(s.audio.map(|a| a.codec)) };
@@ -238,7 +285,10 @@ fn short(c: &Conversions) -> String {
 async fn every_cell_of_the_matrix_delivers_what_it_says() {
     let dir = TempDir::new("conformance");
     let nginx = Nginx::start();
-    let gw = Gateway::start_with(&[], Some("hub: { grace_seconds: 0.5 }\nrelay: { retry_min_seconds: 0.5, retry_max_seconds: 2 }\n"));
+    let gw = Gateway::start_with(
+        &[],
+        Some("hub: { grace_seconds: 0.5 }\nrelay: { retry_min_seconds: 0.5, retry_max_seconds: 2 }\n"),
+    );
     let api = gw.api();
     let shipped = Matrix::load(&repo_root().join("matrix.yaml")).expect("shipped matrix");
     let mut table: Vec<Vec<String>> = Vec::new();
@@ -262,8 +312,13 @@ async fn every_cell_of_the_matrix_delivers_what_it_says() {
             wait_no_conversions(&api, &key).await;
             let cell = async {
                 let (plan, want) = expected(&shipped, &api, &key, from, to).await?;
-                let (got, ran) = tokio::time::timeout(Duration::from_secs(40), play(to, &key, &gw, &nginx, dir.path())).await.context("cell timed out")??;
-                let want_codecs = (plan.video.map(|l| l.output_codec().to_string()), plan.audio.map(|l| l.output_codec().to_string()));
+                let (got, ran) = tokio::time::timeout(Duration::from_secs(40), play(to, &key, &gw, &nginx, dir.path()))
+                    .await
+                    .context("cell timed out")??;
+                let want_codecs = (
+                    plan.video.map(|l| l.output_codec().to_string()),
+                    plan.audio.map(|l| l.output_codec().to_string()),
+                );
                 if got != want_codecs {
                     bail!("viewer got {got:?}, the plan says {want_codecs:?}");
                 }
@@ -283,11 +338,17 @@ async fn every_cell_of_the_matrix_delivers_what_it_says() {
         drop(guard);
         table.push(row);
     }
-    let mut out = format!("\n| from \\ to | {} |\n|---|{}\n", Protocol::ALL.map(|p| p.to_string()).join(" | "), "---|".repeat(6));
+    let mut out =
+        format!("\n| from \\ to | {} |\n|---|{}\n", Protocol::ALL.map(|p| p.to_string()).join(" | "), "---|".repeat(6));
     for (from, row) in Protocol::ALL.iter().zip(&table) {
         out.push_str(&format!("| {from} | {} |\n", row.join(" | ")));
     }
     println!("{out}");
-    assert!(failures.is_empty(), "{} of 36 cells failed:\n{}\n{out}\n{}", failures.len(), failures.join("\n"), gw.stderr_tail());
+    assert!(
+        failures.is_empty(),
+        "{} of 36 cells failed:\n{}\n{out}\n{}",
+        failures.len(),
+        failures.join("\n"),
+        gw.stderr_tail()
+    );
 }
-

@@ -108,7 +108,8 @@ async fn the_first_viewer_of_a_whip_stream_gets_audio_from_a_recent_start() {
     }
     // frames_in counts the cached frames fed at the conversion's start: never fewer than out
     // (20 ms Opus frames in, 21.3 ms AAC frames out).
-    let (frames_in, frames_out) = audio_conversion_counts(&api, "probe1").await.expect("probe1's audio conversion, within its grace");
+    let (frames_in, frames_out) =
+        audio_conversion_counts(&api, "probe1").await.expect("probe1's audio conversion, within its grace");
     assert!(frames_out > 0 && frames_in >= frames_out, "frames_in {frames_in}, frames_out {frames_out}");
 
     // ffmpeg -c copy to a file: audio is in it, and both tracks start together.
@@ -116,12 +117,26 @@ async fn the_first_viewer_of_a_whip_stream_gets_audio_from_a_recent_start() {
     let file = dir.path().join("out.flv");
     let url = gw.rtmp_url("/live/copy");
     let copy = tokio::process::Command::new("ffmpeg")
-        .args(["-hide_banner", "-loglevel", "error", "-rw_timeout", "10000000", "-i", &url, "-t", "4", "-c", "copy", "-y"])
+        .args([
+            "-hide_banner",
+            "-loglevel",
+            "error",
+            "-rw_timeout",
+            "10000000",
+            "-i",
+            &url,
+            "-t",
+            "4",
+            "-c",
+            "copy",
+            "-y",
+        ])
         .arg(&file)
         .stdin(Stdio::null())
         .kill_on_drop(true)
         .output();
-    let out = tokio::time::timeout(Duration::from_secs(30), copy).await.expect("ffmpeg copy finishes").expect("run ffmpeg");
+    let out =
+        tokio::time::timeout(Duration::from_secs(30), copy).await.expect("ffmpeg copy finishes").expect("run ffmpeg");
     assert!(out.status.success(), "ffmpeg copy: {}", String::from_utf8_lossy(&out.stderr));
     let list = packets(&file).await.expect("packets of the copy");
     let first = |kind: &str| list.iter().find(|(k, _)| k == kind).map(|(_, t)| *t);

@@ -41,9 +41,8 @@ fn run(cmd: &mut Command) -> Vec<u8> {
 
 /// ffprobe's streams and decoded frames of a file.
 fn probe(path: &Path) -> Value {
-    let out = run(Command::new("ffprobe")
-        .args(["-v", "error", "-show_streams", "-show_frames", "-of", "json"])
-        .arg(path));
+    let out =
+        run(Command::new("ffprobe").args(["-v", "error", "-show_streams", "-show_frames", "-of", "json"]).arg(path));
     serde_json::from_slice(&out).expect("ffprobe JSON")
 }
 
@@ -55,10 +54,7 @@ fn stream<'a>(probe: &'a Value, codec_type: &str) -> &'a Value {
 }
 
 fn frames<'a>(probe: &'a Value, media_type: &str) -> Vec<&'a Value> {
-    probe["frames"]
-        .as_array()
-        .map(|f| f.iter().filter(|f| f["media_type"] == media_type).collect())
-        .unwrap_or_default()
+    probe["frames"].as_array().map(|f| f.iter().filter(|f| f["media_type"] == media_type).collect()).unwrap_or_default()
 }
 
 /// Sorted presentation timestamps (ms) of the decoded video frames.
@@ -117,8 +113,7 @@ fn ffmpeg_flv_through_ingest_and_back_reads_the_same_in_ffprobe() {
     assert!(video.bframes, "-bf 2 stream must be marked as having B-frames");
     assert_eq!((audio.sample_rate, audio.channels), (48000, 2), "rate from the ASC, not the FLV rate field");
 
-    let (v, a): (Vec<&Arc<Frame>>, Vec<&Arc<Frame>>) =
-        frames_out.iter().partition(|f| f.kind() == TrackKind::Video);
+    let (v, a): (Vec<&Arc<Frame>>, Vec<&Arc<Frame>>) = frames_out.iter().partition(|f| f.kind() == TrackKind::Video);
     assert_eq!(v.len(), packet_count(&input, "v:0"));
     assert_eq!(a.len(), packet_count(&input, "a:0"));
     assert_eq!(v.iter().filter(|f| f.keyframe).count(), keyframes(&source));

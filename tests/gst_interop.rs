@@ -15,7 +15,17 @@ async fn rtmp2sink_publishes_and_rtmp2src_plays_through_the_gateway() {
     let url = gw.rtmp_url("/live/gst");
     let mut publisher = Command::new("gst-launch-1.0")
         .args(["-q", "videotestsrc", "is-live=true", "!", "video/x-raw,width=320,height=240,framerate=25/1", "!"])
-        .args(["x264enc", "tune=zerolatency", "key-int-max=25", "!", "h264parse", "!", "flvmux", "name=m", "streamable=true"])
+        .args([
+            "x264enc",
+            "tune=zerolatency",
+            "key-int-max=25",
+            "!",
+            "h264parse",
+            "!",
+            "flvmux",
+            "name=m",
+            "streamable=true",
+        ])
         .args(["!", "rtmp2sink", &format!("location={url}"), "audiotestsrc", "is-live=true", "!", "audioconvert", "!"])
         .args(["audio/x-raw,rate=48000,channels=2", "!", "voaacenc", "!", "aacparse", "!", "m."])
         .stdin(Stdio::null())

@@ -116,7 +116,8 @@ async fn capture(url: &str, duration: Duration) -> anyhow::Result<Capture> {
         };
         match msg {
             Message::Binary(b) => {
-                if b.chunks(188).any(|p| p.len() > 2 && !matches!(u16::from_be_bytes([p[1] & 0x1F, p[2]]), 0 | 0x1000)) {
+                if b.chunks(188).any(|p| p.len() > 2 && !matches!(u16::from_be_bytes([p[1] & 0x1F, p[2]]), 0 | 0x1000))
+                {
                     cap.first_after.get_or_insert(start.elapsed());
                 }
                 cap.messages.push(b.to_vec());
@@ -152,7 +153,10 @@ impl TsProbe {
     }
 
     fn stream(&self, kind: &str) -> anyhow::Result<&Value> {
-        self.streams.iter().find(|s| s["codec_type"] == kind).with_context(|| format!("no {kind} stream in {:?}", self.streams))
+        self.streams
+            .iter()
+            .find(|s| s["codec_type"] == kind)
+            .with_context(|| format!("no {kind} stream in {:?}", self.streams))
     }
 
     /// (pts seconds, keyframe) of the packets of stream `index`.
@@ -199,22 +203,39 @@ async fn rtmp_h264_aac_plays_as_mpeg1_mp2_over_websocket() -> anyhow::Result<()>
     let video = probe.stream("video")?;
     let audio = probe.stream("audio")?;
     assert_eq!(video["codec_name"], "mpeg1video", "{video}");
-    assert_eq!((video["width"].as_u64(), video["height"].as_u64()), (Some(640), Some(360)), "scaled to the matrix's width");
+    assert_eq!(
+        (video["width"].as_u64(), video["height"].as_u64()),
+        (Some(640), Some(360)),
+        "scaled to the matrix's width"
+    );
     assert_eq!(audio["codec_name"], "mp2", "{audio}");
     assert_eq!(audio["sample_rate"], "44100", "a rate JSMpeg decodes");
 
     let frames = probe.packets_of(video["index"].as_u64().unwrap_or(0));
-    assert!(frames.first().is_some_and(|f| f.1), "the capture starts at an I-frame: {:?}", &frames[..frames.len().min(3)]);
+    assert!(
+        frames.first().is_some_and(|f| f.1),
+        "the capture starts at an I-frame: {:?}",
+        &frames[..frames.len().min(3)]
+    );
     let span = frames.last().map_or(0.0, |l| l.0) - frames[0].0 + 1.0 / 30.0;
     let expected = span * 30.0;
-    eprintln!("captured {} video frames over {span:.2} s of media, first message after {:?}", frames.len(), cap.first_after);
+    eprintln!(
+        "captured {} video frames over {span:.2} s of media, first message after {:?}",
+        frames.len(),
+        cap.first_after
+    );
     assert!(span >= 4.0, "about 5 s captured, got {span:.2} s");
-    assert!((frames.len() as f64 - expected).abs() <= expected * 0.1, "{} frames for {span:.2} s at 30 fps", frames.len());
+    assert!(
+        (frames.len() as f64 - expected).abs() <= expected * 0.1,
+        "{} frames for {span:.2} s at 30 fps",
+        frames.len()
+    );
     let pts: Vec<f64> = frames.iter().map(|f| f.0).collect();
     assert!(pts.windows(2).all(|w| w[1] > w[0]), "no B-frames: presentation order is decode order");
     // keyint 30 (pipelines/encode/mpeg1.gst): an I-frame at least every 30 frames.
     let keys: Vec<usize> = frames.iter().enumerate().filter(|(_, f)| f.1).map(|(i, _)| i).collect();
-    let longest_gop = keys.windows(2).map(|w| w[1] - w[0]).chain([frames.len() - keys[keys.len() - 1]]).max().unwrap_or(0);
+    let longest_gop =
+        keys.windows(2).map(|w| w[1] - w[0]).chain([frames.len() - keys[keys.len() - 1]]).max().unwrap_or(0);
     assert!(longest_gop <= 30, "GOP of {longest_gop} frames; I-frames at {keys:?}");
     // video_bitrate 1000 kbit/s plus MP2 at 128 kbit/s and the TS overhead.
     let kbps = cap.bytes().len() as f64 * 8.0 / span / 1000.0;
@@ -247,8 +268,26 @@ fn marked_source(url: &str) -> Vec<String> {
     }
     args.extend(
         [
-            "-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-pix_fmt", "yuv420p", "-g", "60",
-            "-keyint_min", "60", "-sc_threshold", "0", "-c:a", "aac", "-b:a", "64k", "-f", "flv",
+            "-c:v",
+            "libx264",
+            "-preset",
+            "veryfast",
+            "-tune",
+            "zerolatency",
+            "-pix_fmt",
+            "yuv420p",
+            "-g",
+            "60",
+            "-keyint_min",
+            "60",
+            "-sc_threshold",
+            "0",
+            "-c:a",
+            "aac",
+            "-b:a",
+            "64k",
+            "-f",
+            "flv",
         ]
         .map(String::from),
     );
@@ -345,7 +384,11 @@ async fn h5_sound_and_picture_start_together_and_keep_the_sources_alignment() ->
     let pid = |m: &Vec<u8>| m.chunks(188).find(|p| p[1] & 0x40 != 0).map(|p| u16::from_be_bytes([p[1] & 0x1F, p[2]]));
     let pids: Vec<u16> = cap.messages.iter().filter_map(pid).filter(|p| !matches!(p, 0 | 0x1000)).collect();
     let (video_pid, audio_pid) = (0x100, 0x101);
-    ensure!(pids.contains(&video_pid) && pids.contains(&audio_pid), "PIDs on the wire: {:?}", &pids[..pids.len().min(20)]);
+    ensure!(
+        pids.contains(&video_pid) && pids.contains(&audio_pid),
+        "PIDs on the wire: {:?}",
+        &pids[..pids.len().min(20)]
+    );
     let ahead = pids.iter().take_while(|&&p| p != video_pid).filter(|&&p| p == audio_pid).count();
     let ahead_span = audio_pts.get(ahead.saturating_sub(1)).map_or(0.0, |last| last - first_audio);
     assert!(ahead_span < 0.3, "{ahead} audio frames ({ahead_span:.3} s) sent before the first picture");
@@ -356,9 +399,10 @@ async fn h5_sound_and_picture_start_together_and_keep_the_sources_alignment() ->
     let offsets: Vec<f64> = beeps
         .iter()
         .filter_map(|b| {
-            let flash = flashes.iter().filter(|f| f.second == b.second).min_by(|x, y| {
-                (x.at - b.at).abs().total_cmp(&(y.at - b.at).abs())
-            })?;
+            let flash = flashes
+                .iter()
+                .filter(|f| f.second == b.second)
+                .min_by(|x, y| (x.at - b.at).abs().total_cmp(&(y.at - b.at).abs()))?;
             ((flash.at - b.at).abs() < 2.0).then_some(b.at - flash.at)
         })
         .collect();
@@ -460,7 +504,11 @@ async fn ten_viewers_share_one_conversion_per_track_torn_down_after_grace() -> a
         let ok = s.consumers.get("h5") == Some(&10)
             && s.conversions.len() == 2
             && s.conversions.iter().all(|c| c.consumers == 10);
-        if ok { Ok(s) } else { Err(format!("{:?} {:?}", s.consumers, s.conversions)) }
+        if ok {
+            Ok(s)
+        } else {
+            Err(format!("{:?} {:?}", s.consumers, s.conversions))
+        }
     })
     .await?;
     let mut pairs: Vec<(String, String, String)> =
@@ -477,7 +525,11 @@ async fn ten_viewers_share_one_conversion_per_track_torn_down_after_grace() -> a
     }
     wait_until(Duration::from_secs(10), "no consumer and no conversion after the grace period", || async {
         let s = api.stream("k").await.map_err(|e| e.to_string())?.ok_or("not live")?;
-        if s.total_consumers() == 0 && s.conversions.is_empty() { Ok(()) } else { Err(format!("{:?} {:?}", s.consumers, s.conversions)) }
+        if s.total_consumers() == 0 && s.conversions.is_empty() {
+            Ok(())
+        } else {
+            Err(format!("{:?} {:?}", s.consumers, s.conversions))
+        }
     })
     .await?;
     Ok(())
@@ -511,8 +563,26 @@ async fn bad_input_is_refused_with_a_reason_and_leaves_no_stream() -> anyhow::Re
     let dir = TempDir::new("h5-bad");
     let h264 = dir.path().join("h264.ts");
     let args: Vec<String> = [
-        "-hide_banner", "-nostdin", "-loglevel", "error", "-f", "lavfi", "-i", "testsrc2=size=320x240:rate=30",
-        "-f", "lavfi", "-i", "sine", "-t", "1", "-c:v", "libx264", "-c:a", "aac", "-f", "mpegts",
+        "-hide_banner",
+        "-nostdin",
+        "-loglevel",
+        "error",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc2=size=320x240:rate=30",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine",
+        "-t",
+        "1",
+        "-c:v",
+        "libx264",
+        "-c:a",
+        "aac",
+        "-f",
+        "mpegts",
     ]
     .map(String::from)
     .into_iter()
@@ -589,7 +659,11 @@ async fn a_viewer_that_stops_reading_is_dropped_without_stalling_the_others() ->
     let (good, good_bytes) = spawn_reader(connect(&ws_url(&gw, "/h5/k")).await?);
     wait_until(Duration::from_secs(10), "two H5 viewers", || async {
         let s = api.stream("k").await.map_err(|e| e.to_string())?.ok_or("not live")?;
-        if s.consumers.get("h5") == Some(&2) { Ok(()) } else { Err(format!("{:?}", s.consumers)) }
+        if s.consumers.get("h5") == Some(&2) {
+            Ok(())
+        } else {
+            Err(format!("{:?}", s.consumers))
+        }
     })
     .await?;
     let started = Instant::now();

@@ -5,8 +5,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::flv::{check_join_start, max_arrival_gap, FlvParser};
 use common::ffmpeg::probe_until_h264_aac;
+use common::flv::{check_join_start, max_arrival_gap, FlvParser};
 use common::raw_rtmp::RawRtmp;
 use common::{gateway::parse_listening, Ffmpeg, HttpFlvReader, Nginx, PublishOptions, TagKind, TempDir};
 

@@ -12,10 +12,10 @@
 mod common;
 
 use std::net::UdpSocket;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
 use std::path::Path;
 use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use common::{ffprobe, Api, Ffmpeg, Gateway, PublishOptions, TempDir};
@@ -106,14 +106,15 @@ async fn a_truncated_subset_sps_over_rtmp_never_reaches_gstreamer() {
     let api = gw.api();
     let _calm = Ffmpeg::publish(&gw.rtmp_url("/live/calm"), PublishOptions::default());
     // The crafted video copied as is, with AAC audio beside it (raw H.264 cannot loop).
-    let args: Vec<String> = ["-hide_banner", "-nostdin", "-loglevel", "warning", "-re", "-f", "h264", "-framerate", "25", "-i"]
-        .iter()
-        .map(|s| s.to_string())
-        .chain([file.display().to_string()])
-        .chain(["-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-shortest"].map(String::from))
-        .chain(["-c:v", "copy", "-c:a", "aac", "-f", "flv"].map(String::from))
-        .chain([gw.rtmp_url("/live/hostile")])
-        .collect();
+    let args: Vec<String> =
+        ["-hide_banner", "-nostdin", "-loglevel", "warning", "-re", "-f", "h264", "-framerate", "25", "-i"]
+            .iter()
+            .map(|s| s.to_string())
+            .chain([file.display().to_string()])
+            .chain(["-re", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=44100", "-shortest"].map(String::from))
+            .chain(["-c:v", "copy", "-c:a", "aac", "-f", "flv"].map(String::from))
+            .chain([gw.rtmp_url("/live/hostile")])
+            .collect();
     let _hostile = Ffmpeg::run(args, "crafted publisher");
     api.wait_live("hostile", Duration::from_secs(20)).await.expect("the crafted stream is published");
     api.wait_live("calm", Duration::from_secs(20)).await.expect("the calm stream is published");
@@ -142,7 +143,8 @@ async fn a_truncated_subset_sps_over_rtmp_never_reaches_gstreamer() {
     assert!(refused >= 3, "refused H.264 units counted: {refused}");
     let calm = ffprobe(&gw.rtmp_url("/live/calm"), Duration::from_secs(15)).await.expect("probe the calm stream");
     assert_eq!(calm.video().and_then(|v| v.codec_name.as_deref()), Some("h264"), "the other stream still plays");
-    let hostile = ffprobe(&gw.rtmp_url("/live/hostile"), Duration::from_secs(15)).await.expect("probe the crafted stream");
+    let hostile =
+        ffprobe(&gw.rtmp_url("/live/hostile"), Duration::from_secs(15)).await.expect("probe the crafted stream");
     assert_eq!(hostile.video().and_then(|v| v.width), Some(320), "the crafted stream itself still plays");
     assert!(gw.is_running(), "the gateway died:\n{}", gw.stderr_tail());
 }
@@ -315,7 +317,11 @@ const FINGERPRINT: &str =
 fn whip_offer(medias: usize, extra: &str) -> String {
     let mut text = String::from("v=0\r\no=- 1 2 IN IP4 127.0.0.1\r\ns=-\r\nt=0 0\r\n");
     for i in 0..medias {
-        let (kind, pt, map) = if i % 2 == 0 { ("video", 102, "H264/90000\r\na=fmtp:102 packetization-mode=1;profile-level-id=42e01f") } else { ("audio", 111, "opus/48000/2") };
+        let (kind, pt, map) = if i % 2 == 0 {
+            ("video", 102, "H264/90000\r\na=fmtp:102 packetization-mode=1;profile-level-id=42e01f")
+        } else {
+            ("audio", 111, "opus/48000/2")
+        };
         text.push_str(&format!(
             "m={kind} 9 UDP/TLS/RTP/SAVPF {pt}\r\nc=IN IP4 0.0.0.0\r\na=ice-ufrag:wxyz\r\na=ice-pwd:0123456789abcdefghijklmn\r\n\
              a=fingerprint:{FINGERPRINT}\r\na=setup:actpass\r\na=rtcp-mux\r\na=sendonly\r\na=mid:{i}\r\na=rtpmap:{pt} {map}\r\n{}",
@@ -374,10 +380,32 @@ async fn whip_offers_cannot_amplify_or_squat_keys() {
 /// and bit-flipped.
 fn hostile_rtp_payloads(encoding: &str, rng: &mut Lcg, real: &[u8]) -> Vec<Vec<u8>> {
     let mut out: Vec<Vec<u8>> = match encoding {
-        "VP8" => vec![vec![0x90], vec![0x90, 0x80], vec![0x90, 0x80, 0x81], vec![0x90, 0xf0, 0x81, 0x23, 0x01], vec![0x10, 0x00], vec![0x10, 0x50, 0x42, 0, 0x9d]],
-        "OPUS" => vec![vec![0xff], vec![0xff, 0x00], vec![0xff, 0x41, 200, 1], vec![0xfe, 9, 1], vec![0xfd, 1, 2, 3], vec![0xff, 0x82, 9, 1], vec![0xff, 0x3f]],
+        "VP8" => vec![
+            vec![0x90],
+            vec![0x90, 0x80],
+            vec![0x90, 0x80, 0x81],
+            vec![0x90, 0xf0, 0x81, 0x23, 0x01],
+            vec![0x10, 0x00],
+            vec![0x10, 0x50, 0x42, 0, 0x9d],
+        ],
+        "OPUS" => vec![
+            vec![0xff],
+            vec![0xff, 0x00],
+            vec![0xff, 0x41, 200, 1],
+            vec![0xfe, 9, 1],
+            vec![0xfd, 1, 2, 3],
+            vec![0xff, 0x82, 9, 1],
+            vec![0xff, 0x3f],
+        ],
         "MPV" => vec![vec![0, 0, 0x1c], vec![0x04, 0, 0x1c, 1, 0, 0], vec![0x80, 0, 0, 0, 0], vec![0, 0, 0x1c, 1]],
-        _ => vec![vec![0x00], vec![0x10, 0, 0, 0, 1], vec![0, 16, 0, 0, 9], vec![0, 32, 0, 0x18, 0, 0x20, 0x21], vec![0, 0, 1], vec![0xff, 0xff, 1, 2]],
+        _ => vec![
+            vec![0x00],
+            vec![0x10, 0, 0, 0, 1],
+            vec![0, 16, 0, 0, 9],
+            vec![0, 32, 0, 0x18, 0, 0x20, 0x21],
+            vec![0, 0, 1],
+            vec![0xff, 0xff, 1, 2],
+        ],
     };
     if !real.is_empty() {
         let mut mutated = real[..1 + rng.next() as usize % real.len()].to_vec();
@@ -424,7 +452,11 @@ fn relay(from: UdpSocket, to: u16, encoding: &'static str, hostile: Arc<AtomicBo
 
 /// ffmpeg sends `video` and `audio` RTP through a relay that mixes in hostile packets from the
 /// second to the fourth second; the ingest goes on, the packets are counted, a player decodes.
-async fn hostile_payloads_through_udp_ingest(key: &str, video: (&'static str, &str, &str), audio: (&'static str, &str, &str)) {
+async fn hostile_payloads_through_udp_ingest(
+    key: &str,
+    video: (&'static str, &str, &str),
+    audio: (&'static str, &str, &str),
+) {
     let gw = Gateway::start();
     let api = gw.api();
     let port = {
@@ -436,7 +468,10 @@ async fn hostile_payloads_through_udp_ingest(key: &str, video: (&'static str, &s
         "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=hostile\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\nm=video {vport} RTP/AVP {}\r\nm=audio {aport} RTP/AVP {}\r\n",
         video.1, audio.1
     );
-    let reply = api.post_raw(&format!("/api/v1/streams/{key}/udp-ingest"), "application/sdp", sdp.into_bytes()).await.expect("POST udp-ingest");
+    let reply = api
+        .post_raw(&format!("/api/v1/streams/{key}/udp-ingest"), "application/sdp", sdp.into_bytes())
+        .await
+        .expect("POST udp-ingest");
     assert_eq!(reply.status, 201, "{}", reply.body);
     let (hostile, stop) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
     let mut relays = Vec::new();
@@ -448,10 +483,27 @@ async fn hostile_payloads_through_udp_ingest(key: &str, video: (&'static str, &s
         relays.push(std::thread::spawn(move || relay(socket, to, encoding, h, s)));
     }
     let rtp = |i: usize| format!("rtp://127.0.0.1:{}?pkt_size=1200", targets[i]);
-    let mut args: Vec<String> = ["-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=320x240:rate=25", "-f", "lavfi", "-i", "sine=frequency=440:sample_rate=48000", "-t", "20", "-map", "0:v"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut args: Vec<String> = [
+        "-hide_banner",
+        "-loglevel",
+        "error",
+        "-re",
+        "-f",
+        "lavfi",
+        "-i",
+        "testsrc=size=320x240:rate=25",
+        "-f",
+        "lavfi",
+        "-i",
+        "sine=frequency=440:sample_rate=48000",
+        "-t",
+        "20",
+        "-map",
+        "0:v",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
     args.extend(video.2.split(' ').map(String::from));
     args.extend(["-ssrc".into(), "1111".into(), "-f".into(), "rtp".into(), rtp(0), "-map".into(), "1:a".into()]);
     args.extend(audio.2.split(' ').map(String::from));

@@ -89,7 +89,8 @@ async fn churning_consumers_start_at_keyframes_and_never_stall_the_publisher() {
 
     let url = gw.http_url("/live/c.flv");
     let stayer = BackgroundReader::start(&url).await.expect("long-lived reader");
-    let _stalled = [stalled_reader(gw.http_addr(), "/live/c.flv").await, stalled_reader(gw.http_addr(), "/live/c.flv").await];
+    let _stalled =
+        [stalled_reader(gw.http_addr(), "/live/c.flv").await, stalled_reader(gw.http_addr(), "/live/c.flv").await];
 
     let until = Instant::now() + CHURN_FOR;
     let tasks: Vec<_> = (0..CHURNERS).map(|c| tokio::spawn(churn(url.clone(), c, seed, until))).collect();
@@ -135,7 +136,11 @@ async fn churning_consumers_start_at_keyframes_and_never_stall_the_publisher() {
     wait_until(Duration::from_secs(10), "consumers back to the long-lived reader (+ stalled ones)", || async move {
         let s = api_ref.stream("c").await.map_err(|e| e.to_string())?.ok_or("no stream")?;
         let n = s.total_consumers();
-        if (1..=3).contains(&n) { Ok(()) } else { Err(format!("{:?}", s.consumers)) }
+        if (1..=3).contains(&n) {
+            Ok(())
+        } else {
+            Err(format!("{:?}", s.consumers))
+        }
     })
     .await
     .expect("left consumers are removed");

@@ -85,14 +85,22 @@ async fn one_shared_conversion_per_output_and_gone_after_grace() {
     let mut b = hub.subscribe(&key, who(Protocol::Webrtc)).await.expect("second webrtc subscribes");
     assert!(matches!(a.plan().audio, Some(Leg::Convert { from: Codec::Aac, to: Codec::Opus, reason: Reason::Rule })));
     let conversions = stream.conversions();
-    assert_eq!(conversions.len(), 1, "one conversion shared: {:?}", conversions.iter().map(|c| &c.key).collect::<Vec<_>>());
+    assert_eq!(
+        conversions.len(),
+        1,
+        "one conversion shared: {:?}",
+        conversions.iter().map(|c| &c.key).collect::<Vec<_>>()
+    );
     assert_eq!(conversions[0].consumers(), 2);
 
     for sub in [&mut a, &mut b] {
         let mut opus = 0;
         let mut video = 0;
         while opus < 20 || video < 10 {
-            let f = tokio::time::timeout(Duration::from_secs(10), sub.next()).await.expect("frames keep coming").expect("not ended");
+            let f = tokio::time::timeout(Duration::from_secs(10), sub.next())
+                .await
+                .expect("frames keep coming")
+                .expect("not ended");
             match f.info.as_ref() {
                 TrackInfo::Audio(a) => {
                     assert_eq!(a.codec, Codec::Opus);
@@ -243,7 +251,11 @@ async fn a_reencode_keeps_the_stream_timeline_and_makes_keyframes_on_request() {
     let out = out.lock().unwrap().clone();
     assert!(out.len() > 60, "frames came out: {}", out.len());
     // Timestamps stay on the input's timeline (no encoder offset leaks out).
-    assert!(out.iter().all(|(dts, _)| (6900..=7000 + 4000).contains(dts)), "dts range: {:?}", (out.first(), out.last()));
+    assert!(
+        out.iter().all(|(dts, _)| (6900..=7000 + 4000).contains(dts)),
+        "dts range: {:?}",
+        (out.first(), out.last())
+    );
     let keys: Vec<usize> = out.iter().enumerate().filter(|(_, f)| f.1).map(|(i, _)| i).collect();
     assert!(keys.len() >= 2 && keys[0] == 0, "the first frame and a requested one are keyframes: {keys:?}");
     assert!(keys.iter().skip(1).any(|&i| (45..75).contains(&i)), "a keyframe follows the request: {keys:?}");

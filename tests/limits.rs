@@ -21,8 +21,7 @@ const MIB: u64 = 1 << 20;
 
 /// The process's resident set (VmRSS) in bytes.
 fn rss(pid: u32) -> u64 {
-    let status =
-        std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc/PID/status");
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("read /proc/PID/status");
     let kb: u64 = status
         .lines()
         .find_map(|l| l.strip_prefix("VmRSS:"))
@@ -77,14 +76,7 @@ fn amf_num(out: &mut Vec<u8>, n: f64) {
 
 /// A command message (AMF0, type 20) on chunk stream 3, cut into 128-byte chunks.
 fn command(stream_id: u32, body: &[u8]) -> Vec<u8> {
-    let mut out = chunk_type0(
-        3,
-        0,
-        20,
-        stream_id,
-        body.len() as u32,
-        &body[..body.len().min(128)],
-    );
+    let mut out = chunk_type0(3, 0, 20, stream_id, body.len() as u32, &body[..body.len().min(128)]);
     for piece in body.chunks(128).skip(1) {
         out.push(0xC3);
         out.extend_from_slice(piece);
@@ -126,17 +118,12 @@ async fn rtmp_bomb(addr: String, key: String) -> anyhow::Result<u64> {
     raw.handshake().await?;
     raw.send(&publish_commands(&key)).await?;
     // Set Chunk Size 64 KiB.
-    raw.send(&chunk_type0(2, 0, 1, 0, 4, &65536u32.to_be_bytes()))
-        .await?;
+    raw.send(&chunk_type0(2, 0, 1, 0, 4, &65536u32.to_be_bytes())).await?;
     let piece = vec![0x17u8; 65536];
     let mut sent = 0u64;
     for round in 0..60u32 {
         for csid in 4..64u8 {
-            let mut chunk = if round == 0 {
-                chunk_type0(csid, 0, 9, 1, MIB as u32, &[])
-            } else {
-                vec![0xC0 | csid]
-            };
+            let mut chunk = if round == 0 { chunk_type0(csid, 0, 9, 1, MIB as u32, &[]) } else { vec![0xC0 | csid] };
             chunk.extend_from_slice(&piece);
             if raw.send(&chunk).await.is_err() {
                 return Ok(sent);
@@ -158,25 +145,17 @@ async fn rtmp_chunk_bombs_are_refused_and_memory_stays_bounded() {
     // Before publishing, a connection may only send commands: a 1 MiB one is refused at once.
     let mut raw = RawRtmp::connect(gw.rtmp_addr()).await.expect("connect");
     raw.handshake().await.expect("handshake");
-    let _ = raw
-        .send(&chunk_type0(3, 0, 20, 0, MIB as u32, &[0x02; 128]))
-        .await;
-    raw.expect_closed(Duration::from_secs(2))
-        .await
-        .expect("a 1 MiB command closes the connection");
+    let _ = raw.send(&chunk_type0(3, 0, 20, 0, MIB as u32, &[0x02; 128])).await;
+    raw.expect_closed(Duration::from_secs(2)).await.expect("a 1 MiB command closes the connection");
 
     let started = Instant::now();
-    let bombs: Vec<_> = (0..20)
-        .map(|i| tokio::spawn(rtmp_bomb(gw.rtmp_addr().to_string(), format!("bomb{i}"))))
-        .collect();
+    let bombs: Vec<_> =
+        (0..20).map(|i| tokio::spawn(rtmp_bomb(gw.rtmp_addr().to_string(), format!("bomb{i}")))).collect();
     let mut total = 0;
     for b in bombs {
         let sent = b.await.expect("join").expect("bomb connection");
         // Refused once its 2 MiB budget was used (a round more may be in the socket buffers).
-        assert!(
-            sent < 12 * MIB,
-            "a connection could send {sent} bytes before it was closed"
-        );
+        assert!(sent < 12 * MIB, "a connection could send {sent} bytes before it was closed");
         total += sent;
     }
     let elapsed = started.elapsed();
@@ -189,26 +168,12 @@ async fn rtmp_chunk_bombs_are_refused_and_memory_stays_bounded() {
         peak / MIB,
         after / MIB
     );
-    assert!(
-        elapsed < Duration::from_secs(10),
-        "closing the bombs took {elapsed:?}"
-    );
+    assert!(elapsed < Duration::from_secs(10), "closing the bombs took {elapsed:?}");
     // 20 connections x 2 MiB budget, plus room for read buffers and the allocator.
-    assert!(
-        peak < before + 20 * 2 * MIB + 48 * MIB,
-        "peak RSS {} MiB from {} MiB",
-        peak / MIB,
-        before / MIB
-    );
-    assert!(
-        gw.stderr_tail().contains("passed a configured limit"),
-        "no log line for the refusals"
-    );
+    assert!(peak < before + 20 * 2 * MIB + 48 * MIB, "peak RSS {} MiB from {} MiB", peak / MIB, before / MIB);
+    assert!(gw.stderr_tail().contains("passed a configured limit"), "no log line for the refusals");
     assert_eq!(gw.api().healthz().await.expect("healthz"), 200);
-    assert!(
-        gw.api().streams().await.expect("streams").is_empty(),
-        "a refused publisher left a stream"
-    );
+    assert!(gw.api().streams().await.expect("streams").is_empty(), "a refused publisher left a stream");
 }
 
 // --- MPEG-TS by hand --------------------------------------------------------------------------
@@ -218,11 +183,7 @@ fn crc32_mpeg2(data: &[u8]) -> u32 {
     for &b in data {
         crc ^= (b as u32) << 24;
         for _ in 0..8 {
-            crc = if crc & 0x8000_0000 != 0 {
-                (crc << 1) ^ 0x04C1_1DB7
-            } else {
-                crc << 1
-            };
+            crc = if crc & 0x8000_0000 != 0 { (crc << 1) ^ 0x04C1_1DB7 } else { crc << 1 };
         }
     }
     crc
@@ -288,12 +249,7 @@ async fn a_ts_post_with_endless_pes_packets_is_refused_with_413() {
     let mut body = tables(&pids);
     let pes_start = [0, 0, 1, 0xE0, 0, 0, 0x80, 0x80, 5, 0x21, 0, 1, 0, 1];
     for (i, &p) in pids.iter().enumerate() {
-        body.extend(ts_packet(
-            p,
-            true,
-            i as u8,
-            &[&pes_start[..], &[0u8; 170][..]].concat(),
-        ));
+        body.extend(ts_packet(p, true, i as u8, &[&pes_start[..], &[0u8; 170][..]].concat()));
     }
     for round in 1..400u32 {
         for &p in &pids {
@@ -301,9 +257,7 @@ async fn a_ts_post_with_endless_pes_packets_is_refused_with_413() {
         }
     }
     let size = body.len() as u64;
-    let (reply, sent) = chunked_post(gw.http_addr(), "/h5/tsbomb", body)
-        .await
-        .expect("POST /h5/tsbomb");
+    let (reply, sent) = chunked_post(gw.http_addr(), "/h5/tsbomb", body).await.expect("POST /h5/tsbomb");
     let peak = watch.peak();
     eprintln!(
         "TS bomb of {} MiB ({} KiB sent): {reply:?}; RSS {} MiB before, peak {} MiB",
@@ -313,20 +267,9 @@ async fn a_ts_post_with_endless_pes_packets_is_refused_with_413() {
         peak / MIB
     );
     assert!(reply.starts_with("HTTP/1.1 413"), "{reply}");
-    assert!(
-        reply.contains("over the limit") || reply.contains("longer than the limit"),
-        "{reply}"
-    );
-    assert!(
-        peak < before + 48 * MIB,
-        "peak RSS {} MiB from {} MiB",
-        peak / MIB,
-        before / MIB
-    );
-    assert!(
-        gw.api().stream("tsbomb").await.expect("stream").is_none(),
-        "the refused POST left a stream"
-    );
+    assert!(reply.contains("over the limit") || reply.contains("longer than the limit"), "{reply}");
+    assert!(peak < before + 48 * MIB, "peak RSS {} MiB from {} MiB", peak / MIB, before / MIB);
+    assert!(gw.api().stream("tsbomb").await.expect("stream").is_none(), "the refused POST left a stream");
 }
 
 /// Sends an HTTP request's first line and one header line, then a header byte every
@@ -334,8 +277,7 @@ async fn a_ts_post_with_endless_pes_packets_is_refused_with_413() {
 async fn slowloris(addr: String) -> anyhow::Result<Duration> {
     let mut s = TcpStream::connect(&addr).await?;
     let started = Instant::now();
-    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ")
-        .await?;
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-Slow: ").await?;
     let mut buf = [0u8; 1024];
     loop {
         tokio::select! {
@@ -359,18 +301,12 @@ async fn slowloris(addr: String) -> anyhow::Result<Duration> {
 async fn slow_headers_and_idle_http_connections_are_closed() {
     let gw = Gateway::start_with(&[], Some(LIMITS));
     let addr = gw.http_addr().to_string();
-    let slow: Vec<_> = (0..50)
-        .map(|_| tokio::spawn(slowloris(addr.clone())))
-        .collect();
+    let slow: Vec<_> = (0..50).map(|_| tokio::spawn(slowloris(addr.clone()))).collect();
     // Meanwhile the gateway answers.
     tokio::time::sleep(Duration::from_millis(500)).await;
     let t = Instant::now();
     assert_eq!(gw.api().healthz().await.expect("healthz"), 200);
-    assert!(
-        t.elapsed() < Duration::from_secs(1),
-        "/healthz took {:?}",
-        t.elapsed()
-    );
+    assert!(t.elapsed() < Duration::from_secs(1), "/healthz took {:?}", t.elapsed());
     for s in slow {
         let held = s.await.expect("join").expect("slowloris");
         assert!(
@@ -381,9 +317,7 @@ async fn slow_headers_and_idle_http_connections_are_closed() {
 
     // A kept-alive connection that sends nothing after its answer is closed too.
     let mut s = TcpStream::connect(&addr).await.expect("connect");
-    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
-        .await
-        .expect("request");
+    s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n").await.expect("request");
     let started = Instant::now();
     let mut got = Vec::new();
     let mut buf = [0u8; 1024];
@@ -394,21 +328,10 @@ async fn slow_headers_and_idle_http_connections_are_closed() {
             Err(_) => panic!("an idle kept-alive connection was still open after 8 s"),
         }
     }
-    assert!(
-        String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"),
-        "{}",
-        String::from_utf8_lossy(&got)
-    );
+    assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"), "{}", String::from_utf8_lossy(&got));
     let idle = started.elapsed();
-    assert!(
-        idle < Duration::from_secs(5),
-        "idle connection closed after {idle:?}"
-    );
-    assert!(
-        gw.stderr_tail()
-            .contains("no complete request headers within"),
-        "no log line for the timeouts"
-    );
+    assert!(idle < Duration::from_secs(5), "idle connection closed after {idle:?}");
+    assert!(gw.stderr_tail().contains("no complete request headers within"), "no log line for the timeouts");
 }
 
 /// Issue 10: headers were timed out, bodies were not. A client that sends a request's headers
@@ -436,10 +359,7 @@ async fn a_request_body_that_trickles_is_answered_408_and_closed() {
         match tokio::time::timeout(Duration::from_secs(10), rd.read(&mut buf)).await {
             Ok(Ok(0)) | Ok(Err(_)) => break,
             Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
-            Err(_) => panic!(
-                "a trickling body held the connection for 10 s: {}",
-                String::from_utf8_lossy(&got)
-            ),
+            Err(_) => panic!("a trickling body held the connection for 10 s: {}", String::from_utf8_lossy(&got)),
         }
     }
     let held = started.elapsed();
@@ -452,18 +372,11 @@ async fn a_request_body_that_trickles_is_answered_408_and_closed() {
         held >= Duration::from_millis(1500) && held < Duration::from_secs(6),
         "answered after {held:?} (timeout 2 s)"
     );
-    assert!(
-        gw.stderr_tail()
-            .contains("request body not received in time"),
-        "no log line for the timeout"
-    );
+    assert!(gw.stderr_tail().contains("request body not received in time"), "no log line for the timeout");
     // A body that comes at once is still served.
     let ok = gw
         .api()
-        .post_json(
-            "/api/v1/streams/slow/pushes",
-            &serde_json::json!({ "url": "rtmp://127.0.0.1:1/live/x" }),
-        )
+        .post_json("/api/v1/streams/slow/pushes", &serde_json::json!({ "url": "rtmp://127.0.0.1:1/live/x" }))
         .await
         .expect("POST");
     assert_eq!(ok.status, 201, "{}", ok.body);
@@ -475,10 +388,7 @@ async fn hold(addr: &str, n: usize) -> Vec<TcpStream> {
     for _ in 0..n {
         match tokio::time::timeout(Duration::from_secs(2), TcpStream::connect(addr)).await {
             Ok(Ok(s)) => held.push(s),
-            other => panic!(
-                "connect {addr} failed after {} connections: {other:?}",
-                held.len()
-            ),
+            other => panic!("connect {addr} failed after {} connections: {other:?}", held.len()),
         }
     }
     held
@@ -500,44 +410,20 @@ async fn closed_count(conns: &mut [TcpStream], wait: Duration) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connection_floods_under_a_low_open_files_limit_are_refused_and_health_and_viewers_work() {
     // 256 descriptors, soft and hard: the gateway cannot raise it, so its caps come from it.
-    let gw = Gateway::start_with_open_files(
-        &[],
-        Some("limits: { http_header_timeout_seconds: 30 }\n"),
-        256,
-    );
+    let gw = Gateway::start_with_open_files(&[], Some("limits: { http_header_timeout_seconds: 30 }\n"), 256);
     let publisher = Ffmpeg::publish(&gw.rtmp_url("/live/k"), PublishOptions::default());
-    gw.api()
-        .wait_live("k", Duration::from_secs(20))
-        .await
-        .expect("publisher live");
+    gw.api().wait_live("k", Duration::from_secs(20)).await.expect("publisher live");
 
     // 300 RTMP connections, more than the descriptors the gateway has.
     let mut rtmp = hold(gw.rtmp_addr(), 300).await;
     let refused = closed_count(&mut rtmp[250..], Duration::from_secs(2)).await;
-    assert_eq!(
-        refused, 50,
-        "RTMP connections past the cap are closed at once"
-    );
+    assert_eq!(refused, 50, "RTMP connections past the cap are closed at once");
     let t = Instant::now();
-    assert_eq!(
-        gw.api()
-            .healthz()
-            .await
-            .expect("healthz during the RTMP flood"),
-        200
-    );
-    assert!(
-        t.elapsed() < Duration::from_secs(1),
-        "/healthz took {:?}",
-        t.elapsed()
-    );
-    let viewer = BackgroundReader::start(&gw.http_url("/live/k.flv"))
-        .await
-        .expect("a new viewer during the RTMP flood");
-    viewer
-        .expect_flowing(30, Duration::from_secs(10))
-        .await
-        .expect("the new viewer gets media");
+    assert_eq!(gw.api().healthz().await.expect("healthz during the RTMP flood"), 200);
+    assert!(t.elapsed() < Duration::from_secs(1), "/healthz took {:?}", t.elapsed());
+    let viewer =
+        BackgroundReader::start(&gw.http_url("/live/k.flv")).await.expect("a new viewer during the RTMP flood");
+    viewer.expect_flowing(30, Duration::from_secs(10)).await.expect("the new viewer gets media");
 
     // 300 idle HTTP connections: /healthz is still answered; a new viewer past the cap is
     // told why (503), not left waiting.
@@ -545,32 +431,14 @@ async fn connection_floods_under_a_low_open_files_limit_are_refused_and_health_a
     // The idle ones past the cap are dropped within a second, freeing room for /healthz.
     tokio::time::sleep(Duration::from_millis(1500)).await;
     let t = Instant::now();
-    let health = raw_get(gw.http_addr(), "/healthz")
-        .await
-        .expect("healthz during the HTTP flood");
+    let health = raw_get(gw.http_addr(), "/healthz").await.expect("healthz during the HTTP flood");
     assert!(health.starts_with("HTTP/1.1 200"), "{health}");
-    let refused = raw_get(gw.http_addr(), "/live/k.flv")
-        .await
-        .expect("a viewer past the cap");
-    assert!(
-        refused.starts_with("HTTP/1.1 503") && refused.contains("too many connections"),
-        "{refused}"
-    );
-    assert!(
-        t.elapsed() < Duration::from_secs(2),
-        "answers took {:?}",
-        t.elapsed()
-    );
+    let refused = raw_get(gw.http_addr(), "/live/k.flv").await.expect("a viewer past the cap");
+    assert!(refused.starts_with("HTTP/1.1 503") && refused.contains("too many connections"), "{refused}");
+    assert!(t.elapsed() < Duration::from_secs(2), "answers took {:?}", t.elapsed());
     // The viewer admitted before the flood keeps playing.
-    viewer
-        .expect_flowing(30, Duration::from_secs(10))
-        .await
-        .expect("the earlier viewer keeps playing");
-    assert!(
-        gw.stderr_tail()
-            .contains("connection refused: the listener holds its maximum"),
-        "no log line"
-    );
+    viewer.expect_flowing(30, Duration::from_secs(10)).await.expect("the earlier viewer keeps playing");
+    assert!(gw.stderr_tail().contains("connection refused: the listener holds its maximum"), "no log line");
     drop(http);
     drop(rtmp);
     drop(publisher);
@@ -579,8 +447,7 @@ async fn connection_floods_under_a_low_open_files_limit_are_refused_and_health_a
 /// One GET on a fresh connection; the whole answer (the gateway closes after it, or 2 s).
 async fn raw_get(addr: &str, path: &str) -> anyhow::Result<String> {
     let mut s = TcpStream::connect(addr).await.context("connect")?;
-    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes())
-        .await?;
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").as_bytes()).await?;
     let mut got = Vec::new();
     let mut buf = [0u8; 4096];
     let deadline = tokio::time::Instant::now() + Duration::from_secs(2);
@@ -601,7 +468,8 @@ async fn raw_get(addr: &str, path: &str) -> anyhow::Result<String> {
 async fn chunked_post(addr: &str, path: &str, body: Vec<u8>) -> anyhow::Result<(String, usize)> {
     let s = TcpStream::connect(addr).await.context("connect")?;
     let (mut rd, mut wr) = s.into_split();
-    let head = format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: video/mp2t\r\nTransfer-Encoding: chunked\r\n\r\n");
+    let head =
+        format!("POST {path} HTTP/1.1\r\nHost: x\r\nContent-Type: video/mp2t\r\nTransfer-Encoding: chunked\r\n\r\n");
     let writer = tokio::spawn(async move {
         let mut sent = 0;
         if wr.write_all(head.as_bytes()).await.is_err() {
@@ -626,20 +494,13 @@ async fn chunked_post(addr: &str, path: &str, body: Vec<u8>) -> anyhow::Result<(
         match tokio::time::timeout_at(deadline, rd.read(&mut buf)).await {
             Ok(Ok(0)) | Ok(Err(_)) => break,
             Ok(Ok(n)) => got.extend_from_slice(&buf[..n]),
-            Err(_) => anyhow::bail!(
-                "no complete answer within 20 s: {}",
-                String::from_utf8_lossy(&got)
-            ),
+            Err(_) => anyhow::bail!("no complete answer within 20 s: {}", String::from_utf8_lossy(&got)),
         }
         let text = String::from_utf8_lossy(&got);
         if let Some(end) = text.find("\r\n\r\n") {
             let length = text[..end]
                 .lines()
-                .find_map(|l| {
-                    l.to_ascii_lowercase()
-                        .strip_prefix("content-length:")
-                        .map(|v| v.trim().parse::<usize>())
-                })
+                .find_map(|l| l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().parse::<usize>()))
                 .transpose()?;
             if length.is_some_and(|len| got.len() >= end + 4 + len) {
                 break;

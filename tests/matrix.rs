@@ -103,7 +103,10 @@ fn shipped_matrix_matches_the_reference_document_when_present() {
 #[test]
 fn shipped_matrix_answers_the_accessors() {
     let m = shipped();
-    assert_eq!(m.rule(Protocol::Webrtc, Protocol::Rtmp, TrackKind::Audio), &Rule::Convert { from: Codec::Opus, to: Codec::Aac });
+    assert_eq!(
+        m.rule(Protocol::Webrtc, Protocol::Rtmp, TrackKind::Audio),
+        &Rule::Convert { from: Codec::Opus, to: Codec::Aac }
+    );
     assert_eq!(m.rule(Protocol::Webrtc, Protocol::Rtmp, TrackKind::Video), &Rule::Copy);
     assert_eq!(m.codecs(Protocol::Webrtc, TrackKind::Video), &[Codec::H264, Codec::Vp8]);
     assert_eq!(m.codecs(Protocol::H5, TrackKind::Audio), &[Codec::Mp2]);
@@ -297,11 +300,7 @@ fn duplicate_keys_are_reported_with_the_first_place() {
 fn all_problems_of_a_file_are_reported_in_file_order() {
     assert_problems(
         "several_problems.yaml",
-        &[
-            (22, 28, "copy cannot work"),
-            (29, 41, "malformed rule `opus=>aac`"),
-            (46, 3, "missing rule cdn -> udp"),
-        ],
+        &[(22, 28, "copy cannot work"), (29, 41, "malformed rule `opus=>aac`"), (46, 3, "missing rule cdn -> udp")],
     );
 }
 

@@ -56,7 +56,15 @@ fn plan_prints_copied_and_converted_tracks_with_the_pipeline() {
 #[test]
 fn serve_refuses_to_start_on_a_bad_matrix() {
     let out = gateway_bin()
-        .args(["serve", "--http", "127.0.0.1:0", "--rtmp", "127.0.0.1:0", "--matrix", "fixtures/matrices/missing_pair.yaml"])
+        .args([
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+            "--rtmp",
+            "127.0.0.1:0",
+            "--matrix",
+            "fixtures/matrices/missing_pair.yaml",
+        ])
         .output()
         .unwrap();
     assert!(!out.status.success());
@@ -87,7 +95,11 @@ async fn reload_swaps_a_good_matrix_and_keeps_the_running_one_when_bad() {
     assert_eq!(before["generation"], 0);
 
     // A bad matrix: refused with its place; the running one stays.
-    let broken = shipped.replacen("rtmp:        { video: [h264], audio: [aac], bframes: true }", "rtmp:        { video: [h264], audio: [aac, speex], bframes: true }", 1);
+    let broken = shipped.replacen(
+        "rtmp:        { video: [h264], audio: [aac], bframes: true }",
+        "rtmp:        { video: [h264], audio: [aac, speex], bframes: true }",
+        1,
+    );
     assert_ne!(broken, shipped, "the edit applies to the shipped matrix");
     std::fs::write(&path, &broken).unwrap();
     let refused = api.post_raw("/api/v1/matrix/reload", "application/json", Vec::new()).await.unwrap();
@@ -100,7 +112,11 @@ async fn reload_swaps_a_good_matrix_and_keeps_the_running_one_when_bad() {
     assert_eq!(after_bad["last_reload"]["ok"], false);
 
     // A good change through the API: rtmp → webrtc audio rule set to auto.
-    let changed = shipped.replacen("webrtc:      { video: copy, audio: aac->opus }", "webrtc:      { video: copy, audio: auto }", 1);
+    let changed = shipped.replacen(
+        "webrtc:      { video: copy, audio: aac->opus }",
+        "webrtc:      { video: copy, audio: auto }",
+        1,
+    );
     if changed == shipped {
         panic!("the test's edit no longer matches matrix.yaml; update the test");
     }
@@ -117,7 +133,11 @@ async fn reload_swaps_a_good_matrix_and_keeps_the_running_one_when_bad() {
     wait_until(Duration::from_secs(10), "SIGHUP reload", || async {
         let reply = api.get("/api/v1/matrix").await.map_err(|e| e.to_string())?;
         let m = api_json(&reply);
-        if m["generation"] == 2 { Ok(m) } else { Err(format!("generation {}", m["generation"])) }
+        if m["generation"] == 2 {
+            Ok(m)
+        } else {
+            Err(format!("generation {}", m["generation"]))
+        }
     })
     .await
     .expect("SIGHUP reloaded the matrix");

@@ -109,7 +109,11 @@ async fn late_audio_from_a_mini_program_pusher_reaches_an_early_viewer_aligned()
             .min_by_key(|t| if t.3 > *at { t.3 - *at } else { *at - t.3 })
             .expect("video around");
         let offset = *ts as i64 - nearest_video.1 as i64;
-        assert!(offset.abs() < 200, "audio ts {ts} vs video ts {} arriving together: offset {offset} ms", nearest_video.1);
+        assert!(
+            offset.abs() < 200,
+            "audio ts {ts} vs video ts {} arriving together: offset {offset} ms",
+            nearest_video.1
+        );
     }
     let stream = gw.api().stream("late").await.unwrap().expect("stream listed");
     assert_eq!(stream.audio.map(|a| a.codec).as_deref(), Some("aac"));

@@ -54,7 +54,8 @@ async fn long_gops_are_shortened_for_mini_program_viewers_only() {
 async fn b_frames_are_removed_for_mini_program_viewers_only() {
     let gw = Gateway::start();
     let api = gw.api();
-    let _ffmpeg = Ffmpeg::publish(&gw.rtmp_url("/live/bf"), PublishOptions { bframes: true, ..PublishOptions::default() });
+    let _ffmpeg =
+        Ffmpeg::publish(&gw.rtmp_url("/live/bf"), PublishOptions { bframes: true, ..PublishOptions::default() });
     api.wait_live("bf", Duration::from_secs(20)).await.expect("live");
     let count_b = |url: String| {
         let out = Command::new("ffprobe")

@@ -163,11 +163,13 @@ async fn coverage(file: &Path) -> anyhow::Result<Coverage> {
             bail!("{kind} dts goes back in {}: {} then {}", file.display(), w[0], w[1]);
         }
     }
-    let (at, gap) = video
-        .windows(2)
-        .enumerate()
-        .map(|(i, w)| (i, w[1] - w[0]))
-        .fold((0, 0.0), |best, (i, g)| if g > best.1 { (i, g) } else { best });
+    let (at, gap) = video.windows(2).enumerate().map(|(i, w)| (i, w[1] - w[0])).fold((0, 0.0), |best, (i, g)| {
+        if g > best.1 {
+            (i, g)
+        } else {
+            best
+        }
+    });
     Ok(Coverage {
         span: video[video.len() - 1] - video[0],
         gap,
@@ -226,12 +228,19 @@ async fn readers_keep_running_across_a_publisher_restart_and_end_after_the_grace
     let ended_after = second_left.elapsed();
     rtmp.wait_exit(Duration::from_secs(5)).expect("RTMP reader ends after the grace");
     assert!(flv_exit.success(), "HTTP-FLV reader: {}", flv.stderr_tail());
-    assert!(ended_after >= GRACE - Duration::from_millis(500), "viewers ended {ended_after:?} after the publisher, before the grace");
+    assert!(
+        ended_after >= GRACE - Duration::from_millis(500),
+        "viewers ended {ended_after:?} after the publisher, before the grace"
+    );
     assert!(api.stream("k").await.unwrap().is_none(), "stream gone after the grace");
 
     for file in [&flv_file, &rtmp_file] {
         let c = coverage(file).await.unwrap();
-        let figures = format!("{}: {c:?}; wall-clock gap {wall_gap:?}, second publish {:?}", file.display(), second_left - resumed);
+        let figures = format!(
+            "{}: {c:?}; wall-clock gap {wall_gap:?}, second publish {:?}",
+            file.display(),
+            second_left - resumed
+        );
         // One timeline, with the gap in it: the first publish, the pause, all of the second.
         assert!(c.gap > 0.8 * GAP.as_secs_f64() && c.gap < wall_gap.as_secs_f64() + 3.0, "{figures}");
         assert!(c.before_gap > 1.0, "{figures}");
@@ -401,7 +410,8 @@ fn h5_viewer(url: String) -> tokio::task::JoinHandle<anyhow::Result<(Vec<u8>, Op
     use futures_util::StreamExt;
     use tokio_tungstenite::tungstenite::Message;
     tokio::spawn(async move {
-        let (mut ws, _) = tokio::time::timeout(Duration::from_secs(15), tokio_tungstenite::connect_async(&url)).await??;
+        let (mut ws, _) =
+            tokio::time::timeout(Duration::from_secs(15), tokio_tungstenite::connect_async(&url)).await??;
         let mut bytes = Vec::new();
         while let Some(msg) = ws.next().await {
             match msg? {
@@ -493,7 +503,10 @@ async fn h5_websocket_and_udp_readers_keep_running_across_a_publisher_restart() 
     let resumed_at = times.first().copied().unwrap_or(0.0) + c.before_gap + c.gap;
     let after = times.iter().filter(|t| **t >= resumed_at).count();
     println!("H5 MP2 across the restart: {} audio frames decoded, {after} after the gap", times.len());
-    assert!(after as f64 > 0.6 * PUBLISH.as_secs_f64() * 44_100.0 / 1152.0, "MP2 decodes after the gap: {after} frames");
+    assert!(
+        after as f64 > 0.6 * PUBLISH.as_secs_f64() * 44_100.0 / 1152.0,
+        "MP2 decodes after the gap: {after} frames"
+    );
 }
 
 /// A UDP output's receiver read its SDP once, and that SDP fixes the AAC clock rate and
@@ -508,7 +521,8 @@ async fn a_udp_output_ends_clearly_when_the_returning_teacher_changes_the_sample
     let body = serde_json::json!({ "host": "127.0.0.1", "port": free_udp_ports(4) });
     let reply = api.post_json("/api/v1/streams/k/udp-outputs", &body).await.expect("POST udp-outputs");
     assert_eq!(reply.status, 201, "{}", reply.body);
-    let sdp = |reply: &common::Reply| reply.json.as_ref().and_then(|j| j["sdp"].as_str()).unwrap_or_default().to_string();
+    let sdp =
+        |reply: &common::Reply| reply.json.as_ref().and_then(|j| j["sdp"].as_str()).unwrap_or_default().to_string();
     assert!(sdp(&reply).contains("MPEG4-GENERIC/44100/1"), "{}", sdp(&reply));
     first.wait_exit(PUBLISH + Duration::from_secs(5)).expect("first publisher ends by itself");
     tokio::time::sleep(GAP).await;

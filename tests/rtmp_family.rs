@@ -101,7 +101,11 @@ async fn http_flv_reader_is_counted_as_a_consumer_while_connected() {
     wait_until(Duration::from_secs(5), "one FLV consumer in the API", || async move {
         let s = api_ref.stream("k").await.map_err(|e| e.to_string())?.ok_or("no stream")?;
         let n = s.consumers.get(LIVE_FLV_CONSUMER_PROTOCOL).copied().unwrap_or(0);
-        if n == 1 && s.total_consumers() == 1 { Ok(()) } else { Err(format!("{:?}", s.consumers)) }
+        if n == 1 && s.total_consumers() == 1 {
+            Ok(())
+        } else {
+            Err(format!("{:?}", s.consumers))
+        }
     })
     .await
     .expect("consumer counted");
@@ -109,7 +113,11 @@ async fn http_flv_reader_is_counted_as_a_consumer_while_connected() {
     drop(reader);
     wait_until(Duration::from_secs(10), "consumer gone after the reader disconnects", || async move {
         let s = api_ref.stream("k").await.map_err(|e| e.to_string())?.ok_or("no stream")?;
-        if s.total_consumers() == 0 { Ok(()) } else { Err(format!("{:?}", s.consumers)) }
+        if s.total_consumers() == 0 {
+            Ok(())
+        } else {
+            Err(format!("{:?}", s.consumers))
+        }
     })
     .await
     .expect("consumer removed");
@@ -155,7 +163,11 @@ async fn delete_stream_disconnects_its_publisher() {
     let api_ref = &api;
     wait_until(Duration::from_secs(10), "stream k gone from the list", || async move {
         let list = api_ref.streams().await.map_err(|e| e.to_string())?;
-        if list.iter().any(|s| s.key == "k" && s.publisher.is_some()) { Err(format!("{list:?}")) } else { Ok(()) }
+        if list.iter().any(|s| s.key == "k" && s.publisher.is_some()) {
+            Err(format!("{list:?}"))
+        } else {
+            Ok(())
+        }
     })
     .await
     .expect("stream gone");
@@ -179,7 +191,8 @@ async fn cdn_push_relays_to_nginx_and_comes_back_after_the_origin_restarts() {
     probe_until_h264_aac(&origin, 640, 360, 44100, PROBE).await.expect("push reaches nginx");
 
     nginx.stop();
-    let retrying = wait_relay_state("push", &push.id, "retrying", Duration::from_secs(20), || api_ref.pushes("k")).await;
+    let retrying =
+        wait_relay_state("push", &push.id, "retrying", Duration::from_secs(20), || api_ref.pushes("k")).await;
     assert!(
         retrying.next_attempt_at.as_ref().is_some_and(|v| !v.is_null()),
         "a retrying push shows its next attempt time: {retrying:?}"

@@ -91,7 +91,11 @@ async fn viewers_that_stop_reading_are_dropped_and_others_play_on() {
     // connections), still without the clients reading.
     wait_until(Duration::from_secs(20), "the stalled viewers' sockets closed", || async {
         let fds = open_fds(pid);
-        if fds <= fds_before + 2 { Ok(()) } else { Err(format!("{fds} fds open, {fds_before} before")) }
+        if fds <= fds_before + 2 {
+            Ok(())
+        } else {
+            Err(format!("{fds} fds open, {fds_before} before"))
+        }
     })
     .await
     .unwrap_or_else(|e| panic!("{e:#}\n{}", gw.stderr_tail()));

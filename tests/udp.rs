@@ -15,7 +15,10 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use common::ffmpeg::probe_until_h264_aac;
 use common::webrtc::{WhepOptions, WhepViewer};
-use common::{ffprobe, stop_child, wait_until, Api, BackgroundReader, Ffmpeg, Gateway, LineBuffer, Probe, PublishOptions, TagKind, TempDir};
+use common::{
+    ffprobe, stop_child, wait_until, Api, BackgroundReader, Ffmpeg, Gateway, LineBuffer, Probe, PublishOptions,
+    TagKind, TempDir,
+};
 use serde_json::{json, Value};
 
 const MEDIA: Duration = Duration::from_secs(25);
@@ -86,8 +89,23 @@ impl RtpSender {
             args.push(input);
         }
         let video_args: &[&str] = match video {
-            Video::H264 => &["-c:v", "libx264", "-preset", "veryfast", "-tune", "zerolatency", "-bf", "0", "-g", "30", "-pix_fmt", "yuv420p"],
-            Video::H264BFrames => &["-c:v", "libx264", "-preset", "veryfast", "-bf", "2", "-g", "30", "-pix_fmt", "yuv420p"],
+            Video::H264 => &[
+                "-c:v",
+                "libx264",
+                "-preset",
+                "veryfast",
+                "-tune",
+                "zerolatency",
+                "-bf",
+                "0",
+                "-g",
+                "30",
+                "-pix_fmt",
+                "yuv420p",
+            ],
+            Video::H264BFrames => {
+                &["-c:v", "libx264", "-preset", "veryfast", "-bf", "2", "-g", "30", "-pix_fmt", "yuv420p"]
+            }
             Video::Mpeg1 => &["-c:v", "mpeg1video", "-g", "30", "-b:v", "600k"],
             Video::Vp8 => &["-c:v", "libvpx", "-deadline", "realtime", "-cpu-used", "8", "-g", "30", "-b:v", "500k"],
         };
@@ -200,8 +218,9 @@ async fn probe_codecs(url: &str, want: (&str, &str)) -> Probe {
     let deadline = Instant::now() + PROBE;
     loop {
         let last = match ffprobe(url, Duration::from_secs(15)).await {
-            Ok(p) if p.video().and_then(|v| v.codec_name.as_deref()) == Some(want.0)
-                && p.audio().and_then(|a| a.codec_name.as_deref()) == Some(want.1) =>
+            Ok(p)
+                if p.video().and_then(|v| v.codec_name.as_deref()) == Some(want.0)
+                    && p.audio().and_then(|a| a.codec_name.as_deref()) == Some(want.1) =>
             {
                 return p
             }
@@ -294,7 +313,11 @@ async fn h264_opus_goes_to_webrtc_copied_and_to_rtmp_with_only_audio_converted()
     assert_eq!(api.delete(&location).await.expect("DELETE").status, 204);
     wait_gone(&api, "cam", Duration::from_secs(5)).await.expect("DELETE ends the stream");
     wait_until(Duration::from_secs(5), "ingest ports released", || async {
-        if ports_free(&[port, port + 1, port + 2, port + 3]) { Ok(()) } else { Err("still bound".to_string()) }
+        if ports_free(&[port, port + 1, port + 2, port + 3]) {
+            Ok(())
+        } else {
+            Err("still bound".to_string())
+        }
     })
     .await
     .expect("ports free");
@@ -307,12 +330,19 @@ async fn pcmu_is_converted_to_what_each_receiver_carries() {
     let api = gw.api();
     let (_sender, _location, _) = start_ingest(&api, "phone", Video::H264, Audio::Pcmu).await;
     let stream = api.wait_live("phone", MEDIA).await.expect("live");
-    assert_eq!(stream.audio.as_ref().map(|a| (a.codec.as_str(), a.sample_rate, a.channels)), Some(("pcmu", Some(8000), Some(1))));
+    assert_eq!(
+        stream.audio.as_ref().map(|a| (a.codec.as_str(), a.sample_rate, a.channels)),
+        Some(("pcmu", Some(8000), Some(1)))
+    );
 
     let viewer = whep(&gw, "phone").await;
     viewer.wait_decoded(60, 40, MEDIA).await.expect("WHEP viewer decodes");
     assert_eq!((viewer.video_codec().as_deref(), viewer.audio_codec().as_deref()), (Some("H264"), Some("OPUS")));
-    assert_eq!(conversions(&api, "phone").await, [conv("audio", "pcmu", "opus", "auto")], "only PCMU→Opus toward WebRTC");
+    assert_eq!(
+        conversions(&api, "phone").await,
+        [conv("audio", "pcmu", "opus", "auto")],
+        "only PCMU→Opus toward WebRTC"
+    );
 
     probe_codecs(&gw.rtmp_url("/live/phone"), ("h264", "aac")).await;
     assert_eq!(
@@ -338,7 +368,11 @@ async fn mpeg1_and_mp2_reach_webrtc_and_rtmp_as_h264() {
     viewer.wait_decoded(30, 20, MEDIA).await.expect("WHEP viewer decodes");
     assert_eq!((viewer.video_codec().as_deref(), viewer.audio_codec().as_deref()), (Some("H264"), Some("OPUS")));
     let running = conversions(&api, "jsm").await;
-    for expected in [conv("audio", "mp2", "aac", "auto"), conv("audio", "mp2", "opus", "auto"), conv("video", "mpeg1", "h264", "auto")] {
+    for expected in [
+        conv("audio", "mp2", "aac", "auto"),
+        conv("audio", "mp2", "opus", "auto"),
+        conv("video", "mpeg1", "h264", "auto"),
+    ] {
         assert!(running.contains(&expected), "{expected:?} missing from {running:?}");
     }
     assert!(running.iter().all(|c| c.3 == "auto"), "every conversion is an auto cell's: {running:?}");
@@ -356,10 +390,17 @@ async fn vp8_and_aac_go_to_webrtc_as_vp8_and_to_rtmp_as_h264_with_aac_copied() {
     let viewer = whep(&gw, "vp8").await;
     viewer.wait_decoded(30, 20, MEDIA).await.expect("WHEP viewer decodes");
     assert_eq!((viewer.video_codec().as_deref(), viewer.audio_codec().as_deref()), (Some("VP8"), Some("OPUS")));
-    assert_eq!(conversions(&api, "vp8").await, [conv("audio", "aac", "opus", "auto")], "VP8 is carried by WebRTC as is");
+    assert_eq!(
+        conversions(&api, "vp8").await,
+        [conv("audio", "aac", "opus", "auto")],
+        "VP8 is carried by WebRTC as is"
+    );
 
     probe_until_h264_aac(&gw.rtmp_url("/live/vp8"), 320, 240, 44100, PROBE).await.expect("RTMP play");
-    assert_eq!(conversions(&api, "vp8").await, [conv("audio", "aac", "opus", "auto"), conv("video", "vp8", "h264", "auto")]);
+    assert_eq!(
+        conversions(&api, "vp8").await,
+        [conv("audio", "aac", "opus", "auto"), conv("video", "vp8", "h264", "auto")]
+    );
 }
 
 /// B-frames over RTP: the gateway sees them (SPS, reordered timestamps), makes up decode times
@@ -375,7 +416,18 @@ async fn h264_with_bframes_gets_decode_times_for_rtmp_and_is_reencoded_for_webrt
 
     probe_until_h264_aac(&gw.rtmp_url("/live/bf"), 320, 240, 48000, PROBE).await.expect("RTMP play");
     let out = tokio::process::Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", "v", "-show_entries", "packet=pts,dts", "-of", "csv=p=0", "-read_intervals", "%+3"])
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v",
+            "-show_entries",
+            "packet=pts,dts",
+            "-of",
+            "csv=p=0",
+            "-read_intervals",
+            "%+3",
+        ])
         .arg(gw.rtmp_url("/live/bf"))
         .kill_on_drop(true)
         .output();
@@ -440,7 +492,11 @@ async fn a_gstreamer_sender_with_its_ssrc_in_the_sdp() {
     assert_eq!(stream.audio.as_ref().map(|a| a.codec.as_str()), Some("pcma"));
     assert_eq!(conversions(&api, "gst").await, [conv("audio", "pcma", "aac", "auto")]);
     // The SDP named the sender: its first packets count, none wait in probation.
-    assert_eq!(metric(&api, "interop_udp_packets_dropped_total", "reason=\"probation\"").await, 1, "only the audio's first packet");
+    assert_eq!(
+        metric(&api, "interop_udp_packets_dropped_total", "reason=\"probation\"").await,
+        1,
+        "only the audio's first packet"
+    );
 }
 
 /// A child process stopped on drop.
@@ -463,7 +519,9 @@ async fn probe_sdp(path: &Path) -> anyhow::Result<Probe> {
         .kill_on_drop(true)
         .spawn()
         .context("spawn ffprobe")?;
-    let out = tokio::time::timeout(Duration::from_secs(25), child.wait_with_output()).await.context("ffprobe timed out")??;
+    let out = tokio::time::timeout(Duration::from_secs(25), child.wait_with_output())
+        .await
+        .context("ffprobe timed out")??;
     if !out.status.success() {
         bail!("ffprobe failed: {}", String::from_utf8_lossy(&out.stderr));
     }
@@ -561,7 +619,9 @@ async fn bad_input_is_refused_with_the_reason() {
         assert!(message.contains(needle), "`{message}` lacks `{needle}`");
     };
     let port = free_udp_ports(4);
-    let good = format!("v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\nc=IN IP4 127.0.0.1\r\n");
+    let good = format!(
+        "v=0\r\no=- 0 0 IN IP4 127.0.0.1\r\ns=x\r\nt=0 0\r\nm=audio {port} RTP/AVP 0\r\nc=IN IP4 127.0.0.1\r\n"
+    );
 
     expect(post("k", "this is not an SDP".into()).await, 400, "does not parse");
     expect(post("k", "v=0\r\nm=video x RTP/AVP 96\r\n".into()).await, 400, "line 2");
@@ -582,7 +642,11 @@ async fn bad_input_is_refused_with_the_reason() {
     // Once free, the same SDP works, and a second ingest of the key or the ports is refused.
     let first = post("k", good.clone()).await;
     assert_eq!(first.status, 201, "{}", first.body);
-    expect(post("k", good.replace(&format!("audio {port}"), &format!("audio {}", port + 2))).await, 409, "already has a publisher");
+    expect(
+        post("k", good.replace(&format!("audio {port}"), &format!("audio {}", port + 2))).await,
+        409,
+        "already has a publisher",
+    );
     expect(post("other", good.clone()).await, 409, "in use");
 
     // Outputs: a host outside relay.allowed_hosts (the harness allows 127.0.0.1 only), bad
@@ -612,7 +676,13 @@ async fn silence_ends_the_stream_and_frees_the_ports() {
     api.wait_live("brief", MEDIA).await.expect("live");
     wait_until(Duration::from_secs(10), "the sender to finish", || {
         let done = !sender.is_running();
-        async move { if done { Ok(()) } else { Err("running".to_string()) } }
+        async move {
+            if done {
+                Ok(())
+            } else {
+                Err("running".to_string())
+            }
+        }
     })
     .await
     .expect("ffmpeg stops after -t 4");
@@ -620,7 +690,11 @@ async fn silence_ends_the_stream_and_frees_the_ports() {
     wait_gone(&api, "brief", Duration::from_secs(8)).await.expect("silence ends the stream");
     assert!(stopped.elapsed() >= Duration::from_millis(1500), "ended before the timeout: {:?}", stopped.elapsed());
     wait_until(Duration::from_secs(5), "ports released", || async {
-        if ports_free(&[port, port + 1, port + 2, port + 3]) { Ok(()) } else { Err("still bound".to_string()) }
+        if ports_free(&[port, port + 1, port + 2, port + 3]) {
+            Ok(())
+        } else {
+            Err("still bound".to_string())
+        }
     })
     .await
     .expect("the ports are free again");
@@ -723,10 +797,9 @@ async fn garbage_reordering_and_jumps_on_the_port_neither_stop_the_stream_nor_ot
     let sender = RtpSender::start(proxy, Video::H264, Audio::Opus, None, Some(0x1234_5678));
     let sdp = sender.sdp().await;
     let mangler = Mangler::start(proxy, port).await;
-    let sdp = sdp.replace(&format!("m=video {proxy} "), &format!("m=video {port} ")).replace(
-        &format!("m=audio {} ", proxy + 2),
-        &format!("m=audio {} ", port + 2),
-    );
+    let sdp = sdp
+        .replace(&format!("m=video {proxy} "), &format!("m=video {port} "))
+        .replace(&format!("m=audio {} ", proxy + 2), &format!("m=audio {} ", port + 2));
     let reply = ingest(&api, "noisy", &sdp).await;
     assert_eq!(reply.status, 201, "{}", reply.body);
     api.wait_live("noisy", MEDIA).await.expect("live through the mangler");
@@ -799,11 +872,7 @@ async fn sigterm_with_rtp_sessions_exits_cleanly_every_time() {
         .await
         .ok();
         let status = gw.terminate(Duration::from_secs(10));
-        assert!(
-            status.is_some_and(|s| s.success()),
-            "round {round}: SIGTERM gave {status:?}\n{}",
-            gw.stderr_tail()
-        );
+        assert!(status.is_some_and(|s| s.success()), "round {round}: SIGTERM gave {status:?}\n{}", gw.stderr_tail());
         gw.check_clean(status);
     }
 }

@@ -49,16 +49,9 @@ where
     // The only test in this process (the re-run is `--exact --test-threads=1`): the gateway's
     // WebRTC sessions log their keyframe requests at debug level.
     if std::env::var_os("GATEWAY_RUST_LOG").is_none() {
-        std::env::set_var(
-            "GATEWAY_RUST_LOG",
-            "info,interop_gateway::protocols::webrtc=debug",
-        );
+        std::env::set_var("GATEWAY_RUST_LOG", "info,interop_gateway::protocols::webrtc=debug");
     }
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("runtime");
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
     match runtime.block_on(body()) {
         Ok(text) => {
             println!("{text}");
@@ -77,9 +70,7 @@ struct PageLog {
 
 impl PageLog {
     fn of(pages: &PageServer, id: &str) -> PageLog {
-        PageLog {
-            reports: pages.reports().into_iter().filter(|r| r.id == id).collect(),
-        }
+        PageLog { reports: pages.reports().into_iter().filter(|r| r.id == id).collect() }
     }
 
     fn time(report: &PageReport) -> Option<f64> {
@@ -88,18 +79,12 @@ impl PageLog {
 
     /// The page time of the first `name` event.
     fn event_time(&self, name: &str) -> Option<f64> {
-        self.reports
-            .iter()
-            .find(|r| r.event.as_deref() == Some(name))
-            .and_then(Self::time)
+        self.reports.iter().find(|r| r.event.as_deref() == Some(name)).and_then(Self::time)
     }
 
     /// `(page time, stats)` of every stats report.
     fn stats(&self) -> Vec<(f64, &PageStats)> {
-        self.reports
-            .iter()
-            .filter_map(|r| Some((Self::time(r)?, r.stats.as_ref()?)))
-            .collect()
+        self.reports.iter().filter_map(|r| Some((Self::time(r)?, r.stats.as_ref()?))).collect()
     }
 }
 
@@ -123,21 +108,14 @@ struct Start {
 fn viewer_start(log: &PageLog) -> Start {
     let answered = log.event_time("answered");
     let stats = log.stats();
-    let with_frames: Vec<_> = stats
-        .iter()
-        .filter(|(_, s)| s.inbound("video").frames_decoded > 0)
-        .collect();
+    let with_frames: Vec<_> = stats.iter().filter(|(_, s)| s.inbound("video").frames_decoded > 0).collect();
     let first_frame_ms = match (answered, with_frames.first()) {
         (Some(a), Some((t, _))) => Some(t - a),
         _ => None,
     };
     let before_first_frame_ms = match (answered, first_frame_ms) {
         (Some(a), Some(first)) => {
-            let without = stats
-                .iter()
-                .filter(|(t, _)| *t - a < first)
-                .map(|(t, _)| t - a)
-                .fold(0.0, f64::max);
+            let without = stats.iter().filter(|(t, _)| *t - a < first).map(|(t, _)| t - a).fold(0.0, f64::max);
             Some(without)
         }
         _ => None,
@@ -149,14 +127,8 @@ fn viewer_start(log: &PageLog) -> Start {
         }
         _ => None,
     };
-    let last = stats
-        .last()
-        .map(|(_, s)| s.inbound("video"))
-        .unwrap_or_default();
-    let audio = stats
-        .last()
-        .map(|(_, s)| s.inbound("audio"))
-        .unwrap_or_default();
+    let last = stats.last().map(|(_, s)| s.inbound("video")).unwrap_or_default();
+    let audio = stats.last().map(|(_, s)| s.inbound("audio")).unwrap_or_default();
     Start {
         first_frame_ms,
         before_first_frame_ms,
@@ -165,10 +137,7 @@ fn viewer_start(log: &PageLog) -> Start {
         key_frames: last.key_frames_decoded,
         plis_sent: last.pli_count,
         audio_packets: audio.packets_received,
-        frames_per_report: stats
-            .iter()
-            .map(|(_, s)| s.inbound("video").frames_decoded)
-            .collect(),
+        frames_per_report: stats.iter().map(|(_, s)| s.inbound("video").frames_decoded).collect(),
     }
 }
 
@@ -178,19 +147,9 @@ fn webrtc_log_lines(gw: &Gateway) -> String {
     let lines: Vec<&str> = tail
         .lines()
         .filter(|l| {
-            [
-                "WHIP",
-                "WHEP",
-                "keyframe",
-                "PLI",
-                "receiving",
-                "conversion",
-                "warn",
-                "WARN",
-                "ERROR",
-            ]
-            .iter()
-            .any(|k| l.contains(k))
+            ["WHIP", "WHEP", "keyframe", "PLI", "receiving", "conversion", "warn", "WARN", "ERROR"]
+                .iter()
+                .any(|k| l.contains(k))
         })
         .collect();
     let start = lines.len().saturating_sub(40);
@@ -199,38 +158,24 @@ fn webrtc_log_lines(gw: &Gateway) -> String {
 
 /// `(track, from, to)` of the conversions the API shows for `key`.
 async fn conversions(api: &Api, key: &str) -> anyhow::Result<Vec<(String, String, String)>> {
-    let stream = api
-        .stream(key)
-        .await?
-        .ok_or_else(|| anyhow::anyhow!("stream {key} not found"))?;
-    Ok(stream
-        .conversions
-        .into_iter()
-        .map(|c| (c.track, c.from, c.to))
-        .collect())
+    let stream = api.stream(key).await?.ok_or_else(|| anyhow::anyhow!("stream {key} not found"))?;
+    Ok(stream.conversions.into_iter().map(|c| (c.track, c.from, c.to)).collect())
 }
 
 fn triples(list: &[(&str, &str, &str)]) -> Vec<(String, String, String)> {
-    list.iter()
-        .map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string()))
-        .collect()
+    list.iter().map(|(a, b, c)| (a.to_string(), b.to_string(), c.to_string())).collect()
 }
 
 /// Waits until the WHEP page `id` decoded more than 30 frames and got more than 20 audio
 /// packets, lets it play `STEADY` longer, and returns its latest stats.
 async fn wait_playing(pages: &PageServer, id: &str) -> anyhow::Result<PageStats> {
     pages
-        .wait_stats(
-            id,
-            BROWSER,
-            "more than 30 frames decoded and 20 audio packets",
-            |s| s.inbound("video").frames_decoded > 30 && s.inbound("audio").packets_received > 20,
-        )
+        .wait_stats(id, BROWSER, "more than 30 frames decoded and 20 audio packets", |s| {
+            s.inbound("video").frames_decoded > 30 && s.inbound("audio").packets_received > 20
+        })
         .await?;
     tokio::time::sleep(STEADY).await;
-    pages
-        .latest_stats(id)
-        .ok_or_else(|| anyhow::anyhow!("no stats from {id}"))
+    pages.latest_stats(id).ok_or_else(|| anyhow::anyhow!("no stats from {id}"))
 }
 
 fn describe(start: &Start) -> String {
@@ -254,80 +199,45 @@ fn describe(start: &Start) -> String {
 /// ~20 fps, the ffmpeg source 30); a gateway that loses packets shows here as a low rate with
 /// many PLIs.
 fn check_start(start: &Start, min_fps: f64, figures: &str) {
-    assert!(
-        start.first_frame_ms.is_some_and(|ms| ms <= 5000.0),
-        "first frame too late: {figures}"
-    );
-    assert!(
-        start.fps.is_some_and(|fps| fps >= min_fps),
-        "below {min_fps} fps: {figures}"
-    );
+    assert!(start.first_frame_ms.is_some_and(|ms| ms <= 5000.0), "first frame too late: {figures}");
+    assert!(start.fps.is_some_and(|fps| fps >= min_fps), "below {min_fps} fps: {figures}");
 }
 
 #[test]
 fn chromium_whip_publisher_to_chromium_whep_viewer() {
-    run_in_netns(
-        "chromium_whip_publisher_to_chromium_whep_viewer",
-        || async {
-            let gw = Gateway::start();
-            let api = gw.api();
-            let pages = PageServer::start().await?;
-            let whip = gw.http_url("/whip/classroom");
-            let _publisher =
-                Chromium::start(&pages.url("whip.html", &[("whip", &whip), ("id", "pub")]))?;
-            let location = pages.wait_event("pub", "answered", BROWSER).await?;
-            assert!(
-                location.starts_with(&format!("{whip}/")),
-                "Location {location}"
-            );
-            let stream = api.wait_live("classroom", BROWSER).await?;
-            assert_eq!(
-                stream.publisher.as_ref().map(|p| p.protocol.as_str()),
-                Some("webrtc")
-            );
-            let video = stream.video.as_ref().expect("video");
-            assert_eq!(
-                (video.codec.as_str(), video.width, video.height),
-                ("h264", Some(640), Some(480)),
-                "{stream:?}"
-            );
-            assert_eq!(
-                stream.audio.as_ref().map(|a| a.codec.as_str()),
-                Some("opus")
-            );
+    run_in_netns("chromium_whip_publisher_to_chromium_whep_viewer", || async {
+        let gw = Gateway::start();
+        let api = gw.api();
+        let pages = PageServer::start().await?;
+        let whip = gw.http_url("/whip/classroom");
+        let _publisher = Chromium::start(&pages.url("whip.html", &[("whip", &whip), ("id", "pub")]))?;
+        let location = pages.wait_event("pub", "answered", BROWSER).await?;
+        assert!(location.starts_with(&format!("{whip}/")), "Location {location}");
+        let stream = api.wait_live("classroom", BROWSER).await?;
+        assert_eq!(stream.publisher.as_ref().map(|p| p.protocol.as_str()), Some("webrtc"));
+        let video = stream.video.as_ref().expect("video");
+        assert_eq!((video.codec.as_str(), video.width, video.height), ("h264", Some(640), Some(480)), "{stream:?}");
+        assert_eq!(stream.audio.as_ref().map(|a| a.codec.as_str()), Some("opus"));
 
-            let whep = gw.http_url("/whep/classroom");
-            let _viewer =
-                Chromium::start(&pages.url("whep.html", &[("whep", &whep), ("id", "view")]))?;
-            pages.wait_event("view", "answered", BROWSER).await?;
-            // WebRTC to WebRTC copies both tracks.
-            let stream = api.stream("classroom").await?.expect("live");
-            assert_eq!(
-                stream.consumers.get("webrtc"),
-                Some(&1),
-                "{:?}",
-                stream.consumers
-            );
-            assert_eq!(
-                conversions(&api, "classroom").await?,
-                [],
-                "WHIP -> WHEP converts nothing"
-            );
+        let whep = gw.http_url("/whep/classroom");
+        let _viewer = Chromium::start(&pages.url("whep.html", &[("whep", &whep), ("id", "view")]))?;
+        pages.wait_event("view", "answered", BROWSER).await?;
+        // WebRTC to WebRTC copies both tracks.
+        let stream = api.stream("classroom").await?.expect("live");
+        assert_eq!(stream.consumers.get("webrtc"), Some(&1), "{:?}", stream.consumers);
+        assert_eq!(conversions(&api, "classroom").await?, [], "WHIP -> WHEP converts nothing");
 
-            // Beside the browser, over the same window: a webrtcbin WHEP viewer and an HTTP-FLV
-            // reader, to tell the gateway's output from the browser's playback.
-            let window = std::time::Instant::now();
-            let gst_viewer = WhepViewer::start(&whep, WhepOptions::default()).await?;
-            let reader = BackgroundReader::start(&gw.http_url("/live/classroom.flv")).await?;
-            let stats = wait_playing(&pages, "view").await;
-            let seconds = window.elapsed().as_secs_f64();
-            let start = viewer_start(&PageLog::of(&pages, "view"));
-            let publisher = pages
-                .latest_stats("pub")
-                .unwrap_or_default()
-                .outbound("video");
-            let flv_frames = reader.tags().iter().filter(|t| t.is_video_frame()).count();
-            let figures = format!(
+        // Beside the browser, over the same window: a webrtcbin WHEP viewer and an HTTP-FLV
+        // reader, to tell the gateway's output from the browser's playback.
+        let window = std::time::Instant::now();
+        let gst_viewer = WhepViewer::start(&whep, WhepOptions::default()).await?;
+        let reader = BackgroundReader::start(&gw.http_url("/live/classroom.flv")).await?;
+        let stats = wait_playing(&pages, "view").await;
+        let seconds = window.elapsed().as_secs_f64();
+        let start = viewer_start(&PageLog::of(&pages, "view"));
+        let publisher = pages.latest_stats("pub").unwrap_or_default().outbound("video");
+        let flv_frames = reader.tags().iter().filter(|t| t.is_video_frame()).count();
+        let figures = format!(
             "WHIP(Chromium) -> gateway -> WHEP(Chromium): viewer {}\n\
              publisher (Chromium): {} frames encoded, {} keyframes encoded, {} PLIs received\n\
              same {seconds:.1} s window: webrtcbin WHEP viewer decoded {} frames ({:.1}/s); HTTP-FLV reader got {flv_frames} video frames ({:.1}/s)\n\
@@ -341,47 +251,19 @@ fn chromium_whip_publisher_to_chromium_whep_viewer() {
             flv_frames as f64 / seconds,
             webrtc_log_lines(&gw)
         );
-            let stats = stats.map_err(|e| e.context(figures.clone()))?;
-            assert_eq!(
-                stats.inbound("video").codec.as_deref(),
-                Some("video/H264"),
-                "{figures}"
-            );
-            assert_eq!(
-                stats.inbound("audio").codec.as_deref(),
-                Some("audio/opus"),
-                "{figures}"
-            );
-            assert_eq!(
-                (
-                    stats.inbound("video").frame_width,
-                    stats.inbound("video").frame_height
-                ),
-                (640, 480)
-            );
-            assert!(
-                stats.inbound("audio").total_samples_received > 0,
-                "audio played out: {figures}"
-            );
-            assert_eq!(publisher.codec.as_deref(), Some("video/H264"));
-            check_start(&start, 10.0, &figures);
+        let stats = stats.map_err(|e| e.context(figures.clone()))?;
+        assert_eq!(stats.inbound("video").codec.as_deref(), Some("video/H264"), "{figures}");
+        assert_eq!(stats.inbound("audio").codec.as_deref(), Some("audio/opus"), "{figures}");
+        assert_eq!((stats.inbound("video").frame_width, stats.inbound("video").frame_height), (640, 480));
+        assert!(stats.inbound("audio").total_samples_received > 0, "audio played out: {figures}");
+        assert_eq!(publisher.codec.as_deref(), Some("video/H264"));
+        check_start(&start, 10.0, &figures);
 
-            // Toward RTMP-family players the browser's Opus becomes AAC; video is copied.
-            assert_eq!(
-                conversions(&api, "classroom").await?,
-                triples(&[("audio", "opus", "aac")])
-            );
-            probe_until_h264_aac(
-                &gw.http_url("/live/classroom.flv"),
-                640,
-                480,
-                48000,
-                BROWSER,
-            )
-            .await?;
-            Ok(figures)
-        },
-    );
+        // Toward RTMP-family players the browser's Opus becomes AAC; video is copied.
+        assert_eq!(conversions(&api, "classroom").await?, triples(&[("audio", "opus", "aac")]));
+        probe_until_h264_aac(&gw.http_url("/live/classroom.flv"), 640, 480, 48000, BROWSER).await?;
+        Ok(figures)
+    });
 }
 
 /// A Chromium WHEP viewer of an ffmpeg RTMP publisher (H.264 640x360 30 fps, AAC 44.1 kHz):
@@ -389,18 +271,10 @@ fn chromium_whip_publisher_to_chromium_whep_viewer() {
 async fn chromium_plays_rtmp(bframes: bool) -> anyhow::Result<String> {
     let gw = Gateway::start();
     let api = gw.api();
-    let _ffmpeg = Ffmpeg::publish(
-        &gw.rtmp_url("/live/teacher"),
-        PublishOptions {
-            bframes,
-            ..PublishOptions::default()
-        },
-    );
+    let _ffmpeg =
+        Ffmpeg::publish(&gw.rtmp_url("/live/teacher"), PublishOptions { bframes, ..PublishOptions::default() });
     let stream = api.wait_live("teacher", BROWSER).await?;
-    assert_eq!(
-        stream.publisher.as_ref().map(|p| p.protocol.as_str()),
-        Some("rtmp")
-    );
+    assert_eq!(stream.publisher.as_ref().map(|p| p.protocol.as_str()), Some("rtmp"));
     assert_eq!(stream.audio.as_ref().map(|a| a.codec.as_str()), Some("aac"));
 
     let pages = PageServer::start().await?;
@@ -415,62 +289,32 @@ async fn chromium_plays_rtmp(bframes: bool) -> anyhow::Result<String> {
         webrtc_log_lines(&gw)
     );
     let stats = stats.map_err(|e| e.context(figures.clone()))?;
-    assert_eq!(
-        stats.inbound("video").codec.as_deref(),
-        Some("video/H264"),
-        "{figures}"
-    );
-    assert_eq!(
-        stats.inbound("audio").codec.as_deref(),
-        Some("audio/opus"),
-        "{figures}"
-    );
-    assert_eq!(
-        (
-            stats.inbound("video").frame_width,
-            stats.inbound("video").frame_height
-        ),
-        (640, 360)
-    );
-    assert!(
-        stats.inbound("audio").total_samples_received > 0,
-        "audio played out: {figures}"
-    );
+    assert_eq!(stats.inbound("video").codec.as_deref(), Some("video/H264"), "{figures}");
+    assert_eq!(stats.inbound("audio").codec.as_deref(), Some("audio/opus"), "{figures}");
+    assert_eq!((stats.inbound("video").frame_width, stats.inbound("video").frame_height), (640, 360));
+    assert!(stats.inbound("audio").total_samples_received > 0, "audio played out: {figures}");
     check_start(&start, 20.0, &figures);
 
     let stream = api.stream("teacher").await?.expect("live");
-    assert_eq!(
-        stream.consumers.get("webrtc"),
-        Some(&1),
-        "{:?}",
-        stream.consumers
-    );
+    assert_eq!(stream.consumers.get("webrtc"), Some(&1), "{:?}", stream.consumers);
     let mut expected = vec![("audio", "aac", "opus")];
     if bframes {
         expected.push(("video", "h264", "h264"));
     }
     let mut running = conversions(&api, "teacher").await?;
     running.sort();
-    assert_eq!(
-        running,
-        triples(&expected),
-        "AAC -> Opus for the browser; video re-encoded only with B-frames"
-    );
+    assert_eq!(running, triples(&expected), "AAC -> Opus for the browser; video re-encoded only with B-frames");
     Ok(figures)
 }
 
 #[test]
 fn chromium_whep_viewer_of_an_rtmp_publisher_gets_opus() {
-    run_in_netns(
-        "chromium_whep_viewer_of_an_rtmp_publisher_gets_opus",
-        || chromium_plays_rtmp(false),
-    );
+    run_in_netns("chromium_whep_viewer_of_an_rtmp_publisher_gets_opus", || chromium_plays_rtmp(false));
 }
 
 #[test]
 fn chromium_whep_viewer_of_an_rtmp_publisher_with_bframes_gets_them_reencoded() {
-    run_in_netns(
-        "chromium_whep_viewer_of_an_rtmp_publisher_with_bframes_gets_them_reencoded",
-        || chromium_plays_rtmp(true),
-    );
+    run_in_netns("chromium_whep_viewer_of_an_rtmp_publisher_with_bframes_gets_them_reencoded", || {
+        chromium_plays_rtmp(true)
+    });
 }

@@ -37,10 +37,7 @@ const END_MS: f64 = 20.0;
 
 /// Wall-clock time in milliseconds since the Unix epoch.
 pub fn now_ms() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs_f64() * 1000.0)
-        .unwrap_or(0.0)
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs_f64() * 1000.0).unwrap_or(0.0)
 }
 
 /// Draws a picture into a luma plane (`stride` bytes per row): the code rows for `code`, the
@@ -98,7 +95,10 @@ pub fn read(luma: &[u8], stride: usize, width: usize, height: usize) -> (Option<
     let mut words = [0u64; 2];
     for (word, (top, bottom)) in words.iter_mut().zip([ROW_CODE, ROW_INVERSE]) {
         let band = top + (bottom - top) * 0.25;
-        let y = ((band * height as f64) as usize, (((top + bottom) / 2.0 + (bottom - top) * 0.25) * height as f64) as usize);
+        let y = (
+            (band * height as f64) as usize,
+            (((top + bottom) / 2.0 + (bottom - top) * 0.25) * height as f64) as usize,
+        );
         for bit in 0..BITS {
             let w = width as f64 / BITS as f64;
             let x = (((bit as f64 + 0.3) * w) as usize, ((bit as f64 + 0.7) * w) as usize);
@@ -214,7 +214,9 @@ mod tests {
         let rate = 48_000;
         let mut d = Onsets::new(rate);
         let second = |k: u32| -> Vec<f32> {
-            (0..rate).map(|i| beep_sample(f64::from(k) * 1000.0 + f64::from(i) * 1000.0 / f64::from(rate)) as f32).collect()
+            (0..rate)
+                .map(|i| beep_sample(f64::from(k) * 1000.0 + f64::from(i) * 1000.0 / f64::from(rate)) as f32)
+                .collect()
         };
         assert!(d.push(&second(0), 0).is_empty(), "no quiet before the first beep");
         for k in 1..6 {

@@ -86,10 +86,14 @@ pub async fn whep(n: usize, warmup: f64, seconds: f64, urls: &[String]) -> Resul
         w.connect_pad_added(move |_, pad| {
             let Some(p) = p.upgrade() else { return };
             let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
-            let name = caps.structure(0).and_then(|s| s.get::<&str>("encoding-name").ok()).unwrap_or("").to_ascii_uppercase();
+            let name =
+                caps.structure(0).and_then(|s| s.get::<&str>("encoding-name").ok()).unwrap_or("").to_ascii_uppercase();
             let video = name == "H264";
             let depay = if video { "rtph264depay request-keyframe=true" } else { "rtpopusdepay" };
-            let Ok(bin) = gst::parse::bin_from_description(&format!("{depay} name=d ! fakesink sync=false"), true) else { return };
+            let Ok(bin) = gst::parse::bin_from_description(&format!("{depay} name=d ! fakesink sync=false"), true)
+            else {
+                return;
+            };
             if let Some(src) = bin.by_name("d").and_then(|d| d.static_pad("src")) {
                 let v = v.clone();
                 src.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
@@ -143,7 +147,9 @@ pub async fn rtmp(n: usize, warmup: f64, seconds: f64, urls: &[String]) -> Resul
                 return;
             }
             c.fetch_add(1, Ordering::Relaxed);
-            while let Ok(Ok(Some(event))) = tokio::time::timeout(end.saturating_duration_since(Instant::now()), conn.next_event()).await {
+            while let Ok(Ok(Some(event))) =
+                tokio::time::timeout(end.saturating_duration_since(Instant::now()), conn.next_event()).await
+            {
                 if let ClientEvent::Media(m) = event {
                     // Video tags other than sequence headers (AVCPacketType 1) are frames.
                     if m.kind == MediaKind::Video && m.payload.get(1) == Some(&1) {
@@ -169,7 +175,8 @@ pub async fn rtmp(n: usize, warmup: f64, seconds: f64, urls: &[String]) -> Resul
 fn process_cpu_seconds() -> Result<f64> {
     let stat = std::fs::read_to_string("/proc/self/stat")?;
     let fields: Vec<&str> = stat.rsplit_once(')').ok_or("bad /proc/self/stat")?.1.split_whitespace().collect();
-    let ticks: u64 = fields.get(11).ok_or("no utime")?.parse::<u64>()? + fields.get(12).ok_or("no stime")?.parse::<u64>()?;
+    let ticks: u64 =
+        fields.get(11).ok_or("no utime")?.parse::<u64>()? + fields.get(12).ok_or("no stime")?.parse::<u64>()?;
     Ok(ticks as f64 / 100.0)
 }
 
@@ -181,7 +188,8 @@ pub fn floor(description: &str) -> Result<()> {
     pipeline.set_state(gst::State::Paused)?;
     let (cpu0, wall) = (process_cpu_seconds()?, Instant::now());
     pipeline.set_state(gst::State::Playing)?;
-    let msg = bus.timed_pop_filtered(gst::ClockTime::from_seconds(900), &[gst::MessageType::Eos, gst::MessageType::Error]);
+    let msg =
+        bus.timed_pop_filtered(gst::ClockTime::from_seconds(900), &[gst::MessageType::Eos, gst::MessageType::Error]);
     let (cpu, wall) = (process_cpu_seconds()? - cpu0, wall.elapsed().as_secs_f64());
     pipeline.set_state(gst::State::Null)?;
     match msg.as_ref().map(|m| m.view()) {

@@ -81,7 +81,8 @@ fn front(url: &str) -> Result<String> {
 /// The parse/depayload + decode chain for a demuxer pad's caps, and whether it is video.
 fn chain(s: &gst::StructureRef, args: &ReceiveArgs) -> Option<(bool, String)> {
     let h264 = || args.convert_video.clone().unwrap_or_else(|| "h264parse ! avdec_h264 max-threads=1".into());
-    let mpeg1 = || args.convert_video.clone().unwrap_or_else(|| "mpegvideoparse ! avdec_mpeg2video max-threads=1".into());
+    let mpeg1 =
+        || args.convert_video.clone().unwrap_or_else(|| "mpegvideoparse ! avdec_mpeg2video max-threads=1".into());
     let aac = || args.convert_audio.clone().unwrap_or_else(|| "aacparse ! avdec_aac".into());
     let mp2 = || args.convert_audio.clone().unwrap_or_else(|| "mpegaudioparse ! avdec_mp2float".into());
     match s.name().as_str() {
@@ -102,7 +103,14 @@ fn chain(s: &gst::StructureRef, args: &ReceiveArgs) -> Option<(bool, String)> {
 }
 
 /// Links a decoding branch ending in an appsink that reads pictures or finds onsets.
-fn link_branch(pipeline: &gst::Pipeline, pad: &gst::Pad, args: &ReceiveArgs, counts: &Arc<Counts>, started: f64, taken: &Mutex<[bool; 2]>) {
+fn link_branch(
+    pipeline: &gst::Pipeline,
+    pad: &gst::Pad,
+    args: &ReceiveArgs,
+    counts: &Arc<Counts>,
+    started: f64,
+    taken: &Mutex<[bool; 2]>,
+) {
     let caps = pad.current_caps().unwrap_or_else(|| pad.query_caps(None));
     let Some((video, chain)) = caps.structure(0).and_then(|s| chain(s, args)) else { return };
     if let Ok(mut t) = taken.lock() {
@@ -124,13 +132,13 @@ fn link_branch(pipeline: &gst::Pipeline, pad: &gst::Pad, args: &ReceiveArgs, cou
     let Some(sink) = bin.by_name("sink").and_then(|e| e.downcast::<gst_app::AppSink>().ok()) else { return };
     let counts = counts.clone();
     if video {
-        sink.set_callbacks(gst_app::AppSinkCallbacks::builder().new_sample(move |s| on_picture(s, &counts, started)).build());
+        sink.set_callbacks(
+            gst_app::AppSinkCallbacks::builder().new_sample(move |s| on_picture(s, &counts, started)).build(),
+        );
     } else {
         let mut onsets: Option<code::Onsets<(f64, f64)>> = None;
         sink.set_callbacks(
-            gst_app::AppSinkCallbacks::builder()
-                .new_sample(move |s| on_audio(s, &counts, &mut onsets))
-                .build(),
+            gst_app::AppSinkCallbacks::builder().new_sample(move |s| on_audio(s, &counts, &mut onsets)).build(),
         );
     }
     // Beside the demuxer (which may sit inside the front bin).
@@ -157,7 +165,11 @@ fn running_ms(sample: &gst::Sample, buffer: &gst::BufferRef) -> f64 {
     running.or(pts).map(|t| t.nseconds() as f64 / 1e6).unwrap_or(-1.0)
 }
 
-fn on_picture(sink: &gst_app::AppSink, counts: &Counts, started: f64) -> std::result::Result<gst::FlowSuccess, gst::FlowError> {
+fn on_picture(
+    sink: &gst_app::AppSink,
+    counts: &Counts,
+    started: f64,
+) -> std::result::Result<gst::FlowSuccess, gst::FlowError> {
     let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
     let arrival = now_ms();
     let (Some(buffer), Some(caps)) = (sample.buffer(), sample.caps()) else { return Ok(gst::FlowSuccess::Ok) };
@@ -167,7 +179,12 @@ fn on_picture(sink: &gst_app::AppSink, counts: &Counts, started: f64) -> std::re
     let (code, flash) = code::read(map.as_slice(), stride, info.width() as usize, info.height() as usize);
     if counts.frames.fetch_add(1, Ordering::Relaxed) == 0 {
         counts.first_video.store(((arrival - started) * 1000.0) as u64, Ordering::Relaxed);
-        emit(format!("{{\"first\":{{\"video_ms\":{:.1},\"width\":{},\"height\":{}}}}}", arrival - started, info.width(), info.height()));
+        emit(format!(
+            "{{\"first\":{{\"video_ms\":{:.1},\"width\":{},\"height\":{}}}}}",
+            arrival - started,
+            info.width(),
+            info.height()
+        ));
     }
     if code.is_some() {
         counts.coded.fetch_add(1, Ordering::Relaxed);
@@ -177,14 +194,19 @@ fn on_picture(sink: &gst_app::AppSink, counts: &Counts, started: f64) -> std::re
     Ok(gst::FlowSuccess::Ok)
 }
 
-fn on_audio(sink: &gst_app::AppSink, counts: &Counts, onsets: &mut Option<code::Onsets<(f64, f64)>>) -> std::result::Result<gst::FlowSuccess, gst::FlowError> {
+fn on_audio(
+    sink: &gst_app::AppSink,
+    counts: &Counts,
+    onsets: &mut Option<code::Onsets<(f64, f64)>>,
+) -> std::result::Result<gst::FlowSuccess, gst::FlowError> {
     let sample = sink.pull_sample().map_err(|_| gst::FlowError::Eos)?;
     let arrival = now_ms();
     let (Some(buffer), Some(caps)) = (sample.buffer(), sample.caps()) else { return Ok(gst::FlowSuccess::Ok) };
     let rate = caps.structure(0).and_then(|s| s.get::<i32>("rate").ok()).unwrap_or(48_000).max(1) as u32;
     counts.audio_buffers.fetch_add(1, Ordering::Relaxed);
     let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
-    let samples: Vec<f32> = map.as_slice().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
+    let samples: Vec<f32> =
+        map.as_slice().chunks_exact(4).map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])).collect();
     let detector = onsets.get_or_insert_with(|| code::Onsets::new(rate));
     let pts = running_ms(&sample, buffer);
     for beep in detector.push(&samples, (arrival, pts)) {
@@ -249,10 +271,7 @@ pub async fn run(args: ReceiveArgs) -> Result<()> {
         location = Some(webrtc::negotiate(&client, &demux, url).await?);
     }
     if args.url.starts_with("ws://") {
-        let src = pipeline
-            .by_name("wsin")
-            .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
-            .ok_or("no appsrc")?;
+        let src = pipeline.by_name("wsin").and_then(|e| e.downcast::<gst_app::AppSrc>().ok()).ok_or("no appsrc")?;
         tokio::spawn(feed_websocket(args.url.clone(), src, started + args.seconds * 1000.0));
     }
     let bus = pipeline.bus().ok_or("no bus")?;
@@ -264,7 +283,9 @@ pub async fn run(args: ReceiveArgs) -> Result<()> {
         }
         if let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error, gst::MessageType::Eos]) {
             error = Some(match msg.view() {
-                gst::MessageView::Error(e) => format!("{}: {}", msg.src().map(|s| s.path_string().to_string()).unwrap_or_default(), e.error()),
+                gst::MessageView::Error(e) => {
+                    format!("{}: {}", msg.src().map(|s| s.path_string().to_string()).unwrap_or_default(), e.error())
+                }
                 _ => "end of stream".to_string(),
             });
             break;

@@ -112,7 +112,8 @@ pub async fn run(args: SourceArgs) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let t0 = (now_ms() / 1000.0).floor() * 1000.0 + 1000.0;
     let generator = {
-        let (v, a, stop, offset, p) = (appsrc(&pipeline, "v")?, appsrc(&pipeline, "a")?, stop.clone(), offset.clone(), pipeline.clone());
+        let (v, a, stop, offset, p) =
+            (appsrc(&pipeline, "v")?, appsrc(&pipeline, "a")?, stop.clone(), offset.clone(), pipeline.clone());
         let (w, h, fps, secs) = (args.width, args.height, args.fps, args.seconds);
         std::thread::spawn(move || generate(&p, &v, &a, (w, h, fps), t0, secs, &stop, &offset))
     };
@@ -133,7 +134,12 @@ async fn bus_error(pipeline: &gst::Pipeline) -> String {
     loop {
         if let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error]) {
             if let gst::MessageView::Error(e) = msg.view() {
-                return format!("{}: {} ({:?})", msg.src().map(|s| s.path_string().to_string()).unwrap_or_default(), e.error(), e.debug());
+                return format!(
+                    "{}: {} ({:?})",
+                    msg.src().map(|s| s.path_string().to_string()).unwrap_or_default(),
+                    e.error(),
+                    e.debug()
+                );
             }
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -237,17 +243,22 @@ fn generate(
 
 /// FLV tag bodies from an encoder's appsink: the sequence header first (from the caps'
 /// codec_data), then one tag per frame.
-fn hook_flv_sink(p: &gst::Pipeline, name: &str, video: bool, offset: Arc<AtomicU64>, tx: mpsc::UnboundedSender<Unit>) -> Result<()> {
-    let sink = p
-        .by_name(name)
-        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
-        .ok_or("no appsink")?;
+fn hook_flv_sink(
+    p: &gst::Pipeline,
+    name: &str,
+    video: bool,
+    offset: Arc<AtomicU64>,
+    tx: mpsc::UnboundedSender<Unit>,
+) -> Result<()> {
+    let sink = p.by_name(name).and_then(|e| e.downcast::<gst_app::AppSink>().ok()).ok_or("no appsink")?;
     let mut header_sent = false;
     sink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |s| {
                 let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                let (Some(buffer), Some(caps)) = (sample.buffer(), sample.caps()) else { return Ok(gst::FlowSuccess::Ok) };
+                let (Some(buffer), Some(caps)) = (sample.buffer(), sample.caps()) else {
+                    return Ok(gst::FlowSuccess::Ok);
+                };
                 let base = offset.load(Ordering::Relaxed);
                 // In running time: x264enc's output segment starts at 1000 h.
                 let pts = sample
@@ -286,10 +297,7 @@ fn hook_flv_sink(p: &gst::Pipeline, name: &str, video: bool, offset: Arc<AtomicU
 
 /// TS bytes from the muxer's appsink.
 fn hook_ts_sink(p: &gst::Pipeline, offset: Arc<AtomicU64>, tx: mpsc::UnboundedSender<Unit>) -> Result<()> {
-    let sink = p
-        .by_name("tsout")
-        .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
-        .ok_or("no appsink")?;
+    let sink = p.by_name("tsout").and_then(|e| e.downcast::<gst_app::AppSink>().ok()).ok_or("no appsink")?;
     let _ = offset;
     sink.set_callbacks(
         gst_app::AppSinkCallbacks::builder()
@@ -297,7 +305,13 @@ fn hook_ts_sink(p: &gst::Pipeline, offset: Arc<AtomicU64>, tx: mpsc::UnboundedSe
                 let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
                 if let Some(buffer) = sample.buffer() {
                     let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
-                    let _ = tx.send(Unit { video: true, ts_ms: 0, keyframe: true, header: false, body: Bytes::copy_from_slice(&map) });
+                    let _ = tx.send(Unit {
+                        video: true,
+                        ts_ms: 0,
+                        keyframe: true,
+                        header: false,
+                        body: Bytes::copy_from_slice(&map),
+                    });
                 }
                 Ok(gst::FlowSuccess::Ok)
             })
@@ -366,7 +380,10 @@ async fn deliver(args: &SourceArgs, pipeline: &gst::Pipeline, mut rx: mpsc::Unbo
         _ => {
             let client = reqwest::Client::builder().timeout(webrtc::STEP).build()?;
             let w = pipeline.by_name("w").ok_or("no webrtcbin")?;
-            webrtc::poll(webrtc::STEP, "caps on the webrtcbin sink pads", || w.sink_pads().iter().all(|p| p.current_caps().is_some())).await?;
+            webrtc::poll(webrtc::STEP, "caps on the webrtcbin sink pads", || {
+                w.sink_pads().iter().all(|p| p.current_caps().is_some())
+            })
+            .await?;
             let location = webrtc::negotiate(&client, &w, &args.url).await?;
             let ok = webrtc::poll(Duration::from_secs(20), "connected", || webrtc::connected(&w)).await;
             println!("{{\"ready\":\"whip\",\"url\":\"{}\",\"connected\":{}}}", args.url, ok.is_ok());

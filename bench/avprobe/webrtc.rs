@@ -94,17 +94,14 @@ pub async fn negotiate(client: &reqwest::Client, webrtc: &gst::Element, url: &st
         .await
         .map_err(|e| format!("POST {url}: {e:?}"))?;
     let status = response.status();
-    let location = response
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let location = response.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_string);
     let body = response.text().await?;
     if status.as_u16() != 201 {
         return Err(format!("{url}: HTTP {status}: {body}").into());
     }
     let location = location.ok_or("201 without Location")?;
-    let message = gst_sdp::SDPMessage::parse_buffer(body.as_bytes()).map_err(|e| format!("answer does not parse: {e}"))?;
+    let message =
+        gst_sdp::SDPMessage::parse_buffer(body.as_bytes()).map_err(|e| format!("answer does not parse: {e}"))?;
     let answer = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Answer, message);
     call(webrtc, "set-remote-description", answer.to_send_value()).await?;
     Ok(reqwest::Url::parse(url)?.join(&location)?.to_string())
@@ -128,9 +125,7 @@ async fn call(webrtc: &gst::Element, signal: &str, arg: glib::SendValue) -> Resu
         let _ = tx.send(reply.map(|s| s.map(|s| s.to_owned())).map_err(|e| format!("{e:?}")));
     });
     webrtc.emit_by_name::<()>(signal, &[&arg, &promise]);
-    let reply = tokio::time::timeout(STEP, rx)
-        .await
-        .map_err(|_| format!("{signal}: no reply within {STEP:?}"))??;
+    let reply = tokio::time::timeout(STEP, rx).await.map_err(|_| format!("{signal}: no reply within {STEP:?}"))??;
     let reply = reply.map_err(|e| format!("{signal}: {e}"))?;
     if let Some(error) = reply.as_ref().and_then(|s| s.get::<glib::Error>("error").ok()) {
         return Err(format!("{signal}: {error}").into());

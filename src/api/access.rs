@@ -21,7 +21,12 @@ pub fn is_api(path: &str) -> bool {
     path.starts_with("/api/") || path == "/metrics"
 }
 
-pub async fn guard(State(admission): State<Admission>, ConnectInfo(peer): ConnectInfo<SocketAddr>, mut req: Request, next: Next) -> Response {
+pub async fn guard(
+    State(admission): State<Admission>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    mut req: Request,
+    next: Next,
+) -> Response {
     if !is_api(req.uri().path()) {
         return next.run(req).await;
     }
@@ -74,7 +79,10 @@ fn body_type(headers: &HeaderMap) -> Result<(), ApiError> {
     // A body-less type (no Content-Type) with a body is refused too.
     Err(ApiError::new(
         StatusCode::UNSUPPORTED_MEDIA_TYPE,
-        format!("the API takes JSON (or SDP for a UDP ingest): send `Content-Type: application/json` (got {})", content_type.unwrap_or("none")),
+        format!(
+            "the API takes JSON (or SDP for a UDP ingest): send `Content-Type: application/json` (got {})",
+            content_type.unwrap_or("none")
+        ),
     ))
 }
 
@@ -93,16 +101,33 @@ mod tests {
     #[test]
     fn cross_site_and_non_json_state_changes_are_refused() {
         assert!(same_origin(&headers(&[(header::HOST, "127.0.0.1:8080")])).is_ok());
-        assert!(same_origin(&headers(&[(header::HOST, "127.0.0.1:8080"), (header::ORIGIN, "http://127.0.0.1:8080")])).is_ok());
-        assert!(same_origin(&headers(&[(header::HOST, "127.0.0.1:8080"), (header::ORIGIN, "https://evil.example")])).is_err());
+        assert!(same_origin(&headers(&[(header::HOST, "127.0.0.1:8080"), (header::ORIGIN, "http://127.0.0.1:8080")]))
+            .is_ok());
+        assert!(same_origin(&headers(&[(header::HOST, "127.0.0.1:8080"), (header::ORIGIN, "https://evil.example")]))
+            .is_err());
         assert!(same_origin(&headers(&[(header::HOST, "127.0.0.1:8080"), (header::ORIGIN, "null")])).is_err());
         assert!(body_type(&headers(&[(header::CONTENT_LENGTH, "0")])).is_ok());
         assert!(body_type(&headers(&[])).is_ok());
-        assert!(body_type(&headers(&[(header::CONTENT_LENGTH, "12"), (header::CONTENT_TYPE, "application/json; charset=utf-8")])).is_ok());
-        assert_eq!(body_type(&headers(&[(header::CONTENT_LENGTH, "12"), (header::CONTENT_TYPE, "text/plain")])).unwrap_err().status, 415);
+        assert!(body_type(&headers(&[
+            (header::CONTENT_LENGTH, "12"),
+            (header::CONTENT_TYPE, "application/json; charset=utf-8")
+        ]))
+        .is_ok());
+        assert_eq!(
+            body_type(&headers(&[(header::CONTENT_LENGTH, "12"), (header::CONTENT_TYPE, "text/plain")]))
+                .unwrap_err()
+                .status,
+            415
+        );
         assert!(body_type(&headers(&[(header::CONTENT_LENGTH, "12")])).is_err());
-        assert!(body_type(&headers(&[(header::CONTENT_LENGTH, "12"), (header::CONTENT_TYPE, "application/sdp")])).is_ok());
-        assert!(body_type(&headers(&[(header::TRANSFER_ENCODING, "chunked"), (header::CONTENT_TYPE, "multipart/form-data")])).is_err());
+        assert!(
+            body_type(&headers(&[(header::CONTENT_LENGTH, "12"), (header::CONTENT_TYPE, "application/sdp")])).is_ok()
+        );
+        assert!(body_type(&headers(&[
+            (header::TRANSFER_ENCODING, "chunked"),
+            (header::CONTENT_TYPE, "multipart/form-data")
+        ]))
+        .is_err());
         assert!(is_api("/api/v1/streams") && is_api("/metrics") && !is_api("/live/x.flv") && !is_api("/healthz"));
     }
 }

@@ -7,10 +7,10 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
+use crate::gateway::{Gateway, ReloadStatus};
 use crate::http::{parse_key, ApiError};
 use crate::matrix::{self, Leg, Plan, Source};
 use crate::media::Protocol;
-use crate::gateway::{Gateway, ReloadStatus};
 
 #[derive(Serialize)]
 pub struct MatrixView {
@@ -42,21 +42,22 @@ pub struct PlanView {
 }
 
 pub async fn plan(State(gw): State<Gateway>, Query(q): Query<PlanQuery>) -> Result<Json<PlanView>, ApiError> {
-    let to: Protocol = q
-        .to
-        .as_deref()
-        .ok_or_else(|| ApiError::bad_request("query parameter `to` is required"))?
-        .parse()
-        .map_err(|e: crate::media::UnknownProtocol| ApiError::bad_request(e.to_string()))?;
+    let to: Protocol =
+        q.to.as_deref()
+            .ok_or_else(|| ApiError::bad_request("query parameter `to` is required"))?
+            .parse()
+            .map_err(|e: crate::media::UnknownProtocol| ApiError::bad_request(e.to_string()))?;
     let matrix = gw.hub.matrix();
     let plan = match (&q.stream, &q.from) {
         (Some(key), _) => {
             let key = parse_key(key)?;
-            let stream = gw.hub.stream(&key).ok_or_else(|| ApiError::not_found(format!("stream `{key}` is not live")))?;
+            let stream =
+                gw.hub.stream(&key).ok_or_else(|| ApiError::not_found(format!("stream `{key}` is not live")))?;
             gw.hub.plan_for(&stream, to)?
         }
         (None, Some(from)) => {
-            let from: Protocol = from.parse().map_err(|e: crate::media::UnknownProtocol| ApiError::bad_request(e.to_string()))?;
+            let from: Protocol =
+                from.parse().map_err(|e: crate::media::UnknownProtocol| ApiError::bad_request(e.to_string()))?;
             matrix::plan(&matrix, from, &Source::default_for(&matrix, from), to)
                 .map_err(|e| ApiError::new(StatusCode::NOT_ACCEPTABLE, e.to_string()))?
         }
@@ -67,7 +68,9 @@ pub async fn plan(State(gw): State<Gateway>, Query(q): Query<PlanQuery>) -> Resu
     let mut descriptions = BTreeMap::new();
     for (track, leg) in [("video", &plan.video), ("audio", &plan.audio)] {
         if let Some(Leg::Convert { from, to, .. }) = leg {
-            let d = pipelines.conversion(*from, *to, params).map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
+            let d = pipelines
+                .conversion(*from, *to, params)
+                .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()))?;
             descriptions.insert(track.to_string(), d);
         }
     }

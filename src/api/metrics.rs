@@ -7,8 +7,8 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::IntoResponse;
 
-use crate::media::Protocol;
 use crate::gateway::Gateway;
+use crate::media::Protocol;
 
 pub async fn metrics(State(gw): State<Gateway>) -> impl IntoResponse {
     let body = render(&gw);
@@ -100,9 +100,13 @@ fn render_process(text: &mut String) {
     let _ = writeln!(text, "interop_gst_pipelines_alive {}", crate::pipeline::alive::count());
     if let Ok(rt) = tokio::runtime::Handle::try_current() {
         let m = rt.metrics();
-        let _ = writeln!(text, "# HELP interop_tokio_tasks_alive Tokio tasks alive.\n# TYPE interop_tokio_tasks_alive gauge");
+        let _ = writeln!(
+            text,
+            "# HELP interop_tokio_tasks_alive Tokio tasks alive.\n# TYPE interop_tokio_tasks_alive gauge"
+        );
         let _ = writeln!(text, "interop_tokio_tasks_alive {}", m.num_alive_tasks());
-        let _ = writeln!(text, "# HELP interop_tokio_workers Tokio worker threads.\n# TYPE interop_tokio_workers gauge");
+        let _ =
+            writeln!(text, "# HELP interop_tokio_workers Tokio worker threads.\n# TYPE interop_tokio_workers gauge");
         let _ = writeln!(text, "interop_tokio_workers {}", m.num_workers());
     }
     // jemalloc: the Rust side's allocator (see main.rs); zeros when it is not the global one.

@@ -18,31 +18,13 @@ pub fn router(gw: Gateway) -> Router {
         .route("/healthz", get(|| async { "ok" }))
         .route("/metrics", get(metrics::metrics))
         .route("/api/v1/streams", get(streams::list))
-        .route(
-            "/api/v1/streams/{stream}",
-            get(streams::get).delete(streams::kick),
-        )
-        .route(
-            "/api/v1/streams/{stream}/pushes",
-            post(relays::add_push).get(relays::list_stream_pushes),
-        )
-        .route(
-            "/api/v1/streams/{stream}/pushes/{id}",
-            delete(relays::delete_stream_push),
-        )
+        .route("/api/v1/streams/{stream}", get(streams::get).delete(streams::kick))
+        .route("/api/v1/streams/{stream}/pushes", post(relays::add_push).get(relays::list_stream_pushes))
+        .route("/api/v1/streams/{stream}/pushes/{id}", delete(relays::delete_stream_push))
         .route("/api/v1/pushes", get(relays::list_pushes))
-        .route(
-            "/api/v1/pushes/{id}",
-            get(relays::get_relay).delete(relays::delete_push),
-        )
-        .route(
-            "/api/v1/pulls",
-            post(relays::add_pull).get(relays::list_pulls),
-        )
-        .route(
-            "/api/v1/pulls/{id}",
-            get(relays::get_relay).delete(relays::delete_pull),
-        )
+        .route("/api/v1/pushes/{id}", get(relays::get_relay).delete(relays::delete_push))
+        .route("/api/v1/pulls", post(relays::add_pull).get(relays::list_pulls))
+        .route("/api/v1/pulls/{id}", get(relays::get_relay).delete(relays::delete_pull))
         .route("/api/v1/matrix", get(matrix::get))
         .route("/api/v1/matrix/plan", get(matrix::plan))
         .route("/api/v1/matrix/reload", post(matrix::reload))

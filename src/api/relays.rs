@@ -6,10 +6,10 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::{Deserialize, Serialize};
 
+use crate::gateway::Gateway;
 use crate::http::{parse_json, parse_key, ApiError};
 use crate::protocols::cdn::{RelayError, RelayKind, RelayStatus};
 use crate::protocols::rtmp::RtmpUrl;
-use crate::gateway::Gateway;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -62,7 +62,10 @@ pub async fn add_push(
     Ok((StatusCode::CREATED, Json(gw.relays.add_push_with_backups(key, url, backups))))
 }
 
-pub async fn list_stream_pushes(State(gw): State<Gateway>, Path(key): Path<String>) -> Result<Json<PushList>, ApiError> {
+pub async fn list_stream_pushes(
+    State(gw): State<Gateway>,
+    Path(key): Path<String>,
+) -> Result<Json<PushList>, ApiError> {
     let key = parse_key(&key)?;
     Ok(Json(PushList { pushes: gw.relays.list(RelayKind::Push, Some(&key)) }))
 }
@@ -71,7 +74,10 @@ pub async fn list_pushes(State(gw): State<Gateway>) -> Json<PushList> {
     Json(PushList { pushes: gw.relays.list(RelayKind::Push, None) })
 }
 
-pub async fn delete_stream_push(State(gw): State<Gateway>, Path((_key, id)): Path<(String, String)>) -> Result<StatusCode, ApiError> {
+pub async fn delete_stream_push(
+    State(gw): State<Gateway>,
+    Path((_key, id)): Path<(String, String)>,
+) -> Result<StatusCode, ApiError> {
     delete(&gw, RelayKind::Push, &id)
 }
 

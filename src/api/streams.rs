@@ -12,10 +12,10 @@ use axum::http::StatusCode;
 use axum::Json;
 use serde::Serialize;
 
+use crate::gateway::Gateway;
 use crate::http::{parse_key, ApiError};
 use crate::hub::Stream;
 use crate::media::{Codec, TrackInfo};
-use crate::gateway::Gateway;
 
 #[derive(Serialize)]
 pub struct StreamList {
@@ -163,7 +163,11 @@ pub async fn list(State(gw): State<Gateway>, role: Option<Extension<Role>>) -> J
     Json(StreamList { streams })
 }
 
-pub async fn get(State(gw): State<Gateway>, role: Option<Extension<Role>>, Path(key): Path<String>) -> Result<Json<StreamView>, ApiError> {
+pub async fn get(
+    State(gw): State<Gateway>,
+    role: Option<Extension<Role>>,
+    Path(key): Path<String>,
+) -> Result<Json<StreamView>, ApiError> {
     let key = parse_key(&key)?;
     let stream = gw.hub.stream(&key).ok_or_else(|| ApiError::not_found(format!("stream `{key}` is not live")))?;
     Ok(Json(for_role(view(&stream), role.as_deref())))

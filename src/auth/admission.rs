@@ -67,7 +67,12 @@ impl Admission {
     pub fn warn_if_open(&self) {
         for action in [Action::Publish, Action::Play] {
             if self.inner.policy.is_open(action) {
-                tracing::warn!(action = action.as_str(), "auth: anyone may {} (auth.{} lists `open`)", action.as_str(), action.as_str());
+                tracing::warn!(
+                    action = action.as_str(),
+                    "auth: anyone may {} (auth.{} lists `open`)",
+                    action.as_str(),
+                    action.as_str()
+                );
             }
         }
     }
@@ -136,7 +141,9 @@ impl Observer for Admission {
             Activity::Play => Event::Play,
             Activity::Stop => Event::Stop,
         };
-        let ip = n.remote.and_then(|r| r.parse::<std::net::SocketAddr>().map(|a| a.ip()).or_else(|_| r.parse::<IpAddr>()).ok());
+        let ip = n
+            .remote
+            .and_then(|r| r.parse::<std::net::SocketAddr>().map(|a| a.ip()).or_else(|_| r.parse::<IpAddr>()).ok());
         self.event(event, n.protocol.as_str(), n.stream.as_str(), ip);
     }
 }

@@ -31,13 +31,7 @@ pub struct ApiTokens {
 
 impl ApiTokens {
     pub fn new(tokens: &[ApiTokenDecl]) -> ApiTokens {
-        ApiTokens {
-            tokens: tokens
-                .iter()
-                .filter(|t| !t.token.is_empty())
-                .cloned()
-                .collect(),
-        }
+        ApiTokens { tokens: tokens.iter().filter(|t| !t.token.is_empty()).cloned().collect() }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -57,12 +51,7 @@ impl ApiTokens {
                 return Err(Denial::new(DenyReason::NoCredentials));
             };
             // Compare with every token, so the time taken does not say which one matched.
-            let roles: Vec<Role> = self
-                .tokens
-                .iter()
-                .filter(|t| t.token.matches(bearer))
-                .map(|t| t.role)
-                .collect();
+            let roles: Vec<Role> = self.tokens.iter().filter(|t| t.token.matches(bearer)).map(|t| t.role).collect();
             let Some(role) = roles.into_iter().max() else {
                 return Err(Denial::new(DenyReason::UnknownKey));
             };
@@ -78,9 +67,7 @@ impl ApiTokens {
 pub fn is_loopback(ip: IpAddr) -> bool {
     match ip {
         IpAddr::V4(v4) => v4.is_loopback(),
-        IpAddr::V6(v6) => {
-            v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback())
-        }
+        IpAddr::V6(v6) => v6.is_loopback() || v6.to_ipv4_mapped().is_some_and(|v4| v4.is_loopback()),
     }
 }
 
@@ -96,50 +83,23 @@ mod tests {
     fn loopback_only_without_tokens() {
         let t = ApiTokens::new(&[]);
         assert_eq!(t.check(None, ip("127.0.0.1"), Role::Admin), Ok(Role::Admin));
-        assert_eq!(
-            t.check(None, ip("::ffff:127.0.0.1"), Role::Admin),
-            Ok(Role::Admin)
-        );
-        assert_eq!(
-            t.check(Some("x"), ip("192.0.2.1"), Role::Read)
-                .unwrap_err()
-                .status(),
-            403
-        );
+        assert_eq!(t.check(None, ip("::ffff:127.0.0.1"), Role::Admin), Ok(Role::Admin));
+        assert_eq!(t.check(Some("x"), ip("192.0.2.1"), Role::Read).unwrap_err().status(), 403);
     }
 
     #[test]
     fn tokens_and_roles() {
         let decls: Vec<ApiTokenDecl> =
-            serde_saphyr::from_str("- { token: adm, role: admin }\n- { token: ro, role: read }\n")
-                .unwrap();
+            serde_saphyr::from_str("- { token: adm, role: admin }\n- { token: ro, role: read }\n").unwrap();
         let t = ApiTokens::new(&decls);
+        assert_eq!(t.check(Some("adm"), ip("192.0.2.1"), Role::Admin), Ok(Role::Admin));
+        assert_eq!(t.check(Some("ro"), ip("192.0.2.1"), Role::Read), Ok(Role::Read));
+        assert_eq!(t.check(Some("ro"), ip("192.0.2.1"), Role::Admin).unwrap_err().status(), 403);
         assert_eq!(
-            t.check(Some("adm"), ip("192.0.2.1"), Role::Admin),
-            Ok(Role::Admin)
-        );
-        assert_eq!(
-            t.check(Some("ro"), ip("192.0.2.1"), Role::Read),
-            Ok(Role::Read)
-        );
-        assert_eq!(
-            t.check(Some("ro"), ip("192.0.2.1"), Role::Admin)
-                .unwrap_err()
-                .status(),
-            403
-        );
-        assert_eq!(
-            t.check(None, ip("127.0.0.1"), Role::Read)
-                .unwrap_err()
-                .status(),
+            t.check(None, ip("127.0.0.1"), Role::Read).unwrap_err().status(),
             401,
             "tokens apply to loopback too"
         );
-        assert_eq!(
-            t.check(Some("nope"), ip("127.0.0.1"), Role::Read)
-                .unwrap_err()
-                .status(),
-            401
-        );
+        assert_eq!(t.check(Some("nope"), ip("127.0.0.1"), Role::Read).unwrap_err().status(), 401);
     }
 }

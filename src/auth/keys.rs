@@ -64,11 +64,7 @@ impl Keys {
                 from.extend(HostRule::parse(rule)?);
             }
             entries.push(Entry {
-                label: d
-                    .name
-                    .clone()
-                    .or_else(|| d.user.clone())
-                    .unwrap_or_else(|| format!("key #{}", i + 1)),
+                label: d.name.clone().or_else(|| d.user.clone()).unwrap_or_else(|| format!("key #{}", i + 1)),
                 user: d.user.clone(),
                 key: d.key.clone(),
                 actions: d.actions.clone(),
@@ -85,24 +81,14 @@ impl Keys {
 
     /// The label of the entry that admits the request.
     pub fn verify(&self, req: &Request<'_>) -> Result<&str, DenyReason> {
-        let presented = req
-            .param("key")
-            .or_else(|| req.param("token"))
-            .or(req.bearer);
+        let presented = req.param("key").or_else(|| req.param("token")).or(req.bearer);
         let Some(presented) = presented else {
             return Err(DenyReason::NoCredentials);
         };
         let user = req.param("user");
         // Compare with every entry, so the time taken does not say which one matched.
-        let matched: Vec<&Entry> = self
-            .entries
-            .iter()
-            .filter(|e| e.key.matches(presented))
-            .collect();
-        let Some(entry) = matched
-            .into_iter()
-            .find(|e| e.user.is_none() || e.user.as_deref() == user)
-        else {
+        let matched: Vec<&Entry> = self.entries.iter().filter(|e| e.key.matches(presented)).collect();
+        let Some(entry) = matched.into_iter().find(|e| e.user.is_none() || e.user.as_deref() == user) else {
             return Err(DenyReason::UnknownKey);
         };
         let allowed = entry.actions.contains(&req.action)
@@ -168,95 +154,28 @@ mod tests {
              - { user: alice, key: a-pass, actions: [play] }\n\
              - { key: anyone }\n",
         );
+        assert_eq!(check(&k, Action::Publish, "class-7", "key=t-secret", None, "10.1.2.3"), Ok("teachers".into()));
+        assert_eq!(check(&k, Action::Publish, "class-7", "", Some("t-secret"), "10.1.2.3"), Ok("teachers".into()));
         assert_eq!(
-            check(
-                &k,
-                Action::Publish,
-                "class-7",
-                "key=t-secret",
-                None,
-                "10.1.2.3"
-            ),
-            Ok("teachers".into())
-        );
-        assert_eq!(
-            check(
-                &k,
-                Action::Publish,
-                "class-7",
-                "",
-                Some("t-secret"),
-                "10.1.2.3"
-            ),
-            Ok("teachers".into())
-        );
-        assert_eq!(
-            check(
-                &k,
-                Action::Publish,
-                "class-7",
-                "key=t-secret",
-                None,
-                "192.0.2.1"
-            ),
+            check(&k, Action::Publish, "class-7", "key=t-secret", None, "192.0.2.1"),
             Err(DenyReason::KeyNotForThis)
         );
         assert_eq!(
-            check(
-                &k,
-                Action::Play,
-                "class-7",
-                "key=t-secret",
-                None,
-                "10.1.2.3"
-            ),
+            check(&k, Action::Play, "class-7", "key=t-secret", None, "10.1.2.3"),
             Err(DenyReason::KeyNotForThis)
         );
         assert_eq!(
-            check(
-                &k,
-                Action::Publish,
-                "other",
-                "key=t-secret",
-                None,
-                "10.1.2.3"
-            ),
+            check(&k, Action::Publish, "other", "key=t-secret", None, "10.1.2.3"),
             Err(DenyReason::KeyNotForThis)
         );
+        assert_eq!(check(&k, Action::Play, "x", "user=alice&token=a-pass", None, "192.0.2.1"), Ok("alice".into()));
         assert_eq!(
-            check(
-                &k,
-                Action::Play,
-                "x",
-                "user=alice&token=a-pass",
-                None,
-                "192.0.2.1"
-            ),
-            Ok("alice".into())
-        );
-        assert_eq!(
-            check(
-                &k,
-                Action::Play,
-                "x",
-                "user=bob&token=a-pass",
-                None,
-                "192.0.2.1"
-            ),
+            check(&k, Action::Play, "x", "user=bob&token=a-pass", None, "192.0.2.1"),
             Err(DenyReason::UnknownKey)
         );
-        assert_eq!(
-            check(&k, Action::Play, "x", "key=wrong", None, "192.0.2.1"),
-            Err(DenyReason::UnknownKey)
-        );
-        assert_eq!(
-            check(&k, Action::Play, "x", "", None, "192.0.2.1"),
-            Err(DenyReason::NoCredentials)
-        );
-        assert_eq!(
-            check(&k, Action::Publish, "x", "key=anyone", None, "::1"),
-            Ok("key #3".into())
-        );
+        assert_eq!(check(&k, Action::Play, "x", "key=wrong", None, "192.0.2.1"), Err(DenyReason::UnknownKey));
+        assert_eq!(check(&k, Action::Play, "x", "", None, "192.0.2.1"), Err(DenyReason::NoCredentials));
+        assert_eq!(check(&k, Action::Publish, "x", "key=anyone", None, "::1"), Ok("key #3".into()));
         assert!(stream_matches("*", "") && stream_matches("a*", "a") && !stream_matches("a", "ab"));
     }
 }

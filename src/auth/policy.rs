@@ -30,15 +30,13 @@ impl std::fmt::Display for DenyReason {
         match self {
             DenyReason::NoCredentials => f.write_str("credentials required"),
             DenyReason::UnknownKey => f.write_str("unknown key or token"),
-            DenyReason::KeyNotForThis => {
-                f.write_str("the key does not allow this action, stream or address")
-            }
+            DenyReason::KeyNotForThis => f.write_str("the key does not allow this action, stream or address"),
             DenyReason::BadSignature => f.write_str("bad signature"),
             DenyReason::Expired => f.write_str("signature expired"),
             DenyReason::OriginNotAllowed => f.write_str("page origin not allowed"),
-            DenyReason::ApiLoopbackOnly => f.write_str(
-                "the API answers loopback clients only (configure auth.api_tokens to open it)",
-            ),
+            DenyReason::ApiLoopbackOnly => {
+                f.write_str("the API answers loopback clients only (configure auth.api_tokens to open it)")
+            }
             DenyReason::ApiRole => f.write_str("this token's role may not do that"),
             DenyReason::Webhook(0) => f.write_str("admission webhook unavailable"),
             DenyReason::Webhook(status) => write!(f, "refused by the admission webhook ({status})"),
@@ -85,11 +83,7 @@ pub enum AuthConfigError {
     #[error("auth.{0}: no method listed (use [open] to admit everyone)")]
     NoMethod(&'static str),
     #[error("auth.{action}: method `{method}` needs {what}")]
-    Missing {
-        action: &'static str,
-        method: &'static str,
-        what: &'static str,
-    },
+    Missing { action: &'static str, method: &'static str, what: &'static str },
     #[error("auth.webhook: `{0}` is not an http:// URL")]
     BadWebhook(String),
     #[error("auth.event_hooks: `{0}` is not an http:// URL")]
@@ -114,8 +108,7 @@ pub struct Policy {
 
 impl Default for Policy {
     fn default() -> Self {
-        Policy::new(&AuthSettings::default())
-            .unwrap_or_else(|_| unreachable!("the defaults are valid"))
+        Policy::new(&AuthSettings::default()).unwrap_or_else(|_| unreachable!("the defaults are valid"))
     }
 }
 
@@ -135,11 +128,7 @@ impl Policy {
                     Method::Webhook if s.webhook.is_none() => "auth.webhook",
                     _ => continue,
                 };
-                return Err(AuthConfigError::Missing {
-                    action,
-                    method: m.as_str(),
-                    what,
-                });
+                return Err(AuthConfigError::Missing { action, method: m.as_str(), what });
             }
         }
         if let Some(url) = &s.webhook {
@@ -178,9 +167,7 @@ impl Policy {
 
     /// Decides a publish or play request at `now` (Unix seconds).
     pub fn check(&self, req: &Request<'_>, now: u64) -> Verdict {
-        if req.action == Action::Play
-            && req.entry.is_browser_egress()
-            && !self.origins.allows(req.origin, req.referer)
+        if req.action == Action::Play && req.entry.is_browser_egress() && !self.origins.allows(req.origin, req.referer)
         {
             return Verdict::Deny(Denial::new(DenyReason::OriginNotAllowed));
         }
@@ -220,14 +207,7 @@ mod tests {
         Policy::new(&s).unwrap()
     }
 
-    fn ask(
-        p: &Policy,
-        action: Action,
-        entry: Entry,
-        query: &str,
-        origin: Option<&str>,
-        now: u64,
-    ) -> Verdict {
+    fn ask(p: &Policy, action: Action, entry: Entry, query: &str, origin: Option<&str>, now: u64) -> Verdict {
         let q = parse_query(query);
         let req = Request { origin, ..Request::for_test(action, entry, "room1", "/live/room1", &q) };
         p.check(&req, now)
@@ -237,10 +217,7 @@ mod tests {
     fn open_by_default() {
         let p = Policy::default();
         assert!(p.is_open(Action::Publish) && p.is_open(Action::Play));
-        assert_eq!(
-            ask(&p, Action::Publish, Entry::Rtmp, "", None, 0),
-            Verdict::Allow(Method::Open)
-        );
+        assert_eq!(ask(&p, Action::Publish, Entry::Rtmp, "", None, 0), Verdict::Allow(Method::Open));
     }
 
     #[test]
@@ -248,57 +225,25 @@ mod tests {
         let p = policy("secret: s\ntencent_key: t\npublish: [signed, tencent]\nplay: [signed, webhook]\nwebhook: http://127.0.0.1:9/admit\n");
         let signed = signature::query(&Secret::new("s"), Action::Publish, "room1", 100);
         let tencent = vendor::tencent_query(&Secret::new("t"), "room1", 100);
-        assert_eq!(
-            ask(&p, Action::Publish, Entry::Rtmp, &signed, None, 50),
-            Verdict::Allow(Method::Signed)
-        );
-        assert_eq!(
-            ask(&p, Action::Publish, Entry::Whip, &tencent, None, 50),
-            Verdict::Allow(Method::Tencent)
-        );
+        assert_eq!(ask(&p, Action::Publish, Entry::Rtmp, &signed, None, 50), Verdict::Allow(Method::Signed));
+        assert_eq!(ask(&p, Action::Publish, Entry::Whip, &tencent, None, 50), Verdict::Allow(Method::Tencent));
         let expired = ask(&p, Action::Publish, Entry::Rtmp, &signed, None, 101);
         assert_eq!(expired, Verdict::Deny(Denial::new(DenyReason::Expired)));
         let none = ask(&p, Action::Publish, Entry::Rtmp, "", None, 0);
-        assert!(
-            matches!(&none, Verdict::Deny(d) if d.status() == 401),
-            "{none:?}"
-        );
-        assert_eq!(
-            ask(&p, Action::Play, Entry::HttpFlv, "", None, 0),
-            Verdict::AskWebhook
-        );
+        assert!(matches!(&none, Verdict::Deny(d) if d.status() == 401), "{none:?}");
+        assert_eq!(ask(&p, Action::Play, Entry::HttpFlv, "", None, 0), Verdict::AskWebhook);
         let play = signature::query(&Secret::new("s"), Action::Play, "room1", 100);
-        assert_eq!(
-            ask(&p, Action::Play, Entry::HttpFlv, &play, None, 0),
-            Verdict::Allow(Method::Signed)
-        );
+        assert_eq!(ask(&p, Action::Play, Entry::HttpFlv, &play, None, 0), Verdict::Allow(Method::Signed));
     }
 
     #[test]
     fn browser_pages_outside_the_list_are_refused_before_any_method() {
         let p = policy("allowed_origins: [school.example]\nallow_empty_origin: false\n");
         let deny = Verdict::Deny(Denial::new(DenyReason::OriginNotAllowed));
-        assert_eq!(
-            ask(
-                &p,
-                Action::Play,
-                Entry::HttpFlv,
-                "",
-                Some("https://evil.example"),
-                0
-            ),
-            deny
-        );
+        assert_eq!(ask(&p, Action::Play, Entry::HttpFlv, "", Some("https://evil.example"), 0), deny);
         assert_eq!(ask(&p, Action::Play, Entry::Whep, "", None, 0), deny);
         assert_eq!(
-            ask(
-                &p,
-                Action::Play,
-                Entry::H5,
-                "",
-                Some("https://school.example"),
-                0
-            ),
+            ask(&p, Action::Play, Entry::H5, "", Some("https://school.example"), 0),
             Verdict::Allow(Method::Open)
         );
         assert_eq!(
@@ -328,10 +273,9 @@ mod tests {
 
     #[test]
     fn settings_debug_shows_no_secret() {
-        let s: AuthSettings = serde_saphyr::from_str(
-            "secret: sup3r\nkeys: [{ key: k3y }]\napi_tokens: [{ token: t0k, role: admin }]\n",
-        )
-        .unwrap();
+        let s: AuthSettings =
+            serde_saphyr::from_str("secret: sup3r\nkeys: [{ key: k3y }]\napi_tokens: [{ token: t0k, role: admin }]\n")
+                .unwrap();
         let text = format!("{s:?} {:?}", Policy::new(&s).unwrap());
         for secret in ["sup3r", "k3y", "t0k"] {
             assert!(!text.contains(secret), "{text}");

@@ -2,19 +2,8 @@
 //! parameters that carry a secret.
 
 /// Query parameters whose values are secrets.
-const SECRET_PARAMS: &[&str] = &[
-    "sign",
-    "txsecret",
-    "auth_key",
-    "key",
-    "token",
-    "password",
-    "pass",
-    "pwd",
-    "secret",
-    "access_token",
-    "signature",
-];
+const SECRET_PARAMS: &[&str] =
+    &["sign", "txsecret", "auth_key", "key", "token", "password", "pass", "pwd", "secret", "access_token", "signature"];
 
 /// `text` (a URL, an RTMP app or stream name with its query) with secrets replaced by `***`.
 pub fn redact(text: &str) -> String {
@@ -25,9 +14,7 @@ pub fn redact(text: &str) -> String {
     let mut out = redact_userinfo(head);
     if let Some(query) = query {
         out.push('?');
-        let (query, fragment) = query
-            .split_once('#')
-            .map_or((query, None), |(q, f)| (q, Some(f)));
+        let (query, fragment) = query.split_once('#').map_or((query, None), |(q, f)| (q, Some(f)));
         let pairs: Vec<String> = query
             .split('&')
             .map(|pair| match pair.split_once('=') {
@@ -67,22 +54,10 @@ mod tests {
 
     #[test]
     fn secrets_are_cut() {
-        assert_eq!(
-            redact("rtmp://cdn/live/KEY?sign=abc&expires=9"),
-            "rtmp://cdn/live/KEY?sign=***&expires=9"
-        );
-        assert_eq!(
-            redact("KEY?txSecret=ff&txTime=65F0"),
-            "KEY?txSecret=***&txTime=65F0"
-        );
-        assert_eq!(
-            redact("rtmp://u:pw@cdn:1935/app?auth_key=1-0-0-x"),
-            "rtmp://u:***@cdn:1935/app?auth_key=***"
-        );
-        assert_eq!(
-            redact("http://h/p?Token=x#frag"),
-            "http://h/p?Token=***#frag"
-        );
+        assert_eq!(redact("rtmp://cdn/live/KEY?sign=abc&expires=9"), "rtmp://cdn/live/KEY?sign=***&expires=9");
+        assert_eq!(redact("KEY?txSecret=ff&txTime=65F0"), "KEY?txSecret=***&txTime=65F0");
+        assert_eq!(redact("rtmp://u:pw@cdn:1935/app?auth_key=1-0-0-x"), "rtmp://u:***@cdn:1935/app?auth_key=***");
+        assert_eq!(redact("http://h/p?Token=x#frag"), "http://h/p?Token=***#frag");
         assert_eq!(redact("plain"), "plain");
         assert_eq!(redact("room?user=alice&key"), "room?user=alice&key");
     }

@@ -39,13 +39,20 @@ impl RelayTargets {
 
     /// [`check`](Self::check), and, without an allow-list, no `port` of one of the gateway's own
     /// listeners on an address of this machine (`is_local` tells which are).
-    pub fn check_dial(&self, host: &str, addresses: &[IpAddr], port: u16, is_local: impl Fn(IpAddr) -> bool) -> Result<(), String> {
+    pub fn check_dial(
+        &self,
+        host: &str,
+        addresses: &[IpAddr],
+        port: u16,
+        is_local: impl Fn(IpAddr) -> bool,
+    ) -> Result<(), String> {
         self.check(host, addresses)?;
         if self.is_restricted() {
             return Ok(());
         }
         let own = self.own.get().map(Vec::as_slice).unwrap_or_default();
-        let ours = |a: IpAddr| own.iter().any(|l| l.port() == port && (l.ip() == a || l.ip().is_unspecified() && is_local(a)));
+        let ours =
+            |a: IpAddr| own.iter().any(|l| l.port() == port && (l.ip() == a || l.ip().is_unspecified() && is_local(a)));
         match addresses.iter().find(|a| ours(**a)) {
             Some(a) => Err(format!("`{host}:{port}` ({a}) is this gateway's own listener: relays may not dial it")),
             None => Ok(()),
@@ -80,7 +87,9 @@ impl RelayTargets {
 fn is_host_name(text: &str) -> bool {
     !text.is_empty()
         && text.len() <= 253
-        && text.split('.').all(|l| !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
+        && text
+            .split('.')
+            .all(|l| !l.is_empty() && l.len() <= 63 && l.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'))
 }
 
 /// Addresses that reach the gateway's own machine or its cloud's metadata service.
@@ -90,8 +99,12 @@ fn is_internal(ip: IpAddr) -> bool {
         v4 => v4,
     };
     match ip {
-        IpAddr::V4(v4) => v4.is_loopback() || v4.is_link_local() || v4.is_unspecified() || v4.is_multicast() || v4.is_broadcast(),
-        IpAddr::V6(v6) => v6.is_loopback() || v6.is_unspecified() || v6.is_multicast() || (v6.segments()[0] & 0xffc0) == 0xfe80,
+        IpAddr::V4(v4) => {
+            v4.is_loopback() || v4.is_link_local() || v4.is_unspecified() || v4.is_multicast() || v4.is_broadcast()
+        }
+        IpAddr::V6(v6) => {
+            v6.is_loopback() || v6.is_unspecified() || v6.is_multicast() || (v6.segments()[0] & 0xffc0) == 0xfe80
+        }
     }
 }
 
@@ -130,7 +143,10 @@ mod tests {
         let t = RelayTargets::new(&[]).unwrap();
         t.set_own_listeners(vec!["0.0.0.0:1935".parse().unwrap(), "198.51.100.9:8080".parse().unwrap()]);
         let local = |a: IpAddr| a == "203.0.113.5".parse::<IpAddr>().unwrap();
-        assert!(t.check_dial("me", &ips(&["203.0.113.5"]), 1935, local).is_err(), "a wildcard listener on a local address");
+        assert!(
+            t.check_dial("me", &ips(&["203.0.113.5"]), 1935, local).is_err(),
+            "a wildcard listener on a local address"
+        );
         assert!(t.check_dial("me", &ips(&["203.0.113.5"]), 1936, local).is_ok(), "another port");
         assert!(t.check_dial("cdn", &ips(&["203.0.113.6"]), 1935, local).is_ok(), "another machine");
         assert!(t.check_dial("me", &ips(&["198.51.100.9"]), 8080, |_| false).is_err(), "a listener's own address");

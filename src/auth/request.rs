@@ -81,7 +81,13 @@ pub struct Request<'a> {
 impl<'a> Request<'a> {
     /// A request for tests: from 192.0.2.1, no bearer, Origin or Referer; the rest given.
     #[cfg(test)]
-    pub fn for_test(action: Action, entry: Entry, stream: &'a str, path: &'a str, query: &'a [(String, String)]) -> Request<'a> {
+    pub fn for_test(
+        action: Action,
+        entry: Entry,
+        stream: &'a str,
+        path: &'a str,
+        query: &'a [(String, String)],
+    ) -> Request<'a> {
         Request {
             action,
             entry,
@@ -97,10 +103,7 @@ impl<'a> Request<'a> {
 
     /// The first value of the query parameter `name`.
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.query
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        self.query.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
     }
 }
 
@@ -159,13 +162,7 @@ mod tests {
         assert_eq!(split_query("KEY?sign=a&x=1"), ("KEY", "sign=a&x=1"));
         assert_eq!(split_query("KEY"), ("KEY", ""));
         let q = parse_query("a=1&b=x%20y+z&&c&d=%zz&e=%4");
-        let want = [
-            ("a", "1"),
-            ("b", "x y z"),
-            ("c", ""),
-            ("d", "%zz"),
-            ("e", "%4"),
-        ];
+        let want = [("a", "1"), ("b", "x y z"), ("c", ""), ("d", "%zz"), ("e", "%4")];
         assert_eq!(q, want.map(|(k, v)| (k.to_string(), v.to_string())));
         assert_eq!(percent_decode("%"), "%");
         assert_eq!(percent_decode("%e4%b8%ad"), "中");

@@ -61,10 +61,7 @@ mod tests {
         assert!(s.matches("hunter2"));
         assert!(!s.matches("hunter"));
         assert!(!s.matches("hunter22"));
-        assert!(
-            !Secret::default().matches(""),
-            "an empty secret matches nothing"
-        );
+        assert!(!Secret::default().matches(""), "an empty secret matches nothing");
         assert_eq!(hex(&[0, 0xab, 0x7f]), "00ab7f");
     }
 }

@@ -11,10 +11,7 @@ use super::secret::{self, Secret};
 
 /// The query string (no `?`) that signs `action` on `stream` until `expires` (Unix seconds).
 pub fn query(secret: &Secret, action: Action, stream: &str, expires: u64) -> String {
-    format!(
-        "expires={expires}&sign={}",
-        secret::hex(&mac(secret, action, stream, expires))
-    )
+    format!("expires={expires}&sign={}", secret::hex(&mac(secret, action, stream, expires)))
 }
 
 /// Checks `expires` and `sign` of the request.
@@ -26,8 +23,7 @@ pub fn verify(secret: &Secret, req: &Request<'_>, now: u64) -> Result<(), DenyRe
     let presented = unhex(sign).ok_or(DenyReason::BadSignature)?;
     let mut m = keyed(secret);
     m.update(message(req.action, req.stream, expires).as_bytes());
-    m.verify_slice(&presented)
-        .map_err(|_| DenyReason::BadSignature)?;
+    m.verify_slice(&presented).map_err(|_| DenyReason::BadSignature)?;
     if now > expires {
         return Err(DenyReason::Expired);
     }
@@ -80,66 +76,26 @@ mod tests {
         let q = parse_query(&query(&s, Action::Publish, "room1", 1000));
         assert_eq!(verify(&s, &req(Action::Publish, "room1", &q), 999), Ok(()));
         assert_eq!(verify(&s, &req(Action::Publish, "room1", &q), 1000), Ok(()));
+        assert_eq!(verify(&s, &req(Action::Publish, "room1", &q), 1001), Err(DenyReason::Expired));
+        assert_eq!(verify(&s, &req(Action::Play, "room1", &q), 10), Err(DenyReason::BadSignature));
+        assert_eq!(verify(&s, &req(Action::Publish, "room2", &q), 10), Err(DenyReason::BadSignature));
         assert_eq!(
-            verify(&s, &req(Action::Publish, "room1", &q), 1001),
-            Err(DenyReason::Expired)
-        );
-        assert_eq!(
-            verify(&s, &req(Action::Play, "room1", &q), 10),
-            Err(DenyReason::BadSignature)
-        );
-        assert_eq!(
-            verify(&s, &req(Action::Publish, "room2", &q), 10),
-            Err(DenyReason::BadSignature)
-        );
-        assert_eq!(
-            verify(
-                &Secret::new("other"),
-                &req(Action::Publish, "room1", &q),
-                10
-            ),
+            verify(&Secret::new("other"), &req(Action::Publish, "room1", &q), 10),
             Err(DenyReason::BadSignature)
         );
         // A later expiry with the old signature does not pass.
-        let forged: Vec<_> = q
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.clone(),
-                    if k == "expires" {
-                        "9999".into()
-                    } else {
-                        v.clone()
-                    },
-                )
-            })
-            .collect();
-        assert_eq!(
-            verify(&s, &req(Action::Publish, "room1", &forged), 10),
-            Err(DenyReason::BadSignature)
-        );
-        assert_eq!(
-            verify(&s, &req(Action::Publish, "room1", &[]), 10),
-            Err(DenyReason::NoCredentials)
-        );
-        let upper: Vec<_> = q
-            .iter()
-            .map(|(k, v)| (k.clone(), v.to_uppercase()))
-            .collect();
-        assert_eq!(
-            verify(&s, &req(Action::Publish, "room1", &upper), 10),
-            Ok(()),
-            "hex in either case"
-        );
+        let forged: Vec<_> =
+            q.iter().map(|(k, v)| (k.clone(), if k == "expires" { "9999".into() } else { v.clone() })).collect();
+        assert_eq!(verify(&s, &req(Action::Publish, "room1", &forged), 10), Err(DenyReason::BadSignature));
+        assert_eq!(verify(&s, &req(Action::Publish, "room1", &[]), 10), Err(DenyReason::NoCredentials));
+        let upper: Vec<_> = q.iter().map(|(k, v)| (k.clone(), v.to_uppercase())).collect();
+        assert_eq!(verify(&s, &req(Action::Publish, "room1", &upper), 10), Ok(()), "hex in either case");
     }
 
     #[test]
     fn known_vector() {
         // HMAC-SHA256("k3y", "publish\nroom1\n1000"), computed with `openssl dgst -sha256 -hmac k3y`.
         let q = query(&Secret::new("k3y"), Action::Publish, "room1", 1000);
-        assert_eq!(
-            q,
-            "expires=1000&sign=080a7e569b846cadc7e5421b241c06dce3b5a0200d0de9484246aa136e12e748"
-        );
+        assert_eq!(q, "expires=1000&sign=080a7e569b846cadc7e5421b241c06dce3b5a0200d0de9484246aa136e12e748");
     }
 }

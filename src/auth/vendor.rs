@@ -16,10 +16,7 @@ use super::secret::{self, Secret};
 /// The Tencent-style query for `stream`, valid until `expires`.
 pub fn tencent_query(key: &Secret, stream: &str, expires: u64) -> String {
     let tx_time = format!("{expires:X}");
-    format!(
-        "txSecret={}&txTime={tx_time}",
-        tencent_secret(key, stream, &tx_time)
-    )
+    format!("txSecret={}&txTime={tx_time}", tencent_secret(key, stream, &tx_time))
 }
 
 pub fn tencent_verify(key: &Secret, req: &Request<'_>, now: u64) -> Result<(), DenyReason> {
@@ -50,10 +47,7 @@ fn tencent_secret(key: &Secret, stream: &str, tx_time: &str) -> String {
 
 /// The Alibaba-style query for `path`, valid until `expires` (rand and uid `0`).
 pub fn aliyun_query(key: &Secret, path: &str, expires: u64) -> String {
-    format!(
-        "auth_key={expires}-0-0-{}",
-        aliyun_hash(key, path, &expires.to_string(), "0", "0")
-    )
+    format!("auth_key={expires}-0-0-{}", aliyun_hash(key, path, &expires.to_string(), "0", "0"))
 }
 
 pub fn aliyun_verify(key: &Secret, req: &Request<'_>, now: u64) -> Result<(), DenyReason> {
@@ -96,38 +90,19 @@ mod tests {
         // md5("mykey" + "room1" + "65F0A1B2"), computed with md5sum.
         let key = Secret::new("mykey");
         let q = tencent_query(&key, "room1", 0x65F0A1B2);
-        assert_eq!(
-            q,
-            "txSecret=2b2ecb5bab00d69605e9cd0ddaca6c1f&txTime=65F0A1B2"
-        );
+        assert_eq!(q, "txSecret=2b2ecb5bab00d69605e9cd0ddaca6c1f&txTime=65F0A1B2");
         let q = parse_query(&q);
-        assert_eq!(
-            tencent_verify(&key, &req("room1", "/live/room1", &q), 0x65F0A1B2),
-            Ok(())
-        );
-        assert_eq!(
-            tencent_verify(&key, &req("room1", "/live/room1", &q), 0x65F0A1B3),
-            Err(DenyReason::Expired)
-        );
-        assert_eq!(
-            tencent_verify(&key, &req("room2", "/live/room2", &q), 0),
-            Err(DenyReason::BadSignature)
-        );
+        assert_eq!(tencent_verify(&key, &req("room1", "/live/room1", &q), 0x65F0A1B2), Ok(()));
+        assert_eq!(tencent_verify(&key, &req("room1", "/live/room1", &q), 0x65F0A1B3), Err(DenyReason::Expired));
+        assert_eq!(tencent_verify(&key, &req("room2", "/live/room2", &q), 0), Err(DenyReason::BadSignature));
         let lower = parse_query("txSecret=2B2ECB5BAB00D69605E9CD0DDACA6C1F&txTime=65f0a1b2");
         assert_eq!(
             tencent_verify(&key, &req("room1", "/", &lower), 0),
             Err(DenyReason::BadSignature),
             "txTime is signed as sent"
         );
-        assert_eq!(
-            tencent_verify(&key, &req("room1", "/", &[]), 0),
-            Err(DenyReason::NoCredentials)
-        );
-        for bad in [
-            "txSecret=x&txTime=",
-            "txSecret=x&txTime=zz",
-            "txSecret=x&txTime=11111111111111111",
-        ] {
+        assert_eq!(tencent_verify(&key, &req("room1", "/", &[]), 0), Err(DenyReason::NoCredentials));
+        for bad in ["txSecret=x&txTime=", "txSecret=x&txTime=zz", "txSecret=x&txTime=11111111111111111"] {
             assert_eq!(
                 tencent_verify(&key, &req("room1", "/", &parse_query(bad)), 0),
                 Err(DenyReason::BadSignature),
@@ -141,28 +116,12 @@ mod tests {
         // md5("/live/room1-1700000000-0-0-alikey"), computed with md5sum.
         let key = Secret::new("alikey");
         let q = aliyun_query(&key, "/live/room1", 1_700_000_000);
-        assert_eq!(
-            q,
-            "auth_key=1700000000-0-0-e1a79d999bee63c8985482fd173e22bb"
-        );
+        assert_eq!(q, "auth_key=1700000000-0-0-e1a79d999bee63c8985482fd173e22bb");
         let q = parse_query(&q);
-        assert_eq!(
-            aliyun_verify(&key, &req("room1", "/live/room1", &q), 1_699_999_999),
-            Ok(())
-        );
-        assert_eq!(
-            aliyun_verify(&key, &req("room1", "/live/room1", &q), 1_700_000_001),
-            Err(DenyReason::Expired)
-        );
-        assert_eq!(
-            aliyun_verify(&key, &req("room1", "/live/room1.flv", &q), 0),
-            Err(DenyReason::BadSignature)
-        );
-        for bad in [
-            "auth_key=1-2-3",
-            "auth_key=x-0-0-e1a79d999bee63c8985482fd173e22bb",
-            "auth_key=1-0-0-0-0",
-        ] {
+        assert_eq!(aliyun_verify(&key, &req("room1", "/live/room1", &q), 1_699_999_999), Ok(()));
+        assert_eq!(aliyun_verify(&key, &req("room1", "/live/room1", &q), 1_700_000_001), Err(DenyReason::Expired));
+        assert_eq!(aliyun_verify(&key, &req("room1", "/live/room1.flv", &q), 0), Err(DenyReason::BadSignature));
+        for bad in ["auth_key=1-2-3", "auth_key=x-0-0-e1a79d999bee63c8985482fd173e22bb", "auth_key=1-0-0-0-0"] {
             assert_eq!(
                 aliyun_verify(&key, &req("room1", "/live/room1", &parse_query(bad)), 0),
                 Err(DenyReason::BadSignature),

@@ -212,9 +212,8 @@ impl Events {
 
     pub fn send(&self, event: Event, protocol: &'static str, stream: &str, ip: Option<IpAddr>) {
         let Some(queue) = &self.queue else { return };
-        let time_ms = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_millis() as u64);
+        let time_ms =
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
         let notice = EventNotice { event, protocol, stream: stream.to_string(), ip, time_ms };
         if queue.try_send(notice).is_err() {
             self.dropped.fetch_add(1, Ordering::Relaxed);

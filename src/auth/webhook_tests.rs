@@ -59,7 +59,10 @@ fn settings(url: &str, cache: f64) -> AuthSettings {
 }
 
 fn request<'a>(stream: &'a str, query: &'a [(String, String)]) -> Request<'a> {
-    Request { ip: "127.0.0.1".parse().unwrap(), ..Request::for_test(Action::Publish, Entry::Rtmp, stream, "/live/x", query) }
+    Request {
+        ip: "127.0.0.1".parse().unwrap(),
+        ..Request::for_test(Action::Publish, Entry::Rtmp, stream, "/live/x", query)
+    }
 }
 
 #[tokio::test]

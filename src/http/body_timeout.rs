@@ -35,10 +35,7 @@ pub enum BodyRefusal {
 
 /// Bodies that are streams, read by their handler for as long as they last.
 fn is_streaming(method: &Method, path: &str) -> bool {
-    method == Method::POST
-        && path
-            .strip_prefix("/h5/")
-            .is_some_and(|rest| !rest.contains('/'))
+    method == Method::POST && path.strip_prefix("/h5/").is_some_and(|rest| !rest.contains('/'))
 }
 
 /// Reads `body` whole within `bounds`.
@@ -55,9 +52,7 @@ pub async fn read_bounded(body: Body, bounds: BodyBounds) -> Result<bytes::Bytes
         }
         Ok(out.freeze())
     };
-    tokio::time::timeout(bounds.timeout, read)
-        .await
-        .unwrap_or(Err(BodyRefusal::TooSlow))
+    tokio::time::timeout(bounds.timeout, read).await.unwrap_or(Err(BodyRefusal::TooSlow))
 }
 
 /// The middleware: reads the body within its bounds before the handler runs.
@@ -67,40 +62,22 @@ pub async fn bound_body(State(bounds): State<BodyBounds>, req: Request, next: Ne
     }
     let (parts, body) = req.into_parts();
     let refusal = match read_bounded(body, bounds).await {
-        Ok(bytes) => {
-            return next
-                .run(Request::from_parts(parts, Body::from(bytes)))
-                .await
-        }
+        Ok(bytes) => return next.run(Request::from_parts(parts, Body::from(bytes))).await,
         Err(r) => r,
     };
     let (status, message) = match refusal {
         BodyRefusal::TooSlow => {
             tracing::info!(path = %parts.uri.path(), timeout = ?bounds.timeout, "request body not received in time (limits.http_body_timeout_seconds)");
-            (
-                StatusCode::REQUEST_TIMEOUT,
-                format!(
-                    "the request body did not arrive within {:?}",
-                    bounds.timeout
-                ),
-            )
+            (StatusCode::REQUEST_TIMEOUT, format!("the request body did not arrive within {:?}", bounds.timeout))
         }
         BodyRefusal::TooLarge => (
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!(
-                "the request body is over the limit of {} bytes (limits.http_body_bytes)",
-                bounds.max_bytes
-            ),
+            format!("the request body is over the limit of {} bytes (limits.http_body_bytes)", bounds.max_bytes),
         ),
-        BodyRefusal::Broken(e) => (
-            StatusCode::BAD_REQUEST,
-            format!("reading the request body failed: {e}"),
-        ),
+        BodyRefusal::Broken(e) => (StatusCode::BAD_REQUEST, format!("reading the request body failed: {e}")),
     };
     let mut response = ApiError::new(status, message).into_response();
-    response
-        .headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
     response
 }
 
@@ -110,33 +87,14 @@ mod tests {
 
     #[tokio::test]
     async fn a_body_is_read_whole_within_its_bounds_or_refused() {
-        let bounds = BodyBounds {
-            timeout: Duration::from_millis(100),
-            max_bytes: 8,
-        };
-        assert_eq!(
-            read_bounded(Body::from("12345678"), bounds)
-                .await
-                .as_deref(),
-            Ok(&b"12345678"[..])
-        );
-        assert_eq!(
-            read_bounded(Body::from("123456789"), bounds).await,
-            Err(BodyRefusal::TooLarge)
-        );
+        let bounds = BodyBounds { timeout: Duration::from_millis(100), max_bytes: 8 };
+        assert_eq!(read_bounded(Body::from("12345678"), bounds).await.as_deref(), Ok(&b"12345678"[..]));
+        assert_eq!(read_bounded(Body::from("123456789"), bounds).await, Err(BodyRefusal::TooLarge));
         let trickle = futures_util::stream::unfold(0, |n| async move {
             tokio::time::sleep(Duration::from_millis(60)).await;
-            (n < 5).then(|| {
-                (
-                    Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"x")),
-                    n + 1,
-                )
-            })
+            (n < 5).then(|| (Ok::<_, std::io::Error>(bytes::Bytes::from_static(b"x")), n + 1))
         });
-        assert_eq!(
-            read_bounded(Body::from_stream(trickle), bounds).await,
-            Err(BodyRefusal::TooSlow)
-        );
+        assert_eq!(read_bounded(Body::from_stream(trickle), bounds).await, Err(BodyRefusal::TooSlow));
     }
 
     #[test]

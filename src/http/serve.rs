@@ -38,13 +38,17 @@ const OVERFLOW_HEADER_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// Serves `listener` until the gateway's shutdown token; then waits for open connections
 /// (their handlers end on the same token).
-pub async fn serve(listener: TcpListener, app: Router, limits: LimitsSettings, shutdown: CancellationToken, gate: Gate) {
+pub async fn serve(
+    listener: TcpListener,
+    app: Router,
+    limits: LimitsSettings,
+    shutdown: CancellationToken,
+    gate: Gate,
+) {
     let overflow_gate = Gate::new("http-overflow", HTTP_OVERFLOW);
     let overflow_app = overflow_router(gate.cap());
     let header_timeout = limits.http_header_timeout();
-    while let Some((io, peer)) =
-        crate::limits::accept(&listener, "HTTP", Duration::from_millis(50), &shutdown).await
-    {
+    while let Some((io, peer)) = crate::limits::accept(&listener, "HTTP", Duration::from_millis(50), &shutdown).await {
         let (router, permit, timeout) = match gate.try_enter(peer) {
             Ok(p) => (app.clone(), p, header_timeout),
             Err(why) => {
@@ -52,23 +56,12 @@ pub async fn serve(listener: TcpListener, app: Router, limits: LimitsSettings, s
                 match overflow_gate.try_enter(peer) {
                     // Past the cap a client must ask at once, so idle ones cannot hold
                     // the places kept for /healthz.
-                    Ok(p) => (
-                        overflow_app.clone(),
-                        p,
-                        OVERFLOW_HEADER_TIMEOUT.min(header_timeout),
-                    ),
+                    Ok(p) => (overflow_app.clone(), p, OVERFLOW_HEADER_TIMEOUT.min(header_timeout)),
                     Err(_) => continue, // closed at once
                 }
             }
         };
-        tokio::spawn(connection(
-            io,
-            peer,
-            router,
-            permit,
-            timeout,
-            shutdown.clone(),
-        ));
+        tokio::spawn(connection(io, peer, router, permit, timeout, shutdown.clone()));
     }
     while gate.open() + overflow_gate.open() > 0 {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -94,10 +87,7 @@ async fn connection(
         let conn = hyper::server::conn::http1::Builder::new()
             .timer(TokioTimer::new())
             .header_read_timeout(header_timeout)
-            .serve_connection(
-                TokioIo::new(StallGuard::new(shared.clone(), WRITE_STALL)),
-                service,
-            )
+            .serve_connection(TokioIo::new(StallGuard::new(shared.clone(), WRITE_STALL)), service)
             .with_upgrades();
         tokio::pin!(conn);
         tokio::select! {
@@ -141,18 +131,13 @@ fn overflow_router(cap: usize) -> Router {
             format!("too many connections: the gateway holds its maximum of {cap} HTTP connections; try again later"),
         )
         .into_response();
-        r.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
         Ok::<_, Infallible>(r)
     };
-    Router::new()
-        .route("/healthz", get(|| async { "ok" }))
-        .fallback(refuse)
-        .layer(axum::middleware::map_response(
-            |mut r: axum::response::Response| async move {
-                r.headers_mut()
-                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
-                r
-            },
-        ))
+    Router::new().route("/healthz", get(|| async { "ok" })).fallback(refuse).layer(axum::middleware::map_response(
+        |mut r: axum::response::Response| async move {
+            r.headers_mut().insert(header::CONNECTION, HeaderValue::from_static("close"));
+            r
+        },
+    ))
 }

@@ -201,7 +201,10 @@ mod tests {
                 })
             })
             .collect();
-        assert_eq!(verdicts, [Verdict::SkipToKeyframe, Verdict::SkipToKeyframe, Verdict::Drop(DropReason::LaggedTooOften)]);
+        assert_eq!(
+            verdicts,
+            [Verdict::SkipToKeyframe, Verdict::SkipToKeyframe, Verdict::Drop(DropReason::LaggedTooOften)]
+        );
     }
 
     #[test]

@@ -242,7 +242,12 @@ impl Hub {
         })
     }
 
-    fn insert_stream(&self, streams: &mut HashMap<StreamKey, Arc<Stream>>, key: StreamKey, meta: PublisherMeta) -> Arc<Stream> {
+    fn insert_stream(
+        &self,
+        streams: &mut HashMap<StreamKey, Arc<Stream>>,
+        key: StreamKey,
+        meta: PublisherMeta,
+    ) -> Arc<Stream> {
         let stream = Arc::new(Stream::new(key.clone(), meta, self.inner.config.limits));
         streams.insert(key, stream.clone());
         stream
@@ -327,7 +332,11 @@ impl Hub {
         // Watched before planning: a takeover that settles from here on re-plans this consumer.
         let sources = stream.watch_sources();
         if !stream.wait_ready(self.inner.config.ready_timeout).await {
-            return Err(if stream.is_ended() { HubError::NotFound(key.clone()) } else { HubError::NotReady(key.clone()) });
+            return Err(if stream.is_ended() {
+                HubError::NotFound(key.clone())
+            } else {
+                HubError::NotReady(key.clone())
+            });
         }
         let inputs = PlanInputs::of(&stream);
         let plan = self.plan_for(&stream, who.protocol)?;
@@ -363,7 +372,8 @@ impl Hub {
                 tracing::debug!(stream = %key, track = %conversion.key.track, "conversion output not there in time; joining anyway");
             }
         }
-        let mut replanner = replan::Replanner { hub: self.clone(), inputs, video: video.clone(), audio: audio.clone(), sources };
+        let mut replanner =
+            replan::Replanner { hub: self.clone(), inputs, video: video.clone(), audio: audio.clone(), sources };
         let video = video.and_then(|o| o.join());
         let mut audio = audio.and_then(|o| o.join());
         if audio.is_none() && awaits_late_audio(&stream) {
@@ -436,7 +446,8 @@ impl Hub {
             to: to.to_string(),
             reason,
         };
-        let source_info = stream.source(track).info().ok_or_else(|| fail("the source track has no media yet".into()))?;
+        let source_info =
+            stream.source(track).info().ok_or_else(|| fail("the source track has no media yet".into()))?;
         let description = self.pipelines().conversion(from, to, params).map_err(|e| fail(e.to_string()))?;
         // Converted audio starts where the stream's cached GOP does, as the video of every
         // consumer does, not seconds earlier (the audio cache holds `audio_window`).
@@ -473,7 +484,8 @@ pub fn source_of(stream: &Stream) -> Source {
     let mut source = Source { video: track(stream.video_info()), audio: track(stream.audio_info()) };
     if let (Some(v), Some(info)) = (source.video.as_mut(), stream.video_info()) {
         v.bframes = matches!(info.as_ref(), TrackInfo::Video(i) if i.bframes);
-        v.keyframe_interval_ms = stream.source(TrackKind::Video).keyframe_interval().map(|t| t.as_millis().clamp(0, u32::MAX as i64) as u32);
+        v.keyframe_interval_ms =
+            stream.source(TrackKind::Video).keyframe_interval().map(|t| t.as_millis().clamp(0, u32::MAX as i64) as u32);
         v.keyframes_on_request = stream.publisher().protocol == Protocol::Webrtc;
     }
     source

@@ -73,6 +73,9 @@ mod tests {
         slot.clone().set(recorder.clone());
         slot.notify(Activity::Play, Protocol::Webrtc, &key, Some("127.0.0.1:5000"));
         let seen = recorder.0.lock().unwrap().clone();
-        assert_eq!(seen, [(Activity::Play, Protocol::Webrtc, "class1".to_string(), Some("127.0.0.1:5000".to_string()))]);
+        assert_eq!(
+            seen,
+            [(Activity::Play, Protocol::Webrtc, "class1".to_string(), Some("127.0.0.1:5000".to_string()))]
+        );
     }
 }

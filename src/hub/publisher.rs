@@ -88,7 +88,8 @@ impl Publisher {
         match Arc::try_unwrap(frame) {
             Ok(frame) => self.push(frame),
             Err(shared) => {
-                let copy = Frame::new(shared.info.clone(), shared.dts, shared.pts, shared.keyframe, shared.data.clone());
+                let copy =
+                    Frame::new(shared.info.clone(), shared.dts, shared.pts, shared.keyframe, shared.data.clone());
                 self.push(copy)
             }
         }
@@ -124,7 +125,12 @@ impl Publisher {
 impl Drop for Publisher {
     fn drop(&mut self) {
         let remote = self.stream.publisher().remote;
-        self.hub.observer().notify(super::observer::Activity::Unpublish, self.protocol, &self.stream.key, remote.as_deref());
+        self.hub.observer().notify(
+            super::observer::Activity::Unpublish,
+            self.protocol,
+            &self.stream.key,
+            remote.as_deref(),
+        );
         self.hub.publisher_left(&self.stream, self.timeline.newest(), self.last_frame_at);
     }
 }

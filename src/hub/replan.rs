@@ -78,7 +78,9 @@ pub fn decide(current: &Plan, old: &PlanInputs, new: &PlanInputs, planned: Resul
     }
     let same = |a: Option<&Leg>, b: Option<&Leg>| match (a, b) {
         (Some(Leg::Copy { codec: x }), Some(Leg::Copy { codec: y })) => x == y,
-        (Some(Leg::Convert { from: f1, to: t1, .. }), Some(Leg::Convert { from: f2, to: t2, .. })) => f1 == f2 && t1 == t2,
+        (Some(Leg::Convert { from: f1, to: t1, .. }), Some(Leg::Convert { from: f2, to: t2, .. })) => {
+            f1 == f2 && t1 == t2
+        }
         (None, None) => true,
         _ => false,
     };
@@ -184,7 +186,12 @@ mod tests {
         let old = inputs(Protocol::Rtmp, Codec::H264, Codec::Aac);
         let new = inputs(Protocol::Rtmp, Codec::Vp8, Codec::Aac);
         assert!(matches!(decide(&have, &old, &new, Err("no route".into())), Replan::End(r) if r == "no route"));
-        let vp8 = plan(Protocol::Rtmp, Protocol::Webrtc, Leg::Copy { codec: Codec::Vp8 }, Some(convert(Codec::Aac, Codec::Opus)));
+        let vp8 = plan(
+            Protocol::Rtmp,
+            Protocol::Webrtc,
+            Leg::Copy { codec: Codec::Vp8 },
+            Some(convert(Codec::Aac, Codec::Opus)),
+        );
         assert!(matches!(decide(&have, &old, &new, Ok(vp8)), Replan::End(r) if r.contains("video")));
     }
 

@@ -19,8 +19,8 @@ use super::lease::ConsumerLease;
 use super::replan::{self, PlanInputs, Replan, Replanner};
 use super::track::TrackJoin;
 use super::HubError;
-use crate::media::{Frame, TrackInfo, TrackKind, Ts};
 use crate::matrix::{Leg, Plan};
+use crate::media::{Frame, TrackInfo, TrackKind, Ts};
 
 /// How long audio that comes before a consumer's first video frame is held for it; after that
 /// the audio goes out alone (as it would without video).
@@ -424,7 +424,14 @@ mod tests {
     use crate::media::{AudioInfo, Codec, Protocol, VideoInfo};
 
     fn infos() -> (Arc<TrackInfo>, Arc<TrackInfo>) {
-        let v = TrackInfo::Video(VideoInfo { codec: Codec::Mpeg1, width: 2, height: 2, fps: None, config: None, bframes: false });
+        let v = TrackInfo::Video(VideoInfo {
+            codec: Codec::Mpeg1,
+            width: 2,
+            height: 2,
+            fps: None,
+            config: None,
+            bframes: false,
+        });
         let a = TrackInfo::Audio(AudioInfo { codec: Codec::Mp2, sample_rate: 44_100, channels: 1, config: None });
         (Arc::new(v), Arc::new(a))
     }
@@ -470,14 +477,18 @@ mod tests {
     }
 
     async fn next_ms(sub: &mut Subscription) -> (TrackKind, i64) {
-        let f = tokio::time::timeout(Duration::from_secs(5), sub.next()).await.expect("a frame in time").expect("a frame");
+        let f =
+            tokio::time::timeout(Duration::from_secs(5), sub.next()).await.expect("a frame in time").expect("a frame");
         (f.kind(), f.dts.as_millis())
     }
 
     #[tokio::test]
     async fn audio_before_the_first_picture_waits_for_it_and_older_audio_is_dropped() {
         let (v, a) = infos();
-        let (video, audio) = (TrackOutput::new(TrackKind::Video, CacheLimits::default()), TrackOutput::new(TrackKind::Audio, CacheLimits::default()));
+        let (video, audio) = (
+            TrackOutput::new(TrackKind::Video, CacheLimits::default()),
+            TrackOutput::new(TrackKind::Audio, CacheLimits::default()),
+        );
         let mut sub = subscribe(&video, &audio);
         // A fresh audio conversion's output comes first, from before the picture's start.
         for ms in [1000, 1026, 1052, 3000, 3026] {
@@ -503,7 +514,10 @@ mod tests {
     #[tokio::test]
     async fn without_a_picture_audio_goes_out_alone_after_the_wait() {
         let (v, a) = infos();
-        let (video, audio) = (TrackOutput::new(TrackKind::Video, CacheLimits::default()), TrackOutput::new(TrackKind::Audio, CacheLimits::default()));
+        let (video, audio) = (
+            TrackOutput::new(TrackKind::Video, CacheLimits::default()),
+            TrackOutput::new(TrackKind::Audio, CacheLimits::default()),
+        );
         let mut sub = subscribe(&video, &audio);
         sub.first_picture_wait = Duration::from_millis(50);
         audio.push(frame(&a, 1000, true));
@@ -520,7 +534,10 @@ mod tests {
     #[tokio::test]
     async fn a_consumer_whose_output_is_full_skips_to_a_keyframe_then_ends() {
         let (v, a) = infos();
-        let (video, audio) = (TrackOutput::new(TrackKind::Video, CacheLimits::default()), TrackOutput::new(TrackKind::Audio, CacheLimits::default()));
+        let (video, audio) = (
+            TrackOutput::new(TrackKind::Video, CacheLimits::default()),
+            TrackOutput::new(TrackKind::Audio, CacheLimits::default()),
+        );
         let mut sub = subscribe(&video, &audio);
         video.push(frame(&v, 0, true));
         assert_eq!(next_ms(&mut sub).await, (TrackKind::Video, 0));
@@ -543,7 +560,10 @@ mod tests {
     #[tokio::test]
     async fn held_audio_goes_out_when_the_video_ends() {
         let (_, a) = infos();
-        let (video, audio) = (TrackOutput::new(TrackKind::Video, CacheLimits::default()), TrackOutput::new(TrackKind::Audio, CacheLimits::default()));
+        let (video, audio) = (
+            TrackOutput::new(TrackKind::Video, CacheLimits::default()),
+            TrackOutput::new(TrackKind::Audio, CacheLimits::default()),
+        );
         let mut sub = subscribe(&video, &audio);
         audio.push(frame(&a, 1000, true));
         video.close();

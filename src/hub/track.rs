@@ -232,7 +232,14 @@ mod tests {
     }
 
     fn infos() -> (Arc<TrackInfo>, Arc<TrackInfo>) {
-        let v = TrackInfo::Video(VideoInfo { codec: Codec::H264, width: 2, height: 2, fps: None, config: None, bframes: false });
+        let v = TrackInfo::Video(VideoInfo {
+            codec: Codec::H264,
+            width: 2,
+            height: 2,
+            fps: None,
+            config: None,
+            bframes: false,
+        });
         let a = TrackInfo::Audio(AudioInfo { codec: Codec::Aac, sample_rate: 44_100, channels: 1, config: None });
         (Arc::new(v), Arc::new(a))
     }
@@ -290,7 +297,9 @@ mod tests {
         let out = Arc::new(TrackOutput::new(TrackKind::Video, CacheLimits::default()));
         let waiter = {
             let out = out.clone();
-            tokio::spawn(async move { out.wait_for(std::time::Duration::from_secs(5), |n| n >= Some(Ts::from_millis(66))).await })
+            tokio::spawn(async move {
+                out.wait_for(std::time::Duration::from_secs(5), |n| n >= Some(Ts::from_millis(66))).await
+            })
         };
         for ms in [0, 33, 66] {
             tokio::time::sleep(std::time::Duration::from_millis(5)).await;
@@ -308,7 +317,13 @@ mod tests {
         let limits = CacheLimits { audio_window: Ts::from_millis(100), ..CacheLimits::default() };
         let out = TrackOutput::new(TrackKind::Audio, limits);
         for i in 0..10 {
-            out.push(Arc::new(Frame::new(a.clone(), Ts::from_millis(i * 23), Ts::from_millis(i * 23), true, Bytes::new())));
+            out.push(Arc::new(Frame::new(
+                a.clone(),
+                Ts::from_millis(i * 23),
+                Ts::from_millis(i * 23),
+                true,
+                Bytes::new(),
+            )));
         }
         let join = out.join().unwrap();
         assert!(join.backlog.iter().all(|f| f.dts >= Ts::from_millis(207 - 100)));

@@ -18,12 +18,7 @@ impl Diagnostic {
     /// Control characters in `file` and `message` (a key or value quoted from the YAML may
     /// hold line breaks) are escaped, so the diagnostic stays one line.
     pub(crate) fn new(file: &str, pos: Pos, message: impl Into<String>) -> Self {
-        Diagnostic {
-            file: one_line(file),
-            line: pos.line,
-            column: pos.column,
-            message: one_line(&message.into()),
-        }
+        Diagnostic { file: one_line(file), line: pos.line, column: pos.column, message: one_line(&message.into()) }
     }
 }
 
@@ -34,9 +29,7 @@ fn one_line(text: &str) -> String {
     if !text.contains(breaks) {
         return text.to_string();
     }
-    text.chars()
-        .map(|c| if breaks(c) { c.escape_default().to_string() } else { c.to_string() })
-        .collect()
+    text.chars().map(|c| if breaks(c) { c.escape_default().to_string() } else { c.to_string() }).collect()
 }
 
 impl fmt::Display for Diagnostic {
@@ -54,11 +47,7 @@ pub struct MatrixError {
 }
 
 fn render_lines(diagnostics: &[Diagnostic]) -> String {
-    diagnostics
-        .iter()
-        .map(Diagnostic::to_string)
-        .collect::<Vec<_>>()
-        .join("\n")
+    diagnostics.iter().map(Diagnostic::to_string).collect::<Vec<_>>().join("\n")
 }
 
 impl MatrixError {

@@ -137,7 +137,10 @@ impl Validator<'_> {
             Some(v) if v == MATRIX_VERSION.to_string() => Some(MATRIX_VERSION),
             _ => {
                 let shown = node.as_scalar().map_or_else(|| node.describe().to_string(), |s| format!("`{s}`"));
-                self.report(node.pos, format!("unsupported version {shown} (this gateway reads version {MATRIX_VERSION})"));
+                self.report(
+                    node.pos,
+                    format!("unsupported version {shown} (this gateway reads version {MATRIX_VERSION})"),
+                );
                 None
             }
         }
@@ -174,7 +177,9 @@ impl Validator<'_> {
             match f.name {
                 "video" => video = self.codec_list(f.value, TrackKind::Video),
                 "audio" => audio = self.codec_list(f.value, TrackKind::Audio),
-                "keyframe_interval" => keyframe_interval_ms = self.seconds_as_ms(f.value, "keyframe_interval").map(Some),
+                "keyframe_interval" => {
+                    keyframe_interval_ms = self.seconds_as_ms(f.value, "keyframe_interval").map(Some)
+                }
                 _ => bframes = self.boolean(f.value, "bframes"),
             }
         }
@@ -189,7 +194,12 @@ impl Validator<'_> {
         if problem {
             return None;
         }
-        Some(ProtocolCaps { video: video?, audio: audio?, bframes: bframes?, keyframe_interval_ms: keyframe_interval_ms? })
+        Some(ProtocolCaps {
+            video: video?,
+            audio: audio?,
+            bframes: bframes?,
+            keyframe_interval_ms: keyframe_interval_ms?,
+        })
     }
 
     fn codec_list(&mut self, node: &Node, track: TrackKind) -> Option<Vec<Codec>> {

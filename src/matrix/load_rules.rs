@@ -25,10 +25,7 @@ impl Validator<'_> {
                 continue;
             }
             for to in Protocol::ALL {
-                self.report(
-                    section.key.pos,
-                    format!("missing rule {from} -> {to} (no `{from}` row in `rules`)"),
-                );
+                self.report(section.key.pos, format!("missing rule {from} -> {to} (no `{from}` row in `rules`)"));
             }
         }
         Some(cells)
@@ -80,7 +77,10 @@ impl Validator<'_> {
         caps: &CapsTable,
     ) -> Option<Rule> {
         let Some(text) = node.as_scalar() else {
-            self.report(node.pos, format!("the {track} rule must be copy, auto or CODEC->CODEC, found {}", node.describe()));
+            self.report(
+                node.pos,
+                format!("the {track} rule must be copy, auto or CODEC->CODEC, found {}", node.describe()),
+            );
             return None;
         };
         let rule = match text.parse::<Rule>() {
@@ -119,7 +119,10 @@ impl Validator<'_> {
             if !is_param_name(f.name) {
                 self.report(
                     f.key.pos,
-                    format!("parameter name `{}` must be lowercase letters, digits and `_`, starting with a letter", f.name),
+                    format!(
+                        "parameter name `{}` must be lowercase letters, digits and `_`, starting with a letter",
+                        f.name
+                    ),
                 );
                 ok = false;
                 continue;
@@ -129,7 +132,10 @@ impl Validator<'_> {
                     params.insert(f.name.to_string(), value.to_string());
                 }
                 None => {
-                    self.report(f.value.pos, format!("parameter `{}` must be a scalar, found {}", f.name, f.value.describe()));
+                    self.report(
+                        f.value.pos,
+                        format!("parameter `{}` must be a scalar, found {}", f.name, f.value.describe()),
+                    );
                     ok = false;
                 }
             }
@@ -162,10 +168,7 @@ fn rule_problem(
         Rule::Convert { from: x, to: y } => {
             if x.kind() != track || y.kind() != track {
                 let odd = if x.kind() != track { x } else { y };
-                return Some(format!(
-                    "`{rule}` in the {track} rule: {odd} is {}",
-                    kind_phrase(odd.kind())
-                ));
+                return Some(format!("`{rule}` in the {track} rule: {odd} is {}", kind_phrase(odd.kind())));
             }
             if !source.contains(&x) {
                 return Some(format!(

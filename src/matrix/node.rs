@@ -74,21 +74,11 @@ pub(crate) fn parse_yaml(text: &str, file: &str) -> Result<Node, Diagnostic> {
     match serde_saphyr::from_str_with_options::<Node>(text, options) {
         Ok(node) => Ok(node),
         Err(err) => {
-            let (line, column) = err
-                .location()
-                .map(|l| (l.line(), l.column()))
-                .unwrap_or((0, 0));
+            let (line, column) = err.location().map(|l| (l.line(), l.column())).unwrap_or((0, 0));
             let rendered = err.without_snippet().to_string();
             let suffix = format!(" at line {line}, column {column}");
-            let message = rendered
-                .strip_suffix(&suffix)
-                .unwrap_or(&rendered)
-                .to_string();
-            Err(Diagnostic::new(
-                file,
-                Pos { line, column },
-                format!("YAML syntax: {message}"),
-            ))
+            let message = rendered.strip_suffix(&suffix).unwrap_or(&rendered).to_string();
+            Err(Diagnostic::new(file, Pos { line, column }, format!("YAML syntax: {message}")))
         }
     }
 }
@@ -97,13 +87,7 @@ impl<'de> Deserialize<'de> for Node {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let spanned = Spanned::<NodeKind>::deserialize(deserializer)?;
         let at = spanned.referenced;
-        Ok(Node {
-            kind: spanned.value,
-            pos: Pos {
-                line: at.line(),
-                column: at.column(),
-            },
-        })
+        Ok(Node { kind: spanned.value, pos: Pos { line: at.line(), column: at.column() } })
     }
 }
 

@@ -40,12 +40,7 @@ impl Source {
     /// The stream a `protocol` publisher would typically send: the first codec of each of its
     /// tracks in the matrix, no B-frames. For planning when no real stream exists.
     pub fn default_for(matrix: &Matrix, protocol: Protocol) -> Source {
-        let first = |track| {
-            matrix
-                .codecs(protocol, track)
-                .first()
-                .map(|&codec| SourceTrack::new(codec))
-        };
+        let first = |track| matrix.codecs(protocol, track).first().map(|&codec| SourceTrack::new(codec));
         Source { video: first(TrackKind::Video), audio: first(TrackKind::Audio) }
     }
 

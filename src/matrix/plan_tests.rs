@@ -79,10 +79,7 @@ fn conversion_rule_converts_the_named_codec() {
     let conversions: Vec<_> = p.conversions().collect();
     assert_eq!(
         conversions,
-        vec![
-            (TrackKind::Video, H264, Mpeg1, Reason::Rule),
-            (TrackKind::Audio, Opus, Mp2, Reason::Rule)
-        ]
+        vec![(TrackKind::Video, H264, Mpeg1, Reason::Rule), (TrackKind::Audio, Opus, Mp2, Reason::Rule)]
     );
 }
 
@@ -139,10 +136,7 @@ fn a_missing_track_has_no_leg() {
 fn a_track_with_a_codec_of_the_other_kind_is_an_error() {
     let m = matrix_with(&[]);
     let wrong = Source { video: track(Aac), audio: None };
-    assert_eq!(
-        plan(&m, Rtmp, &wrong, Webrtc),
-        Err(PlanError::WrongKind { track: TrackKind::Video, codec: Aac })
-    );
+    assert_eq!(plan(&m, Rtmp, &wrong, Webrtc), Err(PlanError::WrongKind { track: TrackKind::Video, codec: Aac }));
 }
 
 #[test]
@@ -168,8 +162,7 @@ fn plans_serialize_as_the_api_shows_them() {
     );
     let back: Plan = serde_json::from_value(json).expect("deserializable");
     assert_eq!(back, p);
-    let b = serde_json::to_value(Leg::Convert { from: H264, to: H264, reason: Reason::BFrames })
-        .expect("serializable");
+    let b = serde_json::to_value(Leg::Convert { from: H264, to: H264, reason: Reason::BFrames }).expect("serializable");
     assert_eq!(b["reason"], "bframes");
     let c = serde_json::to_value(Reason::CopyImpossible).expect("serializable");
     assert_eq!(c, "copy_impossible");
@@ -178,10 +171,18 @@ fn plans_serialize_as_the_api_shows_them() {
 #[test]
 fn long_gops_are_reencoded_only_where_the_receiver_needs_keyframes_and_the_publisher_cannot_be_asked() {
     let protocols = PROTOCOLS.replace("bframes: false }\n  rtmp", "bframes: false, keyframe_interval: 2 }\n  rtmp");
-    let cells = [("rtmp", "miniprogram", "copy", "copy"), ("rtmp", "rtmp", "copy", "copy"), ("webrtc", "miniprogram", "copy", "opus->aac")];
+    let cells = [
+        ("rtmp", "miniprogram", "copy", "copy"),
+        ("rtmp", "rtmp", "copy", "copy"),
+        ("webrtc", "miniprogram", "copy", "opus->aac"),
+    ];
     let m = Matrix::parse(&matrix_text(&protocols, &cells), "m.yaml").expect("valid");
     let long = |on_request| Source {
-        video: Some(SourceTrack { keyframe_interval_ms: Some(5000), keyframes_on_request: on_request, ..SourceTrack::new(H264) }),
+        video: Some(SourceTrack {
+            keyframe_interval_ms: Some(5000),
+            keyframes_on_request: on_request,
+            ..SourceTrack::new(H264)
+        }),
         audio: track(Aac),
     };
     let p = plan(&m, Rtmp, &long(false), Miniprogram).unwrap();
@@ -192,9 +193,13 @@ fn long_gops_are_reencoded_only_where_the_receiver_needs_keyframes_and_the_publi
     assert_eq!(plan(&m, Rtmp, &long(false), Rtmp).unwrap().video, Some(Leg::Copy { codec: H264 }));
     assert_eq!(plan(&m, Webrtc, &long(true), Miniprogram).unwrap().video, Some(Leg::Copy { codec: H264 }));
     // Within the limit, or not measured yet: copied.
-    let short = Source { video: Some(SourceTrack { keyframe_interval_ms: Some(2000), ..SourceTrack::new(H264) }), audio: None };
+    let short =
+        Source { video: Some(SourceTrack { keyframe_interval_ms: Some(2000), ..SourceTrack::new(H264) }), audio: None };
     assert_eq!(plan(&m, Rtmp, &short, Miniprogram).unwrap().video, Some(Leg::Copy { codec: H264 }));
-    assert_eq!(plan(&m, Rtmp, &Source { video: track(H264), audio: None }, Miniprogram).unwrap().video, Some(Leg::Copy { codec: H264 }));
+    assert_eq!(
+        plan(&m, Rtmp, &Source { video: track(H264), audio: None }, Miniprogram).unwrap().video,
+        Some(Leg::Copy { codec: H264 })
+    );
     assert_eq!(serde_json::to_value(Reason::KeyframeInterval).unwrap(), "keyframe_interval");
 }
 

@@ -35,10 +35,7 @@ fn ok_summary(file: &str, matrix: &Matrix) -> String {
         }
     }
     let n = Protocol::ALL.len();
-    format!(
-        "{file}: ok ({n} protocols, {} pairs: {copy} copy, {convert} convert, {auto} auto)",
-        n * n
-    )
+    format!("{file}: ok ({n} protocols, {} pairs: {copy} copy, {convert} convert, {auto} auto)", n * n)
 }
 
 /// Human text for `interop-gateway plan`: per track whether it is copied or converted and

@@ -60,10 +60,7 @@ impl std::str::FromStr for Rule {
         if !is_name(from) || !is_name(to) {
             return Err(malformed());
         }
-        Ok(Rule::Convert {
-            from: from.parse()?,
-            to: to.parse()?,
-        })
+        Ok(Rule::Convert { from: from.parse()?, to: to.parse()? })
     }
 }
 
@@ -77,30 +74,20 @@ mod tests {
             let rule: Rule = text.parse().expect("valid rule");
             assert_eq!(rule.to_string(), text);
         }
-        assert_eq!(
-            " mp2 -> opus ".parse::<Rule>(),
-            Ok(Rule::Convert { from: Codec::Mp2, to: Codec::Opus })
-        );
+        assert_eq!(" mp2 -> opus ".parse::<Rule>(), Ok(Rule::Convert { from: Codec::Mp2, to: Codec::Opus }));
     }
 
     #[test]
     fn rejects_malformed_rules_and_unknown_codecs() {
         for bad in ["", "cpy", "opus->", "->aac", "opus=>aac", "opus->aac->mp2", "a b->c"] {
-            assert!(
-                matches!(bad.parse::<Rule>(), Err(RuleSyntaxError::Malformed(_))),
-                "{bad:?} should be malformed"
-            );
+            assert!(matches!(bad.parse::<Rule>(), Err(RuleSyntaxError::Malformed(_))), "{bad:?} should be malformed");
         }
-        assert!(matches!(
-            "h265->h264".parse::<Rule>(),
-            Err(RuleSyntaxError::UnknownCodec(_))
-        ));
+        assert!(matches!("h265->h264".parse::<Rule>(), Err(RuleSyntaxError::UnknownCodec(_))));
     }
 
     #[test]
     fn serializes_as_its_text() {
-        let json = serde_json::to_string(&Rule::Convert { from: Codec::Aac, to: Codec::Opus })
-            .expect("serializable");
+        let json = serde_json::to_string(&Rule::Convert { from: Codec::Aac, to: Codec::Opus }).expect("serializable");
         assert_eq!(json, "\"aac->opus\"");
     }
 }

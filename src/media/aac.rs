@@ -71,13 +71,8 @@ impl AudioSpecificConfig {
         if channel_config > 7 {
             return Err(AacError::Invalid(format!("channel configuration {channel_config}")));
         }
-        let mut asc = AudioSpecificConfig {
-            object_type,
-            sample_rate,
-            channel_config,
-            sbr_sample_rate: None,
-            ps: false,
-        };
+        let mut asc =
+            AudioSpecificConfig { object_type, sample_rate, channel_config, sbr_sample_rate: None, ps: false };
         if object_type == AOT_SBR || object_type == AOT_PS {
             // Explicit hierarchical signalling: the extension rate, then the core type.
             asc.ps = object_type == AOT_PS;
@@ -134,8 +129,7 @@ fn read_backward_compatible_sbr(r: &mut BitReader<'_>, asc: &mut AudioSpecificCo
         let ext_type = r.bits(5)? as u8;
         if ext_type == AOT_SBR && r.bit()? {
             let rate_index = r.bits(4)?;
-            let rate =
-                if rate_index == 0xf { r.bits(24)? } else { table_rate(rate_index).ok_or(BitsError)? };
+            let rate = if rate_index == 0xf { r.bits(24)? } else { table_rate(rate_index).ok_or(BitsError)? };
             asc.sbr_sample_rate = Some(rate);
             if r.remaining() >= 12 && r.bits(11)? == 0x548 {
                 asc.ps = r.bit()?;
@@ -181,9 +175,7 @@ pub fn build_asc(sample_rate: u32, channels: u8) -> Result<Bytes, AacError> {
 /// An AudioSpecificConfig of a GA object type (1-4) with a plain GASpecificConfig.
 fn build_asc_fields(object_type: u8, sample_rate: u32, channel_config: u8) -> Result<Bytes, AacError> {
     if !(1..=4).contains(&object_type) || channel_config > 7 {
-        return Err(AacError::Invalid(format!(
-            "object type {object_type}, channel configuration {channel_config}"
-        )));
+        return Err(AacError::Invalid(format!("object type {object_type}, channel configuration {channel_config}")));
     }
     if sample_rate == 0 || sample_rate >= 1 << 24 {
         return Err(AacError::Invalid(format!("sample rate {sample_rate}")));

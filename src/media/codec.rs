@@ -44,16 +44,8 @@ pub enum Codec {
 }
 
 impl Codec {
-    pub const ALL: [Codec; 8] = [
-        Codec::H264,
-        Codec::Vp8,
-        Codec::Mpeg1,
-        Codec::Aac,
-        Codec::Opus,
-        Codec::Mp2,
-        Codec::Pcmu,
-        Codec::Pcma,
-    ];
+    pub const ALL: [Codec; 8] =
+        [Codec::H264, Codec::Vp8, Codec::Mpeg1, Codec::Aac, Codec::Opus, Codec::Mp2, Codec::Pcmu, Codec::Pcma];
 
     pub fn kind(self) -> TrackKind {
         match self {
@@ -90,9 +82,6 @@ impl FromStr for Codec {
     type Err = UnknownCodec;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Codec::ALL
-            .into_iter()
-            .find(|c| c.as_str() == s)
-            .ok_or_else(|| UnknownCodec(s.to_string()))
+        Codec::ALL.into_iter().find(|c| c.as_str() == s).ok_or_else(|| UnknownCodec(s.to_string()))
     }
 }

@@ -201,6 +201,6 @@ pub fn avcc_to_annexb(data: &[u8], len_size: u8) -> Result<Bytes, H264Error> {
 }
 
 #[cfg(test)]
-mod tests;
-#[cfg(test)]
 mod sanitize_tests;
+#[cfg(test)]
+mod tests;

@@ -7,8 +7,8 @@ mod bits;
 mod codec;
 mod frame;
 pub mod h264;
-pub mod rtp;
 mod protocol;
+pub mod rtp;
 mod ts;
 
 pub use codec::{Codec, TrackKind, UnknownCodec};

@@ -17,14 +17,8 @@ pub enum Protocol {
 
 impl Protocol {
     /// In the order of the reference table's rows and columns.
-    pub const ALL: [Protocol; 6] = [
-        Protocol::Webrtc,
-        Protocol::H5,
-        Protocol::Miniprogram,
-        Protocol::Rtmp,
-        Protocol::Udp,
-        Protocol::Cdn,
-    ];
+    pub const ALL: [Protocol; 6] =
+        [Protocol::Webrtc, Protocol::H5, Protocol::Miniprogram, Protocol::Rtmp, Protocol::Udp, Protocol::Cdn];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -52,9 +46,6 @@ impl FromStr for Protocol {
     type Err = UnknownProtocol;
 
     fn from_str(s: &str) -> Result<Self, Self::Err> {
-        Protocol::ALL
-            .into_iter()
-            .find(|p| p.as_str() == s)
-            .ok_or_else(|| UnknownProtocol(s.to_string()))
+        Protocol::ALL.into_iter().find(|p| p.as_str() == s).ok_or_else(|| UnknownProtocol(s.to_string()))
     }
 }

@@ -73,13 +73,19 @@ impl Fragment {
             let Some(decl) = comment.strip_prefix('@') else { continue };
             let words: Vec<&str> = decl.split_whitespace().collect();
             if words.first() != Some(&"param") {
-                return Err(syntax(i + 1, format!("unknown directive `#{comment}` (only `# @param NAME DEFAULT description`)")));
+                return Err(syntax(
+                    i + 1,
+                    format!("unknown directive `#{comment}` (only `# @param NAME DEFAULT description`)"),
+                ));
             }
             let (Some(name), Some(default)) = (words.get(1), words.get(2)) else {
                 return Err(syntax(i + 1, "expected `# @param NAME DEFAULT description`".to_string()));
             };
             if !is_param_name(name) {
-                return Err(syntax(i + 1, format!("parameter name `{name}` must be lowercase letters, digits and `_`")));
+                return Err(syntax(
+                    i + 1,
+                    format!("parameter name `{name}` must be lowercase letters, digits and `_`"),
+                ));
             }
             if params.iter().any(|p| p.name == *name) {
                 return Err(syntax(i + 1, format!("parameter `{name}` is declared twice")));
@@ -91,12 +97,18 @@ impl Fragment {
             });
         }
         if body.is_empty() {
-            return Err(FragmentError::Unexpected { path: path.to_path_buf(), message: "no pipeline description".into() });
+            return Err(FragmentError::Unexpected {
+                path: path.to_path_buf(),
+                message: "no pipeline description".into(),
+            });
         }
         for &(line, text) in &body {
             for name in placeholders(text) {
                 if !params.iter().any(|p| p.name == name) {
-                    return Err(syntax(line, format!("unknown placeholder `{{{name}}}` (declare it: `# @param {name} DEFAULT description`)")));
+                    return Err(syntax(
+                        line,
+                        format!("unknown placeholder `{{{name}}}` (declare it: `# @param {name} DEFAULT description`)"),
+                    ));
                 }
             }
         }
@@ -202,9 +214,18 @@ impl Pipelines {
 
     /// The middle of a conversion pipeline, `<decode from> ! [scale !] <encode to>`, with
     /// `params` (the matrix cell's) overriding the fragments' defaults.
-    pub fn conversion(&self, from: Codec, to: Codec, params: &BTreeMap<String, String>) -> Result<String, FragmentError> {
+    pub fn conversion(
+        &self,
+        from: Codec,
+        to: Codec,
+        params: &BTreeMap<String, String>,
+    ) -> Result<String, FragmentError> {
         if from.kind() != to.kind() {
-            return Err(FragmentError::Unconvertible { from, to, why: format!("{from} is {}, {to} is {}", from.kind(), to.kind()) });
+            return Err(FragmentError::Unconvertible {
+                from,
+                to,
+                why: format!("{from} is {}, {to} is {}", from.kind(), to.kind()),
+            });
         }
         let missing = |what: &str| FragmentError::Unconvertible { from, to, why: format!("no {what} fragment") };
         let decode = self.decode.get(&from).ok_or_else(|| missing("decode"))?;
@@ -308,9 +329,7 @@ mod tests {
 
     impl TempCopy {
         fn new(tag: &str) -> TempCopy {
-            let nanos = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_nanos());
+            let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
             let dir = std::env::temp_dir().join(format!("ig-fragments-{tag}-{}-{nanos}", std::process::id()));
             for part in ["decode", "encode", "filter"] {
                 std::fs::create_dir_all(dir.join(part)).expect("temp dir");
@@ -394,7 +413,9 @@ mod tests {
     #[test]
     fn matrix_params_override_defaults_and_width_inserts_scaling() {
         let p = Pipelines::load(&shipped()).expect("shipped pipelines load");
-        let d = p.conversion(Codec::H264, Codec::Mpeg1, &params(&[("width", "320"), ("video_bitrate", "800")])).expect("video");
+        let d = p
+            .conversion(Codec::H264, Codec::Mpeg1, &params(&[("width", "320"), ("video_bitrate", "800")]))
+            .expect("video");
         assert!(d.starts_with("h264parse ! avdec_h264 max-threads=1 ! "), "{d}");
         assert!(!d.contains("videoscale"), "igmpeg1enc scales itself: {d}");
         assert!(d.contains("igmpeg1enc bitrate=800000 ") && d.contains(" max-width=320"), "{d}");
@@ -416,7 +437,8 @@ mod tests {
     #[test]
     fn a_typo_in_an_element_or_property_fails_the_check_naming_the_file() {
         let tmp = TempCopy::new("element");
-        let path = tmp.write("encode/vp8.gst", "# @param keyint 60 x\nvideoconvert ! vp8encc keyframe-max-dist={keyint}\n");
+        let path =
+            tmp.write("encode/vp8.gst", "# @param keyint 60 x\nvideoconvert ! vp8encc keyframe-max-dist={keyint}\n");
         let err = Pipelines::load(&tmp.0).expect("loads").check_with_gstreamer().expect_err("bad element");
         assert!(err.to_string().starts_with(&format!("{}: GStreamer cannot build", path.display())), "{err}");
         assert!(err.to_string().contains("vp8encc"), "{err}");

@@ -88,7 +88,8 @@ mod tests {
 
     fn playing(name: &str) -> gst::Pipeline {
         super::super::init();
-        let p = gst::parse::launch("audiotestsrc is-live=true ! fakesink").unwrap().downcast::<gst::Pipeline>().unwrap();
+        let p =
+            gst::parse::launch("audiotestsrc is-live=true ! fakesink").unwrap().downcast::<gst::Pipeline>().unwrap();
         p.set_property("name", name);
         hold(&p);
         p.set_state(gst::State::Playing).unwrap();

@@ -1,10 +1,10 @@
 //! GStreamer: the fragments from `pipelines/` and the conversions built from them.
 
+pub mod alive;
 pub mod buffer_count;
 mod caps;
 pub mod elements;
 pub mod fragments;
-pub mod alive;
 pub mod live;
 mod rtp_guard;
 mod rtp_payload_guard;
@@ -30,4 +30,3 @@ pub fn init() {
         }
     });
 }
-

@@ -13,7 +13,11 @@ use gstreamer::prelude::*;
 use crate::media::rtp::{PayloadCheck, PayloadReject};
 
 /// Checks every RTP buffer (or buffer list) flowing through `pad`.
-pub fn guard_rtp_payload(pad: &gst::Pad, check: PayloadCheck, on_refused: impl Fn(PayloadReject) + Send + Sync + 'static) {
+pub fn guard_rtp_payload(
+    pad: &gst::Pad,
+    check: PayloadCheck,
+    on_refused: impl Fn(PayloadReject) + Send + Sync + 'static,
+) {
     pad.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST, move |_, info| {
         match &mut info.data {
             Some(gst::PadProbeData::Buffer(buffer)) => {

@@ -146,8 +146,7 @@ fn build(
     sink: Arc<TranscodeSink>,
 ) -> Result<Running, TranscodeError> {
     super::init();
-    let description =
-        format!("appsrc name=src format=time is-live=true ! {middle} ! appsink name=sink sync=false");
+    let description = format!("appsrc name=src format=time is-live=true ! {middle} ! appsink name=sink sync=false");
     let build_err = |reason: String| TranscodeError::Build { description: description.clone(), reason };
     let pipeline = gst::parse::launch(&description)
         .map_err(|e| build_err(e.to_string()))?
@@ -174,7 +173,8 @@ fn build(
             .build(),
     );
 
-    let keyframes = KeyframeRequester(appsink.static_pad("sink").ok_or_else(|| build_err("appsink has no pad".into()))?);
+    let keyframes =
+        KeyframeRequester(appsink.static_pad("sink").ok_or_else(|| build_err("appsink has no pad".into()))?);
     watch_bus(&pipeline, sink);
     super::live::hold(&pipeline);
     if let Err(e) = pipeline.set_state(gst::State::Playing) {

@@ -166,10 +166,7 @@ pub struct Api {
 impl Api {
     /// A client for `base` (`http://127.0.0.1:PORT`).
     pub fn new(base: String) -> Api {
-        let client = reqwest::Client::builder()
-            .timeout(Duration::from_secs(10))
-            .build()
-            .expect("reqwest client");
+        let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().expect("reqwest client");
         Api { base, client, token: None }
     }
 
@@ -184,7 +181,12 @@ impl Api {
     }
 
     /// Sends a request; `body` is `(content type, bytes)`.
-    pub async fn request(&self, method: reqwest::Method, path: &str, body: Option<(&str, Vec<u8>)>) -> anyhow::Result<Reply> {
+    pub async fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<(&str, Vec<u8>)>,
+    ) -> anyhow::Result<Reply> {
         let url = format!("{}{path}", self.base);
         let mut request = self.client.request(method.clone(), &url);
         if let Some(token) = &self.token {

@@ -70,11 +70,7 @@ impl Chromium {
             .with_context(|| format!("spawn {CHROMIUM} (apt-get install chromium)"))?;
         let pipe = child.stderr.take().context("chromium stderr")?;
         let stderr = LineBuffer::drain(pipe, |_| {});
-        Ok(Chromium {
-            child: Some(child),
-            stderr,
-            profile,
-        })
+        Ok(Chromium { child: Some(child), stderr, profile })
     }
 
     /// Whether the browser process still runs.
@@ -131,8 +127,7 @@ impl Drop for Chromium {
         self.stop();
         // Dying helpers may still have been writing to the profile: retry until it is gone.
         for _ in 0..20 {
-            if std::fs::remove_dir_all(self.profile.path()).is_ok() || !self.profile.path().exists()
-            {
+            if std::fs::remove_dir_all(self.profile.path()).is_ok() || !self.profile.path().exists() {
                 break;
             }
             std::thread::sleep(Duration::from_millis(100));

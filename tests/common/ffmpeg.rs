@@ -89,10 +89,8 @@ impl Drop for Ffmpeg {
 
 /// The ffmpeg command line for [`Ffmpeg::publish`].
 pub fn publish_args(url: &str, opts: &PublishOptions) -> Vec<String> {
-    let mut args: Vec<String> = ["-hide_banner", "-nostdin", "-loglevel", "warning"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let mut args: Vec<String> =
+        ["-hide_banner", "-nostdin", "-loglevel", "warning"].iter().map(|s| s.to_string()).collect();
     let video = format!("testsrc2=size={}x{}:rate={}", opts.width, opts.height, opts.fps);
     for input in [video.as_str(), "sine=frequency=440:sample_rate=44100"] {
         args.extend(["-re", "-f", "lavfi", "-i", input].map(String::from));
@@ -180,11 +178,7 @@ pub async fn ffprobe(url: &str, timeout: Duration) -> anyhow::Result<Probe> {
         .with_context(|| format!("ffprobe {url} did not finish within {timeout:?}"))?
         .context("wait for ffprobe")?;
     if !output.status.success() {
-        bail!(
-            "ffprobe {url} failed ({}): {}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr).trim()
-        );
+        bail!("ffprobe {url} failed ({}): {}", output.status, String::from_utf8_lossy(&output.stderr).trim());
     }
     let probe: Probe = serde_json::from_slice(&output.stdout)
         .with_context(|| format!("ffprobe {url} printed no JSON: {}", String::from_utf8_lossy(&output.stdout)))?;
@@ -195,7 +189,13 @@ pub async fn ffprobe(url: &str, timeout: Duration) -> anyhow::Result<Probe> {
 }
 
 /// Retries [`ffprobe`] until it finds H.264 + AAC as expected, for up to `timeout`.
-pub async fn probe_until_h264_aac(url: &str, width: u32, height: u32, sample_rate: u32, timeout: Duration) -> anyhow::Result<Probe> {
+pub async fn probe_until_h264_aac(
+    url: &str,
+    width: u32,
+    height: u32,
+    sample_rate: u32,
+    timeout: Duration,
+) -> anyhow::Result<Probe> {
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
         let left = deadline.saturating_duration_since(tokio::time::Instant::now());

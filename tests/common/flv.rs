@@ -77,7 +77,12 @@ impl FlvParser {
             if self.buf.len() < offset + 4 {
                 return Ok(None);
             }
-            let prev0 = u32::from_be_bytes([self.buf[offset], self.buf[offset + 1], self.buf[offset + 2], self.buf[offset + 3]]);
+            let prev0 = u32::from_be_bytes([
+                self.buf[offset],
+                self.buf[offset + 1],
+                self.buf[offset + 2],
+                self.buf[offset + 3],
+            ]);
             if prev0 != 0 {
                 bail!("PreviousTagSize0 is {prev0}, not 0");
             }
@@ -127,7 +132,8 @@ impl FlvParser {
             }
             _ => (0, false, false, false),
         };
-        let tag = FlvTag { kind, timestamp_ms, size, codec, sequence_header, keyframe, coded_frame, arrival: Instant::now() };
+        let tag =
+            FlvTag { kind, timestamp_ms, size, codec, sequence_header, keyframe, coded_frame, arrival: Instant::now() };
         self.buf.drain(..end + 4);
         Ok(Some(tag))
     }
@@ -146,10 +152,8 @@ pub struct HttpFlvReader {
 impl HttpFlvReader {
     /// Connects; fails unless the gateway answers 200 within 10 s.
     pub async fn connect(url: &str) -> anyhow::Result<HttpFlvReader> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(Duration::from_secs(5))
-            .build()
-            .context("reqwest client")?;
+        let client =
+            reqwest::Client::builder().connect_timeout(Duration::from_secs(5)).build().context("reqwest client")?;
         let response = tokio::time::timeout(Duration::from_secs(10), client.get(url).send())
             .await
             .with_context(|| format!("GET {url}: no response headers within 10 s"))?
@@ -159,11 +163,8 @@ impl HttpFlvReader {
             let body = tokio::time::timeout(Duration::from_secs(2), response.text()).await;
             bail!("GET {url}: status {status}, body {body:?}");
         }
-        let content_type = response
-            .headers()
-            .get(reqwest::header::CONTENT_TYPE)
-            .and_then(|v| v.to_str().ok())
-            .map(String::from);
+        let content_type =
+            response.headers().get(reqwest::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).map(String::from);
         Ok(HttpFlvReader { response, parser: FlvParser::default(), connected_at: Instant::now(), content_type })
     }
 
@@ -290,9 +291,7 @@ pub fn check_join_start(tags: &[FlvTag]) -> anyhow::Result<()> {
     if !first.sequence_header {
         bail!("first video tag is not an AVC sequence header: {first:?}");
     }
-    let frame = video
-        .find(|t| t.coded_frame)
-        .context("no coded video frame after the sequence header")?;
+    let frame = video.find(|t| t.coded_frame).context("no coded video frame after the sequence header")?;
     if !frame.keyframe {
         bail!("first video frame after the sequence header is not a keyframe: {frame:?}");
     }
@@ -301,8 +300,5 @@ pub fn check_join_start(tags: &[FlvTag]) -> anyhow::Result<()> {
 
 /// The longest time between two consecutive tag arrivals.
 pub fn max_arrival_gap(tags: &[FlvTag]) -> Duration {
-    tags.windows(2)
-        .map(|w| w[1].arrival.saturating_duration_since(w[0].arrival))
-        .max()
-        .unwrap_or_default()
+    tags.windows(2).map(|w| w[1].arrival.saturating_duration_since(w[0].arrival)).max().unwrap_or_default()
 }

@@ -45,13 +45,8 @@ impl Gateway {
     fn start_limited(extra_args: &[&str], config: Option<&str>, open_files: Option<u64>) -> Gateway {
         let dir = TempDir::new("gateway");
         let root = repo_root();
-        let mut args: Vec<String> = vec![
-            "serve".into(),
-            "--http".into(),
-            "127.0.0.1:0".into(),
-            "--rtmp".into(),
-            "127.0.0.1:0".into(),
-        ];
+        let mut args: Vec<String> =
+            vec!["serve".into(), "--http".into(), "127.0.0.1:0".into(), "--rtmp".into(), "127.0.0.1:0".into()];
         let named = |flag: &str| extra_args.iter().any(|a| *a == flag || a.starts_with(&format!("{flag}=")));
         if !named("--matrix") {
             args.extend(["--matrix".into(), root.join("matrix.yaml").display().to_string()]);
@@ -113,8 +108,15 @@ impl Gateway {
             }
         });
 
-        let mut gateway =
-            Gateway { child: Some(child), http: String::new(), rtmp: String::new(), api: None, stderr, exit: None, _dir: dir };
+        let mut gateway = Gateway {
+            child: Some(child),
+            http: String::new(),
+            rtmp: String::new(),
+            api: None,
+            stderr,
+            exit: None,
+            _dir: dir,
+        };
         match rx.recv_timeout(STARTUP_TIMEOUT) {
             Ok(((http, rtmp), api)) => {
                 gateway.http = http;
@@ -213,7 +215,11 @@ impl Gateway {
             panic!(
                 "the gateway {}{}\n--- gateway stderr, last lines ---\n{}",
                 crashed.map(|s| format!("crashed (signal {s}); ")).unwrap_or_default(),
-                if criticals.is_empty() { String::new() } else { format!("logged criticals:\n{}", criticals.join("\n")) },
+                if criticals.is_empty() {
+                    String::new()
+                } else {
+                    format!("logged criticals:\n{}", criticals.join("\n"))
+                },
                 self.stderr.tail(60)
             );
         }
@@ -256,10 +262,8 @@ pub fn parse_listening(line: &str) -> Option<(String, String)> {
     let rest = &line[at + "listening ".len()..];
     let value = |key: &str| -> Option<String> {
         let start = rest.find(key)? + key.len();
-        let value: String = rest[start..]
-            .chars()
-            .take_while(|c| !c.is_whitespace() && *c != ',' && *c != '"')
-            .collect();
+        let value: String =
+            rest[start..].chars().take_while(|c| !c.is_whitespace() && *c != ',' && *c != '"').collect();
         (!value.is_empty()).then_some(value)
     };
     Some((value("http=")?, value("rtmp=")?))

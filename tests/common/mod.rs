@@ -47,14 +47,8 @@ impl TempDir {
     pub fn new(label: &str) -> TempDir {
         static COUNTER: AtomicU32 = AtomicU32::new(0);
         let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-        let nanos = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.subsec_nanos())
-            .unwrap_or(0);
-        let path = std::env::temp_dir().join(format!(
-            "interop-gw-{label}-{}-{n}-{nanos}",
-            std::process::id()
-        ));
+        let nanos = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.subsec_nanos()).unwrap_or(0);
+        let path = std::env::temp_dir().join(format!("interop-gw-{label}-{}-{n}-{nanos}", std::process::id()));
         std::fs::create_dir_all(&path).expect("create temp dir");
         TempDir { path }
     }
@@ -93,16 +87,12 @@ where
 
 /// Sends SIGTERM to `pid` (there is no `kill` binary on every machine; the shell builtin is).
 pub fn send_sigterm(pid: u32) {
-    let _ = std::process::Command::new("sh")
-        .args(["-c", &format!("kill -TERM {pid} 2>/dev/null")])
-        .status();
+    let _ = std::process::Command::new("sh").args(["-c", &format!("kill -TERM {pid} 2>/dev/null")]).status();
 }
 
 /// Sends SIGHUP to `pid` (the gateway reloads its matrix on it).
 pub fn send_sighup(pid: u32) {
-    let _ = std::process::Command::new("sh")
-        .args(["-c", &format!("kill -HUP {pid} 2>/dev/null")])
-        .status();
+    let _ = std::process::Command::new("sh").args(["-c", &format!("kill -HUP {pid} 2>/dev/null")]).status();
 }
 
 /// Waits for `child` to exit, up to `timeout`; `None` when it is still running.
@@ -200,10 +190,7 @@ impl LineBuffer {
 
     /// Whether any line so far contains `needle`.
     pub fn contains(&self, needle: &str) -> bool {
-        self.lines
-            .lock()
-            .map(|l| l.iter().any(|line| line.contains(needle)))
-            .unwrap_or(false)
+        self.lines.lock().map(|l| l.iter().any(|line| line.contains(needle))).unwrap_or(false)
     }
 }
 

@@ -31,7 +31,8 @@ impl Nginx {
     /// `application edge { live on; pull rtmp://... app=live name=k; }`.
     pub fn start_with(extra: &str) -> Nginx {
         let dir = TempDir::new("nginx");
-        let mut nginx = Nginx { child: None, rtmp_port: free_port(), http_port: free_port(), dir, extra: extra.to_string() };
+        let mut nginx =
+            Nginx { child: None, rtmp_port: free_port(), http_port: free_port(), dir, extra: extra.to_string() };
         nginx.write_config();
         nginx.spawn();
         nginx

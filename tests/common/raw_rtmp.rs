@@ -127,7 +127,14 @@ pub fn amf_number(n: f64) -> Vec<u8> {
 
 /// One chunk with a type-0 (full) message header; `payload` must fit one chunk (≤ 128 bytes
 /// at the default chunk size) unless the test means otherwise.
-pub fn chunk_type0(csid: u8, timestamp: u32, msg_type: u8, msg_stream_id: u32, msg_len: u32, payload: &[u8]) -> Vec<u8> {
+pub fn chunk_type0(
+    csid: u8,
+    timestamp: u32,
+    msg_type: u8,
+    msg_stream_id: u32,
+    msg_len: u32,
+    payload: &[u8],
+) -> Vec<u8> {
     let mut out = vec![csid & 0x3f];
     out.extend_from_slice(&timestamp.min(0xff_ffff).to_be_bytes()[1..]);
     out.extend_from_slice(&msg_len.to_be_bytes()[1..]);

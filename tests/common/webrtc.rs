@@ -30,9 +30,7 @@ pub use ice::{candidate_addresses, expect_loopback_candidates, restrict_ice_to};
 pub use media::{ReceiveCounters, SendCounters, VideoCodec, VideoFormat};
 pub use peer::Peer;
 pub use sdp::{is_constrained_baseline, offered_media, OfferedCodec, OfferedMedia};
-pub use sessions::{
-    describe_received, Rejected, WhepOptions, WhepViewer, WhipOptions, WhipPublisher,
-};
+pub use sessions::{describe_received, Rejected, WhepOptions, WhepViewer, WhipOptions, WhipPublisher};
 
 /// Initialises GStreamer once per test process.
 pub fn init() {

@@ -226,7 +226,8 @@ pub fn fuzz(target: &'static Target) {
     let bomb = File::create(&bomb_path).expect("create the alloc-abort file");
     let shared = Arc::new(Shared { cases: AtomicU64::new(0), current: Mutex::new(Vec::new()) });
     let hang = limits.hang;
-    let mut runner = Runner { target, limits, shared: shared.clone(), bomb, bomb_path, findings: Vec::new(), seen: HashSet::new() };
+    let mut runner =
+        Runner { target, limits, shared: shared.clone(), bomb, bomb_path, findings: Vec::new(), seen: HashSet::new() };
 
     // The cases run on a thread with the stack of a tokio worker (2 MiB), as in the gateway.
     let worker = std::thread::Builder::new()

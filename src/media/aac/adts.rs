@@ -21,8 +21,7 @@ impl AdtsHeader {
     /// Parses the ADTS header at the start of `data`. Frames that carry several raw data
     /// blocks are refused: the gateway moves one access unit per frame.
     pub fn parse(data: &[u8]) -> Result<AdtsHeader, AacError> {
-        let h: &[u8; 7] =
-            data.get(..7).and_then(|s| s.try_into().ok()).ok_or(AacError::Truncated("ADTS header"))?;
+        let h: &[u8; 7] = data.get(..7).and_then(|s| s.try_into().ok()).ok_or(AacError::Truncated("ADTS header"))?;
         if h[0] != 0xff || h[1] & 0xf6 != 0xf0 {
             return Err(AacError::Invalid("no ADTS syncword".into()));
         }
@@ -32,8 +31,7 @@ impl AdtsHeader {
         let sample_rate = table_rate(u32::from(sample_rate_index))
             .ok_or_else(|| AacError::Invalid(format!("ADTS sampling frequency index {sample_rate_index}")))?;
         let channel_config = ((h[2] & 0x01) << 2) | (h[3] >> 6);
-        let frame_length =
-            (usize::from(h[3] & 0x03) << 11) | (usize::from(h[4]) << 3) | usize::from(h[5] >> 5);
+        let frame_length = (usize::from(h[3] & 0x03) << 11) | (usize::from(h[4]) << 3) | usize::from(h[5] >> 5);
         let raw_blocks = h[6] & 0x03;
         if raw_blocks != 0 {
             return Err(AacError::Invalid(format!("ADTS frame with {} raw data blocks", raw_blocks + 1)));
@@ -42,14 +40,7 @@ impl AdtsHeader {
         if frame_length < header_length {
             return Err(AacError::Invalid(format!("ADTS frame length {frame_length}")));
         }
-        Ok(AdtsHeader {
-            object_type,
-            sample_rate_index,
-            sample_rate,
-            channel_config,
-            frame_length,
-            header_length,
-        })
+        Ok(AdtsHeader { object_type, sample_rate_index, sample_rate, channel_config, frame_length, header_length })
     }
 
     /// The AudioSpecificConfig this header describes.

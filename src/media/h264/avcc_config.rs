@@ -82,9 +82,8 @@ impl AvcConfig {
             return Err(H264Error::Invalid("not a PPS".into()));
         }
         let parsed = Sps::parse(sps)?;
-        let high_ext = is_high_profile(parsed.profile_idc).then(|| {
-            (parsed.chroma_format_idc as u8, parsed.bit_depth_luma - 8, parsed.bit_depth_chroma - 8)
-        });
+        let high_ext = is_high_profile(parsed.profile_idc)
+            .then(|| (parsed.chroma_format_idc as u8, parsed.bit_depth_luma - 8, parsed.bit_depth_chroma - 8));
         Ok(AvcConfig {
             profile_idc: parsed.profile_idc,
             profile_compat: parsed.constraint_flags,
@@ -109,8 +108,7 @@ impl AvcConfig {
         if !matches!(self.nal_length_size, 1 | 2 | 4) {
             return Err(H264Error::Invalid(format!("NAL length size {}", self.nal_length_size)));
         }
-        let mut out =
-            BytesMut::with_capacity(16 + self.sps.iter().chain(&self.pps).map(Bytes::len).sum::<usize>());
+        let mut out = BytesMut::with_capacity(16 + self.sps.iter().chain(&self.pps).map(Bytes::len).sum::<usize>());
         out.put_u8(1);
         out.put_u8(self.profile_idc);
         out.put_u8(self.profile_compat);
@@ -135,8 +133,8 @@ impl AvcConfig {
 }
 
 fn put_param_set(out: &mut BytesMut, nal: &[u8]) -> Result<(), H264Error> {
-    let len = u16::try_from(nal.len())
-        .map_err(|_| H264Error::Invalid("parameter set longer than 65535 bytes".into()))?;
+    let len =
+        u16::try_from(nal.len()).map_err(|_| H264Error::Invalid("parameter set longer than 65535 bytes".into()))?;
     out.put_u16(len);
     out.put_slice(nal);
     Ok(())

@@ -175,5 +175,9 @@ fn rtp_header_extension_csrcs_and_padding_are_skipped() {
     assert_eq!(replaced.len(), 28, "payload and padding gone");
     assert_eq!(replaced[0] & 0x20, 0, "padding flag cleared");
     assert_eq!(payload_bounds(&[0x80, 96, 0]), None);
-    assert_eq!(payload_bounds(&[0xa0, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0x65, 9]), None, "padding longer than the packet");
+    assert_eq!(
+        payload_bounds(&[0xa0, 96, 0, 1, 0, 0, 0, 0, 0, 0, 0, 1, 0x65, 9]),
+        None,
+        "padding longer than the packet"
+    );
 }

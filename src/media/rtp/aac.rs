@@ -23,7 +23,9 @@ pub struct AuHeaderLayout {
 impl AuHeaderLayout {
     /// Reads the layout from fmtp parameters (keys lowercased); absent or unreadable ones are 0.
     pub fn from_fmtp(params: &[(String, String)]) -> AuHeaderLayout {
-        let get = |key: &str| params.iter().find(|(k, _)| k == key).and_then(|(_, v)| v.trim().parse::<u32>().ok()).unwrap_or(0).min(64);
+        let get = |key: &str| {
+            params.iter().find(|(k, _)| k == key).and_then(|(_, v)| v.trim().parse::<u32>().ok()).unwrap_or(0).min(64)
+        };
         AuHeaderLayout {
             size: get("sizelength"),
             index: get("indexlength"),
@@ -36,7 +38,8 @@ impl AuHeaderLayout {
     }
 
     fn has_headers(&self) -> bool {
-        self.size + self.index + self.index_delta + self.cts_delta + self.dts_delta + self.stream_state > 0 || self.random_access
+        self.size + self.index + self.index_delta + self.cts_delta + self.dts_delta + self.stream_state > 0
+            || self.random_access
     }
 
     /// Checks one mpeg4-generic RTP payload.
@@ -115,7 +118,12 @@ mod tests {
 
     fn hbr() -> AuHeaderLayout {
         let p = |k: &str, v: &str| (k.to_string(), v.to_string());
-        AuHeaderLayout::from_fmtp(&[p("sizelength", "13"), p("indexlength", "3"), p("indexdeltalength", "3"), p("mode", "AAC-hbr")])
+        AuHeaderLayout::from_fmtp(&[
+            p("sizelength", "13"),
+            p("indexlength", "3"),
+            p("indexdeltalength", "3"),
+            p("mode", "AAC-hbr"),
+        ])
     }
 
     /// AAC-hbr AU header: 13-bit size, 3-bit index (delta).
@@ -161,7 +169,11 @@ mod tests {
     #[test]
     fn optional_fields_are_read() {
         let p = |k: &str, v: &str| (k.to_string(), v.to_string());
-        let layout = AuHeaderLayout::from_fmtp(&[p("sizelength", "6"), p("ctsdeltalength", "4"), p("randomaccessindication", "1")]);
+        let layout = AuHeaderLayout::from_fmtp(&[
+            p("sizelength", "6"),
+            p("ctsdeltalength", "4"),
+            p("randomaccessindication", "1"),
+        ]);
         // size 2, CTS flag 1 + delta 4 bits, RAP 1: 12 bits.
         let header = [0b0000_1010, 0b1011_0000];
         assert_eq!(layout.check(&[0, 12, header[0], header[1], 9, 9]), Ok(()));

@@ -106,11 +106,14 @@ impl Relays {
         match kind {
             RelayKind::Push => {
                 let destinations = std::iter::once(url).chain(backups).collect();
-                tokio::spawn(push::run(hub, stream.clone(), destinations, status.clone(), settings, cancel.clone()).instrument(span))
+                tokio::spawn(
+                    push::run(hub, stream.clone(), destinations, status.clone(), settings, cancel.clone())
+                        .instrument(span),
+                )
             }
-            RelayKind::Pull => {
-                tokio::spawn(pull::run(hub, stream.clone(), url, status.clone(), settings, cancel.clone()).instrument(span))
-            }
+            RelayKind::Pull => tokio::spawn(
+                pull::run(hub, stream.clone(), url, status.clone(), settings, cancel.clone()).instrument(span),
+            ),
         };
         let snapshot = status.snapshot();
         self.lock().insert(id, Entry { stream, status, cancel });

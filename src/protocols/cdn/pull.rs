@@ -12,7 +12,14 @@ use crate::media::Protocol;
 use crate::protocols::flv::{FlvIngest, TagKind};
 use crate::protocols::rtmp::{ClientConn, ClientEvent, MediaKind, RtmpUrl};
 
-pub(super) async fn run(hub: Hub, key: StreamKey, url: RtmpUrl, status: StatusCell, settings: RelaySettings, cancel: CancellationToken) {
+pub(super) async fn run(
+    hub: Hub,
+    key: StreamKey,
+    url: RtmpUrl,
+    status: StatusCell,
+    settings: RelaySettings,
+    cancel: CancellationToken,
+) {
     let mut backoff = Backoff::new(settings.retry_min(), settings.retry_max());
     loop {
         status.set(RelayState::Connecting);
@@ -31,7 +38,13 @@ pub(super) async fn run(hub: Hub, key: StreamKey, url: RtmpUrl, status: StatusCe
 }
 
 /// One connection; always ends in the reason it ended.
-async fn pull_once(hub: &Hub, key: &StreamKey, url: &RtmpUrl, status: &StatusCell, settings: &RelaySettings) -> RelayError {
+async fn pull_once(
+    hub: &Hub,
+    key: &StreamKey,
+    url: &RtmpUrl,
+    status: &StatusCell,
+    settings: &RelaySettings,
+) -> RelayError {
     let mut conn = match ClientConn::connect(url, settings.connect_timeout()).await {
         Ok(c) => c,
         Err(e) => return e.into(),

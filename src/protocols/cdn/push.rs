@@ -40,7 +40,14 @@ pub(super) fn next_destination(current: usize, count: usize, failed_in_a_row: us
     (failed_in_a_row < count).then(|| (current + 1) % count.max(1))
 }
 
-pub(super) async fn run(hub: Hub, key: StreamKey, destinations: Vec<RtmpUrl>, status: StatusCell, settings: RelaySettings, cancel: CancellationToken) {
+pub(super) async fn run(
+    hub: Hub,
+    key: StreamKey,
+    destinations: Vec<RtmpUrl>,
+    status: StatusCell,
+    settings: RelaySettings,
+    cancel: CancellationToken,
+) {
     let mut backoff = Backoff::new(settings.retry_min(), settings.retry_max());
     let mut current = 0;
     let mut failed_in_a_row = 0;
@@ -85,7 +92,9 @@ pub(super) async fn run(hub: Hub, key: StreamKey, destinations: Vec<RtmpUrl>, st
             failed_in_a_row = 0;
         }
         failed_in_a_row += 1;
-        if let Some(next) = next_destination(current, destinations.len(), failed_in_a_row).filter(|_| destinations.len() > 1) {
+        if let Some(next) =
+            next_destination(current, destinations.len(), failed_in_a_row).filter(|_| destinations.len() > 1)
+        {
             tracing::warn!(error = %error, from = %destinations[current], to = %destinations[next], "push destination failed; moving to the next");
             current = next;
             continue;
@@ -248,7 +257,10 @@ fn queue(conn: &mut Conn, tags: &mut Vec<Tag>, status: &StatusCell) -> Result<()
 /// A publisher sends metadata as `@setDataFrame("onMetaData", {...})`.
 fn with_set_data_frame(body: &bytes::Bytes) -> bytes::Bytes {
     let mut out = bytes::BytesMut::new();
-    crate::protocols::rtmp::amf::write_values(&mut out, &[crate::protocols::rtmp::amf::Amf0Value::string("@setDataFrame")]);
+    crate::protocols::rtmp::amf::write_values(
+        &mut out,
+        &[crate::protocols::rtmp::amf::Amf0Value::string("@setDataFrame")],
+    );
     out.extend_from_slice(body);
     out.freeze()
 }

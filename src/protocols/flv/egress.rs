@@ -25,12 +25,7 @@ impl FlvEgress {
 
     /// The opening tags: `onMetaData` and the sequence headers of the tracks known now
     /// (tracks FLV cannot carry are left out).
-    pub fn start(
-        &mut self,
-        video: Option<&Arc<TrackInfo>>,
-        audio: Option<&Arc<TrackInfo>>,
-        out: &mut Vec<FlvTag>,
-    ) {
+    pub fn start(&mut self, video: Option<&Arc<TrackInfo>>, audio: Option<&Arc<TrackInfo>>, out: &mut Vec<FlvTag>) {
         let video_info = video.and_then(|i| match i.as_ref() {
             TrackInfo::Video(v) => Some(v),
             TrackInfo::Audio(_) => None,
@@ -86,8 +81,7 @@ impl FlvEgress {
         };
         // Same Arc, or an equal config (a new Arc only for a frame rate or B-frame update).
         sent.as_ref().is_some_and(|s| {
-            Arc::ptr_eq(s, info)
-                || (s.codec() == info.codec() && s.config() == info.config() && s.config().is_some())
+            Arc::ptr_eq(s, info) || (s.codec() == info.codec() && s.config() == info.config() && s.config().is_some())
         })
     }
 

@@ -73,18 +73,8 @@ fn late_joiner_starts_at_zero_on_a_keyframe() {
 
 #[test]
 fn new_config_resends_the_sequence_header() {
-    let a1 = Arc::new(TrackInfo::Audio(AudioInfo {
-        codec: Codec::Aac,
-        sample_rate: 48000,
-        channels: 2,
-        config: None,
-    }));
-    let a2 = Arc::new(TrackInfo::Audio(AudioInfo {
-        codec: Codec::Aac,
-        sample_rate: 44100,
-        channels: 1,
-        config: None,
-    }));
+    let a1 = Arc::new(TrackInfo::Audio(AudioInfo { codec: Codec::Aac, sample_rate: 48000, channels: 2, config: None }));
+    let a2 = Arc::new(TrackInfo::Audio(AudioInfo { codec: Codec::Aac, sample_rate: 44100, channels: 1, config: None }));
     let mut egress = FlvEgress::new();
     let mut out = Vec::new();
     egress.start(None, Some(&a1), &mut out);
@@ -97,9 +87,7 @@ fn new_config_resends_the_sequence_header() {
     egress
         .frame(&Frame::new(a2.clone(), Ts::from_millis(21), Ts::from_millis(21), true, raw.clone()), &mut out)
         .expect("frame");
-    egress
-        .frame(&Frame::new(a2, Ts::from_millis(42), Ts::from_millis(42), true, raw), &mut out)
-        .expect("frame");
+    egress.frame(&Frame::new(a2, Ts::from_millis(42), Ts::from_millis(42), true, raw), &mut out).expect("frame");
     let bodies: Vec<_> = out.iter().map(|t| (t.timestamp, t.body[1])).collect();
     // frame, new header (44.1 kHz mono), frame, frame
     assert_eq!(bodies, vec![(0, 1), (21, 0), (21, 1), (42, 1)]);
@@ -108,12 +96,8 @@ fn new_config_resends_the_sequence_header() {
 
 #[test]
 fn unrepresentable_frames_are_errors_and_send_nothing() {
-    let opus = Arc::new(TrackInfo::Audio(AudioInfo {
-        codec: Codec::Opus,
-        sample_rate: 48000,
-        channels: 2,
-        config: None,
-    }));
+    let opus =
+        Arc::new(TrackInfo::Audio(AudioInfo { codec: Codec::Opus, sample_rate: 48000, channels: 2, config: None }));
     let mut egress = FlvEgress::new();
     let mut out = Vec::new();
     egress.start(None, Some(&opus), &mut out);

@@ -68,10 +68,7 @@ fn header_flags_and_extended_timestamps() {
     reader.push(&file_header(true, false));
     reader.push(&tag);
     let read = reader.next_tag().expect("read").expect("tag");
-    assert_eq!(
-        (read.kind, read.timestamp, &read.body[..]),
-        (TagKind::Audio, 0x1234_5678, &[0xaf, 0x01, 0x21][..])
-    );
+    assert_eq!((read.kind, read.timestamp, &read.body[..]), (TagKind::Audio, 0x1234_5678, &[0xaf, 0x01, 0x21][..]));
 }
 
 #[test]

@@ -4,10 +4,10 @@
 
 use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, State};
-use axum::Extension;
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::Response;
 use axum::routing::get;
+use axum::Extension;
 use axum::Router;
 use bytes::{Bytes, BytesMut};
 use std::net::SocketAddr;
@@ -18,13 +18,13 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::Instrument;
 
-use crate::http::{parse_key, ApiError};
-use crate::hub::egress::{sleep_until, within, DropReason, EgressPacer, Verdict};
-use crate::hub::{ConsumerRequest, EndReason, Subscription};
-use crate::media::Protocol;
 use super::{file_header, file_tag, FlvEgress};
 use crate::auth::Admission;
+use crate::http::{parse_key, ApiError};
+use crate::hub::egress::{sleep_until, within, DropReason, EgressPacer, Verdict};
 use crate::hub::Hub;
+use crate::hub::{ConsumerRequest, EndReason, Subscription};
+use crate::media::Protocol;
 
 /// What HTTP-FLV play needs: the hub and the admission point.
 #[derive(Clone)]
@@ -56,7 +56,16 @@ async fn play(
     let name = file.strip_suffix(".flv").ok_or_else(|| ApiError::not_found(format!("no such resource `{file}`")))?;
     let key = parse_key(name)?;
     let entry = crate::auth::Entry::HttpFlv;
-    crate::http::client::admit(&gw.admission, crate::auth::Action::Play, entry, key.as_str(), peer.ip(), &uri, &headers).await?;
+    crate::http::client::admit(
+        &gw.admission,
+        crate::auth::Action::Play,
+        entry,
+        key.as_str(),
+        peer.ip(),
+        &uri,
+        &headers,
+    )
+    .await?;
     let who = ConsumerRequest { protocol, transport: "http-flv".into(), remote: Some(peer.to_string()) };
     let sub = gw.hub.subscribe(&key, who).await?;
     let (tx, rx) = mpsc::channel::<Bytes>(SOCKET_QUEUE);
@@ -93,7 +102,12 @@ async fn play(
 /// the viewer only within bounds ([`crate::hub::egress`]): a frame its queue cannot take
 /// within a second is a lag (skip to the next keyframe; dropped after `hub.max_lag_events`),
 /// and a viewer that takes nothing for `stall` is dropped too.
-async fn serve(mut sub: Subscription, tx: mpsc::Sender<Bytes>, taken: Arc<AtomicU64>, stall: Duration) -> Option<EndReason> {
+async fn serve(
+    mut sub: Subscription,
+    tx: mpsc::Sender<Bytes>,
+    taken: Arc<AtomicU64>,
+    stall: Duration,
+) -> Option<EndReason> {
     let mut egress = FlvEgress::new();
     let mut tags = Vec::new();
     egress.start(sub.video_info(), sub.audio_info(), &mut tags);

@@ -39,12 +39,7 @@ impl FlvIngest {
     /// Takes one tag body (`timestamp_ms` is the tag's / RTMP message's timestamp) and returns
     /// the frames it completes: zero or one. Errors for unsupported codecs (named) and
     /// malformed media; the caller decides whether to reject the publisher.
-    pub fn push(
-        &mut self,
-        kind: TagKind,
-        timestamp_ms: u32,
-        body: Bytes,
-    ) -> Result<Vec<Arc<Frame>>, FlvError> {
+    pub fn push(&mut self, kind: TagKind, timestamp_ms: u32, body: Bytes) -> Result<Vec<Arc<Frame>>, FlvError> {
         check_size(kind, body.len())?;
         if body.is_empty() {
             return Ok(Vec::new()); // some publishers send empty media messages
@@ -133,13 +128,7 @@ impl FlvIngest {
         if fps.is_none() {
             self.fps_probe = FpsProbe::default();
         }
-        debug!(
-            width = sps.width,
-            height = sps.height,
-            ?fps,
-            profile = sps.profile_idc,
-            "AVC sequence header"
-        );
+        debug!(width = sps.width, height = sps.height, ?fps, profile = sps.profile_idc, "AVC sequence header");
         self.video = Some(Arc::new(TrackInfo::Video(VideoInfo {
             codec: Codec::H264,
             width: sps.width,

@@ -116,11 +116,7 @@ mod tests {
         ];
         write_values(
             &mut body,
-            &[
-                Amf0Value::string("@setDataFrame"),
-                Amf0Value::string("onMetaData"),
-                Amf0Value::EcmaArray(props),
-            ],
+            &[Amf0Value::string("@setDataFrame"), Amf0Value::string("onMetaData"), Amf0Value::EcmaArray(props)],
         );
         let hints = MetaHints::from_script(&body).expect("amf").expect("onMetaData");
         assert_eq!((hints.width, hints.height, hints.framerate), (Some(1280), Some(720), Some(29.97)));
@@ -145,14 +141,8 @@ mod tests {
 
     #[test]
     fn writes_metadata_players_read() {
-        let video = VideoInfo {
-            codec: Codec::H264,
-            width: 320,
-            height: 240,
-            fps: Some(25.0),
-            config: None,
-            bframes: true,
-        };
+        let video =
+            VideoInfo { codec: Codec::H264, width: 320, height: 240, fps: Some(25.0), config: None, bframes: true };
         let audio = AudioInfo { codec: Codec::Aac, sample_rate: 48000, channels: 2, config: None };
         let body = metadata_body(Some(&video), Some(&audio));
         let values = read_values(&body).expect("amf");
@@ -166,10 +156,7 @@ mod tests {
         assert_eq!(values[1].get("encoder").and_then(Amf0Value::as_str), Some("interop-gateway"));
         // And our own reader takes it back.
         let hints = MetaHints::from_script(&body).expect("amf").expect("onMetaData");
-        assert_eq!(
-            (hints.width, hints.framerate, hints.audio_sample_rate),
-            (Some(320), Some(25.0), Some(48000))
-        );
+        assert_eq!((hints.width, hints.framerate, hints.audio_sample_rate), (Some(320), Some(25.0), Some(48000)));
 
         let opus = AudioInfo { codec: Codec::Opus, sample_rate: 48000, channels: 2, config: None };
         let values = read_values(&metadata_body(None, Some(&opus))).expect("amf");

@@ -28,8 +28,7 @@ pub use file::{file_header, file_tag, FlvHeader, FlvReader};
 pub use ingest::FlvIngest;
 pub use meta::{metadata_body, MetaHints};
 pub use tag::{
-    cached_tag_body, end_of_sequence_body, parse_audio, parse_video, sequence_header, tag_body, AudioTag,
-    VideoTag,
+    cached_tag_body, end_of_sequence_body, parse_audio, parse_video, sequence_header, tag_body, AudioTag, VideoTag,
 };
 
 /// The kind of an FLV tag, and of the RTMP message carrying the same body.

@@ -101,13 +101,8 @@ fn builds_the_same_frame_bodies_ffmpeg_wrote() {
         Bytes::from_static(&P_FRAME_CTS_160[5..]),
     );
     assert_eq!(tag_body(&frame).expect("video body"), Bytes::from_static(P_FRAME_CTS_160));
-    let audio = Frame::new(
-        aac_info(None),
-        Ts::from_millis(80),
-        Ts::from_millis(80),
-        true,
-        Bytes::from_static(&AAC_RAW[2..]),
-    );
+    let audio =
+        Frame::new(aac_info(None), Ts::from_millis(80), Ts::from_millis(80), true, Bytes::from_static(&AAC_RAW[2..]));
     assert_eq!(tag_body(&audio).expect("audio body"), Bytes::from_static(AAC_RAW));
 }
 
@@ -138,12 +133,8 @@ fn cached_body_is_made_once() {
 
 #[test]
 fn opus_and_other_codecs_are_not_representable() {
-    let opus = Arc::new(TrackInfo::Audio(AudioInfo {
-        codec: Codec::Opus,
-        sample_rate: 48000,
-        channels: 2,
-        config: None,
-    }));
+    let opus =
+        Arc::new(TrackInfo::Audio(AudioInfo { codec: Codec::Opus, sample_rate: 48000, channels: 2, config: None }));
     let frame = Frame::new(opus.clone(), Ts::ZERO, Ts::ZERO, true, Bytes::from_static(&[0xfc]));
     assert!(matches!(tag_body(&frame), Err(FlvError::Unsupported(m)) if m.contains("opus")));
     assert!(cached_tag_body(&frame).is_err());

@@ -39,7 +39,10 @@ impl IngestError {
     /// The input is media of a kind H5 does not take (HTTP 415), rather than broken (400).
     pub fn is_unsupported_media(&self) -> bool {
         !self.is_over_limit()
-            && matches!(self, IngestError::Demux(DemuxError::NotTs(_)) | IngestError::NoMpeg1Video(_) | IngestError::Video(_))
+            && matches!(
+                self,
+                IngestError::Demux(DemuxError::NotTs(_)) | IngestError::NoMpeg1Video(_) | IngestError::Video(_)
+            )
     }
 
     /// The input passed a configured limit (`limits:`; HTTP 413).
@@ -123,7 +126,8 @@ impl TsIngest {
     pub fn push(&mut self, data: &[u8], out: &mut Vec<Frame>) -> Result<(), IngestError> {
         self.bytes += data.len() as u64;
         let mut events = std::mem::take(&mut self.events);
-        let result = self.demux.push(data, &mut events).map_err(IngestError::from).and_then(|()| self.handle(&mut events, out));
+        let result =
+            self.demux.push(data, &mut events).map_err(IngestError::from).and_then(|()| self.handle(&mut events, out));
         events.clear();
         self.events = events;
         result?;
@@ -190,8 +194,10 @@ impl TsIngest {
     fn program(&mut self, streams: &[EsEntry]) -> Result<(), IngestError> {
         let video = streams.iter().find(|s| matches!(s.stream_type, STREAM_TYPE_MPEG1_VIDEO | STREAM_TYPE_MPEG2_VIDEO));
         let Some(video) = video else {
-            let carried: Vec<String> =
-                streams.iter().map(|s| format!("{} (stream type {:#04x})", stream_type_name(s.stream_type), s.stream_type)).collect();
+            let carried: Vec<String> = streams
+                .iter()
+                .map(|s| format!("{} (stream type {:#04x})", stream_type_name(s.stream_type), s.stream_type))
+                .collect();
             let carried = if carried.is_empty() { "no streams".to_string() } else { carried.join(", ") };
             return Err(IngestError::NoMpeg1Video(carried));
         };
@@ -200,7 +206,11 @@ impl TsIngest {
         self.audio_pid = audio.map(|a| a.pid);
         if audio.is_none() {
             if let Some(other) = streams.iter().find(|s| s.pid != video.pid) {
-                tracing::warn!(stream_type = other.stream_type, "H5 publish: audio {} is not MP2; dropped", stream_type_name(other.stream_type));
+                tracing::warn!(
+                    stream_type = other.stream_type,
+                    "H5 publish: audio {} is not MP2; dropped",
+                    stream_type_name(other.stream_type)
+                );
             }
         }
         Ok(())

@@ -30,8 +30,16 @@ fn mp2_frame(fill: u8) -> Vec<u8> {
 
 /// A TS made by our muxer: P, I, P, P pictures at 30 fps with an MP2 frame after each.
 fn sample_ts() -> Vec<u8> {
-    let video = Arc::new(TrackInfo::Video(VideoInfo { codec: Codec::Mpeg1, width: 64, height: 32, fps: Some(30.0), config: None, bframes: false }));
-    let audio = Arc::new(TrackInfo::Audio(AudioInfo { codec: Codec::Mp2, sample_rate: 44_100, channels: 1, config: None }));
+    let video = Arc::new(TrackInfo::Video(VideoInfo {
+        codec: Codec::Mpeg1,
+        width: 64,
+        height: 32,
+        fps: Some(30.0),
+        config: None,
+        bframes: false,
+    }));
+    let audio =
+        Arc::new(TrackInfo::Audio(AudioInfo { codec: Codec::Mp2, sample_rate: 44_100, channels: 1, config: None }));
     let mut mux = TsMuxer::new(true, true);
     let mut out = Vec::new();
     mux.tables(&mut out);
@@ -54,7 +62,8 @@ fn frames_start_at_the_first_i_picture_in_any_chunking() {
             ingest.push(c, &mut frames).expect("valid H5 input");
         }
         ingest.finish(&mut frames).expect("started");
-        let kinds: Vec<(TrackKind, bool, i64)> = frames.iter().map(|f| (f.kind(), f.keyframe, f.pts.as_millis())).collect();
+        let kinds: Vec<(TrackKind, bool, i64)> =
+            frames.iter().map(|f| (f.kind(), f.keyframe, f.pts.as_millis())).collect();
         // The P-picture and the audio before the I-picture are dropped (our muxer sets
         // PES_packet_length, so every PES completes as soon as its last packet is in).
         let video: Vec<_> = kinds.iter().filter(|k| k.0 == TrackKind::Video).collect();

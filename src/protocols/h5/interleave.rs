@@ -81,7 +81,14 @@ mod tests {
     use crate::media::{AudioInfo, Codec, TrackInfo, VideoInfo};
 
     fn video(ms: i64) -> Arc<Frame> {
-        let info = TrackInfo::Video(VideoInfo { codec: Codec::Mpeg1, width: 2, height: 2, fps: None, config: None, bframes: false });
+        let info = TrackInfo::Video(VideoInfo {
+            codec: Codec::Mpeg1,
+            width: 2,
+            height: 2,
+            fps: None,
+            config: None,
+            bframes: false,
+        });
         Arc::new(Frame::new(Arc::new(info), Ts::from_millis(ms), Ts::from_millis(ms), true, Bytes::new()))
     }
 
@@ -103,7 +110,10 @@ mod tests {
         use TrackKind::{Audio as A, Video as V};
         let mut il = Interleave::new(true);
         // The audio conversion is ahead: its frames of 26..78 ms come before the picture of 33 ms.
-        let got = run(&mut il, vec![video(0), audio(0), audio(26), audio(52), audio(78), video(33), video(66), audio(104), video(100)]);
+        let got = run(
+            &mut il,
+            vec![video(0), audio(0), audio(26), audio(52), audio(78), video(33), video(66), audio(104), video(100)],
+        );
         assert_eq!(got, [(V, 0), (A, 0), (A, 26), (V, 33), (A, 52), (V, 66), (A, 78), (V, 100)]);
         assert_eq!(il.held(), 1, "104 ms waits for a picture at or after it");
     }

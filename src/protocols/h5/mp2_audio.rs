@@ -177,7 +177,10 @@ mod tests {
         // MPEG-1 48 kHz 192 kbit/s: 576 bytes.
         assert_eq!(parse_header(&[0xFF, 0xFD, 0xA4, 0x00]).expect("ok").map(|h| h.frame_len), Some(576));
         // MPEG-2 LSF 24 kHz 64 kbit/s: 384 bytes.
-        assert_eq!(parse_header(&[0xFF, 0xF5, 0x84, 0x00]).expect("ok").map(|h| (h.sample_rate, h.frame_len)), Some((24_000, 384)));
+        assert_eq!(
+            parse_header(&[0xFF, 0xF5, 0x84, 0x00]).expect("ok").map(|h| (h.sample_rate, h.frame_len)),
+            Some((24_000, 384))
+        );
         assert_eq!(parse_header(&[0xFF, 0xFB, 0x90, 0x00]), Err(AudioError::NotLayer2(3)));
         assert_eq!(parse_header(&[0xFF, 0xFD, 0xF0, 0x00]), Ok(None), "bad bitrate index");
         assert_eq!(parse_header(&[0x12, 0xFD, 0x80, 0x00]), Ok(None));
@@ -202,7 +205,9 @@ mod tests {
         let ms: Vec<i64> = out.iter().map(|f| f.pts.as_millis()).collect();
         // Frame 2 continues from frame 1 (the second PES began inside it); frame 3 takes 1052.
         assert_eq!(ms, [1000, 1026, 1052, 1078]);
-        assert!(matches!(out[0].info.as_ref(), TrackInfo::Audio(a) if a.codec == Codec::Mp2 && a.sample_rate == 44_100));
+        assert!(
+            matches!(out[0].info.as_ref(), TrackInfo::Audio(a) if a.codec == Codec::Mp2 && a.sample_rate == 44_100)
+        );
     }
 
     #[test]

@@ -96,7 +96,13 @@ impl Mpeg1Video {
     }
 
     /// Feeds one PES payload; appends the pictures it completes.
-    pub fn push_pes(&mut self, pts: Option<Ts>, dts: Option<Ts>, data: &[u8], out: &mut Vec<Frame>) -> Result<(), VideoError> {
+    pub fn push_pes(
+        &mut self,
+        pts: Option<Ts>,
+        dts: Option<Ts>,
+        data: &[u8],
+        out: &mut Vec<Frame>,
+    ) -> Result<(), VideoError> {
         let starts = first_start_code(data).filter(|&(p, code)| is_boundary(code) && data[..p].iter().all(|b| *b == 0));
         let mut rest = data;
         match starts {
@@ -168,7 +174,12 @@ impl Mpeg1Video {
     }
 
     /// Turns one access unit (headers + one picture) into a frame.
-    fn emit(&mut self, au: &[u8], (pts, dts): (Option<Ts>, Option<Ts>), out: &mut Vec<Frame>) -> Result<(), VideoError> {
+    fn emit(
+        &mut self,
+        au: &[u8],
+        (pts, dts): (Option<Ts>, Option<Ts>),
+        out: &mut Vec<Frame>,
+    ) -> Result<(), VideoError> {
         let mut picture = None;
         let mut has_sequence = false;
         let mut codes = start_codes(au).peekable();
@@ -220,7 +231,8 @@ impl Mpeg1Video {
     }
 
     fn set_sequence(&mut self, seq: Sequence) {
-        let changed = self.sequence.as_ref().is_none_or(|s| (s.width, s.height, s.rate) != (seq.width, seq.height, seq.rate));
+        let changed =
+            self.sequence.as_ref().is_none_or(|s| (s.width, s.height, s.rate) != (seq.width, seq.height, seq.rate));
         self.sequence = Some(seq);
         if changed {
             self.refresh_info();

@@ -2,12 +2,18 @@ use super::*;
 
 fn sequence_header(width: u32, height: u32, rate_code: u8) -> Vec<u8> {
     vec![
-        0, 0, 1, 0xB3,
+        0,
+        0,
+        1,
+        0xB3,
         (width >> 4) as u8,
         ((width & 0x0F) << 4) as u8 | (height >> 8) as u8,
         height as u8,
         0x10 | rate_code,
-        0xFF, 0xFF, 0xE0, 0x18,
+        0xFF,
+        0xFF,
+        0xE0,
+        0x18,
     ]
 }
 

@@ -15,12 +15,12 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::auth::{Action, Entry};
+use crate::http::client::admit;
 use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
-use crate::auth::{Action, Entry};
-use crate::http::client::admit;
 use axum::response::Response;
 use axum::Extension;
 use bytes::Bytes;
@@ -31,15 +31,15 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::interleave::Interleave;
+use super::parse_key;
 use super::shared::SharedPackets;
 use super::ts::mux::ProgramTables;
+use super::H5Ctx;
 use super::H5State;
-use super::parse_key;
 use crate::http::ApiError;
 use crate::hub::egress::{EgressPacer, Verdict};
 use crate::hub::{ConsumerRequest, EndReason, Subscription};
 use crate::media::{Codec, Frame, Protocol, TrackKind};
-use super::H5Ctx;
 
 /// Messages queued toward one viewer (about two seconds of a 30 fps stream with audio).
 pub const QUEUE_MESSAGES: usize = 128;

@@ -60,7 +60,8 @@ pub async fn page(Extension(h5): Extension<Arc<H5State>>, Path(stream): Path<Str
     }
     // Stream keys are letters, digits, `-`, `_` and `.`: nothing to escape in HTML or JS.
     let html = PAGE.replace("{{STREAM}}", key.as_str()).replace("{{JSMPEG}}", JSMPEG_ROUTE);
-    Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], html).into_response())
+    Ok(([(header::CONTENT_TYPE, "text/html; charset=utf-8"), (header::CACHE_CONTROL, "no-cache")], html)
+        .into_response())
 }
 
 const PAGE: &str = r#"<!doctype html>
@@ -155,7 +156,11 @@ mod tests {
         let missing = std::env::temp_dir().join("no-such-dir-ig").join("jsmpeg.min.js");
         let err = page(state(missing.clone()), Path("class1".into())).await.expect_err("not installed");
         assert_eq!(err.status, StatusCode::SERVICE_UNAVAILABLE);
-        assert!(err.message.contains("npm ci") && err.message.contains(&missing.display().to_string()), "{}", err.message);
+        assert!(
+            err.message.contains("npm ci") && err.message.contains(&missing.display().to_string()),
+            "{}",
+            err.message
+        );
         let err = jsmpeg(state(missing)).await.expect_err("not installed");
         assert_eq!(err.status, StatusCode::SERVICE_UNAVAILABLE);
     }

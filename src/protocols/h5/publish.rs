@@ -10,12 +10,12 @@
 use std::net::SocketAddr;
 use std::time::Duration;
 
+use crate::auth::{Action, Entry};
+use crate::http::client::admit;
 use axum::body::Body;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
-use crate::auth::{Action, Entry};
-use crate::http::client::admit;
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use futures_util::StreamExt;
@@ -24,10 +24,10 @@ use tracing::Instrument;
 
 use super::ingest::{IngestError, TsIngest};
 use super::parse_key;
+use super::H5Ctx;
 use crate::http::ApiError;
 use crate::hub::{HubError, Publisher, StreamKey};
 use crate::media::{Frame, Protocol};
-use super::H5Ctx;
 
 /// A publisher that sends nothing for this long is gone.
 pub const PUBLISH_SILENCE: Duration = Duration::from_secs(20);
@@ -44,7 +44,9 @@ pub enum PublishError {
 impl From<PublishError> for ApiError {
     fn from(e: PublishError) -> ApiError {
         match e {
-            PublishError::Ingest(i) if i.is_unsupported_media() => ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, i.to_string()),
+            PublishError::Ingest(i) if i.is_unsupported_media() => {
+                ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, i.to_string())
+            }
             PublishError::Ingest(i) if i.is_over_limit() => ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, i.to_string()),
             PublishError::Ingest(i) => ApiError::bad_request(i.to_string()),
             PublishError::Hub(h) => h.into(),
@@ -107,7 +109,8 @@ impl Session {
         let publisher = match &mut self.publisher {
             Some(p) => p,
             None => {
-                let p = self.gw.hub.publish(self.key.clone(), Protocol::H5, self.transport, Some(self.remote.clone()))?;
+                let p =
+                    self.gw.hub.publish(self.key.clone(), Protocol::H5, self.transport, Some(self.remote.clone()))?;
                 self.publisher.insert(p)
             }
         };
@@ -214,7 +217,10 @@ pub async fn websocket(
     let span = tracing::info_span!("h5-publish", stream = %key, %peer, transport = "ws");
     let session = Session::new(&gw, key, "ws", peer);
     let limit = gw.limits.max_message_bytes;
-    Ok(ws.max_message_size(limit).max_frame_size(limit).on_upgrade(move |socket| receive_ws(socket, session).instrument(span)))
+    Ok(ws
+        .max_message_size(limit)
+        .max_frame_size(limit)
+        .on_upgrade(move |socket| receive_ws(socket, session).instrument(span)))
 }
 
 async fn receive_ws(mut socket: WebSocket, mut session: Session) {

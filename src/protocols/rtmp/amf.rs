@@ -61,10 +61,7 @@ pub enum AmfError {
 impl Amf0Value {
     /// The property `key` of an object or ECMA array (first match), else `None`.
     pub fn get(&self, key: &str) -> Option<&Amf0Value> {
-        self.properties()?
-            .iter()
-            .find(|(k, _)| k == key)
-            .map(|(_, v)| v)
+        self.properties()?.iter().find(|(k, _)| k == key).map(|(_, v)| v)
     }
 
     /// The properties of an object or ECMA array.
@@ -342,10 +339,7 @@ mod tests {
             (
                 "inner".into(),
                 Amf0Value::object([
-                    (
-                        "a",
-                        Amf0Value::StrictArray(vec![Amf0Value::Number(1.0), Amf0Value::Null]),
-                    ),
+                    ("a", Amf0Value::StrictArray(vec![Amf0Value::Number(1.0), Amf0Value::Null])),
                     ("b", Amf0Value::string("x")),
                 ]),
             ),
@@ -353,17 +347,8 @@ mod tests {
         let values = vec![Amf0Value::string("onMetaData"), meta.clone()];
         let back = round_trip(&values);
         assert_eq!(back, values);
-        assert_eq!(
-            back[1].get("width").and_then(Amf0Value::as_f64),
-            Some(320.0)
-        );
-        assert_eq!(
-            back[1]
-                .get("inner")
-                .and_then(|o| o.get("b"))
-                .and_then(Amf0Value::as_str),
-            Some("x")
-        );
+        assert_eq!(back[1].get("width").and_then(Amf0Value::as_f64), Some(320.0));
+        assert_eq!(back[1].get("inner").and_then(|o| o.get("b")).and_then(Amf0Value::as_str), Some("x"));
         assert!(back[1].get("missing").is_none());
         assert!(back[0].get("width").is_none());
     }
@@ -371,14 +356,8 @@ mod tests {
     #[test]
     fn exact_bytes_of_a_small_object() {
         let mut out = BytesMut::new();
-        write_value(
-            &mut out,
-            &Amf0Value::object([("a", Amf0Value::Boolean(true))]),
-        );
-        assert_eq!(
-            &out[..],
-            &[0x03, 0x00, 0x01, b'a', 0x01, 0x01, 0x00, 0x00, 0x09]
-        );
+        write_value(&mut out, &Amf0Value::object([("a", Amf0Value::Boolean(true))]));
+        assert_eq!(&out[..], &[0x03, 0x00, 0x01, b'a', 0x01, 0x01, 0x00, 0x00, 0x09]);
     }
 
     #[test]
@@ -414,10 +393,7 @@ mod tests {
     fn ecma_array_with_wrong_count_and_missing_end() {
         // Count says 5 but one property; end marker absent at end of input.
         let input = [marker::ECMA_ARRAY, 0, 0, 0, 5, 0, 1, b'k', 0x05, 0, 0];
-        assert_eq!(
-            read_values(&input).unwrap(),
-            vec![Amf0Value::EcmaArray(vec![("k".into(), Amf0Value::Null)])]
-        );
+        assert_eq!(read_values(&input).unwrap(), vec![Amf0Value::EcmaArray(vec![("k".into(), Amf0Value::Null)])]);
     }
 
     #[test]
@@ -435,22 +411,12 @@ mod tests {
         // the number) or just before the final end marker (tolerated); otherwise it fails.
         for cut in 1..out.len() {
             let ok = read_values(&out[..cut]).is_ok();
-            assert_eq!(
-                ok,
-                cut == 10 || cut == 19 || cut == out.len() - 1,
-                "cut at {cut}"
-            );
+            assert_eq!(ok, cut == 10 || cut == 19 || cut == out.len() - 1, "cut at {cut}");
         }
-        assert_eq!(
-            read_values(&[0x02, 0x00, 0x05, b'a']),
-            Err(AmfError::Truncated)
-        );
+        assert_eq!(read_values(&[0x02, 0x00, 0x05, b'a']), Err(AmfError::Truncated));
         assert_eq!(read_values(&[0x42]), Err(AmfError::UnknownMarker(0x42)));
         assert_eq!(read_values(&[0x09]), Err(AmfError::UnexpectedObjectEnd));
-        assert_eq!(
-            read_values(&[0x0A, 0xFF, 0xFF, 0xFF, 0xFF]),
-            Err(AmfError::Truncated)
-        );
+        assert_eq!(read_values(&[0x0A, 0xFF, 0xFF, 0xFF, 0xFF]), Err(AmfError::Truncated));
     }
 
     #[test]

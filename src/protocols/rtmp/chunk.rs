@@ -262,17 +262,10 @@ impl ChunkDecoder {
     }
 
     /// Takes the chunk (headers + payload) from `input` if its payload is complete.
-    fn take_chunk(
-        &mut self,
-        h: ChunkHeader,
-        input: &mut BytesMut,
-    ) -> Result<Option<RawMessage>, ChunkError> {
+    fn take_chunk(&mut self, h: ChunkHeader, input: &mut BytesMut) -> Result<Option<RawMessage>, ChunkError> {
         if let Some(len) = h.length {
             if len > self.max_message {
-                return Err(ChunkError::MessageTooLong {
-                    len,
-                    max: self.max_message,
-                });
+                return Err(ChunkError::MessageTooLong { len, max: self.max_message });
             }
         }
         if !self.streams.contains_key(&h.csid) && self.streams.len() >= MAX_CHUNK_STREAMS {
@@ -282,17 +275,9 @@ impl ChunkDecoder {
         let max_buffer = self.limits.max_buffer;
         let st = self.streams.entry(h.csid).or_default();
         let continuing = h.fmt == 3 && st.partial.is_some();
-        let length = if continuing {
-            st.length
-        } else {
-            h.length.unwrap_or(st.length)
-        };
+        let length = if continuing { st.length } else { h.length.unwrap_or(st.length) };
         let have = st.partial.as_ref().map_or(0, Vec::len);
-        let remaining = if continuing {
-            (length as usize).saturating_sub(have)
-        } else {
-            length as usize
-        };
+        let remaining = if continuing { (length as usize).saturating_sub(have) } else { length as usize };
         let payload_len = remaining.min(chunk_size as usize);
         if input.len() < h.header_len + payload_len {
             // The rest of this chunk must be buffered before it can be taken.
@@ -306,18 +291,11 @@ impl ChunkDecoder {
         // The whole chunk is here: commit its header to the chunk stream state.
         if !continuing {
             if let Some(old) = st.partial.take() {
-                tracing::debug!(
-                    csid = h.csid,
-                    "new message header drops an incomplete message"
-                );
+                tracing::debug!(csid = h.csid, "new message header drops an incomplete message");
                 self.pending -= old.capacity();
             }
             let field = h.ts_field.unwrap_or(st.ts_field);
-            st.timestamp = if h.fmt == 0 {
-                field
-            } else {
-                st.timestamp.wrapping_add(field)
-            };
+            st.timestamp = if h.fmt == 0 { field } else { st.timestamp.wrapping_add(field) };
             st.ts_field = field;
             if h.fmt <= 2 {
                 st.extended = h.extended;
@@ -363,13 +341,7 @@ impl ChunkDecoder {
 
 impl ChunkStreamState {
     fn message(&self, csid: u32, payload: Bytes) -> RawMessage {
-        RawMessage {
-            csid,
-            type_id: self.type_id,
-            stream_id: self.stream_id,
-            timestamp: self.timestamp,
-            payload,
-        }
+        RawMessage { csid, type_id: self.type_id, stream_id: self.stream_id, timestamp: self.timestamp, payload }
     }
 }
 

@@ -21,10 +21,7 @@ fn pattern(len: usize) -> Vec<u8> {
 #[test]
 fn small_message_round_trip_with_exact_header() {
     let mut input = encode(128, 3, msg_type::COMMAND_AMF0, 0x010203, b"hello");
-    assert_eq!(
-        &input[..12],
-        &[0x03, 0x01, 0x02, 0x03, 0, 0, 5, 20, 1, 0, 0, 0]
-    );
+    assert_eq!(&input[..12], &[0x03, 0x01, 0x02, 0x03, 0, 0, 5, 20, 1, 0, 0, 0]);
     let msgs = decode_all(&mut ChunkDecoder::new(), &mut input);
     assert_eq!(msgs.len(), 1);
     assert_eq!(msgs[0].csid, 3);
@@ -69,10 +66,7 @@ fn formats_one_two_three_apply_deltas() {
     input.extend_from_slice(&[0xC4]);
     input.extend_from_slice(b"hi");
     let msgs = decode_all(&mut ChunkDecoder::new(), &mut input);
-    let summary: Vec<_> = msgs
-        .iter()
-        .map(|m| (m.type_id, m.timestamp, m.stream_id, m.payload.to_vec()))
-        .collect();
+    let summary: Vec<_> = msgs.iter().map(|m| (m.type_id, m.timestamp, m.stream_id, m.payload.to_vec())).collect();
     assert_eq!(
         summary,
         vec![
@@ -100,14 +94,8 @@ fn interleaved_chunk_streams() {
     input.extend_from_slice(b"vvv");
     let msgs = decode_all(&mut dec, &mut input);
     assert_eq!(msgs.len(), 2);
-    assert_eq!(
-        (msgs[0].csid, msgs[0].timestamp, &msgs[0].payload[..]),
-        (4, 10, &b"AAAAaa"[..])
-    );
-    assert_eq!(
-        (msgs[1].csid, msgs[1].timestamp, &msgs[1].payload[..]),
-        (6, 11, &b"VVVVvvv"[..])
-    );
+    assert_eq!((msgs[0].csid, msgs[0].timestamp, &msgs[0].payload[..]), (4, 10, &b"AAAAaa"[..]));
+    assert_eq!((msgs[1].csid, msgs[1].timestamp, &msgs[1].payload[..]), (6, 11, &b"VVVVvvv"[..]));
 }
 
 #[test]
@@ -172,10 +160,7 @@ fn chunk_size_change_applies_to_following_chunks() {
     assert_eq!(dec.set_chunk_size(0), Err(ChunkError::BadChunkSize(0)));
     dec.set_chunk_size(0x7FFF_FFFF).unwrap();
     assert_eq!(dec.chunk_size(), MAX_CHUNK_SIZE);
-    assert_eq!(
-        dec.set_chunk_size(0x8000_0000),
-        Err(ChunkError::BadChunkSize(0x8000_0000))
-    );
+    assert_eq!(dec.set_chunk_size(0x8000_0000), Err(ChunkError::BadChunkSize(0x8000_0000)));
 }
 
 #[test]
@@ -200,15 +185,9 @@ fn zero_length_message_is_delivered() {
 #[test]
 fn header_format_without_history_is_an_error() {
     let mut input = BytesMut::from(&[0x44u8, 0, 0, 1, 0, 0, 1, 8, b'z'][..]);
-    assert_eq!(
-        ChunkDecoder::new().decode(&mut input),
-        Err(ChunkError::NoPreviousHeader { csid: 4, fmt: 1 })
-    );
+    assert_eq!(ChunkDecoder::new().decode(&mut input), Err(ChunkError::NoPreviousHeader { csid: 4, fmt: 1 }));
     let mut input = BytesMut::from(&[0xC5u8][..]);
-    assert_eq!(
-        ChunkDecoder::new().decode(&mut input),
-        Err(ChunkError::NoPreviousHeader { csid: 5, fmt: 3 })
-    );
+    assert_eq!(ChunkDecoder::new().decode(&mut input), Err(ChunkError::NoPreviousHeader { csid: 5, fmt: 3 }));
 }
 
 #[test]
@@ -219,17 +198,11 @@ fn over_long_message_is_refused() {
     let mut input = BytesMut::from(&[0x04u8, 0, 0, 0, 0x80, 0, 1, 8, 1, 0, 0, 0][..]);
     assert_eq!(
         ChunkDecoder::new().decode(&mut input),
-        Err(ChunkError::MessageTooLong {
-            len: MAX_MESSAGE_LEN + 1,
-            max: MAX_MESSAGE_LEN
-        })
+        Err(ChunkError::MessageTooLong { len: MAX_MESSAGE_LEN + 1, max: MAX_MESSAGE_LEN })
     );
     let mut out = BytesMut::new();
     let big = vec![0u8; MAX_WIRE_MESSAGE_LEN as usize + 1];
-    assert_eq!(
-        write_message(&mut out, 4096, 4, 8, 1, 0, &big),
-        Err(ChunkError::TooLongToEncode { len: big.len() })
-    );
+    assert_eq!(write_message(&mut out, 4096, 4, 8, 1, 0, &big), Err(ChunkError::TooLongToEncode { len: big.len() }));
 }
 
 #[test]
@@ -334,10 +307,7 @@ fn commands_are_held_to_the_command_limit_until_media_is_allowed() {
     let mut input = encode(4096, 4, msg_type::VIDEO, 0, &pattern(100_000));
     assert_eq!(dec.decode(&mut input).unwrap().unwrap().payload.len(), 100_000);
     let mut input = BytesMut::from(&header0(4, (1 << 20) + 1)[..]);
-    assert_eq!(
-        dec.decode(&mut input),
-        Err(ChunkError::MessageTooLong { len: (1 << 20) + 1, max: 1 << 20 })
-    );
+    assert_eq!(dec.decode(&mut input), Err(ChunkError::MessageTooLong { len: (1 << 20) + 1, max: 1 << 20 }));
 }
 
 #[test]
@@ -385,7 +355,8 @@ fn chunk_streams_are_counted() {
         let mut input = BytesMut::from(&[0u8, csid as u8, 0, 0, 0, 0, 0, 1, 8, 1, 0, 0, 0, 7][..]);
         input[1] = csid as u8;
         if csid >= 256 {
-            input = BytesMut::from(&[1u8, (csid & 0xFF) as u8, (csid >> 8) as u8, 0, 0, 0, 0, 0, 1, 8, 1, 0, 0, 0, 7][..]);
+            input =
+                BytesMut::from(&[1u8, (csid & 0xFF) as u8, (csid >> 8) as u8, 0, 0, 0, 0, 0, 1, 8, 1, 0, 0, 0, 7][..]);
         }
         result = dec.decode(&mut input).map(|m| m.map(|m| m.csid));
         if result.is_err() {

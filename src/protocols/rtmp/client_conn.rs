@@ -27,23 +27,15 @@ impl ClientConn<TcpStream> {
     /// waits for its `_result`, all within `timeout`. A `_error` reply is
     /// [`RtmpError::Rejected`] with the server's description. The same `timeout` later
     /// bounds `publish` and `play`.
-    pub async fn connect(
-        url: &RtmpUrl,
-        timeout: Duration,
-    ) -> Result<ClientConn<TcpStream>, RtmpError> {
+    pub async fn connect(url: &RtmpUrl, timeout: Duration) -> Result<ClientConn<TcpStream>, RtmpError> {
         let started = tokio::time::Instant::now();
         let tcp = tokio::time::timeout(timeout, TcpStream::connect(url.socket_addr_text()))
             .await
             .map_err(|_| RtmpError::Timeout("TCP connect"))??;
         tcp.set_nodelay(true)?;
-        let mut conn = ClientConn {
-            t: Transport::new(tcp, ClientSession::new(url, epoch_ms())),
-            timeout,
-        };
+        let mut conn = ClientConn { t: Transport::new(tcp, ClientSession::new(url, epoch_ms())), timeout };
         let left = timeout.saturating_sub(started.elapsed());
-        conn.t
-            .drive_until(in_state(ClientState::Connected), left, "connect")
-            .await?;
+        conn.t.drive_until(in_state(ClientState::Connected), left, "connect").await?;
         Ok(conn)
     }
 }
@@ -51,13 +43,8 @@ impl ClientConn<TcpStream> {
 impl<S: AsyncRead + AsyncWrite + Unpin + Send> ClientConn<S> {
     /// Handshake and `connect` over an already open stream (any transport), within `timeout`.
     pub async fn connect_over(io: S, url: &RtmpUrl, timeout: Duration) -> Result<Self, RtmpError> {
-        let mut conn = ClientConn {
-            t: Transport::new(io, ClientSession::new(url, epoch_ms())),
-            timeout,
-        };
-        conn.t
-            .drive_until(in_state(ClientState::Connected), timeout, "connect")
-            .await?;
+        let mut conn = ClientConn { t: Transport::new(io, ClientSession::new(url, epoch_ms())), timeout };
+        conn.t.drive_until(in_state(ClientState::Connected), timeout, "connect").await?;
         Ok(conn)
     }
 
@@ -65,28 +52,19 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> ClientConn<S> {
     /// An error status is [`RtmpError::Rejected`] with its code and description.
     pub async fn publish(&mut self) -> Result<(), RtmpError> {
         self.t.session.start_publish()?;
-        self.t
-            .drive_until(in_state(ClientState::Publishing), self.timeout, "publish")
-            .await
+        self.t.drive_until(in_state(ClientState::Publishing), self.timeout, "publish").await
     }
 
     /// createStream, play; waits for `NetStream.Play.Start`. `StreamNotFound` (or any error
     /// status) is [`RtmpError::Rejected`].
     pub async fn play(&mut self) -> Result<(), RtmpError> {
         self.t.session.start_play()?;
-        self.t
-            .drive_until(in_state(ClientState::Playing), self.timeout, "play")
-            .await
+        self.t.drive_until(in_state(ClientState::Playing), self.timeout, "play").await
     }
 
     /// Sends one media message (after `publish`). Audio/video payloads are FLV tag bodies;
     /// data is AMF0 (e.g. `@setDataFrame`, `onMetaData`, {...}).
-    pub async fn send_media(
-        &mut self,
-        kind: MediaKind,
-        timestamp: u32,
-        payload: &[u8],
-    ) -> Result<(), RtmpError> {
+    pub async fn send_media(&mut self, kind: MediaKind, timestamp: u32, payload: &[u8]) -> Result<(), RtmpError> {
         self.t.session.send_media(kind, timestamp, payload)?;
         self.t.flush().await
     }

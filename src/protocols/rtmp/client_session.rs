@@ -18,11 +18,7 @@ pub enum ClientEvent {
     /// Media while playing.
     Media(MediaMessage),
     /// An `onStatus` after the publish/play started, e.g. `NetStream.Play.UnpublishNotify`.
-    Status {
-        level: String,
-        code: String,
-        description: String,
-    },
+    Status { level: String, code: String, description: String },
     /// User Control "Stream EOF" for the stream we play: the origin's publisher left.
     /// (nginx-rtmp sends only this unless `publish_notify on`.)
     StreamEof,
@@ -62,11 +58,7 @@ pub struct ClientSession {
 
 fn rejected(info: Option<&Amf0Value>, fallback_code: &str) -> RtmpError {
     let (_, code, description) = info.map(read_status).unwrap_or_default();
-    let code = if code.is_empty() {
-        fallback_code.to_string()
-    } else {
-        code
-    };
+    let code = if code.is_empty() { fallback_code.to_string() } else { code };
     RtmpError::Rejected { code, description }
 }
 
@@ -119,10 +111,9 @@ impl ClientSession {
                 Message::Command(cmd) => self.handle_command(cmd)?,
                 Message::Media(m) => self.media(m),
                 Message::Aggregate(list) => list.into_iter().for_each(|m| self.media(m)),
-                Message::UserControl {
-                    event: user_event::STREAM_EOF,
-                    value,
-                } if self.state == ClientState::Playing && value == self.stream_id => {
+                Message::UserControl { event: user_event::STREAM_EOF, value }
+                    if self.state == ClientState::Playing && value == self.stream_id =>
+                {
                     self.events.push_back(ClientEvent::StreamEof);
                 }
                 _ => {}
@@ -137,10 +128,7 @@ impl ClientSession {
         let object = Amf0Value::object([
             ("app", Amf0Value::string(self.url.app.clone())),
             ("type", Amf0Value::string("nonprivate")),
-            (
-                "flashVer",
-                Amf0Value::string("FMLE/3.0 (compatible; interop-gateway)"),
-            ),
+            ("flashVer", Amf0Value::string("FMLE/3.0 (compatible; interop-gateway)")),
             ("tcUrl", Amf0Value::string(self.url.tc_url.clone())),
             ("fpad", Amf0Value::Boolean(false)),
             ("capabilities", Amf0Value::Number(15.0)),
@@ -149,14 +137,7 @@ impl ClientSession {
             ("videoFunction", Amf0Value::Number(1.0)),
             ("objectEncoding", Amf0Value::Number(0.0)),
         ]);
-        w.command(
-            0,
-            &[
-                Amf0Value::string("connect"),
-                Amf0Value::Number(TXN_CONNECT),
-                object,
-            ],
-        );
+        w.command(0, &[Amf0Value::string("connect"), Amf0Value::Number(TXN_CONNECT), object]);
         self.state = ClientState::Connecting;
     }
 
@@ -181,11 +162,7 @@ impl ClientSession {
             ("_result", TXN_CREATE_STREAM) => {
                 if let ClientState::CreatingStream { publish } = self.state {
                     let id = info.and_then(Amf0Value::as_f64).unwrap_or(1.0);
-                    self.stream_id = if id >= 0.0 && id <= f64::from(u32::MAX) {
-                        id as u32
-                    } else {
-                        1
-                    };
+                    self.stream_id = if id >= 0.0 && id <= f64::from(u32::MAX) { id as u32 } else { 1 };
                     self.send_publish_or_play(publish);
                 }
             }
@@ -207,16 +184,8 @@ impl ClientSession {
         Ok(())
     }
 
-    fn status(
-        &mut self,
-        level: String,
-        code: String,
-        description: String,
-    ) -> Result<(), RtmpError> {
-        let pending = matches!(
-            self.state,
-            ClientState::PublishPending | ClientState::PlayPending
-        );
+    fn status(&mut self, level: String, code: String, description: String) -> Result<(), RtmpError> {
+        let pending = matches!(self.state, ClientState::PublishPending | ClientState::PlayPending);
         if pending && level == "error" {
             return Err(RtmpError::Rejected { code, description });
         }
@@ -226,11 +195,7 @@ impl ClientSession {
             }
             (ClientState::PlayPending, "NetStream.Play.Start") => self.state = ClientState::Playing,
             (ClientState::Publishing | ClientState::Playing, _) => {
-                self.events.push_back(ClientEvent::Status {
-                    level,
-                    code,
-                    description,
-                });
+                self.events.push_back(ClientEvent::Status { level, code, description });
             }
             _ => tracing::debug!(%code, "RTMP status before publish/play started"),
         }
@@ -243,29 +208,11 @@ impl ClientSession {
         let txn = Amf0Value::Number(TXN_PUBLISH_PLAY);
         let w = &mut self.link.writer;
         if publish {
-            w.command(
-                sid,
-                &[
-                    Amf0Value::string("publish"),
-                    txn,
-                    Amf0Value::Null,
-                    key,
-                    Amf0Value::string("live"),
-                ],
-            );
+            w.command(sid, &[Amf0Value::string("publish"), txn, Amf0Value::Null, key, Amf0Value::string("live")]);
             self.state = ClientState::PublishPending;
         } else {
             // start -2000 (as ffmpeg sends): live if there is one, else recorded.
-            w.command(
-                sid,
-                &[
-                    Amf0Value::string("play"),
-                    txn,
-                    Amf0Value::Null,
-                    key,
-                    Amf0Value::Number(-2000.0),
-                ],
-            );
+            w.command(sid, &[Amf0Value::string("play"), txn, Amf0Value::Null, key, Amf0Value::Number(-2000.0)]);
             w.set_buffer_length(sid, 3000);
             self.state = ClientState::PlayPending;
         }
@@ -285,23 +232,11 @@ impl ClientSession {
             for (i, name) in ["releaseStream", "FCPublish"].into_iter().enumerate() {
                 w.command(
                     0,
-                    &[
-                        Amf0Value::string(name),
-                        Amf0Value::Number(2.0 + i as f64),
-                        Amf0Value::Null,
-                        key.clone(),
-                    ],
+                    &[Amf0Value::string(name), Amf0Value::Number(2.0 + i as f64), Amf0Value::Null, key.clone()],
                 );
             }
         }
-        w.command(
-            0,
-            &[
-                Amf0Value::string("createStream"),
-                Amf0Value::Number(TXN_CREATE_STREAM),
-                Amf0Value::Null,
-            ],
-        );
+        w.command(0, &[Amf0Value::string("createStream"), Amf0Value::Number(TXN_CREATE_STREAM), Amf0Value::Null]);
         self.state = ClientState::CreatingStream { publish };
         Ok(())
     }
@@ -317,21 +252,11 @@ impl ClientSession {
     }
 
     /// Queues a media message on our stream (only once publishing).
-    pub fn send_media(
-        &mut self,
-        kind: MediaKind,
-        timestamp: u32,
-        payload: &[u8],
-    ) -> Result<(), RtmpError> {
+    pub fn send_media(&mut self, kind: MediaKind, timestamp: u32, payload: &[u8]) -> Result<(), RtmpError> {
         if self.state != ClientState::Publishing {
-            return Err(RtmpError::Protocol(format!(
-                "send_media in state {:?}",
-                self.state
-            )));
+            return Err(RtmpError::Protocol(format!("send_media in state {:?}", self.state)));
         }
-        self.link
-            .writer
-            .media(self.stream_id, kind, timestamp, payload);
+        self.link.writer.media(self.stream_id, kind, timestamp, payload);
         Ok(())
     }
 
@@ -341,26 +266,10 @@ impl ClientSession {
         let w = &mut self.link.writer;
         if self.state == ClientState::Publishing {
             let key = Amf0Value::string(self.url.key.clone());
-            w.command(
-                0,
-                &[
-                    Amf0Value::string("FCUnpublish"),
-                    Amf0Value::Number(6.0),
-                    Amf0Value::Null,
-                    key,
-                ],
-            );
+            w.command(0, &[Amf0Value::string("FCUnpublish"), Amf0Value::Number(6.0), Amf0Value::Null, key]);
         }
         if matches!(self.state, ClientState::Publishing | ClientState::Playing) {
-            w.command(
-                0,
-                &[
-                    Amf0Value::string("deleteStream"),
-                    Amf0Value::Number(7.0),
-                    Amf0Value::Null,
-                    sid,
-                ],
-            );
+            w.command(0, &[Amf0Value::string("deleteStream"), Amf0Value::Number(7.0), Amf0Value::Null, sid]);
             self.state = ClientState::Connected;
         }
     }

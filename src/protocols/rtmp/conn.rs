@@ -27,12 +27,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> ServerConn<S> {
     /// [`ServerConn::accept`] with the client held to `limits`.
     pub async fn accept_limited(io: S, handshake_timeout: Duration, limits: ChunkLimits) -> Result<Self, RtmpError> {
         let mut t = Transport::new(io, ServerSession::with_limits(epoch_ms(), limits));
-        t.drive_until(
-            ServerSession::handshake_done,
-            handshake_timeout,
-            "handshake",
-        )
-        .await?;
+        t.drive_until(ServerSession::handshake_done, handshake_timeout, "handshake").await?;
         Ok(ServerConn { t, peer_addr: None })
     }
 
@@ -108,12 +103,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> ServerConn<S> {
     }
 
     /// Encodes and sends one media message to a player.
-    pub async fn send_media(
-        &mut self,
-        kind: MediaKind,
-        timestamp: u32,
-        payload: &[u8],
-    ) -> Result<(), RtmpError> {
+    pub async fn send_media(&mut self, kind: MediaKind, timestamp: u32, payload: &[u8]) -> Result<(), RtmpError> {
         self.t.session.send_media(kind, timestamp, payload);
         self.t.flush().await
     }

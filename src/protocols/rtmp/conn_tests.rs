@@ -19,10 +19,7 @@ async fn pair(url: &str) -> (ClientConn<DuplexStream>, ServerConn<DuplexStream>)
         let mut server = ServerConn::accept(b, T).await.unwrap();
         // `_result` for connect goes out from next_event.
         let event = server.next_event().await;
-        assert!(
-            matches!(event, Ok(Some(ServerEvent::Connect { .. }))),
-            "{event:?}"
-        );
+        assert!(matches!(event, Ok(Some(ServerEvent::Connect { .. }))), "{event:?}");
         server
     };
     let (client, server) = tokio::join!(ClientConn::connect_over(a, &url, T), server);
@@ -30,9 +27,7 @@ async fn pair(url: &str) -> (ClientConn<DuplexStream>, ServerConn<DuplexStream>)
 }
 
 async fn with_timeout<F: std::future::Future>(f: F) -> F::Output {
-    tokio::time::timeout(T, f)
-        .await
-        .expect("test step timed out")
+    tokio::time::timeout(T, f).await.expect("test step timed out")
 }
 
 /// A stream whose reads return at most 100 bytes and are `Pending` every other time, so a
@@ -43,11 +38,7 @@ struct Trickle {
 }
 
 impl AsyncRead for Trickle {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
         self.stall = !self.stall;
         if self.stall {
             cx.waker().wake_by_ref();
@@ -63,11 +54,7 @@ impl AsyncRead for Trickle {
 }
 
 impl AsyncWrite for Trickle {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        data: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, data: &[u8]) -> Poll<std::io::Result<usize>> {
         Pin::new(&mut self.inner).poll_write(cx, data)
     }
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -83,26 +70,11 @@ async fn publish_survives_next_event_cancelled_mid_message() {
     let url: RtmpUrl = "rtmp://h/live/k".parse().unwrap();
     let (a, b) = tokio::io::duplex(1024);
     let server = async move {
-        let mut server = ServerConn::accept(
-            Trickle {
-                inner: b,
-                stall: false,
-            },
-            T,
-        )
-        .await
-        .unwrap();
-        assert!(matches!(
-            server.next_event().await,
-            Ok(Some(ServerEvent::Connect { .. }))
-        ));
+        let mut server = ServerConn::accept(Trickle { inner: b, stall: false }, T).await.unwrap();
+        assert!(matches!(server.next_event().await, Ok(Some(ServerEvent::Connect { .. }))));
         assert_eq!(
             server.next_event().await.unwrap(),
-            Some(ServerEvent::Publish {
-                app: "live".into(),
-                key: "k".into(),
-                query: None
-            })
+            Some(ServerEvent::Publish { app: "live".into(), key: "k".into(), query: None })
         );
         server.accept_publish().await.unwrap();
         server
@@ -117,10 +89,7 @@ async fn publish_survives_next_event_cancelled_mid_message() {
     let sender = tokio::spawn(async move {
         for i in 0..100u32 {
             let payload: Vec<u8> = (0..5000u32).map(|j| (i + j) as u8).collect();
-            client
-                .send_media(MediaKind::Video, i * 40, &payload)
-                .await
-                .unwrap();
+            client.send_media(MediaKind::Video, i * 40, &payload).await.unwrap();
         }
         client.close().await;
     });
@@ -149,17 +118,8 @@ async fn publish_survives_next_event_cancelled_mid_message() {
     assert_eq!(got.len(), 100);
     for (i, m) in got.iter().enumerate() {
         let i = i as u32;
-        assert_eq!(
-            (m.kind, m.timestamp, m.payload.len()),
-            (MediaKind::Video, i * 40, 5000)
-        );
-        assert!(
-            m.payload
-                .iter()
-                .enumerate()
-                .all(|(j, b)| *b == (i + j as u32) as u8),
-            "payload {i}"
-        );
+        assert_eq!((m.kind, m.timestamp, m.payload.len()), (MediaKind::Video, i * 40, 5000));
+        assert!(m.payload.iter().enumerate().all(|(j, b)| *b == (i + j as u32) as u8), "payload {i}");
     }
 }
 
@@ -168,28 +128,16 @@ async fn play_over_a_pipe_with_shared_chunks() {
     let (mut client, mut server) = with_timeout(pair("rtmp://h/live/k?auth=1")).await;
     let play = async {
         let ev = server.next_event().await.unwrap();
-        assert_eq!(
-            ev,
-            Some(ServerEvent::Play {
-                app: "live".into(),
-                key: "k".into(),
-                query: Some("auth=1".into())
-            })
-        );
+        assert_eq!(ev, Some(ServerEvent::Play { app: "live".into(), key: "k".into(), query: Some("auth=1".into()) }));
         server.accept_play().await.unwrap();
         server
     };
     let (played, mut server) = with_timeout(async { tokio::join!(client.play(), play) }).await;
     played.unwrap();
 
-    let frames: Vec<Bytes> = (0..50u8)
-        .map(|i| Bytes::from(vec![i; 3000 + usize::from(i)]))
-        .collect();
-    let shared: Vec<Bytes> = frames
-        .iter()
-        .enumerate()
-        .map(|(i, f)| encode_media_chunks(MediaKind::Video, i as u32 * 40, f))
-        .collect();
+    let frames: Vec<Bytes> = (0..50u8).map(|i| Bytes::from(vec![i; 3000 + usize::from(i)])).collect();
+    let shared: Vec<Bytes> =
+        frames.iter().enumerate().map(|(i, f)| encode_media_chunks(MediaKind::Video, i as u32 * 40, f)).collect();
     let sender = tokio::spawn(async move {
         for c in &shared {
             server.send_chunks(c).await.unwrap();
@@ -232,20 +180,14 @@ async fn handshake_timeout_and_rejection_reach_the_client() {
 
     let (mut client, mut server) = with_timeout(pair("rtmp://h/live/busy")).await;
     let reject = async {
-        assert!(matches!(
-            server.next_event().await,
-            Ok(Some(ServerEvent::Publish { .. }))
-        ));
+        assert!(matches!(server.next_event().await, Ok(Some(ServerEvent::Publish { .. }))));
         server.reject_publish("already publishing").await.unwrap();
         server.close().await;
     };
     let (published, ()) = with_timeout(async { tokio::join!(client.publish(), reject) }).await;
     match published {
         Err(RtmpError::Rejected { code, description }) => {
-            assert_eq!(
-                (code.as_str(), description.as_str()),
-                ("NetStream.Publish.BadName", "already publishing")
-            );
+            assert_eq!((code.as_str(), description.as_str()), ("NetStream.Publish.BadName", "already publishing"));
         }
         other => panic!("expected a rejection, got {other:?}"),
     }

@@ -28,9 +28,7 @@ fn check_version(v: u8) -> Result<(), RtmpError> {
     if v == RTMP_VERSION {
         Ok(())
     } else {
-        Err(RtmpError::Handshake(format!(
-            "unsupported RTMP version byte {v} (only plain RTMP version 3; no RTMPE)"
-        )))
+        Err(RtmpError::Handshake(format!("unsupported RTMP version byte {v} (only plain RTMP version 3; no RTMPE)")))
     }
 }
 
@@ -51,10 +49,7 @@ pub struct ServerHandshake {
 impl ServerHandshake {
     /// `time_ms` goes into S1's time field (any epoch).
     pub fn new(time_ms: u32) -> Self {
-        ServerHandshake {
-            state: ServerState::WaitC0C1,
-            time_ms,
-        }
+        ServerHandshake { state: ServerState::WaitC0C1, time_ms }
     }
 
     /// Consumes handshake bytes from `input` and appends the replies to `out`. Returns `true`
@@ -191,14 +186,9 @@ mod tests {
     fn wrong_version_is_refused_at_once() {
         let mut out = BytesMut::new();
         let mut input = BytesMut::from(&[6u8][..]);
-        assert!(matches!(
-            ServerHandshake::new(0).process(&mut input, &mut out),
-            Err(RtmpError::Handshake(_))
-        ));
+        assert!(matches!(ServerHandshake::new(0).process(&mut input, &mut out), Err(RtmpError::Handshake(_))));
         let mut input = BytesMut::from(&b"GET / HTTP/1.1\r\n"[..]);
-        assert!(ServerHandshake::new(0)
-            .process(&mut input, &mut out)
-            .is_err());
+        assert!(ServerHandshake::new(0).process(&mut input, &mut out).is_err());
         let mut client = ClientHandshake::start(0, &mut BytesMut::new());
         let mut input = BytesMut::from(&[0x16u8, 3, 1][..]);
         assert!(client.process(&mut input, &mut out).is_err());

@@ -48,10 +48,7 @@ impl Link {
                 Message::SetChunkSize(size) => self.decoder.set_chunk_size(size)?,
                 Message::Abort(csid) => self.decoder.abort(csid),
                 Message::WindowAckSize(size) => self.peer_window = size,
-                Message::UserControl {
-                    event: user_event::PING_REQUEST,
-                    value,
-                } => {
+                Message::UserControl { event: user_event::PING_REQUEST, value } => {
                     self.writer.user_control(user_event::PING_RESPONSE, value);
                 }
                 Message::Ack(_) | Message::SetPeerBandwidth { .. } | Message::Other(_) => {}
@@ -97,13 +94,7 @@ mod tests {
             Some(Message::Media(m)) => assert_eq!(m.payload.len(), 3000),
             other => panic!("expected media, got {other:?}"),
         }
-        assert_eq!(
-            drain(&mut link),
-            vec![Message::UserControl {
-                event: user_event::PING_RESPONSE,
-                value: 42
-            }]
-        );
+        assert_eq!(drain(&mut link), vec![Message::UserControl { event: user_event::PING_RESPONSE, value: 42 }]);
     }
 
     #[test]

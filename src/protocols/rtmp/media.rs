@@ -75,22 +75,9 @@ pub fn encode_media_chunks(kind: MediaKind, timestamp: u32, payload: &[u8]) -> B
 }
 
 /// Like [`encode_media_chunks`] on another message stream id.
-pub(crate) fn encode_media_on(
-    stream_id: u32,
-    kind: MediaKind,
-    timestamp: u32,
-    payload: &[u8],
-) -> Bytes {
+pub(crate) fn encode_media_on(stream_id: u32, kind: MediaKind, timestamp: u32, payload: &[u8]) -> Bytes {
     let mut out = BytesMut::new();
-    match write_message(
-        &mut out,
-        OUT_CHUNK_SIZE,
-        kind.csid(),
-        kind.type_id(),
-        stream_id,
-        timestamp,
-        payload,
-    ) {
+    match write_message(&mut out, OUT_CHUNK_SIZE, kind.csid(), kind.type_id(), stream_id, timestamp, payload) {
         Ok(()) => out.freeze(),
         Err(e) => {
             tracing::warn!(error = %e, ?kind, "RTMP media message dropped");
@@ -120,11 +107,7 @@ pub fn split_aggregate(timestamp: u32, payload: &Bytes) -> Vec<MediaMessage> {
         let base = *first_ts.get_or_insert(ts);
         if let Some(kind) = MediaKind::from_type_id(type_id) {
             let timestamp = timestamp.wrapping_add(ts.wrapping_sub(base));
-            out.push(MediaMessage {
-                kind,
-                timestamp,
-                payload: body,
-            });
+            out.push(MediaMessage { kind, timestamp, payload: body });
         }
     }
     out
@@ -144,10 +127,7 @@ mod tests {
         dec.set_chunk_size(OUT_CHUNK_SIZE).unwrap();
         let mut input = BytesMut::from(&wire[..]);
         let m = dec.decode(&mut input).unwrap().unwrap();
-        assert_eq!(
-            (m.csid, m.type_id, m.stream_id, m.timestamp),
-            (6, 9, 1, 0x0100_0000)
-        );
+        assert_eq!((m.csid, m.type_id, m.stream_id, m.timestamp), (6, 9, 1, 0x0100_0000));
         assert_eq!(&m.payload[..], &payload[..]);
         assert!(input.is_empty());
         assert!(encode_media_chunks(MediaKind::Audio, 0, &vec![0; 1 << 24]).is_empty());
@@ -156,11 +136,7 @@ mod tests {
     #[test]
     fn aggregate_is_split_and_rebased() {
         let mut agg = BytesMut::new();
-        for (t, ts, body) in [
-            (9u8, 5000u32, &b"vid"[..]),
-            (8, 5020, &b"au"[..]),
-            (99, 5030, &b"?"[..]),
-        ] {
+        for (t, ts, body) in [(9u8, 5000u32, &b"vid"[..]), (8, 5020, &b"au"[..]), (99, 5030, &b"?"[..])] {
             agg.put_u8(t);
             agg.put_uint(body.len() as u64, 3);
             agg.put_uint(u64::from(ts & 0xFF_FFFF), 3);
@@ -171,13 +147,7 @@ mod tests {
         }
         let msgs = split_aggregate(100, &agg.freeze());
         assert_eq!(msgs.len(), 2);
-        assert_eq!(
-            (msgs[0].kind, msgs[0].timestamp, &msgs[0].payload[..]),
-            (MediaKind::Video, 100, &b"vid"[..])
-        );
-        assert_eq!(
-            (msgs[1].kind, msgs[1].timestamp, &msgs[1].payload[..]),
-            (MediaKind::Audio, 120, &b"au"[..])
-        );
+        assert_eq!((msgs[0].kind, msgs[0].timestamp, &msgs[0].payload[..]), (MediaKind::Video, 100, &b"vid"[..]));
+        assert_eq!((msgs[1].kind, msgs[1].timestamp, &msgs[1].payload[..]), (MediaKind::Audio, 120, &b"au"[..]));
     }
 }

@@ -67,10 +67,7 @@ pub enum Message {
 fn be_u32(p: &[u8], type_id: u8) -> Result<u32, ChunkError> {
     match p.get(..4) {
         Some(b) => Ok(u32::from_be_bytes([b[0], b[1], b[2], b[3]])),
-        None => Err(ChunkError::ShortControl {
-            type_id,
-            len: p.len(),
-        }),
+        None => Err(ChunkError::ShortControl { type_id, len: p.len() }),
     }
 }
 
@@ -84,17 +81,12 @@ pub fn parse(raw: RawMessage) -> Result<Message, RtmpError> {
         msg_type::ABORT => Message::Abort(be_u32(p, t)?),
         msg_type::ACK => Message::Ack(be_u32(p, t)?),
         msg_type::WINDOW_ACK_SIZE => Message::WindowAckSize(be_u32(p, t)?),
-        msg_type::SET_PEER_BANDWIDTH => Message::SetPeerBandwidth {
-            size: be_u32(p, t)?,
-            limit: p.get(4).copied().unwrap_or(2),
-        },
+        msg_type::SET_PEER_BANDWIDTH => {
+            Message::SetPeerBandwidth { size: be_u32(p, t)?, limit: p.get(4).copied().unwrap_or(2) }
+        }
         msg_type::USER_CONTROL => {
             if p.len() < 2 {
-                return Err(ChunkError::ShortControl {
-                    type_id: t,
-                    len: p.len(),
-                }
-                .into());
+                return Err(ChunkError::ShortControl { type_id: t, len: p.len() }.into());
             }
             let event = u16::from_be_bytes([p[0], p[1]]);
             // Events carry at least a 4-byte value; tolerate a missing one.
@@ -114,11 +106,7 @@ pub fn parse(raw: RawMessage) -> Result<Message, RtmpError> {
                 payload.advance(1);
             }
             let kind = MediaKind::from_type_id(t).unwrap_or(MediaKind::Data);
-            Message::Media(MediaMessage {
-                kind,
-                timestamp: raw.timestamp,
-                payload,
-            })
+            Message::Media(MediaMessage { kind, timestamp: raw.timestamp, payload })
         }
         msg_type::AGGREGATE => Message::Aggregate(split_aggregate(raw.timestamp, &raw.payload)),
         other => Message::Other(other),
@@ -129,21 +117,11 @@ fn parse_command(body: &[u8], stream_id: u32) -> Result<Command, RtmpError> {
     let mut values = amf::read_values(body)?.into_iter();
     let name = match values.next() {
         Some(Amf0Value::String(s)) => s,
-        other => {
-            return Err(RtmpError::Protocol(format!(
-                "command message without a name (first value {other:?})"
-            )))
-        }
+        other => return Err(RtmpError::Protocol(format!("command message without a name (first value {other:?})"))),
     };
     let transaction_id = values.next().and_then(|v| v.as_f64()).unwrap_or(0.0);
     let object = values.next().unwrap_or(Amf0Value::Null);
-    Ok(Command {
-        name,
-        transaction_id,
-        object,
-        args: values.collect(),
-        stream_id,
-    })
+    Ok(Command { name, transaction_id, object, args: values.collect(), stream_id })
 }
 
 /// Outgoing bytes of one connection, chunked with the size we announced.
@@ -155,10 +133,7 @@ pub struct Writer {
 
 impl Default for Writer {
     fn default() -> Self {
-        Writer {
-            out: BytesMut::new(),
-            chunk_size: DEFAULT_CHUNK_SIZE,
-        }
+        Writer { out: BytesMut::new(), chunk_size: DEFAULT_CHUNK_SIZE }
     }
 }
 
@@ -174,15 +149,7 @@ impl Writer {
     }
 
     fn message(&mut self, csid: u32, type_id: u8, stream_id: u32, ts: u32, payload: &[u8]) {
-        if let Err(e) = write_message(
-            &mut self.out,
-            self.chunk_size,
-            csid,
-            type_id,
-            stream_id,
-            ts,
-            payload,
-        ) {
+        if let Err(e) = write_message(&mut self.out, self.chunk_size, csid, type_id, stream_id, ts, payload) {
             tracing::warn!(error = %e, type_id, "RTMP message not sent");
         }
     }
@@ -268,12 +235,7 @@ pub fn on_status(level: &str, code: &str, description: &str) -> Vec<Amf0Value> {
 
 /// Reads `(level, code, description)` from an info object, with empty strings for gaps.
 pub fn read_status(info: &Amf0Value) -> (String, String, String) {
-    let text = |k: &str| {
-        info.get(k)
-            .and_then(Amf0Value::as_str)
-            .unwrap_or_default()
-            .to_string()
-    };
+    let text = |k: &str| info.get(k).and_then(Amf0Value::as_str).unwrap_or_default().to_string();
     (text("level"), text("code"), text("description"))
 }
 
@@ -302,14 +264,8 @@ mod tests {
             msgs,
             vec![
                 Message::WindowAckSize(2_500_000),
-                Message::SetPeerBandwidth {
-                    size: 2_500_000,
-                    limit: 2
-                },
-                Message::UserControl {
-                    event: user_event::PING_REQUEST,
-                    value: 77
-                },
+                Message::SetPeerBandwidth { size: 2_500_000, limit: 2 },
+                Message::UserControl { event: user_event::PING_REQUEST, value: 77 },
                 Message::Ack(1234),
             ]
         );
@@ -318,45 +274,18 @@ mod tests {
     #[test]
     fn command_round_trip_and_amf3_prefix() {
         let mut w = Writer::default();
-        w.command(
-            1,
-            &[
-                Amf0Value::string("play"),
-                Amf0Value::Number(4.0),
-                Amf0Value::Null,
-                Amf0Value::string("k"),
-            ],
-        );
+        w.command(1, &[Amf0Value::string("play"), Amf0Value::Number(4.0), Amf0Value::Null, Amf0Value::string("k")]);
         let msgs = read_back(&mut w, &mut ChunkDecoder::new());
-        let Message::Command(c) = &msgs[0] else {
-            panic!("not a command: {msgs:?}")
-        };
-        assert_eq!(
-            (c.name.as_str(), c.transaction_id, c.stream_id, c.arg_str(0)),
-            ("play", 4.0, 1, Some("k"))
-        );
+        let Message::Command(c) = &msgs[0] else { panic!("not a command: {msgs:?}") };
+        assert_eq!((c.name.as_str(), c.transaction_id, c.stream_id, c.arg_str(0)), ("play", 4.0, 1, Some("k")));
 
         let mut body = vec![0u8];
         let mut amf0 = BytesMut::new();
-        amf::write_values(
-            &mut amf0,
-            &[Amf0Value::string("connect"), Amf0Value::Number(1.0)],
-        );
+        amf::write_values(&mut amf0, &[Amf0Value::string("connect"), Amf0Value::Number(1.0)]);
         body.extend_from_slice(&amf0);
-        let raw = RawMessage {
-            csid: 3,
-            type_id: 17,
-            stream_id: 0,
-            timestamp: 0,
-            payload: body.into(),
-        };
-        let Message::Command(c) = parse(raw).unwrap() else {
-            panic!("AMF3 command not parsed")
-        };
-        assert_eq!(
-            (c.name.as_str(), c.transaction_id, &c.object),
-            ("connect", 1.0, &Amf0Value::Null)
-        );
+        let raw = RawMessage { csid: 3, type_id: 17, stream_id: 0, timestamp: 0, payload: body.into() };
+        let Message::Command(c) = parse(raw).unwrap() else { panic!("AMF3 command not parsed") };
+        assert_eq!((c.name.as_str(), c.transaction_id, &c.object), ("connect", 1.0, &Amf0Value::Null));
     }
 
     #[test]
@@ -370,14 +299,8 @@ mod tests {
         };
         assert!(parse(raw(1, &[0, 0])).is_err());
         assert!(parse(raw(4, &[0])).is_err());
-        assert!(
-            parse(raw(20, &[0x00, 0, 0, 0, 0, 0, 0, 0, 0])).is_err(),
-            "number first"
-        );
-        assert!(
-            parse(raw(20, &[0x02, 0, 9, b'a'])).is_err(),
-            "truncated AMF"
-        );
+        assert!(parse(raw(20, &[0x00, 0, 0, 0, 0, 0, 0, 0, 0])).is_err(), "number first");
+        assert!(parse(raw(20, &[0x02, 0, 9, b'a'])).is_err(), "truncated AMF");
         assert_eq!(parse(raw(19, &[1, 2])).unwrap(), Message::Other(19));
     }
 }

@@ -38,7 +38,9 @@ const MAX_PENDING: usize = 1024 * 1024;
 /// Serves RTMP connections while `gate` has room; past it a connection is closed at once
 /// (with a log line), so a flood cannot take the descriptors the rest of the gateway needs.
 pub async fn accept_loop_gated(listener: TcpListener, gw: RtmpCtx, gate: crate::limits::Gate) {
-    while let Some((io, peer)) = crate::limits::accept(&listener, "RTMP", Duration::from_millis(100), &gw.shutdown).await {
+    while let Some((io, peer)) =
+        crate::limits::accept(&listener, "RTMP", Duration::from_millis(100), &gw.shutdown).await
+    {
         let permit = match gate.try_enter(peer) {
             Ok(permit) => permit,
             Err(why) => {
@@ -119,7 +121,14 @@ async fn session(io: TcpStream, peer: SocketAddr, gw: RtmpCtx) {
 }
 
 /// Asks the admission policy; the credentials are in the app's or stream name's query.
-async fn admit(gw: &RtmpCtx, action: Action, peer: SocketAddr, app: &str, key: &str, query: Option<&str>) -> Result<(), String> {
+async fn admit(
+    gw: &RtmpCtx,
+    action: Action,
+    peer: SocketAddr,
+    app: &str,
+    key: &str,
+    query: Option<&str>,
+) -> Result<(), String> {
     let query = query.map(crate::auth::request::parse_query).unwrap_or_default();
     let path = format!("/{}/{key}", app.trim_matches('/'));
     let req = crate::auth::Request {

@@ -6,8 +6,8 @@ use std::collections::VecDeque;
 use bytes::{Bytes, BytesMut};
 
 use super::amf::Amf0Value;
-use super::error::RtmpError;
 use super::chunk::ChunkLimits;
+use super::error::RtmpError;
 use super::handshake::ServerHandshake;
 use super::link::{Link, OUR_WINDOW_ACK_SIZE};
 use super::media::{MediaKind, MediaMessage, MEDIA_STREAM_ID, OUT_CHUNK_SIZE};
@@ -19,17 +19,9 @@ pub enum ServerEvent {
     /// `connect` was answered with success (informational).
     Connect { app: String, tc_url: Option<String> },
     /// The client wants to publish; answer with `accept_publish` or `reject_publish`.
-    Publish {
-        app: String,
-        key: String,
-        query: Option<String>,
-    },
+    Publish { app: String, key: String, query: Option<String> },
     /// The client wants to play; answer with `accept_play` or `reject_play`.
-    Play {
-        app: String,
-        key: String,
-        query: Option<String>,
-    },
+    Play { app: String, key: String, query: Option<String> },
     /// Audio, video or data from an accepted publisher.
     Media(MediaMessage),
     /// The publisher ended its stream (FCUnpublish, deleteStream or closeStream).
@@ -161,10 +153,7 @@ impl ServerSession {
             return self.connect(&cmd);
         }
         let Some(app) = self.app.clone() else {
-            return Err(RtmpError::Protocol(format!(
-                "`{}` before `connect`",
-                cmd.name
-            )));
+            return Err(RtmpError::Protocol(format!("`{}` before `connect`", cmd.name)));
         };
         match cmd.name.as_str() {
             "releaseStream" | "_checkbw" => {
@@ -185,10 +174,7 @@ impl ServerSession {
                         Amf0Value::string(name),
                         Amf0Value::Number(0.0),
                         Amf0Value::Null,
-                        Amf0Value::object([
-                            ("code", Amf0Value::string(code)),
-                            ("description", Amf0Value::string(key)),
-                        ]),
+                        Amf0Value::object([("code", Amf0Value::string(code)), ("description", Amf0Value::string(key))]),
                     ],
                 );
                 if txn != 0.0 {
@@ -219,17 +205,10 @@ impl ServerSession {
                 if cmd.name == "publish" {
                     // Media may follow at once, before the publish is answered.
                     self.link.allow_media();
-                    self.role = Role::PublishPending {
-                        stream_id,
-                        key: key.clone(),
-                    };
-                    self.events
-                        .push_back(ServerEvent::Publish { app, key, query });
+                    self.role = Role::PublishPending { stream_id, key: key.clone() };
+                    self.events.push_back(ServerEvent::Publish { app, key, query });
                 } else {
-                    self.role = Role::PlayPending {
-                        stream_id,
-                        key: key.clone(),
-                    };
+                    self.role = Role::PlayPending { stream_id, key: key.clone() };
                     self.events.push_back(ServerEvent::Play { app, key, query });
                 }
             }
@@ -266,26 +245,15 @@ impl ServerSession {
 
     fn connect(&mut self, cmd: &Command) -> Result<(), RtmpError> {
         if self.app.is_some() {
-            return Err(RtmpError::Protocol(
-                "second `connect` on one connection".into(),
-            ));
+            return Err(RtmpError::Protocol("second `connect` on one connection".into()));
         }
-        let text = |k: &str| {
-            cmd.object
-                .get(k)
-                .and_then(Amf0Value::as_str)
-                .map(str::to_string)
-        };
+        let text = |k: &str| cmd.object.get(k).and_then(Amf0Value::as_str).map(str::to_string);
         let raw_app = text("app").unwrap_or_default();
         let (app, app_query) = split_query(&raw_app);
         self.app_query = app_query;
         let app = app.trim_matches('/').to_string();
         let tc_url = text("tcUrl");
-        let encoding = cmd
-            .object
-            .get("objectEncoding")
-            .and_then(Amf0Value::as_f64)
-            .unwrap_or(0.0);
+        let encoding = cmd.object.get("objectEncoding").and_then(Amf0Value::as_f64).unwrap_or(0.0);
 
         let w = &mut self.link.writer;
         w.window_ack_size(OUR_WINDOW_ACK_SIZE);
@@ -319,19 +287,12 @@ impl ServerSession {
     /// Answers a pending publish with Stream Begin + `NetStream.Publish.Start`.
     pub fn accept_publish(&mut self) -> Result<(), RtmpError> {
         let Role::PublishPending { stream_id, key } = &self.role else {
-            return Err(RtmpError::Protocol(
-                "accept_publish without a pending publish".into(),
-            ));
+            return Err(RtmpError::Protocol("accept_publish without a pending publish".into()));
         };
         let (stream_id, key) = (*stream_id, key.clone());
-        self.link
-            .writer
-            .user_control(user_event::STREAM_BEGIN, stream_id);
+        self.link.writer.user_control(user_event::STREAM_BEGIN, stream_id);
         let desc = format!("{key} is now published.");
-        self.reply(
-            stream_id,
-            &on_status("status", "NetStream.Publish.Start", &desc),
-        );
+        self.reply(stream_id, &on_status("status", "NetStream.Publish.Start", &desc));
         self.role = Role::Publishing { stream_id };
         Ok(())
     }
@@ -346,14 +307,9 @@ impl ServerSession {
     /// `NetStream.Publish.Unauthorized`) carrying `reason`; the caller then closes.
     pub fn refuse_publish(&mut self, code: &str, reason: &str) -> Result<(), RtmpError> {
         let Role::PublishPending { stream_id, .. } = self.role else {
-            return Err(RtmpError::Protocol(
-                "reject_publish without a pending publish".into(),
-            ));
+            return Err(RtmpError::Protocol("reject_publish without a pending publish".into()));
         };
-        self.reply(
-            stream_id,
-            &on_status("error", code, reason),
-        );
+        self.reply(stream_id, &on_status("error", code, reason));
         self.role = Role::Idle;
         Ok(())
     }
@@ -362,36 +318,20 @@ impl ServerSession {
     /// and `|RtmpSampleAccess`; media may follow.
     pub fn accept_play(&mut self) -> Result<(), RtmpError> {
         let Role::PlayPending { stream_id, key } = &self.role else {
-            return Err(RtmpError::Protocol(
-                "accept_play without a pending play".into(),
-            ));
+            return Err(RtmpError::Protocol("accept_play without a pending play".into()));
         };
         let (stream_id, key) = (*stream_id, key.clone());
-        self.link
-            .writer
-            .user_control(user_event::STREAM_BEGIN, stream_id);
+        self.link.writer.user_control(user_event::STREAM_BEGIN, stream_id);
         let reset = format!("Playing and resetting {key}.");
-        self.reply(
-            stream_id,
-            &on_status("status", "NetStream.Play.Reset", &reset),
-        );
+        self.reply(stream_id, &on_status("status", "NetStream.Play.Reset", &reset));
         let start = format!("Started playing {key}.");
-        self.reply(
-            stream_id,
-            &on_status("status", "NetStream.Play.Start", &start),
-        );
+        self.reply(stream_id, &on_status("status", "NetStream.Play.Start", &start));
         let mut access = BytesMut::new();
         super::amf::write_values(
             &mut access,
-            &[
-                Amf0Value::string("|RtmpSampleAccess"),
-                Amf0Value::Boolean(true),
-                Amf0Value::Boolean(true),
-            ],
+            &[Amf0Value::string("|RtmpSampleAccess"), Amf0Value::Boolean(true), Amf0Value::Boolean(true)],
         );
-        self.link
-            .writer
-            .media(stream_id, MediaKind::Data, 0, &access);
+        self.link.writer.media(stream_id, MediaKind::Data, 0, &access);
         self.role = Role::Playing { stream_id };
         Ok(())
     }
@@ -404,14 +344,9 @@ impl ServerSession {
     /// Answers a pending play with an error status `code` carrying `reason`.
     pub fn refuse_play(&mut self, code: &str, reason: &str) -> Result<(), RtmpError> {
         let Role::PlayPending { stream_id, .. } = self.role else {
-            return Err(RtmpError::Protocol(
-                "reject_play without a pending play".into(),
-            ));
+            return Err(RtmpError::Protocol("reject_play without a pending play".into()));
         };
-        self.reply(
-            stream_id,
-            &on_status("error", code, reason),
-        );
+        self.reply(stream_id, &on_status("error", code, reason));
         self.role = Role::Idle;
         Ok(())
     }
@@ -421,10 +356,7 @@ impl ServerSession {
         if let Role::Playing { stream_id } = self.role {
             let w = &mut self.link.writer;
             w.user_control(user_event::STREAM_EOF, stream_id);
-            self.reply(
-                stream_id,
-                &on_status("status", "NetStream.Play.UnpublishNotify", "Stream ended."),
-            );
+            self.reply(stream_id, &on_status("status", "NetStream.Play.UnpublishNotify", "Stream ended."));
         }
     }
 
@@ -435,9 +367,7 @@ impl ServerSession {
 
     /// Queues one media message on stream 1.
     pub fn send_media(&mut self, kind: MediaKind, timestamp: u32, payload: &[u8]) {
-        self.link
-            .writer
-            .media(MEDIA_STREAM_ID, kind, timestamp, payload);
+        self.link.writer.media(MEDIA_STREAM_ID, kind, timestamp, payload);
     }
 }
 

@@ -21,9 +21,7 @@ const CLOSE_FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// Milliseconds for handshake time fields (wraps; any epoch will do).
 pub(crate) fn epoch_ms() -> u32 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_millis() as u32)
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as u32)
 }
 
 /// What the transport needs from a session.
@@ -63,10 +61,7 @@ impl Session for ClientSession {
 /// Whether an error means the peer is gone (rather than something worth reporting).
 fn is_disconnect(e: &std::io::Error) -> bool {
     use std::io::ErrorKind::*;
-    matches!(
-        e.kind(),
-        BrokenPipe | ConnectionReset | ConnectionAborted | WriteZero
-    )
+    matches!(e.kind(), BrokenPipe | ConnectionReset | ConnectionAborted | WriteZero)
 }
 
 /// A session and its byte stream.
@@ -82,13 +77,7 @@ pub(crate) struct Transport<S, P> {
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send, P: Session> Transport<S, P> {
     pub fn new(io: S, session: P) -> Self {
-        Transport {
-            io,
-            session,
-            input: BytesMut::with_capacity(READ_CHUNK),
-            peer_gone: false,
-            written: 0,
-        }
+        Transport { io, session, input: BytesMut::with_capacity(READ_CHUNK), peer_gone: false, written: 0 }
     }
 
     /// Writes all queued output (cancel-safe: a cancelled call leaves exactly the unwritten
@@ -167,9 +156,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send, P: Session> Transport<S, P> {
                 }
             }
         };
-        tokio::time::timeout(limit, exchange)
-            .await
-            .map_err(|_| RtmpError::Timeout(what))?
+        tokio::time::timeout(limit, exchange).await.map_err(|_| RtmpError::Timeout(what))?
     }
 
     /// Sends what is still queued (bounded wait) and shuts the stream down.

@@ -34,20 +34,14 @@ impl FromStr for RtmpUrl {
             "rtmps" | "rtmpe" | "rtmpt" | "rtmpte" | "rtmfp" => {
                 return Err(bad(&format!("{scheme}:// is not supported (only rtmp://)")))
             }
-            _ => {
-                return Err(bad(&format!(
-                    "unknown scheme `{scheme}` (expected rtmp://)"
-                )))
-            }
+            _ => return Err(bad(&format!("unknown scheme `{scheme}` (expected rtmp://)"))),
         }
         // The query belongs to the key; split it off before cutting the path.
         let (rest, query) = match rest.split_once('?') {
             Some((r, q)) => (r, Some(q)),
             None => (rest, None),
         };
-        let (authority, path) = rest
-            .split_once('/')
-            .ok_or_else(|| bad("missing /app/key"))?;
+        let (authority, path) = rest.split_once('/').ok_or_else(|| bad("missing /app/key"))?;
         let (host, port) = parse_authority(authority).map_err(|why| bad(&why))?;
         let segments: Vec<&str> = path.split('/').collect();
         if segments.iter().any(|seg| seg.is_empty()) {
@@ -57,9 +51,7 @@ impl FromStr for RtmpUrl {
             return Err(bad("missing /app/key"));
         };
         if app_segments.is_empty() {
-            return Err(bad(
-                "missing stream key (expected rtmp://host[:port]/app/key)",
-            ));
+            return Err(bad("missing stream key (expected rtmp://host[:port]/app/key)"));
         }
         let app = app_segments.join("/");
         let key = match query {
@@ -67,13 +59,7 @@ impl FromStr for RtmpUrl {
             None => key.to_string(),
         };
         let tc_url = format!("rtmp://{authority}/{app}");
-        Ok(RtmpUrl {
-            host,
-            port,
-            app,
-            key,
-            tc_url,
-        })
+        Ok(RtmpUrl { host, port, app, key, tc_url })
     }
 }
 
@@ -136,20 +122,8 @@ mod tests {
     fn plain_url_with_default_port() {
         let u = url("rtmp://cdn.example.com/live/abc");
         assert_eq!(
-            (
-                u.host.as_str(),
-                u.port,
-                u.app.as_str(),
-                u.key.as_str(),
-                u.tc_url.as_str()
-            ),
-            (
-                "cdn.example.com",
-                1935,
-                "live",
-                "abc",
-                "rtmp://cdn.example.com/live"
-            )
+            (u.host.as_str(), u.port, u.app.as_str(), u.key.as_str(), u.tc_url.as_str()),
+            ("cdn.example.com", 1935, "live", "abc", "rtmp://cdn.example.com/live")
         );
         assert_eq!(u.to_string(), "rtmp://cdn.example.com/live/abc");
         assert_eq!(u.socket_addr_text(), "cdn.example.com:1935");
@@ -162,10 +136,7 @@ mod tests {
         assert_eq!(u.app, "live/sub");
         assert_eq!(u.key, "k?token=x&a=b");
         assert_eq!(u.tc_url, "rtmp://127.0.0.1:19350/live/sub");
-        assert_eq!(
-            u.to_string(),
-            "rtmp://127.0.0.1:19350/live/sub/k?token=x&a=b"
-        );
+        assert_eq!(u.to_string(), "rtmp://127.0.0.1:19350/live/sub/k?token=x&a=b");
     }
 
     #[test]

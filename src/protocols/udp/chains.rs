@@ -25,7 +25,9 @@ pub fn depayload(codec: Codec) -> &'static str {
 pub fn payload(codec: Codec, pt: u8) -> String {
     let pay = match codec {
         // SPS/PPS before every IDR: a receiver can join at any keyframe.
-        Codec::H264 => format!("h264parse ! rtph264pay name=pay pt={pt} config-interval=-1 aggregate-mode=zero-latency"),
+        Codec::H264 => {
+            format!("h264parse ! rtph264pay name=pay pt={pt} config-interval=-1 aggregate-mode=zero-latency")
+        }
         Codec::Vp8 => format!("rtpvp8pay name=pay pt={pt} picture-id-mode=15-bit"),
         Codec::Mpeg1 => format!("rtpmpvpay name=pay pt={pt}"),
         Codec::Opus => format!("rtpopuspay name=pay pt={pt}"),

@@ -26,13 +26,7 @@ impl SendClock {
     }
 
     /// `(dts, pts)` in running time; `now` is read only when an anchor is made.
-    pub fn map(
-        &mut self,
-        kind: TrackKind,
-        dts: Ts,
-        pts: Ts,
-        now: impl FnOnce() -> u64,
-    ) -> (u64, u64) {
+    pub fn map(&mut self, kind: TrackKind, dts: Ts, pts: Ts, now: impl FnOnce() -> u64) -> (u64, u64) {
         let mut now = Some(now);
         let mut read_now = || now.take().map_or(0, |f| f());
         let shared = *self.anchor.get_or_insert_with(|| (dts, read_now()));
@@ -58,15 +52,8 @@ mod tests {
     #[test]
     fn distances_are_kept_and_the_start_is_now() {
         let mut c = SendClock::default();
-        assert_eq!(
-            c.map(TrackKind::Video, ms(1000), ms(1040), || 5_000_000_000),
-            (5_000_000_000, 5_040_000_000)
-        );
-        assert_eq!(
-            c.map(TrackKind::Audio, ms(1010), ms(1010), || panic!("anchored"))
-                .0,
-            5_010_000_000
-        );
+        assert_eq!(c.map(TrackKind::Video, ms(1000), ms(1040), || 5_000_000_000), (5_000_000_000, 5_040_000_000));
+        assert_eq!(c.map(TrackKind::Audio, ms(1010), ms(1010), || panic!("anchored")).0, 5_010_000_000);
         // Earlier than the anchor clamps at zero instead of wrapping.
         let mut early = SendClock::default();
         early.map(TrackKind::Video, ms(5000), ms(5000), || 1_000_000);
@@ -78,10 +65,7 @@ mod tests {
         let mut c = SendClock::default();
         c.start(ms(0), ms(2000), 10_000_000_000);
         assert_eq!(c.map(TrackKind::Video, ms(0), ms(0), || 0).0, 8_000_000_000);
-        assert_eq!(
-            c.map(TrackKind::Video, ms(2000), ms(2000), || 0).0,
-            10_000_000_000
-        );
+        assert_eq!(c.map(TrackKind::Video, ms(2000), ms(2000), || 0).0, 10_000_000_000);
     }
 
     #[test]
@@ -89,17 +73,8 @@ mod tests {
         let mut c = SendClock::default();
         c.map(TrackKind::Audio, ms(500), ms(500), || 1_000_000_000);
         let far = ms(3_600_000_000);
-        assert_eq!(
-            c.map(TrackKind::Video, far, far, || 1_200_000_000).0,
-            1_200_000_000
-        );
-        assert_eq!(
-            c.map(TrackKind::Video, far + ms(40), far + ms(40), || 0).0,
-            1_240_000_000
-        );
-        assert_eq!(
-            c.map(TrackKind::Audio, ms(520), ms(520), || 0).0,
-            1_020_000_000
-        );
+        assert_eq!(c.map(TrackKind::Video, far, far, || 1_200_000_000).0, 1_200_000_000);
+        assert_eq!(c.map(TrackKind::Video, far + ms(40), far + ms(40), || 0).0, 1_240_000_000);
+        assert_eq!(c.map(TrackKind::Audio, ms(520), ms(520), || 0).0, 1_020_000_000);
     }
 }

@@ -42,10 +42,7 @@ impl Sender {
         crate::pipeline::init();
         let fail = |e: String| UdpError::Pipeline(e);
         let pipeline = gst::Pipeline::with_name(name);
-        let rtpbin = gst::ElementFactory::make("rtpbin")
-            .name("rtpbin")
-            .build()
-            .map_err(|e| fail(e.to_string()))?;
+        let rtpbin = gst::ElementFactory::make("rtpbin").name("rtpbin").build().map_err(|e| fail(e.to_string()))?;
         pipeline.add(&rtpbin).map_err(|e| fail(e.to_string()))?;
         let packets = Arc::new(AtomicU64::new(0));
         let mut outputs = Vec::new();
@@ -63,13 +60,10 @@ impl Sender {
             let rtp_sink = rtpbin
                 .request_pad_simple(&format!("send_rtp_sink_{session}"))
                 .ok_or_else(|| fail("rtpbin gave no send pad".into()))?;
-            let out = bin
-                .static_pad("src")
-                .ok_or_else(|| fail("payloader has no source pad".into()))?;
+            let out = bin.static_pad("src").ok_or_else(|| fail("payloader has no source pad".into()))?;
             out.link(&rtp_sink).map_err(|e| fail(format!("{e:?}")))?;
-            let rtp_src = rtpbin
-                .static_pad(&format!("send_rtp_src_{session}"))
-                .ok_or_else(|| fail("no send_rtp_src".into()))?;
+            let rtp_src =
+                rtpbin.static_pad(&format!("send_rtp_src_{session}")).ok_or_else(|| fail("no send_rtp_src".into()))?;
             let rtp_out = udpsink(host, track.port).map_err(fail)?;
             pipeline.add(&rtp_out).map_err(|e| fail(e.to_string()))?;
             link_to(&rtp_src, &rtp_out).map_err(fail)?;
@@ -80,28 +74,16 @@ impl Sender {
             let rtcp_out = udpsink(host, track.port.saturating_add(1)).map_err(fail)?;
             pipeline.add(&rtcp_out).map_err(|e| fail(e.to_string()))?;
             link_to(&rtcp_src, &rtcp_out).map_err(fail)?;
-            outputs.push(Output {
-                kind: track.kind,
-                src,
-                info: None,
-            });
+            outputs.push(Output { kind: track.kind, src, info: None });
         }
         let running = Running::start(pipeline).map_err(UdpError::Pipeline)?;
-        let sender = Sender {
-            running,
-            outputs,
-            packets,
-        };
+        let sender = Sender { running, outputs, packets };
         Ok(sender)
     }
 
     /// The pipeline's running time now, in nanoseconds.
     pub fn running_time(&self) -> u64 {
-        self.running
-            .pipeline()
-            .current_running_time()
-            .map(|t| t.nseconds())
-            .unwrap_or(0)
+        self.running.pipeline().current_running_time().map(|t| t.nseconds()).unwrap_or(0)
     }
 
     /// RTP packets sent so far.
@@ -111,11 +93,7 @@ impl Sender {
 
     /// Bytes waiting in the appsrcs.
     pub fn queued_bytes(&self) -> u64 {
-        self.outputs
-            .iter()
-            .map(|o| o.src.current_level_bytes())
-            .max()
-            .unwrap_or(0)
+        self.outputs.iter().map(|o| o.src.current_level_bytes()).max().unwrap_or(0)
     }
 
     /// Sends one frame stamped with running times (ns); frames of a track not sent are skipped.
@@ -123,11 +101,7 @@ impl Sender {
         let Some(output) = self.outputs.iter_mut().find(|o| o.kind == frame.kind()) else {
             return Ok(());
         };
-        if !output
-            .info
-            .as_ref()
-            .is_some_and(|i| Arc::ptr_eq(i, &frame.info))
-        {
+        if !output.info.as_ref().is_some_and(|i| Arc::ptr_eq(i, &frame.info)) {
             output.src.set_caps(Some(&input_caps(&frame.info)));
             output.info = Some(frame.info.clone());
         }
@@ -139,11 +113,7 @@ impl Sender {
                 b.set_flags(gst::BufferFlags::DELTA_UNIT);
             }
         }
-        output
-            .src
-            .push_buffer(buffer)
-            .map(|_| ())
-            .map_err(|e| format!("the sending pipeline stopped ({e:?})"))
+        output.src.push_buffer(buffer).map(|_| ()).map_err(|e| format!("the sending pipeline stopped ({e:?})"))
     }
 
     /// Stops the pipeline (off the async workers) and waits until it has; the ports are free
@@ -171,9 +141,7 @@ fn udpsink(host: IpAddr, port: u16) -> Result<gst::Element, String> {
 
 fn link_to(src: &gst::Pad, sink: &gst::Element) -> Result<(), String> {
     let pad = sink.static_pad("sink").ok_or("udpsink has no sink pad")?;
-    src.link(&pad)
-        .map(|_| ())
-        .map_err(|e| format!("{}: {e:?}", src.name()))
+    src.link(&pad).map(|_| ()).map_err(|e| format!("{}: {e:?}", src.name()))
 }
 
 fn count_packets(sink: &gst::Element, packets: Arc<AtomicU64>, metrics: Arc<UdpMetrics>) {

@@ -41,9 +41,7 @@ impl From<UdpError> for ApiError {
     fn from(e: UdpError) -> ApiError {
         let status = match &e {
             UdpError::Hub(_) => None,
-            UdpError::Sdp(_) | UdpError::Bind(_) | UdpError::BadRequest(_) => {
-                Some(StatusCode::BAD_REQUEST)
-            }
+            UdpError::Sdp(_) | UdpError::Bind(_) | UdpError::BadRequest(_) => Some(StatusCode::BAD_REQUEST),
             UdpError::PortInUse(_) => Some(StatusCode::CONFLICT),
             UdpError::HostNotAllowed(_) | UdpError::PortNotAllowed(_) => Some(StatusCode::FORBIDDEN),
             UdpError::NotFound(_) => Some(StatusCode::NOT_FOUND),

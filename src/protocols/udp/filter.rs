@@ -159,12 +159,7 @@ pub struct RtpFilter {
 impl RtpFilter {
     /// Accepts payload type `pt`; `ssrc` when the SDP names the sender's source.
     pub fn new(pt: u8, ssrc: Option<u32>) -> RtpFilter {
-        RtpFilter {
-            pt,
-            source: None,
-            candidate: None,
-            announced: ssrc,
-        }
+        RtpFilter { pt, source: None, candidate: None, announced: ssrc }
     }
 
     /// The accepted sender, once there is one.
@@ -198,12 +193,7 @@ impl RtpFilter {
     /// A packet of a source not (yet) accepted: probation, or the SDP's named source.
     fn admit(&mut self, h: RtpHeader, now_ms: u64) -> Verdict {
         let accept = |filter: &mut RtpFilter| {
-            filter.source = Some(Source {
-                ssrc: h.ssrc,
-                max_seq: h.seq,
-                bad_seq: None,
-                last_seen_ms: now_ms,
-            });
+            filter.source = Some(Source { ssrc: h.ssrc, max_seq: h.seq, bad_seq: None, last_seen_ms: now_ms });
             filter.candidate = None;
             Verdict::Pass
         };
@@ -218,13 +208,7 @@ impl RtpFilter {
                     return accept(self);
                 }
             }
-            _ => {
-                self.candidate = Some(Candidate {
-                    ssrc: h.ssrc,
-                    last_seq: h.seq,
-                    in_sequence: 1,
-                })
-            }
+            _ => self.candidate = Some(Candidate { ssrc: h.ssrc, last_seq: h.seq, in_sequence: 1 }),
         }
         Verdict::Drop(DropReason::Probation)
     }

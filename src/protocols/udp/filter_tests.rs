@@ -11,10 +11,7 @@ fn rtp(pt: u8, seq: u16, ssrc: u32) -> Vec<u8> {
 /// A filter that has accepted source 7 at sequence `seq`.
 fn accepted(seq: u16) -> RtpFilter {
     let mut f = RtpFilter::new(96, None);
-    assert_eq!(
-        f.check(&rtp(96, seq.wrapping_sub(1), 7), 0),
-        Verdict::Drop(DropReason::Probation)
-    );
+    assert_eq!(f.check(&rtp(96, seq.wrapping_sub(1), 7), 0), Verdict::Drop(DropReason::Probation));
     assert_eq!(f.check(&rtp(96, seq, 7), 0), Verdict::Pass);
     assert_eq!(f.ssrc(), Some(7));
     f
@@ -39,25 +36,15 @@ fn headers_that_do_not_fit_are_malformed() {
     *pad.last_mut().unwrap() = 200;
     assert_eq!(parse_rtp(&pad), None);
     let mut f = RtpFilter::new(96, None);
-    assert_eq!(
-        f.check(b"hello, this is not RTP", 0),
-        Verdict::Drop(DropReason::Malformed)
-    );
+    assert_eq!(f.check(b"hello, this is not RTP", 0), Verdict::Drop(DropReason::Malformed));
     assert_eq!(f.check(&[], 0), Verdict::Drop(DropReason::Malformed));
 }
 
 #[test]
 fn a_new_source_needs_two_packets_in_sequence() {
     let mut f = RtpFilter::new(96, None);
-    assert_eq!(
-        f.check(&rtp(96, 10, 7), 0),
-        Verdict::Drop(DropReason::Probation)
-    );
-    assert_eq!(
-        f.check(&rtp(96, 12, 7), 0),
-        Verdict::Drop(DropReason::Probation),
-        "a gap restarts probation"
-    );
+    assert_eq!(f.check(&rtp(96, 10, 7), 0), Verdict::Drop(DropReason::Probation));
+    assert_eq!(f.check(&rtp(96, 12, 7), 0), Verdict::Drop(DropReason::Probation), "a gap restarts probation");
     assert_eq!(f.check(&rtp(96, 13, 7), 0), Verdict::Pass);
     assert_eq!(f.check(&rtp(96, 14, 7), 0), Verdict::Pass);
 }
@@ -66,23 +53,14 @@ fn a_new_source_needs_two_packets_in_sequence() {
 fn a_source_named_by_the_sdp_is_accepted_at_once() {
     let mut f = RtpFilter::new(96, Some(0xdead));
     assert_eq!(f.check(&rtp(96, 500, 0xdead), 0), Verdict::Pass);
-    assert_eq!(
-        f.check(&rtp(96, 1, 8), 10),
-        Verdict::Drop(DropReason::ForeignSource)
-    );
+    assert_eq!(f.check(&rtp(96, 1, 8), 10), Verdict::Drop(DropReason::ForeignSource));
 }
 
 #[test]
 fn other_payload_types_and_senders_are_dropped() {
     let mut f = accepted(100);
-    assert_eq!(
-        f.check(&rtp(97, 101, 7), 5),
-        Verdict::Drop(DropReason::PayloadType)
-    );
-    assert_eq!(
-        f.check(&rtp(96, 101, 8), 5),
-        Verdict::Drop(DropReason::ForeignSource)
-    );
+    assert_eq!(f.check(&rtp(97, 101, 7), 5), Verdict::Drop(DropReason::PayloadType));
+    assert_eq!(f.check(&rtp(96, 101, 8), 5), Verdict::Drop(DropReason::ForeignSource));
     assert_eq!(f.check(&rtp(96, 101, 7), 5), Verdict::Pass);
     let mut rtcp = vec![0x80, 200, 0, 6];
     rtcp.extend_from_slice(&[0; 24]);
@@ -94,59 +72,29 @@ fn reordering_and_wraparound_pass_jumps_do_not() {
     let mut f = accepted(65_534);
     assert_eq!(f.check(&rtp(96, 65_535, 7), 0), Verdict::Pass);
     assert_eq!(f.check(&rtp(96, 0, 7), 0), Verdict::Pass, "wraps");
-    assert_eq!(
-        f.check(&rtp(96, 2, 7), 0),
-        Verdict::Pass,
-        "a lost packet is fine"
-    );
+    assert_eq!(f.check(&rtp(96, 2, 7), 0), Verdict::Pass, "a lost packet is fine");
     assert_eq!(f.check(&rtp(96, 1, 7), 0), Verdict::Reordered);
     assert_eq!(f.check(&rtp(96, 2, 7), 0), Verdict::Reordered, "duplicate");
-    assert_eq!(
-        f.check(&rtp(96, 65_500, 7), 0),
-        Verdict::Reordered,
-        "late, across the wrap"
-    );
-    assert_eq!(
-        f.check(&rtp(96, 30_000, 7), 0),
-        Verdict::Drop(DropReason::SequenceJump)
-    );
+    assert_eq!(f.check(&rtp(96, 65_500, 7), 0), Verdict::Reordered, "late, across the wrap");
+    assert_eq!(f.check(&rtp(96, 30_000, 7), 0), Verdict::Drop(DropReason::SequenceJump));
     assert_eq!(f.check(&rtp(96, 3, 7), 0), Verdict::Pass, "the run goes on");
     // A jump followed by its successor is a sender restart: accepted from the second packet.
-    assert_eq!(
-        f.check(&rtp(96, 40_000, 7), 0),
-        Verdict::Drop(DropReason::SequenceJump)
-    );
+    assert_eq!(f.check(&rtp(96, 40_000, 7), 0), Verdict::Drop(DropReason::SequenceJump));
     assert_eq!(f.check(&rtp(96, 40_001, 7), 0), Verdict::Pass);
     assert_eq!(f.check(&rtp(96, 40_002, 7), 0), Verdict::Pass);
-    assert_eq!(
-        f.check(&rtp(96, 4, 7), 0),
-        Verdict::Drop(DropReason::SequenceJump),
-        "the old run is gone"
-    );
+    assert_eq!(f.check(&rtp(96, 4, 7), 0), Verdict::Drop(DropReason::SequenceJump), "the old run is gone");
 }
 
 #[test]
 fn a_new_sender_takes_over_after_silence() {
     let mut f = accepted(10);
-    assert_eq!(
-        f.check(&rtp(96, 1, 9), 1000),
-        Verdict::Drop(DropReason::ForeignSource)
-    );
-    assert_eq!(
-        f.check(&rtp(96, 2, 9), 1500),
-        Verdict::Drop(DropReason::ForeignSource)
-    );
+    assert_eq!(f.check(&rtp(96, 1, 9), 1000), Verdict::Drop(DropReason::ForeignSource));
+    assert_eq!(f.check(&rtp(96, 2, 9), 1500), Verdict::Drop(DropReason::ForeignSource));
     // Source 7 last seen at 0; at 2500 it has been silent long enough.
-    assert_eq!(
-        f.check(&rtp(96, 3, 9), 2500),
-        Verdict::Drop(DropReason::Probation)
-    );
+    assert_eq!(f.check(&rtp(96, 3, 9), 2500), Verdict::Drop(DropReason::Probation));
     assert_eq!(f.check(&rtp(96, 4, 9), 2520), Verdict::Pass);
     assert_eq!(f.ssrc(), Some(9));
-    assert_eq!(
-        f.check(&rtp(96, 11, 7), 2540),
-        Verdict::Drop(DropReason::ForeignSource)
-    );
+    assert_eq!(f.check(&rtp(96, 11, 7), 2540), Verdict::Drop(DropReason::ForeignSource));
 }
 
 #[test]

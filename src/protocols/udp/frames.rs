@@ -73,14 +73,7 @@ pub struct Unusable(pub String);
 
 impl FrameMaker {
     pub fn new(codec: Codec) -> FrameMaker {
-        FrameMaker {
-            codec,
-            state: Mutex::new(State {
-                caps: None,
-                dts: DtsFromPts::default(),
-                info_reorders: false,
-            }),
-        }
+        FrameMaker { codec, state: Mutex::new(State { caps: None, dts: DtsFromPts::default(), info_reorders: false }) }
     }
 
     /// The frame of one sample; `Ok(None)` for samples without data or timestamps.
@@ -103,11 +96,7 @@ impl FrameMaker {
             let info = self.info_for(caps, &mut state)?;
             state.caps = Some((caps.to_owned(), Arc::new(info)));
         }
-        let dts = if self.codec == Codec::H264 {
-            state.dts.next(pts)
-        } else {
-            pts
-        };
+        let dts = if self.codec == Codec::H264 { state.dts.next(pts) } else { pts };
         if state.dts.reorders() && !state.info_reorders {
             // Reordering seen mid-stream: the track has B-frames after all.
             let info = self.info_for(caps, &mut state)?;
@@ -116,28 +105,16 @@ impl FrameMaker {
         let Some((_, info)) = state.caps.as_ref() else {
             return Ok(None);
         };
-        let keyframe = info.kind() == TrackKind::Audio
-            || !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
-        let map = buffer
-            .map_readable()
-            .map_err(|_| Unusable("unreadable buffer".into()))?;
-        Ok(Some(Frame::new(
-            info.clone(),
-            dts,
-            pts,
-            keyframe,
-            Bytes::copy_from_slice(map.as_slice()),
-        )))
+        let keyframe = info.kind() == TrackKind::Audio || !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
+        let map = buffer.map_readable().map_err(|_| Unusable("unreadable buffer".into()))?;
+        Ok(Some(Frame::new(info.clone(), dts, pts, keyframe, Bytes::copy_from_slice(map.as_slice()))))
     }
 
     fn info_for(&self, caps: &gst::CapsRef, state: &mut State) -> Result<TrackInfo, Unusable> {
         if self.codec == Codec::Mp2 {
             let layer = caps.structure(0).and_then(|s| s.get::<i32>("layer").ok());
             if layer.is_some_and(|l| l != 2) {
-                return Err(Unusable(format!(
-                    "MPEG audio layer {} is not MP2",
-                    layer.unwrap_or(0)
-                )));
+                return Err(Unusable(format!("MPEG audio layer {} is not MP2", layer.unwrap_or(0))));
             }
         }
         let info = output_info(caps, self.codec).or_else(|| self.fallback_info());
@@ -146,11 +123,8 @@ impl FrameMaker {
         };
         if let TrackInfo::Video(v) = &mut info {
             if self.codec == Codec::H264 && !state.dts.reorders() {
-                let sps_says = v
-                    .config
-                    .as_deref()
-                    .and_then(|c| AvcConfig::parse(c).ok())
-                    .and_then(|c| c.first_sps().ok());
+                let sps_says =
+                    v.config.as_deref().and_then(|c| AvcConfig::parse(c).ok()).and_then(|c| c.first_sps().ok());
                 if sps_says.and_then(|s| s.may_have_bframes()) == Some(true) {
                     state.dts.set_reorders();
                 }

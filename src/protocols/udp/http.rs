@@ -13,29 +13,17 @@ use axum::{Json, Router};
 
 use super::output::OutputRequest;
 use super::registry::Kind;
+use super::UdpCtx;
 use super::{output, publish, Started, UdpError};
 use crate::http::{parse_json, parse_key, ApiError};
-use super::UdpCtx;
 
 /// The UDP routes (merged into the API router).
 pub fn routes(ctx: UdpCtx) -> Router {
     Router::new()
-        .route(
-            "/api/v1/streams/{stream}/udp-ingest",
-            post(ingest_post).get(ingest_list),
-        )
-        .route(
-            "/api/v1/streams/{stream}/udp-ingest/{id}",
-            get(ingest_get).delete(ingest_delete),
-        )
-        .route(
-            "/api/v1/streams/{stream}/udp-outputs",
-            post(output_post).get(output_list),
-        )
-        .route(
-            "/api/v1/streams/{stream}/udp-outputs/{id}",
-            get(output_get).delete(output_delete),
-        )
+        .route("/api/v1/streams/{stream}/udp-ingest", post(ingest_post).get(ingest_list))
+        .route("/api/v1/streams/{stream}/udp-ingest/{id}", get(ingest_get).delete(ingest_delete))
+        .route("/api/v1/streams/{stream}/udp-outputs", post(output_post).get(output_list))
+        .route("/api/v1/streams/{stream}/udp-outputs/{id}", get(output_get).delete(output_delete))
         .with_state(ctx)
 }
 
@@ -46,8 +34,7 @@ async fn ingest_post(
     body: Bytes,
 ) -> Result<Response, ApiError> {
     let key = parse_key(&stream)?;
-    let text = std::str::from_utf8(&body)
-        .map_err(|_| UdpError::BadRequest("the SDP is not UTF-8 text".into()))?;
+    let text = std::str::from_utf8(&body).map_err(|_| UdpError::BadRequest("the SDP is not UTF-8 text".into()))?;
     let started = publish::start(&gw, key, text, Some(peer.ip().to_string())).await?;
     Ok(created(started, false))
 }
@@ -61,10 +48,8 @@ async fn output_post(
 ) -> Result<Response, ApiError> {
     let key = parse_key(&stream)?;
     let request: OutputRequest = parse_json(&body)?;
-    let wants_sdp = headers
-        .get(header::ACCEPT)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.contains("application/sdp"));
+    let wants_sdp =
+        headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).is_some_and(|v| v.contains("application/sdp"));
     let started = output::start(&gw, key, request, Some(peer.to_string())).await?;
     Ok(created(started, wants_sdp))
 }
@@ -74,9 +59,7 @@ async fn ingest_list(
     Path(stream): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let key = parse_key(&stream)?;
-    Ok(Json(
-        serde_json::json!({ "ingests": gw.udp.registry().list(Kind::Ingest, Some(&key)) }),
-    ))
+    Ok(Json(serde_json::json!({ "ingests": gw.udp.registry().list(Kind::Ingest, Some(&key)) })))
 }
 
 async fn output_list(
@@ -84,9 +67,7 @@ async fn output_list(
     Path(stream): Path<String>,
 ) -> Result<Json<serde_json::Value>, ApiError> {
     let key = parse_key(&stream)?;
-    Ok(Json(
-        serde_json::json!({ "outputs": gw.udp.registry().list(Kind::Output, Some(&key)) }),
-    ))
+    Ok(Json(serde_json::json!({ "outputs": gw.udp.registry().list(Kind::Output, Some(&key)) })))
 }
 
 async fn ingest_get(
@@ -117,12 +98,7 @@ async fn output_delete(
     stop(&gw, Kind::Output, &stream, &id).await
 }
 
-fn one(
-    gw: &UdpCtx,
-    kind: Kind,
-    stream: &str,
-    id: &str,
-) -> Result<Json<serde_json::Value>, ApiError> {
+fn one(gw: &UdpCtx, kind: Kind, stream: &str, id: &str) -> Result<Json<serde_json::Value>, ApiError> {
     let key = parse_key(stream)?;
     gw.udp
         .registry()
@@ -144,9 +120,7 @@ async fn stop(gw: &UdpCtx, kind: Kind, stream: &str, id: &str) -> Result<StatusC
         tracing::info!(stream = %key, session = id, "{kind} stopped through the API");
         Ok(StatusCode::NO_CONTENT)
     } else {
-        Err(ApiError::not_found(format!(
-            "no {kind} `{id}` on stream `{stream}`"
-        )))
+        Err(ApiError::not_found(format!("no {kind} `{id}` on stream `{stream}`")))
     }
 }
 
@@ -155,10 +129,7 @@ fn created(started: Started, as_sdp: bool) -> Response {
     let mut response = match (as_sdp, started.sdp) {
         (true, Some(sdp)) => {
             let mut r = (StatusCode::CREATED, sdp).into_response();
-            r.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/sdp"),
-            );
+            r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("application/sdp"));
             r
         }
         _ => (StatusCode::CREATED, Json(started.body)).into_response(),

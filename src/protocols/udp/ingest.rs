@@ -74,10 +74,7 @@ impl Receiver {
             let (m, last) = (metrics.clone(), last_packet.clone());
             probe_datagrams(&rtp, move |data| {
                 let now = started.elapsed().as_millis() as u64;
-                let verdict = filter
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .check(data, now);
+                let verdict = filter.lock().unwrap_or_else(|e| e.into_inner()).check(data, now);
                 m.note_rtp(verdict);
                 let pass = !matches!(verdict, super::filter::Verdict::Drop(_));
                 if pass {
@@ -88,12 +85,7 @@ impl Receiver {
             pipeline.add(&rtp).map_err(|e| build(e.to_string()))?;
             link_request(&rtp, &rtpbin, &format!("recv_rtp_sink_{session}")).map_err(build)?;
             if let Some(port) = track.rtcp_port {
-                let rtcp = udpsrc(
-                    bind,
-                    port,
-                    &gst::Caps::new_empty_simple("application/x-rtcp"),
-                )
-                .map_err(build)?;
+                let rtcp = udpsrc(bind, port, &gst::Caps::new_empty_simple("application/x-rtcp")).map_err(build)?;
                 let m = metrics.clone();
                 probe_datagrams(&rtcp, move |data| {
                     let valid = valid_rtcp(data);
@@ -101,11 +93,9 @@ impl Receiver {
                     valid
                 });
                 pipeline.add(&rtcp).map_err(|e| build(e.to_string()))?;
-                link_request(&rtcp, &rtpbin, &format!("recv_rtcp_sink_{session}"))
-                    .map_err(build)?;
+                link_request(&rtcp, &rtpbin, &format!("recv_rtcp_sink_{session}")).map_err(build)?;
             }
-            let sink =
-                add_chain(&pipeline, track, metrics.clone(), frames.clone()).map_err(build)?;
+            let sink = add_chain(&pipeline, track, metrics.clone(), frames.clone()).map_err(build)?;
             sinks.push((session, sink));
             caps_by_session.push((session, track.pt, caps));
         }
@@ -120,11 +110,7 @@ impl Receiver {
         rtpbin.connect_pad_added(move |_, pad| link_stream(pad, &sinks));
 
         let running = Running::start(pipeline).map_err(UdpError::Pipeline)?;
-        let receiver = Receiver {
-            running,
-            started,
-            last_packet,
-        };
+        let receiver = Receiver { running, started, last_packet };
         Ok(receiver)
     }
 
@@ -151,24 +137,16 @@ impl Receiver {
 
 /// Refuses ports someone else holds, naming the first (409), before GStreamer tries.
 fn check_ports_free(tracks: &[IngestTrack], bind: IpAddr) -> Result<(), UdpError> {
-    let ports = tracks
-        .iter()
-        .flat_map(|t| std::iter::once(t.rtp_port).chain(t.rtcp_port));
+    let ports = tracks.iter().flat_map(|t| std::iter::once(t.rtp_port).chain(t.rtcp_port));
     // All held at once, so ports of the same SDP cannot pass one by one; released on return.
     let mut held = Vec::new();
     for port in ports {
         match UdpSocket::bind(SocketAddr::new(bind, port)) {
             Ok(socket) => held.push(socket),
             Err(e) if e.kind() == std::io::ErrorKind::AddrInUse => {
-                return Err(UdpError::PortInUse(format!(
-                    "UDP port {port} on {bind} is already in use"
-                )))
+                return Err(UdpError::PortInUse(format!("UDP port {port} on {bind} is already in use")))
             }
-            Err(e) => {
-                return Err(UdpError::Bind(format!(
-                    "cannot bind UDP port {port} on {bind}: {e}"
-                )))
-            }
+            Err(e) => return Err(UdpError::Bind(format!("cannot bind UDP port {port} on {bind}: {e}"))),
         }
     }
     Ok(())
@@ -190,18 +168,8 @@ pub fn rtp_caps(track: &IngestTrack) -> gst::Caps {
         s.set("encoding-params", channels.to_string());
     }
     for (key, value) in &track.params {
-        let reserved = [
-            "media",
-            "clock-rate",
-            "encoding-name",
-            "payload",
-            "encoding-params",
-        ]
-        .contains(&key.as_str());
-        let plain = !key.is_empty()
-            && key
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        let reserved = ["media", "clock-rate", "encoding-name", "payload", "encoding-params"].contains(&key.as_str());
+        let plain = !key.is_empty() && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
         if plain && !reserved && key.starts_with(|c: char| c.is_ascii_alphabetic()) {
             s.set(key.as_str(), value.as_str());
         }
@@ -245,13 +213,9 @@ fn probe_datagrams(src: &gst::Element, keep: impl Fn(&[u8]) -> bool + Send + Syn
 }
 
 fn link_request(src: &gst::Element, rtpbin: &gst::Element, pad_name: &str) -> Result<(), String> {
-    let sink = rtpbin
-        .request_pad_simple(pad_name)
-        .ok_or_else(|| format!("rtpbin has no pad {pad_name}"))?;
+    let sink = rtpbin.request_pad_simple(pad_name).ok_or_else(|| format!("rtpbin has no pad {pad_name}"))?;
     let out = src.static_pad("src").ok_or("udpsrc has no source pad")?;
-    out.link(&sink)
-        .map(|_| ())
-        .map_err(|e| format!("{pad_name}: {e:?}"))
+    out.link(&sink).map(|_| ()).map_err(|e| format!("{pad_name}: {e:?}"))
 }
 
 /// Builds `depayloader ! parser ! appsink` for a track; returns its sink pad (linked later).
@@ -261,8 +225,7 @@ fn add_chain(
     metrics: Arc<UdpMetrics>,
     frames: mpsc::Sender<Frame>,
 ) -> Result<gst::Pad, String> {
-    let bin = gst::parse::bin_from_description(chains::depayload(track.codec), true)
-        .map_err(|e| e.to_string())?;
+    let bin = gst::parse::bin_from_description(chains::depayload(track.codec), true).map_err(|e| e.to_string())?;
     let appsink = bin
         .by_name("sink")
         .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
@@ -295,9 +258,7 @@ fn add_chain(
             })
             .build(),
     );
-    let sink = bin
-        .static_pad("sink")
-        .ok_or_else(|| "receiving chain has no sink pad".to_string())?;
+    let sink = bin.static_pad("sink").ok_or_else(|| "receiving chain has no sink pad".to_string())?;
     if codec == Codec::H264 {
         // After the jitter buffer (packets in order), before the depayloader.
         crate::pipeline::guard_h264_rtp(&sink, move |reason| {
@@ -333,21 +294,15 @@ fn link_stream(pad: &gst::Pad, sinks: &[(u32, gst::Pad)]) {
         let _ = old.unlink(sink);
         // The replaced stream still flows until rtpbin times it out: into a fakesink, since
         // an unlinked pad would stop rtpbin's streaming.
-        if let Some(parent) = pad
-            .parent_element()
-            .and_then(|rtpbin| rtpbin.parent())
-            .and_then(|p| p.downcast::<gst::Bin>().ok())
+        if let Some(parent) =
+            pad.parent_element().and_then(|rtpbin| rtpbin.parent()).and_then(|p| p.downcast::<gst::Bin>().ok())
         {
-            if let Ok(sink) = gst::ElementFactory::make("fakesink")
-                .property("sync", false)
-                .property("async", false)
-                .build()
+            if let Ok(sink) =
+                gst::ElementFactory::make("fakesink").property("sync", false).property("async", false).build()
             {
                 let linked = parent.add(&sink).is_ok()
                     && sink.sync_state_with_parent().is_ok()
-                    && sink
-                        .static_pad("sink")
-                        .is_some_and(|p| old.link(&p).is_ok());
+                    && sink.static_pad("sink").is_some_and(|p| old.link(&p).is_ok());
                 if !linked {
                     tracing::debug!(pad = %old.name(), "replaced RTP stream left unlinked");
                 }

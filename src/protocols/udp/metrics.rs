@@ -80,12 +80,17 @@ impl UdpMetrics {
     /// Appends the Prometheus text of these counters (and the session gauges).
     pub fn render(&self, text: &mut String, ingests: usize, outputs: usize) {
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let _ = writeln!(text, "# HELP interop_udp_ingests UDP (RTP) ingest sessions running.\n# TYPE interop_udp_ingests gauge");
+        let _ = writeln!(
+            text,
+            "# HELP interop_udp_ingests UDP (RTP) ingest sessions running.\n# TYPE interop_udp_ingests gauge"
+        );
         let _ = writeln!(text, "interop_udp_ingests {ingests}");
-        let _ = writeln!(text, "# HELP interop_udp_outputs UDP (RTP) outputs running.\n# TYPE interop_udp_outputs gauge");
+        let _ =
+            writeln!(text, "# HELP interop_udp_outputs UDP (RTP) outputs running.\n# TYPE interop_udp_outputs gauge");
         let _ = writeln!(text, "interop_udp_outputs {outputs}");
         let name = "interop_udp_packets_dropped_total";
-        let _ = writeln!(text, "# HELP {name} Datagrams dropped on UDP ingest ports, by reason.\n# TYPE {name} counter");
+        let _ =
+            writeln!(text, "# HELP {name} Datagrams dropped on UDP ingest ports, by reason.\n# TYPE {name} counter");
         for reason in DropReason::ALL {
             let _ = writeln!(text, "{name}{{port=\"rtp\",reason=\"{}\"}} {}", reason.as_str(), self.dropped(reason));
         }
@@ -94,10 +99,26 @@ impl UdpMetrics {
         let _ = writeln!(text, "{name}{{port=\"rtp\",reason=\"h264_payload\"}} {}", get(&self.h264_refused));
         let _ = writeln!(text, "{name}{{port=\"rtp\",reason=\"payload\"}} {}", get(&self.payload_refused));
         for (name, help, value) in [
-            ("interop_udp_rtp_packets_received_total", "RTP packets accepted on UDP ingest ports.", get(&self.rtp_received)),
-            ("interop_udp_rtp_packets_reordered_total", "Accepted RTP packets that arrived out of order.", get(&self.reordered)),
-            ("interop_udp_rtcp_packets_received_total", "RTCP packets accepted on UDP ingest ports.", get(&self.rtcp_received)),
-            ("interop_udp_frames_dropped_total", "Depayloaded frames dropped because the session fell behind.", get(&self.frames_dropped)),
+            (
+                "interop_udp_rtp_packets_received_total",
+                "RTP packets accepted on UDP ingest ports.",
+                get(&self.rtp_received),
+            ),
+            (
+                "interop_udp_rtp_packets_reordered_total",
+                "Accepted RTP packets that arrived out of order.",
+                get(&self.reordered),
+            ),
+            (
+                "interop_udp_rtcp_packets_received_total",
+                "RTCP packets accepted on UDP ingest ports.",
+                get(&self.rtcp_received),
+            ),
+            (
+                "interop_udp_frames_dropped_total",
+                "Depayloaded frames dropped because the session fell behind.",
+                get(&self.frames_dropped),
+            ),
             ("interop_udp_rtp_packets_sent_total", "RTP packets sent by UDP outputs.", get(&self.rtp_sent)),
         ] {
             let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {value}");

@@ -89,7 +89,11 @@ impl Udp {
     /// `default_bind` is used when the configuration names no bind address (the gateway
     /// passes its HTTP listen address); outputs send where `targets` allows. Refuses
     /// unparsable host rules.
-    pub fn new(config: &UdpSettings, default_bind: IpAddr, targets: Arc<RelayTargets>) -> Result<Udp, hosts::BadHostRule> {
+    pub fn new(
+        config: &UdpSettings,
+        default_bind: IpAddr,
+        targets: Arc<RelayTargets>,
+    ) -> Result<Udp, hosts::BadHostRule> {
         let allowed_hosts = hosts::parse_all(&config.allowed_output_hosts)?;
         if !allowed_hosts.is_empty() {
             tracing::warn!("udp.allowed_output_hosts is deprecated: UDP outputs are relays, list their hosts in relay.allowed_hosts");
@@ -172,8 +176,7 @@ impl Udp {
 
     /// Appends the UDP counters to a `/metrics` text.
     pub fn render_metrics(&self, text: &mut String) {
-        self.metrics
-            .render(text, self.count(Kind::Ingest), self.count(Kind::Output));
+        self.metrics.render(text, self.count(Kind::Ingest), self.count(Kind::Output));
     }
 }
 
@@ -209,8 +212,11 @@ mod tests {
         assert!(local.check_output_host("x", &ip("198.51.100.7")).is_err());
 
         assert!(defaults.check_ingest_ports([5004, 5005]).is_ok());
-        assert!(matches!(defaults.check_ingest_ports([5004, 80]), Err(UdpError::PortNotAllowed(m)) if m.contains("port 80")));
-        let narrow: Config = serde_saphyr::from_str("udp: { ingest_port_min: 30000, ingest_port_max: 30009 }\n").unwrap();
+        assert!(
+            matches!(defaults.check_ingest_ports([5004, 80]), Err(UdpError::PortNotAllowed(m)) if m.contains("port 80"))
+        );
+        let narrow: Config =
+            serde_saphyr::from_str("udp: { ingest_port_min: 30000, ingest_port_max: 30009 }\n").unwrap();
         let narrow = Udp::new(&narrow.udp, "127.0.0.1".parse().unwrap(), Arc::new(RelayTargets::default())).unwrap();
         assert!(narrow.check_ingest_ports([30000, 30009]).is_ok());
         assert!(narrow.check_ingest_ports([30010]).is_err());

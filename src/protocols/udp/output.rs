@@ -22,9 +22,9 @@ use super::error::UdpError;
 use super::registry::{location, Describe, Kind, Registration};
 use super::sdp_out::{self, OutputTrack};
 use super::Started;
+use super::UdpCtx;
 use crate::hub::{ConsumerRequest, EndReason, StreamKey, Subscription};
 use crate::media::{Frame, Protocol, TrackInfo, TrackKind};
-use super::UdpCtx;
 
 /// How long an output waits for its tracks' configurations (a conversion's first frames).
 const READY_TIMEOUT: Duration = Duration::from_secs(8);
@@ -89,41 +89,21 @@ pub async fn start(
         )));
     }
     let address = resolve_allowed(gw, &request.host, request.port).await?;
-    let who = ConsumerRequest {
-        protocol: Protocol::Udp,
-        transport: "rtp".into(),
-        remote,
-    };
+    let who = ConsumerRequest { protocol: Protocol::Udp, transport: "rtp".into(), remote };
     let mut sub = gw.hub.subscribe(&key, who).await?;
     let (held, infos) = wait_for_infos(&mut sub).await;
     let tracks: Vec<OutputTrack> = infos
         .iter()
-        .filter_map(|info| {
-            sdp_out::port_for(info.kind(), request.port)
-                .map(|port| sdp_out::output_track(info, port))
-        })
+        .filter_map(|info| sdp_out::port_for(info.kind(), request.port).map(|port| sdp_out::output_track(info, port)))
         .collect();
     if tracks.is_empty() {
-        return Err(UdpError::NotReady(format!(
-            "stream `{key}` had no media to send within {READY_TIMEOUT:?}"
-        )));
+        return Err(UdpError::NotReady(format!("stream `{key}` had no media to send within {READY_TIMEOUT:?}")));
     }
     let udp = &gw.udp;
-    let sender = Sender::start(
-        &format!("udp-output-{key}"),
-        &tracks,
-        address,
-        udp.metrics().clone(),
-    )?;
+    let sender = Sender::start(&format!("udp-output-{key}"), &tracks, address, udp.metrics().clone())?;
     let id = udp.registry().new_id();
     let session_id = u64::from_str_radix(&id, 16).unwrap_or(0);
-    let sdp = sdp_out::render(
-        &tracks,
-        udp.bind(),
-        address,
-        &format!("interop-gateway {key}"),
-        session_id,
-    );
+    let sdp = sdp_out::render(&tracks, udp.bind(), address, &format!("interop-gateway {key}"), session_id);
     let location = location(Kind::Output, &key, &id);
     let status = Arc::new(OutputStatus {
         id: id.clone(),
@@ -135,33 +115,17 @@ pub async fn start(
         tracks,
         plan: serde_json::to_value(sub.plan()).unwrap_or_default(),
         sdp: sdp.clone(),
-        since: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
+        since: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
         frames: AtomicU64::new(0),
         packets: sender.packets(),
     });
     let body = status.describe();
-    let registration = udp
-        .registry()
-        .register(id, Kind::Output, key.clone(), status.clone());
+    let registration = udp.registry().register(id, Kind::Output, key.clone(), status.clone());
     let span = tracing::info_span!("udp_output", stream = %key, protocol = "udp", session = %registration.id);
     span.in_scope(|| tracing::info!(to = %address, port = request.port, plan = ?sub.plan(), "UDP output started"));
-    let session = Session {
-        sub,
-        sender,
-        registration,
-        status,
-        clock: SendClock::default(),
-        checked: (None, None),
-    };
+    let session = Session { sub, sender, registration, status, clock: SendClock::default(), checked: (None, None) };
     tokio::spawn(session.run(gw.clone(), held).instrument(span));
-    Ok(Started {
-        location,
-        body,
-        sdp: Some(sdp),
-    })
+    Ok(Started { location, body, sdp: Some(sdp) })
 }
 
 /// The host's address, if every address it names is allowed (403 otherwise).
@@ -173,21 +137,17 @@ async fn resolve_allowed(gw: &UdpCtx, host: &str, port: u16) -> Result<IpAddr, U
     let addresses: Vec<IpAddr> = match host.parse::<IpAddr>() {
         Ok(ip) => vec![ip],
         Err(_) => {
-            let lookup =
-                tokio::time::timeout(HOST_LOOKUP_TIMEOUT, tokio::net::lookup_host((host, port)))
-                    .await
-                    .map_err(|_| UdpError::BadRequest(format!("looking up `{host}` timed out")))?
-                    .map_err(|e| UdpError::BadRequest(format!("cannot resolve `{host}`: {e}")))?;
+            let lookup = tokio::time::timeout(HOST_LOOKUP_TIMEOUT, tokio::net::lookup_host((host, port)))
+                .await
+                .map_err(|_| UdpError::BadRequest(format!("looking up `{host}` timed out")))?
+                .map_err(|e| UdpError::BadRequest(format!("cannot resolve `{host}`: {e}")))?;
             lookup.map(|a| a.ip()).collect()
         }
     };
     gw.udp
         .check_output_host(host, &addresses)
         .map_err(|why| UdpError::HostNotAllowed(format!("UDP outputs may not send there: {why}")))?;
-    addresses
-        .first()
-        .copied()
-        .ok_or_else(|| UdpError::BadRequest(format!("`{host}` has no address")))
+    addresses.first().copied().ok_or_else(|| UdpError::BadRequest(format!("`{host}` has no address")))
 }
 
 /// Reads frames until every planned track's info is known (bounded); returns the frames read
@@ -197,9 +157,7 @@ async fn wait_for_infos(sub: &mut Subscription) -> (Vec<Arc<Frame>>, Vec<Arc<Tra
     let mut audio = sub.audio_info().cloned().filter(|_| sub.has_audio());
     let mut held = Vec::new();
     let deadline = tokio::time::Instant::now() + READY_TIMEOUT;
-    while (sub.has_video() && video.is_none() || sub.has_audio() && audio.is_none())
-        && held.len() < MAX_HELD_FRAMES
-    {
+    while (sub.has_video() && video.is_none() || sub.has_audio() && audio.is_none()) && held.len() < MAX_HELD_FRAMES {
         match tokio::time::timeout_at(deadline, sub.next()).await {
             Ok(Some(frame)) => {
                 let slot = match frame.kind() {
@@ -242,16 +200,9 @@ impl Session {
             }
         }
         if let Some(first) = held.first() {
-            let newest = held
-                .iter()
-                .map(|f| f.dts)
-                .filter(|d| (*d - first.dts).0.abs() < super::clock::MAX_SPREAD.0)
-                .max();
-            self.clock.start(
-                first.dts,
-                newest.unwrap_or(first.dts),
-                self.sender.running_time(),
-            );
+            let newest =
+                held.iter().map(|f| f.dts).filter(|d| (*d - first.dts).0.abs() < super::clock::MAX_SPREAD.0).max();
+            self.clock.start(first.dts, newest.unwrap_or(first.dts), self.sender.running_time());
         }
         let mut reason = None;
         for frame in &held {
@@ -304,9 +255,7 @@ impl Session {
     fn send(&mut self, frame: &Frame) -> Result<(), String> {
         self.check_fits(frame)?;
         let sender = &self.sender;
-        let (dts, pts) = self
-            .clock
-            .map(frame.kind(), frame.dts, frame.pts, || sender.running_time());
+        let (dts, pts) = self.clock.map(frame.kind(), frame.dts, frame.pts, || sender.running_time());
         self.sender.push(frame, dts, pts)?;
         self.status.frames.fetch_add(1, Ordering::Relaxed);
         self.sub.add_bytes_out(frame.data.len());

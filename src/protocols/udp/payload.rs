@@ -86,15 +86,9 @@ pub fn ingest_tracks(sdp: &SessionDescription) -> Result<Vec<IngestTrack>, SdpEr
     }
     let mut tracks: Vec<IngestTrack> = Vec::new();
     for section in sdp.media.iter().filter(|s| s.port != 0) {
-        let unsupported = |reason: String| SdpError::Unsupported {
-            index: section.index,
-            media: section.media.clone(),
-            reason,
-        };
-        if let Some(address) = sdp
-            .connection_of(section)
-            .and_then(|a| a.parse::<IpAddr>().ok())
-        {
+        let unsupported =
+            |reason: String| SdpError::Unsupported { index: section.index, media: section.media.clone(), reason };
+        if let Some(address) = sdp.connection_of(section).and_then(|a| a.parse::<IpAddr>().ok()) {
             if address.is_multicast() {
                 return Err(unsupported(format!(
                     "multicast destination {address} is not supported (unicast RTP only)"
@@ -121,30 +115,18 @@ fn track_of(section: &MediaSection) -> Result<IngestTrack, String> {
     let kind = match section.media.as_str() {
         "video" => TrackKind::Video,
         "audio" => TrackKind::Audio,
-        other => {
-            return Err(format!(
-                "`{other}` media cannot be received; only audio and video"
-            ))
-        }
+        other => return Err(format!("`{other}` media cannot be received; only audio and video")),
     };
     let proto = section.proto.to_ascii_uppercase();
     if proto != "RTP/AVP" && proto != "RTP/AVPF" {
-        return Err(format!(
-            "transport `{}` is not supported; only plain RTP (RTP/AVP)",
-            section.proto
-        ));
+        return Err(format!("transport `{}` is not supported; only plain RTP (RTP/AVP)", section.proto));
     }
     let rtcp_port = if section.rtcp_mux {
         None
     } else {
         match section.rtcp_port {
             Some(p) => Some(p),
-            None => Some(
-                section
-                    .port
-                    .checked_add(1)
-                    .ok_or("RTP port 65535 leaves no port for RTCP")?,
-            ),
+            None => Some(section.port.checked_add(1).ok_or("RTP port 65535 leaves no port for RTCP")?),
         }
     };
     let mut first_problem = None;
@@ -187,52 +169,35 @@ fn payload_of(section: &MediaSection, kind: TrackKind, pt: u8) -> Result<Payload
         (None, Some((name, rate, channels))) => (name.to_string(), rate, channels),
         (None, None) => return Err(format!("payload type {pt} has no a=rtpmap line")),
     };
-    let codec = codec_of(&encoding)
-        .ok_or_else(|| format!("payload type {pt} ({encoding}/{clock_rate}) cannot be received; supported: {SUPPORTED}"))?;
+    let codec = codec_of(&encoding).ok_or_else(|| {
+        format!("payload type {pt} ({encoding}/{clock_rate}) cannot be received; supported: {SUPPORTED}")
+    })?;
     if codec.kind() != kind {
-        return Err(format!(
-            "{encoding} is a {} codec, in a {kind} m-line",
-            codec.kind()
-        ));
+        return Err(format!("{encoding} is a {} codec, in a {kind} m-line", codec.kind()));
     }
     match codec {
         Codec::H264 => {
             let mode = section.fmtp(pt, "packetization-mode").unwrap_or("0");
             if mode != "0" && mode != "1" {
-                return Err(format!(
-                    "H.264 packetization-mode={mode} is not supported (0 or 1)"
-                ));
+                return Err(format!("H.264 packetization-mode={mode} is not supported (0 or 1)"));
             }
         }
         Codec::Aac => check_aac(section, pt)?,
-        Codec::Opus if clock_rate != 48000 => {
-            return Err(format!("opus clock rate is 48000, not {clock_rate}"))
-        }
+        Codec::Opus if clock_rate != 48000 => return Err(format!("opus clock rate is 48000, not {clock_rate}")),
         _ => {}
     }
-    Ok((
-        pt,
-        codec,
-        encoding.to_ascii_uppercase(),
-        clock_rate,
-        channels,
-    ))
+    Ok((pt, codec, encoding.to_ascii_uppercase(), clock_rate, channels))
 }
 
 /// mpeg4-generic (RFC 3640) carrying AAC: AAC-hbr or AAC-lbr, with the AudioSpecificConfig.
 fn check_aac(section: &MediaSection, pt: u8) -> Result<(), String> {
     let mode = section.fmtp(pt, "mode").unwrap_or("");
     if !mode.eq_ignore_ascii_case("AAC-hbr") && !mode.eq_ignore_ascii_case("AAC-lbr") {
-        return Err(format!(
-            "MPEG4-GENERIC mode `{mode}` is not supported (AAC-hbr or AAC-lbr)"
-        ));
+        return Err(format!("MPEG4-GENERIC mode `{mode}` is not supported (AAC-hbr or AAC-lbr)"));
     }
-    let config = section
-        .fmtp(pt, "config")
-        .ok_or("MPEG4-GENERIC without `config` (the AudioSpecificConfig)")?;
+    let config = section.fmtp(pt, "config").ok_or("MPEG4-GENERIC without `config` (the AudioSpecificConfig)")?;
     let bytes = hex(config).ok_or_else(|| format!("MPEG4-GENERIC config `{config}` is not hex"))?;
-    AudioSpecificConfig::parse(&bytes)
-        .map_err(|e| format!("MPEG4-GENERIC config `{config}`: {e}"))?;
+    AudioSpecificConfig::parse(&bytes).map_err(|e| format!("MPEG4-GENERIC config `{config}`: {e}"))?;
     if section.fmtp(pt, "sizelength").is_none() {
         return Err("MPEG4-GENERIC without `sizelength`".into());
     }
@@ -245,13 +210,7 @@ pub fn hex(text: &str) -> Option<Vec<u8>> {
     if text.is_empty() || text.len() % 2 != 0 {
         return None;
     }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| {
-            text.get(i..i + 2)
-                .and_then(|d| u8::from_str_radix(d, 16).ok())
-        })
-        .collect()
+    (0..text.len()).step_by(2).map(|i| text.get(i..i + 2).and_then(|d| u8::from_str_radix(d, 16).ok())).collect()
 }
 
 /// Every RTP and RTCP port is bound once: they must all differ.
@@ -264,9 +223,7 @@ fn check_ports(tracks: &[IngestTrack]) -> Result<(), SdpError> {
         }
         for (port, what) in mine {
             if let Some((_, other)) = used.iter().find(|(p, _)| *p == port) {
-                return Err(SdpError::PortConflict(format!(
-                    "port {port} is both the {other} and the {what} port"
-                )));
+                return Err(SdpError::PortConflict(format!("port {port} is both the {other} and the {what} port")));
             }
             used.push((port, what));
         }

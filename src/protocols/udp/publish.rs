@@ -18,10 +18,10 @@ use super::error::UdpError;
 use super::ingest::Receiver;
 use super::payload::{ingest_tracks, IngestTrack};
 use super::registry::{location, Describe, Kind, Registration};
+use super::UdpCtx;
 use super::{sdp, Started};
 use crate::hub::{Publisher, StreamKey};
 use crate::media::{Frame, Protocol};
-use super::UdpCtx;
 
 /// Frames queued between the pipeline's threads and the session task.
 const FRAME_QUEUE: usize = 1024;
@@ -62,12 +62,7 @@ impl Describe for IngestStatus {
 }
 
 /// Starts receiving what `sdp_text` describes as stream `key`.
-pub async fn start(
-    gw: &UdpCtx,
-    key: StreamKey,
-    sdp_text: &str,
-    remote: Option<String>,
-) -> Result<Started, UdpError> {
+pub async fn start(gw: &UdpCtx, key: StreamKey, sdp_text: &str, remote: Option<String>) -> Result<Started, UdpError> {
     let description = sdp::parse(sdp_text)?;
     let tracks = ingest_tracks(&description)?;
     gw.udp.check_ingest_ports(tracks.iter().flat_map(|t| std::iter::once(t.rtp_port).chain(t.rtcp_port)))?;
@@ -91,36 +86,18 @@ pub async fn start(
         bind: udp.bind(),
         tracks,
         timeout: udp.ingest_timeout(),
-        since: SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_secs())
-            .unwrap_or(0),
+        since: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
         frames: AtomicU64::new(0),
     });
     let body = status.describe();
-    let registration = udp
-        .registry()
-        .register(id, Kind::Ingest, key.clone(), status.clone());
+    let registration = udp.registry().register(id, Kind::Ingest, key.clone(), status.clone());
     let span = tracing::info_span!("udp_ingest", stream = %key, protocol = "udp", session = %registration.id);
-    let ports: Vec<String> = status
-        .tracks
-        .iter()
-        .map(|t| format!("{} {} pt {} on {}", t.kind, t.codec, t.pt, t.rtp_port))
-        .collect();
+    let ports: Vec<String> =
+        status.tracks.iter().map(|t| format!("{} {} pt {} on {}", t.kind, t.codec, t.pt, t.rtp_port)).collect();
     span.in_scope(|| tracing::info!(bind = %status.bind, ports = ?ports, "UDP ingest started"));
-    let session = Session {
-        publisher,
-        receiver,
-        frames,
-        registration,
-        status,
-    };
+    let session = Session { publisher, receiver, frames, registration, status };
     tokio::spawn(session.run(gw.clone()).instrument(span));
-    Ok(Started {
-        location,
-        body,
-        sdp: None,
-    })
+    Ok(Started { location, body, sdp: None })
 }
 
 struct Session {

@@ -88,28 +88,10 @@ impl Registry {
     }
 
     /// Adds a session under `id` (from [`Registry::new_id`]).
-    pub fn register(
-        &self,
-        id: String,
-        kind: Kind,
-        stream: StreamKey,
-        status: Arc<dyn Describe>,
-    ) -> Registration {
+    pub fn register(&self, id: String, kind: Kind, stream: StreamKey, status: Arc<dyn Describe>) -> Registration {
         let stop = CancellationToken::new();
-        self.lock().insert(
-            id.clone(),
-            Entry {
-                kind,
-                stream,
-                stop: stop.clone(),
-                status,
-            },
-        );
-        Registration {
-            id,
-            stop,
-            registry: self.clone(),
-        }
+        self.lock().insert(id.clone(), Entry { kind, stream, stop: stop.clone(), status });
+        Registration { id, stop, registry: self.clone() }
     }
 
     /// Stops session `id` if it is a `kind` of `stream`; false when there is none.
@@ -179,20 +161,9 @@ mod tests {
         let key: StreamKey = "cam".parse().unwrap();
         let other: StreamKey = "other".parse().unwrap();
         let a = r.register(r.new_id(), Kind::Ingest, key.clone(), Arc::new(Fixed("in")));
-        let b = r.register(
-            r.new_id(),
-            Kind::Output,
-            key.clone(),
-            Arc::new(Fixed("out")),
-        );
-        assert_eq!(
-            location(Kind::Output, &key, &b.id),
-            format!("/api/v1/streams/cam/udp-outputs/{}", b.id)
-        );
-        assert_eq!(
-            r.list(Kind::Output, Some(&key)),
-            [serde_json::json!({ "name": "out" })]
-        );
+        let b = r.register(r.new_id(), Kind::Output, key.clone(), Arc::new(Fixed("out")));
+        assert_eq!(location(Kind::Output, &key, &b.id), format!("/api/v1/streams/cam/udp-outputs/{}", b.id));
+        assert_eq!(r.list(Kind::Output, Some(&key)), [serde_json::json!({ "name": "out" })]);
         assert!(r.list(Kind::Output, Some(&other)).is_empty());
         assert_eq!((r.count(Kind::Ingest), r.count(Kind::Output)), (1, 1));
         assert!(!r.stop(Kind::Output, &key, &a.id), "wrong kind");

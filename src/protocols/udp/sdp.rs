@@ -14,11 +14,7 @@ pub enum SdpError {
     #[error("the SDP names no port (every m= line has port 0)")]
     NoPort,
     #[error("m-line {index} ({media}): {reason}")]
-    Unsupported {
-        index: usize,
-        media: String,
-        reason: String,
-    },
+    Unsupported { index: usize, media: String, reason: String },
     #[error("the SDP's ports collide: {0}")]
     PortConflict(String),
 }
@@ -60,11 +56,7 @@ pub struct MediaSection {
 impl MediaSection {
     /// The fmtp value of `key` for payload type `pt` (key compared case-insensitively).
     pub fn fmtp(&self, pt: u8, key: &str) -> Option<&str> {
-        self.fmtps
-            .get(&pt)?
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v.as_str())
+        self.fmtps.get(&pt)?.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.as_str())
     }
 }
 
@@ -93,24 +85,15 @@ pub fn parse(text: &str) -> Result<SessionDescription, SdpError> {
         if line.trim().is_empty() {
             continue;
         }
-        let err = |reason: String| SdpError::Syntax {
-            line: line_no,
-            reason,
-        };
+        let err = |reason: String| SdpError::Syntax { line: line_no, reason };
         let bytes = line.as_bytes();
         if bytes.len() < 2 || bytes[1] != b'=' || !bytes[0].is_ascii_lowercase() {
-            return Err(err(format!(
-                "expected `<letter>=<value>`, got `{}`",
-                shorten(line)
-            )));
+            return Err(err(format!("expected `<letter>=<value>`, got `{}`", shorten(line))));
         }
         let (kind, value) = (bytes[0], &line[2..]);
         if !seen_version {
             if kind != b'v' {
-                return Err(err(format!(
-                    "an SDP starts with `v=0`, got `{}`",
-                    shorten(line)
-                )));
+                return Err(err(format!("an SDP starts with `v=0`, got `{}`", shorten(line))));
             }
             if value.trim() != "0" {
                 return Err(err(format!("unknown SDP version `{}`", shorten(value))));
@@ -139,10 +122,7 @@ pub fn parse(text: &str) -> Result<SessionDescription, SdpError> {
         }
     }
     if !seen_version {
-        return Err(SdpError::Syntax {
-            line: 1,
-            reason: "the body is empty".into(),
-        });
+        return Err(SdpError::Syntax { line: 1, reason: "the body is empty".into() });
     }
     Ok(sdp)
 }
@@ -158,17 +138,11 @@ fn shorten(s: &str) -> String {
 /// `m=<media> <port>[/<count>] <proto> <fmt> ...`
 fn parse_m_line(value: &str, index: usize) -> Result<MediaSection, String> {
     let mut fields = value.split_ascii_whitespace();
-    let (Some(media), Some(port), Some(proto)) = (fields.next(), fields.next(), fields.next())
-    else {
-        return Err(format!(
-            "`m={}`: expected `m=<media> <port> <proto> <formats>`",
-            shorten(value)
-        ));
+    let (Some(media), Some(port), Some(proto)) = (fields.next(), fields.next(), fields.next()) else {
+        return Err(format!("`m={}`: expected `m=<media> <port> <proto> <formats>`", shorten(value)));
     };
     let port_text = port.split('/').next().unwrap_or(port);
-    let port: u16 = port_text
-        .parse()
-        .map_err(|_| format!("`{port}` is not a port number"))?;
+    let port: u16 = port_text.parse().map_err(|_| format!("`{port}` is not a port number"))?;
     let formats: Vec<String> = fields.map(str::to_string).collect();
     if formats.is_empty() {
         return Err(format!("`m={}` lists no payload type", shorten(value)));
@@ -193,10 +167,7 @@ fn parse_connection(value: &str) -> Result<String, String> {
     let fields: Vec<&str> = value.split_ascii_whitespace().collect();
     match fields.as_slice() {
         [_net, _addrtype, address] => Ok(address.split('/').next().unwrap_or(address).to_string()),
-        _ => Err(format!(
-            "`c={}`: expected `c=IN IP4 <address>`",
-            shorten(value)
-        )),
+        _ => Err(format!("`c={}`: expected `c=IN IP4 <address>`", shorten(value))),
     }
 }
 
@@ -211,49 +182,27 @@ fn parse_attribute(section: &mut MediaSection, value: &str) -> Result<(), String
     let (name, rest) = value.split_once(':').unwrap_or((value, ""));
     match name.to_ascii_lowercase().as_str() {
         "rtpmap" => {
-            let (pt, map) = rest.trim().split_once(char::is_whitespace).ok_or_else(|| {
-                format!(
-                    "`a=rtpmap:{}`: expected `<pt> <encoding>/<clock rate>`",
-                    shorten(rest)
-                )
-            })?;
+            let (pt, map) = rest
+                .trim()
+                .split_once(char::is_whitespace)
+                .ok_or_else(|| format!("`a=rtpmap:{}`: expected `<pt> <encoding>/<clock rate>`", shorten(rest)))?;
             let pt = parse_pt(pt)?;
             let mut parts = map.trim().split('/');
             let encoding = parts.next().unwrap_or("").to_string();
-            let clock = parts
-                .next()
-                .ok_or_else(|| format!("`a=rtpmap:{}` has no clock rate", shorten(rest)))?;
-            let clock_rate: u32 = clock
-                .trim()
-                .parse()
-                .ok()
-                .filter(|r| *r > 0)
-                .ok_or_else(|| format!("`{clock}` is not a clock rate"))?;
+            let clock = parts.next().ok_or_else(|| format!("`a=rtpmap:{}` has no clock rate", shorten(rest)))?;
+            let clock_rate: u32 =
+                clock.trim().parse().ok().filter(|r| *r > 0).ok_or_else(|| format!("`{clock}` is not a clock rate"))?;
             let channels = match parts.next() {
-                Some(c) => Some(
-                    c.trim()
-                        .parse::<u32>()
-                        .map_err(|_| format!("`{c}` is not a channel count"))?,
-                ),
+                Some(c) => Some(c.trim().parse::<u32>().map_err(|_| format!("`{c}` is not a channel count"))?),
                 None => None,
             };
             if encoding.is_empty() {
                 return Err(format!("`a=rtpmap:{}` has no encoding name", shorten(rest)));
             }
-            section.rtpmaps.insert(
-                pt,
-                RtpMap {
-                    encoding,
-                    clock_rate,
-                    channels,
-                },
-            );
+            section.rtpmaps.insert(pt, RtpMap { encoding, clock_rate, channels });
         }
         "fmtp" => {
-            let (pt, params) = rest
-                .trim()
-                .split_once(char::is_whitespace)
-                .unwrap_or((rest.trim(), ""));
+            let (pt, params) = rest.trim().split_once(char::is_whitespace).unwrap_or((rest.trim(), ""));
             let pt = parse_pt(pt)?;
             let params = params
                 .split(';')
@@ -268,18 +217,12 @@ fn parse_attribute(section: &mut MediaSection, value: &str) -> Result<(), String
         }
         "rtcp" => {
             let port = rest.split_ascii_whitespace().next().unwrap_or("");
-            let port: u16 = port
-                .parse()
-                .map_err(|_| format!("`a=rtcp:{}`: `{port}` is not a port", shorten(rest)))?;
+            let port: u16 = port.parse().map_err(|_| format!("`a=rtcp:{}`: `{port}` is not a port", shorten(rest)))?;
             section.rtcp_port = Some(port);
         }
         "rtcp-mux" => section.rtcp_mux = true,
         "ssrc" => {
-            if let Some(ssrc) = rest
-                .split_ascii_whitespace()
-                .next()
-                .and_then(|s| s.parse::<u32>().ok())
-            {
+            if let Some(ssrc) = rest.split_ascii_whitespace().next().and_then(|s| s.parse::<u32>().ok()) {
                 if !section.ssrcs.contains(&ssrc) {
                     section.ssrcs.push(ssrc);
                 }

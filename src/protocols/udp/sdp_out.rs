@@ -42,12 +42,7 @@ pub fn output_track(info: &TrackInfo, port: u16) -> OutputTrack {
         },
         TrackInfo::Audio(a) => match codec {
             Codec::Opus => (97, "opus", 48_000, Some(2)),
-            Codec::Aac => (
-                97,
-                "MPEG4-GENERIC",
-                a.sample_rate.max(1),
-                Some(u32::from(a.channels.max(1))),
-            ),
+            Codec::Aac => (97, "MPEG4-GENERIC", a.sample_rate.max(1), Some(u32::from(a.channels.max(1)))),
             Codec::Pcma => (8, "PCMA", 8_000, Some(1)),
             Codec::Mp2 => (14, "MPA", 90_000, None),
             _ => (0, "PCMU", 8_000, Some(1)),
@@ -56,21 +51,10 @@ pub fn output_track(info: &TrackInfo, port: u16) -> OutputTrack {
     let fmtp = match info {
         TrackInfo::Video(v) if codec == Codec::H264 => Some(h264_fmtp(v.config.as_deref())),
         TrackInfo::Audio(a) if codec == Codec::Aac => a.config.as_ref().map(|c| aac_fmtp(c)),
-        TrackInfo::Audio(a) if codec == Codec::Opus && a.channels >= 2 => {
-            Some("sprop-stereo=1".to_string())
-        }
+        TrackInfo::Audio(a) if codec == Codec::Opus && a.channels >= 2 => Some("sprop-stereo=1".to_string()),
         _ => None,
     };
-    OutputTrack {
-        kind,
-        codec,
-        pt,
-        port,
-        encoding,
-        clock_rate,
-        channels,
-        fmtp,
-    }
+    OutputTrack { kind, codec, pt, port, encoding, clock_rate, channels, fmtp }
 }
 
 /// Whether `info` (a track's newest description, e.g. after the publisher came back with
@@ -114,12 +98,7 @@ fn h264_fmtp(avcc: Option<&[u8]>) -> String {
             ";profile-level-id={:02x}{:02x}{:02x}",
             config.profile_idc, config.profile_compat, config.level_idc
         );
-        let sets: Vec<String> = config
-            .sps
-            .iter()
-            .chain(config.pps.iter())
-            .map(|n| base64(n))
-            .collect();
+        let sets: Vec<String> = config.sps.iter().chain(config.pps.iter()).map(|n| base64(n)).collect();
         if !sets.is_empty() {
             let _ = write!(fmtp, ";sprop-parameter-sets={}", sets.join(","));
         }
@@ -143,11 +122,7 @@ pub fn render(
 ) -> String {
     let family = |ip: IpAddr| if ip.is_ipv4() { "IP4" } else { "IP6" };
     let mut sdp = String::new();
-    let _ = write!(
-        sdp,
-        "v=0\r\no=- {session_id} 1 IN {} {origin}\r\n",
-        family(origin)
-    );
+    let _ = write!(sdp, "v=0\r\no=- {session_id} 1 IN {} {origin}\r\n", family(origin));
     let _ = write!(
         sdp,
         "s={session_name}\r\nc=IN {} {destination}\r\nt=0 0\r\na=tool:interop-gateway\r\n",
@@ -156,16 +131,8 @@ pub fn render(
     for t in tracks {
         let _ = write!(sdp, "m={} {} RTP/AVP {}\r\n", t.kind, t.port, t.pt);
         match t.channels {
-            Some(ch)
-                if t.kind == TrackKind::Audio
-                    && t.codec != Codec::Pcmu
-                    && t.codec != Codec::Pcma =>
-            {
-                let _ = write!(
-                    sdp,
-                    "a=rtpmap:{} {}/{}/{ch}\r\n",
-                    t.pt, t.encoding, t.clock_rate
-                );
+            Some(ch) if t.kind == TrackKind::Audio && t.codec != Codec::Pcmu && t.codec != Codec::Pcma => {
+                let _ = write!(sdp, "a=rtpmap:{} {}/{}/{ch}\r\n", t.pt, t.encoding, t.clock_rate);
             }
             _ => {
                 let _ = write!(sdp, "a=rtpmap:{} {}/{}\r\n", t.pt, t.encoding, t.clock_rate);
@@ -184,11 +151,7 @@ pub fn base64(data: &[u8]) -> String {
     const ALPHABET: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     let mut out = String::with_capacity(data.len().div_ceil(3) * 4);
     for chunk in data.chunks(3) {
-        let b = [
-            chunk[0],
-            chunk.get(1).copied().unwrap_or(0),
-            chunk.get(2).copied().unwrap_or(0),
-        ];
+        let b = [chunk[0], chunk.get(1).copied().unwrap_or(0), chunk.get(2).copied().unwrap_or(0)];
         let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
         for i in 0..4 {
             if i <= chunk.len() {

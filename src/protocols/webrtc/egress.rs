@@ -45,21 +45,17 @@ impl Output {
             Codec::Opus => format!("rtpopuspay name=pay pt={pt} ssrc={ssrc}"),
             other => return Err(PeerError::Build(format!("cannot send {other} over WebRTC"))),
         };
-        let description =
-            format!("appsrc name=src format=time is-live=true do-timestamp=false ! {payloader}");
+        let description = format!("appsrc name=src format=time is-live=true do-timestamp=false ! {payloader}");
         let fail = |e: String| PeerError::Build(format!("{description}: {e}"));
-        let bin = gst::parse::bin_from_description(&description, true)
-            .map_err(|e| fail(e.to_string()))?;
+        let bin = gst::parse::bin_from_description(&description, true).map_err(|e| fail(e.to_string()))?;
         let src = bin
             .by_name("src")
             .and_then(|e| e.downcast::<gst_app::AppSrc>().ok())
             .ok_or_else(|| fail("no appsrc".into()))?;
         // Unbounded here; the feeder holds back when the level grows (see `queued_bytes`).
         src.set_max_bytes(0);
-        let pay_sink = bin
-            .by_name("pay")
-            .and_then(|p| p.static_pad("sink"))
-            .ok_or_else(|| fail("no payloader".into()))?;
+        let pay_sink =
+            bin.by_name("pay").and_then(|p| p.static_pad("sink")).ok_or_else(|| fail("no payloader".into()))?;
         if choice.kind == TrackKind::Video {
             pay_sink.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
                 if let Some(gst::PadProbeData::Event(event)) = &info.data {
@@ -83,18 +79,10 @@ impl Output {
             .static_pad(&format!("sink_{mline}"))
             .ok_or_else(|| fail(format!("webrtcbin has no pad for m-line {mline}")))?;
         peer.pipeline.add(&bin).map_err(|e| fail(e.to_string()))?;
-        let out = bin
-            .static_pad("src")
-            .ok_or_else(|| fail("no source pad".into()))?;
+        let out = bin.static_pad("src").ok_or_else(|| fail("no source pad".into()))?;
         out.link(&target).map_err(|e| fail(format!("{e:?}")))?;
-        bin.sync_state_with_parent()
-            .map_err(|e| fail(e.to_string()))?;
-        Ok(Output {
-            kind: choice.kind,
-            src,
-            info: None,
-            packets,
-        })
+        bin.sync_state_with_parent().map_err(|e| fail(e.to_string()))?;
+        Ok(Output { kind: choice.kind, src, info: None, packets })
     }
 
     /// RTP packets sent so far.
@@ -108,17 +96,8 @@ impl Output {
     }
 
     /// Sends one frame with timestamps already on the pipeline's running time.
-    pub fn push(
-        &mut self,
-        frame: &Frame,
-        dts: gst::ClockTime,
-        pts: gst::ClockTime,
-    ) -> Result<(), gst::FlowError> {
-        if !self
-            .info
-            .as_ref()
-            .is_some_and(|i| Arc::ptr_eq(i, &frame.info))
-        {
+    pub fn push(&mut self, frame: &Frame, dts: gst::ClockTime, pts: gst::ClockTime) -> Result<(), gst::FlowError> {
+        if !self.info.as_ref().is_some_and(|i| Arc::ptr_eq(i, &frame.info)) {
             self.src.set_caps(Some(&input_caps(&frame.info)));
             self.info = Some(frame.info.clone());
         }
@@ -156,22 +135,14 @@ struct Anchor {
 
 impl Anchor {
     fn plain(live: Ts, at: u64) -> Anchor {
-        Anchor {
-            live,
-            at,
-            burst: Vec::new(),
-        }
+        Anchor { live, at, burst: Vec::new() }
     }
 
     /// The anchor for the frames (`(kind, dts)`) ready at `now`: the newest video frame is
     /// the live point (the newest frame when there is no video), the video frames before it
     /// are squeezed.
     fn of_ready(frames: &[(TrackKind, Ts)], now: u64) -> Anchor {
-        let mut video: Vec<Ts> = frames
-            .iter()
-            .filter(|(k, _)| *k == TrackKind::Video)
-            .map(|(_, t)| *t)
-            .collect();
+        let mut video: Vec<Ts> = frames.iter().filter(|(k, _)| *k == TrackKind::Video).map(|(_, t)| *t).collect();
         video.sort_unstable();
         video.dedup();
         let Some(live) = video.pop() else {
@@ -184,11 +155,7 @@ impl Anchor {
             .zip((1..=n).rev())
             .map(|(t, steps)| (t, (t - live).0.max(-steps * BURST_STEP.0)))
             .collect();
-        Anchor {
-            live,
-            at: now,
-            burst,
-        }
+        Anchor { live, at: now, burst }
     }
 
     /// The running time of `ts`: its distance to the live point kept from the live point on,
@@ -247,8 +214,7 @@ impl TimeMap {
         }
         let mut shared = Vec::with_capacity(ready.len());
         for kind in TrackKind::ALL {
-            let frames: Vec<(TrackKind, Ts)> =
-                ready.iter().filter(|(k, _)| *k == kind).copied().collect();
+            let frames: Vec<(TrackKind, Ts)> = ready.iter().filter(|(k, _)| *k == kind).copied().collect();
             let Some(&(_, first)) = frames.first() else {
                 continue;
             };
@@ -276,9 +242,7 @@ impl TimeMap {
     ) -> Option<(gst::ClockTime, gst::ClockTime)> {
         let mut now = Some(now);
         let mut take_now = || now.take().map_or(0, |f| f());
-        let shared = self
-            .shared
-            .get_or_insert_with(|| Anchor::plain(dts, take_now()));
+        let shared = self.shared.get_or_insert_with(|| Anchor::plain(dts, take_now()));
         let own = self.tracks[kind as usize].get_or_insert_with(|| {
             far_apart(dts, shared.live).then(|| {
                 tracing::warn!(%kind, first = %dts, other = %shared.live, "track timestamps far from the other track's; anchored on their own");
@@ -311,15 +275,12 @@ mod tests {
 
     /// `(dts, pts)` in ms (rounded down) on the running time, None when not sent.
     fn at(m: &mut TimeMap, kind: TrackKind, dts: i64, pts: i64) -> Option<(u64, u64)> {
-        m.map(kind, ms(dts), ms(pts), || unreachable!())
-            .map(|(d, p)| (d.mseconds(), p.mseconds()))
+        m.map(kind, ms(dts), ms(pts), || unreachable!()).map(|(d, p)| (d.mseconds(), p.mseconds()))
     }
 
     /// `(dts, pts)` in µs on the running time.
     fn at_us(m: &mut TimeMap, kind: TrackKind, dts: i64, pts: i64) -> (u64, u64) {
-        let (d, p) = m
-            .map(kind, ms(dts), ms(pts), || unreachable!())
-            .expect("sent");
+        let (d, p) = m.map(kind, ms(dts), ms(pts), || unreachable!()).expect("sent");
         (d.useconds(), p.useconds())
     }
 
@@ -335,15 +296,9 @@ mod tests {
     #[test]
     fn without_a_burst_the_first_frame_is_now_and_distances_are_kept() {
         let mut m = TimeMap::default();
-        let (d, p) = m
-            .map(V, ms(5000), ms(5066), || 2_000_000_000)
-            .expect("sent");
+        let (d, p) = m.map(V, ms(5000), ms(5066), || 2_000_000_000).expect("sent");
         assert_eq!((d.mseconds(), p.mseconds()), (2000, 2066));
-        assert_eq!(
-            at(&mut m, A, 5040, 5040),
-            Some((2040, 2040)),
-            "audio keeps its distance to video"
-        );
+        assert_eq!(at(&mut m, A, 5040, 5040), Some((2040, 2040)), "audio keeps its distance to video");
         assert_eq!(at(&mut m, V, 5033, 5100), Some((2033, 2100)));
         // Audio from before the first video frame is older than the live point: not sent.
         assert_eq!(at(&mut m, A, 4990, 4990), None);
@@ -385,38 +340,18 @@ mod tests {
     #[test]
     fn reordered_frames_keep_their_order_and_pts_after_dts() {
         // B-frames: pts differs from dts; the squeeze is one monotonic map for both.
-        let ready = vec![
-            (V, ms(0)),
-            (V, ms(33)),
-            (V, ms(66)),
-            (V, ms(100)),
-            (V, ms(133)),
-        ];
+        let ready = vec![(V, ms(0)), (V, ms(33)), (V, ms(66)), (V, ms(100)), (V, ms(133))];
         let mut m = TimeMap::default();
         m.start(&ready, 1_000_000_000);
         let frames = [(0, 66), (33, 133), (66, 100), (100, 200), (133, 166)];
-        let mapped: Vec<(u64, u64)> = frames
-            .iter()
-            .map(|&(d, p)| at_us(&mut m, V, d, p))
-            .collect();
+        let mapped: Vec<(u64, u64)> = frames.iter().map(|&(d, p)| at_us(&mut m, V, d, p)).collect();
         for ((d, p), (sd, sp)) in frames.iter().zip(&mapped) {
             assert!(sp >= sd, "pts before dts: {d}/{p} -> {sd}/{sp}");
         }
-        let mut pts: Vec<_> = frames
-            .iter()
-            .zip(&mapped)
-            .map(|(f, m)| (f.1, m.1))
-            .collect();
+        let mut pts: Vec<_> = frames.iter().zip(&mapped).map(|(f, m)| (f.1, m.1)).collect();
         pts.sort();
-        assert!(
-            pts.windows(2).all(|w| w[1].1 > w[0].1),
-            "pts order lost: {pts:?}"
-        );
-        assert_eq!(
-            mapped[4],
-            (1_000_000, 1_033_000),
-            "after the live point distances are kept"
-        );
+        assert!(pts.windows(2).all(|w| w[1].1 > w[0].1), "pts order lost: {pts:?}");
+        assert_eq!(mapped[4], (1_000_000, 1_033_000), "after the live point distances are kept");
     }
 
     #[test]
@@ -432,15 +367,9 @@ mod tests {
         let mut early = TimeMap::default();
         early.start(&cached(1000, 600), 50_000_000);
         assert_eq!(at(&mut early, V, 1000, 1000), Some((0, 0)));
-        assert_eq!(
-            at(&mut early, V, 1000 + 33 * 599, 1000 + 33 * 599),
-            Some((50, 50))
-        );
+        assert_eq!(at(&mut early, V, 1000 + 33 * 599, 1000 + 33 * 599), Some((50, 50)));
         assert_eq!(at_us(&mut early, V, 1000 + 33 * 99, 1000 + 33 * 99).0, 0);
-        assert_eq!(
-            at_us(&mut early, V, 1000 + 33 * 100, 1000 + 33 * 100).0,
-            100
-        );
+        assert_eq!(at_us(&mut early, V, 1000 + 33 * 100, 1000 + 33 * 100).0, 100);
     }
 
     #[test]
@@ -459,9 +388,7 @@ mod tests {
         let mut m = TimeMap::default();
         m.map(A, ms(2000), ms(2000), || 7_000_000_000);
         let hours = 3_600_000_000 + 2500;
-        let (d, _) = m
-            .map(V, ms(hours), ms(hours), || 7_100_000_000)
-            .expect("sent");
+        let (d, _) = m.map(V, ms(hours), ms(hours), || 7_100_000_000).expect("sent");
         assert_eq!(d.mseconds(), 7100);
         assert_eq!(at(&mut m, V, hours + 33, hours + 33), Some((7133, 7133)));
         assert_eq!(at(&mut m, A, 2020, 2020), Some((7020, 7020)));
@@ -473,14 +400,8 @@ mod tests {
         m.start(&ready, 9_000_000_000);
         assert_eq!(at(&mut m, A, 2180, 2180), Some((9000, 9000)));
         assert_eq!(at(&mut m, A, 2160, 2160), None);
-        assert_eq!(
-            at(&mut m, V, hours + 33 * 29, hours + 33 * 29),
-            Some((9000, 9000))
-        );
+        assert_eq!(at(&mut m, V, hours + 33 * 29, hours + 33 * 29), Some((9000, 9000)));
         assert_eq!(at_us(&mut m, V, hours, hours).0, 9_000_000 - 29 * 100);
-        assert_eq!(
-            at(&mut m, V, hours + 33 * 30, hours + 33 * 30),
-            Some((9033, 9033))
-        );
+        assert_eq!(at(&mut m, V, hours + 33 * 30, hours + 33 * 30), Some((9033, 9033)));
     }
 }

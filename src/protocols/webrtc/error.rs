@@ -32,9 +32,7 @@ impl From<WebrtcError> for ApiError {
             }
             WebrtcError::Hub(e) => e.into(),
             WebrtcError::Peer(e) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string()),
-            WebrtcError::ContentType(_) => {
-                ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, e.to_string())
-            }
+            WebrtcError::ContentType(_) => ApiError::new(StatusCode::UNSUPPORTED_MEDIA_TYPE, e.to_string()),
             WebrtcError::BadRequest(m) => ApiError::bad_request(m),
             WebrtcError::Pending(e @ super::PendingRefused::PerAddress(_)) => {
                 ApiError::new(StatusCode::TOO_MANY_REQUESTS, e.to_string())

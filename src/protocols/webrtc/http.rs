@@ -13,26 +13,20 @@ use axum::routing::{delete, post};
 use axum::Router;
 
 use super::registry::Kind;
+use super::WebrtcCtx;
 use super::{whep, whip, Answered, WebrtcError};
-use crate::http::ApiError;
 use crate::auth::{Action, Entry};
 use crate::http::client::admit;
+use crate::http::ApiError;
 use crate::hub::StreamKey;
-use super::WebrtcCtx;
 
 /// The WHIP and WHEP routes, with CORS on every answer (merged into the API router).
 pub fn routes(ctx: WebrtcCtx) -> Router {
     Router::new()
         .route("/whip/{stream}", post(whip_post).options(preflight))
-        .route(
-            "/whip/{stream}/{session}",
-            delete(whip_delete).options(preflight),
-        )
+        .route("/whip/{stream}/{session}", delete(whip_delete).options(preflight))
         .route("/whep/{stream}", post(whep_post).options(preflight))
-        .route(
-            "/whep/{stream}/{session}",
-            delete(whep_delete).options(preflight),
-        )
+        .route("/whep/{stream}/{session}", delete(whep_delete).options(preflight))
         .layer(middleware::map_response(cors))
         .with_state(ctx)
 }
@@ -80,24 +74,16 @@ async fn whep_delete(
 }
 
 fn end(gw: &WebrtcCtx, kind: Kind, stream: &str, session: &str) -> Result<StatusCode, ApiError> {
-    let found = stream
-        .parse::<StreamKey>()
-        .is_ok_and(|key| gw.webrtc.registry().stop(kind, &key, session));
+    let found = stream.parse::<StreamKey>().is_ok_and(|key| gw.webrtc.registry().stop(kind, &key, session));
     if found {
         Ok(StatusCode::OK)
     } else {
-        Err(ApiError::not_found(format!(
-            "no {kind} session `{session}` on stream `{stream}`"
-        )))
+        Err(ApiError::not_found(format!("no {kind} session `{session}` on stream `{stream}`")))
     }
 }
 
 /// The stream key and the offer text of a POST, or why they are unusable.
-fn offer_of<'a>(
-    stream: &str,
-    headers: &HeaderMap,
-    body: &'a [u8],
-) -> Result<(StreamKey, &'a str), WebrtcError> {
+fn offer_of<'a>(stream: &str, headers: &HeaderMap, body: &'a [u8]) -> Result<(StreamKey, &'a str), WebrtcError> {
     if let Some(value) = headers.get(header::CONTENT_TYPE) {
         let text = value.to_str().unwrap_or("");
         let mime = text.split(';').next().unwrap_or("").trim();
@@ -105,21 +91,15 @@ fn offer_of<'a>(
             return Err(WebrtcError::ContentType(text.to_string()));
         }
     }
-    let key = stream
-        .parse::<StreamKey>()
-        .map_err(|e| WebrtcError::BadRequest(e.to_string()))?;
-    let offer = std::str::from_utf8(body)
-        .map_err(|_| WebrtcError::BadRequest("the SDP offer is not UTF-8".into()))?;
+    let key = stream.parse::<StreamKey>().map_err(|e| WebrtcError::BadRequest(e.to_string()))?;
+    let offer = std::str::from_utf8(body).map_err(|_| WebrtcError::BadRequest("the SDP offer is not UTF-8".into()))?;
     Ok((key, offer))
 }
 
 fn created(answered: Answered) -> Response {
     let mut response = (StatusCode::CREATED, answered.sdp).into_response();
     let headers = response.headers_mut();
-    headers.insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/sdp"),
-    );
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/sdp"));
     if let Ok(location) = HeaderValue::from_str(&answered.location) {
         headers.insert(header::LOCATION, location);
     }
@@ -138,16 +118,8 @@ async fn cors(mut response: Response) -> Response {
         headers.insert(name, HeaderValue::from_static(value));
     };
     set(headers, header::ACCESS_CONTROL_ALLOW_ORIGIN, "*");
-    set(
-        headers,
-        header::ACCESS_CONTROL_ALLOW_METHODS,
-        "POST, DELETE, OPTIONS",
-    );
-    set(
-        headers,
-        header::ACCESS_CONTROL_ALLOW_HEADERS,
-        "Content-Type, Authorization, If-Match",
-    );
+    set(headers, header::ACCESS_CONTROL_ALLOW_METHODS, "POST, DELETE, OPTIONS");
+    set(headers, header::ACCESS_CONTROL_ALLOW_HEADERS, "Content-Type, Authorization, If-Match");
     set(headers, header::ACCESS_CONTROL_EXPOSE_HEADERS, "Location");
     set(headers, header::ACCESS_CONTROL_MAX_AGE, "86400");
     response

@@ -53,10 +53,7 @@ pub fn configure(webrtcbin: &gst::Element, settings: &WebrtcSettings) -> Result<
     // libnice asks the LAN's router for a UPnP port mapping and holds "gathering complete"
     // back until it answers or `upnp-timeout` (200 ms) passes: every answer waited that long.
     // A gateway announces its address itself (`ip`, `announce_ip`); no router maps for it.
-    if let Some(agent) = ice
-        .find_property("agent")
-        .and_then(|_| ice.property::<Option<glib::Object>>("agent"))
-    {
+    if let Some(agent) = ice.find_property("agent").and_then(|_| ice.property::<Option<glib::Object>>("agent")) {
         if agent.find_property("upnp").is_some() {
             agent.set_property("upnp", false);
         }
@@ -101,9 +98,6 @@ mod tests {
         assert_eq!(ice.property::<u32>("max-rtp-port"), 31010);
         assert!(!ice.property::<bool>("ice-tcp"));
         let agent: glib::Object = ice.property("agent");
-        assert!(
-            !agent.property::<bool>("upnp"),
-            "UPnP discovery holds every answer back by its timeout"
-        );
+        assert!(!agent.property::<bool>("upnp"), "UPnP discovery holds every answer back by its timeout");
     }
 }

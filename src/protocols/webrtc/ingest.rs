@@ -94,9 +94,7 @@ impl Ingest {
         let pad = lock(&self.video_depay).clone();
         match pad {
             Some(pad) => {
-                let event = gstreamer_video::UpstreamForceKeyUnitEvent::builder()
-                    .all_headers(true)
-                    .build();
+                let event = gstreamer_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).build();
                 pad.push_event(event)
             }
             None => false,
@@ -132,10 +130,7 @@ impl Ingest {
             .ok_or("no appsink in the receiving chain")?;
         appsink.set_property("sync", false);
         appsink.set_property("enable-last-sample", false);
-        let maker = FrameMaker {
-            codec,
-            last: Mutex::new(None),
-        };
+        let maker = FrameMaker { codec, last: Mutex::new(None) };
         let this = Arc::downgrade(self);
         appsink.set_callbacks(
             gst_app::AppSinkCallbacks::builder()
@@ -153,9 +148,7 @@ impl Ingest {
                 })
                 .build(),
         );
-        let sink = bin
-            .static_pad("sink")
-            .ok_or("receiving chain has no sink pad")?;
+        let sink = bin.static_pad("sink").ok_or("receiving chain has no sink pad")?;
         if codec == Codec::H264 {
             // webrtcbin's jitter buffer has ordered the packets; the depayloader comes next.
             let refused = self.refused.clone();
@@ -210,8 +203,7 @@ impl FrameMaker {
             match last.as_ref() {
                 Some((c, info)) if c.as_ref() == caps => info.clone(),
                 _ => {
-                    let info =
-                        Arc::new(output_info(caps, self.codec).or_else(|| self.fallback_info())?);
+                    let info = Arc::new(output_info(caps, self.codec).or_else(|| self.fallback_info())?);
                     *last = Some((caps.to_owned(), info.clone()));
                     info
                 }
@@ -225,16 +217,9 @@ impl FrameMaker {
             .unwrap_or(pts);
         let ts = Ts(running.nseconds() as i64);
         tracing::trace!(codec = %self.codec, pts = %pts, running = %running, flags = ?buffer.flags(), "ingest sample");
-        let keyframe = info.kind() == TrackKind::Audio
-            || !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
+        let keyframe = info.kind() == TrackKind::Audio || !buffer.flags().contains(gst::BufferFlags::DELTA_UNIT);
         let map = buffer.map_readable().ok()?;
-        Some(Frame::new(
-            info,
-            ts,
-            ts,
-            keyframe,
-            Bytes::copy_from_slice(map.as_slice()),
-        ))
+        Some(Frame::new(info, ts, ts, keyframe, Bytes::copy_from_slice(map.as_slice())))
     }
 
     /// Opus caps without a rate still mean 48 kHz.

@@ -60,11 +60,7 @@ impl Sessions {
     pub fn new(settings: WebrtcSettings) -> Result<Sessions, IceError> {
         ice::check(&settings)?;
         let pending = Pending::new(settings.max_pending_per_address, settings.max_pending);
-        Ok(Sessions {
-            settings: Arc::new(settings),
-            registry: Registry::default(),
-            pending,
-        })
+        Ok(Sessions { settings: Arc::new(settings), registry: Registry::default(), pending })
     }
 
     pub fn settings(&self) -> &WebrtcSettings {

@@ -58,10 +58,7 @@ impl Peer {
             .build()
             .map_err(|e| PeerError::Build(e.to_string()))?;
         ice::configure(&webrtcbin, settings)?;
-        if let Some(rtpbin) = webrtcbin
-            .downcast_ref::<gst::Bin>()
-            .and_then(|b| b.by_name("rtpbin"))
-        {
+        if let Some(rtpbin) = webrtcbin.downcast_ref::<gst::Bin>().and_then(|b| b.by_name("rtpbin")) {
             // Timestamps follow the RTP timestamps from the first packet's arrival on ("synced",
             // no skew estimation): the gateway renders nothing and remuxes, so the media clock
             // is the right one. Slaving to arrival times ("slave", the default) compresses the
@@ -73,9 +70,7 @@ impl Peer {
             // here because the one timeline of WHIP ingest depends on it).
             rtpbin.set_property_from_str("rtcp-sync", "always");
         }
-        pipeline
-            .add(&webrtcbin)
-            .map_err(|e| PeerError::Build(e.to_string()))?;
+        pipeline.add(&webrtcbin).map_err(|e| PeerError::Build(e.to_string()))?;
 
         let (tx, events) = mpsc::unbounded_channel();
         let state_tx = tx.clone();
@@ -83,9 +78,7 @@ impl Peer {
             use gst_webrtc::WebRTCPeerConnectionState as S;
             match w.property::<S>("connection-state") {
                 S::Connected => drop(state_tx.send(PeerEvent::Connected)),
-                S::Failed => drop(state_tx.send(PeerEvent::Failed(
-                    "the connection failed (ICE or DTLS)".into(),
-                ))),
+                S::Failed => drop(state_tx.send(PeerEvent::Failed("the connection failed (ICE or DTLS)".into()))),
                 S::Closed => drop(state_tx.send(PeerEvent::Failed("the connection closed".into()))),
                 _ => {}
             }
@@ -100,10 +93,7 @@ impl Peer {
             bus.set_sync_handler(move |_, msg| {
                 match msg.view() {
                     gst::MessageView::Error(err) => {
-                        let source = msg
-                            .src()
-                            .map(|s| s.path_string().to_string())
-                            .unwrap_or_default();
+                        let source = msg.src().map(|s| s.path_string().to_string()).unwrap_or_default();
                         let _ = tx.send(PeerEvent::Failed(format!("{source}: {}", err.error())));
                     }
                     // Elements added while playing (webrtcbin's transports, the WHEP senders)
@@ -128,12 +118,7 @@ impl Peer {
             crate::pipeline::stop_in_background(pipeline);
             return Err(PeerError::Build(format!("cannot start: {e}")));
         }
-        Ok(Peer {
-            pipeline,
-            webrtcbin,
-            events,
-            gathering,
-        })
+        Ok(Peer { pipeline, webrtcbin, events, gathering })
     }
 
     /// Adds a transceiver for one m-line; the answer matches it by these codec preferences.
@@ -143,9 +128,7 @@ impl Peer {
         caps: &gst::Caps,
         nack: bool,
     ) -> gst_webrtc::WebRTCRTPTransceiver {
-        let t: gst_webrtc::WebRTCRTPTransceiver = self
-            .webrtcbin
-            .emit_by_name("add-transceiver", &[&direction, caps]);
+        let t: gst_webrtc::WebRTCRTPTransceiver = self.webrtcbin.emit_by_name("add-transceiver", &[&direction, caps]);
         if nack && t.find_property("do-nack").is_some() {
             t.set_property("do-nack", true);
         }
@@ -155,41 +138,26 @@ impl Peer {
     /// Sets the offer, creates and sets the answer, waits (bounded) for ICE gathering and
     /// returns the answer with all its candidates.
     pub async fn answer(&self, offer: gst_sdp::SDPMessage) -> Result<String, PeerError> {
-        let offer =
-            gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Offer, offer);
-        self.call("set-remote-description", offer.to_value())
-            .await?;
-        let reply = self
-            .call("create-answer", None::<gst::Structure>.to_value())
-            .await?;
+        let offer = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Offer, offer);
+        self.call("set-remote-description", offer.to_value()).await?;
+        let reply = self.call("create-answer", None::<gst::Structure>.to_value()).await?;
         let answer = reply
             .and_then(|s| s.get::<gst_webrtc::WebRTCSessionDescription>("answer").ok())
-            .ok_or(PeerError::Negotiation {
-                step: "create-answer",
-                reason: "no answer".into(),
-            })?;
-        self.call("set-local-description", answer.to_value())
-            .await?;
+            .ok_or(PeerError::Negotiation { step: "create-answer", reason: "no answer".into() })?;
+        self.call("set-local-description", answer.to_value()).await?;
 
         let mut gathering = self.gathering.clone();
         let complete = gathering.wait_for(|s| *s == gst_webrtc::WebRTCICEGatheringState::Complete);
-        if tokio::time::timeout(GATHER_TIMEOUT, complete)
-            .await
-            .is_err()
-        {
-            tracing::warn!("ICE gathering did not complete in {GATHER_TIMEOUT:?}; answering with the candidates so far");
+        if tokio::time::timeout(GATHER_TIMEOUT, complete).await.is_err() {
+            tracing::warn!(
+                "ICE gathering did not complete in {GATHER_TIMEOUT:?}; answering with the candidates so far"
+            );
         }
         let local = self
             .webrtcbin
             .property::<Option<gst_webrtc::WebRTCSessionDescription>>("local-description")
-            .ok_or(PeerError::Negotiation {
-                step: "local-description",
-                reason: "none set".into(),
-            })?;
-        local.sdp().as_text().map_err(|e| PeerError::Negotiation {
-            step: "local-description",
-            reason: e.to_string(),
-        })
+            .ok_or(PeerError::Negotiation { step: "local-description", reason: "none set".into() })?;
+        local.sdp().as_text().map_err(|e| PeerError::Negotiation { step: "local-description", reason: e.to_string() })
     }
 
     /// Emits a webrtcbin action that replies through a promise, and waits for the reply.
@@ -198,44 +166,28 @@ impl Peer {
         &self,
         signal: &'static str,
         arg: glib::Value,
-    ) -> impl std::future::Future<Output = Result<Option<gst::Structure>, PeerError>> + Send + 'static
-    {
+    ) -> impl std::future::Future<Output = Result<Option<gst::Structure>, PeerError>> + Send + 'static {
         let rx = self.emit(signal, arg);
         async move {
-            let fail = |reason: String| PeerError::Negotiation {
-                step: signal,
-                reason,
-            };
+            let fail = |reason: String| PeerError::Negotiation { step: signal, reason };
             let reply = tokio::time::timeout(STEP_TIMEOUT, rx)
                 .await
                 .map_err(|_| fail("timed out".into()))?
                 .map_err(|_| fail("no reply".into()))?
                 .map_err(fail)?;
-            if let Some(err) = reply
-                .as_ref()
-                .and_then(|s| s.get::<glib::Error>("error").ok())
-            {
+            if let Some(err) = reply.as_ref().and_then(|s| s.get::<glib::Error>("error").ok()) {
                 return Err(fail(err.to_string()));
             }
             Ok(reply)
         }
     }
 
-    fn emit(
-        &self,
-        signal: &str,
-        arg: glib::Value,
-    ) -> oneshot::Receiver<Result<Option<gst::Structure>, String>> {
+    fn emit(&self, signal: &str, arg: glib::Value) -> oneshot::Receiver<Result<Option<gst::Structure>, String>> {
         let (tx, rx) = oneshot::channel();
         let promise = gst::Promise::with_change_func(move |reply| {
-            let _ = tx.send(
-                reply
-                    .map(|s| s.map(|s| s.to_owned()))
-                    .map_err(|e| format!("{e:?}")),
-            );
+            let _ = tx.send(reply.map(|s| s.map(|s| s.to_owned())).map_err(|e| format!("{e:?}")));
         });
-        self.webrtcbin
-            .emit_by_name_with_values(signal, &[arg, promise.to_value()]);
+        self.webrtcbin.emit_by_name_with_values(signal, &[arg, promise.to_value()]);
         rx
     }
 

@@ -110,21 +110,8 @@ impl Registry {
                 break id;
             }
         };
-        sessions.insert(
-            id.clone(),
-            Entry {
-                kind,
-                stream,
-                stop: stop.clone(),
-                flags: flags.clone(),
-            },
-        );
-        Registration {
-            id,
-            stop,
-            flags,
-            registry: self.clone(),
-        }
+        sessions.insert(id.clone(), Entry { kind, stream, stop: stop.clone(), flags: flags.clone() });
+        Registration { id, stop, flags, registry: self.clone() }
     }
 
     /// Ends the session `id` of `stream` at this endpoint; false when there is none.
@@ -202,10 +189,7 @@ mod tests {
         let a = r.register(Kind::Whip, key.clone());
         let b = r.register(Kind::Whep, key.clone());
         assert_ne!(a.id, b.id);
-        assert_eq!(
-            a.location(Kind::Whip, &key),
-            format!("/whip/class1/{}", a.id)
-        );
+        assert_eq!(a.location(Kind::Whip, &key), format!("/whip/class1/{}", a.id));
         assert!(!r.stop(Kind::Whep, &key, &a.id), "wrong endpoint");
         assert!(!r.stop(Kind::Whip, &other, &a.id), "wrong stream");
         assert!(!r.stop(Kind::Whip, &key, "nope"));

@@ -21,10 +21,10 @@ use super::egress::{Output, TimeMap};
 use super::peer::{Peer, PeerEvent};
 use super::registry::{Kind, Registration};
 use super::sdp::{self, EgressTracks};
+use super::WebrtcCtx;
 use super::{Answered, WebrtcError};
 use crate::hub::{ConsumerRequest, EndReason, StreamKey, Subscription};
 use crate::media::{Frame, Protocol, TrackInfo, TrackKind};
-use super::WebrtcCtx;
 
 /// Bytes a track may queue toward the viewer before the feeder holds back.
 const MAX_QUEUED_BYTES: u64 = 4 * 1024 * 1024;
@@ -82,19 +82,10 @@ pub async fn start(
     sdp::check_limits(&offer, gw.webrtc.settings().max_media_per_offer)?;
     let address = remote.as_deref().and_then(|r| r.parse::<std::net::SocketAddr>().ok()).map(|a| a.ip());
     let pending = gw.webrtc.pending().acquire(address)?;
-    let who = ConsumerRequest {
-        protocol: Protocol::Webrtc,
-        transport: "whep".into(),
-        remote,
-    };
+    let who = ConsumerRequest { protocol: Protocol::Webrtc, transport: "whep".into(), remote };
     let sub = gw.hub.subscribe(&key, who).await?;
     let tracks = EgressTracks {
-        video: sub.plan().video.as_ref().map(|leg| {
-            (
-                leg.output_codec(),
-                sub.video_info().and_then(|i| profile_idc(i)),
-            )
-        }),
+        video: sub.plan().video.as_ref().map(|leg| (leg.output_codec(), sub.video_info().and_then(|i| profile_idc(i)))),
         audio: sub.plan().audio.as_ref().map(|leg| leg.output_codec()),
     };
     let choices = sdp::choose_for_egress(&offer, tracks)?;
@@ -102,10 +93,7 @@ pub async fn start(
     let peer = Peer::new(&format!("whep-{key}"), config)?;
     // The SSRCs are chosen here so the answer can signal them (a=ssrc, and the RTX group):
     // browsers demultiplex a bundle by them.
-    let ssrcs: Vec<u32> = choices
-        .iter()
-        .map(|_| rand::random::<u32>().max(1))
-        .collect();
+    let ssrcs: Vec<u32> = choices.iter().map(|_| rand::random::<u32>().max(1)).collect();
     let transceivers: Vec<_> = choices
         .iter()
         .zip(&ssrcs)
@@ -126,30 +114,19 @@ pub async fn start(
     let keyframe_wanted = Arc::new(Notify::new());
     let mut outputs = Vec::new();
     for ((choice, transceiver), ssrc) in choices.iter().zip(&transceivers).zip(&ssrcs) {
-        outputs.push(Output::link(
-            &peer,
-            choice,
-            transceiver,
-            *ssrc,
-            keyframe_wanted.clone(),
-        )?);
+        outputs.push(Output::link(&peer, choice, transceiver, *ssrc, keyframe_wanted.clone())?);
     }
     // While ICE connects: rtpsession needs the latency to time what it sends (see there).
     peer.recalculate_latency().await;
     let registration = gw.webrtc.registry().register(Kind::Whep, key.clone());
     let location = registration.location(Kind::Whep, &key);
-    let span =
-        tracing::info_span!("whep", stream = %key, protocol = "webrtc", session = %registration.id);
-    let codecs: Vec<String> = choices
-        .iter()
-        .map(|c| format!("{} {} pt {}", c.kind, c.codec, c.pt))
-        .collect();
-    span.in_scope(|| tracing::info!(codecs = ?codecs, plan = ?sub.plan(), after = ?received.elapsed(), "WHEP session answered"));
+    let span = tracing::info_span!("whep", stream = %key, protocol = "webrtc", session = %registration.id);
+    let codecs: Vec<String> = choices.iter().map(|c| format!("{} {} pt {}", c.kind, c.codec, c.pt)).collect();
+    span.in_scope(
+        || tracing::info!(codecs = ?codecs, plan = ?sub.plan(), after = ?received.elapsed(), "WHEP session answered"),
+    );
     let session = WhepSession {
-        settings: Settings {
-            key,
-            ice_timeout: config.ice_timeout(),
-        },
+        settings: Settings { key, ice_timeout: config.ice_timeout() },
         state: State {
             started: Instant::now(),
             frames: 0,
@@ -166,10 +143,7 @@ pub async fn start(
         pending: Some(pending),
     };
     tokio::spawn(session.run(gw.clone()).instrument(span));
-    Ok(Answered {
-        location,
-        sdp: answer,
-    })
+    Ok(Answered { location, sdp: answer })
 }
 
 /// H.264 `profile_idc` from the avcC (its second byte).
@@ -192,16 +166,8 @@ impl WhepSession {
         if self.sub.end_reason() == Some(&EndReason::TooSlow) {
             gw.hub.metrics().note_consumer_too_slow();
         }
-        let packets: Vec<String> = self
-            .outputs
-            .iter()
-            .map(|o| format!("{} {}", o.kind, o.packets()))
-            .collect();
-        let queued: Vec<String> = self
-            .outputs
-            .iter()
-            .map(|o| format!("{} {}", o.kind, o.queued_bytes()))
-            .collect();
+        let packets: Vec<String> = self.outputs.iter().map(|o| format!("{} {}", o.kind, o.packets())).collect();
+        let queued: Vec<String> = self.outputs.iter().map(|o| format!("{} {}", o.kind, o.queued_bytes())).collect();
         tracing::info!(%reason, frames = self.state.frames, skipped = self.state.skipped, rtp_packets = ?packets, queued_bytes = ?queued, plis = self.state.plis, "WHEP session ended");
     }
 
@@ -229,10 +195,7 @@ impl WhepSession {
             }
         }
         loop {
-            let congested = self
-                .outputs
-                .iter()
-                .any(|o| o.queued_bytes() > MAX_QUEUED_BYTES);
+            let congested = self.outputs.iter().any(|o| o.queued_bytes() > MAX_QUEUED_BYTES);
             let event = tokio::select! {
                 _ = self.registration.stop.cancelled() => Event::End("ended by the client (DELETE)".into()),
                 _ = gw.shutdown.cancelled() => Event::End("gateway shutting down".into()),
@@ -273,11 +236,7 @@ impl WhepSession {
     }
 
     fn running_time(&self) -> u64 {
-        self.peer
-            .pipeline
-            .current_running_time()
-            .map(|t| t.nseconds())
-            .unwrap_or(0)
+        self.peer.pipeline.current_running_time().map(|t| t.nseconds()).unwrap_or(0)
     }
 
     /// Stamps one frame on the running time and queues it toward the viewer.
@@ -286,18 +245,12 @@ impl WhepSession {
         let Some(output) = self.outputs.iter_mut().find(|o| o.kind == frame.kind()) else {
             return Ok(());
         };
-        let Some((dts, pts)) = self
-            .state
-            .clock
-            .map(frame.kind(), frame.dts, frame.pts, || now)
-        else {
+        let Some((dts, pts)) = self.state.clock.map(frame.kind(), frame.dts, frame.pts, || now) else {
             // Audio older than the live point.
             self.state.skipped += 1;
             return Ok(());
         };
-        output
-            .push(frame, dts, pts)
-            .map_err(|e| format!("the sending pipeline stopped ({e:?})"))?;
+        output.push(frame, dts, pts).map_err(|e| format!("the sending pipeline stopped ({e:?})"))?;
         self.state.frames += 1;
         self.sub.add_bytes_out(frame.data.len());
         Ok(())
@@ -305,11 +258,7 @@ impl WhepSession {
 
     /// A viewer's PLI asks the source (publisher or re-encoder) for a keyframe, rate-limited.
     fn forward_pli(&mut self) {
-        if self
-            .state
-            .last_pli
-            .is_some_and(|t| t.elapsed() < PLI_INTERVAL)
-        {
+        if self.state.last_pli.is_some_and(|t| t.elapsed() < PLI_INTERVAL) {
             return;
         }
         self.state.last_pli = Some(Instant::now());

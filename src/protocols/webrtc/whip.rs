@@ -19,10 +19,10 @@ use tracing::Instrument;
 use super::ingest::Ingest;
 use super::peer::{Peer, PeerEvent};
 use super::registry::{Kind, Registration};
+use super::WebrtcCtx;
 use super::{sdp, Answered, PendingSlot, WebrtcError};
 use crate::hub::{Publisher, StreamKey};
 use crate::media::{Frame, Protocol, TrackKind};
-use super::WebrtcCtx;
 
 /// Frames queued between webrtcbin's threads and the session task.
 const FRAME_QUEUE: usize = 1024;
@@ -93,16 +93,10 @@ pub async fn start(
     }
     let address = remote.as_deref().and_then(|r| r.parse::<SocketAddr>().ok()).map(|a| a.ip());
     let pending = gw.webrtc.pending().acquire(address)?;
-    let publisher = gw
-        .hub
-        .publish(key.clone(), Protocol::Webrtc, "whip", remote)?;
+    let publisher = gw.hub.publish(key.clone(), Protocol::Webrtc, "whip", remote)?;
     let peer = Peer::new(&format!("whip-{key}"), config)?;
     for choice in &choices {
-        peer.add_transceiver(
-            Direction::Recvonly,
-            &choice.preference_caps(),
-            choice.kind == TrackKind::Video,
-        );
+        peer.add_transceiver(Direction::Recvonly, &choice.preference_caps(), choice.kind == TrackKind::Video);
     }
     let (tx, frames) = mpsc::channel(FRAME_QUEUE);
     let ingest = Ingest::new(tx);
@@ -115,12 +109,8 @@ pub async fn start(
     };
     let registration = gw.webrtc.registry().register(Kind::Whip, key.clone());
     let location = registration.location(Kind::Whip, &key);
-    let span =
-        tracing::info_span!("whip", stream = %key, protocol = "webrtc", session = %registration.id);
-    let codecs: Vec<String> = choices
-        .iter()
-        .map(|c| format!("{} {} pt {}", c.kind, c.codec, c.pt))
-        .collect();
+    let span = tracing::info_span!("whip", stream = %key, protocol = "webrtc", session = %registration.id);
+    let codecs: Vec<String> = choices.iter().map(|c| format!("{} {} pt {}", c.kind, c.codec, c.pt)).collect();
     span.in_scope(|| tracing::info!(codecs = ?codecs, "WHIP session answered"));
     let now = Instant::now();
     let session = WhipSession {
@@ -147,10 +137,7 @@ pub async fn start(
         pending: Some(pending),
     };
     tokio::spawn(session.run(gw.clone()).instrument(span));
-    Ok(Answered {
-        location,
-        sdp: answer,
-    })
+    Ok(Answered { location, sdp: answer })
 }
 
 impl WhipSession {

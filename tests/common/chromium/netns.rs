@@ -43,23 +43,10 @@ pub fn in_loopback_netns(test_name: &str) -> bool {
     }
     let exe = std::env::current_exe().expect("current test binary");
     let mut child = Command::new("unshare")
-        .args([
-            "--map-root-user",
-            "--net",
-            "--pid",
-            "--fork",
-            "--kill-child",
-            "--mount-proc",
-        ])
+        .args(["--map-root-user", "--net", "--pid", "--fork", "--kill-child", "--mount-proc"])
         .args(["sh", "-c", "ip link set lo up && \"$@\"", "sh"])
         .arg(&exe)
-        .args([
-            test_name,
-            "--exact",
-            "--nocapture",
-            "--include-ignored",
-            "--test-threads=1",
-        ])
+        .args([test_name, "--exact", "--nocapture", "--include-ignored", "--test-threads=1"])
         .env(NETNS_ENV, "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -74,14 +61,12 @@ pub fn in_loopback_netns(test_name: &str) -> bool {
     }
     // Let the drain threads take the last lines.
     std::thread::sleep(Duration::from_millis(100));
-    let output = format!(
-        "--- stdout ---\n{}\n--- stderr ---\n{}",
-        stdout.tail(200),
-        stderr.tail(200)
-    );
+    let output = format!("--- stdout ---\n{}\n--- stderr ---\n{}", stdout.tail(200), stderr.tail(200));
     match status {
         None => panic!("{test_name} in the loopback namespace did not finish within {NETNS_TIMEOUT:?}\n{output}"),
-        Some(status) if !status.success() => panic!("{test_name} failed in the loopback namespace ({status})\n{output}"),
+        Some(status) if !status.success() => {
+            panic!("{test_name} failed in the loopback namespace ({status})\n{output}")
+        }
         Some(_) if !stdout.contains("1 passed") => {
             panic!("{test_name}: the re-run in the namespace ran no test (wrong name?)\n{output}")
         }
@@ -92,23 +77,10 @@ pub fn in_loopback_netns(test_name: &str) -> bool {
 /// Fails unless every address of every interface (per `ip -o addr show`) is on `lo`.
 pub fn only_loopback_addresses() -> anyhow::Result<()> {
     let output = Command::new("ip").args(["-o", "addr", "show"]).output()?;
-    anyhow::ensure!(
-        output.status.success(),
-        "ip -o addr show failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
+    anyhow::ensure!(output.status.success(), "ip -o addr show failed: {}", String::from_utf8_lossy(&output.stderr));
     let text = String::from_utf8_lossy(&output.stdout);
-    let others: Vec<&str> = text
-        .lines()
-        .filter(|l| l.split_whitespace().nth(1) != Some("lo"))
-        .collect();
-    anyhow::ensure!(
-        others.is_empty(),
-        "interfaces other than lo have addresses: {others:?}"
-    );
-    anyhow::ensure!(
-        text.contains("127.0.0.1"),
-        "lo has no 127.0.0.1 (is it up?): {text}"
-    );
+    let others: Vec<&str> = text.lines().filter(|l| l.split_whitespace().nth(1) != Some("lo")).collect();
+    anyhow::ensure!(others.is_empty(), "interfaces other than lo have addresses: {others:?}");
+    anyhow::ensure!(text.contains("127.0.0.1"), "lo has no 127.0.0.1 (is it up?): {text}");
     Ok(())
 }

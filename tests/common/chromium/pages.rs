@@ -121,22 +121,14 @@ impl PageServer {
     /// Starts on 127.0.0.1 (ephemeral port).
     pub async fn start() -> anyhow::Result<PageServer> {
         let reports: Reports = Arc::default();
-        let app = Router::new()
-            .route("/report", post(collect))
-            .route("/{file}", get(serve_page))
-            .with_state(reports.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .context("bind 127.0.0.1:0")?;
+        let app =
+            Router::new().route("/report", post(collect)).route("/{file}", get(serve_page)).with_state(reports.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("bind 127.0.0.1:0")?;
         let addr = listener.local_addr()?;
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
         });
-        Ok(PageServer {
-            addr,
-            reports,
-            task,
-        })
+        Ok(PageServer { addr, reports, task })
     }
 
     /// `http://127.0.0.1:PORT/{page}?k=v&...` (values URL-encoded).
@@ -155,11 +147,7 @@ impl PageServer {
 
     /// The latest stats of page `id`.
     pub fn latest_stats(&self, id: &str) -> Option<PageStats> {
-        self.reports()
-            .into_iter()
-            .rev()
-            .find(|r| r.id == id && r.stats.is_some())
-            .and_then(|r| r.stats)
+        self.reports().into_iter().rev().find(|r| r.id == id && r.stats.is_some()).and_then(|r| r.stats)
     }
 
     /// Waits for the first report of page `id` that `matches`; fails after `timeout`, or at
@@ -173,8 +161,7 @@ impl PageServer {
     ) -> anyhow::Result<PageReport> {
         let deadline = Instant::now() + timeout;
         loop {
-            let reports: Vec<PageReport> =
-                self.reports().into_iter().filter(|r| r.id == id).collect();
+            let reports: Vec<PageReport> = self.reports().into_iter().filter(|r| r.id == id).collect();
             if let Some(found) = reports.iter().find(|r| matches(r)) {
                 return Ok(found.clone());
             }
@@ -185,24 +172,19 @@ impl PageServer {
                 );
             }
             if Instant::now() >= deadline {
-                bail!("timed out after {timeout:?} waiting for {what} from page {id}; its last reports:\n{}", summarize(&reports));
+                bail!(
+                    "timed out after {timeout:?} waiting for {what} from page {id}; its last reports:\n{}",
+                    summarize(&reports)
+                );
             }
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
 
     /// Waits for event `name` from page `id`; returns its detail.
-    pub async fn wait_event(
-        &self,
-        id: &str,
-        name: &str,
-        timeout: Duration,
-    ) -> anyhow::Result<String> {
-        let report = self
-            .wait_report(id, timeout, &format!("event {name}"), |r| {
-                r.event.as_deref() == Some(name)
-            })
-            .await?;
+    pub async fn wait_event(&self, id: &str, name: &str, timeout: Duration) -> anyhow::Result<String> {
+        let report =
+            self.wait_report(id, timeout, &format!("event {name}"), |r| r.event.as_deref() == Some(name)).await?;
         Ok(report.detail.unwrap_or_default())
     }
 
@@ -214,9 +196,7 @@ impl PageServer {
         what: &str,
         done: impl Fn(&PageStats) -> bool,
     ) -> anyhow::Result<PageStats> {
-        let report = self
-            .wait_report(id, timeout, what, |r| r.stats.as_ref().is_some_and(&done))
-            .await?;
+        let report = self.wait_report(id, timeout, what, |r| r.stats.as_ref().is_some_and(&done)).await?;
         Ok(report.stats.unwrap_or_default())
     }
 }
@@ -257,17 +237,12 @@ async fn collect(State(reports): State<Reports>, Json(value): Json<Value>) -> St
 
 async fn serve_page(Path(file): Path<String>) -> Response {
     let safe = !file.is_empty()
-        && file
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
+        && file.chars().all(|c| c.is_ascii_alphanumeric() || "._-".contains(c))
         && !file.starts_with('.');
     if !safe {
         return StatusCode::NOT_FOUND.into_response();
     }
-    let path = super::super::repo_root()
-        .join("tests")
-        .join("pages")
-        .join(&file);
+    let path = super::super::repo_root().join("tests").join("pages").join(&file);
     let Ok(body) = tokio::fs::read(&path).await else {
         return StatusCode::NOT_FOUND.into_response();
     };
@@ -276,12 +251,5 @@ async fn serve_page(Path(file): Path<String>) -> Response {
         Some("js") => "text/javascript; charset=utf-8",
         _ => "application/octet-stream",
     };
-    (
-        [
-            (header::CONTENT_TYPE, content_type),
-            (header::CACHE_CONTROL, "no-store"),
-        ],
-        body,
-    )
-        .into_response()
+    ([(header::CONTENT_TYPE, content_type), (header::CACHE_CONTROL, "no-store")], body).into_response()
 }

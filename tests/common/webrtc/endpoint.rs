@@ -49,49 +49,30 @@ pub struct LoopbackSender {
 
 impl LoopbackSender {
     /// Answers `offer`, with a keyframe every `keyframe_interval` frames (and on PLI/FIR).
-    pub async fn answer(
-        offer: &str,
-        keyframe_interval: u32,
-    ) -> anyhow::Result<(LoopbackSender, String)> {
+    pub async fn answer(offer: &str, keyframe_interval: u32) -> anyhow::Result<(LoopbackSender, String)> {
         let peer = Peer::new("loopback-sender", "127.0.0.1")?;
         let media = offered_media(offer);
         let video = media.iter().find(|m| m.kind == "video").and_then(|m| {
             // Our x264 stream is constrained baseline: webrtcbin only matches an offered H.264
             // payload type of that profile (it compares `profile=`), and aborts the process
             // (assertion `trans->stream`) when a linked transceiver matches nothing.
-            m.codecs
-                .iter()
-                .find_map(|c| match c.name.to_ascii_uppercase().as_str() {
-                    "H264"
-                        if c.fmtp.contains("packetization-mode=1")
-                            && is_constrained_baseline(&c.fmtp) =>
-                    {
-                        Some((VideoCodec::H264, c.pt))
-                    }
-                    "VP8" => Some((VideoCodec::Vp8, c.pt)),
-                    _ => None,
-                })
+            m.codecs.iter().find_map(|c| match c.name.to_ascii_uppercase().as_str() {
+                "H264" if c.fmtp.contains("packetization-mode=1") && is_constrained_baseline(&c.fmtp) => {
+                    Some((VideoCodec::H264, c.pt))
+                }
+                "VP8" => Some((VideoCodec::Vp8, c.pt)),
+                _ => None,
+            })
         });
-        let audio = media.iter().find(|m| m.kind == "audio").and_then(|m| {
-            m.codecs
-                .iter()
-                .find(|c| c.name.eq_ignore_ascii_case("opus"))
-                .map(|c| c.pt)
-        });
+        let audio = media
+            .iter()
+            .find(|m| m.kind == "audio")
+            .and_then(|m| m.codecs.iter().find(|c| c.name.eq_ignore_ascii_case("opus")).map(|c| c.pt));
         if video.is_none() && audio.is_none() {
-            anyhow::bail!(
-                "offer has neither H.264 (packetization-mode=1) / VP8 video nor Opus audio"
-            );
+            anyhow::bail!("offer has neither H.264 (packetization-mode=1) / VP8 video nor Opus audio");
         }
         if let Some((codec, pt)) = video {
-            peer.add_video_source(
-                codec,
-                pt,
-                VideoFormat {
-                    keyframe_interval,
-                    ..VideoFormat::default()
-                },
-            )?;
+            peer.add_video_source(codec, pt, VideoFormat { keyframe_interval, ..VideoFormat::default() })?;
             // Without a profile-level-id the caps intersect with whatever profile was offered.
             set_last_codec_preferences(&peer, &codec.rtp_caps(pt, None))?;
         }
@@ -101,24 +82,13 @@ impl LoopbackSender {
         }
         peer.play()?;
         let answer = peer.answer(offer).await?;
-        Ok((
-            LoopbackSender {
-                peer,
-                video: video.map(|(c, _)| c),
-            },
-            answer,
-        ))
+        Ok((LoopbackSender { peer, video: video.map(|(c, _)| c) }, answer))
     }
 }
 
 /// Sets codec preferences on the transceiver of webrtcbin's most recent sink pad.
 fn set_last_codec_preferences(peer: &Peer, caps: &gstreamer::Caps) -> anyhow::Result<()> {
-    let pad = peer
-        .webrtcbin()
-        .sink_pads()
-        .last()
-        .cloned()
-        .ok_or_else(|| anyhow!("no sink pad"))?;
+    let pad = peer.webrtcbin().sink_pads().last().cloned().ok_or_else(|| anyhow!("no sink pad"))?;
     let transceiver: gst_webrtc::WebRTCRTPTransceiver = pad.property("transceiver");
     transceiver.set_codec_preferences(Some(caps));
     Ok(())
@@ -160,26 +130,15 @@ impl LoopbackEndpoint {
     /// Serves on 127.0.0.1 (ephemeral port); WHEP senders send a keyframe every
     /// `sender_keyframe_interval` frames.
     pub async fn start(sender_keyframe_interval: u32) -> anyhow::Result<LoopbackEndpoint> {
-        let state = Arc::new(EndpointState {
-            sender_keyframe_interval,
-            ..EndpointState::default()
-        });
+        let state = Arc::new(EndpointState { sender_keyframe_interval, ..EndpointState::default() });
         let app = Router::new()
             .route("/whip/{stream}", post(post_whip).options(preflight))
             .route("/whep/{stream}", post(post_whep).options(preflight))
-            .route(
-                "/whip/{stream}/{id}",
-                delete(delete_session).options(preflight),
-            )
-            .route(
-                "/whep/{stream}/{id}",
-                delete(delete_session).options(preflight),
-            )
+            .route("/whip/{stream}/{id}", delete(delete_session).options(preflight))
+            .route("/whep/{stream}/{id}", delete(delete_session).options(preflight))
             .layer(axum::middleware::map_response(add_cors))
             .with_state(state.clone());
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .context("bind 127.0.0.1:0")?;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.context("bind 127.0.0.1:0")?;
         let addr = listener.local_addr()?;
         let task = tokio::spawn(async move {
             let _ = axum::serve(listener, app).await;
@@ -232,11 +191,7 @@ impl LoopbackEndpoint {
 
     /// Every request seen so far, as `METHOD PATH -> STATUS` (preflights included).
     pub fn requests(&self) -> Vec<String> {
-        self.state
-            .requests
-            .lock()
-            .map(|r| r.clone())
-            .unwrap_or_default()
+        self.state.requests.lock().map(|r| r.clone()).unwrap_or_default()
     }
 }
 
@@ -249,22 +204,12 @@ impl Drop for LoopbackEndpoint {
     }
 }
 
-async fn post_whip(
-    State(state): State<Arc<EndpointState>>,
-    Path(stream): Path<String>,
-    offer: String,
-) -> Response {
-    let result = LoopbackAnswerer::answer(&offer)
-        .await
-        .map(|(a, sdp)| (LoopbackSession::Whip(Arc::new(a)), sdp));
+async fn post_whip(State(state): State<Arc<EndpointState>>, Path(stream): Path<String>, offer: String) -> Response {
+    let result = LoopbackAnswerer::answer(&offer).await.map(|(a, sdp)| (LoopbackSession::Whip(Arc::new(a)), sdp));
     created(&state, "whip", stream, result)
 }
 
-async fn post_whep(
-    State(state): State<Arc<EndpointState>>,
-    Path(stream): Path<String>,
-    offer: String,
-) -> Response {
+async fn post_whep(State(state): State<Arc<EndpointState>>, Path(stream): Path<String>, offer: String) -> Response {
     let result = LoopbackSender::answer(&offer, state.sender_keyframe_interval)
         .await
         .map(|(s, sdp)| (LoopbackSession::Whep(Arc::new(s)), sdp));
@@ -290,14 +235,7 @@ fn created(
         sessions.insert(id, (stream.clone(), session));
     }
     state.log(format!("POST /{kind}/{stream} -> 201"));
-    (
-        StatusCode::CREATED,
-        [
-            (header::CONTENT_TYPE, "application/sdp".to_string()),
-            (header::LOCATION, location),
-        ],
-        answer,
-    )
+    (StatusCode::CREATED, [(header::CONTENT_TYPE, "application/sdp".to_string()), (header::LOCATION, location)], answer)
         .into_response()
 }
 
@@ -306,11 +244,7 @@ async fn delete_session(
     Path((stream, id)): Path<(String, String)>,
 ) -> StatusCode {
     let removed = state.sessions.lock().ok().and_then(|mut s| s.remove(&id));
-    let status = if removed.is_some() {
-        StatusCode::OK
-    } else {
-        StatusCode::NOT_FOUND
-    };
+    let status = if removed.is_some() { StatusCode::OK } else { StatusCode::NOT_FOUND };
     state.log(format!("DELETE {stream}/{id} -> {}", status.as_u16()));
     status
 }
@@ -326,18 +260,9 @@ async fn add_cors(mut response: Response) -> Response {
     let headers = response.headers_mut();
     for (name, value) in [
         (header::ACCESS_CONTROL_ALLOW_ORIGIN, "*"),
-        (
-            header::ACCESS_CONTROL_ALLOW_METHODS,
-            "POST, DELETE, PATCH, OPTIONS",
-        ),
-        (
-            header::ACCESS_CONTROL_ALLOW_HEADERS,
-            "Content-Type, Authorization, If-Match",
-        ),
-        (
-            header::ACCESS_CONTROL_EXPOSE_HEADERS,
-            "Location, Link, ETag",
-        ),
+        (header::ACCESS_CONTROL_ALLOW_METHODS, "POST, DELETE, PATCH, OPTIONS"),
+        (header::ACCESS_CONTROL_ALLOW_HEADERS, "Content-Type, Authorization, If-Match"),
+        (header::ACCESS_CONTROL_EXPOSE_HEADERS, "Location, Link, ETag"),
         (header::ACCESS_CONTROL_MAX_AGE, "600"),
     ] {
         headers.insert(name, HeaderValue::from_static(value));

@@ -37,9 +37,7 @@ impl VideoCodec {
         if self == VideoCodec::H264 {
             builder = builder.field("packetization-mode", "1");
             if let Some(id) = profile_level_id {
-                builder = builder
-                    .field("profile-level-id", id)
-                    .field("level-asymmetry-allowed", "1");
+                builder = builder.field("profile-level-id", id).field("level-asymmetry-allowed", "1");
             }
         }
         builder.build()
@@ -73,12 +71,7 @@ pub struct VideoFormat {
 impl Default for VideoFormat {
     /// 320x240 at 30 fps, a keyframe every 30 frames.
     fn default() -> Self {
-        VideoFormat {
-            width: 320,
-            height: 240,
-            fps: 30,
-            keyframe_interval: 30,
-        }
+        VideoFormat { width: 320, height: 240, fps: 30, keyframe_interval: 30 }
     }
 }
 
@@ -97,13 +90,9 @@ pub struct SendCounters {
 /// → capsfilter `rtpcaps` (set it to [`VideoCodec::rtp_caps`] after parsing: caps with types
 /// do not survive gst-launch syntax).
 pub fn video_branch(codec: VideoCodec, pt: u32, format: VideoFormat) -> String {
-    let VideoFormat {
-        width,
-        height,
-        fps,
-        keyframe_interval,
-    } = format;
-    let source = format!("videotestsrc is-live=true pattern=ball ! video/x-raw,width={width},height={height},framerate={fps}/1");
+    let VideoFormat { width, height, fps, keyframe_interval } = format;
+    let source =
+        format!("videotestsrc is-live=true pattern=ball ! video/x-raw,width={width},height={height},framerate={fps}/1");
     match codec {
         VideoCodec::H264 => format!(
             "{source} ! x264enc name=venc tune=zerolatency speed-preset=ultrafast key-int-max={keyframe_interval} bframes=0 \
@@ -179,12 +168,11 @@ impl ReceiveCounters {
         };
         let Some(s) = caps.structure(0) else { return };
         let media = s.get::<&str>("media").unwrap_or("");
-        let encoding = s
-            .get::<&str>("encoding-name")
-            .unwrap_or("")
-            .to_ascii_uppercase();
+        let encoding = s.get::<&str>("encoding-name").unwrap_or("").to_ascii_uppercase();
         let chain = match (media, encoding.as_str()) {
-            ("video", "H264") => "queue ! rtph264depay ! h264parse ! avdec_h264 name=dec ! fakesink name=sink sync=false async=false",
+            ("video", "H264") => {
+                "queue ! rtph264depay ! h264parse ! avdec_h264 name=dec ! fakesink name=sink sync=false async=false"
+            }
             ("video", "VP8") => "queue ! rtpvp8depay ! vp8dec name=dec ! fakesink name=sink sync=false async=false",
             ("audio", "OPUS") => "queue ! rtpopusdepay ! opusdec name=dec ! fakesink name=sink sync=false async=false",
             _ => {
@@ -220,11 +208,7 @@ impl ReceiveCounters {
                 gst::PadProbeReturn::Ok
             });
         }
-        let slot = if is_video {
-            &self.video_codec
-        } else {
-            &self.audio_codec
-        };
+        let slot = if is_video { &self.video_codec } else { &self.audio_codec };
         if let Ok(mut slot) = slot.lock() {
             *slot = Some(encoding);
         }

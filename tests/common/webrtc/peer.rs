@@ -8,8 +8,8 @@ use anyhow::{anyhow, bail, Context};
 use gst::glib;
 use gst::prelude::*;
 use gst_webrtc::{
-    WebRTCICEGatheringState, WebRTCPeerConnectionState, WebRTCRTPTransceiver,
-    WebRTCRTPTransceiverDirection, WebRTCSDPType, WebRTCSessionDescription, WebRTCStatsType,
+    WebRTCICEGatheringState, WebRTCPeerConnectionState, WebRTCRTPTransceiver, WebRTCRTPTransceiverDirection,
+    WebRTCSDPType, WebRTCSessionDescription, WebRTCStatsType,
 };
 use gstreamer as gst;
 use gstreamer_sdp as gst_sdp;
@@ -18,8 +18,7 @@ use tokio::sync::oneshot;
 
 use super::ice::restrict_ice_to;
 use super::media::{
-    audio_branch, count_encoded, opus_caps, video_branch, ReceiveCounters, SendCounters,
-    VideoCodec, VideoFormat,
+    audio_branch, count_encoded, opus_caps, video_branch, ReceiveCounters, SendCounters, VideoCodec, VideoFormat,
 };
 
 /// How long one webrtcbin operation (offer, answer, description, stats) may take.
@@ -57,10 +56,7 @@ impl Peer {
             let errors = errors.clone();
             bus.set_sync_handler(move |_, message| {
                 if let gst::MessageView::Error(error) = message.view() {
-                    let source = message
-                        .src()
-                        .map(|s| s.path_string().to_string())
-                        .unwrap_or_default();
+                    let source = message.src().map(|s| s.path_string().to_string()).unwrap_or_default();
                     let text = format!("{source}: {} ({:?})", error.error(), error.debug());
                     if let Ok(mut errors) = errors.lock() {
                         errors.push(text);
@@ -77,19 +73,11 @@ impl Peer {
             if pad.direction() != gst::PadDirection::Src {
                 return;
             }
-            if let (Some(pipeline), Some(received)) =
-                (weak_pipeline.upgrade(), weak_received.upgrade())
-            {
+            if let (Some(pipeline), Some(received)) = (weak_pipeline.upgrade(), weak_received.upgrade()) {
                 received.on_pad_added(&pipeline, pad);
             }
         });
-        Ok(Peer {
-            pipeline,
-            webrtc,
-            errors,
-            sent: Arc::new(SendCounters::default()),
-            received,
-        })
+        Ok(Peer { pipeline, webrtc, errors, sent: Arc::new(SendCounters::default()), received })
     }
 
     /// The webrtcbin element (for properties the helpers do not cover).
@@ -100,17 +88,8 @@ impl Peer {
     /// Adds a live test-pattern video source in `format`, encoded with `codec` on payload type
     /// `pt` (keyframes also whenever the remote sends PLI/FIR), on a sendonly transceiver with
     /// NACK.
-    pub fn add_video_source(
-        &self,
-        codec: VideoCodec,
-        pt: u32,
-        format: VideoFormat,
-    ) -> anyhow::Result<()> {
-        self.add_source(
-            &video_branch(codec, pt, format),
-            &codec.rtp_caps(pt, None),
-            true,
-        )
+    pub fn add_video_source(&self, codec: VideoCodec, pt: u32, format: VideoFormat) -> anyhow::Result<()> {
+        self.add_source(&video_branch(codec, pt, format), &codec.rtp_caps(pt, None), true)
     }
 
     /// Adds a live sine source encoded with Opus on payload type `pt`, on a sendonly transceiver.
@@ -118,29 +97,16 @@ impl Peer {
         self.add_source(&audio_branch(pt), &opus_caps(pt), false)
     }
 
-    fn add_source(
-        &self,
-        description: &str,
-        rtp_caps: &gst::Caps,
-        nack: bool,
-    ) -> anyhow::Result<()> {
-        let bin = gst::parse::bin_from_description(description, true)
-            .map_err(|e| anyhow!("parse {description}: {e:?}"))?;
-        let capsfilter = bin
-            .by_name("rtpcaps")
-            .ok_or_else(|| anyhow!("no rtpcaps in {description}"))?;
+    fn add_source(&self, description: &str, rtp_caps: &gst::Caps, nack: bool) -> anyhow::Result<()> {
+        let bin =
+            gst::parse::bin_from_description(description, true).map_err(|e| anyhow!("parse {description}: {e:?}"))?;
+        let capsfilter = bin.by_name("rtpcaps").ok_or_else(|| anyhow!("no rtpcaps in {description}"))?;
         capsfilter.set_property("caps", rtp_caps);
         count_encoded(&bin, &self.sent);
         self.pipeline.add(&bin)?;
-        let sink = self
-            .webrtc
-            .request_pad_simple("sink_%u")
-            .ok_or_else(|| anyhow!("webrtcbin gave no sink pad"))?;
-        let src = bin
-            .static_pad("src")
-            .ok_or_else(|| anyhow!("source bin has no src pad"))?;
-        src.link(&sink)
-            .map_err(|e| anyhow!("link source to webrtcbin: {e:?}"))?;
+        let sink = self.webrtc.request_pad_simple("sink_%u").ok_or_else(|| anyhow!("webrtcbin gave no sink pad"))?;
+        let src = bin.static_pad("src").ok_or_else(|| anyhow!("source bin has no src pad"))?;
+        src.link(&sink).map_err(|e| anyhow!("link source to webrtcbin: {e:?}"))?;
         let transceiver: WebRTCRTPTransceiver = sink.property("transceiver");
         transceiver.set_direction(WebRTCRTPTransceiverDirection::Sendonly);
         if nack {
@@ -153,10 +119,9 @@ impl Peer {
     /// Adds a recvonly transceiver that offers `caps` (one structure per codec, in order of
     /// preference, each with `clock-rate`). NACK is on for video.
     pub fn add_receive_transceiver(&self, caps: &gst::Caps) -> anyhow::Result<()> {
-        let transceiver = self.webrtc.emit_by_name::<WebRTCRTPTransceiver>(
-            "add-transceiver",
-            &[&WebRTCRTPTransceiverDirection::Recvonly, caps],
-        );
+        let transceiver = self
+            .webrtc
+            .emit_by_name::<WebRTCRTPTransceiver>("add-transceiver", &[&WebRTCRTPTransceiverDirection::Recvonly, caps]);
         let video = caps.structure(0).and_then(|s| s.get::<&str>("media").ok()) == Some("video");
         if video {
             transceiver.set_property("do-nack", true);
@@ -166,13 +131,9 @@ impl Peer {
 
     /// Sets the pipeline to PLAYING.
     pub fn play(&self) -> anyhow::Result<()> {
-        self.pipeline.set_state(gst::State::Playing).map_err(|e| {
-            anyhow!(
-                "{}: PLAYING failed: {e:?}; {:?}",
-                self.pipeline.name(),
-                self.errors()
-            )
-        })?;
+        self.pipeline
+            .set_state(gst::State::Playing)
+            .map_err(|e| anyhow!("{}: PLAYING failed: {e:?}; {:?}", self.pipeline.name(), self.errors()))?;
         Ok(())
     }
 
@@ -184,60 +145,36 @@ impl Peer {
         self.wait_for(
             STEP_TIMEOUT,
             "caps on every webrtcbin sink pad",
-            |p| {
-                p.webrtc
-                    .sink_pads()
-                    .iter()
-                    .all(|pad| pad.current_caps().is_some())
-            },
-            |p| {
-                format!(
-                    "{:?}",
-                    p.webrtc
-                        .sink_pads()
-                        .iter()
-                        .map(|pad| pad.current_caps())
-                        .collect::<Vec<_>>()
-                )
-            },
+            |p| p.webrtc.sink_pads().iter().all(|pad| pad.current_caps().is_some()),
+            |p| format!("{:?}", p.webrtc.sink_pads().iter().map(|pad| pad.current_caps()).collect::<Vec<_>>()),
         )
         .await?;
-        let reply = self
-            .call("create-offer", None::<gst::Structure>.to_send_value())
-            .await?;
+        let reply = self.call("create-offer", None::<gst::Structure>.to_send_value()).await?;
         let offer = reply
             .as_ref()
             .and_then(|s| s.get::<WebRTCSessionDescription>("offer").ok())
-            .ok_or_else(|| {
-                anyhow!("create-offer gave no offer: {reply:?} (do all sink caps have clock-rate?)")
-            })?;
-        self.call("set-local-description", offer.to_send_value())
-            .await?;
+            .ok_or_else(|| anyhow!("create-offer gave no offer: {reply:?} (do all sink caps have clock-rate?)"))?;
+        self.call("set-local-description", offer.to_send_value()).await?;
         self.local_sdp_after_gathering().await
     }
 
     /// Applies a remote offer, answers it, waits for ICE gathering and returns the answer SDP.
     pub async fn answer(&self, offer_sdp: &str) -> anyhow::Result<String> {
         let offer = description(WebRTCSDPType::Offer, offer_sdp)?;
-        self.call("set-remote-description", offer.to_send_value())
-            .await?;
-        let reply = self
-            .call("create-answer", None::<gst::Structure>.to_send_value())
-            .await?;
+        self.call("set-remote-description", offer.to_send_value()).await?;
+        let reply = self.call("create-answer", None::<gst::Structure>.to_send_value()).await?;
         let answer = reply
             .as_ref()
             .and_then(|s| s.get::<WebRTCSessionDescription>("answer").ok())
             .ok_or_else(|| anyhow!("create-answer gave no answer: {reply:?}"))?;
-        self.call("set-local-description", answer.to_send_value())
-            .await?;
+        self.call("set-local-description", answer.to_send_value()).await?;
         self.local_sdp_after_gathering().await
     }
 
     /// Applies the remote answer to our offer.
     pub async fn apply_answer(&self, answer_sdp: &str) -> anyhow::Result<()> {
         let answer = description(WebRTCSDPType::Answer, answer_sdp)?;
-        self.call("set-remote-description", answer.to_send_value())
-            .await?;
+        self.call("set-remote-description", answer.to_send_value()).await?;
         Ok(())
     }
 
@@ -258,10 +195,7 @@ impl Peer {
                 continue;
             };
             if entry.get::<WebRTCStatsType>("type").ok() == Some(kind) {
-                total += entry
-                    .get::<u64>(field)
-                    .or_else(|_| entry.get::<u32>(field).map(u64::from))
-                    .unwrap_or(0);
+                total += entry.get::<u64>(field).or_else(|_| entry.get::<u32>(field).map(u64::from)).unwrap_or(0);
             }
         }
         Ok(total)
@@ -287,9 +221,7 @@ impl Peer {
     pub fn request_keyframe(&self) -> bool {
         let pad = self.received.video_pad.lock().ok().and_then(|p| p.clone());
         let Some(pad) = pad else { return false };
-        let event = gstreamer_video::UpstreamForceKeyUnitEvent::builder()
-            .all_headers(true)
-            .build();
+        let event = gstreamer_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).build();
         pad.send_event(event)
     }
 
@@ -349,32 +281,20 @@ impl Peer {
 
     /// Emits `signal(arg, promise)` on webrtcbin and waits (bounded) for the promise's reply;
     /// a reply carrying an `error` field becomes an error.
-    async fn call(
-        &self,
-        signal: &str,
-        arg: glib::SendValue,
-    ) -> anyhow::Result<Option<gst::Structure>> {
+    async fn call(&self, signal: &str, arg: glib::SendValue) -> anyhow::Result<Option<gst::Structure>> {
         let (tx, rx) = oneshot::channel();
         let promise = gst::Promise::with_change_func(move |reply| {
-            let reply = reply
-                .map(|s| s.map(|s| s.to_owned()))
-                .map_err(|e| format!("{e:?}"));
+            let reply = reply.map(|s| s.map(|s| s.to_owned())).map_err(|e| format!("{e:?}"));
             let _ = tx.send(reply);
         });
         self.webrtc.emit_by_name::<()>(signal, &[&arg, &promise]);
         let reply = match tokio::time::timeout(STEP_TIMEOUT, rx).await {
             Ok(Ok(reply)) => reply,
             Ok(Err(_)) => bail!("{signal}: promise dropped without reply"),
-            Err(_) => bail!(
-                "{signal}: no reply within {STEP_TIMEOUT:?}; errors: {:?}",
-                self.errors()
-            ),
+            Err(_) => bail!("{signal}: no reply within {STEP_TIMEOUT:?}; errors: {:?}", self.errors()),
         };
         let reply = reply.map_err(|e| anyhow!("{signal}: promise {e}"))?;
-        if let Some(error) = reply
-            .as_ref()
-            .and_then(|s| s.get::<glib::Error>("error").ok())
-        {
+        if let Some(error) = reply.as_ref().and_then(|s| s.get::<glib::Error>("error").ok()) {
             bail!("{signal}: {error}");
         }
         self.check()?;
@@ -386,21 +306,12 @@ impl Peer {
             STEP_TIMEOUT,
             "ICE gathering complete",
             |p| {
-                p.webrtc
-                    .property::<WebRTCICEGatheringState>("ice-gathering-state")
-                    == WebRTCICEGatheringState::Complete
+                p.webrtc.property::<WebRTCICEGatheringState>("ice-gathering-state") == WebRTCICEGatheringState::Complete
             },
-            |p| {
-                format!(
-                    "{:?}",
-                    p.webrtc
-                        .property::<WebRTCICEGatheringState>("ice-gathering-state")
-                )
-            },
+            |p| format!("{:?}", p.webrtc.property::<WebRTCICEGatheringState>("ice-gathering-state")),
         )
         .await?;
-        self.local_sdp()
-            .ok_or_else(|| anyhow!("no local description after gathering"))
+        self.local_sdp().ok_or_else(|| anyhow!("no local description after gathering"))
     }
 }
 
@@ -418,8 +329,8 @@ impl Drop for Peer {
 
 /// Parses `sdp` into a session description of type `kind`.
 pub fn description(kind: WebRTCSDPType, sdp: &str) -> anyhow::Result<WebRTCSessionDescription> {
-    let message = gst_sdp::SDPMessage::parse_buffer(sdp.as_bytes())
-        .map_err(|e| anyhow!("SDP does not parse ({e}):\n{sdp}"))?;
+    let message =
+        gst_sdp::SDPMessage::parse_buffer(sdp.as_bytes()).map_err(|e| anyhow!("SDP does not parse ({e}):\n{sdp}"))?;
     Ok(WebRTCSessionDescription::new(kind, message))
 }
 

@@ -45,10 +45,7 @@ impl Section {
                 })
             })
             .collect();
-        OfferedMedia {
-            kind: self.kind,
-            codecs,
-        }
+        OfferedMedia { kind: self.kind, codecs }
     }
 }
 
@@ -66,16 +63,10 @@ pub fn offered_media(sdp: &str) -> Vec<OfferedMedia> {
             let mut words = m.split_whitespace();
             let kind = words.next().unwrap_or("").to_string();
             let pts = words.skip(2).filter_map(|w| w.parse().ok()).collect();
-            sections.push(Section {
-                kind,
-                pts,
-                ..Section::default()
-            });
+            sections.push(Section { kind, pts, ..Section::default() });
         } else if let Some(section) = sections.last_mut() {
             if let Some((pt, value)) = pt_attribute(line, "a=rtpmap:") {
-                section
-                    .rtpmap
-                    .insert(pt, value.split('/').next().unwrap_or("").to_string());
+                section.rtpmap.insert(pt, value.split('/').next().unwrap_or("").to_string());
             } else if let Some((pt, value)) = pt_attribute(line, "a=fmtp:") {
                 section.fmtp.insert(pt, value);
             }
@@ -87,10 +78,7 @@ pub fn offered_media(sdp: &str) -> Vec<OfferedMedia> {
 /// Whether an H.264 fmtp's `profile-level-id` is constrained baseline (profile_idc 66 with
 /// constraint_set1); a missing one means baseline (RFC 6184 default 420010), so no.
 pub fn is_constrained_baseline(fmtp: &str) -> bool {
-    let Some(id) = fmtp
-        .split(';')
-        .find_map(|p| p.trim().strip_prefix("profile-level-id="))
-    else {
+    let Some(id) = fmtp.split(';').find_map(|p| p.trim().strip_prefix("profile-level-id=")) else {
         return false;
     };
     let Ok(value) = u32::from_str_radix(id, 16) else {

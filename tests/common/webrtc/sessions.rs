@@ -41,35 +41,20 @@ async fn post_offer(url: &str, offer: &str) -> anyhow::Result<(Url, String)> {
         .await
         .with_context(|| format!("POST {url}"))?;
     let status = response.status().as_u16();
-    let location = response
-        .headers()
-        .get("location")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_string);
+    let location = response.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_string);
     let body = response.text().await.unwrap_or_default();
     if status != 201 {
-        return Err(Rejected {
-            url: url.to_string(),
-            status,
-            body,
-        }
-        .into());
+        return Err(Rejected { url: url.to_string(), status, body }.into());
     }
     let location = location.ok_or_else(|| anyhow!("POST {url}: 201 without Location"))?;
-    let location = base
-        .join(&location)
-        .with_context(|| format!("bad Location {location:?}"))?;
+    let location = base.join(&location).with_context(|| format!("bad Location {location:?}"))?;
     Ok((location, body))
 }
 
 /// DELETE `location`; returns the status.
 async fn delete(location: &Url) -> anyhow::Result<u16> {
     let client = reqwest::Client::builder().timeout(HTTP_TIMEOUT).build()?;
-    let response = client
-        .delete(location.clone())
-        .send()
-        .await
-        .with_context(|| format!("DELETE {location}"))?;
+    let response = client.delete(location.clone()).send().await.with_context(|| format!("DELETE {location}"))?;
     Ok(response.status().as_u16())
 }
 
@@ -79,9 +64,7 @@ fn delete_blocking(location: &Url) -> Option<String> {
     let port = location.port_or_known_default()?;
     let mut stream = TcpStream::connect((host, port)).ok()?;
     stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    stream
-        .set_write_timeout(Some(Duration::from_secs(2)))
-        .ok()?;
+    stream.set_write_timeout(Some(Duration::from_secs(2))).ok()?;
     let request = format!(
         "DELETE {} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
         location.path()
@@ -89,10 +72,7 @@ fn delete_blocking(location: &Url) -> Option<String> {
     stream.write_all(request.as_bytes()).ok()?;
     let mut reply = [0u8; 256];
     let n = stream.read(&mut reply).ok()?;
-    String::from_utf8_lossy(&reply[..n])
-        .lines()
-        .next()
-        .map(str::to_string)
+    String::from_utf8_lossy(&reply[..n]).lines().next().map(str::to_string)
 }
 
 /// Options of a [`WhipPublisher`].
@@ -149,12 +129,7 @@ impl WhipPublisher {
         expect_loopback_candidates(&offer, "WHIP offer")?;
         let (location, answer) = post_offer(url, &offer).await?;
         // From here on, drop DELETEs the session.
-        let mut publisher = WhipPublisher {
-            peer,
-            location: Some(location),
-            offer,
-            answer: String::new(),
-        };
+        let mut publisher = WhipPublisher { peer, location: Some(location), offer, answer: String::new() };
         publisher.peer.apply_answer(&answer).await?;
         publisher.answer = answer;
         Ok(publisher)
@@ -192,33 +167,22 @@ impl WhipPublisher {
 
     /// Video frames the encoder produced so far.
     pub fn frames_encoded(&self) -> u64 {
-        self.peer
-            .sent
-            .video_frames
-            .load(std::sync::atomic::Ordering::Relaxed)
+        self.peer.sent.video_frames.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Keyframes the encoder produced so far (periodic and forced by PLI/FIR).
     pub fn keyframes_encoded(&self) -> u64 {
-        self.peer
-            .sent
-            .video_keyframes
-            .load(std::sync::atomic::Ordering::Relaxed)
+        self.peer.sent.video_keyframes.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// RTP bytes sent on the wire so far (webrtcbin's outbound-rtp stats).
     pub async fn bytes_sent(&self) -> anyhow::Result<u64> {
-        self.peer
-            .stats_sum(gstreamer_webrtc::WebRTCStatsType::OutboundRtp, "bytes-sent")
-            .await
+        self.peer.stats_sum(gstreamer_webrtc::WebRTCStatsType::OutboundRtp, "bytes-sent").await
     }
 
     /// DELETEs the session and stops the pipeline; returns the DELETE's HTTP status.
     pub async fn stop(mut self) -> anyhow::Result<u16> {
-        let location = self
-            .location
-            .take()
-            .ok_or_else(|| anyhow!("already stopped"))?;
+        let location = self.location.take().ok_or_else(|| anyhow!("already stopped"))?;
         delete(&location).await
     }
 }
@@ -245,11 +209,7 @@ pub struct WhepOptions {
 
 impl Default for WhepOptions {
     fn default() -> Self {
-        WhepOptions {
-            video: vec![VideoCodec::H264, VideoCodec::Vp8],
-            audio: true,
-            ice_ip: "127.0.0.1".into(),
-        }
+        WhepOptions { video: vec![VideoCodec::H264, VideoCodec::Vp8], audio: true, ice_ip: "127.0.0.1".into() }
     }
 }
 
@@ -288,12 +248,7 @@ impl WhepViewer {
         let offer = peer.offer().await?;
         expect_loopback_candidates(&offer, "WHEP offer")?;
         let (location, answer) = post_offer(url, &offer).await?;
-        let mut viewer = WhepViewer {
-            peer,
-            location: Some(location),
-            offer,
-            answer: String::new(),
-        };
+        let mut viewer = WhepViewer { peer, location: Some(location), offer, answer: String::new() };
         viewer.peer.apply_answer(&answer).await?;
         viewer.answer = answer;
         Ok(viewer)
@@ -336,22 +291,12 @@ impl WhepViewer {
 
     /// The video encoding that arrived (`H264`, `VP8`), once it did.
     pub fn video_codec(&self) -> Option<String> {
-        self.peer
-            .received
-            .video_codec
-            .lock()
-            .ok()
-            .and_then(|c| c.clone())
+        self.peer.received.video_codec.lock().ok().and_then(|c| c.clone())
     }
 
     /// The audio encoding that arrived (`OPUS`), once it did.
     pub fn audio_codec(&self) -> Option<String> {
-        self.peer
-            .received
-            .audio_codec
-            .lock()
-            .ok()
-            .and_then(|c| c.clone())
+        self.peer.received.audio_codec.lock().ok().and_then(|c| c.clone())
     }
 
     /// Width and height of the decoded video, once a frame was decoded.
@@ -366,12 +311,7 @@ impl WhepViewer {
     }
 
     /// Waits until at least `frames` video frames and `audio` audio buffers were decoded.
-    pub async fn wait_decoded(
-        &self,
-        frames: u64,
-        audio: u64,
-        timeout: Duration,
-    ) -> anyhow::Result<()> {
+    pub async fn wait_decoded(&self, frames: u64, audio: u64, timeout: Duration) -> anyhow::Result<()> {
         self.peer
             .wait_for(
                 timeout,
@@ -384,10 +324,7 @@ impl WhepViewer {
 
     /// DELETEs the session and stops the pipeline; returns the DELETE's HTTP status.
     pub async fn stop(mut self) -> anyhow::Result<u16> {
-        let location = self
-            .location
-            .take()
-            .ok_or_else(|| anyhow!("already stopped"))?;
+        let location = self.location.take().ok_or_else(|| anyhow!("already stopped"))?;
         delete(&location).await
     }
 }

@@ -35,7 +35,11 @@ fn ts_demux(input: &[u8]) -> u64 {
             match e {
                 DemuxEvent::Program(streams) => sig.count(streams.len()),
                 DemuxEvent::Pes(pes) => {
-                    sig.add(u64::from(pes.stream_id) << 2 | u64::from(pes.pts.is_some()) << 1 | u64::from(pes.dts.is_some()));
+                    sig.add(
+                        u64::from(pes.stream_id) << 2
+                            | u64::from(pes.pts.is_some()) << 1
+                            | u64::from(pes.dts.is_some()),
+                    );
                     payload += pes.data.len();
                 }
             }

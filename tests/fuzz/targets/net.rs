@@ -176,7 +176,8 @@ pub const RTP_FILTER: Target = Target {
 /// (every field up to the 64 bits `from_fmtp` allows).
 fn aac_layouts(rng: &mut Rng) -> [AuHeaderLayout; 3] {
     let fmtp = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
-    let hbr = AuHeaderLayout::from_fmtp(&fmtp(&[("sizelength", "13"), ("indexlength", "3"), ("indexdeltalength", "3")]));
+    let hbr =
+        AuHeaderLayout::from_fmtp(&fmtp(&[("sizelength", "13"), ("indexlength", "3"), ("indexdeltalength", "3")]));
     let lbr = AuHeaderLayout::from_fmtp(&fmtp(&[("sizelength", "6"), ("indexlength", "2"), ("indexdeltalength", "2")]));
     let mut field = || if rng.one_in(3) { 0 } else { rng.below(65) as u32 };
     let drawn = AuHeaderLayout {
@@ -218,7 +219,16 @@ pub const RTP_PAYLOAD: Target = Target {
     dirs: &["rtp_filter", "rtp_payload"],
     max_len: 32 << 10,
     shape: Shape::Records16,
-    dict: &[b"\x80\x60", b"\x90\x60", b"\xa0\x60", b"\x00\x10", b"\x90\x80\x00", b"\xff\xfe", b"\x00\x00\x01\xb3", b"\xff\xfd"],
+    dict: &[
+        b"\x80\x60",
+        b"\x90\x60",
+        b"\xa0\x60",
+        b"\x00\x10",
+        b"\x90\x80\x00",
+        b"\xff\xfe",
+        b"\x00\x00\x01\xb3",
+        b"\xff\xfd",
+    ],
     derive: no_seeds,
     setup: crate::engine::no_setup,
     run: rtp_payload,

@@ -53,8 +53,13 @@ pub fn wrap<P: SharedPicture>(owner: P, width: u32, height: u32) -> Result<RawFr
     // libavutil when the buffer's last reference goes, or below when creating it fails). The
     // buffer is read-only, so libavcodec never writes into the owner's planes.
     unsafe {
-        let mut buf =
-            ffi::av_buffer_create(start as *mut u8, end - start, Some(release::<P>), opaque, ffi::AV_BUFFER_FLAG_READONLY);
+        let mut buf = ffi::av_buffer_create(
+            start as *mut u8,
+            end - start,
+            Some(release::<P>),
+            opaque,
+            ffi::AV_BUFFER_FLAG_READONLY,
+        );
         if buf.is_null() {
             drop(Box::from_raw(opaque as *mut P));
             return Err(ffmpeg::Error::Other { errno: ffmpeg::util::error::ENOMEM });
@@ -86,8 +91,11 @@ pub fn stamp(frame: *mut ffi::AVFrame, pts: i64, force_keyframe: bool) {
     // SAFETY: callers pass a valid frame they own.
     unsafe {
         (*frame).pts = pts;
-        (*frame).pict_type =
-            if force_keyframe { ffi::AVPictureType::AV_PICTURE_TYPE_I } else { ffi::AVPictureType::AV_PICTURE_TYPE_NONE };
+        (*frame).pict_type = if force_keyframe {
+            ffi::AVPictureType::AV_PICTURE_TYPE_I
+        } else {
+            ffi::AVPictureType::AV_PICTURE_TYPE_NONE
+        };
     }
 }
 
@@ -96,7 +104,8 @@ pub fn stamp(frame: *mut ffi::AVFrame, pts: i64, force_keyframe: bool) {
 pub fn scale(scaler: *mut ffi::SwsContext, picture: &I420Picture, out: &mut AvFrame) -> Result<(), ffmpeg::Error> {
     let src: [*const u8; 4] =
         [picture.planes[0].as_ptr(), picture.planes[1].as_ptr(), picture.planes[2].as_ptr(), std::ptr::null()];
-    let src_stride: [c_int; 4] = [picture.strides[0] as c_int, picture.strides[1] as c_int, picture.strides[2] as c_int, 0];
+    let src_stride: [c_int; 4] =
+        [picture.strides[0] as c_int, picture.strides[1] as c_int, picture.strides[2] as c_int, 0];
     // SAFETY: the scaler was made for this input size and `out`'s size and format; the planes
     // were checked to hold `height` rows at their strides; `out` is writable.
     let ret = unsafe {

@@ -186,8 +186,9 @@ impl Mpeg1Encoder {
         make_writable(&mut self.frame)?;
         match &mut self.scaler {
             // SAFETY: the context is ours, reached only through `&mut self`.
-            Some(scaler) => avframe::scale(unsafe { scaler.0.as_mut_ptr() }, picture, &mut self.frame)
-                .map_err(Mpeg1Error::Scale)?,
+            Some(scaler) => {
+                avframe::scale(unsafe { scaler.0.as_mut_ptr() }, picture, &mut self.frame).map_err(Mpeg1Error::Scale)?
+            }
             // Copying only the encoded (even) size crops an odd last column/row.
             None => copy_planes(picture, &mut self.frame),
         }

@@ -7,9 +7,17 @@ fn sample() -> Vec<u8> {
     let mut out = Vec::new();
     ProgramTables::new(true, true).write(&mut out);
     let (mut vcc, mut acc) = (0, 0);
-    let video = PesOptions { pid: VIDEO_PID, stream_id: STREAM_ID_VIDEO, pts: 3000, dts: Some(0), pcr: Some(0), random_access: true };
+    let video = PesOptions {
+        pid: VIDEO_PID,
+        stream_id: STREAM_ID_VIDEO,
+        pts: 3000,
+        dts: Some(0),
+        pcr: Some(0),
+        random_access: true,
+    };
     write_pes(&video, &vec![9u8; 70_000], &mut vcc, &mut out);
-    let audio = PesOptions { pid: AUDIO_PID, stream_id: STREAM_ID_AUDIO, pts: 100, dts: None, pcr: None, random_access: false };
+    let audio =
+        PesOptions { pid: AUDIO_PID, stream_id: STREAM_ID_AUDIO, pts: 100, dts: None, pcr: None, random_access: false };
     write_pes(&audio, &[1u8; 300], &mut acc, &mut out);
     write_pes(&PesOptions { pts: 2500, ..audio }, &[2u8; 300], &mut acc, &mut out);
     out
@@ -56,7 +64,14 @@ fn length_zero_pes_ends_at_finish_and_any_chunking_gives_the_same() {
 fn the_next_unit_start_completes_an_unbounded_pes() {
     let mut ts = sample();
     let mut vcc = 0;
-    let video = PesOptions { pid: VIDEO_PID, stream_id: STREAM_ID_VIDEO, pts: 6000, dts: None, pcr: None, random_access: false };
+    let video = PesOptions {
+        pid: VIDEO_PID,
+        stream_id: STREAM_ID_VIDEO,
+        pts: 6000,
+        dts: None,
+        pcr: None,
+        random_access: false,
+    };
     write_pes(&video, &vec![5u8; 70_000], &mut vcc, &mut ts);
     let events = run(&[&ts], false);
     let video_pes: Vec<_> = summary(&events).into_iter().filter(|p| p.0 == VIDEO_PID).collect();
@@ -110,7 +125,12 @@ fn packets_with_transport_errors_and_unknown_pids_are_ignored() {
 fn endless_pes(pid: u16, packets: usize, out: &mut Vec<u8>) {
     let packet = |start: bool, cc: usize| {
         let mut p = [0xAAu8; PACKET_SIZE];
-        p[..4].copy_from_slice(&[SYNC_BYTE, u8::from(start) << 6 | (pid >> 8) as u8 & 0x1F, pid as u8, 0x10 | (cc as u8 & 0x0F)]);
+        p[..4].copy_from_slice(&[
+            SYNC_BYTE,
+            u8::from(start) << 6 | (pid >> 8) as u8 & 0x1F,
+            pid as u8,
+            0x10 | (cc as u8 & 0x0F),
+        ]);
         if start {
             p[4..18].copy_from_slice(&[0, 0, 1, 0xE0, 0, 0, 0x80, 0x80, 5, 0x21, 0, 1, 0, 1]);
         }

@@ -48,7 +48,11 @@ fn a_pes_is_cut_into_packets_with_counters_pcr_and_stuffing_only_at_the_end() {
     let first = ps[0];
     assert_eq!(first[4], 7, "adaptation field: flags + PCR");
     assert_eq!(first[5], 0x50, "random access + PCR flags");
-    let base = (first[6] as u64) << 25 | (first[7] as u64) << 17 | (first[8] as u64) << 9 | (first[9] as u64) << 1 | (first[10] >> 7) as u64;
+    let base = (first[6] as u64) << 25
+        | (first[7] as u64) << 17
+        | (first[8] as u64) << 9
+        | (first[9] as u64) << 1
+        | (first[10] >> 7) as u64;
     assert_eq!(base, 90_000);
     assert_eq!(&first[12..16], &[0, 0, 1, STREAM_ID_VIDEO]);
     assert_eq!(u16::from_be_bytes([first[16], first[17]]) as usize, 3 + 5 + payload.len());

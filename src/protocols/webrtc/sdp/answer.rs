@@ -16,19 +16,12 @@ pub fn complete_answer(answer: &str, choices: &[Choice]) -> String {
             continue;
         };
         // The m-section of this choice: from its m= line to the next.
-        let starts: Vec<usize> = lines
-            .iter()
-            .enumerate()
-            .filter(|(_, l)| l.starts_with("m="))
-            .map(|(i, _)| i)
-            .collect();
+        let starts: Vec<usize> =
+            lines.iter().enumerate().filter(|(_, l)| l.starts_with("m=")).map(|(i, _)| i).collect();
         let Some(&start) = starts.get(choice.mline as usize) else {
             continue;
         };
-        let end = starts
-            .get(choice.mline as usize + 1)
-            .copied()
-            .unwrap_or(lines.len());
+        let end = starts.get(choice.mline as usize + 1).copied().unwrap_or(lines.len());
         let fmtp = format!("a=fmtp:{} ", choice.pt);
         let rtpmap = format!("a=rtpmap:{} ", choice.pt);
         match (start..end).find(|&i| lines[i].starts_with(&fmtp)) {
@@ -37,13 +30,8 @@ pub fn complete_answer(answer: &str, choices: &[Choice]) -> String {
             }
             Some(_) => {}
             None => {
-                let at = (start..end)
-                    .find(|&i| lines[i].starts_with(&rtpmap))
-                    .map_or(end, |i| i + 1);
-                lines.insert(
-                    at,
-                    format!("{fmtp}packetization-mode=1;profile-level-id={profile}"),
-                );
+                let at = (start..end).find(|&i| lines[i].starts_with(&rtpmap)).map_or(end, |i| i + 1);
+                lines.insert(at, format!("{fmtp}packetization-mode=1;profile-level-id={profile}"));
             }
         }
     }

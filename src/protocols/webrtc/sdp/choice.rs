@@ -74,9 +74,7 @@ pub fn choose_for_ingest(offer: &Offer) -> Result<Vec<Choice>, SdpError> {
             TrackKind::Video => &[Codec::H264, Codec::Vp8],
             TrackKind::Audio => &[Codec::Opus],
         };
-        let found = preference
-            .iter()
-            .find_map(|want| media.codecs.iter().find(|c| c.codec() == Some(*want)));
+        let found = preference.iter().find_map(|want| media.codecs.iter().find(|c| c.codec() == Some(*want)));
         match found {
             Some(codec) => choices.push(Choice::new(media, kind, codec)),
             None => unusable.push(media.describe()),
@@ -85,11 +83,7 @@ pub fn choose_for_ingest(offer: &Offer) -> Result<Vec<Choice>, SdpError> {
     if !unusable.is_empty() || choices.is_empty() {
         return Err(SdpError::NoUsableCodec(format!(
             "offered {}; the gateway takes H264 (packetization-mode=1) or VP8 video and Opus audio",
-            if unusable.is_empty() {
-                offer.describe()
-            } else {
-                unusable.join("; ")
-            }
+            if unusable.is_empty() { offer.describe() } else { unusable.join("; ") }
         )));
     }
     Ok(choices)
@@ -130,14 +124,8 @@ pub fn choose_for_egress(offer: &Offer, tracks: EgressTracks) -> Result<Vec<Choi
                 media.direction.as_str()
             )));
         }
-        let usable: Vec<&OfferedCodec> = media
-            .codecs
-            .iter()
-            .filter(|c| c.codec() == Some(want))
-            .collect();
-        let same_profile = usable
-            .iter()
-            .find(|c| profile.is_some() && c.profile_idc() == profile);
+        let usable: Vec<&OfferedCodec> = media.codecs.iter().filter(|c| c.codec() == Some(want)).collect();
+        let same_profile = usable.iter().find(|c| profile.is_some() && c.profile_idc() == profile);
         match same_profile.or(usable.first()) {
             Some(codec) => choices.push(Choice::new(media, kind, codec)),
             None => {
@@ -149,18 +137,12 @@ pub fn choose_for_egress(offer: &Offer, tracks: EgressTracks) -> Result<Vec<Choi
         }
     }
     if choices.is_empty() {
-        let tracks: Vec<String> = [
-            tracks.video.map(|v| format!("video {}", v.0)),
-            tracks.audio.map(|a| format!("audio {a}")),
-        ]
-        .into_iter()
-        .flatten()
-        .collect();
-        let stream = if tracks.is_empty() {
-            "no track to send".to_string()
-        } else {
-            tracks.join(" and ")
-        };
+        let tracks: Vec<String> =
+            [tracks.video.map(|v| format!("video {}", v.0)), tracks.audio.map(|a| format!("audio {a}"))]
+                .into_iter()
+                .flatten()
+                .collect();
+        let stream = if tracks.is_empty() { "no track to send".to_string() } else { tracks.join(" and ") };
         return Err(SdpError::NoUsableCodec(format!(
             "the viewer offered {}; the stream has {stream}",
             offer.describe()

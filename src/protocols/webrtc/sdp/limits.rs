@@ -9,9 +9,7 @@ use super::{Offer, SdpError};
 pub fn check_limits(offer: &Offer, max_media: usize) -> Result<(), SdpError> {
     let count = offer.medias.len();
     if count > max_media {
-        return Err(SdpError::Invalid(format!(
-            "the offer has {count} m-lines; at most {max_media} are accepted"
-        )));
+        return Err(SdpError::Invalid(format!("the offer has {count} m-lines; at most {max_media} are accepted")));
     }
     for kind in ["audio", "video"] {
         let n = offer.medias.iter().filter(|m| m.kind == kind).count();
@@ -73,7 +71,8 @@ mod tests {
 
     #[test]
     fn an_ordinary_offer_passes() {
-        let text = offer(&[("audio", "a=ssrc:1234 cname:x\r\n"), ("video", "a=ssrc-group:FID 5 6\r\na=ssrc:5 cname:x\r\n")]);
+        let text =
+            offer(&[("audio", "a=ssrc:1234 cname:x\r\n"), ("video", "a=ssrc-group:FID 5 6\r\na=ssrc:5 cname:x\r\n")]);
         assert_eq!(check(&text, 3), Ok(()));
     }
 

@@ -69,17 +69,12 @@ pub struct OfferedCodec {
 
 impl OfferedCodec {
     pub fn param(&self, key: &str) -> Option<&str> {
-        self.fmtp
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v.as_str())
+        self.fmtp.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v.as_str())
     }
 
     /// H.264 packetization mode (RFC 6184: absent means 0).
     pub fn packetization_mode(&self) -> u8 {
-        self.param("packetization-mode")
-            .and_then(|v| v.trim().parse().ok())
-            .unwrap_or(0)
+        self.param("packetization-mode").and_then(|v| v.trim().parse().ok()).unwrap_or(0)
     }
 
     /// H.264 `profile_idc`, the first byte of `profile-level-id`.
@@ -91,9 +86,7 @@ impl OfferedCodec {
     /// The gateway codec this payload type carries, if the gateway takes it over WebRTC.
     pub fn codec(&self) -> Option<Codec> {
         match self.name.as_str() {
-            "H264" if self.clock_rate == 90_000 && self.packetization_mode() == 1 => {
-                Some(Codec::H264)
-            }
+            "H264" if self.clock_rate == 90_000 && self.packetization_mode() == 1 => Some(Codec::H264),
             "VP8" if self.clock_rate == 90_000 => Some(Codec::Vp8),
             "OPUS" if self.clock_rate == 48_000 => Some(Codec::Opus),
             _ => None,
@@ -164,12 +157,8 @@ pub struct Offer {
 impl Offer {
     /// What the offer carries, for error messages.
     pub fn describe(&self) -> String {
-        let parts: Vec<String> = self
-            .medias
-            .iter()
-            .filter(|m| m.track().is_some())
-            .map(OfferedMedia::describe)
-            .collect();
+        let parts: Vec<String> =
+            self.medias.iter().filter(|m| m.track().is_some()).map(OfferedMedia::describe).collect();
         if parts.is_empty() {
             "no audio or video m-lines".into()
         } else {
@@ -183,14 +172,10 @@ impl Offer {
 pub fn parse_offer(text: &str) -> Result<Offer, SdpError> {
     let text = text.trim_start_matches('\u{feff}').trim_start();
     if text.is_empty() {
-        return Err(SdpError::Invalid(
-            "the body is empty; expected an SDP offer (application/sdp)".into(),
-        ));
+        return Err(SdpError::Invalid("the body is empty; expected an SDP offer (application/sdp)".into()));
     }
     if !text.starts_with("v=0") {
-        return Err(SdpError::Invalid(
-            "not an SDP description: it must start with `v=0`".into(),
-        ));
+        return Err(SdpError::Invalid("not an SDP description: it must start with `v=0`".into()));
     }
     let sdp = gst_sdp::SDPMessage::parse_buffer(text.as_bytes())
         .map_err(|e| SdpError::Invalid(format!("the SDP does not parse: {e}")))?;
@@ -204,11 +189,8 @@ pub fn parse_offer(text: &str) -> Result<Offer, SdpError> {
         let kind = m.media().unwrap_or("").to_string();
         // Port 0 rejects an m-line, unless it is `bundle-only` (max-bundle offers).
         let rejected = m.port() == 0 && !has_attribute(m, "bundle-only");
-        let direction = m
-            .attributes()
-            .find_map(|a| Direction::parse(a.key()))
-            .or(session_dir)
-            .unwrap_or(Direction::SendRecv);
+        let direction =
+            m.attributes().find_map(|a| Direction::parse(a.key())).or(session_dir).unwrap_or(Direction::SendRecv);
         let media = OfferedMedia {
             mline,
             mid: m.attribute_val("mid").map(str::to_string),
@@ -218,8 +200,7 @@ pub fn parse_offer(text: &str) -> Result<Offer, SdpError> {
             rejected,
         };
         if media.track().is_some() && !media.rejected {
-            let has =
-                |key: &str| m.attribute_val(key).is_some() || sdp.attribute_val(key).is_some();
+            let has = |key: &str| m.attribute_val(key).is_some() || sdp.attribute_val(key).is_some();
             if !has("ice-ufrag") || !has("ice-pwd") {
                 return Err(SdpError::Invalid(format!(
                     "m-line {mline} ({}) has no a=ice-ufrag / a=ice-pwd",
@@ -227,10 +208,7 @@ pub fn parse_offer(text: &str) -> Result<Offer, SdpError> {
                 )));
             }
             if !has("fingerprint") {
-                return Err(SdpError::Invalid(format!(
-                    "m-line {mline} ({}) has no a=fingerprint (DTLS)",
-                    media.kind
-                )));
+                return Err(SdpError::Invalid(format!("m-line {mline} ({}) has no a=fingerprint (DTLS)", media.kind)));
             }
             let proto = m.proto().unwrap_or("");
             if !proto.contains("RTP/") {
@@ -243,9 +221,7 @@ pub fn parse_offer(text: &str) -> Result<Offer, SdpError> {
         medias.push(media);
     }
     if !medias.iter().any(|m| m.track().is_some() && !m.rejected) {
-        return Err(SdpError::Invalid(
-            "the SDP has no audio or video m-line".into(),
-        ));
+        return Err(SdpError::Invalid("the SDP has no audio or video m-line".into()));
     }
     Ok(Offer { sdp, medias })
 }
@@ -280,12 +256,7 @@ fn codecs_of(m: &gst_sdp::SDPMediaRef) -> Vec<OfferedCodec> {
             .find_map(|v| strip_pt(v, pt))
             .map(parse_fmtp)
             .unwrap_or_default();
-        out.push(OfferedCodec {
-            pt,
-            name,
-            clock_rate,
-            fmtp,
-        });
+        out.push(OfferedCodec { pt, name, clock_rate, fmtp });
     }
     out
 }

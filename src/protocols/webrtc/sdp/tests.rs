@@ -75,24 +75,10 @@ fn lists_what_chromium_offers() {
     let o = offer(CHROMIUM_OFFER);
     assert_eq!(o.medias.len(), 2);
     let audio = &o.medias[0];
-    assert_eq!(
-        (audio.kind.as_str(), audio.mid.as_deref(), audio.direction),
-        ("audio", Some("0"), Direction::SendOnly)
-    );
+    assert_eq!((audio.kind.as_str(), audio.mid.as_deref(), audio.direction), ("audio", Some("0"), Direction::SendOnly));
     let names: Vec<&str> = audio.codecs.iter().map(|c| c.name.as_str()).collect();
     // PCMU (0) and PCMA (8) have no rtpmap: static payload types.
-    assert_eq!(
-        names,
-        [
-            "OPUS",
-            "RED",
-            "G722",
-            "PCMU",
-            "PCMA",
-            "CN",
-            "TELEPHONE-EVENT"
-        ]
-    );
+    assert_eq!(names, ["OPUS", "RED", "G722", "PCMU", "PCMA", "CN", "TELEPHONE-EVENT"]);
     let video = &o.medias[1];
     let h264: Vec<(u8, u8, Option<u8>)> = video
         .codecs
@@ -100,15 +86,7 @@ fn lists_what_chromium_offers() {
         .filter(|c| c.name == "H264")
         .map(|c| (c.pt, c.packetization_mode(), c.profile_idc()))
         .collect();
-    assert_eq!(
-        h264,
-        [
-            (104, 0, Some(0x42)),
-            (102, 1, Some(0x42)),
-            (106, 1, Some(0x42)),
-            (108, 1, Some(0x4d))
-        ]
-    );
+    assert_eq!(h264, [(104, 0, Some(0x42)), (102, 1, Some(0x42)), (106, 1, Some(0x42)), (108, 1, Some(0x4d))]);
     assert_eq!(video.codecs[0].codec(), Some(Codec::Vp8));
     assert_eq!(video.codecs[1].codec(), None, "rtx is no codec of ours");
 }
@@ -117,16 +95,10 @@ fn lists_what_chromium_offers() {
 fn ingest_prefers_h264_with_packetization_mode_1() {
     let choices = choose_for_ingest(&offer(CHROMIUM_OFFER)).unwrap();
     assert_eq!(choices.len(), 2);
-    assert_eq!(
-        (choices[0].kind, choices[0].codec, choices[0].pt),
-        (TrackKind::Audio, Codec::Opus, 111)
-    );
+    assert_eq!((choices[0].kind, choices[0].codec, choices[0].pt), (TrackKind::Audio, Codec::Opus, 111));
     let v = &choices[1];
     // 104 comes first but is packetization-mode 0; VP8 (96) only if no H.264 fits.
-    assert_eq!(
-        (v.kind, v.codec, v.pt, v.mline),
-        (TrackKind::Video, Codec::H264, 102, 1)
-    );
+    assert_eq!((v.kind, v.codec, v.pt, v.mline), (TrackKind::Video, Codec::H264, 102, 1));
     assert_eq!(v.profile_level_id.as_deref(), Some("42001f"));
     let caps = v.preference_caps();
     let s = caps.structure(0).unwrap();
@@ -138,14 +110,10 @@ fn ingest_prefers_h264_with_packetization_mode_1() {
 #[test]
 fn bundle_only_m_lines_are_not_rejected() {
     // webrtcbin's max-bundle offers put the second m-line on port 0 with a=bundle-only.
-    let text = CHROMIUM_OFFER
-        .replace("m=video 9 ", "m=video 0 ")
-        .replace("a=mid:1\r\n", "a=mid:1\r\na=bundle-only\r\n");
+    let text =
+        CHROMIUM_OFFER.replace("m=video 9 ", "m=video 0 ").replace("a=mid:1\r\n", "a=mid:1\r\na=bundle-only\r\n");
     let choices = choose_for_ingest(&offer(&text)).unwrap();
-    assert_eq!(
-        choices.iter().map(|c| c.codec).collect::<Vec<_>>(),
-        [Codec::Opus, Codec::H264]
-    );
+    assert_eq!(choices.iter().map(|c| c.codec).collect::<Vec<_>>(), [Codec::Opus, Codec::H264]);
     let text = CHROMIUM_OFFER.replace("m=video 9 ", "m=video 0 ");
     let o = offer(&text);
     assert!(o.medias[1].rejected, "port 0 without bundle-only rejects");
@@ -166,9 +134,7 @@ fn ingest_without_usable_codecs_names_the_offer() {
         .replace("VP8/90000", "VP9/90000")
         .replace("H264/90000", "H265/90000");
     let err = choose_for_ingest(&offer(&text)).unwrap_err();
-    let SdpError::NoUsableCodec(text) = &err else {
-        panic!("{err:?}")
-    };
+    let SdpError::NoUsableCodec(text) = &err else { panic!("{err:?}") };
     for name in ["ISAC/16000", "G722/8000", "VP9/90000", "H265/90000"] {
         assert!(text.contains(name), "{name} missing in {text}");
     }
@@ -177,10 +143,7 @@ fn ingest_without_usable_codecs_names_the_offer() {
 #[test]
 fn ingest_refuses_a_receiving_offer() {
     let err = choose_for_ingest(&viewer_offer()).unwrap_err();
-    assert!(
-        matches!(&err, SdpError::Invalid(t) if t.contains("recvonly")),
-        "{err:?}"
-    );
+    assert!(matches!(&err, SdpError::Invalid(t) if t.contains("recvonly")), "{err:?}");
 }
 
 #[test]
@@ -189,22 +152,10 @@ fn bad_offers_say_why() {
     let cases = [
         ("", "empty"),
         ("hello world", "v=0"),
-        (
-            "v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n",
-            "no m= lines",
-        ),
-        (
-            &*CHROMIUM_OFFER.replace("a=fingerprint", "a=x-fingerprint"),
-            "fingerprint",
-        ),
-        (
-            &*CHROMIUM_OFFER.replace("a=ice-pwd", "a=x-ice-pwd"),
-            "ice-pwd",
-        ),
-        (
-            &*CHROMIUM_OFFER.replace("UDP/TLS/RTP/SAVPF", "UDP/DTLS/SCTP"),
-            "not RTP",
-        ),
+        ("v=0\r\no=- 1 1 IN IP4 0.0.0.0\r\ns=-\r\nt=0 0\r\n", "no m= lines"),
+        (&*CHROMIUM_OFFER.replace("a=fingerprint", "a=x-fingerprint"), "fingerprint"),
+        (&*CHROMIUM_OFFER.replace("a=ice-pwd", "a=x-ice-pwd"), "ice-pwd"),
+        (&*CHROMIUM_OFFER.replace("UDP/TLS/RTP/SAVPF", "UDP/DTLS/SCTP"), "not RTP"),
     ];
     for (text, why) in cases {
         match parse_offer(text) {
@@ -220,68 +171,29 @@ fn bad_offers_say_why() {
 fn egress_prefers_the_streams_profile() {
     let o = viewer_offer();
     let pick = |profile| {
-        let tracks = EgressTracks {
-            video: Some((Codec::H264, profile)),
-            audio: Some(Codec::Opus),
-        };
+        let tracks = EgressTracks { video: Some((Codec::H264, profile)), audio: Some(Codec::Opus) };
         let choices = choose_for_egress(&o, tracks).unwrap();
         (choices[0].pt, choices[1].pt)
     };
-    assert_eq!(
-        pick(Some(0x4d)),
-        (111, 108),
-        "main profile has its own payload type"
-    );
-    assert_eq!(
-        pick(Some(0x64)),
-        (111, 102),
-        "high is not offered: the first packetization-mode 1"
-    );
+    assert_eq!(pick(Some(0x4d)), (111, 108), "main profile has its own payload type");
+    assert_eq!(pick(Some(0x64)), (111, 102), "high is not offered: the first packetization-mode 1");
     assert_eq!(pick(None), (111, 102));
-    let vp8 = choose_for_egress(
-        &o,
-        EgressTracks {
-            video: Some((Codec::Vp8, None)),
-            audio: None,
-        },
-    )
-    .unwrap();
-    assert_eq!(
-        vp8.len(),
-        1,
-        "no audio track: the audio m-line stays unanswered"
-    );
+    let vp8 = choose_for_egress(&o, EgressTracks { video: Some((Codec::Vp8, None)), audio: None }).unwrap();
+    assert_eq!(vp8.len(), 1, "no audio track: the audio m-line stays unanswered");
     assert_eq!((vp8[0].codec, vp8[0].pt), (Codec::Vp8, 96));
 }
 
 #[test]
 fn egress_refuses_a_codec_the_viewer_lacks() {
-    let text = CHROMIUM_OFFER
-        .replace("a=sendonly", "a=recvonly")
-        .replace("H264/90000", "H265/90000");
-    let tracks = EgressTracks {
-        video: Some((Codec::H264, None)),
-        audio: Some(Codec::Opus),
-    };
+    let text = CHROMIUM_OFFER.replace("a=sendonly", "a=recvonly").replace("H264/90000", "H265/90000");
+    let tracks = EgressTracks { video: Some((Codec::H264, None)), audio: Some(Codec::Opus) };
     let err = choose_for_egress(&offer(&text), tracks).unwrap_err();
-    assert!(
-        matches!(&err, SdpError::NoUsableCodec(t) if t.contains("h264") && t.contains("H265/90000")),
-        "{err:?}"
-    );
+    assert!(matches!(&err, SdpError::NoUsableCodec(t) if t.contains("h264") && t.contains("H265/90000")), "{err:?}");
     let err = choose_for_egress(&offer(CHROMIUM_OFFER), tracks).unwrap_err();
-    assert!(
-        matches!(&err, SdpError::Invalid(t) if t.contains("sendonly")),
-        "{err:?}"
-    );
-    let none = EgressTracks {
-        video: None,
-        audio: None,
-    };
+    assert!(matches!(&err, SdpError::Invalid(t) if t.contains("sendonly")), "{err:?}");
+    let none = EgressTracks { video: None, audio: None };
     let err = choose_for_egress(&viewer_offer(), none).unwrap_err();
-    assert!(
-        matches!(&err, SdpError::NoUsableCodec(t) if t.contains("no track")),
-        "{err:?}"
-    );
+    assert!(matches!(&err, SdpError::NoUsableCodec(t) if t.contains("no track")), "{err:?}");
 }
 
 #[test]
@@ -290,14 +202,8 @@ fn announce_rewrites_candidates_of_the_same_family() {
         a=candidate:1 1 UDP 2015364095 10.0.0.5 40048 typ host\r\n\
         a=candidate:2 1 UDP 2015363583 fe80::1 40050 typ host\r\na=mid:0\r\n";
     let out = announce(answer, "203.0.113.7".parse().unwrap());
-    assert!(
-        out.contains("a=candidate:1 1 UDP 2015364095 203.0.113.7 40048 typ host\r\n"),
-        "{out}"
-    );
-    assert!(
-        out.contains("a=candidate:2 1 UDP 2015363583 fe80::1 40050 typ host\r\n"),
-        "{out}"
-    );
+    assert!(out.contains("a=candidate:1 1 UDP 2015364095 203.0.113.7 40048 typ host\r\n"), "{out}");
+    assert!(out.contains("a=candidate:2 1 UDP 2015363583 fe80::1 40050 typ host\r\n"), "{out}");
     assert!(out.starts_with("v=0\r\n") && out.ends_with("a=mid:0\r\n"));
     assert!(!out.contains("10.0.0.5"));
 }
@@ -310,15 +216,17 @@ fn answers_carry_the_offered_profile() {
         a=fmtp:102 packetization-mode=1;level-asymmetry-allowed=1\r\na=recvonly\r\n";
     let out = complete_answer(answer, &choices);
     assert!(
-        out.contains(
-            "a=fmtp:102 packetization-mode=1;level-asymmetry-allowed=1;profile-level-id=42001f\r\n"
-        ),
+        out.contains("a=fmtp:102 packetization-mode=1;level-asymmetry-allowed=1;profile-level-id=42001f\r\n"),
         "{out}"
     );
     assert_eq!(complete_answer(&out, &choices), out, "idempotent");
     // No fmtp at all: one is added after the rtpmap.
-    let bare =
-        "v=0\r\nm=audio 9 X 111\r\nm=video 9 X 102\r\na=rtpmap:102 H264/90000\r\na=recvonly\r\n";
+    let bare = "v=0\r\nm=audio 9 X 111\r\nm=video 9 X 102\r\na=rtpmap:102 H264/90000\r\na=recvonly\r\n";
     let out = complete_answer(bare, &choices);
-    assert!(out.contains("a=rtpmap:102 H264/90000\r\na=fmtp:102 packetization-mode=1;profile-level-id=42001f\r\na=recvonly"), "{out}");
+    assert!(
+        out.contains(
+            "a=rtpmap:102 H264/90000\r\na=fmtp:102 packetization-mode=1;profile-level-id=42001f\r\na=recvonly"
+        ),
+        "{out}"
+    );
 }
