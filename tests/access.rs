@@ -57,11 +57,11 @@ fn publisher(url: &str) -> Ffmpeg {
 }
 
 /// A publisher the gateway refuses exits by itself, failing, and leaves no stream.
-async fn expect_refused_publish(gw: &Gateway, url: &str, key: &str) {
+async fn expect_refused_publish(api: &common::Api, url: &str, key: &str) {
     let mut ffmpeg = publisher(url);
     let status = ffmpeg.wait_exit(Duration::from_secs(15)).expect("a refused publisher ends");
     assert!(!status.success(), "ffmpeg succeeded publishing to {url}");
-    assert!(gw.api().stream(key).await.unwrap().is_none(), "a refused publish left stream {key}");
+    assert!(api.stream(key).await.unwrap().is_none(), "a refused publish left stream {key}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -70,10 +70,10 @@ async fn rtmp_publish_and_play_need_a_valid_signature() {
     let gw = Gateway::start_with(&[], Some(&config));
     let url = |query: &str| gw.rtmp_url(&format!("/live/class1?{query}"));
 
-    expect_refused_publish(&gw, &gw.rtmp_url("/live/class1"), "class1").await;
-    expect_refused_publish(&gw, &url(&sign(Action::Publish, "class1", now() - 60)), "class1").await;
-    expect_refused_publish(&gw, &url(&sign(Action::Publish, "other", now() + 600)), "class1").await;
-    expect_refused_publish(&gw, &url(&sign(Action::Play, "class1", now() + 600)), "class1").await;
+    expect_refused_publish(&gw.api(), &gw.rtmp_url("/live/class1"), "class1").await;
+    expect_refused_publish(&gw.api(), &url(&sign(Action::Publish, "class1", now() - 60)), "class1").await;
+    expect_refused_publish(&gw.api(), &url(&sign(Action::Publish, "other", now() + 600)), "class1").await;
+    expect_refused_publish(&gw.api(), &url(&sign(Action::Play, "class1", now() + 600)), "class1").await;
     let log = gw.stderr_tail();
     assert!(log.contains("NetStream.Publish.Unauthorized") || log.contains("refused"), "{log}");
 
@@ -209,9 +209,9 @@ async fn the_admission_webhook_decides_and_event_hooks_hear_every_session() {
         "auth:\n  publish: [webhook]\n  play: [open]\n  webhook: \"http://{addr}/admit\"\n  webhook_timeout_ms: 1000\n  event_hooks: [\"http://{addr}/events\"]\n"
     );
     let gw = Gateway::start_with(&[], Some(&config));
-    expect_refused_publish(&gw, &gw.rtmp_url("/live/bad?token=t"), "bad").await;
+    expect_refused_publish(&gw.api(), &gw.rtmp_url("/live/bad?token=t"), "bad").await;
     // `slow` is answered after the timeout: fail closed.
-    expect_refused_publish(&gw, &gw.rtmp_url("/live/slow"), "slow").await;
+    expect_refused_publish(&gw.api(), &gw.rtmp_url("/live/slow"), "slow").await;
     let teacher = publisher(&gw.rtmp_url("/live/good?token=t"));
     gw.api().wait_live("good", LIVE).await.expect("the webhook allowed `good`");
     {
@@ -376,4 +376,71 @@ fn chromium_whip_with_a_bearer_token_and_jsmpeg_with_a_query_token() {
     if let Err(error) = runtime.block_on(body) {
         panic!("{error:#}");
     }
+}
+
+/// The vendor conventions with real clients (ffmpeg publishes with a Tencent-style URL, an
+/// HTTP-FLV viewer plays with an Alibaba-style one, both from the `sign` command), the Origin
+/// allow-list for browser egress, `limits.max_publishers`, and viewers' addresses shown to the
+/// admin role only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn vendor_signatures_origins_publisher_limits_and_hidden_addresses() {
+    let config = "auth:\n  tencent_key: \"tx-key-0123\"\n  aliyun_key: \"ali-key-0123\"\n  publish: [tencent]\n  play: [aliyun]\n  \
+                  allowed_origins: [\"school.example\"]\n  allow_empty_origin: true\n  api_tokens:\n    - { token: \"admin-token\", role: admin }\n    \
+                  - { token: \"read-token\", role: read }\nlimits: { max_publishers: 1 }\n";
+    let gw = Gateway::start_with(&[], Some(config));
+    let admin_api = gw.api().with_token("admin-token");
+    let sign_with = |args: &[&str]| {
+        let dir = TempDir::new("sign");
+        let path = dir.path().join("gw.yaml");
+        std::fs::write(&path, config).expect("write config");
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_interop-gateway"))
+            .arg("sign")
+            .arg("--config")
+            .arg(&path)
+            .args(args)
+            .output()
+            .expect("run sign");
+        assert!(out.status.success(), "sign: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).lines().last().unwrap_or_default().trim().to_string()
+    };
+    let tx = sign_with(&["--action", "publish", "--stream", "class1", "--method", "tencent"]);
+    assert!(tx.contains("txSecret=") && tx.contains("txTime="), "{tx}");
+    expect_refused_publish(&admin_api, &gw.rtmp_url("/live/class1?txSecret=00&txTime=FFFFFFFF"), "class1").await;
+    let _teacher = publisher(&gw.rtmp_url(&format!("/live/class1?{tx}")));
+    gw.api().with_token("admin-token").wait_live("class1", LIVE).await.expect("a Tencent-signed publish goes live");
+    // One publisher at most: a second stream is refused, even correctly signed.
+    let tx2 = sign_with(&["--action", "publish", "--stream", "class2", "--method", "tencent"]);
+    expect_refused_publish(&admin_api, &gw.rtmp_url(&format!("/live/class2?{tx2}")), "class2").await;
+
+    let ali =
+        sign_with(&["--action", "play", "--stream", "class1", "--method", "aliyun", "--path", "/live/class1.flv"]);
+    assert!(ali.starts_with("auth_key="), "{ali}");
+    let client = reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap();
+    let get = |query: String, origin: Option<&'static str>| {
+        let mut request = client.get(gw.http_url(&format!("/live/class1.flv{query}")));
+        if let Some(origin) = origin {
+            request = request.header("Origin", origin);
+        }
+        request.send()
+    };
+    assert_eq!(get(String::new(), None).await.unwrap().status(), 401);
+    assert!(matches!(get("?auth_key=1-0-0-00".into(), None).await.unwrap().status().as_u16(), 401 | 403));
+    assert_eq!(
+        get(format!("?{ali}"), Some("https://leech.example")).await.unwrap().status(),
+        403,
+        "another site's page"
+    );
+    let mut viewer = get(format!("?{ali}"), Some("https://school.example")).await.unwrap();
+    assert_eq!(viewer.status(), 200);
+    assert!(viewer.chunk().await.unwrap().unwrap_or_default().starts_with(b"FLV"));
+
+    // The viewer's address: for the admin role only.
+    let api = gw.api();
+    let sessions = |reply: common::Reply| reply.json.map(|j| j["sessions"].clone()).unwrap_or_default();
+    let admin = sessions(api.with_token("admin-token").get("/api/v1/streams/class1").await.unwrap());
+    let read = sessions(api.with_token("read-token").get("/api/v1/streams/class1").await.unwrap());
+    let remotes = |v: &Value| v.as_array().map(|a| a.iter().filter(|s| s["remote"].is_string()).count()).unwrap_or(0);
+    assert!(remotes(&admin) >= 1, "admin sees the viewer's address: {admin}");
+    assert_eq!(remotes(&read), 0, "a read token does not: {read}");
+    drop(viewer);
 }
