@@ -24,7 +24,7 @@ The load (see `Soak.__init__`, scaled by the mode):
 When the load stops (every source, viewer, push and ingest gone), the counts should be back
 at their idle values: the run waits a drain period and compares.
 
-  --quick   CI smoke: about 2.5 minutes (1.2 of load, 2 units, no ramp); exits non-zero if the gateway died, or fds, pipelines
+  --quick   CI smoke: about 2 minutes (0.9 of load, 2 units, no ramp); exits non-zero if the gateway died, or fds, pipelines
             or tasks did not come back to idle
   --minutes the load's length (default 60)
   --out     where soak.json and the plots go (default: a temporary directory)
@@ -269,7 +269,7 @@ def main():
     ap.add_argument("--units", type=int, help="load units to add (default: 70%% of the capacity ramp's; 2 in --quick)")
     ap.add_argument("--ramp-seconds", type=float, default=180, help="bound of the capacity ramp")
     a = ap.parse_args()
-    minutes = 1.2 if a.quick else a.minutes
+    minutes = 0.9 if a.quick else a.minutes
     units = 2 if a.quick and a.units is None else a.units
     out = pathlib.Path(a.out) if a.out else b.tmpdir()
     out.mkdir(parents=True, exist_ok=True)
