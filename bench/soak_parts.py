@@ -238,7 +238,9 @@ class Sampler:
                   "jemalloc_resident": m.get('interop_jemalloc_bytes{kind="resident"}'),
                   "glibc_in_use": m.get('interop_glibc_malloc_bytes{kind="in_use"}'),
                   "glibc_held": m.get('interop_glibc_malloc_bytes{kind="held"}'),
-                  "pushes_live": m.get('interop_relays{kind="push",state="live"}', 0)})
+                  "pushes_live": m.get('interop_relays{kind="push",state="live"}', 0),
+                  "wake_delay_runtime": m.get('interop_wake_delay_max_seconds{probe="runtime"}'),
+                  "wake_delay_thread": m.get('interop_wake_delay_max_seconds{probe="thread"}')})
         self.samples.append(s)
         return s
 
@@ -305,6 +307,14 @@ def analyze(r):
             xs = p.pop(k)
             p[k] = {"n": len(xs), "min": min(xs), "median": statistics.median(xs), "max": max(xs)} if xs else None
     out["paths"] = by_path
+    # The gateway's watchdog: worst wake-up delay per sampling window of a tokio task and of a
+    # plain thread. Both late: the process was starved of CPU; only the task: the runtime paused.
+    wakes = [s for s in r["samples"] if s["phase"] == "load" and s.get("wake_delay_runtime") is not None]
+    if wakes:
+        out["wake"] = {probe: {"max_s": max(s[f"wake_delay_{probe}"] for s in wakes),
+                               "windows_over_250ms": sum(s[f"wake_delay_{probe}"] > 0.25 for s in wakes)}
+                       for probe in ("runtime", "thread")}
+        out["wake"]["windows"] = len(wakes)
     return out
 
 
@@ -413,6 +423,11 @@ def report(r):
             x = a["rss_anon"]
             lines.append(f"anonymous RSS after warm-up {x['warm_mib']:.0f} MiB -> end {x['end_mib']:.0f} MiB ({x['growth_pct']:+.1f}%)")
         lines.append("idle before -> after: " + ", ".join(f"{k} {v[0]:g} -> {v[1]:g}" for k, v in a["idle"].items()))
+    if "wake" in a:
+        w = a["wake"]
+        lines.append(f"gateway wake-up delays over {w['windows']} sampling windows: runtime task max {w['runtime']['max_s']:.2f} s "
+                     f"({w['runtime']['windows_over_250ms']} windows > 250 ms), plain thread max {w['thread']['max_s']:.2f} s "
+                     f"({w['thread']['windows_over_250ms']} windows > 250 ms)")
     lines.append("| path | viewers | pictures | none | stalls > 1 s | longest (s) | A/V pts ms (min/median/max of viewer medians) | by arrival |")
     lines.append("|---|---|---|---|---|---|---|---|")
     for name, p in sorted(a["paths"].items()):

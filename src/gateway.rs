@@ -49,6 +49,8 @@ pub struct Gateway {
     pub limits: crate::config::LimitsSettings,
     /// Who may publish, play and call the API (`auth:`).
     pub admission: Admission,
+    /// How late the runtime and the process wake (see [`crate::watchdog`]).
+    pub watchdog: Arc<crate::watchdog::Watchdog>,
     /// Where pushes and pulls may dial (`relay.allowed_hosts`).
     pub relay_targets: Arc<crate::auth::relay_targets::RelayTargets>,
     matrix_path: Arc<PathBuf>,
@@ -72,6 +74,7 @@ impl Gateway {
         let hub = Hub::new(matrix, pipelines, config.hub_config());
         let shutdown = CancellationToken::new();
         let relays = Relays::new(hub.clone(), config.relay.clone(), shutdown.clone());
+        let watchdog = crate::watchdog::Watchdog::start(shutdown.clone());
         let webrtc = crate::protocols::webrtc::Sessions::new(config.webrtc.clone())
             .map_err(|e| ServerError::Config(format!("webrtc: {e}")))?;
         let admission = Admission::new(&config.auth).map_err(|e| ServerError::Config(e.to_string()))?;
@@ -90,6 +93,7 @@ impl Gateway {
             limits: config.limits,
             admission,
             relay_targets,
+            watchdog,
             matrix_path: Arc::new(config.matrix.clone()),
             pipelines_dir: Arc::new(config.pipelines.clone()),
             last_reload: Arc::new(Mutex::new(None)),

@@ -23,3 +23,4 @@ pub mod media;
 pub mod pipeline;
 pub mod protocols;
 pub mod server;
+pub mod watchdog;

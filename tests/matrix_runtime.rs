@@ -169,4 +169,10 @@ async fn metrics_count_streams_consumers_and_bytes() {
     assert!(value("interop_bytes_out_total{protocol=\"rtmp\"}") > 10_000.0);
     assert_eq!(value("interop_conversions_total_running"), 0.0);
     assert!(text.contains("# TYPE interop_bytes_in_total counter"));
+    // The watchdog's probes wake every 100 ms; on a box this quiet neither is seconds late.
+    for probe in ["runtime", "thread"] {
+        let delay = value(&format!("interop_wake_delay_max_seconds{{probe=\"{probe}\"}}"));
+        assert!((0.0..2.0).contains(&delay), "{probe} probe woke {delay} s late");
+        value(&format!("interop_wake_pauses_total{{probe=\"{probe}\"}}"));
+    }
 }

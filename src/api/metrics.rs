@@ -89,8 +89,22 @@ fn render(gw: &Gateway) -> String {
         let _ = writeln!(text, "interop_relays{{kind=\"{kind}\",state=\"{state}\"}} {n}");
     }
     gw.udp.render_metrics(&mut text);
+    render_watchdog(&mut text, &gw.watchdog);
     render_process(&mut text);
     text
+}
+
+/// The watchdog's probes: worst wake-up delay since the previous scrape, and pauses so far.
+fn render_watchdog(text: &mut String, w: &crate::watchdog::Watchdog) {
+    let _ = writeln!(text, "# HELP interop_wake_delay_max_seconds Worst wake-up delay since the previous scrape: probe=runtime (a tokio task), probe=thread (a plain thread).\n# TYPE interop_wake_delay_max_seconds gauge");
+    for (probe, l) in [("runtime", &w.runtime), ("thread", &w.thread)] {
+        let _ =
+            writeln!(text, "interop_wake_delay_max_seconds{{probe=\"{probe}\"}} {:.3}", l.take_worst().as_secs_f64());
+    }
+    let _ = writeln!(text, "# HELP interop_wake_pauses_total Wake-ups later than 250 ms, per probe.\n# TYPE interop_wake_pauses_total counter");
+    for (probe, l) in [("runtime", &w.runtime), ("thread", &w.thread)] {
+        let _ = writeln!(text, "interop_wake_pauses_total{{probe=\"{probe}\"}} {}", l.pauses());
+    }
 }
 
 /// What the process holds: pipelines and tasks alive, and the allocators' view of memory (live
