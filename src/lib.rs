@@ -23,4 +23,5 @@ pub mod media;
 pub mod pipeline;
 pub mod protocols;
 pub mod server;
+pub mod socket;
 pub mod watchdog;

@@ -121,3 +121,57 @@ async fn viewers_that_stop_reading_are_dropped_and_others_play_on() {
     assert_eq!(dropped_slow, (STALLED_FLV + STALLED_RTMP) as u64, "counted as dropped for being slow");
     drop((held_flv, held_rtmp));
 }
+
+/// A player's queue is bounded by media time, not bytes: a low-bitrate stream (a few hundred
+/// kb/s, where the old 1 MiB bound held many seconds) whose player pauses for 6 s resumes
+/// near live after a skip to a keyframe, and is not dropped for it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_player_that_pauses_on_a_low_bitrate_stream_resumes_near_live() {
+    use interop_gateway::protocols::rtmp::{ClientConn, RtmpUrl};
+    let gw = Gateway::start();
+    let api = gw.api();
+    let small = PublishOptions { width: 320, height: 180, ..PublishOptions::default() };
+    let _publisher = Ffmpeg::publish(&gw.rtmp_url("/live/slow"), small);
+    api.wait_live("slow", Duration::from_secs(20)).await.expect("live");
+    let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+    socket.set_recv_buffer_size(RECV_BUFFER).expect("SO_RCVBUF");
+    let io = socket.connect(gw.rtmp_addr().parse().expect("addr")).await.expect("connect");
+    let url: RtmpUrl = gw.rtmp_url("/live/slow").parse().expect("url");
+    let mut player = ClientConn::connect_over(io, &url, Duration::from_secs(5)).await.expect("RTMP connect");
+    player.play().await.expect("play");
+    let (before, bytes) = read_video(&mut player, Instant::now() + Duration::from_secs(4)).await;
+    let rate_kbps = bytes as f64 * 8.0 / 4.0 / 1000.0;
+    assert!(before.len() > 60, "the player plays: {} pictures", before.len());
+    tokio::time::sleep(Duration::from_secs(6)).await;
+    let (after, _) = read_video(&mut player, Instant::now() + Duration::from_secs(3)).await;
+    let skip = after
+        .windows(2)
+        .map(|w| w[1].saturating_sub(w[0]))
+        .chain([after.first().copied().unwrap_or(0).saturating_sub(*before.last().unwrap())])
+        .max()
+        .unwrap_or(0);
+    eprintln!("{rate_kbps:.0} kb/s; after the pause: {} pictures, longest skip {skip} ms", after.len());
+    assert!(rate_kbps < 1000.0, "a low-bitrate stream: {rate_kbps:.0} kb/s (1 MiB is over 8 s of it)");
+    assert!(skip >= 3000, "no more than 2 s held: the player skipped ahead (longest skip {skip} ms)");
+    assert!(after.len() > 30, "and plays on after the pause: {} pictures", after.len());
+    let consumers = api.stream("slow").await.expect("api").map(|s| s.total_consumers());
+    assert_eq!(consumers, Some(1), "a pause is a lag, not a drop");
+}
+
+/// Reads a player until `until`: the video timestamps, and the media bytes.
+async fn read_video(
+    player: &mut interop_gateway::protocols::rtmp::ClientConn<tokio::net::TcpStream>,
+    until: Instant,
+) -> (Vec<u32>, usize) {
+    use interop_gateway::protocols::rtmp::{ClientEvent, MediaKind};
+    let (mut stamps, mut bytes) = (Vec::new(), 0usize);
+    while let Ok(Ok(Some(event))) = tokio::time::timeout_at(until.into(), player.next_event()).await {
+        if let ClientEvent::Media(m) = event {
+            bytes += m.payload.len();
+            if m.kind == MediaKind::Video {
+                stamps.push(m.timestamp);
+            }
+        }
+    }
+    (stamps, bytes)
+}

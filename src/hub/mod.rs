@@ -5,6 +5,7 @@
 mod conversion;
 pub mod egress;
 mod h264_gate;
+pub mod held;
 mod key;
 mod lease;
 mod metrics;

@@ -134,3 +134,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> ServerConn<S> {
         self.t.close().await;
     }
 }
+
+impl ServerConn<tokio::net::TcpStream> {
+    /// What the player has not taken yet: `(bytes taken, bytes waiting)`, counting both this
+    /// connection's queue and the bytes in the kernel's send queue (see [`crate::socket`]).
+    pub fn backlog(&mut self) -> (u64, usize) {
+        let in_kernel = crate::socket::unacknowledged(&self.t.io);
+        (self.t.written.saturating_sub(in_kernel as u64), self.pending_output() + in_kernel)
+    }
+}

@@ -12,6 +12,7 @@ use tracing::Instrument;
 use super::{ServerConn, ServerEvent};
 use crate::auth::{Action, Entry};
 use crate::hub::egress::{sleep_until, within, DropReason, EgressPacer, Verdict, FRAME_WAIT};
+use crate::hub::held::HeldMedia;
 use crate::hub::{ConsumerRequest, EndReason, Publisher, StreamKey, Subscription};
 use crate::media::Protocol;
 use crate::protocols::flv::{FlvEgress, FlvIngest, TagKind};
@@ -32,8 +33,6 @@ const IDLE_TIMEOUT: Duration = Duration::from_secs(30);
 /// A publisher that sends nothing for this long is gone.
 const PUBLISH_SILENCE: Duration = Duration::from_secs(20);
 const UNPUBLISHED: &str = "unpublished";
-/// Bytes queued toward a player past which a new frame waits (bounded) for room.
-const MAX_PENDING: usize = 1024 * 1024;
 
 /// Serves RTMP connections while `gate` has room; past it a connection is closed at once
 /// (with a log line), so a flood cannot take the descriptors the rest of the gateway needs.
@@ -262,7 +261,8 @@ async fn play(mut conn: ServerConn<TcpStream>, gw: &RtmpCtx, peer: SocketAddr, a
 /// Sends the subscription to the player until either side ends; returns why it ended.
 ///
 /// Frames are queued on the connection and written while the next frame is awaited; the
-/// queue is bounded ([`MAX_PENDING`]): a frame that finds it full waits (bounded) for room,
+/// queue is bounded in media time ([`crate::hub::held`]): a frame that finds it full waits
+/// (bounded) for room,
 /// else the player has lagged (it skips to the next keyframe, and is dropped after
 /// `hub.max_lag_events`); a player that takes nothing for `hub.write_stall_seconds` is
 /// dropped (see [`crate::hub::egress`]).
@@ -277,17 +277,17 @@ async fn send(conn: &mut ServerConn<TcpStream>, mut sub: Subscription, gw: &Rtmp
         gw.hub.metrics().note_consumer_too_slow();
         format!("too slow ({reason})")
     };
+    let mut held = HeldMedia::new();
     loop {
         if !tags.is_empty() {
-            pacer.observe(Instant::now(), conn.bytes_written(), conn.pending_output());
-            if conn.pending_output() > MAX_PENDING {
+            observe(conn, &mut pacer, &mut held);
+            if !held.has_room() {
                 if let Some(Err(e)) = within(pacer.frame_wait(Instant::now()), conn.flush()).await {
                     return format!("write failed: {e}");
                 }
-                pacer.observe(Instant::now(), conn.bytes_written(), conn.pending_output());
+                observe(conn, &mut pacer, &mut held);
             }
-            let room = conn.pending_output() <= MAX_PENDING;
-            match pacer.decide(Instant::now(), room, || sub.lagged()) {
+            match pacer.decide(Instant::now(), held.has_room(), || sub.lagged()) {
                 Verdict::Write => {}
                 Verdict::SkipToKeyframe => {
                     tags.clear();
@@ -304,6 +304,7 @@ async fn send(conn: &mut ServerConn<TcpStream>, mut sub: Subscription, gw: &Rtmp
                 TagKind::Script => MediaKind::Data,
             };
             sub.add_bytes_out(t.body.len());
+            held.queued(t.body.len(), t.timestamp);
             conn.queue_media(kind, t.timestamp, &t.body);
         }
         tokio::select! {
@@ -324,7 +325,7 @@ async fn send(conn: &mut ServerConn<TcpStream>, mut sub: Subscription, gw: &Rtmp
                 Err(e) => return format!("protocol error: {e}"),
             },
             _ = sleep_until(pacer.deadline()) => {
-                pacer.observe(Instant::now(), conn.bytes_written(), conn.pending_output());
+                observe(conn, &mut pacer, &mut held);
                 if pacer.stalled(Instant::now()) {
                     return too_slow(DropReason::Stalled);
                 }
@@ -332,4 +333,12 @@ async fn send(conn: &mut ServerConn<TcpStream>, mut sub: Subscription, gw: &Rtmp
             _ = &mut shutdown => return "gateway shutting down".into(),
         }
     }
+}
+
+/// Tells the pacer and the held-media bound how far the player is (see
+/// [`ServerConn::backlog`]).
+fn observe(conn: &mut ServerConn<TcpStream>, pacer: &mut EgressPacer, held: &mut HeldMedia) {
+    let (taken, waiting) = conn.backlog();
+    pacer.observe(Instant::now(), taken, waiting);
+    held.still_waiting(waiting);
 }
