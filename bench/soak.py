@@ -20,7 +20,10 @@ The load (see `Soak.__init__`, scaled by the mode):
             restarted. (This machine's kernel has no sch_netem, hence the relay.) The first WHIP
             publisher's media crosses the same kind of lossy relay (soak_load.WhipProxy).
   units     load units (soak_load: an RTMP publisher + an H5 viewer = one H.264->MPEG-1
-            conversion on the gateway): 70% of the capacity a ramp measures first.
+            conversion on the gateway) on top of all the above: a ramp run with the above
+            already going finds the box's capacity, and the soak keeps the units that hold the
+            whole box nearest 70% busy. Viewers that started before the measured period (during
+            the ramp) are not counted.
 When the load stops (every source, viewer, push and ingest gone), the counts should be back
 at their idle values: the run waits a drain period and compares.
 
@@ -83,6 +86,8 @@ class Soak:
         self.errors = []
         self.lock = threading.Lock()
         self.frames = 0       # pictures decoded by measured viewers so far
+        self.t_load = None    # when the measured period began (after the ramp)
+        self.warmup_viewers = 0
 
     # --- helpers run on threads ---------------------------------------------------------
     def loop(self, name, body):
@@ -100,10 +105,14 @@ class Soak:
 
     def measured_viewer(self, path, url):
         life = self.view_s * random.uniform(0.7, 1.0)
+        started = time.time()
         r = parts.Viewer(self.bins / "avprobe", url, life, self).wait(life + 30)
         with self.lock:
-            self.viewers.append(parts.summarize(path, r))
-            self.counts["measured_viewers"] += 1
+            if self.t_load is None or started < self.t_load:
+                self.warmup_viewers += 1  # watched (part of) the ramp: not measured
+            else:
+                self.viewers.append(parts.summarize(path, r))
+                self.counts["measured_viewers"] += 1
         self.stop.wait(random.uniform(1, 4))
 
     def rtmp_churn(self, k):
@@ -170,28 +179,20 @@ class Soak:
         self.clip = b.make_clip(self.tmp, seconds=4)
         udp_clip = parts.make_udp_clip(self.tmp)
         self.gw, self.http, self.rtmp = b.gateway(self.tmp, binary=self.bins / "interop-gateway", extra=["--webrtc-ip", "127.0.0.1"])
-        cap = None
-        if self.units_asked is None:
-            cap = soak_load.measure_capacity(self.bins, self.clip, self.http, self.rtmp, self.gw.pid, self.ramp_s)
-            n_units = int(0.7 * cap["units"] + 0.5)
-        else:
-            n_units = self.units_asked
-        self.capacity = {"measured": cap, "units": n_units,
-                         "how": "ramp" if cap else ("fixed (--quick)" if self.quick else "given by --units")}
         self.origin_port = b.free_port()
         self.nginx = parts.nginx_on(self.tmp, self.origin_port)
         sampler = parts.Sampler(self.gw.pid, self.http, self)
         time.sleep(3)
         idle_start = sampler.idle("idle before", 10)
 
-        t_load = time.time()
+        # The base load: sources, measured viewers, churn, the CDN push, UDP ingest.
+        if self.units_asked is not None:
+            self.t_load = time.time()  # no ramp: every viewer counts
         sources = [parts.start_source(self.bins / "avprobe", "rtmp", f"rtmp://{self.rtmp}/live/soakA"),
                    parts.start_source(self.bins / "avprobe", "whip", f"http://{self.http}/whip/soakB")]
         latency.wait_live(self.http, "soakA")
         latency.wait_live(self.http, "soakB")
         self.whip_proxy = soak_load.WhipProxy(self.http)
-        units = soak_load.Units(self.bins, self.clip, self.http, self.rtmp)
-        units.add(n_units)
         push = b.api(self.http, "POST", "/api/v1/streams/soakA/pushes", {"url": f"rtmp://127.0.0.1:{self.origin_port}/live/soakA"})
         self.udp = parts.LossyIngest(self.tmp, udp_clip, self.http, "soakU")
         self.udp.start()
@@ -205,6 +206,26 @@ class Soak:
         threads += [self.loop(f"churn viewers {k}", lambda k=k: self.churn_viewers(k)) for k in range(self.n_rtmp_churn)]
         threads += [self.loop(f"whip churn {k}", lambda k=k: self.whip_churn(k)) for k in range(self.n_whip_churn)]
         threads += [self.loop("origin", self.origin), self.loop("udp", self.udp_cycle)]
+
+        # Load units on top: the ramp (with the base load running) says how many.
+        cap = None
+        if self.units_asked is None:
+            time.sleep(10)  # the churn's first publishers and viewers are up
+            cap = soak_load.measure_capacity(self.bins, self.clip, self.http, self.rtmp, self.gw.pid, self.ramp_s)
+            n_units = cap["units_at_target"]
+        else:
+            n_units = self.units_asked
+        self.capacity = {"measured": cap, "units": n_units,
+                         "how": "ramp" if cap else ("fixed (--quick)" if self.quick else "given by --units")}
+        units = soak_load.Units(self.bins, self.clip, self.http, self.rtmp)
+        units.add(n_units)
+        t_load = time.time()
+        with self.lock:
+            self.t_load = self.t_load or t_load
+        if cap:
+            busy, _ = soak_load.box_busy(10)
+            self.capacity["box_busy_at_start"] = round(busy, 3)
+            print(f"soak: {n_units} units on the base load; the box is {busy:.0%} busy; measuring for {self.load_s / 60:g} min")
 
         while time.time() - t_load < self.load_s and self.gw.poll() is None:
             sampler.sample("load")
@@ -242,7 +263,8 @@ class Soak:
                 "samples": sampler.samples, "viewers": self.viewers, "faults": self.faults,
                 "counts": self.counts, "errors": self.errors[-50:], "error_count": len(self.errors),
                 "udp_relay": self.udp.stats(),
-                "whip_relay": self.whip_proxy.stats(), "capacity": self.capacity}
+                "whip_relay": self.whip_proxy.stats(), "capacity": self.capacity,
+                "warmup_viewers": self.warmup_viewers}
 
 
 def prepare_bins(bin_dir):

@@ -6,11 +6,15 @@ The H5 viewer makes the gateway run H.264 -> MPEG-1 and AAC -> MP2 for that stre
 unit costs the GATEWAY a full video decode + encode and the generators almost nothing.
 
 Capacity is that of the whole box: the gateway and its test clients (ffmpeg sources, decoding
-viewers, WebRTC peers) share this machine's cores. The ramp adds units two at a time; after
-each step it measures the gateway's CPU for 10 s and runs a probe viewer on every unit stream.
-It stops when a probe sees a gap > 1 s or < 90% of the source's picture rate, when the gateway's
-CPU stopped growing (< 0.05 core more for the step), or at the ramp's time bound; capacity is the
-last unit count that passed.
+viewers, WebRTC peers) share this machine's cores. So the ramp runs on top of the soak's own
+load (its sources, measured viewers, churn, CDN push and UDP ingest, all already running): it
+first measures the box's CPU with that base load alone for 20 s, then adds units one at a time;
+after each step it measures the gateway's and the whole box's CPU (/proc/stat) for 10 s and runs
+a probe viewer on every unit stream. It stops when a probe sees a gap > 1 s or < 90% of the
+source's picture rate, when the box is saturated (> 95% busy), when the gateway's CPU stopped
+growing (< 0.03 core more for the step), or at the ramp's time bound; capacity is the last unit
+count that passed. The soak then runs the units that keep the whole box nearest 70% busy
+(interpolating the steps; none if the base load alone is over 70%).
 """
 
 import http.server
@@ -70,34 +74,75 @@ class Units:
         self.procs = []
 
 
-def measure_capacity(bins, clip, http, rtmp, gw_pid, bound_s=180, step=2, log=print):
-    """The ramp (see the module's text). Returns the record for the summary JSON."""
+def box_busy(seconds, then=None):
+    """The whole box's CPU busy fraction (0..1, all cores) over `seconds` (after `then()`, if
+    given, runs in that window)."""
+    def stat():
+        f = [int(x) for x in open("/proc/stat").readline().split()[1:]]
+        idle = f[3] + f[4]  # idle + iowait
+        return sum(f[:8]) - idle, sum(f[:8])
+    (b0, t0), w0 = stat(), time.time()
+    out = then() if then else time.sleep(seconds)
+    while time.time() - w0 < seconds:
+        time.sleep(0.2)
+    b1, t1 = stat()
+    return (b1 - b0) / max(1, t1 - t0), out
+
+
+def units_for(busy_target, base_busy, steps):
+    """The unit count whose whole-box busy fraction is nearest `busy_target` without passing it,
+    by linear interpolation between the measured steps (units 0 = the base load)."""
+    points = [(0, base_busy)] + [(s["units"], s["box_busy"]) for s in steps]
+    best = 0
+    for (u0, f0), (u1, f1) in zip(points, points[1:]):
+        if f0 > busy_target:
+            break
+        best = u0
+        if f1 > busy_target and f1 > f0:
+            best = u0 + int((busy_target - f0) / (f1 - f0) * (u1 - u0))
+            break
+        best = u1
+    return best
+
+
+def measure_capacity(bins, clip, http, rtmp, gw_pid, bound_s=180, step=1, log=print, busy_target=0.7):
+    """The ramp (see the module's text), on top of whatever load runs already. Returns the record
+    for the summary JSON; "units" is the capacity, "units_at_target" what keeps the box nearest
+    `busy_target`."""
     units = Units(bins, clip, http, rtmp)
     t0, steps, good, cpu_good = time.time(), [], 0, None
-    prev_cpu, why = 0.0, "time bound"
+    base_busy, _ = box_busy(20)
+    log(f"capacity ramp: base load alone keeps the box {base_busy:.0%} busy")
+    prev_cpu, why = None, "time bound"
     try:
         while time.time() - t0 < bound_s:
             units.add(step)
             time.sleep(5)
             c0, w0 = b.cpu_seconds([gw_pid]), time.time()
-            fps, gap = units.probe(10)
+            busy, (fps, gap) = box_busy(10, lambda: units.probe(10))
             cpu = (b.cpu_seconds([gw_pid]) - c0) / (time.time() - w0)
             n = len(units.procs)
-            s = {"units": n, "gateway_cpu_cores": round(cpu, 2), "slowest_pps": fps, "longest_gap_s": gap,
-                 "load1": os.getloadavg()[0]}
+            s = {"units": n, "gateway_cpu_cores": round(cpu, 2), "box_busy": round(busy, 3), "slowest_pps": fps,
+                 "longest_gap_s": gap, "load1": os.getloadavg()[0]}
             steps.append(s)
             log(f"capacity ramp: {json.dumps(s)}")
             if gap > 1.0 or fps < 0.9 * RATE:
                 why = f"viewers stalled at {n} units (gap {gap:.1f} s, {fps:.1f} pictures/s)"
                 break
-            if steps[:-1] and cpu - prev_cpu < 0.05:
+            if busy > 0.95:
+                why = f"the box saturated at {n} units ({busy:.0%} busy)"
+                break
+            if prev_cpu is not None and cpu - prev_cpu < 0.03:
                 why = f"gateway CPU stopped growing at {n} units ({prev_cpu:.2f} -> {cpu:.2f} cores)"
                 break
             good, cpu_good, prev_cpu = n, cpu, cpu
     finally:
         units.stop()
     time.sleep(5)
-    return {"units": good, "gateway_cpu_cores_at_capacity": cpu_good, "stopped_because": why, "steps": steps,
+    passed = [s for s in steps if s["units"] <= good]
+    return {"units": good, "gateway_cpu_cores_at_capacity": cpu_good, "stopped_because": why,
+            "base_box_busy": round(base_busy, 3), "busy_target": busy_target,
+            "units_at_target": units_for(busy_target, base_busy, passed), "steps": steps,
             "ramp_s": round(time.time() - t0), "method": __doc__.split("\n\n", 1)[1].strip()}
 
 

@@ -209,11 +209,18 @@ class LossyIngest:
 
 
 # --- sampling -----------------------------------------------------------------------------
+def box_stat():
+    """The whole box's (busy, total) CPU jiffies from /proc/stat."""
+    f = [int(x) for x in open("/proc/stat").readline().split()[1:9]]
+    return sum(f) - f[3] - f[4], sum(f)
+
+
 class Sampler:
     def __init__(self, pid, http, soak):
         self.pid, self.http, self.soak = pid, http, soak
         self.samples, self.last = [], 0.0
         self.cpu0 = (b.cpu_seconds([pid]), time.time())
+        self.box0 = box_stat()
 
     def sample(self, phase):
         self.last = time.time()
@@ -226,10 +233,12 @@ class Sampler:
         cpu = b.cpu_seconds([self.pid])
         c0, t0 = self.cpu0
         self.cpu0 = (cpu, self.last)
+        (busy0, all0), (busy1, all1) = self.box0, box_stat()
+        self.box0 = (busy1, all1)
         with self.soak.lock:
             frames = getattr(self.soak, "frames_done", 0) + sum(v.frames() for v in getattr(self.soak, "active", ()))
         s.update({"t": self.last, "phase": phase, "cpu_cores": (cpu - c0) / max(1e-3, self.last - t0),
-                  "load1": os.getloadavg()[0], "frames": frames,
+                  "load1": os.getloadavg()[0], "box_busy": (busy1 - busy0) / max(1, all1 - all0), "frames": frames,
                   "pipelines": m.get("interop_gst_pipelines_alive"), "tasks": m.get("interop_tokio_tasks_alive"),
                   "streams": m.get("interop_streams"),
                   "consumers": sum(v for k, v in m.items() if k.startswith("interop_consumers{")),
@@ -284,6 +293,9 @@ def analyze(r):
                                "growth_pct": 100 * (statistics.median(anon[-n:]) / statistics.median(anon[:n]) - 1)}
         out["cpu_cores_mean"] = statistics.fmean(s["cpu_cores"] for s in load[1:]) if len(load) > 1 else None
         out["load1_mean"] = statistics.fmean(s["load1"] for s in load)
+        busy = [s["box_busy"] for s in load[1:] if s.get("box_busy") is not None]
+        out["box_busy"] = {"mean": statistics.fmean(busy), "p95": sorted(busy)[int(0.95 * (len(busy) - 1))],
+                           "windows_over_95pct": sum(x > 0.95 for x in busy), "windows": len(busy)} if busy else None
         out["peak"] = {k: max((s[k] or 0) for s in load) for k in ["fds", "threads", "pipelines", "tasks", "consumers", "conversions", "streams"]}
         out["frames"] = load[-1]["frames"]
     ie, ia = r["idle_start"], r["idle_end"]
@@ -417,7 +429,7 @@ def report(r):
         x = a["rss"]
         lines.append(f"RSS after warm-up {x['warm_mib']:.0f} MiB -> end {x['end_mib']:.0f} MiB ({x['growth_pct']:+.1f}%, "
                      f"slope {x['slope_pct_per_hour']:+.1f}%/h), max {x['max_mib']:.0f} MiB; gateway CPU {a['cpu_cores_mean']:.2f} cores, "
-                     f"load avg {a['load1_mean']:.1f}; peak {json.dumps(a['peak'])}; pictures decoded by measured viewers {a['frames']}")
+                     f"load avg {a['load1_mean']:.1f}; box CPU busy {box_line(a.get('box_busy'))}; peak {json.dumps(a['peak'])}; pictures decoded by measured viewers {a['frames']}")
     if "idle" in a:
         if "rss_anon" in a:
             x = a["rss_anon"]
@@ -439,14 +451,23 @@ def report(r):
     cap = r.get("capacity") or {}
     m = cap.get("measured")
     if m:
-        lines.append(f"capacity (the whole 2-core box: gateway plus its test clients): {m['units']} units "
+        lines.append(f"capacity (the whole 2-core box: gateway plus its test clients, ramped on top of the soak's own "
+                     f"load, which alone kept the box {m.get('base_box_busy', 0):.0%} busy): {m['units']} units "
                      f"(one unit = RTMP publisher + H5 viewer, i.e. one H.264->MPEG-1 + AAC->MP2 conversion), "
-                     f"gateway {m['gateway_cpu_cores_at_capacity']} cores there; ramp stopped: {m['stopped_because']}")
+                     f"gateway {m['gateway_cpu_cores_at_capacity']} cores there; ramp stopped: {m['stopped_because']}; "
+                     f"units for {m.get('busy_target', 0.7):.0%} busy: {m.get('units_at_target')}; "
+                     f"box busy when the measured period began: {cap.get('box_busy_at_start', 0):.0%}")
     lines.append(f"load units during the soak: {cap.get('units')} ({cap.get('how')}); "
                  f"whip relay: {json.dumps(r.get('whip_relay'))}")
     if r["errors"]:
         lines.append("last churn errors: " + " | ".join(r["errors"][-5:]))
     return "\n".join(lines)
+
+
+def box_line(x):
+    if not x:
+        return "-"
+    return f"mean {x['mean']:.0%}, p95 {x['p95']:.0%}, {x['windows_over_95pct']} of {x['windows']} sampling windows over 95%"
 
 
 def compact(r, points=400):
