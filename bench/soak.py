@@ -76,9 +76,11 @@ class Soak:
         self.origin_period = 35 if quick else 120    # nginx killed every ...
         self.origin_down = 8 if quick else 15        # ... and restarted after
         self.udp_period = 45 if quick else 180       # UDP ingest deleted and posted again
-        self.n_rtmp_churn = 2 if quick else 5
-        self.n_whip_churn = 1 if quick else 2
-        self.churn_flv, self.churn_rtmp = (3, 2) if quick else (10, 5)  # viewers per churn stream
+        # Sized so that this base load leaves room on a 2-core box for the load units (the
+        # generators, WHIP publishers above all, cost more CPU than the gateway does).
+        self.n_rtmp_churn = 2
+        self.n_whip_churn = 1
+        self.churn_flv, self.churn_rtmp = (3, 2) if quick else (6, 3)  # viewers per churn stream
         self.viewers = []     # finished measured viewers: {path, start, events summary}
         self.faults = []      # (kind, start, end) wall-clock seconds
         self.counts = {"rtmp_publishes": 0, "whip_publishes": 0, "udp_ingests": 0, "origin_kills": 0,
