@@ -212,7 +212,7 @@ class Soak:
         # Load units on top: the ramp (with the base load running) says how many.
         cap = None
         if self.units_asked is None:
-            time.sleep(10)  # the churn's first publishers and viewers are up
+            time.sleep(30)  # the churn's first publishers and viewers are up and past their start-up
             cap = soak_load.measure_capacity(self.bins, self.clip, self.http, self.rtmp, self.gw.pid, self.ramp_s)
             n_units = cap["units_at_target"]
         else:

@@ -3,7 +3,7 @@
 //! streams. Each must be refused or closed on its own; the reader keeps receiving data and
 //! `/healthz` stays 200.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

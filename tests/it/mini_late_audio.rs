@@ -2,7 +2,7 @@
 //! an HTTP-FLV viewer that joined before the audio gets it once it starts, on the same
 //! timeline as the video (no A/V offset), and the stream announces audio from the start.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -3,7 +3,7 @@
 //! promptly, not after a delay that grew while it was briefly up; and an origin that accepts
 //! the push and then stops reading fails over within the write-stall bound.
 
-mod common;
+use crate::common;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;

@@ -2,7 +2,7 @@
 //! publisher and WHEP viewer talk to a stand-in endpoint whose sessions are webrtcbin peers in
 //! this process. If these fail, the gateway's WebRTC tests cannot be trusted.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

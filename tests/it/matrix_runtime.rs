@@ -2,7 +2,7 @@
 //! matrix, `POST /api/v1/matrix/reload` and SIGHUP swapping a good one in and keeping the
 //! running one when the new one is bad, and `/metrics`.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::Duration;

@@ -2,7 +2,7 @@
 //! stream API, CDN push (with retry) and pull, and clean shutdown. Real peers on 127.0.0.1:
 //! ffmpeg publishes, ffprobe and an independent FLV parser read, nginx-rtmp is the CDN origin.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! that stays, and two readers that never read: every joiner starts at a keyframe, readers
 //! get continuous data, and the publisher is never held back by anyone.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -7,7 +7,7 @@
 //! it), both tracks start together and their timestamps never go back, the start is a recent
 //! GOP (not seconds of burst), and the conversion's `frames_in` counts what it was fed.
 
-mod common;
+use crate::common;
 
 use std::process::Stdio;
 use std::time::{Duration, Instant};

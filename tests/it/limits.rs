@@ -4,7 +4,7 @@
 //! HTTP error naming the limit) while the gateway's memory stays bounded and `/healthz` and
 //! new viewers keep working.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

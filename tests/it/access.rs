@@ -7,7 +7,7 @@
 //! relays refuse internal addresses. Chromium (WHIP with a bearer token, JSMpeg with a query
 //! token) runs last, re-run inside a loopback network namespace like every browser test.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

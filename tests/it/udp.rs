@@ -3,7 +3,7 @@
 //! and ffprobe on an output's SDP receive. Conversions are read from the API with their
 //! reasons (`auto` cells resolved from the stream's real codecs).
 
-mod common;
+use crate::common;
 
 use std::net::UdpSocket;
 use std::path::{Path, PathBuf};

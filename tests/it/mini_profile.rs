@@ -2,7 +2,7 @@
 //! 2 s, no B-frames — re-encoded only for mini-program viewers and only when the source needs
 //! it; RTMP viewers of the same stream keep the copy.
 
-mod common;
+use crate::common;
 
 use std::process::Command;
 use std::time::{Duration, Instant};

@@ -1,7 +1,7 @@
 //! GStreamer's own RTMP elements against the gateway: rtmp2sink publishes, rtmp2src plays
 //! and decodes, both through the real server (OBS and ffmpeg speak the same subset).
 
-mod common;
+use crate::common;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;

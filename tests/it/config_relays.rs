@@ -1,7 +1,7 @@
 //! Pushes and pulls declared in the configuration file start with the gateway, and a push
 //! whose origin refuses the stream shows why it is retrying.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

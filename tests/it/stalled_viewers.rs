@@ -4,7 +4,7 @@
 //! their sockets closed, the gateway's memory bounded, and a normal viewer of the same stream
 //! must not notice.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

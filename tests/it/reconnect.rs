@@ -10,7 +10,7 @@
 //! and comes back over WHIP (H.264 + Opus) keeps its RTMP and HTTP-FLV readers: they are
 //! re-planned onto an Opus→AAC conversion and their files have AAC that decodes after the gap.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Stdio;

@@ -10,7 +10,7 @@
 //! publisher's PLIs received. The figures are printed by the outer test (run with
 //! `--nocapture` to see them on success) and kept in `$CARGO_TARGET_TMPDIR`.
 
-mod common;
+use crate::common;
 
 use std::path::PathBuf;
 use std::time::Duration;

@@ -1,7 +1,7 @@
 //! Checks the test harness itself against real third-party peers (nginx-rtmp, ffmpeg,
 //! ffprobe), without the gateway: if these fail, the black-box tests cannot be trusted.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -9,7 +9,7 @@
 //! - WHIP offers with 200 m-lines, with `a=ssrc:0`, more pending sessions than allowed, and a
 //!   second offer for a key whose first one never connected.
 
-mod common;
+use crate::common;
 
 use std::net::UdpSocket;
 use std::path::Path;

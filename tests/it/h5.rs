@@ -2,7 +2,7 @@
 //! HTTP POST, WebSocket viewers and publishers (tokio-tungstenite), ffprobe reading what they
 //! captured, headless Chromium playing the player page, and bad input.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::process::{Child, Command, Stdio};

@@ -1,7 +1,7 @@
 //! `igmpeg1enc` in real GStreamer pipelines: files written through `mpegvideoparse !
 //! mpegtsmux` and read back by ffprobe, and the gateway's own transcoder fed with H.264.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::sync::{Arc, Mutex};

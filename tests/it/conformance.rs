@@ -3,7 +3,7 @@
 //! codecs the viewer got and that the gateway ran exactly the conversions the shipped matrix
 //! plans for that stream (none on copy cells). Prints the 6×6 table of results.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeSet;
 use std::path::Path;

@@ -2,7 +2,7 @@
 //! this process, ICE on 127.0.0.1 only) against the gateway binary, with ffmpeg, ffprobe, an
 //! FLV reader and nginx-rtmp on the other side of the bridge.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 
