@@ -42,6 +42,8 @@ use stream::lock;
 
 /// How long a new consumer waits for a conversion it just started (or joined) to produce.
 const CONVERSION_START_WAIT: Duration = Duration::from_secs(3);
+/// A conversion's pipeline that takes longer than this to build and start is logged.
+const SLOW_PIPELINE_START: Duration = Duration::from_millis(250);
 /// A converted audio output is caught up with its source this close to it (an encoder holds
 /// back a frame or two).
 const AUDIO_CATCH_UP_SLACK: crate::media::Ts = crate::media::Ts(300_000_000);
@@ -456,6 +458,9 @@ impl Hub {
             TrackKind::Audio => stream.source(TrackKind::Video).gop_start(),
             TrackKind::Video => None,
         };
+        // Built and started on this (runtime) thread, under the stream's conversions lock: a
+        // slow start holds both, so it is logged (see `crate::watchdog` for the runtime's view).
+        let started = std::time::Instant::now();
         let conversion = Conversion::start(
             key.clone(),
             reason,
@@ -467,6 +472,11 @@ impl Hub {
             stream.key.as_str(),
         )
         .map_err(|e| fail(e.to_string()))?;
+        let took = started.elapsed();
+        if took > SLOW_PIPELINE_START {
+            tracing::warn!(stream = %stream.key, %track, %from, %to, took_ms = took.as_millis() as u64,
+                "a conversion's pipeline was slow to start");
+        }
         conversion.consumers.fetch_add(1, Ordering::AcqRel);
         conversions.insert(key, conversion.clone());
         Ok(conversion)
