@@ -22,8 +22,9 @@ The load (see `Soak.__init__`, scaled by the mode):
   units     load units (soak_load: an RTMP publisher + an H5 viewer = one H.264->MPEG-1
             conversion on the gateway) on top of all the above: a ramp run with the above
             already going finds the box's capacity, and the soak keeps the units that hold the
-            whole box nearest 70% busy. Viewers that started before the measured period (during
-            the ramp) are not counted.
+            whole box nearest 70% busy. The measured period starts once the box has settled
+            after the clients' start-up (two 20 s windows at most 85% busy, at most 5 min);
+            viewers that started before it (during the ramp or the warm-up) are not counted.
 When the load stops (every source, viewer, push and ingest gone), the counts should be back
 at their idle values: the run waits a drain period and compares.
 
@@ -62,6 +63,10 @@ import soak_parts as parts
 import soak_load
 
 STALL_MS = 1000
+# The measured period starts when two 20 s windows in a row keep the box at most this busy,
+# or after WARMUP_MAX_S.
+SETTLED_BUSY = 0.85
+WARMUP_MAX_S = 300
 
 
 class Soak:
@@ -221,6 +226,15 @@ class Soak:
                          "how": "ramp" if cap else ("fixed (--quick)" if self.quick else "given by --units")}
         units = soak_load.Units(self.bins, self.clip, self.http, self.rtmp)
         units.add(n_units)
+        if cap:
+            # Warm-up: the clients' start-up (and the ramp's leftovers) saturate the box for a
+            # few minutes; the measured period starts once it has settled (bounded).
+            t_warm = time.time()
+            settled = 0
+            while settled < 2 and time.time() - t_warm < WARMUP_MAX_S and self.gw.poll() is None:
+                busy, _ = soak_load.box_busy(20)
+                settled = settled + 1 if busy <= SETTLED_BUSY else 0
+            self.capacity["warmup_s"] = round(time.time() - t_warm)
         t_load = time.time()
         with self.lock:
             self.t_load = self.t_load or t_load

@@ -456,7 +456,8 @@ def report(r):
                      f"(one unit = RTMP publisher + H5 viewer, i.e. one H.264->MPEG-1 + AAC->MP2 conversion), "
                      f"gateway {m['gateway_cpu_cores_at_capacity']} cores there; ramp stopped: {m['stopped_because']}; "
                      f"units for {m.get('busy_target', 0.7):.0%} busy: {m.get('units_at_target')}; "
-                     f"box busy when the measured period began: {cap.get('box_busy_at_start', 0):.0%}")
+                     f"box busy when the measured period began: {cap.get('box_busy_at_start', 0):.0%} "
+                     f"(after {cap.get('warmup_s', 0)} s of warm-up)")
     lines.append(f"load units during the soak: {cap.get('units')} ({cap.get('how')}); "
                  f"whip relay: {json.dumps(r.get('whip_relay'))}")
     if r["errors"]:

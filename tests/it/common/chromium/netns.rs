@@ -28,13 +28,18 @@ pub const NETNS_ENV: &str = "IGW_LOOPBACK_NETNS";
 const NETNS_TIMEOUT: Duration = Duration::from_secs(240);
 
 /// Call first in a `#[test]` (not `#[tokio::test]`: build the runtime after it) named
-/// `test_name` (its full path in the test binary, e.g. `chromium_whip_publishes`).
+/// `test_name` (its path within the calling file's module, e.g. `chromium_whip_publishes`;
+/// the module is the caller's file name, as `tests/it/main.rs` declares them).
 ///
 /// Outside the namespace: re-runs this test binary with only `test_name` inside a fresh
 /// loopback-only namespace, waits for it (bounded), panics with its output if it failed, and
 /// returns `false`: the caller returns. Inside: panics unless only `lo` has addresses and
 /// returns `true`: the caller runs the test body.
+#[track_caller]
 pub fn in_loopback_netns(test_name: &str) -> bool {
+    let caller = std::path::Path::new(std::panic::Location::caller().file());
+    let module = caller.file_stem().and_then(|s| s.to_str()).expect("a test file");
+    let full_name = format!("{module}::{test_name}");
     if std::env::var(NETNS_ENV).as_deref() == Ok("1") {
         if let Err(error) = only_loopback_addresses() {
             panic!("refusing to run {test_name}: {error}");
@@ -46,7 +51,7 @@ pub fn in_loopback_netns(test_name: &str) -> bool {
         .args(["--map-root-user", "--net", "--pid", "--fork", "--kill-child", "--mount-proc"])
         .args(["sh", "-c", "ip link set lo up && \"$@\"", "sh"])
         .arg(&exe)
-        .args([test_name, "--exact", "--nocapture", "--include-ignored", "--test-threads=1"])
+        .args([full_name.as_str(), "--exact", "--nocapture", "--include-ignored", "--test-threads=1"])
         .env(NETNS_ENV, "1")
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
