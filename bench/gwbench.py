@@ -109,6 +109,12 @@ def cpu_seconds(pids):
     return sum(cpu_split(pids))
 
 
+def box_stat():
+    """The whole box's (busy, total) CPU jiffies from /proc/stat (idle and iowait are not busy)."""
+    f = [int(x) for x in open("/proc/stat").readline().split()[1:9]]
+    return sum(f) - f[3] - f[4], sum(f)
+
+
 def pss_kib(pids):
     total = 0
     for p in tree(pids):

@@ -77,15 +77,11 @@ class Units:
 def box_busy(seconds, then=None):
     """The whole box's CPU busy fraction (0..1, all cores) over `seconds` (after `then()`, if
     given, runs in that window)."""
-    def stat():
-        f = [int(x) for x in open("/proc/stat").readline().split()[1:]]
-        idle = f[3] + f[4]  # idle + iowait
-        return sum(f[:8]) - idle, sum(f[:8])
-    (b0, t0), w0 = stat(), time.time()
+    (b0, t0), w0 = b.box_stat(), time.time()
     out = then() if then else time.sleep(seconds)
     while time.time() - w0 < seconds:
         time.sleep(0.2)
-    b1, t1 = stat()
+    b1, t1 = b.box_stat()
     return (b1 - b0) / max(1, t1 - t0), out
 
 
@@ -97,10 +93,8 @@ def units_for(busy_target, base_busy, steps):
     for (u0, f0), (u1, f1) in zip(points, points[1:]):
         if f0 > busy_target:
             break
-        best = u0
-        if f1 > busy_target and f1 > f0:
-            best = u0 + int((busy_target - f0) / (f1 - f0) * (u1 - u0))
-            break
+        if f1 > busy_target:
+            return u0 + int((busy_target - f0) / (f1 - f0) * (u1 - u0))
         best = u1
     return best
 

@@ -209,18 +209,12 @@ class LossyIngest:
 
 
 # --- sampling -----------------------------------------------------------------------------
-def box_stat():
-    """The whole box's (busy, total) CPU jiffies from /proc/stat."""
-    f = [int(x) for x in open("/proc/stat").readline().split()[1:9]]
-    return sum(f) - f[3] - f[4], sum(f)
-
-
 class Sampler:
     def __init__(self, pid, http, soak):
         self.pid, self.http, self.soak = pid, http, soak
         self.samples, self.last = [], 0.0
         self.cpu0 = (b.cpu_seconds([pid]), time.time())
-        self.box0 = box_stat()
+        self.box0 = b.box_stat()
 
     def sample(self, phase):
         self.last = time.time()
@@ -233,7 +227,7 @@ class Sampler:
         cpu = b.cpu_seconds([self.pid])
         c0, t0 = self.cpu0
         self.cpu0 = (cpu, self.last)
-        (busy0, all0), (busy1, all1) = self.box0, box_stat()
+        (busy0, all0), (busy1, all1) = self.box0, b.box_stat()
         self.box0 = (busy1, all1)
         with self.soak.lock:
             frames = getattr(self.soak, "frames_done", 0) + sum(v.frames() for v in getattr(self.soak, "active", ()))
