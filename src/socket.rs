@@ -21,20 +21,46 @@ pub fn unacknowledged(socket: &impl AsRawFd) -> usize {
 
 #[cfg(test)]
 mod tests {
-    use std::io::Write;
+    use std::io::{ErrorKind, Read, Write};
+    use std::time::{Duration, Instant};
+
+    use super::unacknowledged;
 
     #[test]
     fn bytes_the_peer_has_not_read_are_counted_until_it_reads() {
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-        let mut tx = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
+        // A receiver with a small buffer that does not read: what it cannot take stays in the
+        // sender's queue.
+        let listener = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+        listener.set_recv_buffer_size(4096).unwrap();
+        listener.bind(&"127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap().into()).unwrap();
+        listener.listen(1).unwrap();
+        let addr = listener.local_addr().unwrap().as_socket().unwrap();
+        let mut tx = std::net::TcpStream::connect(addr).unwrap();
         let (rx, _) = listener.accept().unwrap();
-        assert_eq!(super::unacknowledged(&tx), 0);
-        tx.write_all(&[7u8; 5000]).unwrap();
-        // On loopback the peer's kernel acknowledges at once: what it has not read yet sits in
-        // its receive queue, and the sender's queue empties.
-        std::thread::sleep(std::time::Duration::from_millis(50));
-        assert_eq!(super::unacknowledged(&tx), 0);
-        drop(rx);
-        assert_eq!(super::unacknowledged(&std::fs::File::open("/dev/null").unwrap()), 0, "not a socket");
+        let mut rx = std::net::TcpStream::from(rx);
+        assert_eq!(unacknowledged(&tx), 0);
+        tx.set_nonblocking(true).unwrap();
+        let mut sent = 0;
+        loop {
+            match tx.write(&[7u8; 16384]) {
+                Ok(n) => sent += n,
+                Err(e) if e.kind() == ErrorKind::WouldBlock => break,
+                Err(e) => panic!("write: {e}"),
+            }
+        }
+        let waiting = unacknowledged(&tx);
+        assert!(waiting > 0 && waiting <= sent, "{waiting} of {sent} bytes waiting");
+        // Once the peer reads it all, the queue empties.
+        let mut buf = vec![0u8; 65536];
+        let (mut read, deadline) = (0, Instant::now() + Duration::from_secs(10));
+        while read < sent && Instant::now() < deadline {
+            read += rx.read(&mut buf).unwrap();
+        }
+        assert_eq!(read, sent);
+        while unacknowledged(&tx) > 0 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        assert_eq!(unacknowledged(&tx), 0);
+        assert_eq!(unacknowledged(&std::fs::File::open("/dev/null").unwrap()), 0, "not a socket");
     }
 }
