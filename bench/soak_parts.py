@@ -219,8 +219,10 @@ class Sampler:
     def sample(self, phase):
         self.last = time.time()
         try:
-            m = memory.metrics(self.http)
+            # The process first: the /metrics request holds a socket of the gateway's until
+            # it has closed its side.
             s = memory.proc_status(self.pid)
+            m = memory.metrics(self.http)
         except (OSError, urllib.error.URLError, ValueError) as e:
             self.soak.errors.append(f"sample: {e}")
             return None
@@ -259,8 +261,15 @@ class Sampler:
         if not got:
             return None
         out = {k: statistics.median([s[k] for s in got if s.get(k) is not None]) for k in keys}
-        out["fd_kinds"] = got[-1].get("fd_kinds")
+        out["fd_kinds"] = median_kinds(got)
         return out
+
+
+def median_kinds(samples):
+    """Open fds per kind, the median over `samples` (one listing can catch a connection the
+    sampler's own /metrics request left closing)."""
+    kinds = {k for s in samples for k in (s.get("fd_kinds") or {})}
+    return {k: statistics.median([(s.get("fd_kinds") or {}).get(k, 0) for s in samples]) for k in sorted(kinds)}
 
 
 # --- analysis, plots, report --------------------------------------------------------------

@@ -12,6 +12,7 @@ packages=(
   libavcodec-dev libavformat-dev libavutil-dev libswscale-dev libswresample-dev
   libavfilter-dev libavdevice-dev
   ffmpeg nginx libnginx-mod-rtmp ca-certificates curl
+  redis-server
   chromium
   python3-matplotlib
 )

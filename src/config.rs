@@ -33,6 +33,8 @@ pub struct Config {
     pub limits: LimitsSettings,
     /// Who may publish, play and call the API (see `auth`).
     pub auth: crate::auth::AuthSettings,
+    /// Several nodes coordinated through Redis (none: one node alone).
+    pub cluster: Option<crate::cluster::ClusterSettings>,
 }
 
 /// The `limits:` section: bounds against hostile or broken peers. A peer that passes one
@@ -276,6 +278,7 @@ impl Default for Config {
             udp: UdpSettings::default(),
             limits: LimitsSettings::default(),
             auth: crate::auth::AuthSettings::default(),
+            cluster: None,
         }
     }
 }

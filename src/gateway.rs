@@ -53,6 +53,8 @@ pub struct Gateway {
     pub watchdog: Arc<crate::watchdog::Watchdog>,
     /// Where pushes and pulls may dial (`relay.allowed_hosts`).
     pub relay_targets: Arc<crate::auth::relay_targets::RelayTargets>,
+    /// This node's part of a cluster (`cluster:`); none on one node.
+    pub cluster: Option<crate::cluster::Cluster>,
     matrix_path: Arc<PathBuf>,
     pipelines_dir: Arc<PathBuf>,
     last_reload: Arc<Mutex<Option<ReloadStatus>>>,
@@ -82,6 +84,15 @@ impl Gateway {
             .map_err(|e| ServerError::Config(format!("relay.allowed_hosts: {e}")))?;
         let relay_targets = Arc::new(relay_targets);
         hub.set_observer(Arc::new(admission.clone()));
+        let cluster = match &config.cluster {
+            Some(settings) => {
+                let cluster = crate::cluster::Cluster::new(settings.clone(), hub.clone(), shutdown.clone())
+                    .map_err(|e| ServerError::Config(e.to_string()))?;
+                hub.set_remote(Arc::new(cluster.clone()));
+                Some(cluster)
+            }
+            None => None,
+        };
         let udp = crate::protocols::udp::Udp::new(&config.udp, config.http.ip(), relay_targets.clone())
             .map_err(|e| ServerError::Config(format!("udp: {e}")))?;
         Ok(Gateway {
@@ -93,6 +104,7 @@ impl Gateway {
             limits: config.limits,
             admission,
             relay_targets,
+            cluster,
             watchdog,
             matrix_path: Arc::new(config.matrix.clone()),
             pipelines_dir: Arc::new(config.pipelines.clone()),

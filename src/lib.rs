@@ -9,10 +9,12 @@
 //! - [`protocols`]: one folder per wire protocol (RTMP, FLV, CDN relays, ...).
 //! - [`auth`]: admission (who may publish, play, call the API), pure.
 //! - [`api`]: the HTTP control API and HTTP media endpoints.
+//! - [`cluster`]: several nodes coordinated through Redis (claims, relays between nodes).
 
 pub mod addr_rules;
 pub mod api;
 pub mod auth;
+pub mod cluster;
 pub mod config;
 pub mod gateway;
 pub mod http;

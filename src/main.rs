@@ -60,6 +60,12 @@ enum Command {
         /// (added to `relay.allowed_hosts`; repeatable).
         #[arg(long, value_name = "HOST")]
         allow_relay_host: Vec<String>,
+        /// Join a cluster coordinated by this Redis (`redis://HOST:PORT`; see `cluster:`).
+        #[arg(long, value_name = "URL", requires = "node")]
+        cluster: Option<String>,
+        /// This node's name in the cluster (unique per node).
+        #[arg(long, value_name = "NAME")]
+        node: Option<String>,
     },
     /// Print the query string (no `?`) that signs a publish or play URL of a stream, valid
     /// for `--ttl` seconds: append it to any URL of that stream.
@@ -113,9 +119,33 @@ enum SignMethod {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve { config, matrix, http, rtmp, api, webrtc_ip, pipelines, reconnect_grace, allow_relay_host } => {
+        Command::Serve {
+            config,
+            matrix,
+            http,
+            rtmp,
+            api,
+            webrtc_ip,
+            pipelines,
+            reconnect_grace,
+            allow_relay_host,
+            cluster,
+            node,
+        } => {
             glib_slices_from_malloc();
-            serve(config, matrix, http, rtmp, api, webrtc_ip, pipelines, reconnect_grace, allow_relay_host)
+            let flags = Flags {
+                matrix,
+                http,
+                rtmp,
+                api,
+                webrtc_ip,
+                pipelines,
+                reconnect_grace,
+                allow_relay_host,
+                cluster,
+                node,
+            };
+            serve(config, flags)
         }
         Command::Check { file } => return check(&file),
         Command::Sign { config, action, stream, ttl, method, path } => {
@@ -192,9 +222,8 @@ fn plan(
     Ok(())
 }
 
-#[allow(clippy::too_many_arguments)]
-fn serve(
-    config: Option<PathBuf>,
+/// What `serve` takes from the command line over the configuration file.
+struct Flags {
     matrix: Option<PathBuf>,
     http: Option<SocketAddr>,
     rtmp: Option<SocketAddr>,
@@ -203,7 +232,11 @@ fn serve(
     pipelines: Option<PathBuf>,
     reconnect_grace: Option<f64>,
     allow_relay_host: Vec<String>,
-) -> anyhow::Result<()> {
+    cluster: Option<String>,
+    node: Option<String>,
+}
+
+fn serve(config: Option<PathBuf>, flags: Flags) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
@@ -212,28 +245,38 @@ fn serve(
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };
-    if let Some(m) = matrix {
+    if let Some(m) = flags.matrix {
         cfg.matrix = m;
     }
-    if let Some(a) = http {
+    if let Some(a) = flags.http {
         cfg.http = a;
     }
-    if let Some(a) = rtmp {
+    if let Some(a) = flags.rtmp {
         cfg.rtmp = a;
     }
-    if api.is_some() {
-        cfg.api = api;
+    if flags.api.is_some() {
+        cfg.api = flags.api;
     }
-    if let Some(p) = pipelines {
+    if let Some(p) = flags.pipelines {
         cfg.pipelines = p;
     }
-    if let Some(ip) = webrtc_ip {
+    if let Some(ip) = flags.webrtc_ip {
         cfg.webrtc.ip = Some(ip);
     }
-    if let Some(seconds) = reconnect_grace {
+    if let Some(seconds) = flags.reconnect_grace {
         cfg.hub.reconnect_grace_seconds = seconds;
     }
-    cfg.relay.allowed_hosts.extend(allow_relay_host);
+    cfg.relay.allowed_hosts.extend(flags.allow_relay_host);
+    if let Some(node) = flags.node {
+        use interop_gateway::cluster::ClusterSettings;
+        let section = match (flags.cluster, cfg.cluster.take()) {
+            (Some(url), Some(section)) => ClusterSettings { redis: url, ..section },
+            (Some(url), None) => ClusterSettings::from_flags(url, node.clone()),
+            (None, Some(section)) => section,
+            (None, None) => anyhow::bail!("--node needs --cluster URL (or a cluster: section)"),
+        };
+        cfg.cluster = Some(ClusterSettings { node, ..section });
+    }
     // jemalloc purges the pages it freed only when an arena is used again, unless its
     // background thread does it (10 s decay): an idle gateway then gives them back too.
     if let Err(e) = tikv_jemalloc_ctl::background_thread::write(true) {
@@ -247,13 +290,20 @@ fn serve(
     let served = runtime.block_on(async move {
         let gw = Gateway::new(&cfg)?;
         gw.admission.warn_if_open();
-        let listeners = Listeners::bind(cfg.http, cfg.rtmp, cfg.api).await?;
+        let relay = cfg.cluster.as_ref().map(|c| c.relay);
+        let listeners = Listeners::bind(cfg.http, cfg.rtmp, cfg.api, relay).await?;
         let http_addr = listeners.http.local_addr().context("HTTP address")?;
         let rtmp_addr = listeners.rtmp.local_addr().context("RTMP address")?;
-        match listeners.api.as_ref().map(|l| l.local_addr()).transpose().context("API address")? {
-            Some(api_addr) => eprintln!("listening http={http_addr} rtmp={rtmp_addr} api={api_addr}"),
-            None => eprintln!("listening http={http_addr} rtmp={rtmp_addr}"),
+        let mut listening = format!("listening http={http_addr} rtmp={rtmp_addr}");
+        if let Some(api_addr) = listeners.api.as_ref().map(|l| l.local_addr()).transpose().context("API address")? {
+            listening.push_str(&format!(" api={api_addr}"));
         }
+        if let Some(relay_addr) =
+            listeners.relay.as_ref().map(|l| l.local_addr()).transpose().context("relay address")?
+        {
+            listening.push_str(&format!(" relay={relay_addr}"));
+        }
+        eprintln!("{listening}");
         let reload_gw = gw.clone();
         tokio::spawn(async move { reload_on_sighup(reload_gw).await });
         tokio::spawn(trim_malloc_periodically());

@@ -24,10 +24,17 @@ pub struct Listeners {
     pub rtmp: TcpListener,
     /// The control API and `/metrics` apart from `http` (`--api`).
     pub api: Option<TcpListener>,
+    /// Relay links from the other nodes of a cluster (`cluster.relay`).
+    pub relay: Option<TcpListener>,
 }
 
 impl Listeners {
-    pub async fn bind(http: SocketAddr, rtmp: SocketAddr, api: Option<SocketAddr>) -> Result<Listeners, ServerError> {
+    pub async fn bind(
+        http: SocketAddr,
+        rtmp: SocketAddr,
+        api: Option<SocketAddr>,
+        relay: Option<SocketAddr>,
+    ) -> Result<Listeners, ServerError> {
         let bind = |what: &'static str, addr: SocketAddr| async move {
             TcpListener::bind(addr).await.map_err(|source| ServerError::Io { what: format!("{what} {addr}"), source })
         };
@@ -35,7 +42,11 @@ impl Listeners {
             Some(addr) => Some(bind("API", addr).await?),
             None => None,
         };
-        Ok(Listeners { http: bind("HTTP", http).await?, rtmp: bind("RTMP", rtmp).await?, api })
+        let relay = match relay {
+            Some(addr) => Some(bind("cluster relay", addr).await?),
+            None => None,
+        };
+        Ok(Listeners { http: bind("HTTP", http).await?, rtmp: bind("RTMP", rtmp).await?, api, relay })
     }
 }
 
@@ -68,6 +79,10 @@ pub async fn run(
         }
         let (key, url) = relay_decl(decl)?;
         gw.relays.add_pull(key, url).map_err(|e| ServerError::Config(e.to_string()))?;
+    }
+    if let (Some(cluster), Some(relay)) = (gw.cluster.as_ref(), listeners.relay) {
+        let reloading = gw.clone();
+        cluster.start(relay, std::sync::Arc::new(move || drop(reloading.reload())));
     }
     let own: Vec<SocketAddr> = [Some(&listeners.http), Some(&listeners.rtmp), listeners.api.as_ref()]
         .into_iter()

@@ -77,8 +77,21 @@ pub async fn plan(State(gw): State<Gateway>, Query(q): Query<PlanQuery>) -> Resu
     Ok(Json(PlanView { plan, pipelines: descriptions }))
 }
 
-pub async fn reload(State(gw): State<Gateway>) -> Result<Json<ReloadStatus>, ApiError> {
+/// Loads the matrix file again (`?scope=cluster`: and asks every other node to).
+pub async fn reload(
+    State(gw): State<Gateway>,
+    axum::extract::Query(scope): axum::extract::Query<super::streams::Scope>,
+) -> Result<Json<ReloadStatus>, ApiError> {
     let status = gw.reload();
+    if status.ok && scope.is_cluster()? {
+        let cluster = gw.cluster.as_ref().ok_or_else(|| ApiError::bad_request("this gateway is not in a cluster"))?;
+        cluster.broadcast(crate::cluster::records::Action::Reload).await.map_err(|e| {
+            ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("reloaded here, but not sent to the other nodes: {e}"),
+            )
+        })?;
+    }
     if status.ok {
         Ok(Json(status))
     } else {

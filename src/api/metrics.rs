@@ -91,6 +91,9 @@ fn render(gw: &Gateway) -> String {
     gw.udp.render_metrics(&mut text);
     render_watchdog(&mut text, &gw.watchdog);
     render_process(&mut text);
+    if let Some(cluster) = &gw.cluster {
+        render_cluster(&mut text, cluster);
+    }
     text
 }
 
@@ -153,3 +156,44 @@ fn render_glibc_malloc(text: &mut String) {
 
 #[cfg(not(all(target_os = "linux", target_env = "gnu")))]
 fn render_glibc_malloc(_text: &mut String) {}
+
+fn render_cluster(text: &mut String, cluster: &crate::cluster::Cluster) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let m = cluster.metrics();
+    let up = u64::from(cluster.store().health().is_ok());
+    for (name, kind, help, v) in [
+        ("interop_cluster_store_up", "gauge", "1 when the cluster store (Redis) answered the last call.", up),
+        (
+            "interop_cluster_claims",
+            "gauge",
+            "Stream keys claimed by this node's publishers.",
+            cluster.claims_held() as u64,
+        ),
+        (
+            "interop_cluster_links_in",
+            "gauge",
+            "Relay links bringing streams from other nodes.",
+            m.links_in.load(Relaxed),
+        ),
+        (
+            "interop_cluster_links_out",
+            "gauge",
+            "Relay links serving this node's streams to others.",
+            m.links_out.load(Relaxed),
+        ),
+        (
+            "interop_cluster_links_refused_total",
+            "counter",
+            "Relay links refused (bad proof, stream not here).",
+            m.links_refused.load(Relaxed),
+        ),
+        (
+            "interop_cluster_claims_lost_total",
+            "counter",
+            "Claims found held by another node on refresh.",
+            m.claims_lost.load(Relaxed),
+        ),
+    ] {
+        let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {v}");
+    }
+}

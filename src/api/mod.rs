@@ -1,6 +1,7 @@
 //! The control API (JSON), `/healthz` and `/metrics`.
 
 pub mod access;
+mod cluster;
 mod matrix;
 mod metrics;
 mod relays;
@@ -15,7 +16,8 @@ use crate::gateway::Gateway;
 
 pub fn router(gw: Gateway) -> Router {
     Router::new()
-        .route("/healthz", get(|| async { "ok" }))
+        .route("/healthz", get(cluster::healthz))
+        .route("/api/v1/cluster", get(cluster::get))
         .route("/metrics", get(metrics::metrics))
         .route("/api/v1/streams", get(streams::list))
         .route("/api/v1/streams/{stream}", get(streams::get).delete(streams::kick))

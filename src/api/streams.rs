@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::Ordering;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use axum::extract::{Path, State};
+use axum::extract::{Path, Query, State};
 use axum::Extension;
 
 use crate::auth::Role;
@@ -37,6 +37,10 @@ pub struct StreamView {
     pub reconnecting: bool,
     /// Publishers that continued the stream after the one before left.
     pub reconnects: u64,
+    /// In a cluster: the node the stream is published on (this one, or the one it is
+    /// relayed from).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner: Option<String>,
 }
 
 #[derive(Serialize)]
@@ -155,12 +159,44 @@ pub fn view(stream: &Stream) -> StreamView {
         bytes_in: stream.bytes_in(),
         reconnecting: stream.is_reconnecting(),
         reconnects: stream.takeovers(),
+        owner: None,
     }
 }
 
-pub async fn list(State(gw): State<Gateway>, role: Option<Extension<Role>>) -> Json<StreamList> {
-    let streams = gw.hub.streams().iter().map(|s| for_role(view(s), role.as_deref())).collect();
-    Json(StreamList { streams })
+/// [`view`] with the owner node named, in a cluster.
+fn view_in(gw: &Gateway, stream: &Stream) -> StreamView {
+    let mut v = view(stream);
+    v.owner = gw.cluster.as_ref().map(|c| c.owner_name(stream));
+    v
+}
+
+/// `?scope=cluster`: the whole cluster's view instead of this node's.
+#[derive(serde::Deserialize, Default)]
+pub struct Scope {
+    scope: Option<String>,
+}
+
+impl Scope {
+    pub fn is_cluster(&self) -> Result<bool, ApiError> {
+        match self.scope.as_deref() {
+            None | Some("node") => Ok(false),
+            Some("cluster") => Ok(true),
+            Some(other) => Err(ApiError::bad_request(format!("scope `{other}`: use `node` or `cluster`"))),
+        }
+    }
+}
+
+pub async fn list(
+    State(gw): State<Gateway>,
+    role: Option<Extension<Role>>,
+    Query(scope): Query<Scope>,
+) -> Result<axum::response::Response, ApiError> {
+    use axum::response::IntoResponse;
+    if scope.is_cluster()? {
+        return Ok(super::cluster::streams(&gw).await?.into_response());
+    }
+    let streams = gw.hub.streams().iter().map(|s| for_role(view_in(&gw, s), role.as_deref())).collect();
+    Ok(Json(StreamList { streams }).into_response())
 }
 
 pub async fn get(
@@ -170,7 +206,7 @@ pub async fn get(
 ) -> Result<Json<StreamView>, ApiError> {
     let key = parse_key(&key)?;
     let stream = gw.hub.stream(&key).ok_or_else(|| ApiError::not_found(format!("stream `{key}` is not live")))?;
-    Ok(Json(for_role(view(&stream), role.as_deref())))
+    Ok(Json(for_role(view_in(&gw, &stream), role.as_deref())))
 }
 
 /// Viewers' and publishers' addresses are for the admin role only.
@@ -184,10 +220,27 @@ fn for_role(mut view: StreamView, role: Option<&Role>) -> StreamView {
     view
 }
 
-/// Disconnects the stream's publisher.
-pub async fn kick(State(gw): State<Gateway>, Path(key): Path<String>) -> Result<StatusCode, ApiError> {
+/// Disconnects the stream's publisher (`?scope=cluster`: on every node, wherever it is).
+pub async fn kick(
+    State(gw): State<Gateway>,
+    Path(key): Path<String>,
+    Query(scope): Query<Scope>,
+) -> Result<StatusCode, ApiError> {
     let key = parse_key(&key)?;
-    let stream = gw.hub.stream(&key).ok_or_else(|| ApiError::not_found(format!("stream `{key}` is not live")))?;
+    let local = gw.hub.stream(&key);
+    if scope.is_cluster()? {
+        let cluster = gw.cluster.as_ref().ok_or_else(|| ApiError::bad_request("this gateway is not in a cluster"))?;
+        if let Some(stream) = &local {
+            stream.kick();
+        }
+        cluster
+            .broadcast(crate::cluster::records::Action::Kick { stream: key.to_string() })
+            .await
+            .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("not sent to the other nodes: {e}")))?;
+        tracing::info!(stream = %key, "publisher disconnected on every node by the API");
+        return Ok(StatusCode::NO_CONTENT);
+    }
+    let stream = local.ok_or_else(|| ApiError::not_found(format!("stream `{key}` is not live")))?;
     stream.kick();
     tracing::info!(stream = %key, "publisher disconnected by the API");
     Ok(StatusCode::NO_CONTENT)

@@ -37,8 +37,10 @@ impl From<HubError> for ApiError {
     fn from(e: HubError) -> ApiError {
         let status = match &e {
             HubError::NotFound(_) => StatusCode::NOT_FOUND,
-            HubError::AlreadyPublishing(_) => StatusCode::CONFLICT,
-            HubError::NotReady(_) | HubError::TooManyPublishers(..) => StatusCode::SERVICE_UNAVAILABLE,
+            HubError::AlreadyPublishing(_) | HubError::ClaimedElsewhere(..) => StatusCode::CONFLICT,
+            HubError::NotReady(_) | HubError::TooManyPublishers(..) | HubError::ClusterUnavailable(..) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             HubError::Plan { .. } => StatusCode::NOT_ACCEPTABLE,
             HubError::Conversion { .. } => StatusCode::INTERNAL_SERVER_ERROR,
         };

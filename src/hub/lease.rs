@@ -40,7 +40,9 @@ impl ConsumerLease {
 impl Drop for ConsumerLease {
     fn drop(&mut self) {
         lock(&self.stream.consumers).remove(&self.meta.id);
-        self.observer.notify(Activity::Stop, self.meta.protocol, &self.stream.key, self.meta.remote.as_deref());
+        if self.meta.transport != super::RELAY_TRANSPORT {
+            self.observer.notify(Activity::Stop, self.meta.protocol, &self.stream.key, self.meta.remote.as_deref());
+        }
         for conversion in self.conversions.drain(..) {
             release(&self.stream, conversion, self.grace);
         }

@@ -11,6 +11,7 @@ mod lease;
 mod metrics;
 pub mod observer;
 mod publisher;
+pub mod remote;
 mod replan;
 mod stream;
 mod subscription;
@@ -29,6 +30,7 @@ pub use key::{InvalidStreamKey, SessionId, StreamKey};
 pub use lease::ConsumerLease;
 pub use metrics::Metrics;
 pub use publisher::Publisher;
+pub use remote::{Claim, ClaimError, Remote, RELAY_TRANSPORT};
 pub use replan::{decide as decide_replan, PlanInputs, Replan};
 pub use stream::{ConsumerMeta, PublisherMeta, Stream};
 pub use subscription::{EndReason, Subscription};
@@ -90,6 +92,10 @@ pub enum HubError {
     NotReady(StreamKey),
     #[error("stream `{0}` refused: the gateway already has its maximum of {1} publishers (limits.max_publishers)")]
     TooManyPublishers(StreamKey, usize),
+    #[error("stream `{0}` already has a publisher: {1}")]
+    ClaimedElsewhere(StreamKey, ClaimError),
+    #[error("stream `{0}` refused: {1}")]
+    ClusterUnavailable(StreamKey, ClaimError),
     #[error("stream `{key}`: {source}")]
     Plan { key: StreamKey, source: PlanError },
     #[error("stream `{key}`: cannot convert {track} {from}->{to}: {reason}")]
@@ -118,6 +124,7 @@ struct Inner {
     published: Notify,
     generation: AtomicU64,
     observer: observer::ObserverSlot,
+    remote: remote::RemoteSlot,
 }
 
 impl Hub {
@@ -132,6 +139,7 @@ impl Hub {
                 published: Notify::new(),
                 generation: AtomicU64::new(0),
                 observer: observer::ObserverSlot::default(),
+                remote: remote::RemoteSlot::default(),
             }),
         }
     }
@@ -151,6 +159,76 @@ impl Hub {
 
     pub(crate) fn observer(&self) -> &observer::ObserverSlot {
         &self.inner.observer
+    }
+
+    /// Makes this hub one node of a cluster (set once): publishers claim their keys through
+    /// `remote`, and viewers of a key published elsewhere get it relayed here.
+    pub fn set_remote(&self, remote: Arc<dyn Remote>) {
+        self.inner.remote.set(remote);
+    }
+
+    /// Claims `key` for a publisher arriving from outside. In a cluster the claim is
+    /// cluster-wide: refused while another node's publisher holds the key, or while the
+    /// cluster's store cannot be asked. On one node it only checks the key is free here.
+    pub async fn claim(&self, key: &StreamKey) -> Result<Claim, HubError> {
+        // Live here already (published or relayed): refused at once, as on one node.
+        if self.stream(key).is_some_and(|s| !s.is_reconnecting()) {
+            self.inner.metrics.note_publish_refused();
+            return Err(HubError::AlreadyPublishing(key.clone()));
+        }
+        let Some(cluster) = self.inner.remote.get().cloned() else {
+            return Ok(Claim { key: key.clone(), cluster: None });
+        };
+        match cluster.claim(key).await {
+            Ok(()) => Ok(Claim { key: key.clone(), cluster: Some(cluster) }),
+            Err(e) => {
+                self.inner.metrics.note_publish_refused();
+                Err(match e {
+                    ClaimError::Taken(_) => HubError::ClaimedElsewhere(key.clone(), e),
+                    ClaimError::Unavailable(_) => HubError::ClusterUnavailable(key.clone(), e),
+                })
+            }
+        }
+    }
+
+    /// [`Hub::publish`] with a claim from [`Hub::claim`]: the publisher holds it until it
+    /// leaves (a refused publish gives it back at once).
+    pub fn publish_claimed(
+        &self,
+        claim: Claim,
+        protocol: Protocol,
+        transport: &str,
+        remote: Option<String>,
+    ) -> Result<Publisher, HubError> {
+        let mut publisher = self.publish(claim.key.clone(), protocol, transport, remote)?;
+        publisher.claim = Some(claim);
+        Ok(publisher)
+    }
+
+    /// [`Hub::claim`] then [`Hub::publish_claimed`]: how every way in publishes.
+    pub async fn claim_and_publish(
+        &self,
+        key: StreamKey,
+        protocol: Protocol,
+        transport: &str,
+        remote: Option<String>,
+    ) -> Result<Publisher, HubError> {
+        let claim = self.claim(&key).await?;
+        self.publish_claimed(claim, protocol, transport, remote)
+    }
+
+    /// The stream of `key` here, or, in a cluster, brought here from the node that publishes
+    /// it (one relay per key, shared by this node's viewers).
+    pub async fn find(&self, key: &StreamKey) -> Option<Arc<Stream>> {
+        if let Some(stream) = self.stream(key) {
+            return Some(stream);
+        }
+        let cluster = self.inner.remote.get()?.clone();
+        if cluster.fetch(key).await {
+            self.stream(key)
+        } else {
+            None
+        }
     }
 
     /// The matrix new sessions are planned with.
@@ -231,7 +309,11 @@ impl Hub {
             tracing::info!(stream = %key, %protocol, transport, "stream published");
         }
         self.inner.published.notify_waiters();
-        self.inner.observer.notify(observer::Activity::Publish, protocol, &key, remote.as_deref());
+        // A relay from another node is not a publish: the hooks hear it on that node.
+        let relayed = transport == RELAY_TRANSPORT;
+        if !relayed {
+            self.inner.observer.notify(observer::Activity::Publish, protocol, &key, remote.as_deref());
+        }
         Ok(Publisher {
             hub: self.clone(),
             stream,
@@ -242,6 +324,8 @@ impl Hub {
             metrics: self.inner.metrics.clone(),
             h264: Default::default(),
             settling: took_over.then(Default::default),
+            claim: None,
+            relayed,
         })
     }
 
@@ -321,6 +405,21 @@ impl Hub {
         }
     }
 
+    /// Waits until `key` is published on this node, not relayed from another.
+    pub async fn wait_for_published(&self, key: &StreamKey) -> Arc<Stream> {
+        loop {
+            let stream = self.wait_for_stream(key).await;
+            if !stream.is_relayed() {
+                return stream;
+            }
+            // A local publisher may take a relayed stream over: looked at again each second.
+            tokio::select! {
+                _ = stream.ended.cancelled() => {}
+                _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+        }
+    }
+
     /// What a consumer of `protocol` would get from this stream now.
     pub fn plan_for(&self, stream: &Stream, protocol: Protocol) -> Result<Plan, HubError> {
         let source = source_of(stream);
@@ -331,7 +430,24 @@ impl Hub {
     /// Attaches a consumer: plans its tracks from the matrix, joins (or starts) the outputs
     /// it needs, and returns its subscription starting at the cached GOP.
     pub async fn subscribe(&self, key: &StreamKey, who: ConsumerRequest) -> Result<Subscription, HubError> {
+        self.attach(key, who, false).await
+    }
+
+    /// Attaches a relay to another node: every source track as it is (the matrix plans on
+    /// the node that serves the viewers), never converted, on this node's stream only.
+    pub async fn subscribe_relay(&self, key: &StreamKey, node: &str) -> Result<Subscription, HubError> {
         let stream = self.stream(key).ok_or_else(|| HubError::NotFound(key.clone()))?;
+        let who = ConsumerRequest {
+            protocol: stream.publisher().protocol,
+            transport: RELAY_TRANSPORT.to_string(),
+            remote: Some(node.to_string()),
+        };
+        self.attach(key, who, true).await
+    }
+
+    async fn attach(&self, key: &StreamKey, who: ConsumerRequest, relay: bool) -> Result<Subscription, HubError> {
+        let stream = if relay { self.stream(key) } else { self.find(key).await };
+        let stream = stream.ok_or_else(|| HubError::NotFound(key.clone()))?;
         // Watched before planning: a takeover that settles from here on re-plans this consumer.
         let sources = stream.watch_sources();
         if !stream.wait_ready(self.inner.config.ready_timeout).await {
@@ -342,7 +458,7 @@ impl Hub {
             });
         }
         let inputs = PlanInputs::of(&stream);
-        let plan = self.plan_for(&stream, who.protocol)?;
+        let plan = if relay { copy_plan(&stream) } else { self.plan_for(&stream, who.protocol)? };
         let meta = Arc::new(ConsumerMeta {
             id: SessionId::next(),
             protocol: who.protocol,
@@ -387,9 +503,12 @@ impl Hub {
         }
         lock(&stream.consumers).insert(meta.id, meta.clone());
         tracing::info!(stream = %key, protocol = %meta.protocol, transport = %meta.transport, consumer = %meta.id, "consumer attached");
-        self.inner.observer.notify(observer::Activity::Play, meta.protocol, key, meta.remote.as_deref());
+        if !relay {
+            self.inner.observer.notify(observer::Activity::Play, meta.protocol, key, meta.remote.as_deref());
+        }
         let mut sub = Subscription::new(plan, video, audio, self.inner.config.max_lag_events, lease);
-        sub.replanner = Some(replanner);
+        // A relay ends when its stream's publisher changes (see `crate::cluster::relay`).
+        sub.replanner = (!relay).then_some(replanner);
         // A new viewer starts from the cached GOP, and a fresh keyframe shortens the wait of
         // the next one (and of a WebRTC publisher's long GOPs).
         sub.request_keyframe();
@@ -481,6 +600,13 @@ impl Hub {
         conversions.insert(key, conversion.clone());
         Ok(conversion)
     }
+}
+
+/// Every source track copied: what a relay to another node carries.
+fn copy_plan(stream: &Stream) -> Plan {
+    let protocol = stream.publisher().protocol;
+    let copy = |info: Option<Arc<TrackInfo>>| info.map(|i| Leg::Copy { codec: i.codec() });
+    Plan { from: protocol, to: protocol, video: copy(stream.video_info()), audio: copy(stream.audio_info()) }
 }
 
 /// A mini-program publisher with no audio yet is expected to start it late.

@@ -27,6 +27,10 @@ pub struct Publisher {
     /// A publisher that took a stream over: which of its tracks came yet. Once both have (or
     /// one has for [`SETTLE_WAIT`]) the stream's consumers re-plan from its tracks.
     pub(super) settling: Option<Settling>,
+    /// The claim on the key (cluster-wide in a cluster), given back when the publisher leaves.
+    pub(super) claim: Option<super::Claim>,
+    /// A relay from another node (no publish hooks: that node tells them).
+    pub(super) relayed: bool,
 }
 
 /// How long a takeover's second track is waited for before consumers re-plan without it.
@@ -124,13 +128,18 @@ impl Publisher {
 
 impl Drop for Publisher {
     fn drop(&mut self) {
-        let remote = self.stream.publisher().remote;
-        self.hub.observer().notify(
-            super::observer::Activity::Unpublish,
-            self.protocol,
-            &self.stream.key,
-            remote.as_deref(),
-        );
+        if !self.relayed {
+            let remote = self.stream.publisher().remote;
+            self.hub.observer().notify(
+                super::observer::Activity::Unpublish,
+                self.protocol,
+                &self.stream.key,
+                remote.as_deref(),
+            );
+        }
         self.hub.publisher_left(&self.stream, self.timeline.newest(), self.last_frame_at);
+        // Given back after the stream went into its grace: a publisher may continue it here
+        // or on any other node.
+        drop(self.claim.take());
     }
 }

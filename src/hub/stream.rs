@@ -102,6 +102,11 @@ impl Stream {
         lock(&self.life).publisher.clone()
     }
 
+    /// The stream comes from another node of the cluster (its publisher is a relay).
+    pub fn is_relayed(&self) -> bool {
+        lock(&self.life).publisher.transport == super::RELAY_TRANSPORT
+    }
+
     /// The publisher left and the stream waits, within its grace, for another.
     pub fn is_reconnecting(&self) -> bool {
         !lock(&self.life).attached && !self.is_ended()

@@ -131,6 +131,11 @@ impl Subscription {
         }
     }
 
+    /// The stream this consumer is attached to.
+    pub fn stream(&self) -> &Arc<super::Stream> {
+        &self.lease.stream
+    }
+
     /// What this consumer gets per track (copy or conversion), as planned from the matrix.
     pub fn plan(&self) -> &Plan {
         &self.plan

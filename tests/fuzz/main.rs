@@ -50,6 +50,8 @@ fuzz_tests! {
     aac_adts => targets::codec::AAC_ADTS,
     matrix_yaml => targets::text::MATRIX_YAML,
     config => targets::text::CONFIG,
+    relay_wire => targets::cluster::RELAY_WIRE,
+    relay_handshake => targets::cluster::RELAY_HANDSHAKE,
 }
 
 /// The counting allocator sees what a case allocates, and the limit catches a bomb.

@@ -10,6 +10,7 @@ mod aacenc;
 mod access;
 mod bad_input;
 mod cdn_failover;
+mod cluster;
 mod config_relays;
 mod conformance;
 mod egress_start;

@@ -90,7 +90,7 @@ async fn pull_once(
             continue;
         }
         if publisher.is_none() {
-            match hub.publish(key.clone(), Protocol::Cdn, "rtmp-pull", Some(url.to_string())) {
+            match hub.claim_and_publish(key.clone(), Protocol::Cdn, "rtmp-pull", Some(url.to_string())).await {
                 Ok(p) => publisher = Some(p),
                 Err(e) => return e.into(),
             }

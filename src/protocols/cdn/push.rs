@@ -53,11 +53,13 @@ pub(super) async fn run(
     let mut failed_in_a_row = 0;
     let mut ready: Option<Conn> = None;
     loop {
-        if hub.stream(&key).is_none() {
+        // In a cluster a push runs on the node the stream is published on, not where it is
+        // relayed to: once per key.
+        if hub.stream(&key).filter(|s| !s.is_relayed()).is_none() {
             ready = None;
             status.set(RelayState::Waiting);
             tokio::select! {
-                _ = hub.wait_for_stream(&key) => {}
+                _ = hub.wait_for_published(&key) => {}
                 _ = cancel.cancelled() => return,
             }
         }

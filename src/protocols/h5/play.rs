@@ -67,7 +67,7 @@ pub async fn play(
     let key = parse_key(&stream)?;
     // Browsers cannot set headers on a WebSocket: the credentials are in the query.
     admit(&gw.admission, Action::Play, Entry::H5, key.as_str(), peer.ip(), &uri, &headers).await?;
-    let live = gw.hub.stream(&key).ok_or_else(|| ApiError::not_found(format!("stream `{key}` is not live")))?;
+    let live = gw.hub.find(&key).await.ok_or_else(|| ApiError::not_found(format!("stream `{key}` is not live")))?;
     let ws = ws.map_err(|e| {
         ApiError::new(
             StatusCode::UPGRADE_REQUIRED,

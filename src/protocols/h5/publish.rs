@@ -26,7 +26,7 @@ use super::ingest::{IngestError, TsIngest};
 use super::parse_key;
 use super::H5Ctx;
 use crate::http::ApiError;
-use crate::hub::{HubError, Publisher, StreamKey};
+use crate::hub::{Claim, HubError, Publisher, StreamKey};
 use crate::media::{Frame, Protocol};
 
 /// A publisher that sends nothing for this long is gone.
@@ -71,16 +71,19 @@ struct Session {
     transport: &'static str,
     remote: String,
     ingest: TsIngest,
+    /// The key, claimed before any media is read (cluster-wide in a cluster).
+    claim: Option<Claim>,
     publisher: Option<Publisher>,
     frames: Vec<Frame>,
     unaccounted: usize,
 }
 
 impl Session {
-    fn new(gw: &H5Ctx, key: StreamKey, transport: &'static str, peer: SocketAddr) -> Session {
+    fn new(gw: &H5Ctx, claim: Claim, transport: &'static str, peer: SocketAddr) -> Session {
         Session {
             gw: gw.clone(),
-            key,
+            key: claim.key().clone(),
+            claim: Some(claim),
             transport,
             remote: peer.to_string(),
             ingest: TsIngest::with_limits(gw.limits.ts()),
@@ -109,8 +112,8 @@ impl Session {
         let publisher = match &mut self.publisher {
             Some(p) => p,
             None => {
-                let p =
-                    self.gw.hub.publish(self.key.clone(), Protocol::H5, self.transport, Some(self.remote.clone()))?;
+                let claim = self.claim.take().ok_or_else(|| HubError::AlreadyPublishing(self.key.clone()))?;
+                let p = self.gw.hub.publish_claimed(claim, Protocol::H5, self.transport, Some(self.remote.clone()))?;
                 self.publisher.insert(p)
             }
         };
@@ -136,15 +139,6 @@ impl Session {
     }
 }
 
-/// Refuses a key that is live already, before reading any media (a stream waiting for its
-/// publisher to reconnect is free to continue).
-fn check_free(gw: &H5Ctx, key: &StreamKey) -> Result<(), ApiError> {
-    match gw.hub.stream(key) {
-        Some(s) if !s.is_reconnecting() => Err(HubError::AlreadyPublishing(key.clone()).into()),
-        _ => Ok(()),
-    }
-}
-
 /// `POST /h5/{stream}`: the body is the stream.
 pub async fn post(
     State(gw): State<H5Ctx>,
@@ -156,8 +150,10 @@ pub async fn post(
 ) -> Result<Response, ApiError> {
     let key = parse_key(&stream)?;
     admit(&gw.admission, Action::Publish, Entry::H5, key.as_str(), peer.ip(), &uri, &headers).await?;
-    check_free(&gw, &key)?;
-    let mut session = Session::new(&gw, key.clone(), "http-post", peer);
+    // Refuses a key that is live already before reading any media (a stream waiting for its
+    // publisher to reconnect is free to continue).
+    let claim = gw.hub.claim(&key).await?;
+    let mut session = Session::new(&gw, claim, "http-post", peer);
     let mut data = body.into_data_stream();
     let span = tracing::info_span!("h5-publish", stream = %key, %peer, transport = "http-post");
     let ended = async {
@@ -213,9 +209,9 @@ pub async fn websocket(
 ) -> Result<Response, ApiError> {
     let key = parse_key(&stream)?;
     admit(&gw.admission, Action::Publish, Entry::H5, key.as_str(), peer.ip(), &uri, &headers).await?;
-    check_free(&gw, &key)?;
+    let claim = gw.hub.claim(&key).await?;
     let span = tracing::info_span!("h5-publish", stream = %key, %peer, transport = "ws");
-    let session = Session::new(&gw, key, "ws", peer);
+    let session = Session::new(&gw, claim, "ws", peer);
     let limit = gw.limits.max_message_bytes;
     Ok(ws
         .max_message_size(limit)

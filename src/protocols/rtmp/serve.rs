@@ -158,7 +158,7 @@ async fn publish(mut conn: ServerConn<TcpStream>, gw: &RtmpCtx, peer: SocketAddr
             return;
         }
     };
-    let mut publisher = match gw.hub.publish(key.clone(), protocol, "rtmp", Some(peer.to_string())) {
+    let mut publisher = match gw.hub.claim_and_publish(key.clone(), protocol, "rtmp", Some(peer.to_string())).await {
         Ok(p) => p,
         Err(e) => {
             tracing::info!(stream = %key, error = %e, "publish refused");

@@ -66,7 +66,7 @@ pub async fn start(gw: &UdpCtx, key: StreamKey, sdp_text: &str, remote: Option<S
     let description = sdp::parse(sdp_text)?;
     let tracks = ingest_tracks(&description)?;
     gw.udp.check_ingest_ports(tracks.iter().flat_map(|t| std::iter::once(t.rtp_port).chain(t.rtcp_port)))?;
-    let publisher = gw.hub.publish(key.clone(), Protocol::Udp, "rtp", remote)?;
+    let publisher = gw.hub.claim_and_publish(key.clone(), Protocol::Udp, "rtp", remote).await?;
     let udp = &gw.udp;
     let (tx, frames) = mpsc::channel(FRAME_QUEUE);
     let receiver = Receiver::start(

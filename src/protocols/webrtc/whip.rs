@@ -93,7 +93,7 @@ pub async fn start(
     }
     let address = remote.as_deref().and_then(|r| r.parse::<SocketAddr>().ok()).map(|a| a.ip());
     let pending = gw.webrtc.pending().acquire(address)?;
-    let publisher = gw.hub.publish(key.clone(), Protocol::Webrtc, "whip", remote)?;
+    let publisher = gw.hub.claim_and_publish(key.clone(), Protocol::Webrtc, "whip", remote).await?;
     let peer = Peer::new(&format!("whip-{key}"), config)?;
     for choice in &choices {
         peer.add_transceiver(Direction::Recvonly, &choice.preference_caps(), choice.kind == TrackKind::Video);

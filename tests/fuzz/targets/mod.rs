@@ -1,6 +1,7 @@
 //! One target per parser that reads bytes from the network or a file, each calling the
 //! library's real entry point the way the gateway does.
 
+pub mod cluster;
 pub mod codec;
 pub mod flv;
 pub mod h5;

@@ -186,6 +186,14 @@ impl Gateway {
         matches!(self.child.as_mut().map(|c| c.try_wait()), Some(Ok(None)))
     }
 
+    /// Kills the process at once (SIGKILL), as a crash or a pulled plug would.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            self.exit = child.wait().ok();
+        }
+    }
+
     /// Sends SIGTERM and waits up to `timeout` for the exit; `None` if it did not exit (the
     /// process is then killed on drop).
     pub fn terminate(&mut self, timeout: Duration) -> Option<ExitStatus> {

@@ -12,6 +12,7 @@ pub mod flv;
 pub mod gateway;
 pub mod nginx;
 pub mod raw_rtmp;
+pub mod redis;
 pub mod webrtc;
 
 use std::future::Future;
@@ -25,6 +26,7 @@ pub use ffmpeg::{ffprobe, Ffmpeg, Probe, PublishOptions};
 pub use flv::{BackgroundReader, FlvTag, HttpFlvReader, TagKind};
 pub use gateway::Gateway;
 pub use nginx::Nginx;
+pub use redis::Redis;
 
 /// The repository root (where `matrix.yaml` and `pipelines/` live).
 pub fn repo_root() -> PathBuf {
