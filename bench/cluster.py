@@ -209,8 +209,8 @@ def failover(clip, nodes, rounds, kill):
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--viewers", type=int, default=20)
-    ap.add_argument("--seconds", type=float, default=15)
+    ap.add_argument("--viewers", type=int, default=100)
+    ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--out")
     args = ap.parse_args()

@@ -309,6 +309,17 @@ impl Cluster {
         if !granted {
             return;
         }
+        // Its viewers here wait in the reconnect grace: wherever the publisher comes back, a
+        // link brings it here (and ends if it comes back here).
+        let watched = |s: &Arc<crate::hub::Stream>| {
+            s.is_reconnecting() && s.consumers().iter().any(|c| c.transport != crate::hub::RELAY_TRANSPORT)
+        };
+        if self.inner.hub.stream(key).is_some_and(|s| watched(&s)) {
+            let mut links = lock(&self.inner.links);
+            if !links.contains_key(key) {
+                links.insert(key.clone(), relay::link::spawn(self.clone(), key.clone(), None));
+            }
+        }
         // A publisher dropped as the runtime shuts down: the claim expires by itself.
         let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
         let cluster = self.clone();
@@ -331,7 +342,7 @@ impl Cluster {
                 let mut links = lock(&self.inner.links);
                 let handle = links
                     .entry(key.clone())
-                    .or_insert_with(|| relay::link::spawn(self.clone(), key.clone(), owner))
+                    .or_insert_with(|| relay::link::spawn(self.clone(), key.clone(), Some(owner)))
                     .clone();
                 handle
             }

@@ -173,34 +173,53 @@ async fn viewers_on_one_node_share_one_relay_and_a_key_has_one_publisher_cluster
     wait_metric(&a.api(), "interop_cluster_links_out", 0.0, Duration::from_secs(10)).await.expect("A serves none");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_owner_killed_and_the_publisher_back_on_another_node_brings_every_viewer_back() {
-    let redis = Redis::start();
-    let (mut a, b, c) = (node(&redis, "a"), node(&redis, "b"), node(&redis, "c"));
-    let teacher = Ffmpeg::publish(&a.rtmp_url("/live/failover"), PublishOptions::default());
-    a.api().wait_live("failover", MEDIA).await.expect("live on A");
-    let on_b = BackgroundReader::start(&b.http_url("/live/failover.flv")).await.expect("viewer on B");
-    let on_c = BackgroundReader::start(&c.http_url("/live/failover.flv")).await.expect("viewer on C");
-    on_b.expect_flowing(30, MEDIA).await.expect("B plays");
-    on_c.expect_flowing(30, MEDIA).await.expect("C plays");
-
-    a.kill();
-    drop(teacher);
-    // The teacher's software reconnects, to another node (as a load balancer would send it).
-    let _teacher = Ffmpeg::publish(&c.rtmp_url("/live/failover"), PublishOptions::default());
-    wait_until(MEDIA, "C publishes the stream itself", || async {
-        let s = json(&c.api(), "/api/v1/streams/failover").await.ok_or("not live")?;
+/// Waits until `gw` has the stream from a publisher of its own (not relayed).
+async fn published_on(gw: &Gateway, key: &str) {
+    let path = format!("/api/v1/streams/{key}");
+    let path = path.as_str();
+    wait_until(MEDIA, "the node publishes the stream itself", || async move {
+        let s = json(&gw.api(), &path).await.ok_or("not live")?;
         (str_at(&s, "/publisher/transport") == "rtmp").then_some(()).ok_or(format!("{s}"))
     })
     .await
-    .expect("publisher on C");
+    .expect("publisher on the node");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_publisher_moving_or_its_node_killed_brings_every_viewer_back() {
+    let redis = Redis::start();
+    let (a, b, mut c) = (node(&redis, "a"), node(&redis, "b"), node(&redis, "c"));
+    let teacher = Ffmpeg::publish(&a.rtmp_url("/live/failover"), PublishOptions::default());
+    a.api().wait_live("failover", MEDIA).await.expect("live on A");
+    let on_a = BackgroundReader::start(&a.http_url("/live/failover.flv")).await.expect("viewer on A");
+    let on_b = BackgroundReader::start(&b.http_url("/live/failover.flv")).await.expect("viewer on B");
+    on_a.expect_flowing(30, MEDIA).await.expect("A plays");
+    on_b.expect_flowing(30, MEDIA).await.expect("B plays");
+
+    // The teacher's software reconnects, to another node (as a load balancer would send it):
+    // the viewers of the node it left and of the others continue.
+    drop(teacher);
+    let teacher = Ffmpeg::publish(&c.rtmp_url("/live/failover"), PublishOptions::default());
+    published_on(&c, "failover").await;
+    on_a.expect_flowing(60, MEDIA).await.expect("A's viewer continues");
     on_b.expect_flowing(60, MEDIA).await.expect("B's viewer continues");
-    on_c.expect_flowing(60, MEDIA).await.expect("C's viewer continues");
+    for (gw, name) in [(&a, "A"), (&b, "B")] {
+        let s = json(&gw.api(), "/api/v1/streams/failover").await.expect("stream");
+        assert_eq!(str_at(&s, "/owner"), "c", "{name}: {s}");
+    }
+
+    // Now the owner dies (kill -9) and the teacher comes back on A.
+    c.kill();
+    drop(teacher);
+    let _teacher = Ffmpeg::publish(&a.rtmp_url("/live/failover"), PublishOptions::default());
+    published_on(&a, "failover").await;
+    on_a.expect_flowing(60, MEDIA).await.expect("A's viewer continues");
+    on_b.expect_flowing(60, MEDIA).await.expect("B's viewer continues");
+    assert_eq!(on_a.ended(), None);
     assert_eq!(on_b.ended(), None);
-    assert_eq!(on_c.ended(), None);
     let relayed = json(&b.api(), "/api/v1/streams/failover").await.expect("stream on B");
-    assert_eq!(str_at(&relayed, "/owner"), "c", "{relayed}");
-    assert!(redis.cli(&["GET", "igw:claim:failover"]).starts_with("c/"));
+    assert_eq!(str_at(&relayed, "/owner"), "a", "{relayed}");
+    assert!(redis.cli(&["GET", "igw:claim:failover"]).starts_with("a/"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -73,7 +73,9 @@ enum End {
     Lost(String),
 }
 
-pub(crate) fn spawn(cluster: Cluster, key: StreamKey, first: Owner) -> Handle {
+/// Starts a link for `key`: to `first` if known, else to whichever node publishes it next
+/// (the stream here waits for its publisher).
+pub(crate) fn spawn(cluster: Cluster, key: StreamKey, first: Option<Owner>) -> Handle {
     let handle = Handle::new();
     let ours = handle.clone();
     let span = tracing::info_span!("relay-in", stream = %key);
@@ -91,10 +93,11 @@ pub(crate) fn spawn(cluster: Cluster, key: StreamKey, first: Owner) -> Handle {
     handle
 }
 
-async fn run(cluster: &Cluster, key: &StreamKey, first: Owner) -> &'static str {
+async fn run(cluster: &Cluster, key: &StreamKey, first: Option<Owner>) -> &'static str {
     let started = Instant::now();
-    let mut owner = Some(first);
-    let mut published = false;
+    // Following a stream that was published here: it exists already.
+    let mut published = first.is_none();
+    let mut owner = first;
     loop {
         if let Some(o) = owner.take() {
             match connect(cluster, key, &o).await {
