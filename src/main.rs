@@ -32,41 +32,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the gateway.
-    Serve {
-        /// YAML configuration file (command-line options override it).
-        #[arg(long)]
-        config: Option<PathBuf>,
-        #[arg(long)]
-        matrix: Option<PathBuf>,
-        /// HTTP address (API, HTTP-FLV, WHIP/WHEP, H5).
-        #[arg(long)]
-        http: Option<SocketAddr>,
-        #[arg(long)]
-        rtmp: Option<SocketAddr>,
-        /// The control API and /metrics on their own address (then not on --http).
-        #[arg(long, value_name = "ADDR:PORT")]
-        api: Option<SocketAddr>,
-        /// The address ICE offers for WebRTC sessions.
-        #[arg(long)]
-        webrtc_ip: Option<std::net::IpAddr>,
-        /// Folder of GStreamer pipeline fragments.
-        #[arg(long)]
-        pipelines: Option<PathBuf>,
-        /// Seconds a stream whose publisher left waits for it to reconnect
-        /// (`hub.reconnect_grace_seconds`; 0: the stream ends with its publisher).
-        #[arg(long, value_name = "SECONDS")]
-        reconnect_grace: Option<f64>,
-        /// A host, address or CIDR network pushes and pulls made through the API may dial
-        /// (added to `relay.allowed_hosts`; repeatable).
-        #[arg(long, value_name = "HOST")]
-        allow_relay_host: Vec<String>,
-        /// Join a cluster coordinated by this Redis (`redis://HOST:PORT`; see `cluster:`).
-        #[arg(long, value_name = "URL", requires = "node")]
-        cluster: Option<String>,
-        /// This node's name in the cluster (unique per node).
-        #[arg(long, value_name = "NAME")]
-        node: Option<String>,
-    },
+    Serve(ServeArgs),
     /// Print the query string (no `?`) that signs a publish or play URL of a stream, valid
     /// for `--ttl` seconds: append it to any URL of that stream.
     Sign {
@@ -103,6 +69,44 @@ enum Command {
     },
 }
 
+/// `serve`'s options: each overrides the configuration file.
+#[derive(clap::Args)]
+struct ServeArgs {
+    /// YAML configuration file (command-line options override it).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    #[arg(long)]
+    matrix: Option<PathBuf>,
+    /// HTTP address (API, HTTP-FLV, WHIP/WHEP, H5).
+    #[arg(long)]
+    http: Option<SocketAddr>,
+    #[arg(long)]
+    rtmp: Option<SocketAddr>,
+    /// The control API and /metrics on their own address (then not on --http).
+    #[arg(long, value_name = "ADDR:PORT")]
+    api: Option<SocketAddr>,
+    /// The address ICE offers for WebRTC sessions.
+    #[arg(long)]
+    webrtc_ip: Option<std::net::IpAddr>,
+    /// Folder of GStreamer pipeline fragments.
+    #[arg(long)]
+    pipelines: Option<PathBuf>,
+    /// Seconds a stream whose publisher left waits for it to reconnect
+    /// (`hub.reconnect_grace_seconds`; 0: the stream ends with its publisher).
+    #[arg(long, value_name = "SECONDS")]
+    reconnect_grace: Option<f64>,
+    /// A host, address or CIDR network pushes and pulls made through the API may dial
+    /// (added to `relay.allowed_hosts`; repeatable).
+    #[arg(long, value_name = "HOST")]
+    allow_relay_host: Vec<String>,
+    /// Join a cluster coordinated by this Redis (`redis://HOST:PORT`; see `cluster:`).
+    #[arg(long, value_name = "URL", requires = "node")]
+    cluster: Option<String>,
+    /// This node's name in the cluster (unique per node).
+    #[arg(long, value_name = "NAME")]
+    node: Option<String>,
+}
+
 #[derive(Clone, Copy, clap::ValueEnum)]
 enum SignAction {
     Publish,
@@ -119,33 +123,9 @@ enum SignMethod {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Serve {
-            config,
-            matrix,
-            http,
-            rtmp,
-            api,
-            webrtc_ip,
-            pipelines,
-            reconnect_grace,
-            allow_relay_host,
-            cluster,
-            node,
-        } => {
+        Command::Serve(args) => {
             glib_slices_from_malloc();
-            let flags = Flags {
-                matrix,
-                http,
-                rtmp,
-                api,
-                webrtc_ip,
-                pipelines,
-                reconnect_grace,
-                allow_relay_host,
-                cluster,
-                node,
-            };
-            serve(config, flags)
+            serve(args)
         }
         Command::Check { file } => return check(&file),
         Command::Sign { config, action, stream, ttl, method, path } => {
@@ -222,26 +202,12 @@ fn plan(
     Ok(())
 }
 
-/// What `serve` takes from the command line over the configuration file.
-struct Flags {
-    matrix: Option<PathBuf>,
-    http: Option<SocketAddr>,
-    rtmp: Option<SocketAddr>,
-    api: Option<SocketAddr>,
-    webrtc_ip: Option<std::net::IpAddr>,
-    pipelines: Option<PathBuf>,
-    reconnect_grace: Option<f64>,
-    allow_relay_host: Vec<String>,
-    cluster: Option<String>,
-    node: Option<String>,
-}
-
-fn serve(config: Option<PathBuf>, flags: Flags) -> anyhow::Result<()> {
+fn serve(flags: ServeArgs) -> anyhow::Result<()> {
     tracing_subscriber::fmt()
         .with_env_filter(tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
-    let mut cfg = match &config {
+    let mut cfg = match &flags.config {
         Some(path) => Config::load(path)?,
         None => Config::default(),
     };

@@ -18,8 +18,13 @@ const SECRET: &str = "test-cluster-secret";
 
 /// A node of a cluster on `redis`, with a secret and a reconnect grace to fail over within.
 fn node(redis: &Redis, name: &str) -> Gateway {
+    node_with(redis, name, "")
+}
+
+/// [`node`] with more configuration (`extra`, YAML).
+fn node_with(redis: &Redis, name: &str, extra: &str) -> Gateway {
     let config = format!(
-        "cluster:\n  redis: \"{}\"\n  node: \"{name}\"\n  relay: \"127.0.0.1:0\"\n  secret: \"{SECRET}\"\n",
+        "cluster:\n  redis: \"{}\"\n  node: \"{name}\"\n  relay: \"127.0.0.1:0\"\n  secret: \"{SECRET}\"\n{extra}",
         redis.url()
     );
     Gateway::start_with(&["--reconnect-grace", "12"], Some(&config))
@@ -257,4 +262,52 @@ async fn with_redis_down_nodes_keep_their_streams_and_refuse_new_publishes_until
     b.api().wait_live("newcomer", MEDIA).await.expect("newcomer live");
     probe_until_h264_aac(&a.http_url("/live/newcomer.flv"), 320, 240, 48000, PROBE).await.expect("played on A");
     drop(whip);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_configured_push_runs_once_on_the_owner_and_kicks_and_reloads_reach_every_node() {
+    let redis = Redis::start();
+    let nginx = common::Nginx::start();
+    let pushes = format!("pushes:\n  - {{ stream: lesson, url: \"{}\" }}\n", nginx.rtmp_url("/live/lesson"));
+    let (a, b, c) = (node_with(&redis, "a", &pushes), node_with(&redis, "b", &pushes), node_with(&redis, "c", &pushes));
+    let _teacher = Ffmpeg::publish(&a.rtmp_url("/live/lesson"), PublishOptions::default());
+    a.api().wait_live("lesson", MEDIA).await.expect("live on A");
+    let viewer = BackgroundReader::start(&b.http_url("/live/lesson.flv")).await.expect("viewer on B");
+    viewer.expect_flowing(30, MEDIA).await.expect("B plays");
+
+    // The CDN gets the stream from its owner only; the other nodes' pushes wait.
+    probe_until_h264_aac(&nginx.rtmp_url("/live/lesson"), 640, 360, 44100, PROBE).await.expect("CDN play");
+    let state = |gw: &Gateway| {
+        let api = gw.api();
+        async move { api.pushes("lesson").await.ok().and_then(|p| p.first().map(|r| r.state.clone())) }
+    };
+    assert_eq!(state(&a).await.as_deref(), Some("live"));
+    assert_eq!(state(&b).await.as_deref(), Some("waiting"), "B relays the stream and does not push it");
+    assert_eq!(state(&c).await.as_deref(), Some("waiting"));
+
+    // A matrix reload asked of one node reaches all.
+    let reply = c.api().post_json("/api/v1/matrix/reload?scope=cluster", &serde_json::json!({})).await.expect("reload");
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    for gw in [&a, &b] {
+        wait_until(Duration::from_secs(10), "the other node reloaded", || async move {
+            let m = json(&gw.api(), "/api/v1/matrix").await.ok_or("no matrix")?;
+            (m["generation"].as_u64() == Some(1)).then_some(()).ok_or(format!("{}", m["generation"]))
+        })
+        .await
+        .expect("reloaded");
+    }
+
+    // A kick asked of a node that only relays the stream disconnects its publisher.
+    let reply = b.api().delete("/api/v1/streams/lesson?scope=cluster").await.expect("kick");
+    assert_eq!(reply.status, 204, "{}", reply.body);
+    for gw in [&a, &b] {
+        wait_until(Duration::from_secs(10), "the stream gone", || async move {
+            match gw.api().stream("lesson").await {
+                Ok(None) => Ok(()),
+                other => Err(format!("{other:?}")),
+            }
+        })
+        .await
+        .expect("kicked everywhere");
+    }
 }
