@@ -7,6 +7,7 @@ mod bits;
 mod codec;
 mod frame;
 pub mod h264;
+pub mod mp4;
 mod protocol;
 pub mod rtp;
 mod ts;

@@ -1,0 +1,143 @@
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use bytes::Bytes;
+
+use super::*;
+use crate::media::{AudioInfo, Codec, Frame, TrackInfo, Ts, VideoInfo};
+
+fn hex(s: &str) -> Vec<u8> {
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap_or(0)).collect()
+}
+
+fn video_info() -> Arc<TrackInfo> {
+    let avcc = hex("0142c00affe100166742c00ad902c4ec0440000003004000000783c4899201000568cb83cb20");
+    Arc::new(TrackInfo::Video(VideoInfo {
+        codec: Codec::H264,
+        width: 176,
+        height: 144,
+        fps: Some(25.0),
+        config: Some(avcc.into()),
+        bframes: false,
+    }))
+}
+
+fn audio_info() -> Arc<TrackInfo> {
+    Arc::new(TrackInfo::Audio(AudioInfo {
+        codec: Codec::Aac,
+        sample_rate: 48000,
+        channels: 2,
+        config: Some(Bytes::from_static(&[0x11, 0x90])),
+    }))
+}
+
+/// `seconds` of 25 fps video (a keyframe every `gop` frames) and 48 kHz AAC (1024 samples a
+/// frame), interleaved by time.
+fn stream(seconds: f64, gop: u64) -> Vec<Frame> {
+    let (video, audio) = (video_info(), audio_info());
+    let mut frames = Vec::new();
+    let video_ns = 40_000_000i64;
+    let audio_ns = 1024 * 1_000_000_000 / 48_000;
+    let end = (seconds * 1e9) as i64;
+    let (mut v, mut a) = (0i64, 0i64);
+    while v < end || a < end {
+        if v <= a && v < end {
+            let n = (v / video_ns) as u64;
+            frames.push(Frame::new(video.clone(), Ts(v), Ts(v), n % gop == 0, Bytes::from(vec![n as u8; 50])));
+            v += video_ns;
+        } else {
+            frames.push(Frame::new(audio.clone(), Ts(a), Ts(a), true, Bytes::from(vec![1u8; 8])));
+            a += audio_ns;
+        }
+    }
+    frames
+}
+
+fn run(frames: &[Frame], config: SegmenterConfig) -> Segmenter {
+    let mut s = Segmenter::new(config);
+    let now = SystemTime::now();
+    for f in frames {
+        s.push(f, now).expect("push");
+    }
+    s
+}
+
+#[test]
+fn segments_start_on_keyframes_after_the_target_and_parts_every_part_target() {
+    // Keyframes every second, target 2 s: segments of 2 s.
+    let s = run(&stream(9.0, 25), SegmenterConfig::default());
+    let complete: Vec<&Segment> = s.segments().iter().filter(|x| x.complete).collect();
+    assert_eq!(complete.len(), 4, "{:?}", s.segments().iter().map(|x| x.duration()).collect::<Vec<_>>());
+    for (i, seg) in complete.iter().enumerate() {
+        assert_eq!(seg.msn, i as u64);
+        assert!((seg.duration() - 2.0).abs() < 0.01, "segment {i}: {}", seg.duration());
+        assert!(seg.parts[0].independent, "a segment starts with a keyframe");
+        assert_eq!(seg.parts.len(), 10, "parts of 200 ms");
+        // Parts that start on a keyframe (every second here) are independent, the others not.
+        let independent: Vec<usize> = (0..seg.parts.len()).filter(|&k| seg.parts[k].independent).collect();
+        assert_eq!(independent, [0, 5]);
+    }
+    // The open segment has the parts so far.
+    let open = s.segments().back().unwrap();
+    assert!(!open.complete && !open.parts.is_empty());
+}
+
+#[test]
+fn long_gops_make_long_segments_and_nothing_before_the_first_keyframe() {
+    // Keyframes every 3 s; the viewer's frames start 1 s in, mid-GOP.
+    let frames: Vec<Frame> = stream(10.0, 75).into_iter().filter(|f| f.dts.as_nanos() >= 1_000_000_000).collect();
+    let s = run(&frames, SegmenterConfig::default());
+    let complete: Vec<f64> = s.segments().iter().filter(|x| x.complete).map(|x| x.duration()).collect();
+    assert_eq!(complete.len(), 2, "{complete:?}");
+    assert!(complete.iter().all(|d| (d - 3.0).abs() < 0.01), "cut on the 3 s keyframes: {complete:?}");
+    assert_eq!(s.segments()[0].msn, 0);
+}
+
+#[test]
+fn a_part_holds_every_track_up_to_its_end() {
+    let s = run(&stream(3.0, 25), SegmenterConfig::default());
+    let first = &s.segments()[0];
+    let data = first.bytes();
+    // Each part is a moof + mdat with both tracks.
+    let boxes = crate::media::mp4::boxes::children(&data);
+    assert_eq!(boxes.len(), 2 * first.parts.len());
+    let moof = boxes[0].1;
+    let trafs = crate::media::mp4::boxes::children(moof).into_iter().filter(|(f, _)| f == b"traf").count();
+    assert_eq!(trafs, 2);
+    let init = &s.init().unwrap().1;
+    assert!(init.windows(4).any(|w| w == b"avc1") && init.windows(4).any(|w| w == b"mp4a"));
+}
+
+#[test]
+fn only_the_newest_segments_are_kept() {
+    let config = SegmenterConfig { keep: 3, ..SegmenterConfig::default() };
+    let s = run(&stream(20.0, 25), config);
+    let msns: Vec<u64> = s.segments().iter().map(|x| x.msn).collect();
+    assert_eq!(msns, [6, 7, 8, 9]);
+    assert!(s.segment(5).is_none() && s.segment(9).is_some());
+}
+
+#[test]
+fn a_new_configuration_ends_the_segment_and_versions_the_init() {
+    let mut frames = stream(3.0, 25);
+    let other = Arc::new(TrackInfo::Video(VideoInfo {
+        width: 320,
+        height: 240,
+        ..match video_info().as_ref() {
+            TrackInfo::Video(v) => v.clone(),
+            _ => unreachable!(),
+        }
+    }));
+    for f in stream(3.0, 25).into_iter().skip(1) {
+        let dts = Ts(f.dts.as_nanos() + 3_000_000_000);
+        let info = if f.kind() == TrackKind::Video { other.clone() } else { f.info.clone() };
+        frames.push(Frame::new(info, dts, dts, f.keyframe, f.data.clone()));
+    }
+    let s = run(&frames, SegmenterConfig::default());
+    assert_eq!(s.init().unwrap().0, 3, "video, audio, then the new video");
+    let inits: Vec<u32> = s.segments().iter().map(|x| x.init).collect();
+    assert!(inits.contains(&2) && inits.contains(&3), "{inits:?}");
+    let msns: Vec<u64> = s.segments().iter().map(|x| x.msn).collect();
+    assert!(msns.windows(2).all(|w| w[1] == w[0] + 1), "no gap in sequence numbers: {msns:?}");
+    let _ = Duration::ZERO;
+}
