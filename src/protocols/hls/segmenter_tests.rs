@@ -141,3 +141,51 @@ fn a_new_configuration_ends_the_segment_and_versions_the_init() {
     assert!(msns.windows(2).all(|w| w[1] == w[0] + 1), "no gap in sequence numbers: {msns:?}");
     let _ = Duration::ZERO;
 }
+
+/// A real FLV (ffmpeg/libx264 + AAC, B-frames) through FlvIngest and the segmenter: the init
+/// segment and the first segment written as one file that ffprobe reads back (skipped
+/// without ffprobe).
+#[test]
+fn a_real_stream_segments_into_fmp4_that_ffprobe_reads() {
+    use crate::protocols::flv::{FlvIngest, FlvReader};
+    let Ok(probe) = std::process::Command::new("ffprobe").arg("-version").output() else { return };
+    if !probe.status.success() {
+        return;
+    }
+    let mut reader = FlvReader::new();
+    reader.push(include_bytes!("../flv/testdata/color64_bf2_aac48k.flv"));
+    let mut ingest = FlvIngest::new();
+    let mut segmenter = Segmenter::new(SegmenterConfig::default());
+    while let Ok(Some(tag)) = reader.next_tag() {
+        for frame in ingest.push(tag.kind, tag.timestamp, tag.body.clone()).unwrap_or_default() {
+            segmenter.push(&frame, SystemTime::now()).expect("push");
+        }
+    }
+    let segment = segmenter.segments().front().expect("a segment").bytes();
+    let mut file = segmenter.init().expect("init").1.to_vec();
+    file.extend_from_slice(&segment);
+    let path = std::env::temp_dir().join(format!("segmenter-{}.mp4", std::process::id()));
+    std::fs::write(&path, &file).expect("write");
+    let out = std::process::Command::new("ffprobe")
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-show_entries",
+            "stream=codec_name,width,height,sample_rate,nb_read_frames",
+        ])
+        .args(["-of", "csv=p=0"])
+        .arg(&path)
+        .output()
+        .expect("ffprobe");
+    let _ = std::fs::remove_file(&path);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    // Decoded, not only described: the parts' samples are where the moof says.
+    let frames = |codec: &str| -> u32 {
+        let line = text.lines().find(|l| l.starts_with(codec)).unwrap_or("");
+        line.rsplit(',').next().and_then(|n| n.trim().parse().ok()).unwrap_or(0)
+    };
+    assert!(text.contains("h264,64,64") && text.contains("aac,48000"), "{text}");
+    assert!(frames("h264") >= 4 && frames("aac") >= 4, "{text}");
+}
