@@ -39,6 +39,22 @@ pub fn equal(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && bool::from(a.ct_eq(b))
 }
 
+/// Decodes hex (either case); None when it is not.
+pub fn unhex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 {
+        return None;
+    }
+    let b = text.as_bytes();
+    (0..b.len())
+        .step_by(2)
+        .map(|i| {
+            let h = (b[i] as char).to_digit(16)?;
+            let l = (b[i + 1] as char).to_digit(16)?;
+            Some((h * 16 + l) as u8)
+        })
+        .collect()
+}
+
 /// Lower-case hex of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";

@@ -45,20 +45,12 @@ fn message(action: Action, stream: &str, expires: u64) -> String {
     format!("{}\n{stream}\n{expires}", action.as_str())
 }
 
-/// Decodes hex (either case); None when it is not.
+/// A presented signature as bytes: hex (either case) of at most 128 bytes; None otherwise.
 pub fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 || text.len() > 256 {
+    if text.len() > 256 {
         return None;
     }
-    let b = text.as_bytes();
-    (0..b.len())
-        .step_by(2)
-        .map(|i| {
-            let h = (b[i] as char).to_digit(16)?;
-            let l = (b[i + 1] as char).to_digit(16)?;
-            Some((h * 16 + l) as u8)
-        })
-        .collect()
+    secret::unhex(text)
 }
 
 #[cfg(test)]

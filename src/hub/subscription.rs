@@ -76,13 +76,6 @@ pub struct Subscription {
     floor: [Option<Ts>; 2],
 }
 
-fn slot(kind: TrackKind) -> usize {
-    match kind {
-        TrackKind::Video => 0,
-        TrackKind::Audio => 1,
-    }
-}
-
 impl Subscription {
     pub(super) fn new(
         plan: Plan,
@@ -266,7 +259,7 @@ impl Subscription {
 
     /// Notes what goes out (see `floor`).
     fn sent(&mut self, frame: Arc<Frame>) -> Arc<Frame> {
-        self.last_dts[slot(frame.kind())] = Some(frame.dts);
+        self.last_dts[frame.kind().index()] = Some(frame.dts);
         frame
     }
 
@@ -275,7 +268,7 @@ impl Subscription {
     /// what it already got from an output it left.
     fn fits(&self, frame: &Frame) -> bool {
         let codec_ok = self.plan.leg(frame.kind()).is_none_or(|leg| leg.output_codec() == frame.info.codec());
-        codec_ok && self.floor[slot(frame.kind())].is_none_or(|floor| frame.dts > floor)
+        codec_ok && self.floor[frame.kind().index()].is_none_or(|floor| frame.dts > floor)
     }
 
     /// The stream's publisher changed its tracks (another one took over): decide the plan
@@ -333,7 +326,7 @@ impl Subscription {
             self.lease.release_output(&output);
             return Ok(());
         };
-        let at = slot(kind);
+        let at = kind.index();
         self.floor[at] = self.last_dts[at];
         let backlog: Vec<_> = join.backlog.into_iter().filter(|f| self.fits(f)).collect();
         self.backlog.extend(backlog);

@@ -14,6 +14,14 @@ pub enum TrackKind {
 impl TrackKind {
     pub const ALL: [TrackKind; 2] = [TrackKind::Video, TrackKind::Audio];
 
+    /// Its place in [`TrackKind::ALL`] (video 0, audio 1): an index for per-track arrays.
+    pub fn index(self) -> usize {
+        match self {
+            TrackKind::Video => 0,
+            TrackKind::Audio => 1,
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             TrackKind::Video => "video",

@@ -23,7 +23,7 @@ use super::wire::{self, Message, WireError};
 use super::{HANDSHAKE_TIMEOUT, SILENCE};
 use crate::cluster::{Cluster, Owner};
 use crate::hub::{StreamKey, RELAY_TRANSPORT};
-use crate::media::{Frame, Protocol, TrackInfo, TrackKind};
+use crate::media::{Frame, Protocol, TrackInfo};
 
 /// How long a viewer that started a link waits for its stream to be live here.
 pub const FIRST_FRAME_WAIT: Duration = Duration::from_secs(15);
@@ -167,13 +167,6 @@ async fn connect(
     Ok((reader, writer, protocol))
 }
 
-fn slot(kind: TrackKind) -> usize {
-    match kind {
-        TrackKind::Video => 0,
-        TrackKind::Audio => 1,
-    }
-}
-
 /// Publishes what the origin sends into this node's hub until the link ends.
 async fn carry(
     cluster: &Cluster,
@@ -211,12 +204,12 @@ async fn carry(
         tokio::select! {
             message = incoming.recv() => match message {
                 Some(Ok(Message::Info(info))) => {
-                    let at = slot(info.kind());
+                    let at = info.kind().index();
                     infos[at] = Some(Arc::new(info));
                 }
                 Some(Ok(Message::Frame { kind, keyframe, dts, pts, data })) => {
                     // A frame before its track's info has nothing to be decoded with.
-                    let Some(info) = infos[slot(kind)].clone() else { continue };
+                    let Some(info) = infos[kind.index()].clone() else { continue };
                     publisher.add_bytes_in(data.len());
                     publisher.push(Frame::new(info, dts, pts, keyframe, data));
                 }

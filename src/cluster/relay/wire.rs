@@ -65,19 +65,13 @@ struct WireInfo {
     config: Option<String>,
 }
 
+/// A track's byte on the wire: its [`TrackKind::index`].
 fn slot(kind: TrackKind) -> u8 {
-    match kind {
-        TrackKind::Video => 0,
-        TrackKind::Audio => 1,
-    }
+    kind.index() as u8
 }
 
 fn kind_of(slot: u8) -> Option<TrackKind> {
-    match slot {
-        0 => Some(TrackKind::Video),
-        1 => Some(TrackKind::Audio),
-        _ => None,
-    }
+    TrackKind::ALL.get(usize::from(slot)).copied()
 }
 
 impl Message {
@@ -215,7 +209,9 @@ fn from_wire(track: TrackKind, w: WireInfo) -> Result<TrackInfo, WireError> {
     }
     let config = match w.config {
         Some(hex) if hex.len() / 2 > MAX_CONFIG => return bad("configuration too long"),
-        Some(hex) => Some(Bytes::from(unhex(&hex).ok_or_else(|| WireError::BadInfo("configuration not hex".into()))?)),
+        Some(hex) => Some(Bytes::from(
+            crate::auth::secret::unhex(&hex).ok_or_else(|| WireError::BadInfo("configuration not hex".into()))?,
+        )),
         None => None,
     };
     match track {
@@ -240,20 +236,6 @@ fn from_wire(track: TrackKind, w: WireInfo) -> Result<TrackInfo, WireError> {
     }
 }
 
-fn unhex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 {
-        return None;
-    }
-    text.as_bytes()
-        .chunks(2)
-        .map(|pair| {
-            let h = (pair[0] as char).to_digit(16)?;
-            let l = (pair[1] as char).to_digit(16)?;
-            Some((h * 16 + l) as u8)
-        })
-        .collect()
-}
-
 /// The newest info sent per track, so an info message goes only when it changes.
 #[derive(Default)]
 pub struct SentInfo([Option<Arc<TrackInfo>>; 2]);
@@ -261,7 +243,7 @@ pub struct SentInfo([Option<Arc<TrackInfo>>; 2]);
 impl SentInfo {
     /// True (and remembered) when `info` is not what was sent last for its track.
     pub fn changed(&mut self, info: &Arc<TrackInfo>) -> bool {
-        let last = &mut self.0[slot(info.kind()) as usize];
+        let last = &mut self.0[info.kind().index()];
         if last.as_ref().is_some_and(|l| Arc::ptr_eq(l, info) || l == info) {
             return false;
         }

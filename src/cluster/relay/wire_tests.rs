@@ -13,7 +13,7 @@ async fn decoded(bytes: &[u8]) -> Result<Message, WireError> {
 fn h264_info() -> TrackInfo {
     // The avcC ffmpeg/libx264 wrote for a 176x144 baseline stream (see media/h264/tests.rs).
     let avcc = "0142c00affe100166742c00ad902c4ec0440000003004000000783c4899201000568cb83cb20";
-    let config = Bytes::from(unhex(avcc).expect("hex"));
+    let config = Bytes::from(crate::auth::secret::unhex(avcc).expect("hex"));
     TrackInfo::Video(VideoInfo {
         codec: Codec::H264,
         width: 176,
