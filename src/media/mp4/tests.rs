@@ -4,13 +4,11 @@ use super::boxes::children;
 use super::*;
 use crate::media::{AudioInfo, TrackInfo, VideoInfo};
 
-fn hex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap_or(0)).collect()
-}
-
 fn tracks() -> Vec<Track> {
     // avcC of a 176x144 baseline stream ffmpeg/libx264 wrote (see media/h264/tests.rs).
-    let avcc = hex("0142c00affe100166742c00ad902c4ec0440000003004000000783c4899201000568cb83cb20");
+    let avcc =
+        crate::auth::secret::unhex("0142c00affe100166742c00ad902c4ec0440000003004000000783c4899201000568cb83cb20")
+            .expect("hex");
     let video = TrackInfo::Video(VideoInfo {
         codec: Codec::H264,
         width: 176,

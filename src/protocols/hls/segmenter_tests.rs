@@ -6,12 +6,10 @@ use bytes::Bytes;
 use super::*;
 use crate::media::{AudioInfo, Codec, Frame, TrackInfo, Ts, VideoInfo};
 
-fn hex(s: &str) -> Vec<u8> {
-    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap_or(0)).collect()
-}
-
 fn video_info() -> Arc<TrackInfo> {
-    let avcc = hex("0142c00affe100166742c00ad902c4ec0440000003004000000783c4899201000568cb83cb20");
+    let avcc =
+        crate::auth::secret::unhex("0142c00affe100166742c00ad902c4ec0440000003004000000783c4899201000568cb83cb20")
+            .expect("hex");
     Arc::new(TrackInfo::Video(VideoInfo {
         codec: Codec::H264,
         width: 176,

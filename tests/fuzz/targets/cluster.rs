@@ -41,7 +41,10 @@ fn relay_wire(input: &[u8]) -> u64 {
 }
 
 fn seeds() -> Vec<Vec<u8>> {
-    let avcc = hex("0142c00affe100166742c00ad902c4ec0440000003004000000783c4899201000568cb83cb20");
+    let avcc = interop_gateway::auth::secret::unhex(
+        "0142c00affe100166742c00ad902c4ec0440000003004000000783c4899201000568cb83cb20",
+    )
+    .expect("hex");
     let video = VideoInfo {
         codec: Codec::H264,
         width: 176,
@@ -59,7 +62,7 @@ fn seeds() -> Vec<Vec<u8>> {
             keyframe: true,
             dts: Ts(0),
             pts: Ts(66_000_000),
-            data: hex("00000009419a3b10bffe8cd360").into(),
+            data: interop_gateway::auth::secret::unhex("00000009419a3b10bffe8cd360").expect("hex").into(),
         },
         Message::Frame {
             kind: TrackKind::Audio,
@@ -82,10 +85,6 @@ fn seeds() -> Vec<Vec<u8>> {
     }
     each.push(all.to_vec());
     each
-}
-
-fn hex(text: &str) -> Vec<u8> {
-    (0..text.len()).step_by(2).map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap_or(0)).collect()
 }
 
 pub const RELAY_WIRE: Target = Target {
