@@ -70,14 +70,15 @@ else
   fi
 fi
 
-# JSMpeg (npm package @cycjimmy/jsmpeg-player, pinned in package.json / package-lock.json),
-# served by the gateway from node_modules/ for the H5 player page.
+# JSMpeg (npm package @cycjimmy/jsmpeg-player) and hls.js, pinned in package.json /
+# package-lock.json, served by the gateway from node_modules/ for the H5 and HLS player pages.
 repo_root="$(cd "$(dirname "$0")/.." && pwd)"
-if [ ! -f "$repo_root/node_modules/@cycjimmy/jsmpeg-player/package.json" ]; then
-  echo "install-deps: npm ci (JSMpeg for the H5 player page)"
+if [ ! -f "$repo_root/node_modules/@cycjimmy/jsmpeg-player/package.json" ] \
+  || [ ! -f "$repo_root/node_modules/hls.js/package.json" ]; then
+  echo "install-deps: npm ci (JSMpeg and hls.js for the player pages)"
   (cd "$repo_root" && npm ci --no-audit --no-fund)
 else
-  echo "install-deps: node_modules present (JSMpeg for the H5 player page)"
+  echo "install-deps: node_modules present (JSMpeg and hls.js for the player pages)"
 fi
 
 # Rust: the dependencies (gstreamer-rs 0.25, axum 0.8, ...) need a recent toolchain (1.85 or

@@ -35,6 +35,8 @@ pub struct Config {
     pub auth: crate::auth::AuthSettings,
     /// Several nodes coordinated through Redis (none: one node alone).
     pub cluster: Option<crate::cluster::ClusterSettings>,
+    /// HLS out: segment and part targets, playlist length, packager idle time.
+    pub hls: crate::protocols::hls::HlsSettings,
 }
 
 /// The `limits:` section: bounds against hostile or broken peers. A peer that passes one
@@ -279,6 +281,7 @@ impl Default for Config {
             limits: LimitsSettings::default(),
             auth: crate::auth::AuthSettings::default(),
             cluster: None,
+            hls: crate::protocols::hls::HlsSettings::default(),
         }
     }
 }

@@ -55,6 +55,10 @@ pub struct Gateway {
     pub relay_targets: Arc<crate::auth::relay_targets::RelayTargets>,
     /// This node's part of a cluster (`cluster:`); none on one node.
     pub cluster: Option<crate::cluster::Cluster>,
+    /// HLS packagers, one per stream and variant (`hls:`).
+    pub hls: crate::protocols::hls::HlsOutputs,
+    /// HLS viewing sessions (when play needs admission).
+    pub hls_sessions: Arc<crate::protocols::hls::sessions::HlsSessions>,
     matrix_path: Arc<PathBuf>,
     pipelines_dir: Arc<PathBuf>,
     last_reload: Arc<Mutex<Option<ReloadStatus>>>,
@@ -93,6 +97,11 @@ impl Gateway {
             }
             None => None,
         };
+        config.hls.validate().map_err(ServerError::Config)?;
+        let hls = crate::protocols::hls::HlsOutputs::new(hub.clone(), config.hls, shutdown.clone());
+        let hls_sessions = Arc::new(crate::protocols::hls::sessions::HlsSessions::new(
+            config.hls.idle().max(std::time::Duration::from_secs(30)),
+        ));
         let udp = crate::protocols::udp::Udp::new(&config.udp, config.http.ip(), relay_targets.clone())
             .map_err(|e| ServerError::Config(format!("udp: {e}")))?;
         Ok(Gateway {
@@ -105,6 +114,8 @@ impl Gateway {
             admission,
             relay_targets,
             cluster,
+            hls,
+            hls_sessions,
             watchdog,
             matrix_path: Arc::new(config.matrix.clone()),
             pipelines_dir: Arc::new(config.pipelines.clone()),

@@ -14,7 +14,7 @@ use crate::config::Config;
 pub use crate::gateway::{load_matrix, Gateway, ReloadStatus, ServerError};
 use crate::http::ApiError;
 use crate::protocols::rtmp::serve as rtmp_serve;
-use crate::protocols::{flv, h5, udp, webrtc};
+use crate::protocols::{flv, h5, hls, udp, webrtc};
 
 /// How long shutdown waits for sessions to close before giving up on them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
@@ -164,6 +164,12 @@ pub fn router(gw: &Gateway, serves: Serves) -> Router {
             shutdown: gw.shutdown.clone(),
             limits: gw.limits,
             admission: gw.admission.clone(),
+        }))
+        // HLS and LL-HLS play.
+        .merge(hls::http::routes(hls::http::HlsCtx {
+            outputs: gw.hls.clone(),
+            admission: gw.admission.clone(),
+            sessions: gw.hls_sessions.clone(),
         }))
         .merge(udp::routes(udp::UdpCtx { hub: gw.hub.clone(), udp: gw.udp.clone(), shutdown: gw.shutdown.clone() }))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })

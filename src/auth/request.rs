@@ -34,6 +34,8 @@ pub enum Entry {
     H5,
     Whip,
     Whep,
+    /// HLS play: the playlist request (its segments ride on the session it opens).
+    Hls,
     /// UDP (RTP) ingest and outputs, created through the API.
     Udp,
     Api,
@@ -48,6 +50,7 @@ impl Entry {
             Entry::H5 => "h5",
             Entry::Whip => "whip",
             Entry::Whep => "whep",
+            Entry::Hls => "hls",
             Entry::Udp => "udp",
             Entry::Api => "api",
         }
@@ -55,7 +58,7 @@ impl Entry {
 
     /// Ways in a web page reaches, where Origin/Referer allow-lists apply.
     pub fn is_browser_egress(self) -> bool {
-        matches!(self, Entry::HttpFlv | Entry::H5 | Entry::Whep)
+        matches!(self, Entry::HttpFlv | Entry::H5 | Entry::Whep | Entry::Hls)
     }
 }
 

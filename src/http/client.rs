@@ -46,7 +46,8 @@ pub fn refusal(denial: &Denial) -> ApiError {
 }
 
 /// Asks `admission` whether this HTTP request may `action` on `stream`; a refusal is the
-/// error to answer with (before any upgrade, session or subscription exists).
+/// error to answer with (before any upgrade, session or subscription exists). On success, how
+/// it was allowed.
 pub async fn admit(
     admission: &Admission,
     action: Action,
@@ -55,7 +56,7 @@ pub async fn admit(
     ip: IpAddr,
     uri: &Uri,
     headers: &HeaderMap,
-) -> Result<(), ApiError> {
+) -> Result<crate::auth::Method, ApiError> {
     let facts = ClientFacts::of(uri, headers);
     let req = Request {
         action,
@@ -68,7 +69,7 @@ pub async fn admit(
         origin: facts.origin.as_deref(),
         referer: facts.referer.as_deref(),
     };
-    admission.admit(&req).await.map(|_| ()).map_err(|d| refusal(&d))
+    admission.admit(&req).await.map_err(|d| refusal(&d))
 }
 
 #[cfg(test)]

@@ -6,16 +6,16 @@ use crate::media::Protocol;
 
 #[derive(Debug, Default)]
 pub struct Metrics {
-    bytes_in: [AtomicU64; 6],
-    bytes_out: [AtomicU64; 6],
+    bytes_in: [AtomicU64; Protocol::ALL.len()],
+    bytes_out: [AtomicU64; Protocol::ALL.len()],
     publishes_refused: AtomicU64,
     consumers_too_slow: AtomicU64,
-    h264_refused: [AtomicU64; 6],
-    rtp_payload_refused: [AtomicU64; 6],
+    h264_refused: [AtomicU64; Protocol::ALL.len()],
+    rtp_payload_refused: [AtomicU64; Protocol::ALL.len()],
 }
 
 fn slot(p: Protocol) -> usize {
-    Protocol::ALL.iter().position(|q| *q == p).unwrap_or(0)
+    p.index()
 }
 
 impl Metrics {

@@ -158,8 +158,12 @@ impl Validator<'_> {
             table.0[index(protocol)] = self.protocol_caps(protocol, field);
         }
         for protocol in Protocol::ALL {
-            if !seen[index(protocol)] {
-                self.report(section.key.pos, format!("missing protocol `{protocol}` in `protocols`"));
+            if seen[index(protocol)] {
+                continue;
+            }
+            match ProtocolCaps::default_for(protocol) {
+                Some(default) => table.0[index(protocol)] = Some(default),
+                None => self.report(section.key.pos, format!("missing protocol `{protocol}` in `protocols`")),
             }
         }
         Some(table)
@@ -277,7 +281,7 @@ impl CapsTable {
     }
 }
 
-/// Rules of the 36 cells, row by row in [`Protocol::ALL`] order, as far as they were valid.
+/// Rules of every cell, row by row in [`Protocol::ALL`] order, as far as they were valid.
 pub(crate) type CellTable = Vec<Option<Cell>>;
 
 fn assemble(version: u32, caps: CapsTable, cells: CellTable) -> Option<Matrix> {

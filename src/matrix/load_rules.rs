@@ -10,21 +10,32 @@ use crate::media::{Protocol, TrackKind};
 const N: usize = Protocol::ALL.len();
 
 impl Validator<'_> {
-    /// The `rules` section; `None` when it is not a mapping.
+    /// The `rules` section; `None` when it is not a mapping. Rows are the publishing
+    /// protocols; the never-planned row from HLS is filled in here (see [`super::Matrix`]).
     pub(crate) fn rules(&mut self, section: &Field<'_>, caps: &CapsTable) -> Option<CellTable> {
         let rows = self.entries(section.value, "`rules`")?;
         let mut cells: CellTable = vec![None; N * N];
         let mut row_seen = [false; N];
         for row in &rows {
             let Some(from) = self.protocol_key(row) else { continue };
+            if !from.publishes() {
+                self.report(row.key.pos, format!("no rules from {from}: it is play only (nothing publishes {from})"));
+                continue;
+            }
             row_seen[index(from)] = true;
             self.row(from, row, caps, &mut cells);
         }
         for from in Protocol::ALL {
+            if !from.publishes() {
+                for to in Protocol::ALL {
+                    cells[index(from) * N + index(to)] = Some(Cell::never_planned());
+                }
+                continue;
+            }
             if row_seen[index(from)] {
                 continue;
             }
-            for to in Protocol::ALL {
+            for to in Protocol::ALL.into_iter().filter(|to| to.publishes()) {
                 self.report(section.key.pos, format!("missing rule {from} -> {to} (no `{from}` row in `rules`)"));
             }
         }
@@ -41,8 +52,14 @@ impl Validator<'_> {
             cells[index(from) * N + index(to)] = self.cell(from, to, column.value, caps);
         }
         for to in Protocol::ALL {
-            if !seen[index(to)] {
+            if seen[index(to)] {
+                continue;
+            }
+            if to.publishes() {
                 self.report(row.key.pos, format!("missing rule {from} -> {to}"));
+            } else {
+                // A matrix written before HLS existed: its column defaults to `auto`.
+                cells[index(from) * N + index(to)] = Some(Cell::auto());
             }
         }
     }

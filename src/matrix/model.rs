@@ -28,6 +28,17 @@ pub struct ProtocolCaps {
 }
 
 impl ProtocolCaps {
+    /// What a play-only protocol carries when a matrix leaves it out (one written before it
+    /// existed): HLS takes H.264 and AAC, B-frames included.
+    pub(crate) fn default_for(protocol: Protocol) -> Option<ProtocolCaps> {
+        (protocol == Protocol::Hls).then(|| ProtocolCaps {
+            video: vec![Codec::H264],
+            audio: vec![Codec::Aac],
+            bframes: true,
+            keyframe_interval_ms: None,
+        })
+    }
+
     /// The codecs this protocol carries for one track, in order of preference.
     pub fn codecs(&self, track: TrackKind) -> &[Codec] {
         match track {
@@ -52,6 +63,17 @@ pub struct Cell {
 }
 
 impl Cell {
+    /// `{ video: auto, audio: auto }`: the default of a cell toward a play-only protocol
+    /// that a matrix leaves out (one written before that protocol existed).
+    pub(crate) fn auto() -> Cell {
+        Cell { video: Rule::Auto, audio: Rule::Auto, params: BTreeMap::new() }
+    }
+
+    /// The filler of the row from a play-only protocol (copy both, no params).
+    pub(crate) fn never_planned() -> Cell {
+        Cell { video: Rule::Copy, audio: Rule::Copy, params: BTreeMap::new() }
+    }
+
     /// The rule for one track.
     pub fn rule(&self, track: TrackKind) -> &Rule {
         match track {
@@ -65,18 +87,13 @@ const N: usize = Protocol::ALL.len();
 
 /// Position of a protocol in [`Protocol::ALL`].
 pub(crate) fn index(protocol: Protocol) -> usize {
-    match protocol {
-        Protocol::Webrtc => 0,
-        Protocol::H5 => 1,
-        Protocol::Miniprogram => 2,
-        Protocol::Rtmp => 3,
-        Protocol::Udp => 4,
-        Protocol::Cdn => 5,
-    }
+    protocol.index()
 }
 
-/// A validated conversion matrix: complete (all 36 ordered pairs) and consistent (every rule
-/// can work with what the two protocols carry).
+/// A validated conversion matrix: complete (a rule from each of the six publishing protocols
+/// to each of the seven playing ones: 42 ordered pairs) and consistent (every rule can work
+/// with what the two protocols carry). The table also holds a row from HLS, which nothing
+/// publishes: copy rules that are never planned ([`super::plan`] refuses HLS as a source).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Matrix {
     version: u32,
@@ -181,8 +198,8 @@ struct RowView<'a>(&'a Matrix, Protocol);
 
 impl Serialize for RulesView<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        let mut map = serializer.serialize_map(Some(N))?;
-        for from in Protocol::ALL {
+        let mut map = serializer.serialize_map(Some(Protocol::PUBLISHERS.len()))?;
+        for from in Protocol::PUBLISHERS {
             map.serialize_entry(from.as_str(), &RowView(self.0, from))?;
         }
         map.end()

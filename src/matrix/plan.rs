@@ -157,10 +157,16 @@ pub enum PlanError {
     /// A track's codec is of the other kind (e.g. an audio codec as the video track).
     #[error("the source's {track} track is {codec}, which is not a {track} codec")]
     WrongKind { track: TrackKind, codec: Codec },
+    /// Nothing is published by this protocol (HLS is play only).
+    #[error("{0} is play only: nothing is published by it")]
+    PlayOnly(Protocol),
 }
 
 /// Plans how `source`, published over `from`, reaches receivers over `to`.
 pub fn plan(matrix: &Matrix, from: Protocol, source: &Source, to: Protocol) -> Result<Plan, PlanError> {
+    if !from.publishes() {
+        return Err(PlanError::PlayOnly(from));
+    }
     let mut legs = [None, None];
     for (slot, track) in legs.iter_mut().zip(TrackKind::ALL) {
         if let Some(src) = source.track(track) {

@@ -23,7 +23,7 @@ fn matrix_with(cells: &[(&str, &str, &str, &str)]) -> Matrix {
 /// The text of a matrix with these `protocols:` lines, all cells `auto` but the given ones.
 fn matrix_text(protocols: &str, cells: &[(&str, &str, &str, &str)]) -> String {
     let mut text = format!("version: 1\n{protocols}rules:\n");
-    for from in Protocol::ALL {
+    for from in Protocol::PUBLISHERS {
         text.push_str(&format!("  {from}:\n"));
         for to in Protocol::ALL {
             let (video, audio) = cells

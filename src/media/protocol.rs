@@ -3,7 +3,8 @@ use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
 
-/// The six protocols of the conversion matrix, by the names the contract uses everywhere.
+/// The protocols of the conversion matrix, by the names the contract uses everywhere: six that
+/// publish and play, and HLS, which only plays (nothing publishes HLS to the gateway).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
@@ -13,12 +14,35 @@ pub enum Protocol {
     Rtmp,
     Udp,
     Cdn,
+    Hls,
 }
 
 impl Protocol {
-    /// In the order of the reference table's rows and columns.
-    pub const ALL: [Protocol; 6] =
+    /// Every protocol: the reference table's rows and columns in its order, then HLS (a
+    /// column of the matrix only).
+    pub const ALL: [Protocol; 7] = [
+        Protocol::Webrtc,
+        Protocol::H5,
+        Protocol::Miniprogram,
+        Protocol::Rtmp,
+        Protocol::Udp,
+        Protocol::Cdn,
+        Protocol::Hls,
+    ];
+
+    /// The protocols a stream can be published by: the matrix's rows.
+    pub const PUBLISHERS: [Protocol; 6] =
         [Protocol::Webrtc, Protocol::H5, Protocol::Miniprogram, Protocol::Rtmp, Protocol::Udp, Protocol::Cdn];
+
+    /// Whether streams can be published by this protocol (HLS is play only).
+    pub fn publishes(self) -> bool {
+        self != Protocol::Hls
+    }
+
+    /// Position in [`Protocol::ALL`]: an index for per-protocol tables.
+    pub fn index(self) -> usize {
+        self as usize
+    }
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -28,6 +52,7 @@ impl Protocol {
             Protocol::Rtmp => "rtmp",
             Protocol::Udp => "udp",
             Protocol::Cdn => "cdn",
+            Protocol::Hls => "hls",
         }
     }
 }
@@ -39,7 +64,7 @@ impl fmt::Display for Protocol {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown protocol `{0}` (known: webrtc, h5, miniprogram, rtmp, udp, cdn)")]
+#[error("unknown protocol `{0}` (known: webrtc, h5, miniprogram, rtmp, udp, cdn, hls)")]
 pub struct UnknownProtocol(pub String);
 
 impl FromStr for Protocol {

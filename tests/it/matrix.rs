@@ -18,7 +18,7 @@ fn shipped() -> Matrix {
 }
 
 /// The reference interop table (shared/reference/interop-matrix.md), rows = publisher,
-/// columns = viewer, both in `Protocol::ALL` order.
+/// columns = viewer, both in `Protocol::PUBLISHERS` order (the table has no HLS column).
 const EXPECTED: [[&str; 6]; 6] = [
     ["copy", "H264→MPEG1", "Opus→AAC", "Opus→AAC", "maybe", "Opus→AAC"],
     ["MPEG1→H264", "copy", "MPEG1→H264", "MPEG1→H264", "MPEG1→H264", "MPEG1→H264"],
@@ -57,11 +57,61 @@ fn headline(cell: &Cell) -> String {
 #[test]
 fn shipped_matrix_reproduces_the_reference_table_cell_by_cell() {
     let m = shipped();
-    for (i, from) in Protocol::ALL.into_iter().enumerate() {
-        for (j, to) in Protocol::ALL.into_iter().enumerate() {
+    for (i, from) in Protocol::PUBLISHERS.into_iter().enumerate() {
+        for (j, to) in Protocol::PUBLISHERS.into_iter().enumerate() {
             assert_eq!(headline(m.cell(from, to)), EXPECTED[i][j], "cell {from} -> {to}");
         }
     }
+}
+
+/// The HLS column (issue 13): H.264 + AAC copied from the RTMP family and UDP, Opus→AAC for
+/// WebRTC, MPEG-1→H.264 and MP2→AAC for H5.
+#[test]
+fn shipped_matrix_has_the_hls_column() {
+    let m = shipped();
+    let caps = m.caps(Protocol::Hls);
+    assert_eq!((caps.video.as_slice(), caps.audio.as_slice()), (&[Codec::H264][..], &[Codec::Aac][..]));
+    let want = [
+        (Protocol::Webrtc, Rule::Copy, Rule::Convert { from: Codec::Opus, to: Codec::Aac }),
+        (Protocol::H5, Rule::Convert { from: Codec::Mpeg1, to: Codec::H264 }, Rule::Convert { from: Codec::Mp2, to: Codec::Aac }),
+        (Protocol::Miniprogram, Rule::Copy, Rule::Copy),
+        (Protocol::Rtmp, Rule::Copy, Rule::Copy),
+        (Protocol::Udp, Rule::Auto, Rule::Auto),
+        (Protocol::Cdn, Rule::Copy, Rule::Copy),
+    ];
+    for (from, video, audio) in want {
+        let cell = m.cell(from, Protocol::Hls);
+        assert_eq!((cell.video, cell.audio), (video, audio), "cell {from} -> hls");
+    }
+}
+
+/// A matrix written before HLS existed still loads: its HLS column is `auto`, which copies
+/// H.264/AAC and converts the rest to them.
+#[test]
+fn a_matrix_without_hls_defaults_its_column_to_auto() {
+    let text = std::fs::read_to_string(fixture("valid.yaml")).expect("fixture");
+    assert!(!text.contains("hls"), "the fixture predates HLS");
+    let m = Matrix::parse(&text, "valid.yaml").unwrap_or_else(|e| panic!("{e}"));
+    for from in Protocol::PUBLISHERS {
+        let cell = m.cell(from, Protocol::Hls);
+        assert_eq!((cell.video, cell.audio), (Rule::Auto, Rule::Auto), "cell {from} -> hls");
+    }
+    let source = interop_gateway::matrix::Source::default_for(&m, Protocol::Webrtc);
+    let plan = interop_gateway::matrix::plan(&m, Protocol::Webrtc, &source, Protocol::Hls).expect("plan");
+    assert_eq!(plan.audio.map(|l| l.output_codec()), Some(Codec::Aac));
+}
+
+/// Nothing publishes HLS: a row from it is refused, and so is planning from it.
+#[test]
+fn hls_is_play_only() {
+    let text = std::fs::read_to_string(root().join("matrix.yaml")).expect("matrix.yaml");
+    let with_row = format!("{text}\n  hls:\n    rtmp: {{ video: copy, audio: copy }}\n");
+    let err = Matrix::parse(&with_row, "m.yaml").expect_err("an hls row is refused");
+    assert!(err.to_string().contains("hls is play only"), "{err}");
+    let m = shipped();
+    let source = interop_gateway::matrix::Source::default_for(&m, Protocol::Rtmp);
+    let err = interop_gateway::matrix::plan(&m, Protocol::Hls, &source, Protocol::Rtmp).expect_err("no plan from hls");
+    assert!(err.to_string().contains("play only"), "{err}");
 }
 
 /// The first markdown table of the reference document: (row, column) → cell text.
@@ -91,8 +141,8 @@ fn shipped_matrix_matches_the_reference_document_when_present() {
     let cells = reference_cells(&text);
     assert_eq!(cells.len(), 36, "the reference table should have 6x6 cells: {cells:?}");
     let m = shipped();
-    for from in Protocol::ALL {
-        for to in Protocol::ALL {
+    for from in Protocol::PUBLISHERS {
+        for to in Protocol::PUBLISHERS {
             let key = (from.to_string(), to.to_string());
             let expected = cells.get(&key).unwrap_or_else(|| panic!("reference has no cell {from} -> {to}"));
             assert_eq!(&headline(m.cell(from, to)), expected, "cell {from} -> {to}");
@@ -152,7 +202,7 @@ fn udp_sources(m: &Matrix) -> Vec<Source> {
 fn every_plan_of_the_shipped_matrix_delivers_what_the_receiver_carries_with_buildable_pipelines() {
     let m = shipped();
     let pipelines = Pipelines::load(&root().join("pipelines")).expect("shipped pipelines load");
-    for from in Protocol::ALL {
+    for from in Protocol::PUBLISHERS {
         let mut sources = vec![Source::default_for(&m, from)];
         if from == Protocol::Udp {
             sources.extend(udp_sources(&m));
@@ -241,7 +291,7 @@ fn missing_pairs_point_at_their_row_or_at_rules() {
     assert_problems("missing_pair.yaml", &[(32, 3, "missing rule rtmp -> udp")]);
     let got = problems("missing_row.yaml");
     assert_eq!(got.len(), 6, "{got:#?}");
-    for (to, problem) in Protocol::ALL.iter().zip(&got) {
+    for (to, problem) in Protocol::PUBLISHERS.iter().zip(&got) {
         assert_eq!((problem.0, problem.1), (10, 1));
         assert_eq!(problem.2, format!("missing rule cdn -> {to} (no `cdn` row in `rules`)"));
     }
@@ -346,7 +396,7 @@ fn check_report_of_a_valid_matrix_is_one_ok_line() {
     let (text, ok) = check_report(&path);
     assert!(ok, "{text}");
     assert_eq!(text.lines().count(), 1, "{text}");
-    assert!(text.starts_with(&format!("{}: ok (6 protocols, 36 pairs", path.display())), "{text}");
+    assert!(text.starts_with(&format!("{}: ok (7 protocols, 42 pairs", path.display())), "{text}");
 }
 
 #[test]
