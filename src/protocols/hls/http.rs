@@ -23,7 +23,7 @@ use axum::Router;
 use bytes::Bytes;
 
 use super::live::{HlsOutputs, Packager, Packed, Variant};
-use super::playlist::{self, PlaylistOptions};
+use super::playlist::{self, Format, PlaylistOptions};
 use super::sessions::{HlsSessions, SESSION_PARAM};
 use crate::auth::{Action, Admission, Entry, Method};
 use crate::hub::StreamKey;
@@ -96,6 +96,7 @@ async fn playlist_request(
     }
     let settings = *ctx.outputs.settings();
     let opts = PlaylistOptions {
+        format: if low_latency { Format::Fmp4 } else { Format::Ts },
         low_latency,
         target: settings.segment_seconds,
         part_target: settings.part_seconds,

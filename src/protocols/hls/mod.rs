@@ -1,6 +1,6 @@
 //! HLS out (issue 13): a live playlist of fMP4 (CMAF) segments with LL-HLS parts and
-//! blocking reload, and a plain MPEG-TS variant, cut by one packager per stream and variant
-//! ([`live`]) shared by all its HLS viewers and served by [`http`].
+//! blocking reload ([`segmenter`]), and a plain MPEG-TS variant ([`ts`]), cut by one packager
+//! per stream and variant ([`live`]) shared by all its HLS viewers and served by [`http`].
 
 pub mod http;
 pub mod live;

@@ -1,14 +1,26 @@
-//! The media playlist (RFC 8216bis) of a stream's segments: LL-HLS parts for the newest
-//! segments and a preload hint for the next part, or plain HLS (complete segments only).
+//! The media playlist (RFC 8216bis) of a stream's segments: for fMP4, LL-HLS parts for the
+//! newest segments and a preload hint for the next part, or plain HLS (complete segments
+//! only); for MPEG-TS, complete segments only (version 3, no init segment).
 
 use std::fmt::Write;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use super::segmenter::Segment;
 
+/// The segments' container.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Format {
+    /// fMP4 (CMAF) segments of [`super::segmenter`], with an init segment and LL-HLS parts.
+    #[default]
+    Fmp4,
+    /// MPEG-TS segments of [`super::ts`]: self-contained, listed whole (parts are not).
+    Ts,
+}
+
 #[derive(Debug, Clone, Copy)]
 pub struct PlaylistOptions {
-    /// List parts (LL-HLS) or only complete segments.
+    pub format: Format,
+    /// List parts (LL-HLS) or only complete segments (always for [`Format::Ts`]).
     pub low_latency: bool,
     /// The configured segment and part targets, in seconds.
     pub target: f64,
@@ -29,8 +41,15 @@ pub fn part_uri(msn: u64, index: usize) -> String {
     format!("part-{msn}-{index}.m4s")
 }
 
+pub fn ts_segment_uri(msn: u64) -> String {
+    format!("seg-{msn}.ts")
+}
+
 /// The playlist of `segments` (oldest first; the last may be open). Empty segments list: None.
 pub fn media_playlist<'a>(segments: impl IntoIterator<Item = &'a Segment>, opts: &PlaylistOptions) -> Option<String> {
+    if opts.format == Format::Ts {
+        return ts_playlist(segments, opts);
+    }
     let segments: Vec<&Segment> = segments.into_iter().filter(|s| opts.low_latency || s.complete).collect();
     let first = segments.first()?;
     let longest = segments.iter().filter(|s| s.complete).map(|s| s.duration()).fold(opts.target, f64::max);
@@ -70,6 +89,27 @@ pub fn media_playlist<'a>(segments: impl IntoIterator<Item = &'a Segment>, opts:
         let last = segments.last()?;
         let (msn, index) = if last.complete { (last.msn + 1, 0) } else { (last.msn, last.parts.len()) };
         let _ = writeln!(out, "#EXT-X-PRELOAD-HINT:TYPE=PART,URI=\"{}\"", part_uri(msn, index));
+    }
+    Some(out)
+}
+
+/// The MPEG-TS playlist: complete segments, a discontinuity where the configuration changed.
+fn ts_playlist<'a>(segments: impl IntoIterator<Item = &'a Segment>, opts: &PlaylistOptions) -> Option<String> {
+    let segments: Vec<&Segment> = segments.into_iter().filter(|s| s.complete).collect();
+    let first = segments.first()?;
+    // Durations as written (to the millisecond): a sum of parts a hair over 2 s is 2 s.
+    let longest = segments.iter().map(|s| (s.duration() * 1000.0).round() / 1000.0).fold(opts.target, f64::max);
+    let mut out = String::from("#EXTM3U\n#EXT-X-VERSION:3\n");
+    let _ = writeln!(out, "#EXT-X-TARGETDURATION:{}", longest.ceil() as u64);
+    let _ = writeln!(out, "#EXT-X-MEDIA-SEQUENCE:{}", first.msn);
+    let mut init = first.init;
+    for s in segments {
+        if s.init != init {
+            init = s.init;
+            out.push_str("#EXT-X-DISCONTINUITY\n");
+        }
+        let _ = writeln!(out, "#EXT-X-PROGRAM-DATE-TIME:{}", rfc3339(s.started));
+        let _ = writeln!(out, "#EXTINF:{:.3},\n{}", s.duration(), ts_segment_uri(s.msn));
     }
     Some(out)
 }
@@ -118,7 +158,8 @@ mod tests {
         }
     }
 
-    const LL: PlaylistOptions = PlaylistOptions { low_latency: true, target: 2.0, part_target: 0.2, parts_for: 2 };
+    const LL: PlaylistOptions =
+        PlaylistOptions { format: Format::Fmp4, low_latency: true, target: 2.0, part_target: 0.2, parts_for: 2 };
 
     #[test]
     fn low_latency_lists_the_newest_parts_and_hints_the_next() {
@@ -144,6 +185,30 @@ mod tests {
         assert!(text.contains("#EXT-X-DISCONTINUITY\n#EXT-X-MAP:URI=\"init-2.mp4\"\n"));
         assert_eq!(text.matches("#EXTINF").count(), 2);
         assert_eq!(media_playlist(&[segment(0, 1, false, 1)], &plain), None);
+    }
+
+    #[test]
+    fn ts_lists_complete_segments_without_init_or_parts_and_marks_discontinuities() {
+        let mut segs =
+            [segment(7, 10, true, 1), segment(8, 10, true, 1), segment(9, 10, true, 2), segment(10, 3, false, 2)];
+        // A segment cut at a late keyframe: the target duration covers it.
+        segs[1].parts.push(Part { duration: 0.6, independent: false, data: Bytes::new() });
+        let ts = PlaylistOptions { format: Format::Ts, ..LL };
+        let text = media_playlist(&segs, &ts).unwrap();
+        let expected = "#EXTM3U\n#EXT-X-VERSION:3\n#EXT-X-TARGETDURATION:3\n#EXT-X-MEDIA-SEQUENCE:7\n\
+            #EXT-X-PROGRAM-DATE-TIME:2025-12-03T12:00:14.000Z\n#EXTINF:2.000,\nseg-7.ts\n\
+            #EXT-X-PROGRAM-DATE-TIME:2025-12-03T12:00:16.000Z\n#EXTINF:2.600,\nseg-8.ts\n\
+            #EXT-X-DISCONTINUITY\n\
+            #EXT-X-PROGRAM-DATE-TIME:2025-12-03T12:00:18.000Z\n#EXTINF:2.000,\nseg-9.ts\n";
+        assert_eq!(text, expected);
+        assert_eq!(ts_segment_uri(12), "seg-12.ts");
+        // Twenty parts of 0.1 s add up to a hair over 2 s (floating point): still a target of 2.
+        let mut hair = segment(7, 20, true, 1);
+        hair.parts.iter_mut().for_each(|p| p.duration = 0.1);
+        assert!(hair.duration() > 2.0);
+        let text = media_playlist([&hair], &ts).unwrap();
+        assert!(text.contains("#EXT-X-TARGETDURATION:2\n"), "{text}");
+        assert_eq!(media_playlist(&segs[3..], &ts), None, "the open segment is not listed");
     }
 
     #[test]

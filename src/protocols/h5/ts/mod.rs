@@ -1,5 +1,6 @@
 //! MPEG-TS as H5 (JSMpeg) uses it: one program with MPEG-1 video and MPEG-1 Layer II audio.
-//! Sans-IO: bytes in, packets or PES payloads out.
+//! Sans-IO: bytes in, packets or PES payloads out. HLS's MPEG-TS segments
+//! ([`crate::protocols::hls::ts`]) reuse the muxer with H.264 and AAC stream types.
 //!
 //! - [`mux`]: PAT/PMT and PES packetization (PTS/DTS, PCR, adaptation-field stuffing,
 //!   continuity counters), one PES per frame.
@@ -37,6 +38,11 @@ pub const STREAM_TYPE_MPEG2_VIDEO: u8 = 0x02;
 pub const STREAM_TYPE_MPEG1_AUDIO: u8 = 0x03;
 /// PMT stream_type of ISO/IEC 13818-3 (MPEG-2) audio.
 pub const STREAM_TYPE_MPEG2_AUDIO: u8 = 0x04;
+
+/// PMT stream_type of ISO/IEC 13818-7 AAC audio in ADTS frames (HLS).
+pub const STREAM_TYPE_AAC_ADTS: u8 = 0x0F;
+/// PMT stream_type of H.264 video (HLS).
+pub const STREAM_TYPE_H264: u8 = 0x1B;
 
 /// PES stream_id of the first MPEG video stream (JSMpeg routes by it).
 pub const STREAM_ID_VIDEO: u8 = 0xE0;

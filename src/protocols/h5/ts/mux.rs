@@ -169,14 +169,24 @@ impl ProgramTables {
     /// Tables for a program with the given tracks (the PCR is on the video PID if there is
     /// video, else on the audio PID).
     pub fn new(has_video: bool, has_audio: bool) -> ProgramTables {
+        ProgramTables::with_types(
+            has_video.then_some(STREAM_TYPE_MPEG1_VIDEO),
+            has_audio.then_some(STREAM_TYPE_MPEG1_AUDIO),
+        )
+    }
+
+    /// Tables for a program whose video (on [`VIDEO_PID`]) and audio (on [`AUDIO_PID`]) have
+    /// the given PMT stream types; the PCR is on the video PID if there is video, else on the
+    /// audio PID. HLS uses it for H.264 and AAC.
+    pub fn with_types(video: Option<u8>, audio: Option<u8>) -> ProgramTables {
         let mut streams = Vec::new();
-        if has_video {
-            streams.push(EsEntry { stream_type: STREAM_TYPE_MPEG1_VIDEO, pid: VIDEO_PID });
+        if let Some(stream_type) = video {
+            streams.push(EsEntry { stream_type, pid: VIDEO_PID });
         }
-        if has_audio {
-            streams.push(EsEntry { stream_type: STREAM_TYPE_MPEG1_AUDIO, pid: AUDIO_PID });
+        if let Some(stream_type) = audio {
+            streams.push(EsEntry { stream_type, pid: AUDIO_PID });
         }
-        let pcr_pid = if has_video || !has_audio { VIDEO_PID } else { AUDIO_PID };
+        let pcr_pid = if video.is_some() || audio.is_none() { VIDEO_PID } else { AUDIO_PID };
         ProgramTables {
             pat: psi::pat(1, PROGRAM_NUMBER, PMT_PID),
             pmt: psi::pmt(PROGRAM_NUMBER, pcr_pid, &streams),
@@ -192,24 +202,30 @@ impl ProgramTables {
     }
 }
 
-/// Packetizes one frame as one PES: MPEG-1 video on [`VIDEO_PID`], audio on [`AUDIO_PID`].
-/// `carries_pcr`: put a PCR (the DTS less [`PCR_LEAD`]) in the first packet.
-pub fn write_frame(frame: &Frame, carries_pcr: bool, cc: &mut u8, out: &mut Vec<u8>) {
+/// The PES of one frame: video on [`VIDEO_PID`], audio on [`AUDIO_PID`], its timestamps in
+/// 90 kHz (the DTS only when it differs), random access on video keyframes. `carries_pcr`:
+/// a PCR (the DTS less [`PCR_LEAD`]) in the first packet.
+pub fn frame_pes(frame: &Frame, carries_pcr: bool) -> PesOptions {
     let (pid, stream_id) = match frame.kind() {
         TrackKind::Video => (VIDEO_PID, STREAM_ID_VIDEO),
         TrackKind::Audio => (AUDIO_PID, STREAM_ID_AUDIO),
     };
     let pts = ticks(frame.pts);
     let dts = ticks(frame.dts);
-    let opts = PesOptions {
+    PesOptions {
         pid,
         stream_id,
         pts,
         dts: (dts != pts).then_some(dts),
         pcr: carries_pcr.then(|| dts.wrapping_sub(PCR_LEAD) & TIMESTAMP_MASK),
         random_access: frame.is_video_keyframe(),
-    };
-    write_pes(&opts, &frame.data, cc, out);
+    }
+}
+
+/// Packetizes one frame as one PES ([`frame_pes`]) with its payload as it is (MPEG-1 video,
+/// MP2 audio).
+pub fn write_frame(frame: &Frame, carries_pcr: bool, cc: &mut u8, out: &mut Vec<u8>) {
+    write_pes(&frame_pes(frame, carries_pcr), &frame.data, cc, out);
 }
 
 /// A whole muxer for one output: tables plus per-PID continuity counters.

@@ -1,6 +1,9 @@
 //! Program-specific information: the PAT and PMT sections, built and parsed, and their CRC.
 
-use super::{STREAM_TYPE_MPEG1_AUDIO, STREAM_TYPE_MPEG1_VIDEO, STREAM_TYPE_MPEG2_AUDIO, STREAM_TYPE_MPEG2_VIDEO};
+use super::{
+    STREAM_TYPE_AAC_ADTS, STREAM_TYPE_H264, STREAM_TYPE_MPEG1_AUDIO, STREAM_TYPE_MPEG1_VIDEO, STREAM_TYPE_MPEG2_AUDIO,
+    STREAM_TYPE_MPEG2_VIDEO,
+};
 
 /// CRC-32/MPEG-2 (polynomial 0x04C11DB7, initial 0xFFFFFFFF, no reflection, no final xor),
 /// as closing every PSI section. A whole section including its CRC checks to 0.
@@ -29,10 +32,10 @@ pub fn stream_type_name(stream_type: u8) -> &'static str {
         STREAM_TYPE_MPEG2_VIDEO => "MPEG-2 video",
         STREAM_TYPE_MPEG1_AUDIO => "MPEG-1 audio",
         STREAM_TYPE_MPEG2_AUDIO => "MPEG-2 audio",
-        0x0F => "AAC audio (ADTS)",
+        STREAM_TYPE_AAC_ADTS => "AAC audio (ADTS)",
         0x11 => "AAC audio (LATM)",
         0x10 => "MPEG-4 video",
-        0x1B => "H.264 video",
+        STREAM_TYPE_H264 => "H.264 video",
         0x24 => "H.265 video",
         0x81 => "AC-3 audio",
         0x06 => "private data (e.g. Opus, subtitles)",
