@@ -45,6 +45,7 @@ async fn start_source(
 ) -> anyhow::Result<SourceGuard> {
     let api = gw.api();
     Ok(match proto {
+        Protocol::Hls => bail!("nothing publishes HLS"),
         Protocol::Rtmp => SourceGuard::Ffmpeg(Ffmpeg::publish(&gw.rtmp_url(&format!("/live/{key}")), SMALL)),
         Protocol::Miniprogram => SourceGuard::Ffmpeg(Ffmpeg::publish(&gw.rtmp_url(&format!("/mini/{key}")), SMALL)),
         Protocol::Cdn => {
@@ -148,6 +149,10 @@ async fn play(
     match target {
         Protocol::Rtmp => {
             let got = probe_codecs(&gw.rtmp_url(&format!("/live/{key}"))).await?;
+            Ok((got, conversions(&api, key).await?))
+        }
+        Protocol::Hls => {
+            let got = probe_codecs(&gw.http_url(&format!("/hls/{key}/index.m3u8"))).await?;
             Ok((got, conversions(&api, key).await?))
         }
         Protocol::Miniprogram => {
@@ -287,7 +292,7 @@ async fn every_cell_of_the_matrix_delivers_what_it_says() {
     let nginx = Nginx::start();
     let gw = Gateway::start_with(
         &[],
-        Some("hub: { grace_seconds: 0.5 }\nrelay: { retry_min_seconds: 0.5, retry_max_seconds: 2 }\n"),
+        Some("hub: { grace_seconds: 0.5 }\nhls: { idle_seconds: 1 }\nrelay: { retry_min_seconds: 0.5, retry_max_seconds: 2 }\n"),
     );
     let api = gw.api();
     let shipped = Matrix::load(&repo_root().join("matrix.yaml")).expect("shipped matrix");
@@ -339,14 +344,14 @@ async fn every_cell_of_the_matrix_delivers_what_it_says() {
         table.push(row);
     }
     let mut out =
-        format!("\n| from \\ to | {} |\n|---|{}\n", Protocol::ALL.map(|p| p.to_string()).join(" | "), "---|".repeat(6));
+        format!("\n| from \\ to | {} |\n|---|{}\n", Protocol::ALL.map(|p| p.to_string()).join(" | "), "---|".repeat(Protocol::ALL.len()));
     for (from, row) in Protocol::ALL.iter().zip(&table) {
         out.push_str(&format!("| {from} | {} |\n", row.join(" | ")));
     }
     println!("{out}");
     assert!(
         failures.is_empty(),
-        "{} of 36 cells failed:\n{}\n{out}\n{}",
+        "{} of 42 cells failed:\n{}\n{out}\n{}",
         failures.len(),
         failures.join("\n"),
         gw.stderr_tail()

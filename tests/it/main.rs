@@ -17,6 +17,7 @@ mod egress_start;
 mod flv_roundtrip;
 mod gst_interop;
 mod h5;
+mod hls;
 mod harness;
 mod hostile_media;
 mod hub_churn;

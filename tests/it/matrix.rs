@@ -107,7 +107,7 @@ fn hls_is_play_only() {
     let text = std::fs::read_to_string(root().join("matrix.yaml")).expect("matrix.yaml");
     let with_row = format!("{text}\n  hls:\n    rtmp: {{ video: copy, audio: copy }}\n");
     let err = Matrix::parse(&with_row, "m.yaml").expect_err("an hls row is refused");
-    assert!(err.to_string().contains("hls is play only"), "{err}");
+    assert!(err.to_string().contains("no rules from hls: it is play only"), "{err}");
     let m = shipped();
     let source = interop_gateway::matrix::Source::default_for(&m, Protocol::Rtmp);
     let err = interop_gateway::matrix::plan(&m, Protocol::Hls, &source, Protocol::Rtmp).expect_err("no plan from hls");

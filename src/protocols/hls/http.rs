@@ -72,11 +72,10 @@ async fn playlist_request(
     let packager = ctx.outputs.get_or_start(&key, variant).await?;
     packager.touch();
     let hold = ctx.outputs.settings().hold();
-    // A new packager has parts within moments (the hub starts it at the cached GOP); plain
-    // playlists wait for a complete segment.
+    // The first answer waits for a complete segment (a new packager starts at the hub's
+    // cached GOP): players without LL-HLS, ffmpeg among them, start on whole segments.
     let low_latency = variant == Variant::Fmp4;
-    let first = |p: &Packed| p.packaging.segments().any(|s| s.complete || (low_latency && !s.parts.is_empty()));
-    if !packager.wait_until(hold, first).await {
+    if !packager.wait_until(hold, |p| p.packaging.segments().any(|s| s.complete)).await {
         return Err(no_media_yet(&key));
     }
     let query = session.map(|id| format!("?{SESSION_PARAM}={id}")).unwrap_or_default();

@@ -146,9 +146,10 @@ impl Packager {
             if done || ended {
                 return done;
             }
-            match tokio::time::timeout_at(deadline, changes.changed()).await {
-                Ok(Ok(())) => continue,
-                _ => return self.read(&ready),
+            let changed = tokio::time::timeout_at(deadline, changes.changed()).await;
+            self.touch();
+            if !matches!(changed, Ok(Ok(()))) {
+                return self.read(&ready);
             }
         }
     }
@@ -167,7 +168,8 @@ impl Packager {
                     Some(frame) => self.push(&frame),
                     None => break,
                 },
-                _ = tick.tick() => if self.idle_for() > idle {
+                // A request waiting on it (a blocking reload) counts as a request.
+                _ = tick.tick() => if self.idle_for() > idle && self.version.receiver_count() == 0 {
                     tracing::info!("no HLS request for {idle:?}; packager stops");
                     break;
                 },

@@ -52,7 +52,12 @@ pub fn media_playlist<'a>(segments: impl IntoIterator<Item = &'a Segment>, opts:
     }
     let segments: Vec<&Segment> = segments.into_iter().filter(|s| opts.low_latency || s.complete).collect();
     let first = segments.first()?;
-    let longest = segments.iter().filter(|s| s.complete).map(|s| s.duration()).fold(opts.target, f64::max);
+    // Durations to the millisecond first: 15 parts of 0.2 s make 3 s, not 3.0000000000000004.
+    let longest = segments
+        .iter()
+        .filter(|s| s.complete)
+        .map(|s| (s.duration() * 1000.0).round() / 1000.0)
+        .fold(opts.target, f64::max);
     let listed_from = segments.len().saturating_sub(opts.parts_for);
     let part_target = segments[listed_from..]
         .iter()

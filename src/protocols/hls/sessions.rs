@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use tokio::time::Instant;
+use std::time::Instant;
 
 use crate::hub::StreamKey;
 
@@ -30,8 +30,11 @@ impl HlsSessions {
 
     /// A new session on `key`, for a player just admitted.
     pub fn open(&self, key: &StreamKey) -> String {
+        self.open_at(key, Instant::now())
+    }
+
+    fn open_at(&self, key: &StreamKey, now: Instant) -> String {
         let id = format!("{:016x}{:016x}", rand::random::<u64>(), rand::random::<u64>());
-        let now = Instant::now();
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         if open.len() >= MAX_SESSIONS {
             open.retain(|_, (_, seen)| now.duration_since(*seen) < self.ttl);
@@ -48,7 +51,10 @@ impl HlsSessions {
 
     /// Whether `id` is a live session on `key`; refreshes it.
     pub fn check(&self, id: &str, key: &StreamKey) -> bool {
-        let now = Instant::now();
+        self.check_at(id, key, Instant::now())
+    }
+
+    fn check_at(&self, id: &str, key: &StreamKey, now: Instant) -> bool {
         let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         match open.get_mut(id) {
             Some((k, seen)) if k == key && now.duration_since(*seen) < self.ttl => {
@@ -65,7 +71,10 @@ impl HlsSessions {
 
     /// Sessions not expired (for `/metrics`).
     pub fn count(&self) -> usize {
-        let now = Instant::now();
+        self.count_at(Instant::now())
+    }
+
+    fn count_at(&self, now: Instant) -> usize {
         let open = self.open.lock().unwrap_or_else(|e| e.into_inner());
         open.values().filter(|(_, seen)| now.duration_since(*seen) < self.ttl).count()
     }
@@ -75,22 +84,22 @@ impl HlsSessions {
 mod tests {
     use super::*;
 
-    #[tokio::test(start_paused = true)]
-    async fn a_session_holds_for_its_stream_until_unused_for_the_ttl() {
+    #[test]
+    fn a_session_holds_for_its_stream_until_unused_for_the_ttl() {
         let s = HlsSessions::new(Duration::from_secs(10));
         let (a, b): (StreamKey, StreamKey) = ("a".parse().unwrap(), "b".parse().unwrap());
-        let id = s.open(&a);
-        assert!(s.check(&id, &a));
-        assert!(!s.check(&id, &b), "a session is for one stream");
-        assert!(!s.check(&id, &a), "and a misuse ends it");
-        let id = s.open(&a);
-        tokio::time::advance(Duration::from_secs(8)).await;
-        assert!(s.check(&id, &a), "used within the ttl");
-        tokio::time::advance(Duration::from_secs(8)).await;
-        assert!(s.check(&id, &a), "the ttl runs from the last use");
-        tokio::time::advance(Duration::from_secs(11)).await;
-        assert!(!s.check(&id, &a));
-        assert!(!s.check("nope", &a));
-        assert_eq!(s.count(), 0);
+        let t0 = Instant::now();
+        let at = |secs: u64| t0 + Duration::from_secs(secs);
+        let id = s.open_at(&a, t0);
+        assert!(s.check_at(&id, &a, t0));
+        assert!(!s.check_at(&id, &b, t0), "a session is for one stream");
+        assert!(!s.check_at(&id, &a, t0), "and a misuse ends it");
+        let id = s.open_at(&a, t0);
+        assert!(s.check_at(&id, &a, at(8)), "used within the ttl");
+        assert!(s.check_at(&id, &a, at(16)), "the ttl runs from the last use");
+        assert_eq!(s.count_at(at(17)), 1);
+        assert!(!s.check_at(&id, &a, at(27)));
+        assert!(!s.check_at("nope", &a, at(27)));
+        assert_eq!(s.count_at(at(27)), 0);
     }
 }
