@@ -150,7 +150,7 @@ fn a_real_stream_makes_segment_files_that_play_alone_and_as_one_vod_playlist() {
     expected.push("r1.json".into());
     expected.sort();
     assert_eq!(names_in(&dir), expected, "no .part, no reserve, no temporary index left");
-    assert_eq!(load_indexes(&tmp.0), [index.clone()], "the index on disk is the one returned");
+    assert_eq!(load_indexes(&tmp.0), std::slice::from_ref(&index), "the index on disk is the one returned");
     // Names sort in recording order.
     let names: Vec<&str> = index.files.iter().map(|f| f.name.as_str()).collect();
     let mut sorted = names.clone();
