@@ -10,6 +10,7 @@
 //! - [`auth`]: admission (who may publish, play, call the API), pure.
 //! - [`api`]: the HTTP control API and HTTP media endpoints.
 //! - [`cluster`]: several nodes coordinated through Redis (claims, relays between nodes).
+//! - [`record`]: stream recordings as fMP4 files with an index, and their VOD playlists.
 
 pub mod addr_rules;
 pub mod api;
@@ -24,6 +25,7 @@ pub mod matrix;
 pub mod media;
 pub mod pipeline;
 pub mod protocols;
+pub mod record;
 pub mod server;
 pub mod socket;
 pub mod watchdog;

@@ -83,6 +83,9 @@ struct TrackState {
     held: Option<Held>,
     /// Samples since the last part, with their decode times.
     pending: Vec<(i64, Sample)>,
+    /// The duration of its last sample with a successor (track timescale): what [`Segmenter::flush`]
+    /// gives the held one.
+    last_duration: u32,
 }
 
 pub struct Segmenter {
@@ -193,7 +196,14 @@ impl Segmenter {
             self.part_start = None;
         }
         self.tracks.retain(|t| t.kind != kind);
-        self.tracks.push(TrackState { kind, track, info: info.clone(), held: None, pending: Vec::new() });
+        self.tracks.push(TrackState {
+            kind,
+            track,
+            info: info.clone(),
+            held: None,
+            pending: Vec::new(),
+            last_duration: 0,
+        });
         self.tracks.sort_by_key(|t| t.track.id);
         self.init_version += 1;
         let tracks: Vec<Track> = self.tracks.iter().map(|t| t.track.clone()).collect();
@@ -204,6 +214,33 @@ impl Segmenter {
             }
         }
         Ok(())
+    }
+
+    /// Ends the stream (a recording stops): each track's held sample goes in with the duration
+    /// of the sample before it, and the open part and segment close, so nothing pushed is
+    /// lost. Frames pushed later start a new segment at a keyframe.
+    pub fn flush(&mut self) {
+        if self.segment_start.is_none() {
+            return;
+        }
+        let mut end = None::<i64>;
+        for state in &mut self.tracks {
+            let Some(held) = state.held.take() else { continue };
+            let scale = i64::from(state.track.timescale);
+            let ticks = |ns: i64| ((ns as i128) * scale as i128 / 1_000_000_000) as i64;
+            let duration = state.last_duration.max(1);
+            let composition_offset = (ticks(held.pts) - ticks(held.dts)).clamp(i32::MIN as i64, i32::MAX as i64) as i32;
+            let sync = held.sync || state.kind == TrackKind::Audio;
+            let ns = (i128::from(duration) * 1_000_000_000 / i128::from(scale.max(1))) as i64;
+            end = Some(end.map_or(held.dts + ns.max(1), |e| e.max(held.dts + ns.max(1))));
+            state.pending.push((held.dts, Sample { duration, composition_offset, sync, data: held.data }));
+        }
+        if let Some(end) = end {
+            self.close_part(end);
+        }
+        self.close_segment();
+        self.segment_start = None;
+        self.part_start = None;
     }
 
     /// Holds the frame; the one it replaces now has its duration and joins the pending part.
@@ -221,6 +258,7 @@ impl Segmenter {
             let duration = (ticks(frame.dts.as_nanos()) - ticks(prev.dts)).clamp(1, u32::MAX as i64) as u32;
             let composition_offset = (ticks(prev.pts) - ticks(prev.dts)).clamp(i32::MIN as i64, i32::MAX as i64) as i32;
             let sync = prev.sync || kind == TrackKind::Audio;
+            state.last_duration = duration;
             state.pending.push((prev.dts, Sample { duration, composition_offset, sync, data: prev.data }));
         }
     }

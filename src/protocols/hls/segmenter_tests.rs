@@ -140,6 +140,29 @@ fn a_new_configuration_ends_the_segment_and_versions_the_init() {
     let _ = Duration::ZERO;
 }
 
+#[test]
+fn flush_closes_the_open_segment_with_every_frame() {
+    let frames = stream(3.0, 25);
+    let mut s = run(&frames, SegmenterConfig::default());
+    let before: f64 = s.segments().iter().map(|x| x.duration()).sum();
+    s.flush();
+    assert!(s.segments().iter().all(|x| x.complete));
+    let total: f64 = s.segments().iter().map(|x| x.duration()).sum();
+    assert!(before < 2.95 && (total - 3.0).abs() < 0.025, "before {before}, after {total}");
+    let samples: usize = s
+        .segments()
+        .iter()
+        .flat_map(|x| &x.parts)
+        .map(|p| {
+            let boxes = crate::media::mp4::boxes::children(&p.data);
+            boxes.iter().filter(|(f, _)| f == b"mdat").map(|(_, b)| b.len()).sum::<usize>()
+        })
+        .sum();
+    // Every frame's bytes are in an mdat (50 per picture, 8 per audio frame).
+    let expected: usize = frames.iter().map(|f| f.data.len()).sum();
+    assert_eq!(samples, expected);
+}
+
 /// A real FLV (ffmpeg/libx264 + AAC, B-frames) through FlvIngest and the segmenter: the init
 /// segment and the first segment written as one file that ffprobe reads back (skipped
 /// without ffprobe).
