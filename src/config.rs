@@ -37,6 +37,10 @@ pub struct Config {
     pub cluster: Option<crate::cluster::ClusterSettings>,
     /// HLS out: segment and part targets, playlist length, packager idle time.
     pub hls: crate::protocols::hls::HlsSettings,
+    /// Recordings: directory, file length, streams recorded by rule.
+    pub recording: crate::record::settings::RecordingSettings,
+    /// Highlight clips: directory, live window, longest clip.
+    pub clips: crate::record::settings::ClipSettings,
 }
 
 /// The `limits:` section: bounds against hostile or broken peers. A peer that passes one
@@ -282,6 +286,8 @@ impl Default for Config {
             auth: crate::auth::AuthSettings::default(),
             cluster: None,
             hls: crate::protocols::hls::HlsSettings::default(),
+            recording: Default::default(),
+            clips: Default::default(),
         }
     }
 }

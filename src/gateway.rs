@@ -59,6 +59,13 @@ pub struct Gateway {
     pub hls: crate::protocols::hls::HlsOutputs,
     /// HLS viewing sessions (when play needs admission).
     pub hls_sessions: Arc<crate::protocols::hls::sessions::HlsSessions>,
+    /// Recordings (`recording:`) and clips (`clips:`).
+    pub recordings: crate::record::recordings::Recordings,
+    pub clips: crate::record::clips::Clips,
+    /// The media (HTTP) listener's address as configured; its port, once bound, in
+    /// [`Gateway::http_port`].
+    pub http_addr: std::net::SocketAddr,
+    http_port: Arc<std::sync::atomic::AtomicU16>,
     matrix_path: Arc<PathBuf>,
     pipelines_dir: Arc<PathBuf>,
     last_reload: Arc<Mutex<Option<ReloadStatus>>>,
@@ -87,7 +94,6 @@ impl Gateway {
         let relay_targets = crate::auth::relay_targets::RelayTargets::new(&config.relay.allowed_hosts)
             .map_err(|e| ServerError::Config(format!("relay.allowed_hosts: {e}")))?;
         let relay_targets = Arc::new(relay_targets);
-        hub.set_observer(Arc::new(admission.clone()));
         let cluster = match &config.cluster {
             Some(settings) => {
                 let cluster = crate::cluster::Cluster::new(settings.clone(), hub.clone(), shutdown.clone())
@@ -102,6 +108,13 @@ impl Gateway {
         let hls_sessions = Arc::new(crate::protocols::hls::sessions::HlsSessions::new(
             config.hls.idle().max(std::time::Duration::from_secs(30)),
         ));
+        config.recording.validate().map_err(ServerError::Config)?;
+        config.clips.validate().map_err(ServerError::Config)?;
+        let recordings =
+            crate::record::recordings::Recordings::new(hub.clone(), config.recording.clone(), admission.clone());
+        let clips = crate::record::clips::Clips::new(hub.clone(), config.clips.clone(), recordings.clone());
+        let on_publish = crate::record::autostart::spawn(recordings.clone(), clips.clone(), shutdown.clone());
+        hub.set_observer(Arc::new(crate::hub::observer::Observers(vec![Arc::new(admission.clone()), Arc::new(on_publish)])));
         let udp = crate::protocols::udp::Udp::new(&config.udp, config.http.ip(), relay_targets.clone())
             .map_err(|e| ServerError::Config(format!("udp: {e}")))?;
         Ok(Gateway {
@@ -116,6 +129,10 @@ impl Gateway {
             cluster,
             hls,
             hls_sessions,
+            recordings,
+            clips,
+            http_addr: config.http,
+            http_port: Arc::new(std::sync::atomic::AtomicU16::new(config.http.port())),
             watchdog,
             matrix_path: Arc::new(config.matrix.clone()),
             pipelines_dir: Arc::new(config.pipelines.clone()),
@@ -152,6 +169,15 @@ impl Gateway {
                 Err(_) => return Err(format!("resolving `{}` timed out", url.host)),
             };
         self.relay_targets.check_dial(&url.host, &addresses, url.port, is_local_address)
+    }
+
+    /// The media listener's port (the bound one once serving: `--http 127.0.0.1:0` too).
+    pub fn http_port(&self) -> u16 {
+        self.http_port.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    pub fn set_http_port(&self, port: u16) {
+        self.http_port.store(port, std::sync::atomic::Ordering::Relaxed);
     }
 
     pub fn last_reload(&self) -> Option<ReloadStatus> {

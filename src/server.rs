@@ -90,6 +90,9 @@ pub async fn run(
         .filter_map(|l| l.local_addr().ok())
         .collect();
     gw.relay_targets.set_own_listeners(own);
+    if let Ok(addr) = listeners.http.local_addr() {
+        gw.set_http_port(addr.port());
+    }
     let open_files = crate::limits::raise_open_files_limit();
     let (rtmp_cap, http_cap) = crate::limits::connection_caps(&config.limits, open_files);
     tracing::info!(open_files, rtmp_cap, http_cap, "connection caps");
@@ -170,6 +173,12 @@ pub fn router(gw: &Gateway, serves: Serves) -> Router {
             outputs: gw.hls.clone(),
             admission: gw.admission.clone(),
             sessions: gw.hls_sessions.clone(),
+        }))
+        // Recordings and clips: files and VOD playlists.
+        .merge(crate::record::http::routes(crate::record::http::FilesCtx {
+            recordings: gw.recordings.clone(),
+            clips: gw.clips.clone(),
+            admission: gw.admission.clone(),
         }))
         .merge(udp::routes(udp::UdpCtx { hub: gw.hub.clone(), udp: gw.udp.clone(), shutdown: gw.shutdown.clone() }))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })

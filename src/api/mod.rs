@@ -4,6 +4,7 @@ pub mod access;
 mod cluster;
 mod matrix;
 mod metrics;
+mod recordings;
 mod relays;
 mod streams;
 
@@ -27,6 +28,11 @@ pub fn router(gw: Gateway) -> Router {
         .route("/api/v1/pushes/{id}", get(relays::get_relay).delete(relays::delete_push))
         .route("/api/v1/pulls", post(relays::add_pull).get(relays::list_pulls))
         .route("/api/v1/pulls/{id}", get(relays::get_relay).delete(relays::delete_pull))
+        .route("/api/v1/streams/{stream}/recordings", post(recordings::start))
+        .route("/api/v1/streams/{stream}/recordings/{id}", delete(recordings::stop))
+        .route("/api/v1/recordings", get(recordings::list))
+        .route("/api/v1/recordings/{id}", get(recordings::get))
+        .route("/api/v1/clips", post(recordings::clip))
         .route("/api/v1/matrix", get(matrix::get))
         .route("/api/v1/matrix/plan", get(matrix::plan))
         .route("/api/v1/matrix/reload", post(matrix::reload))

@@ -160,12 +160,18 @@ async fn post(client: &HttpClient, url: &str, body: Vec<u8>) -> Result<u16, Stri
 
 /// What happened, for the event hooks.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "snake_case")]
 pub enum Event {
     Publish,
     Unpublish,
     Play,
     Stop,
+    /// A recording began (by the API or a `recording.rules` entry).
+    RecordingStarted,
+    /// A recording ended: stopped, or its stream ended.
+    RecordingStopped,
+    /// A recording could not go on (disk full, unwritable directory); the stream is untouched.
+    RecordingFailed,
 }
 
 #[derive(Debug, Clone, Serialize)]

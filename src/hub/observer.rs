@@ -34,6 +34,17 @@ pub trait Observer: Send + Sync {
     fn notice(&self, notice: &Notice<'_>);
 }
 
+/// Several observers told of the same notices, in order.
+pub struct Observers(pub Vec<Arc<dyn Observer>>);
+
+impl Observer for Observers {
+    fn notice(&self, notice: &Notice<'_>) {
+        for observer in &self.0 {
+            observer.notice(notice);
+        }
+    }
+}
+
 /// The hub's observer slot: set once (at start), read by every session.
 #[derive(Clone, Default)]
 pub struct ObserverSlot(Arc<OnceLock<Arc<dyn Observer>>>);

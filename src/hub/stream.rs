@@ -233,7 +233,7 @@ impl Stream {
     }
 
     /// Waits until the stream's tracks are known (see `note_frame`); false on timeout or end.
-    pub(super) async fn wait_ready(&self, timeout: Duration) -> bool {
+    pub async fn wait_ready(&self, timeout: Duration) -> bool {
         let mut rx = self.ready.subscribe();
         let wait = async {
             loop {

@@ -7,10 +7,16 @@
 //! - [`recover`]: reading files back ([`scan`]) and [`mark_interrupted`] on start-up.
 //! - [`vod`]: the HLS playlist over a recording's files ([`vod_playlist`]).
 
+pub mod autostart;
+pub mod clips;
 pub mod error;
 mod fs;
 pub mod index;
+pub mod recorder;
+pub mod recordings;
 pub mod recover;
+pub mod settings;
+pub mod http;
 pub mod vod;
 pub mod writer;
 
