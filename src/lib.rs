@@ -10,6 +10,7 @@
 //! - [`auth`]: admission (who may publish, play, call the API), pure.
 //! - [`api`]: the HTTP control API and HTTP media endpoints.
 //! - [`cluster`]: several nodes coordinated through Redis (claims, relays between nodes).
+//! - [`record`]: recent frames of a stream and highlight clips cut from them or recordings.
 
 pub mod addr_rules;
 pub mod api;
@@ -24,6 +25,7 @@ pub mod matrix;
 pub mod media;
 pub mod pipeline;
 pub mod protocols;
+pub mod record;
 pub mod server;
 pub mod socket;
 pub mod watchdog;
