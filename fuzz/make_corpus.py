@@ -10,7 +10,9 @@ Every seed is a real capture, kept small (the whole corpus stays a few hundred K
   ADTS frames from ffmpeg; h264_avcc / aac_asc: the sequence headers of the FLV files;
 - rtp_filter: RTP and RTCP datagrams ffmpeg sends (records of u16 length + datagram);
 - udp_sdp / webrtc_sdp: SDPs written by ffmpeg's RTP muxer, and offers from the test suite;
-- matrix_yaml / config: the shipped matrix, the fixtures and the README's configuration.
+- matrix_yaml / config: the shipped matrix, the fixtures and the README's configuration;
+- mp4_read: fragmented MP4 as ffmpeg writes it (trex/tfhd defaults, B-frames, AAC); the
+  gateway's own recordings are derived by the target itself (FLV seeds through the segmenter).
 
 Files whose name starts with `regress-` are findings of the fuzzer and are kept.
 Usage: python3 fuzz/make_corpus.py   (needs ffmpeg with libx264/libopus, nginx + rtmp module)
@@ -323,12 +325,26 @@ def text(tmp):
     gst = udp_tests.split('const GST_H264_AAC: &str = "', 1)[1].split('";', 1)[0]
     put("udp_sdp", "gstreamer_h264_aac.sdp", gst.encode())
 
+def mp4(tmp):
+    # Fragmented MP4 by ffmpeg: another writer's choices of defaults and flags.
+    for name, vargs in {
+        "ffmpeg_x264_high_bf2_aac48k": ["-c:v", "libx264", "-profile:v", "high", "-bf", "2", "-g", "5"],
+        "ffmpeg_x264_baseline_aac44k_mono": ["-c:v", "libx264", "-profile:v", "baseline", "-g", "5"],
+    }.items():
+        stereo = "48k" in name
+        out = tmp / f"{name}.mp4"
+        ffmpeg(*lavfi_av(0.6, sample_rate=48000 if stereo else 44100, channels=2 if stereo else 1), *vargs,
+               "-pix_fmt", "yuv420p", "-c:a", "aac", "-b:a", "32k",
+               "-movflags", "frag_keyframe+empty_moov+default_base_moof", "-f", "mp4", str(out))
+        put("mp4_read", name + ".mp4", out.read_bytes()[:48 << 10])
+
 
 def main():
     clean()
     with tempfile.TemporaryDirectory(prefix="fuzz-corpus-") as d:
         tmp = Path(d)
         flvs = media(tmp)
+        mp4(tmp)
         rtmp(tmp, flvs["x264_baseline_aac44k_mono"])
         rtp(tmp, flvs["x264_baseline_aac44k_mono"])
         text(tmp)

@@ -10,7 +10,8 @@
 //! - [`auth`]: admission (who may publish, play, call the API), pure.
 //! - [`api`]: the HTTP control API and HTTP media endpoints.
 //! - [`cluster`]: several nodes coordinated through Redis (claims, relays between nodes).
-//! - [`record`]: stream recordings as fMP4 files with an index, and their VOD playlists.
+//! - [`record`]: stream recordings (fMP4 files with an index, VOD playlists) and highlight
+//!   clips cut from a live window or from recordings.
 
 pub mod addr_rules;
 pub mod api;

@@ -52,6 +52,7 @@ fuzz_tests! {
     config => targets::text::CONFIG,
     relay_wire => targets::cluster::RELAY_WIRE,
     relay_handshake => targets::cluster::RELAY_HANDSHAKE,
+    mp4_read => targets::mp4::MP4_READ,
 }
 
 /// The counting allocator sees what a case allocates, and the limit catches a bomb.

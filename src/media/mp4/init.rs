@@ -61,10 +61,15 @@ pub fn init_segment(tracks: &[Track]) -> Bytes {
     }
     w.close();
     w.open(b"moov");
-    w.open_full(b"mvhd", 0, 0).u32(0).u32(0).u32(1000).u32(0).u32(0x0001_0000).u16(0x0100).zeros(10);
-    w.unity_matrix().zeros(24).u32(tracks.iter().map(|t| t.id).max().unwrap_or(0) + 1).close();
+    mvhd(&mut w, 0, tracks);
     for track in tracks {
-        trak(&mut w, track);
+        // No samples here: every table is empty (the fragments hold them).
+        trak(&mut w, track, &TrakTimes::default(), |w| {
+            for empty in [b"stts", b"stsc", b"stco"] {
+                w.open_full(empty, 0, 0).u32(0).close();
+            }
+            w.open_full(b"stsz", 0, 0).u32(0).u32(0).close();
+        });
     }
     w.open(b"mvex");
     for track in tracks {
@@ -75,7 +80,49 @@ pub fn init_segment(tracks: &[Track]) -> Bytes {
     w.finish().freeze()
 }
 
-fn trak(w: &mut BoxWriter, track: &Track) {
+/// The movie's timescale (`mvhd`): milliseconds.
+pub(super) const MOVIE_TIMESCALE: u32 = 1000;
+
+/// A track's place on the movie's timeline, beyond its samples.
+#[derive(Debug, Clone, Default)]
+pub(super) struct TrakTimes {
+    /// The track's length on the movie's timeline (`tkhd`), in [`MOVIE_TIMESCALE`] units.
+    pub duration: u64,
+    /// The length of its media (`mdhd`: the sum of its sample durations), in its timescale.
+    pub media_duration: u64,
+    /// The edit list (`elst`); none when empty.
+    pub edits: Vec<Edit>,
+}
+
+/// One edit list entry: `duration` of the movie's timeline shows the media from `media_time`
+/// (its timescale), or nothing (an empty edit: a delay) when `media_time` is `None`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub(super) struct Edit {
+    pub duration: u64,
+    pub media_time: Option<u64>,
+}
+
+/// Version 1 (64-bit times) only when a value needs it, so short files keep version 0.
+fn version_for(values: &[u64]) -> u8 {
+    u8::from(values.iter().any(|&v| v > u64::from(u32::MAX)))
+}
+
+/// `mvhd`: the movie's timescale and duration, and the next free track id.
+pub(super) fn mvhd(w: &mut BoxWriter, duration: u64, tracks: &[Track]) {
+    let version = version_for(&[duration]);
+    w.open_full(b"mvhd", version, 0);
+    if version == 1 {
+        w.u64(0).u64(0).u32(MOVIE_TIMESCALE).u64(duration);
+    } else {
+        w.u32(0).u32(0).u32(MOVIE_TIMESCALE).u32(duration as u32);
+    }
+    w.u32(0x0001_0000).u16(0x0100).zeros(10);
+    w.unity_matrix().zeros(24).u32(tracks.iter().map(|t| t.id).max().unwrap_or(0) + 1).close();
+}
+
+/// One `trak`: header, edit list, media header and handler, and the sample table with the
+/// sample entry; `tables` writes the rest of the `stbl` after the `stsd`.
+pub(super) fn trak(w: &mut BoxWriter, track: &Track, times: &TrakTimes, tables: impl FnOnce(&mut BoxWriter)) {
     let (width, height) = match &track.config {
         TrackConfig::H264 { width, height, .. } => (*width, *height),
         TrackConfig::Aac { .. } => (0, 0),
@@ -83,12 +130,28 @@ fn trak(w: &mut BoxWriter, track: &Track) {
     let audio = !track.is_video();
     w.open(b"trak");
     // Flags: enabled, in movie, in preview.
-    w.open_full(b"tkhd", 0, 7).u32(0).u32(0).u32(track.id).u32(0).u32(0).zeros(8);
-    w.u16(0).u16(0).u16(if audio { 0x0100 } else { 0 }).u16(0).unity_matrix();
+    let version = version_for(&[times.duration]);
+    w.open_full(b"tkhd", version, 7);
+    if version == 1 {
+        w.u64(0).u64(0).u32(track.id).u32(0).u64(times.duration);
+    } else {
+        w.u32(0).u32(0).u32(track.id).u32(0).u32(times.duration as u32);
+    }
+    w.zeros(8).u16(0).u16(0).u16(if audio { 0x0100 } else { 0 }).u16(0).unity_matrix();
     w.u32(u32::from(width) << 16).u32(u32::from(height) << 16).close();
+    if !times.edits.is_empty() {
+        edts(w, &times.edits);
+    }
     w.open(b"mdia");
     // Language `und`, packed as three 5-bit letters.
-    w.open_full(b"mdhd", 0, 0).u32(0).u32(0).u32(track.timescale).u32(0).u16(0x55c4).u16(0).close();
+    let version = version_for(&[times.media_duration]);
+    w.open_full(b"mdhd", version, 0);
+    if version == 1 {
+        w.u64(0).u64(0).u32(track.timescale).u64(times.media_duration);
+    } else {
+        w.u32(0).u32(0).u32(track.timescale).u32(times.media_duration as u32);
+    }
+    w.u16(0x55c4).u16(0).close();
     let (handler, name): (&[u8; 4], &[u8]) =
         if audio { (b"soun", b"SoundHandler\0") } else { (b"vide", b"VideoHandler\0") };
     w.open_full(b"hdlr", 0, 0).u32(0).bytes(handler).zeros(12).bytes(name).close();
@@ -103,14 +166,29 @@ fn trak(w: &mut BoxWriter, track: &Track) {
     w.open_full(b"stsd", 0, 0).u32(1);
     sample_entry(w, &track.config);
     w.close();
-    for empty in [b"stts", b"stsc", b"stco"] {
-        w.open_full(empty, 0, 0).u32(0).close();
-    }
-    w.open_full(b"stsz", 0, 0).u32(0).u32(0).close();
+    tables(w);
     w.close(); // stbl
     w.close(); // minf
     w.close(); // mdia
     w.close(); // trak
+}
+
+/// `edts` with its `elst`.
+fn edts(w: &mut BoxWriter, edits: &[Edit]) {
+    // Version 0 holds a duration in 32 bits and a media time in a signed 32 bits.
+    let wide = edits.iter().any(|e| e.duration > u64::from(u32::MAX) || e.media_time.unwrap_or(0) > i32::MAX as u64);
+    let version = u8::from(wide);
+    w.open(b"edts").open_full(b"elst", version, 0).u32(edits.len() as u32);
+    for e in edits {
+        if version == 1 {
+            w.u64(e.duration).u64(e.media_time.map_or(u64::MAX, |t| t));
+        } else {
+            w.u32(e.duration as u32).u32(e.media_time.map_or(u32::MAX, |t| t as u32));
+        }
+        // Media rate 1.0.
+        w.u16(1).u16(0);
+    }
+    w.close().close();
 }
 
 fn sample_entry(w: &mut BoxWriter, config: &TrackConfig) {

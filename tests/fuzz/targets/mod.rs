@@ -5,6 +5,7 @@ pub mod cluster;
 pub mod codec;
 pub mod flv;
 pub mod h5;
+pub mod mp4;
 pub mod net;
 pub mod rtmp;
 pub mod text;
