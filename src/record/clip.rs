@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 
 use crate::media::mp4::{self, read_fragmented_partial, Mp4Error, ProgressiveTrack, Sample, Track};
-use crate::media::{Codec, TrackInfo, TrackKind};
+use crate::media::{Codec, TrackInfo, TrackKind, Ts};
 
 use super::window::ClipWindow;
 
@@ -248,24 +248,20 @@ fn convert(track: &Track, samples: &[TimedSample], range: std::ops::Range<usize>
         let offset = ticks(s.pts).saturating_sub(ticks(s.dts));
         let composition_offset = offset.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32;
         first_pts = first_pts.min(s.pts);
-        end_pts = end_pts.max(s.pts.saturating_add(nanos(duration, scale)));
+        end_pts = end_pts.max(s.pts.saturating_add(Ts::from_ticks(duration, scale).as_nanos()));
         out.push(Sample { duration: duration as u32, composition_offset, sync: s.sync, data: s.data.clone() });
     }
     let delay = origin.map_or(0, |o| ticks(first_pts.saturating_sub(o)).max(0) as u64);
     Converted { track: ProgressiveTrack { track: track.clone(), delay, samples: out }, first_pts, end_pts }
 }
 
-/// `ticks` of `scale` Hz in nanoseconds (a duration: at most `u32::MAX` ticks).
-fn nanos(ticks: i64, scale: u32) -> i64 {
-    (i128::from(ticks) * 1_000_000_000 / i128::from(scale.max(1))) as i64
-}
-
 /// Cuts `[from, to)` out of a recording's files: `(wall-clock time of the file's first
-/// picture (first audio frame without video), the file)`, in recording order, each a fragmented MP4 whose decode times continue
-/// the one before's. Only the files around the range are read; a file cut short (the one
-/// still being written) counts up to its last whole fragment. When the configuration
-/// changes (or the timeline starts over) between files, the clip comes from the files after
-/// the last such change before `to`, as from a window that restarted.
+/// picture (first audio frame without video), the file)`, in recording order, each a
+/// fragmented MP4 whose decode times continue the one before's. Only the files around the
+/// range are read; a file cut short (the one still being written) counts up to its last
+/// whole fragment. When the configuration changes (or the timeline starts over) between
+/// files, the clip comes from the files after the last such change before `to`, as from a
+/// window that restarted.
 pub fn clip_from_files(
     files: &[(SystemTime, Bytes)],
     from: SystemTime,
