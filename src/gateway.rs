@@ -114,7 +114,10 @@ impl Gateway {
             crate::record::recordings::Recordings::new(hub.clone(), config.recording.clone(), admission.clone());
         let clips = crate::record::clips::Clips::new(hub.clone(), config.clips.clone(), recordings.clone());
         let on_publish = crate::record::autostart::spawn(recordings.clone(), clips.clone(), shutdown.clone());
-        hub.set_observer(Arc::new(crate::hub::observer::Observers(vec![Arc::new(admission.clone()), Arc::new(on_publish)])));
+        hub.set_observer(Arc::new(crate::hub::observer::Observers(vec![
+            Arc::new(admission.clone()),
+            Arc::new(on_publish),
+        ])));
         let udp = crate::protocols::udp::Udp::new(&config.udp, config.http.ip(), relay_targets.clone())
             .map_err(|e| ServerError::Config(format!("udp: {e}")))?;
         Ok(Gateway {

@@ -200,10 +200,15 @@ pub async fn clip(
             let now = SystemTime::now();
             (now - Duration::from_secs_f64(n), now)
         }
-        (None, None, Some(_)) => return Err(ApiError::bad_request("`last_seconds` must be a number of seconds above 0")),
+        (None, None, Some(_)) => {
+            return Err(ApiError::bad_request("`last_seconds` must be a number of seconds above 0"))
+        }
         (Some(from), Some(to), None) => (unix(from, "from")?, unix(to, "to")?),
         _ => return Err(ApiError::bad_request("give `from` and `to` (unix seconds), or `last_seconds`")),
     };
+    if to <= from {
+        return Err(ApiError::bad_request("`to` must be after `from`"));
+    }
     let written = gw.clips.cut(&key, from, to).await.map_err(|e| match e {
         ClipRequestError::NoSource(_) => ApiError::not_found(e.to_string()),
         ClipRequestError::Clip(_) => ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.to_string()),

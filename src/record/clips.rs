@@ -73,7 +73,8 @@ impl Clips {
                 return;
             }
             match self.hub.plan_for(&stream, Protocol::Hls) {
-                Ok(plan) if ![&plan.video, &plan.audio].into_iter().flatten().any(|l| matches!(l, Leg::Convert { .. })) => {}
+                Ok(plan)
+                    if ![&plan.video, &plan.audio].into_iter().flatten().any(|l| matches!(l, Leg::Convert { .. })) => {}
                 _ => {
                     tracing::debug!(stream = %key, "no clip window: HLS tracks need a conversion (clips.convert is off)");
                     return;
@@ -114,7 +115,12 @@ impl Clips {
 
     /// The clip of `key` from `from` to `to` (the window when it reaches back to `from`, else
     /// the recordings), written to disk.
-    pub async fn cut(&self, key: &StreamKey, from: SystemTime, to: SystemTime) -> Result<WrittenClip, ClipRequestError> {
+    pub async fn cut(
+        &self,
+        key: &StreamKey,
+        from: SystemTime,
+        to: SystemTime,
+    ) -> Result<WrittenClip, ClipRequestError> {
         let max = Duration::from_secs_f64(self.settings.max_seconds);
         let from_window = self.window(key).and_then(|w| {
             let w = w.lock().unwrap_or_else(|e| e.into_inner());
@@ -139,9 +145,10 @@ impl Clips {
         let (from_ms, to_ms) = (ms(from), ms(to));
         // The recording of this stream whose files reach into the range (the newest first).
         let recordings = self.recordings.list().await;
-        let Some(index) = recordings.into_iter().find(|r| {
-            r.stream == key.as_str() && r.files.iter().any(|f| f.start_ms < to_ms && f.end_ms() > from_ms)
-        }) else {
+        let Some(index) = recordings
+            .into_iter()
+            .find(|r| r.stream == key.as_str() && r.files.iter().any(|f| f.start_ms < to_ms && f.end_ms() > from_ms))
+        else {
             return Err(ClipRequestError::NoSource(key.to_string()));
         };
         let dir = self.recordings.settings().dir.join(key.as_str());
@@ -151,7 +158,8 @@ impl Clips {
                 index.files.iter().filter(|f| f.end_ms() + 1000 * 60 > from_ms && f.start_ms < to_ms).collect();
             let mut files = Vec::new();
             for f in wanted {
-                let data = std::fs::read(dir.join(&f.name)).map_err(|e| ClipRequestError::Io(format!("{}: {e}", f.name)))?;
+                let data =
+                    std::fs::read(dir.join(&f.name)).map_err(|e| ClipRequestError::Io(format!("{}: {e}", f.name)))?;
                 files.push((UNIX_EPOCH + Duration::from_millis(f.start_ms), Bytes::from(data)));
             }
             clip_from_files(&files, from, to, max).map_err(ClipRequestError::from)

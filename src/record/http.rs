@@ -63,7 +63,10 @@ async fn recording_file(
             .ok_or_else(|| ApiError::not_found(format!("no recording `{id}` of stream `{key}`")))?;
         let query = uri.query().map(|q| format!("?{q}")).unwrap_or_default();
         let text = super::vod_playlist(&index, |name| format!("{name}{query}"));
-        return Ok(([(header::CONTENT_TYPE, "application/vnd.apple.mpegurl"), (header::CACHE_CONTROL, "no-cache")], text)
+        return Ok((
+            [(header::CONTENT_TYPE, "application/vnd.apple.mpegurl"), (header::CACHE_CONTROL, "no-cache")],
+            text,
+        )
             .into_response());
     }
     let dir = ctx.recordings.settings().dir.join(key.as_str());

@@ -343,8 +343,11 @@ async fn every_cell_of_the_matrix_delivers_what_it_says() {
         drop(guard);
         table.push(row);
     }
-    let mut out =
-        format!("\n| from \\ to | {} |\n|---|{}\n", Protocol::ALL.map(|p| p.to_string()).join(" | "), "---|".repeat(Protocol::ALL.len()));
+    let mut out = format!(
+        "\n| from \\ to | {} |\n|---|{}\n",
+        Protocol::ALL.map(|p| p.to_string()).join(" | "),
+        "---|".repeat(Protocol::ALL.len())
+    );
     for (from, row) in Protocol::ALL.iter().zip(&table) {
         out.push_str(&format!("| {from} | {} |\n", row.join(" | ")));
     }

@@ -39,7 +39,8 @@ fn preload_hint(playlist: &str) -> Option<(u64, usize)> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn ffprobe_reads_both_variants_of_an_rtmp_publisher() {
     let gw = Gateway::start();
-    let _publisher = Ffmpeg::publish(&gw.rtmp_url("/live/hls1"), PublishOptions { bframes: true, ..Default::default() });
+    let _publisher =
+        Ffmpeg::publish(&gw.rtmp_url("/live/hls1"), PublishOptions { bframes: true, ..Default::default() });
     gw.api().wait_live("hls1", MEDIA).await.expect("live");
     for file in ["index.m3u8", "ts.m3u8"] {
         let probe = ffprobe(&gw.http_url(&format!("/hls/hls1/{file}")), MEDIA).await.expect(file);
@@ -87,7 +88,8 @@ async fn ll_hls_blocking_reload_answers_within_a_part_and_segments_are_cdn_frien
     );
 
     // Segments, parts and the init are immutable; playlists short-lived.
-    let media = playlist.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).last().expect("a segment").to_string();
+    let media =
+        playlist.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).last().expect("a segment").to_string();
     let init = playlist.split("#EXT-X-MAP:URI=\"").nth(1).and_then(|r| r.split('"').next()).expect("map").to_string();
     for uri in [&media, &init] {
         let r = get(&format!("{base}{uri}")).await.expect("media");
@@ -176,7 +178,10 @@ fn hls_js_in_chromium_plays_rtmp_and_whip_publishers() {
         println!("hls.js, WHIP publisher: {figures}");
         let stream = api.stream("hlswhip").await.expect("api").expect("live");
         let converted: Vec<String> = stream.conversions.iter().map(|c| format!("{c:?}")).collect();
-        assert!(converted.iter().any(|c| c.contains("opus") && c.contains("aac")), "Opus -> AAC for HLS: {converted:?}");
+        assert!(
+            converted.iter().any(|c| c.contains("opus") && c.contains("aac")),
+            "Opus -> AAC for HLS: {converted:?}"
+        );
     });
 }
 

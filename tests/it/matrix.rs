@@ -73,7 +73,11 @@ fn shipped_matrix_has_the_hls_column() {
     assert_eq!((caps.video.as_slice(), caps.audio.as_slice()), (&[Codec::H264][..], &[Codec::Aac][..]));
     let want = [
         (Protocol::Webrtc, Rule::Copy, Rule::Convert { from: Codec::Opus, to: Codec::Aac }),
-        (Protocol::H5, Rule::Convert { from: Codec::Mpeg1, to: Codec::H264 }, Rule::Convert { from: Codec::Mp2, to: Codec::Aac }),
+        (
+            Protocol::H5,
+            Rule::Convert { from: Codec::Mpeg1, to: Codec::H264 },
+            Rule::Convert { from: Codec::Mp2, to: Codec::Aac },
+        ),
         (Protocol::Miniprogram, Rule::Copy, Rule::Copy),
         (Protocol::Rtmp, Rule::Copy, Rule::Copy),
         (Protocol::Udp, Rule::Auto, Rule::Auto),

@@ -26,8 +26,8 @@ use super::live::{HlsOutputs, Packager, Packed, Variant};
 use super::playlist::{self, Format, PlaylistOptions};
 use super::sessions::{HlsSessions, SESSION_PARAM};
 use crate::auth::{Action, Admission, Entry, Method};
-use crate::hub::StreamKey;
 use crate::http::{parse_key, ApiError};
+use crate::hub::StreamKey;
 use crate::media::TrackInfo;
 
 #[derive(Clone)]
@@ -140,8 +140,8 @@ async fn media_request(
         }
         MediaName::Part { msn, index } => {
             wait_coming(&packager, msn, Some(index), hold).await;
-            let body =
-                packager.read(|p| p.packaging.segment(msn).and_then(|s| s.parts.get(index)).map(|part| part.data.clone()));
+            let body = packager
+                .read(|p| p.packaging.segment(msn).and_then(|s| s.parts.get(index)).map(|part| part.data.clone()));
             ("video/iso.segment", body)
         }
     };
@@ -254,7 +254,8 @@ fn multivariant(p: &Packed, query: &str) -> String {
     let mut codecs = Vec::new();
     let mut resolution = String::new();
     if let Some(TrackInfo::Video(v)) = p.video.as_deref() {
-        let profile = v.config.as_ref().filter(|c| c.len() >= 4).map(|c| format!("{:02x}{:02x}{:02x}", c[1], c[2], c[3]));
+        let profile =
+            v.config.as_ref().filter(|c| c.len() >= 4).map(|c| format!("{:02x}{:02x}{:02x}", c[1], c[2], c[3]));
         codecs.push(format!("avc1.{}", profile.as_deref().unwrap_or("42e01f")));
         if v.width > 0 && v.height > 0 {
             resolution = format!(",RESOLUTION={}x{}", v.width, v.height);

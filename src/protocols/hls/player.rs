@@ -9,8 +9,8 @@ use std::path::PathBuf;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::hub::StreamKey;
 use crate::http::ApiError;
+use crate::hub::StreamKey;
 
 pub const HLSJS_ROUTE: &str = "/hls-assets/hls.min.js";
 /// The environment variable that overrides where hls.js is read from.
