@@ -88,6 +88,18 @@ fn render(gw: &Gateway) -> String {
     for (kind, state, n) in gw.relays.counts_by_state() {
         let _ = writeln!(text, "interop_relays{{kind=\"{kind}\",state=\"{state}\"}} {n}");
     }
+    for (name, help, v) in [
+        ("interop_hls_packagers", "HLS packagers running (one per stream and variant).", gw.hls.count()),
+        (
+            "interop_hls_sessions",
+            "HLS viewing sessions open (only when play needs admission).",
+            gw.hls_sessions.count(),
+        ),
+        ("interop_recordings", "Recordings running.", gw.recordings.running_count()),
+        ("interop_clip_windows", "Live streams keeping a window for clips.", gw.clips.windows()),
+    ] {
+        let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}");
+    }
     gw.udp.render_metrics(&mut text);
     render_watchdog(&mut text, &gw.watchdog);
     render_process(&mut text);

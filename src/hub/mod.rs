@@ -102,6 +102,10 @@ pub enum HubError {
     Conversion { key: StreamKey, track: TrackKind, from: String, to: String, reason: String },
 }
 
+/// The transport of a tap: a consumer that only keeps what passes (the clip window), not
+/// listed among a stream's consumers (the API, `/metrics`, a cluster relay's idle check).
+pub const TAP_TRANSPORT: &str = "clip-window";
+
 /// Who is asking to consume.
 #[derive(Debug, Clone)]
 pub struct ConsumerRequest {

@@ -207,8 +207,10 @@ impl Stream {
         self.kick.cancel();
     }
 
+    /// Its consumers, but taps ([`super::TAP_TRANSPORT`]): viewers and outputs.
     pub fn consumers(&self) -> Vec<Arc<ConsumerMeta>> {
-        let mut list: Vec<_> = lock(&self.consumers).values().cloned().collect();
+        let mut list: Vec<_> =
+            lock(&self.consumers).values().filter(|c| c.transport != super::TAP_TRANSPORT).cloned().collect();
         list.sort_by_key(|c| c.id);
         list
     }

@@ -3,7 +3,7 @@
 //! before `from`. Clips are written under `{clips.dir}/{stream}/` and served over HTTP.
 //!
 //! The window is a hub consumer of protocol `hls` (H.264 + AAC) started when the stream is
-//! published. Where that needs a conversion (WebRTC's Opus, H5's MPEG-1) it is kept only if
+//! published, a tap ([`crate::hub::TAP_TRANSPORT`]) that the API does not list. Where that needs a conversion (WebRTC's Opus, H5's MPEG-1) it is kept only if
 //! `clips.convert` says so; otherwise such streams are clipped from their recordings.
 
 use std::collections::HashMap;
@@ -21,8 +21,8 @@ use crate::hub::{ConsumerRequest, Hub, StreamKey};
 use crate::matrix::Leg;
 use crate::media::Protocol;
 
-/// The hub consumer's transport name.
-pub const TRANSPORT: &str = "clip-window";
+/// The hub consumer's transport name: a tap, not listed among the stream's consumers.
+pub const TRANSPORT: &str = crate::hub::TAP_TRANSPORT;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClipRequestError {

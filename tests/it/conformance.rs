@@ -292,7 +292,7 @@ async fn every_cell_of_the_matrix_delivers_what_it_says() {
     let nginx = Nginx::start();
     let gw = Gateway::start_with(
         &[],
-        Some("hub: { grace_seconds: 0.5 }\nhls: { idle_seconds: 1 }\nrelay: { retry_min_seconds: 0.5, retry_max_seconds: 2 }\n"),
+        Some("hub: { grace_seconds: 0.5 }\nhls: { idle_seconds: 3 }\nrelay: { retry_min_seconds: 0.5, retry_max_seconds: 2 }\n"),
     );
     let api = gw.api();
     let shipped = Matrix::load(&repo_root().join("matrix.yaml")).expect("shipped matrix");

@@ -183,7 +183,8 @@ fn matrix_serializes_protocols_and_rules_as_strings() {
     assert_eq!(json["rules"]["webrtc"]["h5"]["params"]["width"], "640");
     let rows = json["rules"].as_object().expect("rules object");
     assert_eq!(rows.len(), 6);
-    assert!(rows.values().all(|row| row.as_object().is_some_and(|r| r.len() == 6)));
+    assert!(rows.values().all(|row| row.as_object().is_some_and(|r| r.len() == 7)), "six rows of seven columns");
+    assert_eq!(json["rules"]["webrtc"]["hls"]["audio"], "opus->aac");
 }
 
 /// Every source the udp protocol (which carries everything) could publish.

@@ -146,6 +146,7 @@ async fn media_request(
         }
     };
     let body = body.ok_or_else(gone)?;
+    ctx.outputs.count_bytes_out(body.len());
     Ok(reply(content_type, IMMUTABLE, body))
 }
 

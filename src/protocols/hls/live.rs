@@ -232,6 +232,11 @@ impl HlsOutputs {
         (!packager.stopped.is_cancelled()).then_some(packager)
     }
 
+    /// Media bytes served to HLS viewers (`interop_bytes_out_total{protocol="hls"}`).
+    pub fn count_bytes_out(&self, n: usize) {
+        self.hub.metrics().add_bytes_out(Protocol::Hls, n as u64);
+    }
+
     /// How many packagers run (for `/metrics`).
     pub fn count(&self) -> usize {
         self.running.lock().unwrap_or_else(|e| e.into_inner()).values().filter(|s| s.get().is_some()).count()

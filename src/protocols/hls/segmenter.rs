@@ -68,6 +68,60 @@ impl Segment {
     }
 }
 
+/// The segments a segmenter keeps: the newest `keep` complete ones, then the open one,
+/// numbered in order (a segment closed without a part gives its number to the next).
+#[derive(Debug, Default)]
+pub struct SegmentList {
+    list: VecDeque<Segment>,
+    next_msn: u64,
+    keep: usize,
+}
+
+impl SegmentList {
+    pub fn new(keep: usize) -> SegmentList {
+        SegmentList { list: VecDeque::new(), next_msn: 0, keep }
+    }
+
+    pub fn all(&self) -> &VecDeque<Segment> {
+        &self.list
+    }
+
+    pub fn find(&self, msn: u64) -> Option<&Segment> {
+        self.list.iter().find(|s| s.msn == msn)
+    }
+
+    /// The open segment, if any.
+    pub fn open_segment(&mut self) -> Option<&mut Segment> {
+        self.list.back_mut().filter(|s| !s.complete)
+    }
+
+    /// Whether a segment is open without a part yet.
+    pub fn is_fresh(&self) -> bool {
+        self.list.back().is_some_and(|s| !s.complete && s.parts.is_empty())
+    }
+
+    /// Opens the next segment, started at `now`, needing init version `init`.
+    pub fn open(&mut self, now: SystemTime, init: u32) {
+        self.list.push_back(Segment { msn: self.next_msn, parts: Vec::new(), started: now, init, complete: false });
+        self.next_msn += 1;
+    }
+
+    /// Completes the open segment and drops the oldest beyond `keep`.
+    pub fn close(&mut self) {
+        if let Some(segment) = self.list.back_mut() {
+            segment.complete = true;
+            if segment.parts.is_empty() {
+                // Never listed: its number goes to the next one.
+                self.list.pop_back();
+                self.next_msn -= 1;
+            }
+        }
+        while self.list.iter().filter(|s| s.complete).count() > self.keep {
+            self.list.pop_front();
+        }
+    }
+}
+
 /// A sample waiting for the next one of its track (which gives its duration).
 struct Held {
     dts: i64,
@@ -93,11 +147,10 @@ pub struct Segmenter {
     tracks: Vec<TrackState>,
     init: Option<(u32, Bytes)>,
     init_version: u32,
-    segments: VecDeque<Segment>,
+    segments: SegmentList,
     /// Where the open part and segment start, in ns of the stream's timeline.
     part_start: Option<i64>,
     segment_start: Option<i64>,
-    next_msn: u64,
     sequence: u32,
 }
 
@@ -108,10 +161,9 @@ impl Segmenter {
             tracks: Vec::new(),
             init: None,
             init_version: 0,
-            segments: VecDeque::new(),
+            segments: SegmentList::new(config.keep),
             part_start: None,
             segment_start: None,
-            next_msn: 0,
             sequence: 0,
         }
     }
@@ -123,11 +175,11 @@ impl Segmenter {
 
     /// Segments kept: completed ones, then the open one (if it has a part).
     pub fn segments(&self) -> &VecDeque<Segment> {
-        &self.segments
+        self.segments.all()
     }
 
     pub fn segment(&self, msn: u64) -> Option<&Segment> {
-        self.segments.iter().find(|s| s.msn == msn)
+        self.segments.find(msn)
     }
 
     /// Takes a frame (video and audio interleaved by arrival, each track's dts rising).
@@ -186,7 +238,7 @@ impl Segmenter {
         };
         let track = Track::from_info(id, info)?;
         // A segment with no part yet takes the new init (the second track showing up).
-        let fresh = self.segments.back().is_some_and(|s| !s.complete && s.parts.is_empty());
+        let fresh = self.segments.is_fresh();
         if self.segment_start.is_some() && !fresh {
             if let Some(at) = self.tracks.iter().filter_map(|t| t.held.as_ref().map(|h| h.dts)).max() {
                 self.close_part(at + 1);
@@ -209,7 +261,7 @@ impl Segmenter {
         let tracks: Vec<Track> = self.tracks.iter().map(|t| t.track.clone()).collect();
         self.init = Some((self.init_version, mp4::init_segment(&tracks)));
         if fresh {
-            if let Some(open) = self.segments.back_mut() {
+            if let Some(open) = self.segments.open_segment() {
                 open.init = self.init_version;
             }
         }
@@ -290,29 +342,18 @@ impl Segmenter {
         self.sequence += 1;
         let data = mp4::fragment(self.sequence, &runs);
         let duration = (end - start).max(0) as f64 / 1e9;
-        if let Some(segment) = self.segments.back_mut().filter(|s| !s.complete) {
+        if let Some(segment) = self.segments.open_segment() {
             segment.parts.push(Part { duration, independent, data });
         }
     }
 
     fn open_segment(&mut self, now: SystemTime) {
         let init = self.init.as_ref().map_or(0, |(v, _)| *v);
-        self.segments.push_back(Segment { msn: self.next_msn, parts: Vec::new(), started: now, init, complete: false });
-        self.next_msn += 1;
+        self.segments.open(now, init);
     }
 
     fn close_segment(&mut self) {
-        if let Some(segment) = self.segments.back_mut() {
-            segment.complete = true;
-            if segment.parts.is_empty() {
-                // Never listed: its number goes to the next one.
-                self.segments.pop_back();
-                self.next_msn -= 1;
-            }
-        }
-        while self.segments.iter().filter(|s| s.complete).count() > self.config.keep {
-            self.segments.pop_front();
-        }
+        self.segments.close();
     }
 }
 

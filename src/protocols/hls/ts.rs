@@ -24,7 +24,7 @@ use crate::media::{Codec, Frame, TrackInfo, TrackKind};
 use crate::protocols::h5::ts::mux::{frame_pes, write_pes, ProgramTables};
 use crate::protocols::h5::ts::{PACKET_SIZE, STREAM_TYPE_AAC_ADTS, STREAM_TYPE_H264};
 
-use super::segmenter::{Part, Segment, SegmenterConfig};
+use super::segmenter::{Part, Segment, SegmentList, SegmenterConfig};
 
 /// Why a frame was not taken (the caller skips it; the segmenter is as it was).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -154,7 +154,7 @@ pub struct TsSegmenter {
     cc: [u8; 2],
     tables: ProgramTables,
     init_version: u32,
-    segments: VecDeque<Segment>,
+    segments: SegmentList,
     /// The open part's packets (the segment's PAT and PMT go in front when it closes).
     part: Vec<u8>,
     /// Whether the open part's first video frame is a keyframe (None: no video in it yet).
@@ -162,7 +162,6 @@ pub struct TsSegmenter {
     /// Where the open part and segment start, in ns of the stream's timeline.
     part_start: Option<i64>,
     segment_start: Option<i64>,
-    next_msn: u64,
 }
 
 impl TsSegmenter {
@@ -173,22 +172,21 @@ impl TsSegmenter {
             cc: [0, 0],
             tables: ProgramTables::with_types(None, None),
             init_version: 0,
-            segments: VecDeque::new(),
+            segments: SegmentList::new(config.keep),
             part: Vec::new(),
             part_keyframe: None,
             part_start: None,
             segment_start: None,
-            next_msn: 0,
         }
     }
 
     /// Segments kept: completed ones, then the open one.
     pub fn segments(&self) -> &VecDeque<Segment> {
-        &self.segments
+        self.segments.all()
     }
 
     pub fn segment(&self, msn: u64) -> Option<&Segment> {
-        self.segments.iter().find(|s| s.msn == msn)
+        self.segments.find(msn)
     }
 
     /// Takes a frame (video and audio interleaved by arrival, each track's dts rising). On an
@@ -252,7 +250,7 @@ impl TsSegmenter {
     /// ends at `at` (the next one starts at a keyframe), unless nothing of it is out yet.
     fn retrack(&mut self, kind: TrackKind, track: Track, at: i64) {
         // A segment with no part yet takes the new version (the second track showing up).
-        let fresh = self.segments.back().is_some_and(|s| !s.complete && s.parts.is_empty());
+        let fresh = self.segments.is_fresh();
         if self.segment_start.is_some() && !fresh {
             self.close_part(at.max(self.part_start.unwrap_or(at)));
             self.close_segment();
@@ -268,7 +266,7 @@ impl TsSegmenter {
         }
         self.init_version += 1;
         if fresh {
-            if let Some(open) = self.segments.back_mut() {
+            if let Some(open) = self.segments.open_segment() {
                 open.init = self.init_version;
             }
         }
@@ -297,7 +295,7 @@ impl TsSegmenter {
         if packets.is_empty() {
             return;
         }
-        let Some(segment) = self.segments.back_mut().filter(|s| !s.complete) else { return };
+        let Some(segment) = self.segments.open_segment() else { return };
         let data = if segment.parts.is_empty() {
             let mut data = Vec::with_capacity(2 * PACKET_SIZE + packets.len());
             self.tables.write(&mut data);
@@ -312,22 +310,11 @@ impl TsSegmenter {
 
     fn open_segment(&mut self, now: SystemTime) {
         let init = self.init_version;
-        self.segments.push_back(Segment { msn: self.next_msn, parts: Vec::new(), started: now, init, complete: false });
-        self.next_msn += 1;
+        self.segments.open(now, init);
     }
 
     fn close_segment(&mut self) {
-        if let Some(segment) = self.segments.back_mut() {
-            segment.complete = true;
-            if segment.parts.is_empty() {
-                // Never listed: its number goes to the next one.
-                self.segments.pop_back();
-                self.next_msn -= 1;
-            }
-        }
-        while self.segments.iter().filter(|s| s.complete).count() > self.config.keep {
-            self.segments.pop_front();
-        }
+        self.segments.close();
     }
 }
 
