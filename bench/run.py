@@ -53,7 +53,7 @@ SETTINGS = {
               "webrtc_n": [1], "bare_audio_seconds": 10, "aac_opus_n": 1, "h5_n": 1, "h5_720_n": 1,
               "mpeg1_n": 1, "capacity": None, "capacity_mpeg1": None, "latency_seconds": 30, "sessions": 1,
               "late_audio_s": 3, "workers": 6,
-              "hls": {"latency_seconds": 8, "warm_s": 0, "fan_n": [10], "fan_seconds": 3, "sides": ["llhls", "httpflv"], "settle": 3}},
+              "hls": {"latency_seconds": 6, "warm_s": 0, "fan_n": [10], "fan_seconds": 3, "sides": ["llhls", "httpflv"], "settle": 2.5}},
 }
 
 
