@@ -138,13 +138,51 @@ def avsync(results, path):
     return True
 
 
+def hls(results, path):
+    r = _res(results, "hls")
+    if not r:
+        return False
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(10, 4))
+    paths = r["latency"]["paths"]
+    names = [p["name"] for p in paths]
+    x = range(len(names))
+    for k, (key, label) in enumerate((("video", "arrival"), ("player", "player"))):
+        p50 = [p[key]["p50"] or 0 for p in paths]
+        p95 = [p[key]["p95"] or 0 for p in paths]
+        xs = [i + (k - 0.5) * 0.38 for i in x]
+        a1.bar(xs, p50, width=0.38, label=f"{label} p50")
+        a1.scatter(xs, p95, marker="_", s=120, color="black", zorder=3, label="p95" if k else None)
+    a1.set_xticks(list(x), names, rotation=30, ha="right", fontsize=8)
+    a1.set_ylabel("picture latency (ms)")
+    a1.set_title("HLS latency per path", fontsize=10)
+    a1.grid(alpha=0.3, axis="y")
+    a1.legend(fontsize=8)
+    rows = r["fanout"]["rows"]
+    sides = list(dict.fromkeys(row["side"] for row in rows))
+    ns = sorted({row["viewers"] for row in rows})
+    w = 0.8 / max(len(sides), 1)
+    for k, side in enumerate(sides):
+        vals = {row["viewers"]: row["us_per_viewer_s"] for row in rows if row["side"] == side}
+        a2.bar([i + (k - (len(sides) - 1) / 2) * w for i in range(len(ns))], [vals.get(n, 0) for n in ns], width=w, label=side)
+    a2.set_xticks(range(len(ns)), [f"{n} viewers" for n in ns])
+    a2.set_ylabel("gateway CPU per viewer-second (µs)")
+    a2.set_title("Fan-out cost: HLS vs HTTP-FLV viewers", fontsize=10)
+    a2.grid(alpha=0.3, axis="y")
+    a2.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
 def draw(results, figs):
     """Draws what the results allow; returns [(file name, title)]."""
     made = []
     for name, title, fn in (("cost_per_stream.png", "CPU per stream against stream count", cost_per_stream),
                             ("fanout.png", "Fan-out CPU against viewers", fanout),
                             ("latency.png", "Picture latency per path", latency),
-                            ("avsync.png", "A/V offset over the run", avsync)):
+                            ("avsync.png", "A/V offset over the run", avsync),
+                            ("hls.png", "HLS and LL-HLS: latency and fan-out cost", hls)):
         if fn(results, figs / name):
             made.append((name, title))
     return made

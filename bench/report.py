@@ -9,6 +9,7 @@ import platform
 import subprocess
 
 import avsync
+import hls
 import targets
 
 FIGURES = "bench"
@@ -158,6 +159,33 @@ def section_latency(results):
     return "\n".join(rows)
 
 
+def section_hls(results):
+    r = res(results, "hls")
+    if not r:
+        return "(the HLS run did not complete)"
+    return HLS_HOW + "\n\n" + hls.tables(r)
+
+
+HLS_HOW = """`GET /hls/{stream}/fmp4.m3u8` (LL-HLS, fMP4, ~200 ms parts, 2 s segments, blocking reload)
+and `ts.m3u8` (plain HLS, MPEG-TS segments), beside HTTP-FLV, measured by `bench/hls.py`.
+Latency: the same timestamped pictures as above, one source, every path at once. avprobe reads
+FLV and MPEG-TS, so the HLS paths reach it through a copying `ffmpeg -c copy -f mpegts` relay
+(video only); `rtmp->httpflv+relay` runs the HTTP-FLV path through the same relay, so what the
+relay itself adds is visible. `rtmp->llhls` is read by the script's own LL-HLS client (init,
+every part from the newest independent one, then blocking reloads at the preload hint and each
+new part), `rtmp->hls-ts` and `rtmp->hls-fmp4` by ffmpeg's HLS demuxer (`ts.m3u8`,
+`index.m3u8`; ffmpeg does not do LL-HLS and fetches whole segments). Arrival latency: a
+picture when decoded (first 2.5 s skipped), as for the other paths above. Player latency: a
+player that plays by timestamps in real time from the first picture it got and waits (never
+skips) when one is late: set by where the client joined (ffmpeg starts 3 segments back from a
+full playlist; the LL-HLS client at the newest segment's start, hls.js would join nearer the
+edge at PART-HOLD-BACK, 0.6 s) and by its stalls. Fan-out: N viewers of one stream per side,
+the sides one after another on the same gateway and publisher; HLS viewers are Python asyncio
+clients on keep-alive connections that fetch every playlist and part (or segment) like a
+player, HTTP-FLV viewers `flv_readers`. CPU per viewer-second counts the gateway's CPU above
+the publisher alone, so the shared packager's cost is spread over the N HLS viewers."""
+
+
 def section_avsync(results):
     lat = res(results, "latency")
     if not lat:
@@ -222,6 +250,7 @@ def markdown(results, t, made, plot_note):
     lines += t["capacity_lines"]
     lines += ["", "## Added latency and first picture", "", section_latency(results), "",
               "## A/V sync", "", section_avsync(results), "",
+              "## HLS and LL-HLS", "", section_hls(results), "",
               "## What limits the shortfalls", ""]
     lines += [f"- {n}" for n in t["notes"]] or ["- Every target was met."]
     return "\n".join(lines) + "\n"

@@ -5,7 +5,7 @@ capacity, added latency, first picture, A/V sync. Writes docs/benchmarks.md, plo
 docs/bench/ and the raw figures as docs/bench/results.json.
 
 It calls the scenario functions of the other bench scripts (remux.py, udp.py, webrtc.py,
-h5.py, bridges.py, latency.py, avsync.py) and report.py; see each for what it measures.
+h5.py, bridges.py, latency.py, avsync.py, hls.py) and report.py; see each for what it measures.
 Everything runs on 127.0.0.1; each scenario starts its own gateway, nginx-rtmp and peers and
 stops them. The sides of a comparison run in the same window, so machine noise hits both.
 
@@ -16,8 +16,9 @@ stops them. The sides of a comparison run in the same window, so machine noise h
   --only   comma-separated step names (see STEPS) to run a part.
   --update with --only: merge the part's figures into the report already in --out (default
            docs/) and write it again, keeping the other steps' figures and run time.
+  --no-build use the binaries already built in the target directory (CARGO_TARGET_DIR).
 
-usage: bench/run.py [--quick|--full] [--out DIR] [--only STEPS [--update]]
+usage: bench/run.py [--quick|--full] [--out DIR] [--only STEPS [--update]] [--no-build]
 """
 
 import argparse
@@ -33,6 +34,7 @@ import gwbench as b
 import avsync
 import bridges
 import h5
+import hls
 import latency
 import remux
 import report
@@ -44,12 +46,14 @@ SETTINGS = {
              "fan_flv": [100, 500], "fan_rtmp": [100, 500], "fan_h5": 200, "fan_whep": [1, 5],
              "webrtc_n": [1, 4], "bare_audio_seconds": 120, "aac_opus_n": 4, "h5_n": 2, "h5_720_n": 1,
              "mpeg1_n": 2, "capacity": {"seconds": 10, "max": 64}, "capacity_mpeg1": {"seconds": 10, "start": 16}, "latency_seconds": 150, "sessions": 5,
-             "late_audio_s": 5, "workers": 1},
+             "late_audio_s": 5, "workers": 1,
+             "hls": {"latency_seconds": 60, "warm_s": 8, "fan_n": [50, 200], "fan_seconds": 10, "sides": ["llhls", "ts", "httpflv"], "settle": 4}},
     "quick": {"seconds": 3, "clip_seconds": 4, "floor_seconds": 4, "remux_n": [1], "udp_n": 1, "whip_whep_n": 1,
               "fan_flv": [20], "fan_rtmp": [20], "fan_h5": 5, "fan_whep": [1],
               "webrtc_n": [1], "bare_audio_seconds": 10, "aac_opus_n": 1, "h5_n": 1, "h5_720_n": 1,
               "mpeg1_n": 1, "capacity": None, "capacity_mpeg1": None, "latency_seconds": 30, "sessions": 1,
-              "late_audio_s": 3, "workers": 6},
+              "late_audio_s": 3, "workers": 6,
+              "hls": {"latency_seconds": 6, "warm_s": 0, "fan_n": [10], "fan_seconds": 3, "sides": ["llhls", "httpflv"], "settle": 2.5}},
 }
 
 
@@ -166,11 +170,17 @@ def step_latency(c, s):
     return r
 
 
+def step_hls(c, s):
+    h = s["hls"]
+    return {"latency": hls.scenario_latency(b.tmpdir(), h["latency_seconds"], h["warm_s"]),
+            "fanout": hls.scenario_fanout(b.tmpdir(), c.h264, h["fan_n"], h["fan_seconds"], h["sides"], h["settle"])}
+
+
 STEPS = {"latency": step_latency, "video_h5": step_video_h5, "video_h5_720": step_video_h5_720, "remux": step_remux, "udp": step_udp, "whip_whep": step_whip_whep,
          "fanout_httpflv": step_fanout_httpflv, "fanout_rtmp": step_fanout_rtmp, "fanout_h5": step_fanout_h5,
          "fanout_whep": step_fanout_whep, "audio_webrtc": step_audio_webrtc, "audio_aac_opus": step_audio_aac_opus,
          "video_mpeg1": step_video_mpeg1, "floors": step_floors, "capacity": step_capacity,
-         "capacity_mpeg1": step_capacity_mpeg1}
+         "capacity_mpeg1": step_capacity_mpeg1, "hls": step_hls}
 # How the report groups the steps' results: group -> {key in the group's result: step}.
 GROUPS = {"fanout": {"httpflv": "fanout_httpflv", "rtmp": "fanout_rtmp", "h5": "fanout_h5", "whep": "fanout_whep"},
           "audio": {"": "audio_webrtc", "aac_opus": "audio_aac_opus"},
@@ -239,6 +249,7 @@ def main():
     ap.add_argument("--out", help="where benchmarks.md and bench/ go (default: docs/ in --full, a temporary directory in --quick)")
     ap.add_argument("--only", help="comma-separated steps: " + ",".join(STEPS))
     ap.add_argument("--update", action="store_true", help="merge the --only steps into the report in --out")
+    ap.add_argument("--no-build", action="store_true", help="use the binaries already in the target directory (no cargo build)")
     a = ap.parse_args()
     if a.update and not (a.only and (a.out or not a.quick)):
         ap.error("--update needs --only and a report to merge into (--out, or docs/ without --quick)")
@@ -251,8 +262,9 @@ def main():
         ap.error(f"unknown steps {unknown}; known: {list(STEPS)}")
 
     started = time.time()
-    subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "interop-gateway", "--example", "flv_readers",
-                    "--example", "whip_load", "--example", "h5_bench", "--example", "avprobe"], cwd=b.ROOT, check=True)
+    if not a.no_build:
+        subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "interop-gateway", "--example", "flv_readers",
+                        "--example", "whip_load", "--example", "h5_bench", "--example", "avprobe"], cwd=b.ROOT, check=True)
     clips = Clips(settings["clip_seconds"], settings["floor_seconds"])
     # The latency run goes first (in --full it has the machine to itself).
     with concurrent.futures.ThreadPoolExecutor(max_workers=settings["workers"]) as pool:
