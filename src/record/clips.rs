@@ -73,8 +73,7 @@ impl Clips {
                 return;
             }
             match self.hub.plan_for(&stream, Protocol::Hls) {
-                Ok(plan)
-                    if ![&plan.video, &plan.audio].into_iter().flatten().any(|l| matches!(l, Leg::Convert { .. })) => {}
+                Ok(plan) if !converts(&plan) => {}
                 _ => {
                     tracing::debug!(stream = %key, "no clip window: HLS tracks need a conversion (clips.convert is off)");
                     return;
@@ -99,7 +98,13 @@ impl Clips {
             };
             let window = Arc::new(Mutex::new(ClipWindow::new(config)));
             this.windows.lock().unwrap_or_else(|e| e.into_inner()).insert(key.clone(), window.clone());
+            let convert = this.settings.convert;
             while let Some(frame) = sub.next().await {
+                if !convert && converts(sub.plan()) {
+                    // A new publisher (a takeover in the grace) needs a conversion: not for this.
+                    tracing::debug!(stream = %key, "clip window stops: its tracks now need a conversion");
+                    break;
+                }
                 window.lock().unwrap_or_else(|e| e.into_inner()).push(frame, SystemTime::now());
             }
             let mut windows = this.windows.lock().unwrap_or_else(|e| e.into_inner());
@@ -190,4 +195,9 @@ impl Clips {
     pub fn windows(&self) -> usize {
         self.windows.lock().unwrap_or_else(|e| e.into_inner()).len()
     }
+}
+
+/// Whether a plan converts a track.
+fn converts(plan: &crate::matrix::Plan) -> bool {
+    [&plan.video, &plan.audio].into_iter().flatten().any(|l| matches!(l, Leg::Convert { .. }))
 }
