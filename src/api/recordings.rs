@@ -177,7 +177,7 @@ pub struct ClipView {
 }
 
 fn unix(t: f64, name: &str) -> Result<SystemTime, ApiError> {
-    if !(t.is_finite() && t >= 0.0 && t < 1e11) {
+    if !(t.is_finite() && (0.0..1e11).contains(&t)) {
         return Err(ApiError::bad_request(format!("`{name}` must be unix seconds")));
     }
     Ok(UNIX_EPOCH + Duration::from_secs_f64(t))

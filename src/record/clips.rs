@@ -134,12 +134,12 @@ impl Clips {
         });
         let clip = match from_window {
             Some(clip) => clip?,
-            None => self.from_recordings(key, from, to, max).await?,
+            None => self.cut_recordings(key, from, to, max).await?,
         };
         self.write(key, clip).await
     }
 
-    async fn from_recordings(
+    async fn cut_recordings(
         &self,
         key: &StreamKey,
         from: SystemTime,

@@ -68,8 +68,15 @@ impl Packaging {
     /// The fMP4 init segment of this version (none for TS).
     pub fn init(&self, version: u32) -> Option<Bytes> {
         match self {
-            Packaging::Fmp4(s) => s.init().filter(|(v, _)| *v == version).map(|(_, b)| b.clone()),
+            Packaging::Fmp4(s) => s.init_of(version).cloned(),
             Packaging::Ts(_) => None,
+        }
+    }
+
+    fn prepare(&mut self, infos: &[Arc<TrackInfo>]) -> Result<(), String> {
+        match self {
+            Packaging::Fmp4(s) => s.prepare(infos).map_err(|e| e.to_string()),
+            Packaging::Ts(s) => s.prepare(infos).map_err(|e| e.to_string()),
         }
     }
 
@@ -161,12 +168,19 @@ impl Packager {
     /// Feeds the subscription into the segmenter until the stream ends, the packager has
     /// been idle too long, or the gateway shuts down.
     async fn run(self: Arc<Self>, mut sub: Subscription, idle: Duration, shutdown: CancellationToken) {
+        if !self.start_tracks(&mut sub, &shutdown).await {
+            self.end();
+            return;
+        }
         let mut tick = tokio::time::interval(Duration::from_secs(1));
         loop {
             tokio::select! {
                 frame = sub.next() => match frame {
                     Some(frame) => self.push(&frame),
-                    None => break,
+                    None => {
+                        tracing::info!(reason = ?sub.end_reason(), "the stream ended for the packager");
+                        break;
+                    }
                 },
                 // A request waiting on it (a blocking reload) counts as a request.
                 _ = tick.tick() => if self.idle_for() > idle && self.version.receiver_count() == 0 {
@@ -176,9 +190,44 @@ impl Packager {
                 _ = shutdown.cancelled() => break,
             }
         }
+        self.end();
+    }
+
+    fn end(&self) {
         self.state.lock().unwrap_or_else(|e| e.into_inner()).ended = true;
         self.version.send_modify(|v| *v += 1);
         self.stopped.cancel();
+    }
+
+    /// Holds the first frames until every track of the subscription has shown one (at most
+    /// [`START_WAIT`]: a video conversion's cached GOP comes at once while an audio one is
+    /// still starting), declares the tracks, then packages what was held. False: the stream
+    /// ended first.
+    async fn start_tracks(&self, sub: &mut Subscription, shutdown: &CancellationToken) -> bool {
+        let wanted = usize::from(sub.has_video()) + usize::from(sub.has_audio());
+        let deadline = Instant::now() + START_WAIT;
+        let mut held: Vec<Arc<Frame>> = Vec::new();
+        let mut infos: Vec<Arc<TrackInfo>> = Vec::new();
+        while infos.len() < wanted && held.len() < START_FRAMES {
+            let frame = tokio::select! {
+                frame = sub.next() => frame,
+                _ = tokio::time::sleep_until(deadline) => break,
+                _ = shutdown.cancelled() => None,
+            };
+            let Some(frame) = frame else { return false };
+            if !infos.iter().any(|i| i.kind() == frame.kind()) {
+                infos.push(frame.info.clone());
+            }
+            held.push(frame);
+        }
+        infos.sort_by_key(|i| i.kind().index());
+        if let Err(e) = self.state.lock().unwrap_or_else(|e| e.into_inner()).packaging.prepare(&infos) {
+            tracing::debug!(error = %e, "tracks not declared ahead");
+        }
+        for frame in &held {
+            self.push(frame);
+        }
+        true
     }
 
     fn push(&self, frame: &Frame) {
@@ -204,6 +253,11 @@ impl Packager {
         }
     }
 }
+
+/// How long a new packager waits for a frame of every track before it starts segments.
+const START_WAIT: Duration = Duration::from_secs(3);
+/// Frames it holds meanwhile at most.
+const START_FRAMES: usize = 2000;
 
 type Slot = Arc<OnceCell<Arc<Packager>>>;
 

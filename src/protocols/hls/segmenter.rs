@@ -146,6 +146,8 @@ pub struct Segmenter {
     config: SegmenterConfig,
     tracks: Vec<TrackState>,
     init: Option<(u32, Bytes)>,
+    /// Earlier init segments, newest last, for segments still listed that need them.
+    old_inits: VecDeque<(u32, Bytes)>,
     init_version: u32,
     segments: SegmentList,
     /// Where the open part and segment start, in ns of the stream's timeline.
@@ -160,6 +162,7 @@ impl Segmenter {
             config,
             tracks: Vec::new(),
             init: None,
+            old_inits: VecDeque::new(),
             init_version: 0,
             segments: SegmentList::new(config.keep),
             part_start: None,
@@ -171,6 +174,23 @@ impl Segmenter {
     /// The current init segment and its version.
     pub fn init(&self) -> Option<&(u32, Bytes)> {
         self.init.as_ref()
+    }
+
+    /// The init segment of `version`, the current one or one a kept segment may still need.
+    pub fn init_of(&self, version: u32) -> Option<&Bytes> {
+        self.init.iter().chain(self.old_inits.iter()).find(|(v, _)| *v == version).map(|(_, b)| b)
+    }
+
+    /// Declares the tracks before any frame (each as its first frame would), so that a track
+    /// whose first frame comes later (a conversion still starting) is in the first init
+    /// segment instead of making a second one.
+    pub fn prepare(&mut self, infos: &[Arc<TrackInfo>]) -> Result<(), Mp4Error> {
+        for info in infos {
+            if !self.tracks.iter().any(|t| t.kind == info.kind()) {
+                self.retrack(info.kind(), info)?;
+            }
+        }
+        Ok(())
     }
 
     /// Segments kept: completed ones, then the open one (if it has a part).
@@ -259,7 +279,12 @@ impl Segmenter {
         self.tracks.sort_by_key(|t| t.track.id);
         self.init_version += 1;
         let tracks: Vec<Track> = self.tracks.iter().map(|t| t.track.clone()).collect();
-        self.init = Some((self.init_version, mp4::init_segment(&tracks)));
+        if let Some(old) = self.init.replace((self.init_version, mp4::init_segment(&tracks))) {
+            self.old_inits.push_back(old);
+            if self.old_inits.len() > self.config.keep {
+                self.old_inits.pop_front();
+            }
+        }
         if fresh {
             if let Some(open) = self.segments.open_segment() {
                 open.init = self.init_version;

@@ -210,3 +210,34 @@ fn a_real_stream_segments_into_fmp4_that_ffprobe_reads() {
     assert!(text.contains("h264,64,64") && text.contains("aac,48000"), "{text}");
     assert!(frames("h264") >= 4 && frames("aac") >= 4, "{text}");
 }
+
+#[test]
+fn declared_tracks_make_one_init_and_earlier_inits_stay_served() {
+    let frames = stream(4.0, 25);
+    let mut s = Segmenter::new(SegmenterConfig::default());
+    s.prepare(&[video_info(), audio_info()]).expect("prepare");
+    let declared = s.init().map(|(v, _)| *v).expect("an init once declared");
+    let now = SystemTime::now();
+    // Video first (a cached GOP), audio only later: still one init with both tracks.
+    for f in frames.iter().filter(|f| f.kind() == TrackKind::Video) {
+        s.push(f, now).expect("video");
+    }
+    for f in frames.iter().filter(|f| f.kind() == TrackKind::Audio) {
+        s.push(f, now).expect("audio");
+    }
+    assert_eq!(s.init().map(|(v, _)| *v), Some(declared), "no second init when audio comes");
+    assert!(s.segments().iter().all(|seg| seg.init == declared));
+    // A new configuration makes init 2; init 1 is still there for the segments that need it.
+    let mut other = video_info().as_ref().clone();
+    if let TrackInfo::Video(v) = &mut other {
+        v.width = 352;
+    }
+    let other = Arc::new(other);
+    s.push(
+        &Frame::new(other, Ts(5_000_000_000), Ts(5_000_000_000), true, Bytes::from_static(&[0, 0, 0, 1, 0x65])),
+        now,
+    )
+    .expect("new configuration");
+    assert_eq!(s.init().map(|(v, _)| *v), Some(declared + 1));
+    assert!(s.init_of(declared).is_some() && s.init_of(declared + 1).is_some() && s.init_of(declared + 2).is_none());
+}

@@ -189,6 +189,19 @@ impl TsSegmenter {
         self.segments.find(msn)
     }
 
+    /// Declares the tracks before any frame (each as its first frame would), so that a track
+    /// whose first frame comes later is in the first segment's program.
+    pub fn prepare(&mut self, infos: &[Arc<TrackInfo>]) -> Result<(), TsError> {
+        for info in infos {
+            let kind = info.kind();
+            if self.tracks[kind.index()].is_none() {
+                let track = Track { info: info.clone(), conversion: Conversion::new(info)? };
+                self.retrack(kind, track, 0);
+            }
+        }
+        Ok(())
+    }
+
     /// Takes a frame (video and audio interleaved by arrival, each track's dts rising). On an
     /// error (a codec TS does not carry here, a configuration or payload it cannot convert)
     /// nothing changed.
