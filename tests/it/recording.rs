@@ -217,3 +217,42 @@ async fn clips_last_what_was_asked_within_a_gop() {
         assert_eq!(reply.status, status, "{body}: {}", reply.body);
     }
 }
+
+/// A disk that fills while recording (a 1 MiB tmpfs, mounted in the test's own namespaces):
+/// the recording stops as `failed` with the reason, and the stream plays on.
+#[test]
+fn a_full_disk_fails_the_recording_and_the_stream_plays_on() {
+    if !common::chromium::in_loopback_netns("a_full_disk_fails_the_recording_and_the_stream_plays_on") {
+        return;
+    }
+    let dir = TempDir::new("recording-full");
+    let disk = dir.path().join("disk");
+    std::fs::create_dir_all(&disk).unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(&disk)
+        .status()
+        .expect("mount");
+    assert!(mounted.success(), "mount a tmpfs in the test's mount namespace");
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("rt");
+    runtime.block_on(async {
+        let gw = Gateway::start_with(
+            &[],
+            Some(&format!("recording: {{ dir: \"{}\", segment_seconds: 2 }}\n", disk.display())),
+        );
+        let api = gw.api();
+        let _publisher = Ffmpeg::publish(&gw.rtmp_url("/live/full"), PublishOptions::default());
+        api.wait_live("full", MEDIA).await.expect("live");
+        let started = api.post_json("/api/v1/streams/full/recordings", &json!({})).await.unwrap();
+        assert_eq!(started.status, 201, "{}", started.body);
+        let failed = wait_recording(&gw, "full", "failed", Duration::from_secs(40)).await.expect("fails when full");
+        let error = failed["error"].as_str().unwrap_or_default().to_lowercase();
+        assert!(error.contains("full") || error.contains("space"), "says why: {failed:#}");
+        assert!(!failed["files"].as_array().unwrap().is_empty(), "keeps what was written: {failed:#}");
+        // The stream is untouched: still live and readable.
+        let probe = ffprobe(&gw.http_url("/live/full.flv"), MEDIA).await.expect("still plays");
+        probe.expect_h264_aac(640, 360, 44100).unwrap();
+        println!("recording failed as expected: {error}");
+    });
+    let _ = std::process::Command::new("umount").arg(&disk).status();
+}
