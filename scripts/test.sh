@@ -27,17 +27,25 @@ lint_log=$(mktemp)
 ) >"$lint_log" 2>&1 &
 lint_pid=$!
 
+# The bench draws its plots with matplotlib, which install-deps brings as Debian's
+# python3-matplotlib: use Debian's python3 when another one (pyenv, say) comes first on PATH
+# without it.
+py=python3
+if ! python3 -c 'import matplotlib' 2>/dev/null && /usr/bin/python3 -c 'import matplotlib' 2>/dev/null; then
+  py=/usr/bin/python3
+fi
+
 # A quick smoke run of the benchmarks (seconds; asserts no figure), so a broken bench shows
 # here. It comes first so the test runner's summary line stays last.
 echo "== bench smoke: bench/run.py --quick"
-python3 bench/run.py --quick
+"$py" bench/run.py --quick
 bench_status=$?
 # A churn soak of about 2 minutes: fails if the gateway dies or fds, GStreamer pipelines or
 # tokio tasks stay above their idle counts once the load is gone (bench/soak.py).
 echo "== soak smoke: bench/soak.py --quick"
-python3 bench/soak.py --quick || bench_status=$?
+"$py" bench/soak.py --quick || bench_status=$?
 echo "== admission smoke: bench/admission.py --quick"
-python3 bench/admission.py --quick || bench_status=$?
+"$py" bench/admission.py --quick || bench_status=$?
 
 wait "$lint_pid"
 lint_status=$?
