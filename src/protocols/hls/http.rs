@@ -233,9 +233,8 @@ fn blocking_request(q: &HashMap<String, String>) -> Result<Option<(u64, Option<u
 /// Prefixes every URI of a media playlist with `prefix` and appends `query`.
 fn rewrite_uris(text: &str, prefix: &str, query: &str) -> String {
     let mut out = String::with_capacity(text.len() + 64);
-    for line in text.lines() {
-        if line.is_empty() {
-        } else if !line.starts_with('#') {
+    for line in text.lines().filter(|l| !l.is_empty()) {
+        if !line.starts_with('#') {
             out.push_str(prefix);
             out.push_str(line);
             out.push_str(query);
