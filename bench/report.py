@@ -10,6 +10,7 @@ import subprocess
 
 import avsync
 import hls
+import srs
 import targets
 
 FIGURES = "bench"
@@ -246,6 +247,7 @@ def markdown(results, t, made, plot_note):
         lines.append("")
     lines += ["## Passthrough (remux) bridges, N at once", "", section_remux(results), "",
               "## Fan-out", "", section_fanout(results), "",
+              "### HTTP-FLV fan-out against SRS", "", srs.section((res(results, "fanout") or {}).get("srs")), "",
               "## Conversions against their codec floor and ffmpeg per bridge", "", section_conversions(results, t), ""]
     lines += t["capacity_lines"]
     lines += ["", "## Added latency and first picture", "", section_latency(results), "",
