@@ -20,24 +20,26 @@ named SRS_COMMIT (one line, the commit) beside the binary or in one of its two p
 directories (objs/, trunk/, the checkout); `git rev-parse HEAD` run where the binary is;
 else "?". The version is what `srs -v` prints.
 
-The scenario (all on 127.0.0.1): one gateway and one SRS run together, each fed the same clip by
+The scenario (all on 127.0.0.1): one gateway and two SRS processes (below) run together, each fed the same clip by
 its own looping `ffmpeg -re -c copy` publisher (rtmp://.../live/fan). SRS runs with a generated
 minimal config: RTMP and HTTP server on free loopback ports, `http_remux` on for the default
 vhost (mount [vhost]/[app]/[stream].flv), GOP cache on (its default, as the gateway caches the
 GOP), WebRTC and the HTTP API off, no daemon, warn-level log to a file in the temp dir. For each
 N, N HTTP-FLV viewers (`flv_readers`, the tool of the gateway's own fan-out step) attach to one
-side, then, when they are gone, N to the other; the order alternates from one N to the next so
-a drift in the machine's speed hits both. Measured on each side over the same length of window
+side, then, when they are gone, N to the next; the order rotates from one N to the next so a
+drift in the machine's speed hits every side. Measured on each side over the same length of window
 (after 4 s of warm-up, the cached-GOP burst): CPU of the server's process tree (utime+stime from
 /proc), given as µs of CPU per viewer-second both in total and above the side's own CPU with
 its publisher alone (measured for both, together, before any viewer); RSS (VmRSS) and PSS of
 the server; the viewers' longest stall and bytes per viewer-second (that both sides deliver the
 same stream).
 
-SRS runs with its defaults otherwise, as a user would get it: merged writes (`mw_latency`
-350 ms, `min_latency` off) batch up to 350 ms of media per write to a viewer, which costs fewer
-syscalls per viewer and shows as a longest stall of about 350 ms; the gateway writes as frames
-arrive. The report says so beside the figures.
+SRS's HTTP-FLV viewer loop sleeps `mw_latency` (default 350 ms; src/app/srs_app_http_stream.cpp)
+whenever it finds nothing new to send, so it writes up to 350 ms of media at a time: fewer
+syscalls per viewer, and a longest stall of about 350 ms; the gateway writes as frames arrive.
+So two SRS processes run (SRS_SIDES): "srs" with SRS's defaults, as a user gets it, and
+"srs_mw40" with `play { mw_latency 40; }`, near the gateway's stall. (0 would make the loop spin.)
+The sides take turns, the order rotating from one N to the next.
 
 usage: bench/srs.py [--viewers N[,N...]] [--seconds S]   (SRS_BIN must be set)
 """
@@ -88,8 +90,14 @@ def version(exe):
         return "?"
 
 
-def config(d, rtmp_port, http_port, max_connections):
+# The SRS sides: name -> the vhost's play.mw_latency in ms (None: SRS's default, 350 ms).
+SRS_SIDES = {"srs": None, "srs_mw40": 40}
+LABELS = {"gateway": "gateway", "srs": "SRS (defaults: mw_latency 350 ms)", "srs_mw40": "SRS (mw_latency 40 ms)"}
+
+
+def config(d, rtmp_port, http_port, max_connections, mw_latency=None):
     (d / "html").mkdir(exist_ok=True)
+    play = f"play {{ mw_latency {mw_latency}; }}" if mw_latency is not None else ""
     return f"""listen 127.0.0.1:{rtmp_port};
 max_connections {max_connections};
 daemon off;
@@ -103,17 +111,18 @@ rtc_server {{ enabled off; }}
 stats {{ network 0; }}
 vhost __defaultVhost__ {{
     gop_cache on;
+    {play}
     http_remux {{ enabled on; mount [vhost]/[app]/[stream].flv; }}
 }}
 """
 
 
-def start(d, exe, max_connections=2000):
+def start(d, exe, max_connections=2000, mw_latency=None):
     """SRS on free loopback ports: (process, http "127.0.0.1:P", rtmp "127.0.0.1:P")."""
     d.mkdir(parents=True, exist_ok=True)
     rtmp_port, http_port = b.free_port(), b.free_port()
     conf = d / "srs.conf"
-    conf.write_text(config(d, rtmp_port, http_port, max_connections))
+    conf.write_text(config(d, rtmp_port, http_port, max_connections, mw_latency))
     out = open(d / "srs.stdout", "w")
     p = b.start([str(exe), "-c", str(conf)], cwd=d, stdout=out, stderr=subprocess.STDOUT)
     try:
@@ -141,19 +150,23 @@ def scenario_fanout(tmp, clip, counts, seconds):
         return {"measured": False, "note": NOT_MEASURED}
     d = tmp / "fan-srs"
     d.mkdir()
-    srs, shttp, srtmp = start(d / "srs", exe, max_connections=max(counts) + 200)
     gw, ghttp, grtmp = b.gateway(d)
     b.source(clip, f"rtmp://{grtmp}/live/fan")
-    b.source(clip, f"rtmp://{srtmp}/live/fan")
+    procs, pids, urls = [gw], {"gateway": [gw.pid]}, {"gateway": f"http://{ghttp}/live/fan.flv"}
+    for side, mw in SRS_SIDES.items():
+        p, shttp, srtmp = start(d / side, exe, max_connections=max(counts) + 200, mw_latency=mw)
+        b.source(clip, f"rtmp://{srtmp}/live/fan")
+        procs.append(p)
+        pids[side] = [p.pid]
+        urls[side] = f"http://{shttp}/live/fan.flv"
     time.sleep(4)
-    pids = {"gateway": [gw.pid], "srs": [srs.pid]}
     idle = b.measure(pids, 3)
     for side in pids:
         idle[side]["rss_kib"] = rss_kib(pids[side])
-    urls = {"gateway": f"http://{ghttp}/live/fan.flv", "srs": f"http://{shttp}/live/fan.flv"}
     steps = []
     for i, n in enumerate(counts):
-        order = ["gateway", "srs"] if i % 2 == 0 else ["srs", "gateway"]
+        sides = list(pids)
+        order = sides[i % len(sides):] + sides[:i % len(sides)]
         step = {"viewers": n, "order": order}
         for side in order:
             r = remux.readers(urls[side], n, seconds + 6)
@@ -162,36 +175,37 @@ def scenario_fanout(tmp, clip, counts, seconds):
             rss = rss_kib(pids[side])
             got = json.loads(r.communicate(timeout=seconds + 30)[0] or b"{}")
             cpu, base = m[side]["cpu_cores"], idle[side]["cpu_cores"]
-            step[side] = {"measure": m[side], "other_side": m["srs" if side == "gateway" else "gateway"], "viewers_cpu": m["viewers"],
+            step[side] = {"measure": m[side], "others": {k: v for k, v in m.items() if k not in (side, "viewers")}, "viewers_cpu": m["viewers"],
                           "rss_kib": rss, "readers": got,
                           "us_per_viewer_s": 1e6 * cpu / n, "us_per_viewer_s_above_idle": 1e6 * (cpu - base) / n,
                           "bytes_per_viewer_s": got.get("bytes", 0) / n / (seconds + 6) if n else 0}
             time.sleep(2)  # the viewers' connections close before the other side's start
         steps.append(step)
-    for p in (gw, srs):
+    for p in procs:
         b.stop(p)
     return {"scenario": "fanout-srs", "measured": True, "srs_commit": commit(exe), "srs_version": version(exe),
-            "srs_bin": str(exe), "idle": idle, "steps": steps}
+            "srs_bin": str(exe), "sides": list(pids), "srs_mw_latency_ms": SRS_SIDES, "idle": idle, "steps": steps}
 
 
 def section(r):
     """The report's lines for the SRS comparison (`r`: the step's result, or None)."""
     if not r or not r.get("measured"):
         return (r or {}).get("note") or NOT_MEASURED
+    sides = r.get("sides", ["gateway", "srs"])
     rows = [f"SRS {r['srs_version']} (commit {r['srs_commit']}), built from source outside this repository, "
-            f"beside the gateway, one stream each; N HTTP-FLV viewers (`flv_readers`) on one side, then on the other "
-            f"(order alternating per N). Publisher alone: gateway {100 * r['idle']['gateway']['cpu_cores']:.1f}% of a core, "
-            f"RSS {r['idle']['gateway']['rss_kib'] / 1024:.0f} MiB; SRS {100 * r['idle']['srs']['cpu_cores']:.1f}%, "
-            f"RSS {r['idle']['srs']['rss_kib'] / 1024:.0f} MiB. SRS runs with its default merged writes "
-            f"(`mw_latency` 350 ms): fewer, larger writes per viewer, hence its longest stall of about 350 ms; the gateway "
-            f"writes as frames arrive. See `bench/srs.py`.",
+            f"beside the gateway, one stream each; N HTTP-FLV viewers (`flv_readers`) on one side at a time "
+            f"(order rotating per N). Publisher alone: "
+            + "; ".join(f"{LABELS.get(s, s)} {100 * r['idle'][s]['cpu_cores']:.1f}% of a core, RSS {r['idle'][s]['rss_kib'] / 1024:.0f} MiB" for s in sides)
+            + ". SRS's HTTP-FLV viewer loop sleeps `mw_latency` (default 350 ms) whenever it finds nothing new to send: "
+            "fewer, larger writes per viewer, and a longest stall of about that much; the gateway writes as frames arrive. "
+            "Hence a second SRS with `mw_latency 40`. See `bench/srs.py`.",
             "",
             "| viewers | server | CPU (of one core) | µs CPU per viewer-second | above publisher alone | RSS (MiB) | PSS (MiB) | viewers with data | longest stall | kB per viewer-second |",
             "|---|---|---|---|---|---|---|---|---|---|"]
     for st in r["steps"]:
-        for side in ("gateway", "srs"):
+        for side in sides:
             x = st[side]
-            rows.append(f"| {st['viewers']} | {'gateway' if side == 'gateway' else 'SRS'} | {100 * x['measure']['cpu_cores']:.1f}% | "
+            rows.append(f"| {st['viewers']} | {LABELS.get(side, side)} | {100 * x['measure']['cpu_cores']:.1f}% | "
                         f"{x['us_per_viewer_s']:.0f} | {x['us_per_viewer_s_above_idle']:.0f} | {x['rss_kib'] / 1024:.1f} | "
                         f"{x['measure']['pss_kib'] / 1024:.1f} | {x['readers'].get('with_data')}/{st['viewers']} | "
                         f"{x['readers'].get('max_stall_ms')} ms | {x['bytes_per_viewer_s'] / 1000:.0f} |")
