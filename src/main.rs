@@ -269,11 +269,13 @@ fn serve(flags: ServeArgs) -> anyhow::Result<()> {
         {
             listening.push_str(&format!(" relay={relay_addr}"));
         }
+        // Before `listening` is announced: from then on a SIGTERM is a clean shutdown.
+        let stop = shutdown_signal();
         eprintln!("{listening}");
         let reload_gw = gw.clone();
         tokio::spawn(async move { reload_on_sighup(reload_gw).await });
         tokio::spawn(trim_malloc_periodically());
-        server::run(gw, &cfg, listeners, shutdown_signal()).await?;
+        server::run(gw, &cfg, listeners, stop).await?;
         anyhow::Ok(())
     });
     // Tasks still alive are dropped with the runtime; whatever pipeline their drops could not
@@ -284,15 +286,24 @@ fn serve(flags: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
+/// SIGTERM or Ctrl-C. The SIGTERM handler is installed when this is called, not when the
+/// future is first polled: a SIGTERM that comes while the server is still starting is a
+/// clean shutdown too, not the default action (the process killed).
+fn shutdown_signal() -> impl std::future::Future<Output = ()> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut term = match signal(SignalKind::terminate()) {
-        Ok(s) => s,
-        Err(_) => return std::future::pending().await,
-    };
-    tokio::select! {
-        _ = tokio::signal::ctrl_c() => {}
-        _ = term.recv() => {}
+    let term = signal(SignalKind::terminate()).ok();
+    async move {
+        match term {
+            Some(mut term) => {
+                tokio::select! {
+                    _ = tokio::signal::ctrl_c() => {}
+                    _ = term.recv() => {}
+                }
+            }
+            None => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
     }
 }
 
