@@ -139,6 +139,11 @@ pub struct HubSettings {
     pub reconnect_grace_seconds: f64,
     /// A viewer whose connection takes nothing for this long is disconnected.
     pub write_stall_seconds: f64,
+    /// HTTP-FLV and RTMP viewers: the least time between two writes to one viewer, what
+    /// arrives meanwhile going out in one write (SRS's `mw_latency`). Fewer system calls for
+    /// up to this much added latency; 0 (the default): each video frame is written as it
+    /// arrives, the audio beside it with it.
+    pub merge_window_seconds: f64,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -302,6 +307,7 @@ impl Default for HubSettings {
             max_gop_seconds: d.limits.max_gop_age.as_millis() as f64 / 1000.0,
             reconnect_grace_seconds: d.reconnect_grace.as_secs_f64(),
             write_stall_seconds: d.write_stall.as_secs_f64(),
+            merge_window_seconds: d.batching.merge_window.as_secs_f64(),
         }
     }
 }
@@ -345,6 +351,8 @@ impl Config {
             crate::media::Ts::from_millis((secs(self.hub.max_gop_seconds.min(86_400.0)).as_millis() as i64).max(100));
         hub.reconnect_grace = secs(self.hub.reconnect_grace_seconds);
         hub.write_stall = stall_or_default(self.hub.write_stall_seconds);
+        // At most 2 s: a longer window would only turn viewers into laggards.
+        hub.batching.merge_window = secs(self.hub.merge_window_seconds.min(2.0));
         hub.max_publishers = self.limits.max_publishers;
         hub
     }

@@ -105,7 +105,7 @@ pub async fn run(
         Some(api) => {
             let gate = crate::limits::Gate::new("api", http_cap);
             let serving =
-                crate::http::serve::serve(api, router(&gw, Serves::Api), gw.limits, gw.shutdown.clone(), gate);
+                crate::http::serve::serve(api, router(&gw, Serves::Api), gw.limits, gw.shutdown.clone(), gate, None);
             (Serves::Media, Some(tokio::spawn(serving)))
         }
         None => (Serves::All, None),
@@ -116,6 +116,7 @@ pub async fn run(
         gw.limits,
         gw.shutdown.clone(),
         http_gate,
+        Some(flv_ctx(&gw)),
     ));
     shutdown.await;
     tracing::info!("shutting down");
@@ -153,7 +154,7 @@ pub fn router(gw: &Gateway, serves: Serves) -> Router {
     };
     crate::api::router(gw.clone())
         // HTTP-FLV play.
-        .merge(flv::http::routes(flv::http::FlvCtx { hub: gw.hub.clone(), admission: gw.admission.clone() }))
+        .merge(flv::http::routes(flv_ctx(gw)))
         // WHIP/WHEP (with their own CORS layer).
         .merge(webrtc::routes(webrtc::WebrtcCtx {
             hub: gw.hub.clone(),
@@ -189,6 +190,10 @@ pub fn router(gw: &Gateway, serves: Serves) -> Router {
         // The control API and /metrics: tokens and roles, no cross-site state changes.
         .layer(axum::middleware::from_fn_with_state(gw.admission.clone(), crate::api::access::guard))
         .layer(axum::middleware::from_fn_with_state(serves, only_what_it_serves))
+}
+
+fn flv_ctx(gw: &Gateway) -> flv::http::FlvCtx {
+    flv::http::FlvCtx { hub: gw.hub.clone(), admission: gw.admission.clone() }
 }
 
 /// With an API listener, the control API is not found on the media port and only the API

@@ -6,6 +6,8 @@
 //! - Headers: a client must send each request's headers within
 //!   `limits.http_header_timeout_seconds`, also while a kept-alive connection waits for its
 //!   next request, so slow (slowloris) and idle clients are closed.
+//! - HTTP-FLV: a connection whose first request is a FLV play is answered without hyper and
+//!   written straight to its socket (see [`crate::protocols::flv::raw`]).
 //! - Cap: past `limits.max_http_connections`, [`HTTP_OVERFLOW`] more connections are served
 //!   by a small router that answers `GET /healthz` and 503 with `{"error"}` to anything else,
 //!   then closes (they must send their request within a second); past that, connections are
@@ -31,6 +33,7 @@ use super::write_stall::{StallGuard, WRITE_STALL};
 use super::ApiError;
 use crate::config::LimitsSettings;
 use crate::limits::{Gate, Permit, HTTP_OVERFLOW};
+use crate::protocols::flv::http::FlvCtx;
 use tokio_util::sync::CancellationToken;
 
 /// How long a connection past the cap may take to send its request headers.
@@ -44,24 +47,25 @@ pub async fn serve(
     limits: LimitsSettings,
     shutdown: CancellationToken,
     gate: Gate,
+    flv: Option<FlvCtx>,
 ) {
     let overflow_gate = Gate::new("http-overflow", HTTP_OVERFLOW);
     let overflow_app = overflow_router(gate.cap());
     let header_timeout = limits.http_header_timeout();
     while let Some((io, peer)) = crate::limits::accept(&listener, "HTTP", Duration::from_millis(50), &shutdown).await {
-        let (router, permit, timeout) = match gate.try_enter(peer) {
-            Ok(p) => (app.clone(), p, header_timeout),
+        let (router, permit, timeout, flv) = match gate.try_enter(peer) {
+            Ok(p) => (app.clone(), p, header_timeout, flv.clone()),
             Err(why) => {
                 gate.note_refused(peer, why);
                 match overflow_gate.try_enter(peer) {
                     // Past the cap a client must ask at once, so idle ones cannot hold
                     // the places kept for /healthz.
-                    Ok(p) => (overflow_app.clone(), p, OVERFLOW_HEADER_TIMEOUT.min(header_timeout)),
+                    Ok(p) => (overflow_app.clone(), p, OVERFLOW_HEADER_TIMEOUT.min(header_timeout), None),
                     Err(_) => continue, // closed at once
                 }
             }
         };
-        tokio::spawn(connection(io, peer, router, permit, timeout, shutdown.clone()));
+        tokio::spawn(connection(io, peer, router, permit, timeout, shutdown.clone(), flv));
     }
     while gate.open() + overflow_gate.open() > 0 {
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -75,7 +79,14 @@ async fn connection(
     _permit: Permit,
     header_timeout: Duration,
     shutdown: tokio_util::sync::CancellationToken,
+    flv: Option<FlvCtx>,
 ) {
+    if let Some(flv) = flv {
+        // A player's connection: written straight to its socket (see `flv::raw`).
+        if crate::protocols::flv::raw::is_play(&io, header_timeout).await {
+            return crate::protocols::flv::raw::serve(io, peer, flv, header_timeout, shutdown).await;
+        }
+    }
     let service = router.map_request(move |mut req: Request<Incoming>| {
         req.extensions_mut().insert(ConnectInfo(peer));
         req.map(axum::body::Body::new)

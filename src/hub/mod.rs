@@ -10,6 +10,7 @@ mod key;
 mod lease;
 mod metrics;
 pub mod observer;
+pub mod outbox;
 mod publisher;
 pub mod remote;
 mod replan;
@@ -33,7 +34,7 @@ pub use publisher::Publisher;
 pub use remote::{Claim, ClaimError, Remote, RELAY_TRANSPORT};
 pub use replan::{decide as decide_replan, PlanInputs, Replan};
 pub use stream::{ConsumerMeta, PublisherMeta, Stream};
-pub use subscription::{EndReason, Subscription};
+pub use subscription::{Batching, EndReason, Subscription};
 pub use timeline::Timeline;
 pub use track::{CacheLimits, TrackJoin, TrackOutput};
 
@@ -66,6 +67,8 @@ pub struct HubConfig {
     pub write_stall: Duration,
     /// Streams with a publisher at once; a new one past it is refused (0: no limit).
     pub max_publishers: usize,
+    /// How HTTP-FLV and RTMP viewers gather frames into writes.
+    pub batching: Batching,
 }
 
 impl Default for HubConfig {
@@ -77,6 +80,7 @@ impl Default for HubConfig {
             ready_timeout: Duration::from_secs(10),
             reconnect_grace: Duration::from_secs(10),
             write_stall: egress::WRITE_STALL,
+            batching: Batching::default(),
             max_publishers: 0,
         }
     }

@@ -12,7 +12,7 @@ use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use tokio::time::Instant;
 
 use super::lease::ConsumerLease;
@@ -25,6 +25,31 @@ use crate::media::{Frame, TrackInfo, TrackKind, Ts};
 /// How long audio that comes before a consumer's first video frame is held for it; after that
 /// the audio goes out alone (as it would without video).
 pub const FIRST_PICTURE_WAIT: Duration = Duration::from_secs(3);
+
+/// How a consumer that writes to a socket gathers frames into one write (see
+/// [`Subscription::next_batch`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Batching {
+    /// How long audio found without video waits for the next video frame, so that both go
+    /// out in one write: about one frame (a video frame itself never waits).
+    pub audio_hold: Duration,
+    /// The least time between two writes to one consumer (SRS's `mw_latency`): what arrives
+    /// meanwhile waits and goes out together. Zero (the default): every video frame is
+    /// written when it arrives.
+    pub merge_window: Duration,
+}
+
+/// Audio waits at most one frame (at 25 fps) for the picture it goes out with.
+pub const AUDIO_HOLD: Duration = Duration::from_millis(40);
+/// While the picture flows a batching consumer wakes for video only; audio that comes
+/// without video for this long (the picture paused) goes out on its own.
+pub const VIDEO_GAP: Duration = Duration::from_millis(80);
+
+impl Default for Batching {
+    fn default() -> Self {
+        Batching { audio_hold: AUDIO_HOLD, merge_window: Duration::ZERO }
+    }
+}
 
 /// Why a subscription ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -209,32 +234,137 @@ impl Subscription {
                     continue;
                 }
             };
-            match result {
-                Ok(frame) => {
-                    if !self.fits(&frame) {
-                        continue;
-                    }
-                    if let Some(frame) = self.admit(frame).and_then(|f| self.align(f)) {
-                        return Some(self.sent(frame));
-                    }
+            if let Some(frame) = self.take(kind, result) {
+                return Some(self.sent(frame));
+            }
+        }
+    }
+
+    /// The frames ready for this consumer, gathered so that it wakes about once per video
+    /// frame instead of once per frame (see [`Batching`]): waits as [`Subscription::next`] does
+    /// for the first, then takes, without waiting, whatever else is ready. Audio found without
+    /// video waits for the next video frame, for at most `batching.audio_hold`. `out` is
+    /// cleared first and comes back in decode order; false when the subscription has ended
+    /// and nothing is left (see [`Subscription::end_reason`]).
+    pub async fn next_batch(&mut self, out: &mut Vec<Arc<Frame>>, batching: Batching) -> bool {
+        out.clear();
+        let mut hold_until: Option<Instant> = None;
+        loop {
+            self.take_ready(out);
+            let video_open = self.video.as_ref().is_some_and(|t| t.open);
+            if self.ended.is_some() || (!out.is_empty() && !video_open) {
+                break;
+            }
+            if out.iter().any(|f| f.kind() == TrackKind::Video) {
+                break;
+            }
+            if !out.is_empty() {
+                let until = *hold_until.get_or_insert_with(|| Instant::now() + batching.audio_hold);
+                if Instant::now() >= until {
+                    break;
                 }
-                Err(RecvError::Lagged(_)) => {
-                    self.lag_events += 1;
-                    if self.lag_events > self.max_lag_events {
-                        self.ended = Some(EndReason::TooSlow);
-                        return None;
+                // Only video (or the hold running out) wakes it now; audio waits in its queue.
+                tokio::select! {
+                    biased;
+                    r = recv(&mut self.video) => {
+                        if let Some(frame) = self.take(TrackKind::Video, r) {
+                            out.push(self.sent(frame));
+                        }
                     }
-                    self.skipping = self.video.is_some();
+                    _ = tokio::time::sleep_until(until) => break,
+                    _ = replan::sources_changed(&mut self.replanner) => self.replan(),
                 }
-                Err(RecvError::Closed) => {
-                    let track = match kind {
-                        TrackKind::Video => &mut self.video,
-                        TrackKind::Audio => &mut self.audio,
-                    };
-                    if let Some(t) = track {
-                        t.open = false;
+                continue;
+            }
+            if video_open && matches!(self.start, Start::PictureAt(_)) && self.backlog.is_empty() {
+                // The picture flows: only video wakes the consumer, the audio beside it is
+                // taken with it; audio alone is looked for after `VIDEO_GAP`.
+                tokio::select! {
+                    biased;
+                    r = recv(&mut self.video) => {
+                        if let Some(frame) = self.take(TrackKind::Video, r) {
+                            out.push(self.sent(frame));
+                        }
                     }
+                    _ = tokio::time::sleep(VIDEO_GAP) => {
+                        self.take_ready(out);
+                        if !out.is_empty() {
+                            break;
+                        }
+                    }
+                    _ = replan::sources_changed(&mut self.replanner) => self.replan(),
                 }
+                continue;
+            }
+            match self.next().await {
+                Some(frame) => out.push(frame),
+                None => break,
+            }
+        }
+        out.sort_by_key(|f| f.dts);
+        !out.is_empty()
+    }
+
+    /// Takes every frame that is ready without waiting: the backlog, then what each track's
+    /// queue holds.
+    fn take_ready(&mut self, out: &mut Vec<Arc<Frame>>) {
+        for kind in [TrackKind::Video, TrackKind::Audio] {
+            while let Some(frame) = self.backlog.pop_front() {
+                out.push(self.sent(frame));
+            }
+            loop {
+                let track = match kind {
+                    TrackKind::Video => &mut self.video,
+                    TrackKind::Audio => &mut self.audio,
+                };
+                let result = match track {
+                    Some(t) if t.open && self.ended.is_none() => match t.receiver.try_recv() {
+                        Ok(frame) => Ok(frame),
+                        Err(TryRecvError::Empty) => break,
+                        Err(TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
+                        Err(TryRecvError::Closed) => Err(RecvError::Closed),
+                    },
+                    _ => break,
+                };
+                if let Some(frame) = self.take(kind, result) {
+                    out.push(self.sent(frame));
+                }
+            }
+        }
+        // A first picture releases the audio held for it (see `align`).
+        while let Some(frame) = self.backlog.pop_front() {
+            out.push(self.sent(frame));
+        }
+    }
+
+    /// One receive's outcome on track `kind`: the frame if it goes out to this consumer.
+    /// Counts lags (and ends the subscription past the allowance) and closes a finished track.
+    fn take(&mut self, kind: TrackKind, result: Result<Arc<Frame>, RecvError>) -> Option<Arc<Frame>> {
+        match result {
+            Ok(frame) => {
+                if !self.fits(&frame) {
+                    return None;
+                }
+                self.admit(frame).and_then(|f| self.align(f))
+            }
+            Err(RecvError::Lagged(_)) => {
+                self.lag_events += 1;
+                if self.lag_events > self.max_lag_events {
+                    self.ended = Some(EndReason::TooSlow);
+                    return None;
+                }
+                self.skipping = self.video.is_some();
+                None
+            }
+            Err(RecvError::Closed) => {
+                let track = match kind {
+                    TrackKind::Video => &mut self.video,
+                    TrackKind::Audio => &mut self.audio,
+                };
+                if let Some(t) = track {
+                    t.open = false;
+                }
+                None
             }
         }
     }

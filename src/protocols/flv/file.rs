@@ -3,6 +3,7 @@ use bytes::{Buf, BufMut, Bytes, BytesMut};
 use tracing::{debug, error};
 
 use super::{check_size, FlvError, FlvTag, TagKind};
+use crate::hub::outbox::Outbox;
 
 const HEADER_LEN: usize = 9;
 const TAG_HEADER_LEN: usize = 11;
@@ -35,6 +36,24 @@ pub fn file_tag(kind: TagKind, timestamp_ms: u32, body: &[u8]) -> Bytes {
     out.put_slice(body);
     out.put_u32(size + TAG_HEADER_LEN as u32);
     out.freeze()
+}
+
+/// [`file_tag`] into a viewer's [`Outbox`]: the header and PreviousTagSize are the viewer's
+/// own bytes, `body` is shared (not copied). An over-long body is left out, as there.
+pub fn put_file_tag(out: &mut Outbox, kind: TagKind, timestamp_ms: u32, body: &Bytes) {
+    if body.len() > MAX_TAG_SIZE {
+        error!(size = body.len(), "FLV tag body too large to frame; tag left out");
+        return;
+    }
+    let size = body.len() as u32;
+    let mut header = [0u8; TAG_HEADER_LEN];
+    header[0] = kind.type_id();
+    header[1..4].copy_from_slice(&size.to_be_bytes()[1..]);
+    header[4..7].copy_from_slice(&timestamp_ms.to_be_bytes()[1..]);
+    header[7] = (timestamp_ms >> 24) as u8;
+    out.put_slice(&header);
+    out.put_shared(body.clone());
+    out.put_slice(&(size + TAG_HEADER_LEN as u32).to_be_bytes());
 }
 
 /// What an FLV file header says.

@@ -15,7 +15,10 @@ mod fps;
 pub mod http;
 mod ingest;
 mod meta;
+pub mod raw;
+mod sink;
 mod tag;
+mod viewer;
 
 use bytes::Bytes;
 
@@ -24,7 +27,7 @@ use crate::media::h264::H264Error;
 use crate::media::TrackKind;
 
 pub use egress::FlvEgress;
-pub use file::{file_header, file_tag, FlvHeader, FlvReader};
+pub use file::{file_header, file_tag, put_file_tag, FlvHeader, FlvReader};
 pub use ingest::FlvIngest;
 pub use meta::{metadata_body, MetaHints};
 pub use tag::{

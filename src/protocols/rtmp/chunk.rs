@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
 use super::error::ChunkError;
+use crate::hub::outbox::Outbox;
 
 /// Largest message a [`ChunkDecoder::new`] accepts (the wire format allows up to 16 MiB − 1).
 pub const MAX_MESSAGE_LEN: u32 = 8 * 1024 * 1024;
@@ -385,8 +386,56 @@ pub fn write_message(
     Ok(())
 }
 
+/// [`write_message`] into a player's [`Outbox`]: the chunk headers are the player's own
+/// bytes, the payload's pieces are slices of `payload` (shared by every player, not copied).
+pub fn put_message(
+    out: &mut Outbox,
+    chunk_size: u32,
+    csid: u32,
+    type_id: u8,
+    stream_id: u32,
+    timestamp: u32,
+    payload: &Bytes,
+) -> Result<(), ChunkError> {
+    let len = u32::try_from(payload.len())
+        .ok()
+        .filter(|&l| l <= MAX_WIRE_MESSAGE_LEN)
+        .ok_or(ChunkError::TooLongToEncode { len: payload.len() })?;
+    let chunk_size = chunk_size.clamp(1, MAX_CHUNK_SIZE) as usize;
+    let extended = timestamp >= EXTENDED_TS;
+    // The longest header: a 3-byte basic header, 11 bytes of message header, 4 of timestamp.
+    let mut buf = [0u8; 18];
+    let mut head = &mut buf[..];
+    put_basic_header(&mut head, 0, csid);
+    head.put_uint(u64::from(timestamp.min(EXTENDED_TS)), 3);
+    head.put_uint(u64::from(len), 3);
+    head.put_u8(type_id);
+    head.put_u32_le(stream_id);
+    if extended {
+        head.put_u32(timestamp);
+    }
+    let used = 18 - head.len();
+    out.put_slice(&buf[..used]);
+    let mut at = 0;
+    while at < payload.len() {
+        if at > 0 {
+            let mut head = &mut buf[..];
+            put_basic_header(&mut head, 3, csid);
+            if extended {
+                head.put_u32(timestamp);
+            }
+            let used = 18 - head.len();
+            out.put_slice(&buf[..used]);
+        }
+        let end = (at + chunk_size).min(payload.len());
+        out.put_shared(payload.slice(at..end));
+        at = end;
+    }
+    Ok(())
+}
+
 /// Appends a basic header in its shortest form. `csid` must be 2..=65599 (clamped).
-fn put_basic_header(out: &mut BytesMut, fmt: u8, csid: u32) {
+fn put_basic_header(out: &mut impl BufMut, fmt: u8, csid: u32) {
     let csid = csid.clamp(2, 65599);
     match csid {
         2..=63 => out.put_u8(fmt << 6 | csid as u8),

@@ -365,3 +365,19 @@ fn chunk_streams_are_counted() {
     }
     assert_eq!(result, Err(ChunkError::TooManyChunkStreams(MAX_CHUNK_STREAMS)));
 }
+
+#[test]
+fn a_message_put_into_an_outbox_is_the_same_bytes_as_written_whole() {
+    use crate::hub::outbox::{Outbox, MAX_SLICES};
+    for (len, ts) in [(0usize, 0u32), (100, 40), (4096, 1000), (10_000, 0x0100_0000), (8193, 7)] {
+        let payload = bytes::Bytes::from((0..len).map(|i| i as u8).collect::<Vec<_>>());
+        let mut whole = BytesMut::new();
+        write_message(&mut whole, 4096, 6, 9, 1, ts, &payload).unwrap();
+        let mut out = Outbox::new();
+        put_message(&mut out, 4096, 6, 9, 1, ts, &payload).unwrap();
+        let mut slices = [std::io::IoSlice::new(&[]); MAX_SLICES];
+        let n = out.slices(&mut slices);
+        let joined: Vec<u8> = slices[..n].iter().flat_map(|s| s.iter().copied()).collect();
+        assert_eq!(joined, &whole[..], "len {len} ts {ts}");
+    }
+}

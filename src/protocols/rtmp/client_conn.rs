@@ -93,7 +93,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> ClientConn<S> {
 
     /// Bytes queued but not yet written.
     pub fn pending_output(&mut self) -> usize {
-        self.t.session.output().len()
+        self.t.pending()
     }
 
     /// Ends the publish/play (FCUnpublish, deleteStream), with a bounded wait, and shuts

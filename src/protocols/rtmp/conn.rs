@@ -8,7 +8,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 
 use super::chunk::ChunkLimits;
 use super::error::RtmpError;
-use super::media::MediaKind;
+use super::media::{MediaKind, MEDIA_STREAM_ID, OUT_CHUNK_SIZE};
 use super::session::{ServerEvent, ServerSession};
 use super::transport::{epoch_ms, Transport};
 
@@ -114,6 +114,25 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> ServerConn<S> {
         self.t.session.send_media(kind, timestamp, payload);
     }
 
+    /// Puts one media message for a player into the output queue, its payload shared (not
+    /// copied): [`ServerConn::next_event`] and [`ServerConn::flush`] send it. A payload too
+    /// long for RTMP is left out (logged).
+    pub fn queue_shared_media(&mut self, kind: MediaKind, timestamp: u32, payload: &Bytes) {
+        self.t.stage();
+        let put = super::chunk::put_message(
+            &mut self.t.outbox,
+            OUT_CHUNK_SIZE,
+            kind.csid(),
+            kind.type_id(),
+            MEDIA_STREAM_ID,
+            timestamp,
+            payload,
+        );
+        if let Err(e) = put {
+            tracing::warn!(error = %e, ?kind, "RTMP media message dropped");
+        }
+    }
+
     /// Writes everything queued (cancel-safe: a cancelled call leaves the unwritten rest).
     pub async fn flush(&mut self) -> Result<(), RtmpError> {
         self.t.flush().await
@@ -121,7 +140,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> ServerConn<S> {
 
     /// Bytes queued but not yet written (e.g. to drop a player that falls behind).
     pub fn pending_output(&mut self) -> usize {
-        self.t.session.output().len()
+        self.t.pending()
     }
 
     /// Bytes written to the socket so far (see [`crate::hub::egress`]).
@@ -136,6 +155,11 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> ServerConn<S> {
 }
 
 impl ServerConn<tokio::net::TcpStream> {
+    /// Bytes in the kernel's send queue the player has not acknowledged (a system call).
+    pub fn unacknowledged(&self) -> usize {
+        crate::socket::unacknowledged(&self.t.io)
+    }
+
     /// What the player has not taken yet: `(bytes taken, bytes waiting)`, counting both this
     /// connection's queue and the bytes in the kernel's send queue (see [`crate::socket`]).
     pub fn backlog(&mut self) -> (u64, usize) {

@@ -24,6 +24,7 @@ pub mod handshake;
 mod link;
 mod media;
 pub mod message;
+mod play;
 pub mod serve;
 mod session;
 mod transport;

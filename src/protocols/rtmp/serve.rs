@@ -6,16 +6,13 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::time::Instant;
 use tracing::Instrument;
 
 use super::{ServerConn, ServerEvent};
 use crate::auth::{Action, Entry};
-use crate::hub::egress::{sleep_until, within, DropReason, EgressPacer, Verdict, FRAME_WAIT};
-use crate::hub::held::HeldMedia;
-use crate::hub::{ConsumerRequest, EndReason, Publisher, StreamKey, Subscription};
+use crate::hub::{ConsumerRequest, Publisher, StreamKey};
 use crate::media::Protocol;
-use crate::protocols::flv::{FlvEgress, FlvIngest, TagKind};
+use crate::protocols::flv::{FlvIngest, TagKind};
 use crate::protocols::rtmp::MediaKind;
 
 /// What RTMP sessions get from the gateway.
@@ -254,91 +251,6 @@ async fn play(mut conn: ServerConn<TcpStream>, gw: &RtmpCtx, peer: SocketAddr, a
         return;
     }
     let span = tracing::info_span!("play", stream = %key, %protocol);
-    let reason = send(&mut conn, sub, gw).instrument(span).await;
+    let reason = super::play::send(&mut conn, sub, gw).instrument(span).await;
     tracing::info!(stream = %key, %reason, "player left");
-}
-
-/// Sends the subscription to the player until either side ends; returns why it ended.
-///
-/// Frames are queued on the connection and written while the next frame is awaited; the
-/// queue is bounded in media time ([`crate::hub::held`]): a frame that finds it full waits
-/// (bounded) for room,
-/// else the player has lagged (it skips to the next keyframe, and is dropped after
-/// `hub.max_lag_events`); a player that takes nothing for `hub.write_stall_seconds` is
-/// dropped (see [`crate::hub::egress`]).
-async fn send(conn: &mut ServerConn<TcpStream>, mut sub: Subscription, gw: &RtmpCtx) -> String {
-    let mut egress = FlvEgress::new();
-    let mut tags = Vec::new();
-    egress.start(sub.video_info(), sub.audio_info(), &mut tags);
-    let shutdown = gw.shutdown.cancelled();
-    tokio::pin!(shutdown);
-    let mut pacer = EgressPacer::new(gw.hub.config().write_stall);
-    let too_slow = |reason: DropReason| {
-        gw.hub.metrics().note_consumer_too_slow();
-        format!("too slow ({reason})")
-    };
-    let mut held = HeldMedia::new();
-    loop {
-        if !tags.is_empty() {
-            observe(conn, &mut pacer, &mut held);
-            if !held.has_room() {
-                if let Some(Err(e)) = within(pacer.frame_wait(Instant::now()), conn.flush()).await {
-                    return format!("write failed: {e}");
-                }
-                observe(conn, &mut pacer, &mut held);
-            }
-            match pacer.decide(Instant::now(), held.has_room(), || sub.lagged()) {
-                Verdict::Write => {}
-                Verdict::SkipToKeyframe => {
-                    tags.clear();
-                    egress.resync();
-                    tracing::debug!("player behind; skipping to the next keyframe");
-                }
-                Verdict::Drop(reason) => return too_slow(reason),
-            }
-        }
-        for t in tags.drain(..) {
-            let kind = match t.kind {
-                TagKind::Audio => MediaKind::Audio,
-                TagKind::Video => MediaKind::Video,
-                TagKind::Script => MediaKind::Data,
-            };
-            sub.add_bytes_out(t.body.len());
-            held.queued(t.body.len(), t.timestamp);
-            conn.queue_media(kind, t.timestamp, &t.body);
-        }
-        tokio::select! {
-            frame = sub.next() => match frame {
-                Some(frame) => { let _ = egress.frame(&frame, &mut tags); }
-                None => {
-                    if sub.end_reason() == Some(&EndReason::TooSlow) {
-                        return too_slow(DropReason::LaggedTooOften);
-                    }
-                    let _ = within(FRAME_WAIT, conn.flush()).await;
-                    return "stream ended".into();
-                }
-            },
-            // Writes what is queued, then reads.
-            event = conn.next_event() => match event {
-                Ok(Some(ServerEvent::Stop)) | Ok(None) => return "player closed".into(),
-                Ok(Some(_)) => {}
-                Err(e) => return format!("protocol error: {e}"),
-            },
-            _ = sleep_until(pacer.deadline()) => {
-                observe(conn, &mut pacer, &mut held);
-                if pacer.stalled(Instant::now()) {
-                    return too_slow(DropReason::Stalled);
-                }
-            }
-            _ = &mut shutdown => return "gateway shutting down".into(),
-        }
-    }
-}
-
-/// Tells the pacer and the held-media bound how far the player is (see
-/// [`ServerConn::backlog`]).
-fn observe(conn: &mut ServerConn<TcpStream>, pacer: &mut EgressPacer, held: &mut HeldMedia) {
-    let (taken, waiting) = conn.backlog();
-    pacer.observe(Instant::now(), taken, waiting);
-    held.still_waiting(waiting);
 }

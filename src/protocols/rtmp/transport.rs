@@ -1,18 +1,19 @@
 //! The IO loop shared by [`super::ServerConn`] and [`super::ClientConn`]: a sans-IO session
 //! over an async byte stream.
 //!
-//! Output is written from the session's buffer with plain `write` calls that advance it, so
-//! a cancelled call never loses or repeats bytes; input is read with `read_buf` into a
+//! Output (the session's buffer, then media put straight into the [`Outbox`]) is written with
+//! vectored writes that advance it, so a cancelled call never loses or repeats bytes; input is read with `read_buf` into a
 //! buffer owned here, so a cancelled read never loses bytes either.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use bytes::{Buf, BytesMut};
+use bytes::BytesMut;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
 use super::client_session::{ClientEvent, ClientSession};
 use super::error::RtmpError;
 use super::session::{ServerEvent, ServerSession};
+use crate::hub::outbox::Outbox;
 
 /// Read buffer growth step.
 const READ_CHUNK: usize = 64 * 1024;
@@ -68,6 +69,8 @@ fn is_disconnect(e: &std::io::Error) -> bool {
 pub(crate) struct Transport<S, P> {
     pub io: S,
     pub session: P,
+    /// What goes out: the session's output, and media put here directly (shared bodies).
+    pub outbox: Outbox,
     input: BytesMut,
     /// The peer closed or reset the connection.
     peer_gone: bool,
@@ -77,19 +80,39 @@ pub(crate) struct Transport<S, P> {
 
 impl<S: AsyncRead + AsyncWrite + Unpin + Send, P: Session> Transport<S, P> {
     pub fn new(io: S, session: P) -> Self {
-        Transport { io, session, input: BytesMut::with_capacity(READ_CHUNK), peer_gone: false, written: 0 }
+        Transport {
+            io,
+            session,
+            outbox: Outbox::new(),
+            input: BytesMut::with_capacity(READ_CHUNK),
+            peer_gone: false,
+            written: 0,
+        }
     }
 
-    /// Writes all queued output (cancel-safe: a cancelled call leaves exactly the unwritten
-    /// rest queued), then flushes.
-    pub async fn flush(&mut self) -> Result<(), RtmpError> {
+    /// Moves the session's output into the outbox, so that what is put there next goes out
+    /// after it.
+    pub fn stage(&mut self) {
         let out = self.session.output();
-        while !out.is_empty() {
-            let n = self.io.write(out).await?;
-            if n == 0 {
-                return Err(std::io::Error::from(std::io::ErrorKind::WriteZero).into());
+        if !out.is_empty() {
+            self.outbox.put_shared(out.split().freeze());
+        }
+    }
+
+    /// Bytes queued but not yet written.
+    pub fn pending(&mut self) -> usize {
+        self.session.output().len() + self.outbox.pending()
+    }
+
+    /// Writes all queued output, as few vectored writes as the socket takes it in
+    /// (cancel-safe: a cancelled call leaves exactly the unwritten rest queued), then flushes.
+    pub async fn flush(&mut self) -> Result<(), RtmpError> {
+        loop {
+            self.stage();
+            if self.outbox.is_empty() {
+                break;
             }
-            out.advance(n);
+            let n = self.outbox.write_to(&mut self.io).await?;
             self.written += n as u64;
         }
         self.io.flush().await?;
@@ -123,6 +146,7 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send, P: Session> Transport<S, P> {
                     Err(RtmpError::Io(e)) if is_disconnect(&e) => {
                         self.peer_gone = true;
                         self.session.output().clear();
+                        self.outbox.clear();
                     }
                     Err(e) => return Err(e),
                 }
