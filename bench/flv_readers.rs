@@ -171,7 +171,16 @@ enum FlvState {
 impl FlvParser {
     fn new() -> Self {
         // The file header (9 bytes) and PreviousTagSize0 (4).
-        FlvParser { state: FlvState::Skip, acc: [0; 11], have: 0, tag_type: 0, ts: 0, body: [0; 2], body_want: 0, skip: 13 }
+        FlvParser {
+            state: FlvState::Skip,
+            acc: [0; 11],
+            have: 0,
+            tag_type: 0,
+            ts: 0,
+            body: [0; 2],
+            body_want: 0,
+            skip: 13,
+        }
     }
 
     /// Feeds bytes; calls `on_tag(type, timestamp ms, first body bytes)` per complete tag head.
@@ -353,7 +362,8 @@ async fn play_one(url: &RtmpUrl, deadline: Instant, count_from: Instant) -> View
         if left.is_zero() {
             return v;
         }
-        if let Ok(Ok(mut c)) = tokio::time::timeout(left, ClientConn::connect(url, left.min(Duration::from_secs(10)))).await
+        if let Ok(Ok(mut c)) =
+            tokio::time::timeout(left, ClientConn::connect(url, left.min(Duration::from_secs(10)))).await
         {
             if let Ok(Ok(())) = tokio::time::timeout(left, c.play()).await {
                 break c;
@@ -362,7 +372,8 @@ async fn play_one(url: &RtmpUrl, deadline: Instant, count_from: Instant) -> View
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
     let mut last = started;
-    while let Ok(Ok(Some(event))) = tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), conn.next_event()).await
+    while let Ok(Ok(Some(event))) =
+        tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), conn.next_event()).await
     {
         let ClientEvent::Media(m) = event else { continue };
         let now = Instant::now();
@@ -387,7 +398,19 @@ mod tests {
 
     fn tag(ty: u8, ts: u32, body: &[u8]) -> Vec<u8> {
         let n = body.len() as u32;
-        let mut t = vec![ty, (n >> 16) as u8, (n >> 8) as u8, n as u8, (ts >> 16) as u8, (ts >> 8) as u8, ts as u8, (ts >> 24) as u8, 0, 0, 0];
+        let mut t = vec![
+            ty,
+            (n >> 16) as u8,
+            (n >> 8) as u8,
+            n as u8,
+            (ts >> 16) as u8,
+            (ts >> 8) as u8,
+            ts as u8,
+            (ts >> 24) as u8,
+            0,
+            0,
+            0,
+        ];
         t.extend_from_slice(body);
         t.extend_from_slice(&(n + 11).to_be_bytes());
         t
@@ -407,7 +430,16 @@ mod tests {
             for part in flv.chunks(split) {
                 p.feed(part, |ty, ts, b| got.push((ty, ts, b.to_vec())));
             }
-            assert_eq!(got, vec![(18, 0, vec![2, 0]), (9, 0, vec![0x17, 0]), (8, 5, vec![0xaf, 1]), (9, 0x0100_0021, vec![0x27, 1]), (8, 7, vec![0xaf])]);
+            assert_eq!(
+                got,
+                vec![
+                    (18, 0, vec![2, 0]),
+                    (9, 0, vec![0x17, 0]),
+                    (8, 5, vec![0xaf, 1]),
+                    (9, 0x0100_0021, vec![0x27, 1]),
+                    (8, 7, vec![0xaf])
+                ]
+            );
             // The same bytes chunked, the chunks split again.
             let mut wire = Vec::new();
             for c in flv.chunks(split.max(3)) {
@@ -438,6 +470,10 @@ mod tests {
         assert_eq!(out, vec![50_000, 150_000, 0]);
         let mut v = vec![5000, 1000, 3000, 2000, 4000];
         assert_eq!(percentiles(&mut v), (3.0, 5.0, 5.0));
-        assert!(is_sequence_header(9, &[0x17, 0]) && !is_sequence_header(9, &[0x17, 1]) && is_sequence_header(8, &[0xaf, 0]));
+        assert!(
+            is_sequence_header(9, &[0x17, 0])
+                && !is_sequence_header(9, &[0x17, 1])
+                && is_sequence_header(8, &[0xaf, 0])
+        );
     }
 }
