@@ -11,7 +11,8 @@
 //! Every viewer runs for SECONDS, all on one thread. Prints one JSON line at the end:
 //! - `bytes`: HTTP: bytes read; RTMP: audio/video/data message bytes;
 //! - `with_data`: viewers that got any; `max_stall_ms`: the longest gap between two reads
-//!   (HTTP) or two messages (RTMP) of any viewer, from the request on;
+//!   (HTTP) or two messages (RTMP) of any viewer, from the request (HTTP) or from
+//!   NetStream.Play.Start (RTMP) on;
 //! - added latency: per audio/video tag (sequence headers aside) that arrived at least WARMUP
 //!   seconds (default 4) after the start and 2 s after the viewer's first tag (so the cached-GOP
 //!   burst is out), d = (arrival - the viewer's first arrival) - (tag timestamp - its first
@@ -355,7 +356,6 @@ async fn read_one(host: &str, path: &str, deadline: Instant, count_from: Instant
 
 async fn play_one(url: &RtmpUrl, deadline: Instant, count_from: Instant) -> Viewer {
     let mut v = Viewer { bytes: 0, stall: Duration::ZERO, lat: Latency::new(count_from) };
-    let started = Instant::now();
     // The server may not listen or have the stream yet: retry a while.
     let mut conn = loop {
         let left = deadline.saturating_duration_since(Instant::now());
@@ -371,7 +371,8 @@ async fn play_one(url: &RtmpUrl, deadline: Instant, count_from: Instant) -> View
         }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
-    let mut last = started;
+    // As for HTTP (from the request on): from NetStream.Play.Start on.
+    let mut last = Instant::now();
     while let Ok(Ok(Some(event))) =
         tokio::time::timeout(deadline.saturating_duration_since(Instant::now()), conn.next_event()).await
     {
