@@ -201,6 +201,26 @@ def rss_kib(pids):
     return total
 
 
+def servers(d, clip, exe, most):
+    """The gateway and the SRS sides, each with its publisher, and each one's figures with the
+    publisher alone: (processes, side -> [pid], side -> (http, rtmp), side -> idle figures)."""
+    d.mkdir(parents=True)
+    gw, ghttp, grtmp = b.gateway(d, extra=["--config", str(gateway_config(d, most))])
+    procs, pids, addr = [gw, b.source(clip, f"rtmp://{grtmp}/live/fan")], {"gateway": [gw.pid]}, {"gateway": (ghttp, grtmp)}
+    for side, mw in SRS_SIDES.items():
+        p, shttp, srtmp = start(d / side, exe, max_connections=most, mw_latency=mw)
+        procs += [p, b.source(clip, f"rtmp://{srtmp}/live/fan")]
+        pids[side] = [p.pid]
+        addr[side] = (shttp, srtmp)
+    time.sleep(4)
+    idle = b.measure(pids, 3, with_counters=True)
+    idle_sys = b.perf_syscalls(pids, SYSCALL_S) or {}
+    for side in pids:
+        idle[side]["rss_kib"] = rss_kib(pids[side])
+        idle[side]["syscalls"] = idle_sys.get(side)
+    return procs, pids, addr, idle
+
+
 def per_viewer_s(x, n):
     return x / n if x is not None and n else None
 
@@ -213,27 +233,15 @@ def scenario_fanout(tmp, clip, counts, seconds, protocols=PROTOCOLS):
     d = tmp / "fan-srs"
     d.mkdir()
     most = max(counts) + 200
-    gw, ghttp, grtmp = b.gateway(d, extra=["--config", str(gateway_config(d, most))])
-    b.source(clip, f"rtmp://{grtmp}/live/fan")
-    procs, pids, addr = [gw], {"gateway": [gw.pid]}, {"gateway": (ghttp, grtmp)}
-    for side, mw in SRS_SIDES.items():
-        p, shttp, srtmp = start(d / side, exe, max_connections=most, mw_latency=mw)
-        b.source(clip, f"rtmp://{srtmp}/live/fan")
-        procs.append(p)
-        pids[side] = [p.pid]
-        addr[side] = (shttp, srtmp)
-    time.sleep(4)
-    idle = b.measure(pids, 3, with_counters=True)
-    idle_sys = b.perf_syscalls(pids, SYSCALL_S) or {}
-    for side in pids:
-        idle[side]["rss_kib"] = rss_kib(pids[side])
-        idle[side]["syscalls"] = idle_sys.get(side)
-    out = {}
+    out, sides = {}, None
     window = WARMUP_S + seconds + SYSCALL_S + 2
     for protocol in protocols:
+        # Fresh servers per protocol: memory one protocol's run took and kept (allocators keep
+        # their high-water mark) does not show in the next one's RSS.
+        procs, pids, addr, idle = servers(d / protocol, clip, exe, most)
+        sides = list(pids)
         steps = []
         for i, n in enumerate(counts):
-            sides = list(pids)
             order = sides[i % len(sides):] + sides[:i % len(sides)]
             step = {"viewers": n, "order": order}
             for side in order:
@@ -257,11 +265,12 @@ def scenario_fanout(tmp, clip, counts, seconds, protocols=PROTOCOLS):
                               "bytes_per_viewer_s": got.get("bytes", 0) / n / window if n else 0}
                 time.sleep(2)  # the viewers' connections close before the other side's start
             steps.append(step)
-        out[protocol] = {"steps": steps}
-    for p in procs:
-        b.stop(p)
+        out[protocol] = {"idle": idle, "steps": steps}
+        for p in procs:
+            b.stop(p)
+    first = out[next(iter(out))] if out else {"idle": {}}
     return {"scenario": "fanout-srs", "measured": True, "srs_commit": commit(exe), "srs_version": version(exe),
-            "srs_bin": str(exe), "sides": list(pids), "srs_mw_latency_ms": SRS_SIDES, "idle": idle,
+            "srs_bin": str(exe), "sides": sides, "srs_mw_latency_ms": SRS_SIDES, "idle": first["idle"],
             "open_files": open_files, "warmup_s": WARMUP_S, "seconds": seconds, "syscall_s": SYSCALL_S,
             "perf": b.perf_syscalls_ok(), "protocols": out,
             "whep": {"measured": False, "note": "no WHEP viewer tool light enough for 1,000 viewers in bench/ yet (hook: srs.viewers)"}}
@@ -281,13 +290,9 @@ def section(r):
     if not r or not r.get("measured"):
         return (r or {}).get("note") or NOT_MEASURED
     sides = r.get("sides", ["gateway", "srs"])
-    idle = r["idle"]
     rows = [f"SRS {r['srs_version']} (commit {r['srs_commit']}), built from source outside this repository, "
-            f"beside the gateway, one stream each; N viewers (`flv_readers`, by HTTP-FLV or RTMP) on one side at a time "
-            f"(order rotating per N). Publisher alone: "
-            + "; ".join(f"{LABELS.get(s, s)} {100 * idle[s]['cpu_cores']:.1f}% of a core, RSS {idle[s]['rss_kib'] / 1024:.0f} MiB"
-                        + (f", {idle[s]['syscalls']['syscalls_per_s']:.0f} system calls/s" if idle[s].get("syscalls") else "")
-                        for s in sides)
+            f"beside the gateway, one stream each{', fresh processes per protocol' if 'protocols' in r else ''}; "
+            f"N viewers (`flv_readers`) on one side at a time (order rotating per N)"
             + ". SRS's viewer loops sleep `mw_latency` (default 350 ms) whenever they find nothing new to send: "
             "fewer, larger writes per viewer, and a longest stall and added latency of about that much; the gateway writes as frames arrive. "
             "Hence a second SRS with `mw_latency 40`. CPU over a window after a warm-up; system calls (all of them, "
@@ -299,7 +304,11 @@ def section(r):
         rows.append("(perf could not count system calls on this machine: the system-call columns are empty; "
                     "the JSON keeps /proc's read/write-type counters, which miss send/recv.)")
     for protocol, part in protocols_of(r).items():
-        rows += ["", f"**{PROTOCOL_NAMES.get(protocol, protocol)}**", "",
+        idle = part.get("idle") or r["idle"]
+        alone = "; ".join(f"{LABELS.get(s, s)} {100 * idle[s]['cpu_cores']:.1f}% of a core, RSS {idle[s]['rss_kib'] / 1024:.0f} MiB"
+                          + (f", {idle[s]['syscalls']['syscalls_per_s']:.0f} system calls/s" if idle[s].get("syscalls") else "")
+                          for s in sides if s in idle)
+        rows += ["", f"**{PROTOCOL_NAMES.get(protocol, protocol)}** (publisher alone: {alone})", "",
                  "| viewers | server | CPU (of one core) | µs CPU per viewer-second (above publisher alone) | RSS / PSS (MiB) | "
                  "viewers with data | longest stall | added latency p95 / max (ms) | system calls per viewer-second (above publisher alone) | "
                  "context switches per viewer-second | kB per viewer-second |",
