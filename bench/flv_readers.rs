@@ -21,6 +21,8 @@
 //!   percentiles over all viewers' tags of (d - that viewer's smallest d), `tags` how many
 //!   tags were counted. A server that holds media back (batched writes) shows it here; the
 //!   publisher's own jitter shows too (the same for every server it feeds).
+//!   `audio_added_p95_ms`, `video_added_p95_ms`: the same per track, against the track's own
+//!   smallest d (without a constant offset between the tracks' pacing).
 
 use std::time::{Duration, Instant};
 
@@ -66,7 +68,7 @@ async fn main() {
         }
     }
     let (mut bytes, mut ok, mut max_stall) = (0u64, 0usize, Duration::ZERO);
-    let mut added: Vec<u32> = Vec::new();
+    let (mut added, mut by_track): (Vec<u32>, [Vec<u32>; 2]) = Default::default();
     for t in tasks {
         if let Ok(v) = t.await {
             bytes += v.bytes;
@@ -74,12 +76,14 @@ async fn main() {
                 ok += 1;
             }
             max_stall = max_stall.max(v.stall);
-            v.lat.relative_to_min(&mut added);
+            v.lat.relative_to_min(&mut added, &mut by_track);
         }
     }
     let (p50, p95, max) = percentiles(&mut added);
+    let (_, audio_p95, _) = percentiles(&mut by_track[0]);
+    let (_, video_p95, _) = percentiles(&mut by_track[1]);
     println!(
-        "{{\"viewers\":{n},\"with_data\":{ok},\"bytes\":{bytes},\"max_stall_ms\":{},\"tags\":{},\"added_p50_ms\":{p50},\"added_p95_ms\":{p95},\"added_max_ms\":{max}}}",
+        "{{\"viewers\":{n},\"with_data\":{ok},\"bytes\":{bytes},\"max_stall_ms\":{},\"tags\":{},\"added_p50_ms\":{p50},\"added_p95_ms\":{p95},\"added_max_ms\":{max},\"audio_added_p95_ms\":{audio_p95},\"video_added_p95_ms\":{video_p95}}}",
         max_stall.as_millis(),
         added.len()
     );
@@ -97,29 +101,39 @@ struct Latency {
     count_from: Instant,
     /// The first tag's arrival and timestamp (ms).
     first: Option<(Instant, u32)>,
-    /// d in µs per counted tag.
-    d_us: Vec<i64>,
+    /// d in µs per counted tag: audio, video.
+    d_us: [Vec<i64>; 2],
 }
 
 impl Latency {
     fn new(count_from: Instant) -> Self {
-        Latency { count_from, first: None, d_us: Vec::new() }
+        Latency { count_from, first: None, d_us: [Vec::new(), Vec::new()] }
     }
 
-    fn tag(&mut self, now: Instant, ts: u32) {
+    fn tag(&mut self, now: Instant, ts: u32, video: bool) {
         let (t0, ts0) = *self.first.get_or_insert((now, ts));
         if now < self.count_from || now < t0 + BURST {
             return;
         }
         // Timestamps may step back a little (audio and video interleaved): signed difference.
         let media_us = i64::from(ts.wrapping_sub(ts0) as i32) * 1000;
-        self.d_us.push(now.duration_since(t0).as_micros() as i64 - media_us);
+        self.d_us[usize::from(video)].push(now.duration_since(t0).as_micros() as i64 - media_us);
     }
 
-    /// Appends (d - min d) in µs of every counted tag to `out`.
-    fn relative_to_min(self, out: &mut Vec<u32>) {
-        if let Some(min) = self.d_us.iter().min().copied() {
-            out.extend(self.d_us.iter().map(|d| (d - min).min(i64::from(u32::MAX)) as u32));
+    /// Appends (d - min d) in µs of every counted tag to `out`, and per track (audio, video)
+    /// against the track's own smallest d to `by_track` (a constant offset between the
+    /// tracks' pacing, the publisher's interleaving say, is not in those).
+    fn relative_to_min(self, out: &mut Vec<u32>, by_track: &mut [Vec<u32>; 2]) {
+        fn rel(d: &[i64], min: i64) -> impl Iterator<Item = u32> + '_ {
+            d.iter().map(move |d| (d - min).min(i64::from(u32::MAX)) as u32)
+        }
+        if let Some(min) = self.d_us.iter().flatten().min().copied() {
+            self.d_us.iter().for_each(|d| out.extend(rel(d, min)));
+        }
+        for (d, track) in self.d_us.iter().zip(by_track.iter_mut()) {
+            if let Some(min) = d.iter().min().copied() {
+                track.extend(rel(d, min));
+            }
         }
     }
 }
@@ -343,7 +357,7 @@ async fn read_one(host: &str, path: &str, deadline: Instant, count_from: Instant
         let lat = &mut v.lat;
         let mut on_tag = |ty: u8, ts: u32, body: &[u8]| {
             if (ty == 8 || ty == 9) && !is_sequence_header(ty, body) {
-                lat.tag(now, ts);
+                lat.tag(now, ts, ty == 9);
             }
         };
         match chunked.as_mut() {
@@ -387,7 +401,7 @@ async fn play_one(url: &RtmpUrl, deadline: Instant, count_from: Instant) -> View
             _ => continue,
         };
         if !is_sequence_header(ty, &m.payload) {
-            v.lat.tag(now, m.timestamp);
+            v.lat.tag(now, m.timestamp, ty == 9);
         }
     }
     v
@@ -461,14 +475,16 @@ mod tests {
     fn added_latency_is_relative_to_each_viewers_earliest_tag() {
         let t0 = Instant::now();
         let mut l = Latency::new(t0);
-        l.tag(t0, 1000);
+        l.tag(t0, 1000, true);
         let at = |ms: u64| t0 + Duration::from_millis(ms);
-        l.tag(at(2000), 3000); // d = 0
-        l.tag(at(2100), 3000); // 100 late
-        l.tag(at(2200), 3250); // 50 early: the minimum
-        let mut out = Vec::new();
-        l.relative_to_min(&mut out);
-        assert_eq!(out, vec![50_000, 150_000, 0]);
+        l.tag(at(2000), 3000, true); // d = 0
+        l.tag(at(2100), 3000, true); // 100 late
+        l.tag(at(2200), 3250, true); // 50 early: the minimum
+        l.tag(at(2300), 3290, false); // audio: 10 late
+        let (mut out, mut by_track) = Default::default();
+        l.relative_to_min(&mut out, &mut by_track);
+        assert_eq!(out, vec![60_000, 50_000, 150_000, 0]);
+        assert_eq!(by_track, [vec![0], vec![50_000, 150_000, 0]]);
         let mut v = vec![5000, 1000, 3000, 2000, 4000];
         assert_eq!(percentiles(&mut v), (3.0, 5.0, 5.0));
         assert!(

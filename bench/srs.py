@@ -48,8 +48,8 @@ Measured on each side, the same windows for every side:
 - from the viewers: how many got data, the longest stall (gap between two reads or messages),
   the added latency (p95 and max over every viewer's audio/video tags of how late each arrived
   against its timestamps, relative to the viewer's earliest tag; tags from WARMUP_S on and 2 s
-  after the viewer's first, see bench/flv_readers.rs) and bytes per viewer-second (that every
-  side delivers the same stream).
+  after the viewer's first, see bench/flv_readers.rs; also the video tags' alone, without the
+  publisher's audio bursts) and bytes per viewer-second (that every side delivers the same stream).
 
 SRS's viewer loops (HTTP-FLV and RTMP) sleep `mw_latency` (default 350 ms;
 src/app/srs_app_http_stream.cpp, srs_app_rtmp_conn.cpp) whenever they find nothing new to send,
@@ -298,7 +298,9 @@ def section(r):
             "Hence a second SRS with `mw_latency 40`. CPU over a window after a warm-up; system calls (all of them, "
             "`perf stat -e raw_syscalls:sys_enter`) in a separate window right after it; added latency: p95 / max over "
             "all viewers' audio and video tags of how late each came against its timestamps, relative to the viewer's "
-            "earliest (the publisher's own jitter included, the same for every side). See `bench/srs.py`."]
+            "earliest (the publisher's own jitter included, the same for every side; `ffmpeg -re` releases audio in bursts "
+            "between video frames, so audio tags carry some 30 ms of it: the video tags alone, against their own earliest, "
+            "are in brackets). See `bench/srs.py`."]
     if not r.get("perf", True):
         rows.append("")
         rows.append("(perf could not count system calls on this machine: the system-call columns are empty; "
@@ -310,7 +312,7 @@ def section(r):
                           for s in sides if s in idle)
         rows += ["", f"**{PROTOCOL_NAMES.get(protocol, protocol)}** (publisher alone: {alone})", "",
                  "| viewers | server | CPU (of one core) | µs CPU per viewer-second (above publisher alone) | RSS / PSS (MiB) | "
-                 "viewers with data | longest stall | added latency p95 / max (ms) | system calls per viewer-second (above publisher alone) | "
+                 "viewers with data | longest stall | added latency p95 / max (video alone p95), ms | system calls per viewer-second (above publisher alone) | "
                  "context switches per viewer-second | kB per viewer-second |",
                  "|---|---|---|---|---|---|---|---|---|---|---|"]
         for st in part["steps"]:
@@ -322,7 +324,8 @@ def section(r):
                 rows.append(f"| {st['viewers']} | {LABELS.get(side, side)} | {100 * x['measure']['cpu_cores']:.1f}% | "
                             f"{x['us_per_viewer_s']:.0f} ({x['us_per_viewer_s_above_idle']:.0f}) | "
                             f"{x['rss_kib'] / 1024:.1f} / {x['measure']['pss_kib'] / 1024:.1f} | {rd.get('with_data')}/{st['viewers']} | "
-                            f"{rd.get('max_stall_ms')} ms | {_f(rd.get('added_p95_ms'), '{:.0f}')} / {_f(rd.get('added_max_ms'), '{:.0f}')} | "
+                            f"{rd.get('max_stall_ms')} ms | {_f(rd.get('added_p95_ms'), '{:.0f}')} / {_f(rd.get('added_max_ms'), '{:.0f}')} "
+                            f"({_f(rd.get('video_added_p95_ms'), '{:.0f}')}) | "
                             f"{_f(x.get('syscalls_per_viewer_s'), '{:.1f}')} ({_f(x.get('syscalls_per_viewer_s_above_idle'), '{:.1f}')}) | "
                             f"{_f(x.get('cswitch_per_viewer_s'), '{:.1f}')} | {x['bytes_per_viewer_s'] / 1000:.0f} |")
     whep = r.get("whep")
