@@ -10,7 +10,8 @@ Everything runs on 127.0.0.1; each scenario starts its own gateway, nginx-rtmp a
 stops them. SRS is an optional peer of the HTTP-FLV and RTMP fan-out (step fanout_srs): measured
 only when SRS_BIN points at an SRS binary built elsewhere (see bench/srs.py). The sides of a comparison run in the same window, so machine noise hits both.
 
-  --full   (default) the report: about 20 minutes on 2 cores.
+  --full   (default) the report: about 20 minutes on 2 cores (and about 10 more for fanout_srs
+           when SRS_BIN is set: HTTP-FLV and RTMP, 100/500/1,000 viewers, three servers).
   --quick  a smoke run for CI (about a minute): every scenario at its smallest, several at
            once, nothing asserted about the figures; the report goes to a temporary
            directory unless --out is given. Exit status is non-zero if a scenario failed.
