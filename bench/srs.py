@@ -119,6 +119,7 @@ SRS_SIDES = {"srs": None, "srs_mw40": 40}
 LABELS = {"gateway": "gateway", "srs": "SRS (defaults: mw_latency 350 ms)", "srs_mw40": "SRS (mw_latency 40 ms)"}
 PROTOCOLS = ("httpflv", "rtmp")  # "whep": see WHEP in the docstring
 PROTOCOL_NAMES = {"httpflv": "HTTP-FLV", "rtmp": "RTMP", "whep": "WHEP"}
+VIEWER_TOOLS = ("httpflv", "rtmp")  # the protocols `viewers` can play
 WARMUP_S = 4
 SYSCALL_S = 3
 
@@ -183,7 +184,7 @@ def urls(protocol, http, rtmp, side):
 
 def viewers(protocol, url, n, seconds):
     """N viewers of `url` for `seconds`, one process printing flv_readers' JSON line at the end."""
-    if protocol in ("httpflv", "rtmp"):
+    if protocol in VIEWER_TOOLS:
         exe = b.TARGET / "release" / "examples" / "flv_readers"
         return b.start([str(exe), url, str(n), str(seconds), str(WARMUP_S)], stdout=subprocess.PIPE)
     # TODO(issue 14, WHEP): a light WHEP load client (one process, many str0m sessions, say)
@@ -236,6 +237,8 @@ def scenario_fanout(tmp, clip, counts, seconds, protocols=PROTOCOLS):
     out, sides = {}, None
     window = WARMUP_S + seconds + SYSCALL_S + 2
     for protocol in protocols:
+        if protocol not in VIEWER_TOOLS:
+            continue  # WHEP: no viewer tool yet (see `viewers`); the report says so
         # Fresh servers per protocol: memory one protocol's run took and kept (allocators keep
         # their high-water mark) does not show in the next one's RSS.
         procs, pids, addr, idle = servers(d / protocol, clip, exe, most)
@@ -269,6 +272,7 @@ def scenario_fanout(tmp, clip, counts, seconds, protocols=PROTOCOLS):
         for p in procs:
             b.stop(p)
     first = out[next(iter(out))] if out else {"idle": {}}
+    sides = sides or ["gateway", *SRS_SIDES]
     return {"scenario": "fanout-srs", "measured": True, "srs_commit": commit(exe), "srs_version": version(exe),
             "srs_bin": str(exe), "sides": sides, "srs_mw_latency_ms": SRS_SIDES, "idle": first["idle"],
             "open_files": open_files, "warmup_s": WARMUP_S, "seconds": seconds, "syscall_s": SYSCALL_S,
@@ -278,7 +282,7 @@ def scenario_fanout(tmp, clip, counts, seconds, protocols=PROTOCOLS):
 
 def protocols_of(r):
     """protocol -> {"steps": [...]}; results of before RTMP was measured had HTTP-FLV only."""
-    return r.get("protocols") or {"httpflv": {"steps": r.get("steps", [])}}
+    return r["protocols"] if "protocols" in r else {"httpflv": {"steps": r.get("steps", [])}}
 
 
 def _f(x, fmt="{:.0f}"):
