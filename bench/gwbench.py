@@ -130,9 +130,38 @@ def pss_kib(pids):
     return total
 
 
-def measure(groups, seconds):
-    """CPU (in cores) and PSS (KiB) of each named group of pids over the same window."""
+def counters(pids):
+    """Kernel counters of the process trees, summed: read- and write-type system calls
+    (`syscr`/`syscw` of /proc/PID/io, every thread, dead ones too; they count read/write/readv/
+    writev/sendfile... but not send/recv/sendmsg/recvmsg/epoll, so they are not all system
+    calls) and context switches (voluntary and not, of the live threads, /proc/PID/task/*/status)."""
+    out = {"syscr": 0, "syscw": 0, "vcsw": 0, "nvcsw": 0}
+    for p in tree(pids):
+        try:
+            io = dict(line.split(": ") for line in open(f"/proc/{p}/io").read().splitlines())
+            out["syscr"] += int(io["syscr"])
+            out["syscw"] += int(io["syscw"])
+        except (OSError, KeyError, ValueError):
+            pass
+        try:
+            tids = os.listdir(f"/proc/{p}/task")
+        except OSError:
+            continue
+        for t in tids:
+            try:
+                text = open(f"/proc/{p}/task/{t}/status").read()
+                out["vcsw"] += int(re.search(r"^voluntary_ctxt_switches:\s+(\d+)", text, re.M).group(1))
+                out["nvcsw"] += int(re.search(r"^nonvoluntary_ctxt_switches:\s+(\d+)", text, re.M).group(1))
+            except (OSError, AttributeError):
+                pass
+    return out
+
+
+def measure(groups, seconds, with_counters=False):
+    """CPU (in cores) and PSS (KiB) of each named group of pids over the same window;
+    `with_counters`: also the `counters` per second (`syscr_per_s`, ...)."""
     before = {k: cpu_split(v) for k, v in groups.items()}
+    before_c = {k: counters(v) for k, v in groups.items()} if with_counters else {}
     t0 = time.time()
     time.sleep(seconds)
     dt = time.time() - t0
@@ -141,7 +170,71 @@ def measure(groups, seconds):
         user, system = cpu_split(v)
         u, s = (user - before[k][0]) / dt, (system - before[k][1]) / dt
         out[k] = {"cpu_cores": u + s, "user_cores": u, "system_cores": s, "pss_kib": pss_kib(v)}
+        if with_counters:
+            after = counters(v)
+            out[k].update({f"{c}_per_s": (after[c] - before_c[k][c]) / dt for c in after})
     return out
+
+
+_PERF = None
+
+
+def perf_syscalls_ok():
+    """Whether `perf stat` can count the raw_syscalls:sys_enter tracepoint here (perf installed,
+    tracefs readable, perf_event_open allowed); checked once."""
+    global _PERF
+    if _PERF is None:
+        _PERF = False
+        if shutil.which("perf"):
+            try:
+                p = subprocess.run(["perf", "stat", "-x,", "-e", "raw_syscalls:sys_enter", "--", "true"],
+                                   capture_output=True, text=True, timeout=20)
+                _PERF = p.returncode == 0 and any(l.split(",")[0].strip().isdigit() for l in p.stderr.splitlines())
+            except (OSError, subprocess.TimeoutExpired):
+                pass
+    return _PERF
+
+
+def perf_syscalls(groups, seconds):
+    """Every system call (the raw_syscalls:sys_enter tracepoint) and context switch of each
+    named group of pids, per second, over the same window: one `perf stat -p` per group,
+    attached to the threads the processes have when it starts. None when perf cannot count.
+    While it counts, every system call on the machine takes the kernel's slow (traced) path,
+    so keep this window apart from a CPU window."""
+    if not perf_syscalls_ok():
+        return None
+    procs = {}
+    for k, v in groups.items():
+        pids = ",".join(str(p) for p in tree(v))
+        procs[k] = subprocess.Popen(["perf", "stat", "-x,", "-e", "raw_syscalls:sys_enter,context-switches",
+                                     "-p", pids, "--", "sleep", str(seconds)],
+                                    stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    out = {}
+    for k, p in procs.items():
+        err = p.communicate(timeout=seconds + 30)[1]
+        got = {}
+        for line in err.splitlines():
+            f = line.split(",")
+            if len(f) > 2 and f[0].strip().isdigit():
+                got[f[2]] = int(f[0])
+        if "raw_syscalls:sys_enter" in got:
+            out[k] = {"syscalls_per_s": got["raw_syscalls:sys_enter"] / seconds,
+                      "cswitch_per_s": got.get("context-switches", 0) / seconds, "seconds": seconds}
+    return out
+
+
+def raise_open_files():
+    """Raises this process's soft open-files limit to the hard one (children inherit it: the
+    servers and viewer tools of a 1,000-viewer run need a few thousand descriptors); returns it."""
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if hard == resource.RLIM_INFINITY or hard > soft:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+            soft = hard
+        except (ValueError, OSError):
+            pass
+    return soft
 
 
 def tmpdir():

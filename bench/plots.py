@@ -175,11 +175,55 @@ def hls(results, path):
     return True
 
 
+def srs_fanout(results, path):
+    """Fan-out against SRS: per viewer-second CPU and system calls, added latency p95 and RSS
+    against the number of viewers, a line per server and protocol (bench/srs.py)."""
+    r = (_res(results, "fanout") or {}).get("srs")
+    if not r or not r.get("measured"):
+        return False
+    import srs
+    protocols = srs.protocols_of(r)
+    sides = r.get("sides", ["gateway", "srs"])
+    panels = (("us_per_viewer_s", "CPU per viewer-second (µs)"), ("syscalls_per_viewer_s", "system calls per viewer-second"),
+              ("added_p95_ms", "added latency p95 (ms)"), ("rss_kib", "server RSS (MiB)"))
+    styles = {"httpflv": "-", "rtmp": "--", "whep": ":"}
+    markers = {"httpflv": "o", "rtmp": "s", "whep": "^"}
+    colors = {side: f"C{k}" for k, side in enumerate(sides)}
+    fig, axes = plt.subplots(2, 2, figsize=(11, 7.5))
+    for ax, (key, label) in zip(axes.flat, panels):
+        for protocol, part in protocols.items():
+            for side in sides:
+                pts = []
+                for st in part["steps"]:
+                    x = st.get(side)
+                    if not x:
+                        continue
+                    v = x["readers"].get(key) if key == "added_p95_ms" else x.get(key)
+                    if v is not None:
+                        pts.append((st["viewers"], v / 1024 if key == "rss_kib" else v))
+                if pts:
+                    pts.sort()
+                    ax.plot([p[0] for p in pts], [p[1] for p in pts], ls=styles.get(protocol, "-"), marker=markers.get(protocol, "o"),
+                            color=colors[side], label=f"{srs.LABELS.get(side, side)}, {srs.PROTOCOL_NAMES.get(protocol, protocol)}")
+        ax.set_xlabel("viewers of one stream")
+        ax.set_ylabel(label)
+        ax.set_ylim(bottom=0)
+        ax.grid(alpha=0.3)
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8)
+    fig.suptitle(f"Fan-out, gateway against SRS {r.get('srs_version', '')}: 1 publisher → N viewers", fontsize=10)
+    fig.tight_layout(rect=(0, 0.1, 1, 0.97))
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return True
+
+
 def draw(results, figs):
     """Draws what the results allow; returns [(file name, title)]."""
     made = []
     for name, title, fn in (("cost_per_stream.png", "CPU per stream against stream count", cost_per_stream),
                             ("fanout.png", "Fan-out CPU against viewers", fanout),
+                            ("fanout_srs.png", "Fan-out against SRS: CPU, system calls, added latency, memory per viewer count", srs_fanout),
                             ("latency.png", "Picture latency per path", latency),
                             ("avsync.png", "A/V offset over the run", avsync),
                             ("hls.png", "HLS and LL-HLS: latency and fan-out cost", hls)):

@@ -247,7 +247,7 @@ def markdown(results, t, made, plot_note):
         lines.append("")
     lines += ["## Passthrough (remux) bridges, N at once", "", section_remux(results), "",
               "## Fan-out", "", section_fanout(results), "",
-              "### HTTP-FLV fan-out against SRS", "", srs.section((res(results, "fanout") or {}).get("srs")), "",
+              "### Fan-out against SRS (HTTP-FLV, RTMP)", "", srs.section((res(results, "fanout") or {}).get("srs")), "",
               "## Conversions against their codec floor and ffmpeg per bridge", "", section_conversions(results, t), ""]
     lines += t["capacity_lines"]
     lines += ["", "## Added latency and first picture", "", section_latency(results), "",

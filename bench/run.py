@@ -7,10 +7,11 @@ docs/bench/ and the raw figures as docs/bench/results.json.
 It calls the scenario functions of the other bench scripts (remux.py, udp.py, webrtc.py,
 h5.py, bridges.py, latency.py, avsync.py, hls.py, srs.py) and report.py; see each for what it measures.
 Everything runs on 127.0.0.1; each scenario starts its own gateway, nginx-rtmp and peers and
-stops them. SRS is an optional peer of the HTTP-FLV fan-out (step fanout_srs): measured only
-when SRS_BIN points at an SRS binary built elsewhere (see bench/srs.py). The sides of a comparison run in the same window, so machine noise hits both.
+stops them. SRS is an optional peer of the HTTP-FLV and RTMP fan-out (step fanout_srs): measured
+only when SRS_BIN points at an SRS binary built elsewhere (see bench/srs.py). The sides of a comparison run in the same window, so machine noise hits both.
 
-  --full   (default) the report: about 20 minutes on 2 cores.
+  --full   (default) the report: about 20 minutes on 2 cores (and about 10 more for fanout_srs
+           when SRS_BIN is set: HTTP-FLV and RTMP, 100/500/1,000 viewers, three servers).
   --quick  a smoke run for CI (about a minute): every scenario at its smallest, several at
            once, nothing asserted about the figures; the report goes to a temporary
            directory unless --out is given. Exit status is non-zero if a scenario failed.
@@ -45,7 +46,7 @@ import webrtc
 
 SETTINGS = {
     "full": {"seconds": 15, "clip_seconds": 10, "floor_seconds": 40, "remux_n": [2, 8, 40], "udp_n": 4, "whip_whep_n": 3,
-             "fan_flv": [100, 500], "fan_srs": [100, 500], "fan_rtmp": [100, 500], "fan_h5": 200, "fan_whep": [1, 5],
+             "fan_flv": [100, 500], "fan_srs": [100, 500, 1000], "fan_rtmp": [100, 500], "fan_h5": 200, "fan_whep": [1, 5],
              "webrtc_n": [1, 4], "bare_audio_seconds": 120, "aac_opus_n": 4, "h5_n": 2, "h5_720_n": 1,
              "mpeg1_n": 2, "capacity": {"seconds": 10, "max": 64}, "capacity_mpeg1": {"seconds": 10, "start": 16}, "latency_seconds": 150, "sessions": 5,
              "late_audio_s": 5, "workers": 1,

@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
-"""SRS (github.com/ossrs/srs) as an optional side-by-side peer of the HTTP-FLV fan-out
-(issue 14: the gateway's cost per viewer against SRS's).
+"""SRS (github.com/ossrs/srs) as an optional side-by-side peer of the fan-out (issue 14: the
+gateway's cost per viewer against SRS's), by HTTP-FLV and by RTMP (WHEP: see WHEP below).
 
 SRS is not installed by anything in this repository and is never built inside it. Build it
 elsewhere and point SRS_BIN at the binary:
@@ -20,28 +20,52 @@ named SRS_COMMIT (one line, the commit) beside the binary or in one of its two p
 directories (objs/, trunk/, the checkout); `git rev-parse HEAD` run where the binary is;
 else "?". The version is what `srs -v` prints.
 
-The scenario (all on 127.0.0.1): one gateway and two SRS processes (below) run together, each fed the same clip by
-its own looping `ffmpeg -re -c copy` publisher (rtmp://.../live/fan). SRS runs with a generated
-minimal config: RTMP and HTTP server on free loopback ports, `http_remux` on for the default
-vhost (mount [vhost]/[app]/[stream].flv), GOP cache on (its default, as the gateway caches the
-GOP), WebRTC and the HTTP API off, no daemon, warn-level log to a file in the temp dir. For each
-N, N HTTP-FLV viewers (`flv_readers`, the tool of the gateway's own fan-out step) attach to one
-side, then, when they are gone, N to the next; the order rotates from one N to the next so a
-drift in the machine's speed hits every side. Measured on each side over the same length of window
-(after 4 s of warm-up, the cached-GOP burst): CPU of the server's process tree (utime+stime from
-/proc), given as µs of CPU per viewer-second both in total and above the side's own CPU with
-its publisher alone (measured for both, together, before any viewer); RSS (VmRSS) and PSS of
-the server; the viewers' longest stall and bytes per viewer-second (that both sides deliver the
-same stream).
+The scenario (all on 127.0.0.1): one gateway and two SRS processes (below) run together, each
+fed the same clip by its own looping `ffmpeg -re -c copy` publisher (rtmp://.../live/fan). SRS
+runs with a generated minimal config: RTMP and HTTP server on free loopback ports, `http_remux`
+on for the default vhost (mount [vhost]/[app]/[stream].flv), GOP cache on (its default, as the
+gateway caches the GOP), WebRTC and the HTTP API off, no daemon, warn-level log to a file in the
+temp dir, max_connections above the largest N. The gateway gets a config whose `limits:` hold
+that many RTMP and HTTP connections, and the bench raises its open-files limit to the hard one
+(the servers and viewer tools inherit it). For each protocol and each N, N viewers
+(`flv_readers`: HTTP-FLV GETs, or RTMP players built on the gateway's own RTMP client; one
+process, one thread) attach to one side, then, when they are gone, N to the next; the order
+rotates from one N to the next so a drift in the machine's speed hits every side.
 
-SRS's HTTP-FLV viewer loop sleeps `mw_latency` (default 350 ms; src/app/srs_app_http_stream.cpp)
-whenever it finds nothing new to send, so it writes up to 350 ms of media at a time: fewer
-syscalls per viewer, and a longest stall of about 350 ms; the gateway writes as frames arrive.
-So two SRS processes run (SRS_SIDES): "srs" with SRS's defaults, as a user gets it, and
-"srs_mw40" with `play { mw_latency 40; }`, near the gateway's stall. (0 would make the loop spin.)
-The sides take turns, the order rotating from one N to the next.
+Measured on each side, the same windows for every side:
+- after WARMUP_S (4 s: connections, the cached-GOP burst), a CPU window of `seconds`: CPU of the
+  server's process tree (utime+stime from /proc), as µs of CPU per viewer-second, in total and
+  above the side's own CPU with its publisher alone (measured for every side, together, before
+  any viewer); the kernel's read/write-type system call counters (`syscr`/`syscw`, /proc/PID/io)
+  and context switches (/proc/PID/task/*/status) over the same window;
+- then a window of SYSCALL_S (3 s) in which `perf stat -e raw_syscalls:sys_enter,context-switches
+  -p PID` counts every system call of each server (when perf can: `gwbench.perf_syscalls`);
+  kept out of the CPU window because the traced system-call path costs CPU on the whole machine.
+  Given as system calls per viewer-second (total, and above the publisher alone). Without perf,
+  only the /proc counters, which miss send/recv/sendmsg/epoll (Rust's std writes with send(2)),
+  so they are not comparable between servers and the table says "-";
+- RSS (VmRSS) and PSS of the server after the CPU window;
+- from the viewers: how many got data, the longest stall (gap between two reads or messages),
+  the added latency (p95 and max over every viewer's audio/video tags of how late each arrived
+  against its timestamps, relative to the viewer's earliest tag; tags from WARMUP_S on and 2 s
+  after the viewer's first, see bench/flv_readers.rs; also the video tags' alone, without the
+  publisher's audio bursts) and bytes per viewer-second (that every side delivers the same stream).
 
-usage: bench/srs.py [--viewers N[,N...]] [--seconds S]   (SRS_BIN must be set)
+SRS's viewer loops (HTTP-FLV and RTMP) sleep `mw_latency` (default 350 ms;
+src/app/srs_app_http_stream.cpp, srs_app_rtmp_conn.cpp) whenever they find nothing new to send,
+so they write up to 350 ms of media at a time: fewer system calls per viewer, and a longest
+stall and added latency of about 350 ms; the gateway writes as frames arrive. So two SRS
+processes run (SRS_SIDES): "srs" with SRS's defaults, as a user gets it, and "srs_mw40" with
+`play { mw_latency 40; }`, near the gateway's stall. (0 would make the loop spin.)
+
+WHEP: not measured yet. A WHEP viewer cheap enough for 1,000 viewers does not exist in this
+tree (bench/avprobe load-whep runs a GStreamer webrtcbin per viewer); `viewers()` is the hook:
+give it a launcher for "whep" that prints the same JSON line as flv_readers, add "whep" to
+PROTOCOLS, and turn on SRS's WebRTC (see `config`: rtc_server, http_api for
+/rtc/v1/whep/?app=live&stream=fan, vhost rtc { enabled on; rtmp_to_rtc on; }); the gateway's
+is http://HOST/whep/fan (started with --webrtc-ip 127.0.0.1).
+
+usage: bench/srs.py [--viewers N[,N...]] [--seconds S] [--protocols httpflv,rtmp]   (SRS_BIN must be set)
 """
 
 import argparse
@@ -93,6 +117,11 @@ def version(exe):
 # The SRS sides: name -> the vhost's play.mw_latency in ms (None: SRS's default, 350 ms).
 SRS_SIDES = {"srs": None, "srs_mw40": 40}
 LABELS = {"gateway": "gateway", "srs": "SRS (defaults: mw_latency 350 ms)", "srs_mw40": "SRS (mw_latency 40 ms)"}
+PROTOCOLS = ("httpflv", "rtmp")  # "whep": see WHEP in the docstring
+PROTOCOL_NAMES = {"httpflv": "HTTP-FLV", "rtmp": "RTMP", "whep": "WHEP"}
+VIEWER_TOOLS = ("httpflv", "rtmp")  # the protocols `viewers` can play
+WARMUP_S = 4
+SYSCALL_S = 3
 
 
 def config(d, rtmp_port, http_port, max_connections, mw_latency=None):
@@ -134,6 +163,35 @@ def start(d, exe, max_connections=2000, mw_latency=None):
     return p, f"127.0.0.1:{http_port}", f"127.0.0.1:{rtmp_port}"
 
 
+def gateway_config(d, max_connections):
+    """A config file for the gateway: connection caps above the run's largest N (the other
+    settings are the defaults; the command line gives the rest)."""
+    f = d / "gateway.yaml"
+    f.write_text(f"limits:\n  max_rtmp_connections: {max_connections}\n  max_http_connections: {max_connections}\n")
+    return f
+
+
+def urls(protocol, http, rtmp, side):
+    """Where a viewer of `protocol` plays the stream on a side."""
+    if protocol == "httpflv":
+        return f"http://{http}/live/fan.flv"
+    if protocol == "rtmp":
+        return f"rtmp://{rtmp}/live/fan"
+    if protocol == "whep":
+        return f"http://{http}/whep/fan" if side == "gateway" else f"http://{http}/rtc/v1/whep/?app=live&stream=fan"
+    raise ValueError(protocol)
+
+
+def viewers(protocol, url, n, seconds):
+    """N viewers of `url` for `seconds`, one process printing flv_readers' JSON line at the end."""
+    if protocol in VIEWER_TOOLS:
+        exe = b.TARGET / "release" / "examples" / "flv_readers"
+        return b.start([str(exe), url, str(n), str(seconds), str(WARMUP_S)], stdout=subprocess.PIPE)
+    # TODO(issue 14, WHEP): a light WHEP load client (one process, many str0m sessions, say)
+    # printing {"viewers","with_data","bytes","max_stall_ms","added_p95_ms","added_max_ms"}.
+    raise NotImplementedError(f"no {protocol} viewer tool in bench/")
+
+
 def rss_kib(pids):
     total = 0
     for p in b.tree(pids):
@@ -144,47 +202,91 @@ def rss_kib(pids):
     return total
 
 
-def scenario_fanout(tmp, clip, counts, seconds):
+def servers(d, clip, exe, most):
+    """The gateway and the SRS sides, each with its publisher, and each one's figures with the
+    publisher alone: (processes, side -> [pid], side -> (http, rtmp), side -> idle figures)."""
+    d.mkdir(parents=True)
+    gw, ghttp, grtmp = b.gateway(d, extra=["--config", str(gateway_config(d, most))])
+    procs, pids, addr = [gw, b.source(clip, f"rtmp://{grtmp}/live/fan")], {"gateway": [gw.pid]}, {"gateway": (ghttp, grtmp)}
+    for side, mw in SRS_SIDES.items():
+        p, shttp, srtmp = start(d / side, exe, max_connections=most, mw_latency=mw)
+        procs += [p, b.source(clip, f"rtmp://{srtmp}/live/fan")]
+        pids[side] = [p.pid]
+        addr[side] = (shttp, srtmp)
+    time.sleep(4)
+    idle = b.measure(pids, 3, with_counters=True)
+    idle_sys = b.perf_syscalls(pids, SYSCALL_S) or {}
+    for side in pids:
+        idle[side]["rss_kib"] = rss_kib(pids[side])
+        idle[side]["syscalls"] = idle_sys.get(side)
+    return procs, pids, addr, idle
+
+
+def per_viewer_s(x, n):
+    return x / n if x is not None and n else None
+
+
+def scenario_fanout(tmp, clip, counts, seconds, protocols=PROTOCOLS):
     exe = binary()
     if not exe:
         return {"measured": False, "note": NOT_MEASURED}
+    open_files = b.raise_open_files()
     d = tmp / "fan-srs"
     d.mkdir()
-    gw, ghttp, grtmp = b.gateway(d)
-    b.source(clip, f"rtmp://{grtmp}/live/fan")
-    procs, pids, urls = [gw], {"gateway": [gw.pid]}, {"gateway": f"http://{ghttp}/live/fan.flv"}
-    for side, mw in SRS_SIDES.items():
-        p, shttp, srtmp = start(d / side, exe, max_connections=max(counts) + 200, mw_latency=mw)
-        b.source(clip, f"rtmp://{srtmp}/live/fan")
-        procs.append(p)
-        pids[side] = [p.pid]
-        urls[side] = f"http://{shttp}/live/fan.flv"
-    time.sleep(4)
-    idle = b.measure(pids, 3)
-    for side in pids:
-        idle[side]["rss_kib"] = rss_kib(pids[side])
-    steps = []
-    for i, n in enumerate(counts):
+    most = max(counts) + 200
+    out, sides = {}, None
+    window = WARMUP_S + seconds + SYSCALL_S + 2
+    for protocol in protocols:
+        if protocol not in VIEWER_TOOLS:
+            continue  # WHEP: no viewer tool yet (see `viewers`); the report says so
+        # Fresh servers per protocol: memory one protocol's run took and kept (allocators keep
+        # their high-water mark) does not show in the next one's RSS.
+        procs, pids, addr, idle = servers(d / protocol, clip, exe, most)
         sides = list(pids)
-        order = sides[i % len(sides):] + sides[:i % len(sides)]
-        step = {"viewers": n, "order": order}
-        for side in order:
-            r = remux.readers(urls[side], n, seconds + 6)
-            time.sleep(4)
-            m = b.measure({**pids, "viewers": [r.pid]}, seconds)
-            rss = rss_kib(pids[side])
-            got = json.loads(r.communicate(timeout=seconds + 30)[0] or b"{}")
-            cpu, base = m[side]["cpu_cores"], idle[side]["cpu_cores"]
-            step[side] = {"measure": m[side], "others": {k: v for k, v in m.items() if k not in (side, "viewers")}, "viewers_cpu": m["viewers"],
-                          "rss_kib": rss, "readers": got,
-                          "us_per_viewer_s": 1e6 * cpu / n, "us_per_viewer_s_above_idle": 1e6 * (cpu - base) / n,
-                          "bytes_per_viewer_s": got.get("bytes", 0) / n / (seconds + 6) if n else 0}
-            time.sleep(2)  # the viewers' connections close before the other side's start
-        steps.append(step)
-    for p in procs:
-        b.stop(p)
+        steps = []
+        for i, n in enumerate(counts):
+            order = sides[i % len(sides):] + sides[:i % len(sides)]
+            step = {"viewers": n, "order": order}
+            for side in order:
+                r = viewers(protocol, urls(protocol, *addr[side], side), n, window)
+                time.sleep(WARMUP_S)
+                m = b.measure({**pids, "viewers": [r.pid]}, seconds, with_counters=True)
+                rss = rss_kib(pids[side])
+                sysc = (b.perf_syscalls({side: pids[side]}, SYSCALL_S) or {}).get(side)
+                got = json.loads(r.communicate(timeout=window + 60)[0] or b"{}")
+                x, base = m[side], idle[side]
+                cpu = x["cpu_cores"]
+                calls = sysc["syscalls_per_s"] if sysc else None
+                idle_calls = (base.get("syscalls") or {}).get("syscalls_per_s")
+                step[side] = {"measure": x, "others": {k: v for k, v in m.items() if k not in (side, "viewers")}, "viewers_cpu": m["viewers"],
+                              "rss_kib": rss, "readers": got, "syscalls": sysc,
+                              "us_per_viewer_s": 1e6 * cpu / n, "us_per_viewer_s_above_idle": 1e6 * (cpu - base["cpu_cores"]) / n,
+                              "syscalls_per_viewer_s": per_viewer_s(calls, n),
+                              "syscalls_per_viewer_s_above_idle": per_viewer_s(calls - idle_calls, n) if calls is not None and idle_calls is not None else None,
+                              "cswitch_per_viewer_s": per_viewer_s(x["vcsw_per_s"] + x["nvcsw_per_s"], n),
+                              "rw_syscalls_per_viewer_s": per_viewer_s(x["syscr_per_s"] + x["syscw_per_s"], n),
+                              "bytes_per_viewer_s": got.get("bytes", 0) / n / window if n else 0}
+                time.sleep(2)  # the viewers' connections close before the other side's start
+            steps.append(step)
+        out[protocol] = {"idle": idle, "steps": steps}
+        for p in procs:
+            b.stop(p)
+    first = out[next(iter(out))] if out else {"idle": {}}
+    sides = sides or ["gateway", *SRS_SIDES]
     return {"scenario": "fanout-srs", "measured": True, "srs_commit": commit(exe), "srs_version": version(exe),
-            "srs_bin": str(exe), "sides": list(pids), "srs_mw_latency_ms": SRS_SIDES, "idle": idle, "steps": steps}
+            "srs_bin": str(exe), "sides": sides, "srs_mw_latency_ms": SRS_SIDES, "idle": first["idle"],
+            "open_files": open_files, "warmup_s": WARMUP_S, "seconds": seconds, "syscall_s": SYSCALL_S,
+            "perf": b.perf_syscalls_ok(), "protocols": out,
+            "whep": {"measured": False, "note": "no WHEP viewer tool light enough for 1,000 viewers in bench/ yet (hook: srs.viewers)"}}
+
+
+def protocols_of(r):
+    """protocol -> {"steps": [...]}; results of before RTMP was measured had HTTP-FLV only."""
+    return r["protocols"] if "protocols" in r else {"httpflv": {"steps": r.get("steps", [])}}
+
+
+def _f(x, fmt="{:.0f}"):
+    return "-" if x is None else fmt.format(x)
 
 
 def section(r):
@@ -193,35 +295,64 @@ def section(r):
         return (r or {}).get("note") or NOT_MEASURED
     sides = r.get("sides", ["gateway", "srs"])
     rows = [f"SRS {r['srs_version']} (commit {r['srs_commit']}), built from source outside this repository, "
-            f"beside the gateway, one stream each; N HTTP-FLV viewers (`flv_readers`) on one side at a time "
-            f"(order rotating per N). Publisher alone: "
-            + "; ".join(f"{LABELS.get(s, s)} {100 * r['idle'][s]['cpu_cores']:.1f}% of a core, RSS {r['idle'][s]['rss_kib'] / 1024:.0f} MiB" for s in sides)
-            + ". SRS's HTTP-FLV viewer loop sleeps `mw_latency` (default 350 ms) whenever it finds nothing new to send: "
-            "fewer, larger writes per viewer, and a longest stall of about that much; the gateway writes as frames arrive. "
-            "Hence a second SRS with `mw_latency 40`. See `bench/srs.py`.",
-            "",
-            "| viewers | server | CPU (of one core) | µs CPU per viewer-second | above publisher alone | RSS (MiB) | PSS (MiB) | viewers with data | longest stall | kB per viewer-second |",
-            "|---|---|---|---|---|---|---|---|---|---|"]
-    for st in r["steps"]:
-        for side in sides:
-            x = st[side]
-            rows.append(f"| {st['viewers']} | {LABELS.get(side, side)} | {100 * x['measure']['cpu_cores']:.1f}% | "
-                        f"{x['us_per_viewer_s']:.0f} | {x['us_per_viewer_s_above_idle']:.0f} | {x['rss_kib'] / 1024:.1f} | "
-                        f"{x['measure']['pss_kib'] / 1024:.1f} | {x['readers'].get('with_data')}/{st['viewers']} | "
-                        f"{x['readers'].get('max_stall_ms')} ms | {x['bytes_per_viewer_s'] / 1000:.0f} |")
+            f"beside the gateway, one stream each{', fresh processes per protocol' if 'protocols' in r else ''}; "
+            f"N viewers (`flv_readers`) on one side at a time (order rotating per N)"
+            + ". SRS's viewer loops sleep `mw_latency` (default 350 ms) whenever they find nothing new to send: "
+            "fewer, larger writes per viewer, and a longest stall and added latency of about that much; the gateway writes as frames arrive. "
+            "Hence a second SRS with `mw_latency 40`. CPU over a window after a warm-up; system calls (all of them, "
+            "`perf stat -e raw_syscalls:sys_enter`) in a separate window right after it; added latency: p95 / max over "
+            "all viewers' audio and video tags of how late each came against its timestamps, relative to the viewer's "
+            "earliest (the publisher's own jitter included, the same for every side; `ffmpeg -re` releases audio in bursts "
+            "between video frames, so audio tags carry some 30 ms of it: the video tags alone, against their own earliest, "
+            "are in brackets). See `bench/srs.py`."]
+    if not r.get("perf", True):
+        rows.append("")
+        rows.append("(perf could not count system calls on this machine: the system-call columns are empty; "
+                    "the JSON keeps /proc's read/write-type counters, which miss send/recv.)")
+    for protocol, part in protocols_of(r).items():
+        idle = part.get("idle") or r["idle"]
+        alone = "; ".join(f"{LABELS.get(s, s)} {100 * idle[s]['cpu_cores']:.1f}% of a core, RSS {idle[s]['rss_kib'] / 1024:.0f} MiB"
+                          + (f", {idle[s]['syscalls']['syscalls_per_s']:.0f} system calls/s" if idle[s].get("syscalls") else "")
+                          for s in sides if s in idle)
+        rows += ["", f"**{PROTOCOL_NAMES.get(protocol, protocol)}** (publisher alone: {alone})", "",
+                 "| viewers | server | CPU (of one core) | µs CPU per viewer-second (above publisher alone) | RSS / PSS (MiB) | "
+                 "viewers with data | longest stall | added latency p95 / max (video alone p95), ms | system calls per viewer-second (above publisher alone) | "
+                 "context switches per viewer-second | kB per viewer-second |",
+                 "|---|---|---|---|---|---|---|---|---|---|---|"]
+        for st in part["steps"]:
+            for side in sides:
+                x = st.get(side)
+                if not x:
+                    continue
+                rd = x["readers"]
+                rows.append(f"| {st['viewers']} | {LABELS.get(side, side)} | {100 * x['measure']['cpu_cores']:.1f}% | "
+                            f"{x['us_per_viewer_s']:.0f} ({x['us_per_viewer_s_above_idle']:.0f}) | "
+                            f"{x['rss_kib'] / 1024:.1f} / {x['measure']['pss_kib'] / 1024:.1f} | {rd.get('with_data')}/{st['viewers']} | "
+                            f"{rd.get('max_stall_ms')} ms | {_f(rd.get('added_p95_ms'), '{:.0f}')} / {_f(rd.get('added_max_ms'), '{:.0f}')} "
+                            f"({_f(rd.get('video_added_p95_ms'), '{:.0f}')}) | "
+                            f"{_f(x.get('syscalls_per_viewer_s'), '{:.1f}')} ({_f(x.get('syscalls_per_viewer_s_above_idle'), '{:.1f}')}) | "
+                            f"{_f(x.get('cswitch_per_viewer_s'), '{:.1f}')} | {x['bytes_per_viewer_s'] / 1000:.0f} |")
+    whep = r.get("whep")
+    if whep and not whep.get("measured"):
+        rows += ["", f"WHEP: not measured ({whep.get('note')})."]
     return "\n".join(rows)
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--viewers", default="100,500")
+    ap.add_argument("--viewers", default="100,500,1000")
     ap.add_argument("--seconds", type=float, default=15)
+    ap.add_argument("--protocols", default=",".join(PROTOCOLS))
+    ap.add_argument("--json", help="write the raw figures here")
     a = ap.parse_args()
     if not binary():
         print(NOT_MEASURED)
         return 0
     tmp = b.tmpdir()
-    r = scenario_fanout(tmp, b.make_clip(tmp), [int(x) for x in a.viewers.split(",")], a.seconds)
+    r = scenario_fanout(tmp, b.make_clip(tmp), [int(x) for x in a.viewers.split(",")], a.seconds,
+                        [p for p in a.protocols.split(",") if p])
+    if a.json:
+        pathlib.Path(a.json).write_text(json.dumps(r, indent=1))
     print(section(r))
     print(json.dumps(r))
     return 0
