@@ -116,7 +116,11 @@ def version(exe):
 
 # The SRS sides: name -> the vhost's play.mw_latency in ms (None: SRS's default, 350 ms).
 SRS_SIDES = {"srs": None, "srs_mw40": 40}
-LABELS = {"gateway": "gateway", "srs": "SRS (defaults: mw_latency 350 ms)", "srs_mw40": "SRS (mw_latency 40 ms)"}
+# The gateway sides: name -> its hub.merge_window_seconds (None: the default, no window; each
+# video frame written as it arrives). The windowed one is SRS's default batching, matched.
+GATEWAY_SIDES = {"gateway": None, "gateway_mw350": 0.35}
+LABELS = {"gateway": "gateway", "gateway_mw350": "gateway (merge_window 350 ms)",
+          "srs": "SRS (defaults: mw_latency 350 ms)", "srs_mw40": "SRS (mw_latency 40 ms)"}
 PROTOCOLS = ("httpflv", "rtmp")  # "whep": see WHEP in the docstring
 PROTOCOL_NAMES = {"httpflv": "HTTP-FLV", "rtmp": "RTMP", "whep": "WHEP"}
 VIEWER_TOOLS = ("httpflv", "rtmp")  # the protocols `viewers` can play
@@ -163,11 +167,15 @@ def start(d, exe, max_connections=2000, mw_latency=None):
     return p, f"127.0.0.1:{http_port}", f"127.0.0.1:{rtmp_port}"
 
 
-def gateway_config(d, max_connections):
-    """A config file for the gateway: connection caps above the run's largest N (the other
-    settings are the defaults; the command line gives the rest)."""
+def gateway_config(d, max_connections, merge_window=None):
+    """A config file for the gateway: connection caps above the run's largest N, and the merge
+    window if any (the other settings are the defaults; the command line gives the rest)."""
+    d.mkdir(parents=True, exist_ok=True)
     f = d / "gateway.yaml"
-    f.write_text(f"limits:\n  max_rtmp_connections: {max_connections}\n  max_http_connections: {max_connections}\n")
+    text = f"limits:\n  max_rtmp_connections: {max_connections}\n  max_http_connections: {max_connections}\n"
+    if merge_window:
+        text += f"hub:\n  merge_window_seconds: {merge_window}\n"
+    f.write_text(text)
     return f
 
 
@@ -206,8 +214,12 @@ def servers(d, clip, exe, most):
     """The gateway and the SRS sides, each with its publisher, and each one's figures with the
     publisher alone: (processes, side -> [pid], side -> (http, rtmp), side -> idle figures)."""
     d.mkdir(parents=True)
-    gw, ghttp, grtmp = b.gateway(d, extra=["--config", str(gateway_config(d, most))])
-    procs, pids, addr = [gw, b.source(clip, f"rtmp://{grtmp}/live/fan")], {"gateway": [gw.pid]}, {"gateway": (ghttp, grtmp)}
+    procs, pids, addr = [], {}, {}
+    for side, window in GATEWAY_SIDES.items():
+        gw, ghttp, grtmp = b.gateway(d / side, extra=["--config", str(gateway_config(d / side, most, window))])
+        procs += [gw, b.source(clip, f"rtmp://{grtmp}/live/fan")]
+        pids[side] = [gw.pid]
+        addr[side] = (ghttp, grtmp)
     for side, mw in SRS_SIDES.items():
         p, shttp, srtmp = start(d / side, exe, max_connections=most, mw_latency=mw)
         procs += [p, b.source(clip, f"rtmp://{srtmp}/live/fan")]
@@ -272,7 +284,7 @@ def scenario_fanout(tmp, clip, counts, seconds, protocols=PROTOCOLS):
         for p in procs:
             b.stop(p)
     first = out[next(iter(out))] if out else {"idle": {}}
-    sides = sides or ["gateway", *SRS_SIDES]
+    sides = sides or [*GATEWAY_SIDES, *SRS_SIDES]
     return {"scenario": "fanout-srs", "measured": True, "srs_commit": commit(exe), "srs_version": version(exe),
             "srs_bin": str(exe), "sides": sides, "srs_mw_latency_ms": SRS_SIDES, "idle": first["idle"],
             "open_files": open_files, "warmup_s": WARMUP_S, "seconds": seconds, "syscall_s": SYSCALL_S,

@@ -639,6 +639,78 @@ mod tests {
         assert_eq!(next_ms(&mut sub).await, (A, 3078));
     }
 
+    async fn batch_ms(sub: &mut Subscription, batching: Batching) -> Vec<(TrackKind, i64)> {
+        let mut out = Vec::new();
+        let more = tokio::time::timeout(Duration::from_secs(5), sub.next_batch(&mut out, batching))
+            .await
+            .expect("a batch in time");
+        assert!(more, "the subscription goes on");
+        out.iter().map(|f| (f.kind(), f.dts.as_millis())).collect()
+    }
+
+    #[tokio::test]
+    async fn a_batch_is_one_picture_with_the_audio_beside_it_and_audio_alone_waits_for_the_next() {
+        use TrackKind::{Audio as A, Video as V};
+        let (v, a) = infos();
+        let (video, audio) = (
+            TrackOutput::new(TrackKind::Video, CacheLimits::default()),
+            TrackOutput::new(TrackKind::Audio, CacheLimits::default()),
+        );
+        let mut sub = subscribe(&video, &audio);
+        let batching = Batching::default();
+        video.push(frame(&v, 1000, true));
+        audio.push(frame(&a, 1000, true));
+        audio.push(frame(&a, 1020, true));
+        assert_eq!(batch_ms(&mut sub, batching).await, [(V, 1000), (A, 1000), (A, 1020)], "what is ready, at once");
+        // Audio alone does not make a batch: it goes out with the next picture, in dts order.
+        audio.push(frame(&a, 1040, true));
+        let pushing = async {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            audio.push(frame(&a, 1060, true));
+            video.push(frame(&v, 1033, false));
+        };
+        let (got, ()) = tokio::join!(batch_ms(&mut sub, batching), pushing);
+        assert_eq!(got, [(V, 1033), (A, 1040), (A, 1060)]);
+        // The picture pauses: audio already waiting goes out on its own after the hold.
+        audio.push(frame(&a, 1080, true));
+        let started = Instant::now();
+        assert_eq!(batch_ms(&mut sub, batching).await, [(A, 1080)]);
+        let waited = started.elapsed();
+        assert!(waited >= batching.audio_hold && waited < Duration::from_secs(2), "waited {waited:?}");
+    }
+
+    #[tokio::test]
+    async fn audio_found_alone_waits_at_most_the_hold_for_its_picture() {
+        use TrackKind::{Audio as A, Video as V};
+        let (v, a) = infos();
+        let (video, audio) = (
+            TrackOutput::new(TrackKind::Video, CacheLimits::default()),
+            TrackOutput::new(TrackKind::Audio, CacheLimits::default()),
+        );
+        let mut sub = subscribe(&video, &audio);
+        let batching = Batching { audio_hold: Duration::from_millis(40), merge_window: Duration::ZERO };
+        video.push(frame(&v, 1000, true));
+        assert_eq!(batch_ms(&mut sub, batching).await, [(V, 1000)]);
+        // Audio that comes while only video is awaited is found after the gap, then waits
+        // the hold for a picture.
+        let pushing = async {
+            tokio::time::sleep(VIDEO_GAP / 2).await;
+            audio.push(frame(&a, 1010, true));
+        };
+        let started = Instant::now();
+        let (got, ()) = tokio::join!(batch_ms(&mut sub, batching), pushing);
+        assert_eq!(got, [(A, 1010)]);
+        assert!(started.elapsed() < Duration::from_secs(2), "{:?}", started.elapsed());
+        // The stream ends: what is left goes out, then no more batches.
+        audio.push(frame(&a, 1030, true));
+        drop((video, audio));
+        let mut out = Vec::new();
+        assert!(sub.next_batch(&mut out, batching).await);
+        assert_eq!(out.len(), 1);
+        assert!(!sub.next_batch(&mut out, batching).await);
+        assert_eq!(sub.end_reason(), Some(&EndReason::StreamEnded));
+    }
+
     #[tokio::test]
     async fn without_a_picture_audio_goes_out_alone_after_the_wait() {
         let (v, a) = infos();

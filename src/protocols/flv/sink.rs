@@ -18,7 +18,7 @@ use crate::hub::outbox::Outbox;
 
 /// How often the kernel is asked how much of a socket's send queue the viewer has not taken
 /// (`SIOCOUTQ`, one system call): often enough for the second-scale bounds it feeds.
-const KERNEL_QUERY_INTERVAL: Duration = Duration::from_millis(250);
+const KERNEL_QUERY_INTERVAL: Duration = Duration::from_secs(1);
 
 /// A viewer's own TCP connection (see [`super::raw`]).
 pub struct SocketSink {

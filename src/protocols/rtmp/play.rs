@@ -22,7 +22,7 @@ use crate::hub::{EndReason, Subscription};
 use crate::protocols::flv::{FlvEgress, FlvTag, TagKind};
 
 /// How often the kernel is asked what the player has not acknowledged (one system call).
-const KERNEL_QUERY_INTERVAL: Duration = Duration::from_millis(250);
+const KERNEL_QUERY_INTERVAL: Duration = Duration::from_secs(1);
 
 /// Sends the subscription to the player until either side ends; returns why it ended.
 pub(super) async fn send(conn: &mut ServerConn<TcpStream>, mut sub: Subscription, gw: &RtmpCtx) -> String {
