@@ -14,6 +14,7 @@ mod cluster;
 mod config_relays;
 mod conformance;
 mod egress_start;
+mod flv_paths;
 mod flv_roundtrip;
 mod gst_interop;
 mod h5;

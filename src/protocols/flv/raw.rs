@@ -86,7 +86,8 @@ fn parse_head(head: &[u8]) -> Result<Request, ApiError> {
     let uri: Uri = target.parse().map_err(|_| ApiError::bad_request("bad request target"))?;
     let start = [req.method.unwrap_or(""), " ", target, " HTTP/1.1\r\n"].concat();
     let protocol = play_route(start.as_bytes()).ok_or_else(|| ApiError::not_found("no such endpoint"))?;
-    let file = uri.path().rsplit('/').next().unwrap_or("").to_string();
+    let file = percent_decode(uri.path().rsplit('/').next().unwrap_or(""))
+        .ok_or_else(|| ApiError::bad_request("bad percent-encoding in the request path"))?;
     let mut headers = HeaderMap::new();
     for h in req.headers.iter() {
         let name = HeaderName::from_bytes(h.name.as_bytes()).map_err(|_| ApiError::bad_request("bad header name"))?;
@@ -94,6 +95,25 @@ fn parse_head(head: &[u8]) -> Result<Request, ApiError> {
         headers.append(name, value);
     }
     Ok(Request { protocol, file, uri, headers })
+}
+
+/// A path segment percent-decoded, as the router's path extractor decodes it; None if an
+/// escape is malformed or the result is not UTF-8.
+fn percent_decode(segment: &str) -> Option<String> {
+    let bytes = segment.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while at < bytes.len() {
+        if bytes[at] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(at + 1..at + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            at += 3;
+        } else {
+            out.push(bytes[at]);
+            at += 1;
+        }
+    }
+    String::from_utf8(out).ok()
 }
 
 /// Reads the request head (through its blank line) within `wait`; None if it did not come
@@ -215,6 +235,9 @@ mod tests {
         assert_eq!(req.uri.query(), Some("token=abc"));
         assert_eq!(req.headers.get("authorization").unwrap(), "Bearer x");
         assert!(parse_head(b"GET /live/s1.flv HTTP/1.1\r\nBad Header\r\n\r\n").is_err());
+        assert_eq!(parse_head(b"GET /live/a%2Db.flv HTTP/1.1\r\n\r\n").expect("parsed").file, "a-b.flv");
+        assert!(parse_head(b"GET /live/a%ZZ.flv HTTP/1.1\r\n\r\n").is_err());
+        assert!(parse_head(b"GET /live/a%ff.flv HTTP/1.1\r\n\r\n").is_err());
         assert!(parse_head(b"GET /live/s1.flv HTTP/1.1\r\nHost: h\r\n").is_err());
     }
 }
