@@ -97,6 +97,13 @@ fn parse_head(head: &[u8]) -> Result<Request, ApiError> {
     Ok(Request { protocol, file, uri, headers })
 }
 
+/// What a request head asks for, as this path reads it: the play route and the file, or why
+/// it is refused (for the fuzzer and tests; the server uses the same parse).
+pub fn request_of(head: &[u8]) -> Result<(Protocol, String), String> {
+    let _ = play_route(head);
+    parse_head(head).map(|r| (r.protocol, r.file)).map_err(|e| e.message)
+}
+
 /// A path segment percent-decoded, as the router's path extractor decodes it; None if an
 /// escape is malformed or the result is not UTF-8.
 fn percent_decode(segment: &str) -> Option<String> {

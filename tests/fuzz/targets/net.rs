@@ -233,3 +233,39 @@ pub const RTP_PAYLOAD: Target = Target {
     setup: crate::engine::no_setup,
     run: rtp_payload,
 };
+
+const HTTP_DICT: &[&[u8]] = &[
+    b"GET ",
+    b" HTTP/1.1\r\n",
+    b"/live/",
+    b"/mini/",
+    b".flv",
+    b"?token=",
+    b"%2D",
+    b"%",
+    b"Host: 127.0.0.1\r\n",
+    b"Authorization: Bearer x\r\n",
+    b"\r\n\r\n",
+    b": ",
+];
+
+fn flv_request(input: &[u8]) -> u64 {
+    use interop_gateway::protocols::flv::raw::{play_route, request_of};
+    let route = play_route(input).map_or(0, |p| p.index() as u8 + 1);
+    match request_of(input) {
+        Ok((protocol, file)) => hash(&[route, protocol.index() as u8, file.len().min(255) as u8]),
+        Err(why) => hash(&[route, 100, why.as_bytes().first().copied().unwrap_or(0)]),
+    }
+}
+
+/// The head of an HTTP-FLV play answered without hyper (`flv::raw`).
+pub const FLV_REQUEST: Target = Target {
+    name: "flv_request",
+    dirs: &["flv_request"],
+    max_len: 16 << 10,
+    shape: Shape::Text,
+    dict: HTTP_DICT,
+    derive: no_seeds,
+    setup: crate::engine::no_setup,
+    run: flv_request,
+};
