@@ -346,6 +346,65 @@ impl ChunkStreamState {
     }
 }
 
+/// How one message is chunked: a format 0 chunk, then format 3 continuations of at most
+/// `chunk_size` bytes each (repeating the extended timestamp when used).
+struct Framing {
+    csid: u32,
+    type_id: u8,
+    stream_id: u32,
+    timestamp: u32,
+    len: u32,
+    chunk_size: usize,
+}
+
+/// The longest chunk header: a 3-byte basic header, 11 bytes of message header, 4 of
+/// extended timestamp.
+const MAX_HEADER: usize = 18;
+
+impl Framing {
+    fn new(
+        chunk_size: u32,
+        csid: u32,
+        type_id: u8,
+        stream_id: u32,
+        timestamp: u32,
+        len: usize,
+    ) -> Result<Framing, ChunkError> {
+        let len = u32::try_from(len)
+            .ok()
+            .filter(|&l| l <= MAX_WIRE_MESSAGE_LEN)
+            .ok_or(ChunkError::TooLongToEncode { len })?;
+        let chunk_size = chunk_size.clamp(1, MAX_CHUNK_SIZE) as usize;
+        Ok(Framing { csid, type_id, stream_id, timestamp, len, chunk_size })
+    }
+
+    fn extended(&self) -> bool {
+        self.timestamp >= EXTENDED_TS
+    }
+
+    /// The header of the message's first chunk (`first`) or of a continuation.
+    fn header(&self, first: bool, out: &mut impl BufMut) {
+        if !first {
+            put_basic_header(out, 3, self.csid);
+        } else {
+            put_basic_header(out, 0, self.csid);
+            out.put_uint(u64::from(self.timestamp.min(EXTENDED_TS)), 3);
+            out.put_uint(u64::from(self.len), 3);
+            out.put_u8(self.type_id);
+            out.put_u32_le(self.stream_id);
+        }
+        if self.extended() {
+            out.put_u32(self.timestamp);
+        }
+    }
+
+    /// The payload's byte ranges, one per chunk (none for an empty payload).
+    fn pieces(&self) -> impl Iterator<Item = std::ops::Range<usize>> + '_ {
+        let len = self.len as usize;
+        (0..len).step_by(self.chunk_size).map(move |at| at..(at + self.chunk_size).min(len))
+    }
+}
+
 /// Appends `payload` as one chunked message: a format 0 chunk, then format 3 continuations
 /// of at most `chunk_size` bytes each (repeating the extended timestamp when used).
 pub fn write_message(
@@ -357,31 +416,15 @@ pub fn write_message(
     timestamp: u32,
     payload: &[u8],
 ) -> Result<(), ChunkError> {
-    let len = u32::try_from(payload.len())
-        .ok()
-        .filter(|&l| l <= MAX_WIRE_MESSAGE_LEN)
-        .ok_or(ChunkError::TooLongToEncode { len: payload.len() })?;
-    let chunk_size = chunk_size.clamp(1, MAX_CHUNK_SIZE) as usize;
-    let extended = timestamp >= EXTENDED_TS;
-    let chunks = payload.len().div_ceil(chunk_size).max(1);
+    let framing = Framing::new(chunk_size, csid, type_id, stream_id, timestamp, payload.len())?;
+    let chunks = payload.len().div_ceil(framing.chunk_size).max(1);
     out.reserve(payload.len() + 16 + (chunks - 1) * 8);
-
-    put_basic_header(out, 0, csid);
-    out.put_uint(u64::from(timestamp.min(EXTENDED_TS)), 3);
-    out.put_uint(u64::from(len), 3);
-    out.put_u8(type_id);
-    out.put_u32_le(stream_id);
-    if extended {
-        out.put_u32(timestamp);
-    }
-    for (i, piece) in payload.chunks(chunk_size).enumerate() {
+    framing.header(true, out);
+    for (i, piece) in framing.pieces().enumerate() {
         if i > 0 {
-            put_basic_header(out, 3, csid);
-            if extended {
-                out.put_u32(timestamp);
-            }
+            framing.header(false, out);
         }
-        out.put_slice(piece);
+        out.put_slice(&payload[piece]);
     }
     Ok(())
 }
@@ -397,39 +440,20 @@ pub fn put_message(
     timestamp: u32,
     payload: &Bytes,
 ) -> Result<(), ChunkError> {
-    let len = u32::try_from(payload.len())
-        .ok()
-        .filter(|&l| l <= MAX_WIRE_MESSAGE_LEN)
-        .ok_or(ChunkError::TooLongToEncode { len: payload.len() })?;
-    let chunk_size = chunk_size.clamp(1, MAX_CHUNK_SIZE) as usize;
-    let extended = timestamp >= EXTENDED_TS;
-    // The longest header: a 3-byte basic header, 11 bytes of message header, 4 of timestamp.
-    let mut buf = [0u8; 18];
-    let mut head = &mut buf[..];
-    put_basic_header(&mut head, 0, csid);
-    head.put_uint(u64::from(timestamp.min(EXTENDED_TS)), 3);
-    head.put_uint(u64::from(len), 3);
-    head.put_u8(type_id);
-    head.put_u32_le(stream_id);
-    if extended {
-        head.put_u32(timestamp);
-    }
-    let used = 18 - head.len();
-    out.put_slice(&buf[..used]);
-    let mut at = 0;
-    while at < payload.len() {
-        if at > 0 {
-            let mut head = &mut buf[..];
-            put_basic_header(&mut head, 3, csid);
-            if extended {
-                head.put_u32(timestamp);
-            }
-            let used = 18 - head.len();
-            out.put_slice(&buf[..used]);
+    let framing = Framing::new(chunk_size, csid, type_id, stream_id, timestamp, payload.len())?;
+    let mut put_header = |first: bool, out: &mut Outbox| {
+        let mut buf = [0u8; MAX_HEADER];
+        let mut head = &mut buf[..];
+        framing.header(first, &mut head);
+        let used = MAX_HEADER - head.len();
+        out.put_slice(&buf[..used]);
+    };
+    put_header(true, out);
+    for (i, piece) in framing.pieces().enumerate() {
+        if i > 0 {
+            put_header(false, out);
         }
-        let end = (at + chunk_size).min(payload.len());
-        out.put_shared(payload.slice(at..end));
-        at = end;
+        out.put_shared(payload.slice(piece));
     }
     Ok(())
 }
