@@ -11,8 +11,8 @@
 //! Every viewer runs for SECONDS, all on one thread. Prints one JSON line at the end:
 //! - `bytes`: HTTP: bytes read; RTMP: audio/video/data message bytes;
 //! - `with_data`: viewers that got any; `max_stall_ms`: the longest gap between two reads
-//!   (HTTP) or two messages (RTMP) of any viewer, from the request (HTTP) or from
-//!   NetStream.Play.Start (RTMP) on;
+//!   (HTTP) or two messages (RTMP) of any viewer once the warm-up is over (the time to join,
+//!   a thousand viewers connecting at once, is not a stall);
 //! - added latency: per audio/video tag (sequence headers aside) that arrived at least WARMUP
 //!   seconds (default 4) after the start and 2 s after the viewer's first tag (so the cached-GOP
 //!   burst is out), d = (arrival - the viewer's first arrival) - (tag timestamp - its first
@@ -334,7 +334,10 @@ async fn read_one(host: &str, path: &str, deadline: Instant, count_from: Instant
         };
         let now = Instant::now();
         v.bytes += k as u64;
-        v.stall = v.stall.max(now - last);
+        if last >= count_from {
+            // A gap in the stream, not the joining burst (connect, first bytes).
+            v.stall = v.stall.max(now - last);
+        }
         last = now;
         let mut data = &buf[..k];
         if !body_started {
@@ -393,7 +396,10 @@ async fn play_one(url: &RtmpUrl, deadline: Instant, count_from: Instant) -> View
         let ClientEvent::Media(m) = event else { continue };
         let now = Instant::now();
         v.bytes += m.payload.len() as u64;
-        v.stall = v.stall.max(now - last);
+        if last >= count_from {
+            // A gap in the stream, not the joining burst (connect, first bytes).
+            v.stall = v.stall.max(now - last);
+        }
         last = now;
         let ty = match m.kind {
             MediaKind::Audio => 8,

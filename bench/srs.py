@@ -45,7 +45,8 @@ Measured on each side, the same windows for every side:
   only the /proc counters, which miss send/recv/sendmsg/epoll (Rust's std writes with send(2)),
   so they are not comparable between servers and the table says "-";
 - RSS (VmRSS) and PSS of the server after the CPU window;
-- from the viewers: how many got data, the longest stall (gap between two reads or messages),
+- from the viewers: how many got data, the longest stall (gap between two reads or messages
+  after the warm-up: joining is not a stall),
   the added latency (p95 and max over every viewer's audio/video tags of how late each arrived
   against its timestamps, relative to the viewer's earliest tag; tags from WARMUP_S on and 2 s
   after the viewer's first, see bench/flv_readers.rs; also the video tags' alone, without the
@@ -54,9 +55,11 @@ Measured on each side, the same windows for every side:
 SRS's viewer loops (HTTP-FLV and RTMP) sleep `mw_latency` (default 350 ms;
 src/app/srs_app_http_stream.cpp, srs_app_rtmp_conn.cpp) whenever they find nothing new to send,
 so they write up to 350 ms of media at a time: fewer system calls per viewer, and a longest
-stall and added latency of about 350 ms; the gateway writes as frames arrive. So two SRS
-processes run (SRS_SIDES): "srs" with SRS's defaults, as a user gets it, and "srs_mw40" with
-`play { mw_latency 40; }`, near the gateway's stall. (0 would make the loop spin.)
+stall and added latency of about 350 ms; the gateway writes once per video frame by default
+(`hub.merge_window_seconds` 0). So two SRS processes run (SRS_SIDES): "srs" with SRS's
+defaults, as a user gets it, and "srs_mw40" with `play { mw_latency 40; }`, near the
+gateway's default latency (0 would make the loop spin); and two gateways (GATEWAY_SIDES):
+its default, and one with a 350 ms merge window, SRS's default batching matched.
 
 WHEP: not measured yet. A WHEP viewer cheap enough for 1,000 viewers does not exist in this
 tree (bench/avprobe load-whep runs a GStreamer webrtcbin per viewer); `viewers()` is the hook:
