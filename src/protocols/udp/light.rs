@@ -21,7 +21,7 @@ use super::frames::DtsFromPts;
 use super::metrics::UdpMetrics;
 use super::payload::{hex, IngestTrack};
 use super::reorder::Reorder;
-use super::sync::{sender_reports, SharedClock, TrackClock};
+use super::sync::{sender_reports, SenderReport, SharedClock, TrackClock};
 use crate::media::aac::AudioSpecificConfig;
 use crate::media::h264::rtp::{payload_bounds, RtpH264Check, RtpVerdict};
 use crate::media::h264::{AvcConfig, Sps};
@@ -47,6 +47,8 @@ struct Track {
     filter: RtpFilter,
     /// The source the filter accepted last: a change starts the track over.
     source: Option<u32>,
+    /// The last sender report of another source (senders report before they send media).
+    early_report: Option<SenderReport>,
     reorder: Reorder<Vec<u8>>,
     h264: Option<RtpH264Check>,
     check: Option<PayloadCheck>,
@@ -85,6 +87,9 @@ impl LightIngest {
             t.source = t.filter.ssrc();
             tracing::info!(track, codec = %t.codec, ssrc = ?t.source, "receiving RTP stream");
             t.restart();
+            if let Some(sr) = t.early_report.take().filter(|sr| Some(sr.ssrc) == t.source) {
+                t.clock.report(sr, &mut self.shared);
+            }
         }
         let seq = u16::from_be_bytes([data[2], data[3]]);
         t.reorder.push(seq, now, data.to_vec());
@@ -103,6 +108,8 @@ impl LightIngest {
         for sr in sender_reports(data) {
             if Some(sr.ssrc) == t.source {
                 t.clock.report(sr, &mut self.shared);
+            } else {
+                t.early_report = Some(sr);
             }
         }
     }
@@ -138,6 +145,7 @@ impl Track {
             codec: track.codec,
             filter: RtpFilter::new(track.pt, track.ssrc),
             source: None,
+            early_report: None,
             reorder: Reorder::new(latency),
             h264: (track.codec == Codec::H264).then(RtpH264Check::new),
             check: PayloadCheck::for_codec(track.codec, &track.params),
