@@ -43,6 +43,7 @@ fuzz_tests! {
     webrtc_sdp => targets::net::WEBRTC_SDP,
     rtp_filter => targets::net::RTP_FILTER,
     rtp_payload => targets::net::RTP_PAYLOAD,
+    rtp_light => targets::net::RTP_LIGHT,
     h264_sps => targets::codec::H264_SPS,
     h264_avcc => targets::codec::H264_AVCC,
     h264_payload => targets::codec::H264_PAYLOAD,

@@ -260,7 +260,7 @@ impl AacDepay {
         let f = self.fragment.get_or_insert_with(|| Fragment {
             timestamp: packet.timestamp,
             size,
-            data: Vec::with_capacity(size),
+            data: Vec::with_capacity(data.len()),
         });
         if f.size != size || f.data.len() + data.len() > size {
             self.fragment = None;

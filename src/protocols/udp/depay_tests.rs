@@ -128,7 +128,8 @@ fn hostile_payloads_never_panic() {
         seed
     };
     let p = |k: &str, v: &str| (k.to_string(), v.to_string());
-    let odd = AuHeaderLayout::from_fmtp(&[p("sizelength", "64"), p("ctsdeltalength", "9"), p("randomaccessindication", "1")]);
+    let odd =
+        AuHeaderLayout::from_fmtp(&[p("sizelength", "64"), p("ctsdeltalength", "9"), p("randomaccessindication", "1")]);
     let mut depays = [h264(), Depay::Aac(AacDepay::new(hbr(), 1024)), Depay::Aac(AacDepay::new(odd, 1)), Depay::Whole];
     let mut out = Vec::new();
     for i in 0..20_000u32 {

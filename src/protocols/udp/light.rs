@@ -256,7 +256,12 @@ impl Track {
 }
 
 fn audio(codec: Codec, rate: u32, channels: u32) -> Arc<TrackInfo> {
-    Arc::new(TrackInfo::Audio(AudioInfo { codec, sample_rate: rate, channels: channels.clamp(1, 255) as u8, config: None }))
+    Arc::new(TrackInfo::Audio(AudioInfo {
+        codec,
+        sample_rate: rate,
+        channels: channels.clamp(1, 255) as u8,
+        config: None,
+    }))
 }
 
 fn bframes(info: &TrackInfo) -> bool {

@@ -21,7 +21,13 @@ fn track(kind: TrackKind, codec: Codec, pt: u8, clock_rate: u32, params: &[(&str
 
 fn h264_opus() -> Vec<IngestTrack> {
     vec![
-        track(TrackKind::Video, Codec::H264, 96, 90_000, &[("packetization-mode", "1"), ("sprop-parameter-sets", SPROP)]),
+        track(
+            TrackKind::Video,
+            Codec::H264,
+            96,
+            90_000,
+            &[("packetization-mode", "1"), ("sprop-parameter-sets", SPROP)],
+        ),
         track(TrackKind::Audio, Codec::Opus, 111, 48_000, &[]),
     ]
 }
@@ -214,7 +220,13 @@ fn aac_and_pcm_tracks_carry_the_sdp_configuration() {
         Codec::Aac,
         97,
         44_100,
-        &[("mode", "AAC-hbr"), ("sizelength", "13"), ("indexlength", "3"), ("indexdeltalength", "3"), ("config", "1208")],
+        &[
+            ("mode", "AAC-hbr"),
+            ("sizelength", "13"),
+            ("indexlength", "3"),
+            ("indexdeltalength", "3"),
+            ("config", "1208"),
+        ],
     );
     let mut h = Harness::new(&[aac]);
     let packet = |seq: u16, ts: u32| rtp(97, seq, ts, 5, true, &[0, 32, 0, 16, 0, 16, 0x21, 0x22, 0x23, 0x24]);

@@ -30,7 +30,7 @@ mod frames;
 pub use crate::addr_rules as hosts;
 mod http;
 mod ingest;
-mod light;
+pub mod light;
 mod metrics;
 mod output;
 pub mod payload;
@@ -41,9 +41,9 @@ mod reorder;
 mod running;
 pub mod sdp;
 pub mod sdp_out;
-mod sync;
 #[cfg(test)]
 mod sdp_tests;
+mod sync;
 
 /// What the UDP API handlers and sessions get from the gateway.
 #[derive(Clone)]

@@ -14,8 +14,8 @@ use serde_json::json;
 use tracing::Instrument;
 
 use super::error::UdpError;
-use super::receiver::{Event, Receiver};
 use super::payload::{ingest_tracks, IngestTrack};
+use super::receiver::{Event, Receiver};
 use super::registry::{location, Describe, Kind, Registration};
 use super::UdpCtx;
 use super::{sdp, Started};

@@ -7,9 +7,9 @@
 //! - GStreamer (anything else: VP8, MPEG video, MPEG audio): the rtpbin pipeline of
 //!   [`ingest`](super::ingest), frames arriving on a channel.
 
+use std::future::Future;
 use std::io::ErrorKind;
 use std::net::{IpAddr, SocketAddr};
-use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::task::Poll;
@@ -147,7 +147,12 @@ pub struct Light {
 }
 
 impl Light {
-    fn start(tracks: &[IngestTrack], bind: IpAddr, latency_ms: u32, metrics: Arc<UdpMetrics>) -> Result<Light, UdpError> {
+    fn start(
+        tracks: &[IngestTrack],
+        bind: IpAddr,
+        latency_ms: u32,
+        metrics: Arc<UdpMetrics>,
+    ) -> Result<Light, UdpError> {
         let mut sockets = Vec::new();
         for (track, t) in tracks.iter().enumerate() {
             sockets.push(Port { track, rtcp: false, socket: bind_port(bind, t.rtp_port)? });

@@ -85,7 +85,8 @@ impl TrackClock {
     }
 
     fn ticks_to_ns(&self, ticks: i64) -> i64 {
-        (i128::from(ticks) * 1_000_000_000 / i128::from(self.rate)).clamp(i128::from(i64::MIN), i128::from(i64::MAX)) as i64
+        (i128::from(ticks) * 1_000_000_000 / i128::from(self.rate)).clamp(i128::from(i64::MIN), i128::from(i64::MAX))
+            as i64
     }
 
     fn at(&self, anchor: (i64, i64), ext: i64) -> i64 {
