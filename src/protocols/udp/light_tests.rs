@@ -188,8 +188,8 @@ fn bframes_give_decode_times_and_mark_the_track() {
         h.rtp(0, &rtp(96, i as u16 + 1, f * 3000, 1, true, payload), i as u64 * 33);
     }
     let frames = h.take();
-    let pts: Vec<i64> = frames.iter().map(|f| (f.pts.0 / 1_000_000)).collect();
-    let dts: Vec<i64> = frames.iter().map(|f| (f.dts.0 / 1_000_000)).collect();
+    let pts: Vec<i64> = frames.iter().map(|f| f.pts.0 / 1_000_000).collect();
+    let dts: Vec<i64> = frames.iter().map(|f| f.dts.0 / 1_000_000).collect();
     assert_eq!(pts, [0, 100, 33, 66, 200, 133, 166]);
     assert!(dts.windows(2).all(|w| w[0] <= w[1]), "{dts:?}");
     assert!(dts.iter().zip(&pts).skip(4).all(|(d, p)| d <= p), "{dts:?}");
