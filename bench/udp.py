@@ -17,7 +17,13 @@ stream (H.264 1 Mbit/s + Opus, -c copy) goes to the gateway's udp-ingest and, pe
 and nothing else); both measured over the same window. `--binary` names another gateway
 build (e.g. a copy of the build before a change) for a before/after run.
 
-usage: bench/udp.py [--streams N] [--seconds S] [--quick] [--json FILE] [--ingest [--binary PATH]]
+With --avsync: A/V sync through the UDP ingest. avprobe's flash+beep source (bench/avprobe, as
+bench/avsync.py uses) publishes to the gateway and serves its FLV on TCP; ffmpeg turns that into
+RTP (H.264 copied, AAC -> Opus, with RTCP sender reports) into udp-ingest; avprobe reads both
+the source and the UDP stream back over RTMP and pairs every beep with its flash (offset =
+beep PTS - flash PTS). The source's own offset is the reference.
+
+usage: bench/udp.py [--streams N] [--seconds S] [--quick] [--json FILE] [--ingest|--avsync] [--binary PATH]
 """
 
 import argparse
@@ -192,6 +198,37 @@ def report_ingest(r):
     ])
 
 
+def run_avsync(tmp, seconds, binary=None):
+    """beep - flash offsets through the UDP ingest and of the source itself (see the docstring)."""
+    import avsync
+    import latency
+    gw, http, rtmp = b.gateway(tmp, binary=binary)
+    direct = b.free_port()
+    src = latency.start_source("rtmp", f"rtmp://{rtmp}/live/src", seconds + 40, ["--serve", str(direct)])
+    procs = [src, gw]
+    try:
+        latency.wait_live(http, "src")
+        p = free_udp_block()
+        sdp = tmp / "avsync.sdp"
+        procs.insert(0, b.start(["ffmpeg", "-v", "error", "-f", "flv", "-i", f"tcp://127.0.0.1:{direct}",
+                                 "-map", "0:v", "-c:v", "copy", "-f", "rtp", f"rtp://127.0.0.1:{p}",
+                                 "-map", "0:a", "-c:a", "libopus", "-ar", "48000", "-f", "rtp", f"rtp://127.0.0.1:{p + 2}",
+                                 "-sdp_file", str(sdp)]))
+        post_sdp(http, "u", wait_sdp(sdp))
+        latency.wait_live(http, "u")
+        readers = [latency.Receiver("udp", f"rtmp://{rtmp}/live/u", seconds),
+                   latency.Receiver("source", f"rtmp://{rtmp}/live/src", seconds)]
+        out = {}
+        for r in [x.wait(seconds + 30) for x in readers]:
+            series = [round(o[1], 1) for o in avsync.offsets(r["events"])]
+            out[r["name"]] = {"pairs": len(series), "series_ms": series,
+                              "median_ms": sorted(series)[len(series) // 2] if series else None}
+        return out
+    finally:
+        for x in procs:
+            b.stop(x)
+
+
 def ratio(a, c):
     return c / a if a > 0 else float("inf")
 
@@ -222,7 +259,8 @@ def main():
     ap.add_argument("--quick", action="store_true", help="a smoke run: 2 streams, a few seconds")
     ap.add_argument("--json", help="write the raw figures here")
     ap.add_argument("--ingest", action="store_true", help="ingest only, against ffmpeg's RTP demuxer (-f null)")
-    ap.add_argument("--binary", help="with --ingest: the gateway binary to measure (default: the release build)")
+    ap.add_argument("--avsync", action="store_true", help="A/V sync through the UDP ingest (flash/beep source)")
+    ap.add_argument("--binary", help="with --ingest/--avsync: the gateway binary to measure (default: the release build)")
     a = ap.parse_args()
     if a.quick:
         a.streams, a.seconds = (1 if a.ingest else 2), 4
@@ -230,6 +268,10 @@ def main():
         subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "interop-gateway"], cwd=b.ROOT, check=True)
     tmp = b.tmpdir()
     clip = make_clip(tmp)
+    if a.avsync:
+        result = run_avsync(tmp, int(a.seconds), binary=a.binary)
+        print(json.dumps(result))
+        return 0
     if a.ingest:
         result = run_ingest(tmp, clip, a.streams, a.seconds, binary=a.binary)
     else:
