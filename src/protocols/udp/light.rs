@@ -92,8 +92,13 @@ impl LightIngest {
             }
         }
         let seq = u16::from_be_bytes([data[2], data[3]]);
-        t.reorder.push(seq, now, data.to_vec());
-        self.drain(track, now, out);
+        if t.reorder.pass(seq) {
+            t.depayload(data, false, &self.metrics, &mut self.units);
+            t.frames(&mut self.units, now, &mut self.shared, out);
+        } else {
+            t.reorder.push(seq, now, data.to_vec());
+            self.drain(track, now, out);
+        }
         true
     }
 
@@ -130,11 +135,7 @@ impl LightIngest {
         let Some(t) = self.tracks.get_mut(track) else { return };
         while let Some((packet, lost)) = t.reorder.pop(now) {
             t.depayload(&packet, lost, &self.metrics, &mut self.units);
-            for unit in self.units.drain(..) {
-                if let Some(frame) = t.frame(unit, now, &mut self.shared) {
-                    out.push(frame);
-                }
-            }
+            t.frames(&mut self.units, now, &mut self.shared, out);
         }
     }
 }
@@ -221,6 +222,15 @@ impl Track {
         let timestamp = u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]);
         let marker = packet[1] & 0x80 != 0;
         self.depay.push(Packet { timestamp, marker, payload: &packet[start..end] }, lost, units);
+    }
+
+    /// The frames of the units the depacketizer finished.
+    fn frames(&mut self, units: &mut Vec<Unit>, now: Duration, shared: &mut SharedClock, out: &mut Vec<Frame>) {
+        for unit in units.drain(..) {
+            if let Some(frame) = self.frame(unit, now, shared) {
+                out.push(frame);
+            }
+        }
     }
 
     /// The frame of one unit, once the track's info is known.

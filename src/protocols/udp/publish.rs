@@ -102,10 +102,14 @@ impl Session {
     async fn run(mut self, gw: UdpCtx) {
         let mut watchdog = tokio::time::interval(WATCHDOG);
         let timeout = self.status.timeout;
+        // Made once, not on every packet's turn of the loop.
+        let stop = self.registration.stop.clone().cancelled_owned();
+        let shutdown = gw.shutdown.clone().cancelled_owned();
+        tokio::pin!(stop, shutdown);
         let reason = loop {
             tokio::select! {
-                _ = self.registration.stop.cancelled() => break "stopped through the API (DELETE)".to_string(),
-                _ = gw.shutdown.cancelled() => break "gateway shutting down".into(),
+                _ = &mut stop => break "stopped through the API (DELETE)".to_string(),
+                _ = &mut shutdown => break "gateway shutting down".into(),
                 _ = self.publisher.kicked() => break "disconnected through the API".into(),
                 event = self.receiver.next() => match event {
                     Event::Frames => {

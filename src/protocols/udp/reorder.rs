@@ -47,6 +47,16 @@ impl<T> Reorder<T> {
         self.held.clear();
     }
 
+    /// True when `seq` is the next to release and nothing is held: the caller passes the
+    /// packet on itself (no copy into the buffer), as if pushed and popped.
+    pub fn pass(&mut self, seq: u16) -> bool {
+        if !self.held.is_empty() || self.next.is_some_and(|next| next != seq) {
+            return false;
+        }
+        self.next = Some(seq.wrapping_add(1));
+        true
+    }
+
     /// Takes one packet that arrived at `now`.
     pub fn push(&mut self, seq: u16, now: Duration, item: T) -> Pushed {
         let next = *self.next.get_or_insert(seq);
@@ -117,6 +127,15 @@ mod tests {
             assert_eq!(drain(&mut r, ms(0)), [(s, false)]);
         }
         assert_eq!(r.deadline(), None);
+        // The same without the buffer: passed on while nothing is held.
+        let mut r = Reorder::new(ms(200));
+        assert!(r.pass(7) && r.pass(8));
+        assert!(!r.pass(10), "a gap: buffered");
+        r.push(10, ms(0), 10);
+        assert!(!r.pass(9), "something is held");
+        r.push(9, ms(0), 9);
+        assert_eq!(drain(&mut r, ms(0)), [(9, false), (10, false)]);
+        assert!(r.pass(11));
     }
 
     #[test]
