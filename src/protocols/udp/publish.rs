@@ -22,8 +22,9 @@ use super::{sdp, Started};
 use crate::hub::{Publisher, StreamKey};
 use crate::media::Protocol;
 
-/// How often the session checks for silence.
-const WATCHDOG: Duration = Duration::from_millis(250);
+/// How long past the moment the silence would reach the timeout the session checks again (it
+/// sleeps until then instead of waking at a fixed rate).
+const WATCHDOG_SLACK: Duration = Duration::from_millis(20);
 
 /// What `GET .../udp-ingest` shows.
 struct IngestStatus {
@@ -100,12 +101,12 @@ struct Session {
 
 impl Session {
     async fn run(mut self, gw: UdpCtx) {
-        let mut watchdog = tokio::time::interval(WATCHDOG);
+        let watchdog = tokio::time::sleep(WATCHDOG_SLACK);
         let timeout = self.status.timeout;
         // Made once, not on every packet's turn of the loop.
         let stop = self.registration.stop.clone().cancelled_owned();
         let shutdown = gw.shutdown.clone().cancelled_owned();
-        tokio::pin!(stop, shutdown);
+        tokio::pin!(stop, shutdown, watchdog);
         let reason = loop {
             tokio::select! {
                 _ = &mut stop => break "stopped through the API (DELETE)".to_string(),
@@ -122,10 +123,14 @@ impl Session {
                     Event::Error(e) => break format!("the receiving pipeline failed: {e}"),
                     Event::Closed => break "media channel closed".into(),
                 },
-                _ = watchdog.tick() => {
-                    if self.receiver.silence() > timeout {
+                _ = &mut watchdog => {
+                    let silence = self.receiver.silence();
+                    if silence > timeout {
                         break format!("no RTP for {timeout:?}");
                     }
+                    // If nothing arrives meanwhile, the timeout is reached then.
+                    let next = tokio::time::Instant::now() + (timeout - silence) + WATCHDOG_SLACK;
+                    watchdog.as_mut().reset(next);
                 }
             }
         };
