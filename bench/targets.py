@@ -186,8 +186,8 @@ def evaluate(results):
                          "of ffmpeg's CPU leaves its user space per bridge " + "; ".join(need) + ", a small fraction "
                          "of what ffmpeg's user space spends on the same parse-and-rechunk work."
                          + (" UDP→RTMP is the exception where ffmpeg is cheaper. Its RTP ingest alone (H.264, Opus, AAC, "
-                            "PCM: the session task reads its ports, no GStreamer) costs no more than ffmpeg's RTP demuxer "
-                            "(see the ingest-only table); the difference is on the push side."
+                            "PCM: the session task reads its ports, no GStreamer) is compared with ffmpeg's RTP demuxer in "
+                            "the ingest-only table; the rest is the push side."
                             if any(x[0].startswith("UDP") and x[2] < 1 for x in rr) else ""))
     crow, checks = conversion_rows(results)
     over = [c for c in checks if c[1] is not None]

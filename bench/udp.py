@@ -152,7 +152,8 @@ def run_ingest(tmp, clip, n, seconds, binary=None, settle=4):
     one `ffmpeg -i fK.sdp -c copy -f null -` each, measured over the same window."""
     gw, http, _rtmp = b.gateway(tmp, binary=binary)
     time.sleep(1)
-    idle = b.measure({"gateway": [gw.pid]}, 2)["gateway"]
+    # Long enough for the clock ticks of an idle gateway (/proc counts in 10 ms).
+    idle = b.measure({"gateway": [gw.pid]}, 6)["gateway"]
     senders, readers, locations = [], [], {}
     for k in range(n):
         p = free_udp_block()
