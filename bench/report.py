@@ -99,6 +99,19 @@ def section_remux(results):
     return "\n".join(rows)
 
 
+def section_udp_ingest(results):
+    rows = ["| N | gateway CPU/stream (% of a core) | above idle/stream | ffmpeg RTP demuxer CPU/stream | gateway ÷ ffmpeg (total / above idle) | gateway frames/s per stream | check |",
+            "|---|---|---|---|---|---|---|"]
+    for r in res(results, "udp_ingest") or []:
+        n, g, f, idle = r["streams"], r["measure"]["gateway"], r["measure"]["ffmpeg"], r["idle"]
+        fps = [v for v in r["gateway_frames_per_s"].values() if v is not None]
+        rows.append(f"| {n} | {pct(g['cpu_cores'] / n, 2)} | {pct((g['cpu_cores'] - idle['cpu_cores']) / n, 2)} | "
+                    f"{pct(f['cpu_cores'] / n, 2)} | {targets.ratio(f['cpu_cores'], g['cpu_cores']):.2f}× / "
+                    f"{targets.ratio(f['cpu_cores'], g['cpu_cores'] - idle['cpu_cores']):.2f}× | "
+                    f"{min(fps) if fps else '-'} | live {r['gateway_live']}/{n}, ffmpeg alive {r['ffmpeg_alive']}/{n} |")
+    return "\n".join(rows)
+
+
 def section_fanout(results):
     fo = res(results, "fanout") or {}
     rows = ["| viewers of 1 stream | by | gateway CPU (of one core) | publisher only | per extra viewer | gateway PSS (MiB) | viewers with data | slowest viewer | longest stall | conversions |",
@@ -246,6 +259,11 @@ def markdown(results, t, made, plot_note):
             lines.append(plot_note)
         lines.append("")
     lines += ["## Passthrough (remux) bridges, N at once", "", section_remux(results), "",
+              "### UDP/RTP ingest only, against ffmpeg's RTP demuxer", "",
+              "The same sender stream (H.264 1 Mbit/s + Opus, RTP) into the gateway's udp-ingest with no consumer and into "
+              "`ffmpeg -protocol_whitelist file,udp,rtp -i f.sdp -c copy -f null -`, N of each at once, CPU from /proc over the same window. "
+              "'Above idle' takes off what the gateway spends with no stream at all (its timers and watchdog, paid once).", "",
+              section_udp_ingest(results), "",
               "## Fan-out", "", section_fanout(results), "",
               "### Fan-out against SRS (HTTP-FLV, RTMP)", "", srs.section((res(results, "fanout") or {}).get("srs")), "",
               "## Conversions against their codec floor and ffmpeg per bridge", "", section_conversions(results, t), ""]

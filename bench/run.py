@@ -45,13 +45,13 @@ import udp
 import webrtc
 
 SETTINGS = {
-    "full": {"seconds": 15, "clip_seconds": 10, "floor_seconds": 40, "remux_n": [2, 8, 40], "udp_n": 4, "whip_whep_n": 3,
+    "full": {"seconds": 15, "clip_seconds": 10, "floor_seconds": 40, "remux_n": [2, 8, 40], "udp_n": 4, "udp_ingest_n": [1, 4], "whip_whep_n": 3,
              "fan_flv": [100, 500], "fan_srs": [100, 500, 1000], "fan_rtmp": [100, 500], "fan_h5": 200, "fan_whep": [1, 5],
              "webrtc_n": [1, 4], "bare_audio_seconds": 120, "aac_opus_n": 4, "h5_n": 2, "h5_720_n": 1,
              "mpeg1_n": 2, "capacity": {"seconds": 10, "max": 64}, "capacity_mpeg1": {"seconds": 10, "start": 16}, "latency_seconds": 150, "sessions": 5,
              "late_audio_s": 5, "workers": 1,
              "hls": {"latency_seconds": 60, "warm_s": 8, "fan_n": [50, 200], "fan_seconds": 10, "sides": ["llhls", "ts", "httpflv"], "settle": 4}},
-    "quick": {"seconds": 3, "clip_seconds": 4, "floor_seconds": 4, "remux_n": [1], "udp_n": 1, "whip_whep_n": 1,
+    "quick": {"seconds": 3, "clip_seconds": 4, "floor_seconds": 4, "remux_n": [1], "udp_n": 1, "udp_ingest_n": [1], "whip_whep_n": 1,
               "fan_flv": [20], "fan_srs": [20], "fan_rtmp": [20], "fan_h5": 5, "fan_whep": [1],
               "webrtc_n": [1], "bare_audio_seconds": 10, "aac_opus_n": 1, "h5_n": 1, "h5_720_n": 1,
               "mpeg1_n": 1, "capacity": None, "capacity_mpeg1": None, "latency_seconds": 30, "sessions": 1,
@@ -71,6 +71,7 @@ class Clips:
         self.h264_nob = bridges.make_clip_no_bframes(d, seconds)
         self.mpeg1 = bridges.make_mpeg1_clip(d, seconds)
         self.udp_aac = udp.make_clip(d, seconds=seconds, audio="aac")
+        self.udp_opus = udp.make_clip(d, seconds=seconds, audio="opus")
         self.opus = webrtc.make_opus(d, 10)
         # The codec floors run on longer clips, so a process's start-up is a small share.
         self.floor_seconds = floor_seconds
@@ -92,6 +93,12 @@ def step_remux(c, s):
 
 def step_udp(c, s):
     return udp.run(b.tmpdir(), c.udp_aac, s["udp_n"], s["seconds"], bridge_audio=("-c:a", "copy"))
+
+
+def step_udp_ingest(c, s):
+    # Ingest only (no consumer): the gateway's UDP ingest against ffmpeg's RTP demuxer.
+    return [udp.run_ingest(b.tmpdir(), c.udp_opus, n, s["seconds"] * 2, settle=2 if s["seconds"] < 5 else 4)
+            for n in s["udp_ingest_n"]]
 
 
 def step_whip_whep(c, s):
@@ -184,7 +191,7 @@ def step_hls(c, s):
             "fanout": hls.scenario_fanout(b.tmpdir(), c.h264, h["fan_n"], h["fan_seconds"], h["sides"], h["settle"])}
 
 
-STEPS = {"latency": step_latency, "video_h5": step_video_h5, "video_h5_720": step_video_h5_720, "remux": step_remux, "udp": step_udp, "whip_whep": step_whip_whep,
+STEPS = {"latency": step_latency, "video_h5": step_video_h5, "video_h5_720": step_video_h5_720, "remux": step_remux, "udp": step_udp, "udp_ingest": step_udp_ingest, "whip_whep": step_whip_whep,
          "fanout_httpflv": step_fanout_httpflv, "fanout_srs": step_fanout_srs, "fanout_rtmp": step_fanout_rtmp, "fanout_h5": step_fanout_h5,
          "fanout_whep": step_fanout_whep, "audio_webrtc": step_audio_webrtc, "audio_aac_opus": step_audio_aac_opus,
          "video_mpeg1": step_video_mpeg1, "floors": step_floors, "capacity": step_capacity,

@@ -185,9 +185,9 @@ def evaluate(results):
                          "both sides and over a third of ffmpeg's whole cost. With the gateway's kernel time as it is, ⅓ "
                          "of ffmpeg's CPU leaves its user space per bridge " + "; ".join(need) + ", a small fraction "
                          "of what ffmpeg's user space spends on the same parse-and-rechunk work."
-                         + (" UDP→RTMP is the exception where ffmpeg is cheaper: the gateway's RTP ingest is GStreamer's "
-                            "udpsrc → rtpbin (jitterbuffer with its own timer thread, RTCP, lip-sync) → depayloader per port, "
-                            "several wake-ups per packet; ffmpeg's RTP demuxer reorders in its reading thread."
+                         + (" UDP→RTMP is the exception where ffmpeg is cheaper. Its RTP ingest alone (H.264, Opus, AAC, "
+                            "PCM: the session task reads its ports, no GStreamer) is compared with ffmpeg's RTP demuxer in "
+                            "the ingest-only table; the rest is the push side."
                             if any(x[0].startswith("UDP") and x[2] < 1 for x in rr) else ""))
     crow, checks = conversion_rows(results)
     over = [c for c in checks if c[1] is not None]

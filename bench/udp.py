@@ -11,7 +11,19 @@ Every stream starts as an ffmpeg RTP sender looping a pre-made H.264 + Opus clip
 Both sides run at the same time, so machine noise hits both alike. The senders and nginx are
 not measured. CPU: utime+stime of the process trees over the window; memory: PSS.
 
-usage: bench/udp.py [--streams N] [--seconds S] [--quick] [--json FILE]
+With --ingest (step udp_ingest of bench/run.py): ingest only, no consumer. The same sender
+stream (H.264 1 Mbit/s + Opus, -c copy) goes to the gateway's udp-ingest and, per stream, to
+`ffmpeg -protocol_whitelist file,udp,rtp -i fK.sdp -c copy -f null -` (ffmpeg's RTP demuxer
+and nothing else); both measured over the same window. `--binary` names another gateway
+build (e.g. a copy of the build before a change) for a before/after run.
+
+With --avsync: A/V sync through the UDP ingest. avprobe's flash+beep source (bench/avprobe, as
+bench/avsync.py uses) publishes to the gateway and serves its FLV on TCP; ffmpeg turns that into
+RTP (H.264 copied, AAC -> Opus, with RTCP sender reports) into udp-ingest; avprobe reads both
+the source and the UDP stream back over RTMP and pairs every beep with its flash (offset =
+beep PTS - flash PTS). The source's own offset is the reference.
+
+usage: bench/udp.py [--streams N] [--seconds S] [--quick] [--json FILE] [--ingest|--avsync] [--binary PATH]
 """
 
 import argparse
@@ -124,6 +136,100 @@ def run(tmp, clip, n, seconds, bridge_audio=("-c:a", "aac", "-b:a", "128k")):
             "gateway_conversions": [list(c) for c in conversions]}
 
 
+def ingest_frames(http, locations):
+    """Frames each gateway ingest received so far (GET on its location)."""
+    out = {}
+    for key, loc in locations.items():
+        try:
+            out[key] = b.api(http, "GET", loc).get("frames", 0)
+        except Exception:
+            out[key] = None
+    return out
+
+
+def run_ingest(tmp, clip, n, seconds, binary=None, settle=4):
+    """Ingest only: N senders into the gateway's udp-ingest (no consumer) and N senders into
+    one `ffmpeg -i fK.sdp -c copy -f null -` each, measured over the same window."""
+    gw, http, _rtmp = b.gateway(tmp, binary=binary)
+    time.sleep(1)
+    # Long enough for the clock ticks of an idle gateway (/proc counts in 10 ms).
+    idle = b.measure({"gateway": [gw.pid]}, 6)["gateway"]
+    senders, readers, locations = [], [], {}
+    for k in range(n):
+        p = free_udp_block()
+        sdp_path = tmp / f"g{k}.sdp"
+        senders.append(sender(clip, p, sdp_path))
+        locations[f"g{k}"] = post_sdp(http, f"g{k}", wait_sdp(sdp_path))["location"]
+        q = free_udp_block()
+        sdp_path = tmp / f"f{k}.sdp"
+        senders.append(sender(clip, q, sdp_path))
+        wait_sdp(sdp_path)
+        readers.append(b.start(["ffmpeg", "-v", "error", "-nostdin", "-protocol_whitelist", "file,udp,rtp",
+                                "-i", str(sdp_path), "-c", "copy", "-f", "null", "-"]))
+    time.sleep(settle)
+    before = ingest_frames(http, locations)
+    m = b.measure({"gateway": [gw.pid], "ffmpeg": [p.pid for p in readers]}, seconds)
+    after = ingest_frames(http, locations)
+    streams = b.api(http, "GET", "/api/v1/streams")["streams"]
+    frames_per_s = {k: round((after[k] - before[k]) / seconds, 1) if after[k] is not None and before[k] is not None else None
+                    for k in after}
+    readers_alive = sum(1 for p in readers if p.poll() is None)
+    for p in readers + senders + [gw]:
+        b.stop(p)
+    g, f = m["gateway"], m["ffmpeg"]
+    return {"streams": n, "seconds": seconds, "idle": idle, "measure": m,
+            "gateway_live": sum(1 for s in streams if s.get("publisher")), "gateway_frames_per_s": frames_per_s,
+            "ffmpeg_alive": readers_alive,
+            "ratio_gateway_over_ffmpeg": g["cpu_cores"] / f["cpu_cores"] if f["cpu_cores"] > 0 else None,
+            "ratio_above_idle": (g["cpu_cores"] - idle["cpu_cores"]) / f["cpu_cores"] if f["cpu_cores"] > 0 else None}
+
+
+def report_ingest(r):
+    n, g, f, idle = r["streams"], r["measure"]["gateway"], r["measure"]["ffmpeg"], r["idle"]
+    rg = r["ratio_gateway_over_ffmpeg"]
+    ra = r["ratio_above_idle"]
+    return "\n".join([
+        "| N | gateway CPU/stream (% core) | above idle/stream | ffmpeg RTP demuxer CPU/stream | gateway ÷ ffmpeg (total / above idle) |",
+        "|---|---|---|---|---|",
+        f"| {n} | {100 * g['cpu_cores'] / n:.2f} | {100 * (g['cpu_cores'] - idle['cpu_cores']) / n:.2f} "
+        f"| {100 * f['cpu_cores'] / n:.2f} | {rg if rg is None else f'{rg:.2f}'}× / {ra if ra is None else f'{ra:.2f}'}× |",
+        "",
+        f"gateway idle {100 * idle['cpu_cores']:.2f}% of a core; live {r['gateway_live']}/{n}, frames/s {r['gateway_frames_per_s']}; "
+        f"ffmpeg readers alive {r['ffmpeg_alive']}/{n}",
+    ])
+
+
+def run_avsync(tmp, seconds, binary=None):
+    """beep - flash offsets through the UDP ingest and of the source itself (see the docstring)."""
+    import avsync
+    import latency
+    gw, http, rtmp = b.gateway(tmp, binary=binary)
+    direct = b.free_port()
+    src = latency.start_source("rtmp", f"rtmp://{rtmp}/live/src", seconds + 40, ["--serve", str(direct)])
+    procs = [src, gw]
+    try:
+        latency.wait_live(http, "src")
+        p = free_udp_block()
+        sdp = tmp / "avsync.sdp"
+        procs.insert(0, b.start(["ffmpeg", "-v", "error", "-f", "flv", "-i", f"tcp://127.0.0.1:{direct}",
+                                 "-map", "0:v", "-c:v", "copy", "-f", "rtp", f"rtp://127.0.0.1:{p}",
+                                 "-map", "0:a", "-c:a", "libopus", "-ar", "48000", "-f", "rtp", f"rtp://127.0.0.1:{p + 2}",
+                                 "-sdp_file", str(sdp)]))
+        post_sdp(http, "u", wait_sdp(sdp))
+        latency.wait_live(http, "u")
+        readers = [latency.Receiver("udp", f"rtmp://{rtmp}/live/u", seconds),
+                   latency.Receiver("source", f"rtmp://{rtmp}/live/src", seconds)]
+        out = {}
+        for r in [x.wait(seconds + 30) for x in readers]:
+            series = [round(o[1], 1) for o in avsync.offsets(r["events"])]
+            out[r["name"]] = {"pairs": len(series), "series_ms": series,
+                              "median_ms": sorted(series)[len(series) // 2] if series else None}
+        return out
+    finally:
+        for x in procs:
+            b.stop(x)
+
+
 def ratio(a, c):
     return c / a if a > 0 else float("inf")
 
@@ -153,16 +259,27 @@ def main():
     ap.add_argument("--seconds", type=float, default=20)
     ap.add_argument("--quick", action="store_true", help="a smoke run: 2 streams, a few seconds")
     ap.add_argument("--json", help="write the raw figures here")
+    ap.add_argument("--ingest", action="store_true", help="ingest only, against ffmpeg's RTP demuxer (-f null)")
+    ap.add_argument("--avsync", action="store_true", help="A/V sync through the UDP ingest (flash/beep source)")
+    ap.add_argument("--binary", help="with --ingest/--avsync: the gateway binary to measure (default: the release build)")
     a = ap.parse_args()
     if a.quick:
-        a.streams, a.seconds = 2, 4
-    subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "interop-gateway"], cwd=b.ROOT, check=True)
+        a.streams, a.seconds = (1 if a.ingest else 2), 4
+    if not a.binary:
+        subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "interop-gateway"], cwd=b.ROOT, check=True)
     tmp = b.tmpdir()
     clip = make_clip(tmp)
-    result = run(tmp, clip, a.streams, a.seconds)
+    if a.avsync:
+        result = run_avsync(tmp, int(a.seconds), binary=a.binary)
+        print(json.dumps(result))
+        return 0
+    if a.ingest:
+        result = run_ingest(tmp, clip, a.streams, a.seconds, binary=a.binary)
+    else:
+        result = run(tmp, clip, a.streams, a.seconds)
     if a.json:
         pathlib.Path(a.json).write_text(json.dumps(result, indent=1))
-    print(report(result))
+    print(report_ingest(result) if a.ingest else report(result))
     print(json.dumps(result))
     return 0
 

@@ -44,6 +44,7 @@ fuzz_tests! {
     rtp_filter => targets::net::RTP_FILTER,
     rtp_payload => targets::net::RTP_PAYLOAD,
     flv_request => targets::net::FLV_REQUEST,
+    rtp_light => targets::net::RTP_LIGHT,
     h264_sps => targets::codec::H264_SPS,
     h264_avcc => targets::codec::H264_AVCC,
     h264_payload => targets::codec::H264_PAYLOAD,

@@ -12,12 +12,17 @@
 //! - [`sdp`]: reads an SDP; [`payload`]: what of it the gateway can receive; [`sdp_out`]: the
 //!   SDP of an output; [`filter`]: which datagrams reach the jitter buffer; [`hosts`]: where
 //!   outputs may go; `clock`: output timestamps; `chains`: the GStreamer chain per codec.
-//! - `ingest` / `publish`: the receiving pipeline and the ingest session.
+//! - `depay`, `reorder`, `sync`, `light`: the light receive path (pure): depacketizers, the
+//!   reorder buffer, RTP time → clock with lip sync, and all of it per ingest.
+//! - `receiver`: an ingest's ports, read by the light path (H.264, Opus, AAC, PCMU/PCMA) or
+//!   by `ingest`, the GStreamer receiving pipeline (the other codecs); `publish`: the ingest
+//!   session.
 //! - `egress` / `output`: the sending pipeline and the output session.
 //! - `registry`: sessions by id; `http`: the axum handlers; `metrics`: counters for `/metrics`.
 
 mod chains;
 mod clock;
+mod depay;
 mod egress;
 mod error;
 pub mod filter;
@@ -25,16 +30,20 @@ mod frames;
 pub use crate::addr_rules as hosts;
 mod http;
 mod ingest;
+pub mod light;
 mod metrics;
 mod output;
 pub mod payload;
 mod publish;
+mod receiver;
 mod registry;
+mod reorder;
 mod running;
 pub mod sdp;
 pub mod sdp_out;
 #[cfg(test)]
 mod sdp_tests;
+mod sync;
 
 /// What the UDP API handlers and sessions get from the gateway.
 #[derive(Clone)]

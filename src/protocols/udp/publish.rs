@@ -11,22 +11,20 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::json;
-use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use super::error::UdpError;
-use super::ingest::Receiver;
 use super::payload::{ingest_tracks, IngestTrack};
+use super::receiver::{Event, Receiver};
 use super::registry::{location, Describe, Kind, Registration};
 use super::UdpCtx;
 use super::{sdp, Started};
 use crate::hub::{Publisher, StreamKey};
-use crate::media::{Frame, Protocol};
+use crate::media::Protocol;
 
-/// Frames queued between the pipeline's threads and the session task.
-const FRAME_QUEUE: usize = 1024;
-/// How often the session checks for silence.
-const WATCHDOG: Duration = Duration::from_millis(250);
+/// How long past the moment the silence would reach the timeout the session checks again (it
+/// sleeps until then instead of waking at a fixed rate).
+const WATCHDOG_SLACK: Duration = Duration::from_millis(20);
 
 /// What `GET .../udp-ingest` shows.
 struct IngestStatus {
@@ -68,15 +66,8 @@ pub async fn start(gw: &UdpCtx, key: StreamKey, sdp_text: &str, remote: Option<S
     gw.udp.check_ingest_ports(tracks.iter().flat_map(|t| std::iter::once(t.rtp_port).chain(t.rtcp_port)))?;
     let publisher = gw.hub.claim_and_publish(key.clone(), Protocol::Udp, "rtp", remote).await?;
     let udp = &gw.udp;
-    let (tx, frames) = mpsc::channel(FRAME_QUEUE);
-    let receiver = Receiver::start(
-        &format!("udp-ingest-{key}"),
-        &tracks,
-        udp.bind(),
-        udp.latency_ms(),
-        udp.metrics().clone(),
-        tx,
-    )?;
+    let receiver =
+        Receiver::start(&format!("udp-ingest-{key}"), &tracks, udp.bind(), udp.latency_ms(), udp.metrics().clone())?;
     let id = udp.registry().new_id();
     let location = location(Kind::Ingest, &key, &id);
     let status = Arc::new(IngestStatus {
@@ -94,8 +85,9 @@ pub async fn start(gw: &UdpCtx, key: StreamKey, sdp_text: &str, remote: Option<S
     let span = tracing::info_span!("udp_ingest", stream = %key, protocol = "udp", session = %registration.id);
     let ports: Vec<String> =
         status.tracks.iter().map(|t| format!("{} {} pt {} on {}", t.kind, t.codec, t.pt, t.rtp_port)).collect();
-    span.in_scope(|| tracing::info!(bind = %status.bind, ports = ?ports, "UDP ingest started"));
-    let session = Session { publisher, receiver, frames, registration, status };
+    let path = receiver.path();
+    span.in_scope(|| tracing::info!(bind = %status.bind, ports = ?ports, path, "UDP ingest started"));
+    let session = Session { publisher, receiver, registration, status };
     tokio::spawn(session.run(gw.clone()).instrument(span));
     Ok(Started { location, body, sdp: None })
 }
@@ -103,33 +95,42 @@ pub async fn start(gw: &UdpCtx, key: StreamKey, sdp_text: &str, remote: Option<S
 struct Session {
     publisher: Publisher,
     receiver: Receiver,
-    frames: mpsc::Receiver<Frame>,
     registration: Registration,
     status: Arc<IngestStatus>,
 }
 
 impl Session {
     async fn run(mut self, gw: UdpCtx) {
-        let mut watchdog = tokio::time::interval(WATCHDOG);
+        let watchdog = tokio::time::sleep(WATCHDOG_SLACK);
         let timeout = self.status.timeout;
+        // Made once, not on every packet's turn of the loop.
+        let stop = self.registration.stop.clone().cancelled_owned();
+        let shutdown = gw.shutdown.clone().cancelled_owned();
+        tokio::pin!(stop, shutdown, watchdog);
         let reason = loop {
             tokio::select! {
-                _ = self.registration.stop.cancelled() => break "stopped through the API (DELETE)".to_string(),
-                _ = gw.shutdown.cancelled() => break "gateway shutting down".into(),
+                _ = &mut stop => break "stopped through the API (DELETE)".to_string(),
+                _ = &mut shutdown => break "gateway shutting down".into(),
                 _ = self.publisher.kicked() => break "disconnected through the API".into(),
-                e = self.receiver.next_error() => break format!("the receiving pipeline failed: {e}"),
-                frame = self.frames.recv() => match frame {
-                    Some(frame) => {
-                        self.status.frames.fetch_add(1, Ordering::Relaxed);
-                        self.publisher.add_bytes_in(frame.data.len());
-                        self.publisher.push(frame);
+                event = self.receiver.next() => match event {
+                    Event::Frames => {
+                        for frame in self.receiver.take_frames() {
+                            self.status.frames.fetch_add(1, Ordering::Relaxed);
+                            self.publisher.add_bytes_in(frame.data.len());
+                            self.publisher.push(frame);
+                        }
                     }
-                    None => break "media channel closed".into(),
+                    Event::Error(e) => break format!("the receiving pipeline failed: {e}"),
+                    Event::Closed => break "media channel closed".into(),
                 },
-                _ = watchdog.tick() => {
-                    if self.receiver.silence() > timeout {
+                _ = &mut watchdog => {
+                    let silence = self.receiver.silence();
+                    if silence > timeout {
                         break format!("no RTP for {timeout:?}");
                     }
+                    // If nothing arrives meanwhile, the timeout is reached then.
+                    let next = tokio::time::Instant::now() + (timeout - silence) + WATCHDOG_SLACK;
+                    watchdog.as_mut().reset(next);
                 }
             }
         };

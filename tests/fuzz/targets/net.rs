@@ -6,7 +6,9 @@ use interop_gateway::media::rtp::aac::AuHeaderLayout;
 use interop_gateway::media::rtp::PayloadCheck;
 use interop_gateway::media::Codec;
 use interop_gateway::protocols::udp::filter::{looks_like_rtcp, parse_rtp, valid_rtcp, RtpFilter, Verdict};
-use interop_gateway::protocols::udp::{payload, sdp as udp_sdp};
+use interop_gateway::protocols::udp::light::LightIngest;
+use interop_gateway::protocols::udp::payload::IngestTrack;
+use interop_gateway::protocols::udp::{payload, sdp as udp_sdp, UdpMetrics};
 use interop_gateway::protocols::webrtc::sdp::{choose_for_egress, choose_for_ingest, parse_offer, EgressTracks};
 
 use crate::engine::{no_seeds, Sig, Target};
@@ -268,4 +270,118 @@ pub const FLV_REQUEST: Target = Target {
     derive: no_seeds,
     setup: crate::engine::no_setup,
     run: flv_request,
+/// The tracks the light UDP ingest path receives, for payload type `pt`: H.264 with and
+/// without SDP parameter sets, Opus, AAC-hbr, AAC with a layout drawn from the input, PCMU.
+fn light_tracks(pt: u8, ssrc: Option<u32>, rng: &mut Rng) -> Vec<IngestTrack> {
+    let p = |pairs: &[(&str, &str)]| pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect::<Vec<_>>();
+    let drawn = aac_layouts(rng)[2];
+    let n = |v: u32| v.to_string();
+    let drawn = [
+        ("mode".to_string(), "AAC-hbr".to_string()),
+        ("config".to_string(), "1210".to_string()),
+        ("sizelength".to_string(), n(drawn.size)),
+        ("indexlength".to_string(), n(drawn.index)),
+        ("indexdeltalength".to_string(), n(drawn.index_delta)),
+        ("ctsdeltalength".to_string(), n(drawn.cts_delta)),
+        ("dtsdeltalength".to_string(), n(drawn.dts_delta)),
+        ("randomaccessindication".to_string(), n(u32::from(drawn.random_access))),
+        ("streamstateindication".to_string(), n(drawn.stream_state)),
+    ];
+    let hbr = p(&[
+        ("mode", "AAC-hbr"),
+        ("config", "1190"),
+        ("sizelength", "13"),
+        ("indexlength", "3"),
+        ("indexdeltalength", "3"),
+    ]);
+    let sprop = p(&[("packetization-mode", "1"), ("sprop-parameter-sets", "Z0IAH5WoFAFuQA==,aM48gA==")]);
+    let track = |codec: Codec, clock_rate: u32, params: Vec<(String, String)>| IngestTrack {
+        kind: codec.kind(),
+        codec,
+        mline: 0,
+        pt,
+        encoding: codec.as_str().to_uppercase(),
+        clock_rate,
+        channels: Some(2),
+        params,
+        rtp_port: 5004,
+        rtcp_port: Some(5005),
+        ssrc,
+    };
+    vec![
+        track(Codec::H264, 90_000, Vec::new()),
+        track(Codec::H264, 90_000, sprop),
+        track(Codec::Opus, 48_000, Vec::new()),
+        track(Codec::Aac, 48_000, hbr),
+        track(Codec::Aac, 1 + rng.below(96_000) as u32, drawn.to_vec()),
+        track(Codec::Pcmu, 8000, Vec::new()),
+    ]
+}
+
+/// Datagrams through the light UDP ingest (filter, reorder buffer, payload checks,
+/// depacketizers, sender reports, clock), each track alone: nothing panics, frames are never
+/// empty, H.264 frames are well-framed AVCC and decode times never go backwards.
+fn rtp_light(input: &[u8]) -> u64 {
+    let mut sig = Sig::default();
+    let packets = datagrams(input);
+    let mut rng = Rng::new(hash(input));
+    let pt = packets.iter().find_map(|p| parse_rtp(p)).map_or(96, |h| h.pt);
+    let announced = packets.iter().find_map(|p| parse_rtp(p)).map(|h| h.ssrc).filter(|_| rng.one_in(2));
+    let latency = std::time::Duration::from_millis(rng.below(400) as u64);
+    for track in light_tracks(pt, announced, &mut rng) {
+        let codec = track.codec;
+        let mut ingest = LightIngest::new(&[track], latency, std::sync::Arc::new(UdpMetrics::default()));
+        let mut now = std::time::Duration::ZERO;
+        let mut frames = Vec::new();
+        let mut last_dts = None;
+        for p in &packets {
+            let gap = if rng.one_in(50) { 5_000 } else { 30 };
+            now += std::time::Duration::from_millis(rng.below(gap) as u64);
+            if looks_like_rtcp(p) {
+                ingest.on_rtcp(0, p);
+            } else {
+                sig.add(u64::from(ingest.on_rtp(0, p, now, &mut frames)));
+            }
+            if rng.one_in(4) {
+                ingest.poll(now + latency, &mut frames);
+            }
+            for f in frames.drain(..) {
+                assert!(!f.data.is_empty(), "{codec}: an empty frame");
+                assert_eq!(f.codec(), codec);
+                if codec == Codec::H264 {
+                    let nals = interop_gateway::media::h264::avcc_nal_list(&f.data, 4);
+                    assert!(nals.is_ok(), "{codec}: AVCC framing {nals:?}");
+                    if last_dts.is_some_and(|d| f.dts < d) {
+                        panic!("{codec}: decode time went back");
+                    }
+                    last_dts = Some(f.dts);
+                }
+                sig.add(u64::from(f.keyframe));
+                sig.count(f.data.len().min(4));
+            }
+        }
+        sig.add(u64::from(ingest.deadline().is_some()));
+    }
+    sig.finish()
+}
+
+pub const RTP_LIGHT: Target = Target {
+    name: "rtp_light",
+    dirs: &["rtp_filter", "rtp_light"],
+    max_len: 32 << 10,
+    shape: Shape::Records16,
+    dict: &[
+        b"\x80\x60",
+        b"\x80\xe0",
+        b"\x81\xc8\x00\x06",
+        b"\x7c\x85",
+        b"\x7c\x45",
+        b"\x18\x00\x04\x67",
+        b"\x00\x10",
+        b"\x00\x20",
+        b"\xff\xfd",
+    ],
+    derive: no_seeds,
+    setup: crate::engine::no_setup,
+    run: rtp_light,
 };
