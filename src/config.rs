@@ -183,6 +183,19 @@ pub struct WebrtcSettings {
     /// total (503 past it): each holds sockets and threads until ICE connects or times out.
     pub max_pending_per_address: usize,
     pub max_pending: usize,
+    /// What sends to WHEP viewers: `str0m` (default: RTP made once per track and shared,
+    /// each viewer a sans-IO str0m session) or `webrtcbin` (one GStreamer webrtcbin pipeline
+    /// per viewer, as before).
+    pub egress: WhepEgress,
+}
+
+/// The WHEP sender (`webrtc.egress`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WhepEgress {
+    #[default]
+    Str0m,
+    Webrtcbin,
 }
 
 impl Default for WebrtcSettings {
@@ -198,6 +211,7 @@ impl Default for WebrtcSettings {
             max_media_per_offer: 3,
             max_pending_per_address: 10,
             max_pending: 50,
+            egress: WhepEgress::default(),
         }
     }
 }

@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::media::h264::{self, AvcConfig, NAL_AUD, NAL_PPS, NAL_SPS};
+use crate::media::h264::{self, AvcConfig, NAL_AUD, NAL_SPS};
 use crate::media::{Codec, Frame};
 
 /// Largest RTP payload made (an RTP header, SRTP's tag and header extensions fit in 1280).
