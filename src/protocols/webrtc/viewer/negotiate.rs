@@ -59,7 +59,7 @@ pub fn answer(
         .clear_codecs()
         .set_stats_interval(None)
         .set_send_buffer_video(RESEND_VIDEO)
-        .set_send_buffer_audio(0);
+        .set_send_buffer_audio(1);
     let codecs = config.codec_config();
     for choice in choices {
         let pt: Pt = choice.pt.into();
