@@ -68,7 +68,7 @@ def scenario(tmp, clip, counts, seconds, max_webrtcbin=50):
     # the hub's linger) and the publisher-alone figure is not the first conversion's start-up.
     for s in SIDES:
         summary(viewers(sides[s]["http"], 1, 2, 1), 60)
-    time.sleep(2)
+        wait_no_viewers(sides[s]["http"])
     idle = b.measure({s: [sides[s]["gw"].pid] for s in SIDES}, 4)
     steps = []
     for i, n in enumerate(counts):
@@ -87,13 +87,26 @@ def scenario(tmp, clip, counts, seconds, max_webrtcbin=50):
                        "us_per_viewer_s": 1e6 * cpu / n,
                        "us_per_viewer_s_above_idle": 1e6 * (cpu - idle[s]["cpu_cores"]) / n,
                        "metrics": packetized(sides[s]["http"])}
-            time.sleep(2)
+            wait_no_viewers(sides[s]["http"])
         steps.append(step)
     conv = {s: bridges.conversions(sides[s]["http"]) for s in SIDES}
     for s in SIDES:
         b.stop(sides[s]["src"])
         b.stop(sides[s]["gw"])
     return {"scenario": "whep-cost", "sides": SIDES, "idle": idle, "steps": steps, "conversions": conv}
+
+
+def wait_no_viewers(http, timeout=30):
+    """Until the stream has no WebRTC consumer left (the sessions of the step before ended)."""
+    end = time.time() + timeout
+    while time.time() < end:
+        try:
+            st = b.api(http, "GET", "/api/v1/streams/fan")
+            if not st.get("consumers", {}).get("webrtc"):
+                return
+        except Exception:
+            pass
+        time.sleep(0.5)
 
 
 def packetized(http):

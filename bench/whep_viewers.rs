@@ -30,6 +30,8 @@ struct Viewer {
     rtc: Rtc,
     socket: tokio::net::UdpSocket,
     local: SocketAddr,
+    /// The session's resource (DELETE ends it).
+    location: Option<String>,
     connected: bool,
     counts: Counts,
     /// Counts when the measured window started.
@@ -56,6 +58,13 @@ fn is_keyframe_packet(payload: &[u8]) -> bool {
     }
 }
 
+/// `http://host:port` of a URL.
+fn base_of(url: &str) -> String {
+    let after = url.find("://").map_or(0, |i| i + 3);
+    let end = url[after..].find('/').map_or(url.len(), |i| after + i);
+    url[..end].to_string()
+}
+
 async fn connect(url: &str, http: &reqwest::Client) -> anyhow::Result<Viewer> {
     let std_socket = std::net::UdpSocket::bind("127.0.0.1:0")?;
     std_socket.set_nonblocking(true)?;
@@ -80,13 +89,15 @@ async fn connect(url: &str, http: &reqwest::Client) -> anyhow::Result<Viewer> {
         .send()
         .await?;
     let status = reply.status();
+    let reply_location = reply.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_string);
     let text = reply.text().await?;
     if status.as_u16() != 201 {
         anyhow::bail!("{url}: {status}: {text}");
     }
+    let location = reply_location.map(|l| base_of(url) + &l);
     let answer = SdpAnswer::from_sdp_string(&text)?;
     rtc.sdp_api().accept_answer(pending, answer)?;
-    Ok(Viewer { rtc, socket, local, connected: false, counts: Counts::default(), at_start: None })
+    Ok(Viewer { rtc, socket, local, location, connected: false, counts: Counts::default(), at_start: None })
 }
 
 impl Viewer {
@@ -123,7 +134,7 @@ impl Viewer {
         }
     }
 
-    async fn run(mut self, start_at: Instant, end_at: Instant) -> (bool, Counts, Counts) {
+    async fn run(mut self, start_at: Instant, end_at: Instant) -> (bool, Counts, Counts, Option<String>) {
         let mut buf = vec![0u8; 2048];
         let mut next = self.drain();
         loop {
@@ -152,7 +163,7 @@ impl Viewer {
             next = self.drain();
         }
         let start = self.at_start.take().unwrap_or_default();
-        (self.connected, start, self.counts)
+        (self.connected, start, self.counts, self.location)
     }
 }
 
@@ -187,14 +198,19 @@ async fn main() -> anyhow::Result<()> {
     let mut keyframes = Vec::new();
     let mut connected = 0;
     let mut bytes = 0;
+    let mut locations = Vec::new();
     for t in tasks {
-        let (ok, a, b) = t.await?;
+        let (ok, a, b, location) = t.await?;
+        locations.extend(location);
         connected += usize::from(ok);
         fps.push((b.frames - a.frames) as f64 / seconds);
         audio.push((b.audio_packets - a.audio_packets) as f64 / seconds);
         keyframes.push(b.keyframes);
         bytes += b.bytes - a.bytes;
     }
+    // End the sessions (as a WHEP player leaving does), so the gateway stops sending at once.
+    let deletes = locations.iter().map(|l| http.delete(l).send());
+    futures_util::future::join_all(deletes).await;
     let min = |v: &[f64]| v.iter().copied().fold(f64::INFINITY, f64::min);
     let avg = |v: &[f64]| if v.is_empty() { 0.0 } else { v.iter().sum::<f64>() / v.len() as f64 };
     println!(

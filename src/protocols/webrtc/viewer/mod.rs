@@ -7,12 +7,14 @@
 //! - `negotiate`: the `Rtc` and the answer for the payload types `sdp::choose_for_egress` chose.
 //! - `socket`: the viewer's socket (`webrtc.ip`, port range, `announce_ip`).
 //! - `track`: per track sequence numbers and RTP clock.
+//! - `outbox`: the datagrams of one drive, sent by one `sendmmsg`.
 //!
 //! As with webrtcbin: nothing is sent before ICE and DTLS are up; then the cached GOP goes out
 //! at once, stamped by [`TimeMap`] so the viewer is live from its first picture on. A viewer's
 //! PLI/FIR asks the source for a keyframe (at most every `PLI_INTERVAL`).
 
 mod negotiate;
+mod outbox;
 mod socket;
 mod track;
 
@@ -42,7 +44,7 @@ const MAX_BATCH: usize = 64;
 /// The viewer's PLIs reach the source at most this often.
 const PLI_INTERVAL: Duration = Duration::from_millis(500);
 /// ICE that stays disconnected this long (no consent checks from the viewer) ends the session.
-const LOST_GRACE: Duration = Duration::from_secs(10);
+const LOST_GRACE: Duration = Duration::from_secs(5);
 /// Longest sleep between two looks at the `Rtc` (its timeouts may lie much further).
 const MAX_SLEEP: Duration = Duration::from_secs(1);
 
@@ -54,6 +56,7 @@ struct Viewer {
     /// The address the viewer sends to (the candidate's), what str0m matches datagrams by.
     candidate: SocketAddr,
     tracks: Vec<Track>,
+    outbox: outbox::Outbox,
     sub: Subscription,
     registration: Registration,
     /// Held until ICE connects (see `Pending`).
@@ -110,6 +113,7 @@ pub async fn start(gw: &WebrtcCtx, key: StreamKey, offer: &str, prepared: Prepar
         socket: bound.socket,
         candidate: bound.candidate,
         tracks: negotiated.tracks.iter().map(Track::new).collect(),
+        outbox: outbox::Outbox::default(),
         sub,
         registration,
         pending: Some(pending),
@@ -242,10 +246,9 @@ impl Viewer {
             let running = pts.nseconds();
             let wallclock = self.epoch + Duration::from_nanos(running);
             let time = self.tracks[track].rtp_time(running);
+            // Writing only queues on the stream; the packets leave on the next tick.
             for payload in packetize::cached(frame) {
-                if self.tracks[track].write(&mut self.rtc, payload, time, wallclock) {
-                    self.drain()?;
-                }
+                self.tracks[track].write(&mut self.rtc, payload, time, wallclock);
             }
             self.state.frames += 1;
             self.sub.add_bytes_out(frame.data.len());
@@ -282,13 +285,12 @@ impl Viewer {
             match self.rtc.poll_output() {
                 Ok(Output::Timeout(t)) => {
                     self.state.next_timeout = Some(t);
+                    if !self.outbox.is_empty() {
+                        self.state.send_dropped += self.outbox.flush(&self.socket);
+                    }
                     return Ok(());
                 }
-                Ok(Output::Transmit(t)) => {
-                    if self.socket.try_send_to(&t.contents, t.destination).is_err() {
-                        self.state.send_dropped += 1;
-                    }
-                }
+                Ok(Output::Transmit(t)) => self.outbox.push(t.contents.into(), t.destination),
                 Ok(Output::Event(e)) => self.event(e),
                 Err(e) => return Err(format!("WebRTC failed: {e}")),
             }

@@ -9,6 +9,7 @@ use std::time::Instant;
 use str0m::change::SdpOffer;
 use str0m::format::{Codec as RtcCodec, FormatParams};
 use str0m::media::{Frequency, Mid, Pt};
+use str0m::rtp::Extension;
 use str0m::{Candidate, Rtc};
 
 use super::super::sdp::{Choice, Offer, SdpError};
@@ -59,7 +60,12 @@ pub fn answer(
         .clear_codecs()
         .set_stats_interval(None)
         .set_send_buffer_video(RESEND_VIDEO)
-        .set_send_buffer_audio(1);
+        .set_send_buffer_audio(1)
+        // Only the mid (BUNDLE demultiplexing): no transport-wide congestion control or
+        // absolute send time, so viewers send no TWCC feedback the gateway would not use (it
+        // sends the stream as it comes, with no bandwidth estimation).
+        .clear_extension_map()
+        .set_extension(4, Extension::RtpMid);
     let codecs = config.codec_config();
     for choice in choices {
         let pt: Pt = choice.pt.into();
