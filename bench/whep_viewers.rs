@@ -82,12 +82,7 @@ async fn connect(url: &str, http: &reqwest::Client) -> anyhow::Result<Viewer> {
     change.add_media(MediaKind::Audio, Direction::RecvOnly, None, None, None);
     change.add_media(MediaKind::Video, Direction::RecvOnly, None, None, None);
     let (offer, pending) = change.apply().ok_or_else(|| anyhow::anyhow!("no offer"))?;
-    let reply = http
-        .post(url)
-        .header("content-type", "application/sdp")
-        .body(offer.to_sdp_string())
-        .send()
-        .await?;
+    let reply = http.post(url).header("content-type", "application/sdp").body(offer.to_sdp_string()).send().await?;
     let status = reply.status();
     let reply_location = reply.headers().get("location").and_then(|v| v.to_str().ok()).map(str::to_string);
     let text = reply.text().await?;

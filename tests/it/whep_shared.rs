@@ -41,7 +41,8 @@ async fn whep_viewers_of_one_stream_share_its_packetization_and_each_decodes() {
     let got: Vec<u64> = viewers.iter().map(|v| v.frames_decoded() + v.audio_buffers()).collect();
     tokio::time::sleep(Duration::from_secs(4)).await;
     let packetized = metric(&api, "interop_webrtc_frames_packetized_total").await - packetized;
-    let got: Vec<u64> = viewers.iter().zip(&got).map(|(v, before)| v.frames_decoded() + v.audio_buffers() - before).collect();
+    let got: Vec<u64> =
+        viewers.iter().zip(&got).map(|(v, before)| v.frames_decoded() + v.audio_buffers() - before).collect();
     let total: u64 = got.iter().sum();
     assert!(got.iter().all(|&g| g > 100), "each viewer plays on: {got:?}");
     // The source makes ~80 frames a second (30 video, 50 Opus): each packetized once, not

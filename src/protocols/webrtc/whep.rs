@@ -95,7 +95,12 @@ pub async fn start(
     }
 }
 
-async fn prepare(gw: &WebrtcCtx, key: &StreamKey, offer: &str, remote: Option<String>) -> Result<Prepared, WebrtcError> {
+async fn prepare(
+    gw: &WebrtcCtx,
+    key: &StreamKey,
+    offer: &str,
+    remote: Option<String>,
+) -> Result<Prepared, WebrtcError> {
     let received = Instant::now();
     let offer = sdp::parse_offer(offer)?;
     sdp::check_limits(&offer, gw.webrtc.settings().max_media_per_offer)?;

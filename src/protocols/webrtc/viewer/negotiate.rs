@@ -37,7 +37,11 @@ pub struct Negotiated {
 /// The RTX payload type the offer pairs with `pt` on the same m-line.
 fn rtx_for(offer: &Offer, choice: &Choice) -> Option<u8> {
     let media = offer.medias.get(choice.mline as usize)?;
-    media.codecs.iter().find(|c| c.name == "RTX" && c.param("apt").and_then(|a| a.trim().parse().ok()) == Some(choice.pt)).map(|c| c.pt)
+    media
+        .codecs
+        .iter()
+        .find(|c| c.name == "RTX" && c.param("apt").and_then(|a| a.trim().parse().ok()) == Some(choice.pt))
+        .map(|c| c.pt)
 }
 
 /// `profile-level-id` as str0m takes it (hex, 6 digits).
@@ -94,7 +98,8 @@ pub fn answer(
     let mut rtc = config.build(now);
     let host = Candidate::host(candidate, "udp").map_err(|e| SdpError::Invalid(format!("local candidate: {e}")))?;
     rtc.add_local_candidate(host);
-    let parsed = SdpOffer::from_sdp_string(sdp).map_err(|e| SdpError::Invalid(format!("the SDP does not parse: {e}")))?;
+    let parsed =
+        SdpOffer::from_sdp_string(sdp).map_err(|e| SdpError::Invalid(format!("the SDP does not parse: {e}")))?;
     let answer = rtc
         .sdp_api()
         .accept_offer(parsed)

@@ -178,7 +178,8 @@ mod tests {
         let to: SocketAddr = "127.0.0.1:9".parse().unwrap();
         let other: SocketAddr = "127.0.0.1:10".parse().unwrap();
         let d = |sizes: &[(usize, SocketAddr)]| sizes.iter().map(|(n, a)| (vec![0u8; *n], *a)).collect::<Vec<_>>();
-        let list = d(&[(1200, to), (1200, to), (500, to), (1200, to), (1300, to), (1300, other), (80, other), (80, other)]);
+        let list =
+            d(&[(1200, to), (1200, to), (500, to), (1200, to), (1300, to), (1300, other), (80, other), (80, other)]);
         assert_eq!(groups(&list, true), vec![0..3, 3..4, 4..5, 5..7, 7..8]);
         assert_eq!(groups(&list, false).len(), list.len());
         let many = d(&[(1240, to); 120]);

@@ -67,7 +67,8 @@ fn negotiate(tracks: EgressTracks) -> Result<Negotiated, SdpError> {
 
 #[test]
 fn answers_the_chosen_payload_types_with_rtx_ice_lite_and_the_candidate() {
-    let n = negotiate(EgressTracks { video: Some((Codec::H264, Some(100))), audio: Some(Codec::Opus) }).expect("answer");
+    let n =
+        negotiate(EgressTracks { video: Some((Codec::H264, Some(100))), audio: Some(Codec::Opus) }).expect("answer");
     let kinds: Vec<_> = n.tracks.iter().map(|t| (t.kind, t.mid.to_string(), *t.pt, t.clock_rate)).collect();
     assert_eq!(kinds, [(TrackKind::Audio, "0".into(), 111, 48_000), (TrackKind::Video, "1".into(), 108, 90_000)]);
     let a = &n.answer;
