@@ -89,6 +89,19 @@ def scenario(tmp, clip, counts, seconds, max_webrtcbin=50):
                        "metrics": packetized(sides[s]["http"])}
             wait_no_viewers(sides[s]["http"])
         steps.append(step)
+    # What one more viewer costs: the slope of the gateway's CPU from one N to the next (the
+    # conversion and other shared work cancel out).
+    for s in SIDES:
+        prev = None
+        for st in steps:
+            x = st.get(s)
+            if not x:
+                continue
+            if prev:
+                dn = st["viewers"] - prev["viewers"]
+                dc = x["measure"]["gateway"]["cpu_cores"] - prev[s]["measure"]["gateway"]["cpu_cores"]
+                x["us_per_added_viewer_s"] = 1e6 * dc / dn if dn else None
+            prev = st
     conv = {s: bridges.conversions(sides[s]["http"]) for s in SIDES}
     for s in SIDES:
         b.stop(sides[s]["src"])
@@ -131,17 +144,18 @@ def section(r):
             + "; ".join(f"{s} {100 * r['idle'][s]['cpu_cores']:.1f}% of a core" for s in r["sides"])
             + ". See `bench/whep_cost.py`.",
             "",
-            "| viewers | sender | gateway CPU (of one core) | µs CPU per viewer-second | above publisher alone | min fps | min audio pkt/s | viewers connected | client CPU |",
-            "|---|---|---|---|---|---|---|---|---|"]
+            "| viewers | sender | gateway CPU (of one core) | µs CPU per viewer-second | above publisher alone | per added viewer (slope from the N before) | min fps | min audio pkt/s | viewers connected | client CPU |",
+            "|---|---|---|---|---|---|---|---|---|---|"]
     for st in r["steps"]:
         for s in r["sides"]:
             x = st.get(s)
             if not x:
-                rows.append(f"| {st['viewers']} | {s} | not run (too many for the machine) | | | | | | |")
+                rows.append(f"| {st['viewers']} | {s} | not run (too many for the machine) | | | | | | | |")
                 continue
             v = x["viewers"]
             rows.append(f"| {st['viewers']} | {s} | {100 * x['measure']['gateway']['cpu_cores']:.1f}% | "
                         f"{x['us_per_viewer_s']:.0f} | {x['us_per_viewer_s_above_idle']:.0f} | "
+                        f"{'-' if x.get('us_per_added_viewer_s') is None else round(x['us_per_added_viewer_s'])} | "
                         f"{v.get('min_fps', 0):.1f} | {v.get('min_audio_pps', 0):.1f} | {v.get('connected')}/{st['viewers']} | "
                         f"{100 * x['measure']['viewers']['cpu_cores']:.1f}% |")
     return "\n".join(rows)

@@ -11,7 +11,8 @@
 //!
 //! As with webrtcbin: nothing is sent before ICE and DTLS are up; then the cached GOP goes out
 //! at once, stamped by [`TimeMap`] so the viewer is live from its first picture on. A viewer's
-//! PLI/FIR asks the source for a keyframe (at most every `PLI_INTERVAL`).
+//! PLI/FIR asks the source for a keyframe (at most every `PLI_INTERVAL`). Once connected, the task
+//! wakes every `TICK` (and for datagrams from the viewer), not for every frame.
 
 mod negotiate;
 mod outbox;
@@ -45,10 +46,10 @@ const MAX_BATCH: usize = 64;
 const PLI_INTERVAL: Duration = Duration::from_millis(500);
 /// ICE that stays disconnected this long (no consent checks from the viewer) ends the session.
 const LOST_GRACE: Duration = Duration::from_secs(5);
-/// After sending frames, a viewer reads the next ones no sooner than this: the frames of that
+/// A connected viewer takes what the subscription has ready this often: the frames of that
 /// time (audio every 20 ms, video every 33 ms) go out in one wake-up and one `sendmmsg`
-/// instead of one each, for at most this much delay.
-const HOLD: Duration = Duration::from_millis(15);
+/// instead of a wake-up each, for at most this much delay (10 ms on average).
+const TICK: Duration = Duration::from_millis(20);
 /// Longest sleep between two looks at the `Rtc` (its timeouts may lie much further).
 const MAX_SLEEP: Duration = Duration::from_secs(1);
 
@@ -87,15 +88,16 @@ struct State {
     /// Datagrams the socket could not take (full send buffer).
     send_dropped: u64,
     next_timeout: Option<Instant>,
-    /// Frames are not read before this (see `HOLD`).
-    hold_until: Option<Instant>,
+    /// When the next media tick is due (see `TICK`), once connected.
+    next_media: Option<Instant>,
+    /// Times the session's task woke up (its cost is mostly per wake-up and per packet).
+    wakes: u64,
 }
 
 enum Wake {
     End(String),
     Datagram(std::io::Result<(usize, SocketAddr)>),
     Timeout,
-    Frame(Option<Arc<Frame>>),
 }
 
 /// Answers a WHEP offer with a str0m session and starts it.
@@ -140,7 +142,7 @@ impl Viewer {
         }
         let packets: Vec<String> = self.tracks.iter().map(|t| format!("{} {}", t.kind, t.packets)).collect();
         let s = &self.state;
-        tracing::info!(%reason, frames = s.frames, skipped = s.skipped, rtp_packets = ?packets, send_dropped = s.send_dropped, plis = s.plis, "WHEP session ended");
+        tracing::info!(%reason, frames = s.frames, skipped = s.skipped, rtp_packets = ?packets, send_dropped = s.send_dropped, plis = s.plis, wakes = s.wakes, seconds = self.epoch.elapsed().as_secs(), "WHEP session ended");
     }
 
     async fn serve(&mut self, gw: &WebrtcCtx) -> String {
@@ -152,11 +154,12 @@ impl Viewer {
         loop {
             let connected = self.state.connected;
             let now = Instant::now();
-            let holding = self.state.hold_until.is_some_and(|t| t > now);
-            let mut wake_at = self.state.next_timeout.map_or(now + MAX_SLEEP, |t| t.min(now + MAX_SLEEP));
-            if holding {
-                wake_at = wake_at.min(self.state.hold_until.unwrap_or(now));
-            }
+            // Connected, the session wakes on its media tick (and for datagrams): str0m's
+            // timeouts are served at the tick (RTCP a few ms late is fine).
+            let wake_at = match self.state.next_media {
+                Some(tick) if connected => tick,
+                _ => self.state.next_timeout.map_or(now + MAX_SLEEP, |t| t.min(now + MAX_SLEEP)),
+            };
             let sleep = wake_at.saturating_duration_since(now);
             let wake = tokio::select! {
                 biased;
@@ -167,8 +170,8 @@ impl Viewer {
                 }
                 r = self.socket.recv_from(&mut buf) => Wake::Datagram(r),
                 _ = tokio::time::sleep(sleep) => Wake::Timeout,
-                f = self.sub.next(), if connected && !holding => Wake::Frame(f),
             };
+            self.state.wakes += 1;
             let result = match wake {
                 Wake::End(reason) => return reason,
                 Wake::Datagram(Ok((n, source))) => self.receive(&buf[..n], source),
@@ -176,26 +179,10 @@ impl Viewer {
                     tracing::debug!(error = %e, "UDP receive failed");
                     Ok(())
                 }
-                Wake::Timeout if connected && holding && self.state.hold_until.is_some_and(|t| t <= Instant::now()) => {
-                    // The hold is over: what queued meanwhile goes out together.
-                    self.state.hold_until = None;
-                    let mut batch = Vec::new();
-                    self.take_ready(&mut batch, MAX_BATCH);
-                    self.send_frames(&batch)
+                Wake::Timeout if connected && self.state.next_media.is_some_and(|t| t <= Instant::now()) => {
+                    self.media_tick()
                 }
                 Wake::Timeout => self.tick(),
-                Wake::Frame(None) => {
-                    return match self.sub.end_reason() {
-                        Some(EndReason::TooSlow) => "viewer too slow".into(),
-                        _ => "stream ended".into(),
-                    }
-                }
-                Wake::Frame(Some(frame)) => {
-                    let mut batch = vec![frame];
-                    self.take_ready(&mut batch, MAX_BATCH);
-                    self.state.hold_until = Some(Instant::now() + HOLD);
-                    self.send_frames(&batch)
-                }
             };
             if let Err(reason) = result {
                 return reason;
@@ -204,6 +191,23 @@ impl Viewer {
                 return reason;
             }
         }
+    }
+
+    /// Sends the frames that queued since the last media tick, and schedules the next one.
+    fn media_tick(&mut self) -> Result<(), String> {
+        let now = Instant::now();
+        let next = self.state.next_media.map_or(now, |t| t + TICK);
+        self.state.next_media = Some(if next <= now { now + TICK } else { next });
+        let mut batch = Vec::new();
+        let ended = self.take_ready(&mut batch, MAX_BATCH);
+        self.send_frames(&batch)?;
+        if ended {
+            return Err(match self.sub.end_reason() {
+                Some(EndReason::TooSlow) => "viewer too slow".into(),
+                _ => "stream ended".into(),
+            });
+        }
+        Ok(())
     }
 
     /// Acts on what str0m reported while it was driven.
@@ -215,7 +219,9 @@ impl Viewer {
             tracing::info!(after = ?self.epoch.elapsed(), "WHEP viewer connected");
             self.sub.request_keyframe();
             let mut ready = Vec::new();
+            // (An end of the stream shows at the first media tick.)
             self.take_ready(&mut ready, MAX_READY_FRAMES);
+            self.state.next_media = Some(Instant::now() + TICK);
             // The cached burst goes out at once, squeezed just before "now" (see `TimeMap`).
             let stamps: Vec<_> = ready.iter().map(|f| (f.kind(), f.dts)).collect();
             self.clock.start(&stamps, self.running_time());
@@ -237,14 +243,17 @@ impl Viewer {
         self.epoch.elapsed().as_nanos() as u64
     }
 
-    /// Adds the frames the subscription has ready now to `out`, up to `max` in all.
-    fn take_ready(&mut self, out: &mut Vec<Arc<Frame>>, max: usize) {
+    /// Adds the frames the subscription has ready now to `out`, up to `max` in all; true
+    /// when the subscription ended.
+    fn take_ready(&mut self, out: &mut Vec<Arc<Frame>>, max: usize) -> bool {
         while out.len() < max {
             match self.sub.next().now_or_never() {
                 Some(Some(frame)) => out.push(frame),
-                _ => break,
+                Some(None) => return true,
+                None => break,
             }
         }
+        false
     }
 
     /// Stamps the frames on the running time, queues their shared payloads on each track's
