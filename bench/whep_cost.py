@@ -7,14 +7,15 @@ sender before).
 The scenario (all on 127.0.0.1): two gateways run together, one per sender, each fed the same
 H.264 + AAC clip (no B-frames, 640x360 30 fps ~1 Mbit/s) by its own looping `ffmpeg -re -c copy`
 RTMP publisher; the matrix converts AAC to Opus toward WebRTC once per stream, shared by all its
-viewers. The CPU of each gateway with its publisher alone (the conversion running for one
-viewer, then left) is measured first. Then for each N, N WHEP viewers attach to one side, then,
+viewers. The CPU of each gateway with its publisher and one base viewer (the conversion running for one
+viewer, which stays for the whole run) is measured first. Then for each N, N more WHEP viewers attach to one side, then,
 when they are gone, N to the other (the order rotating per N). The viewers are `whep_viewers`
 (bench/whep_viewers.rs): str0m receive clients on one thread (ICE, DTLS, SRTP, RTCP; no
 decoding), which count the frames, audio packets and keyframes each viewer gets. After a
 warm-up (connections, the cached GOP burst) the gateway's CPU (utime+stime of its process tree
 from /proc) is measured over a window and given as µs of CPU per viewer-second, in total and
-above the side's own CPU with its publisher alone (what a viewer adds).
+above the side's own CPU with its publisher and base viewer (what a viewer adds), and as the
+slope from one N to the next.
 
 A side whose N would need more than the machine has (webrtcbin costs ~2% of a core per viewer)
 is measured only up to `max_webrtcbin` viewers.
@@ -64,11 +65,11 @@ def scenario(tmp, clip, counts, seconds, max_webrtcbin=50):
     d.mkdir()
     sides = {s: start_side(d, s, clip) for s in SIDES}
     time.sleep(3)
-    # One short viewer per side first, so the AAC->Opus conversion has run once (it stays for
-    # the hub's linger) and the publisher-alone figure is not the first conversion's start-up.
-    for s in SIDES:
-        summary(viewers(sides[s]["http"], 1, 2, 1), 60)
-        wait_no_viewers(sides[s]["http"])
+    # One base viewer per side stays for the whole run: the AAC->Opus conversion (shared by all
+    # the viewers of the stream) runs throughout, and the base figure includes it, so what
+    # the steps add above it is what the viewers cost.
+    base = {s: viewers(sides[s]["http"], 1, 0, 24 * 3600) for s in SIDES}
+    time.sleep(4)
     idle = b.measure({s: [sides[s]["gw"].pid] for s in SIDES}, 4)
     steps = []
     for i, n in enumerate(counts):
@@ -87,7 +88,7 @@ def scenario(tmp, clip, counts, seconds, max_webrtcbin=50):
                        "us_per_viewer_s": 1e6 * cpu / n,
                        "us_per_viewer_s_above_idle": 1e6 * (cpu - idle[s]["cpu_cores"]) / n,
                        "metrics": packetized(sides[s]["http"])}
-            wait_no_viewers(sides[s]["http"])
+            wait_no_viewers(sides[s]["http"], keep=1)
         steps.append(step)
     # What one more viewer costs: the slope of the gateway's CPU from one N to the next (the
     # conversion and other shared work cancel out).
@@ -104,18 +105,20 @@ def scenario(tmp, clip, counts, seconds, max_webrtcbin=50):
             prev = st
     conv = {s: bridges.conversions(sides[s]["http"]) for s in SIDES}
     for s in SIDES:
+        b.stop(base[s])
         b.stop(sides[s]["src"])
         b.stop(sides[s]["gw"])
     return {"scenario": "whep-cost", "sides": SIDES, "idle": idle, "steps": steps, "conversions": conv}
 
 
-def wait_no_viewers(http, timeout=30):
-    """Until the stream has no WebRTC consumer left (the sessions of the step before ended)."""
+def wait_no_viewers(http, keep=0, timeout=30):
+    """Until the stream has no more than `keep` WebRTC consumers (the sessions of the step
+    before ended)."""
     end = time.time() + timeout
     while time.time() < end:
         try:
             st = b.api(http, "GET", "/api/v1/streams/fan")
-            if not st.get("consumers", {}).get("webrtc"):
+            if (st.get("consumers", {}).get("webrtc") or 0) <= keep:
                 return
         except Exception:
             pass
@@ -139,12 +142,13 @@ def section(r):
     if not r:
         return "Not measured."
     rows = ["Two gateways side by side, one per WHEP sender (`webrtc.egress`), each publishing the same "
-            "H.264 + AAC clip by RTMP (AAC→Opus converted once per stream); N `whep_viewers` (str0m clients, "
-            "no decoding) on one side at a time. Publisher alone: "
+            "H.264 + AAC clip by RTMP (AAC→Opus converted once per stream) to one base viewer for the whole run; "
+            "N more `whep_viewers` (str0m clients, no decoding) on one side at a time. Publisher and base viewer "
+            "(the conversion running): "
             + "; ".join(f"{s} {100 * r['idle'][s]['cpu_cores']:.1f}% of a core" for s in r["sides"])
             + ". See `bench/whep_cost.py`.",
             "",
-            "| viewers | sender | gateway CPU (of one core) | µs CPU per viewer-second | above publisher alone | per added viewer (slope from the N before) | min fps | min audio pkt/s | viewers connected | client CPU |",
+            "| viewers | sender | gateway CPU (of one core) | µs CPU per viewer-second | above publisher and base viewer | per added viewer (slope from the N before) | min fps | min audio pkt/s | viewers connected | client CPU |",
             "|---|---|---|---|---|---|---|---|---|---|"]
     for st in r["steps"]:
         for s in r["sides"]:
