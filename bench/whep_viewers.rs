@@ -33,6 +33,9 @@ struct Viewer {
     /// The session's resource (DELETE ends it).
     location: Option<String>,
     connected: bool,
+    debug_sr: bool,
+    /// The last RTP timestamp and arrival, video then audio.
+    last: [Option<(u32, Instant)>; 2],
     counts: Counts,
     /// Counts when the measured window started.
     at_start: Option<Counts>,
@@ -92,7 +95,17 @@ async fn connect(url: &str, http: &reqwest::Client) -> anyhow::Result<Viewer> {
     let location = reply_location.map(|l| base_of(url) + &l);
     let answer = SdpAnswer::from_sdp_string(&text)?;
     rtc.sdp_api().accept_answer(pending, answer)?;
-    Ok(Viewer { rtc, socket, local, location, connected: false, counts: Counts::default(), at_start: None })
+    Ok(Viewer {
+        rtc,
+        socket,
+        local,
+        location,
+        connected: false,
+        debug_sr: std::env::var_os("WHEP_SR_DEBUG").is_some(),
+        last: [None; 2],
+        counts: Counts::default(),
+        at_start: None,
+    })
 }
 
 impl Viewer {
@@ -105,7 +118,31 @@ impl Viewer {
                     let _ = self.socket.try_send_to(&t.contents, t.destination);
                 }
                 Ok(Output::Event(Event::Connected)) => self.connected = true,
+                Ok(Output::Event(Event::SenderFeedback(f))) if self.debug_sr => {
+                    // WHEP_SR_DEBUG: where the sender's report puts the track's last packet,
+                    // against when it arrived (equal across tracks when the reports agree).
+                    let sr = f.sender_info;
+                    let audio = sr.rtp_time.denom() == 48_000;
+                    if let Some((ts, at)) = self.last[usize::from(audio)] {
+                        let rate = f64::from(sr.rtp_time.denom());
+                        let sr_ts = sr.rtp_time.numer() as u32;
+                        let ahead = f64::from(ts.wrapping_sub(sr_ts) as i32) / rate;
+                        let ntp = sr.ntp_time.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_secs_f64();
+                        let arrival = std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .unwrap_or_default()
+                            .as_secs_f64()
+                            - at.elapsed().as_secs_f64();
+                        eprintln!(
+                            "SR {} packet-at-ntp minus arrival: {:+.1} ms",
+                            if audio { "audio" } else { "video" },
+                            1000.0 * (ntp + ahead - arrival)
+                        );
+                    }
+                }
                 Ok(Output::Event(Event::RtpPacket(p))) => {
+                    let audio = p.header.payload_type == 111.into();
+                    self.last[usize::from(audio)] = Some((p.header.timestamp, Instant::now()));
                     self.counts.bytes += p.payload.len() as u64;
                     // The client offers Opus as payload type 111 (str0m's default), video otherwise.
                     if p.header.payload_type != 111.into() {

@@ -50,6 +50,13 @@ const LOST_GRACE: Duration = Duration::from_secs(5);
 /// time (audio every 20 ms, video every 33 ms) go out in one wake-up and one `sendmmsg`
 /// instead of a wake-up each, for at most this much delay (10 ms on average).
 const TICK: Duration = Duration::from_millis(20);
+/// How far behind the media's running time the wallclock handed to str0m is set. str0m's
+/// sender reports map "now" to the RTP time of the last packet written plus the time since its
+/// wallclock, and send RTP time 0 when that wallclock lies in the future (a frame sent a little
+/// ahead of its time: jitter, the conversion's bursts). Shifting every track's wallclock back
+/// by the same amount keeps it in the past; receivers' lip-sync only compares the tracks' reports,
+/// so a shift common to both changes nothing.
+const SR_MARGIN: Duration = Duration::from_secs(1);
 /// Longest sleep between two looks at the `Rtc` (its timeouts may lie much further).
 const MAX_SLEEP: Duration = Duration::from_secs(1);
 
@@ -68,6 +75,8 @@ struct Viewer {
     pending: Option<PendingSlot>,
     /// The session's running time is measured from here.
     epoch: Instant,
+    /// `epoch` less `SR_MARGIN`: running time `t` has the wallclock `wall_base + t`.
+    wall_base: Instant,
     clock: TimeMap,
     state: State,
 }
@@ -126,6 +135,7 @@ pub async fn start(gw: &WebrtcCtx, key: StreamKey, offer: &str, prepared: Prepar
         registration,
         pending: Some(pending),
         epoch,
+        wall_base: epoch.checked_sub(SR_MARGIN).unwrap_or(epoch),
         clock: TimeMap::default(),
         state: State::default(),
     };
@@ -272,7 +282,7 @@ impl Viewer {
                 continue;
             };
             let running = pts.nseconds();
-            let wallclock = self.epoch + Duration::from_nanos(running);
+            let wallclock = self.wall_base + Duration::from_nanos(running);
             let time = self.tracks[track].rtp_time(running);
             // Writing only queues on the stream; the packets leave on the next tick.
             for payload in packetize::cached(frame) {
