@@ -49,6 +49,35 @@ fn profile_level_id(choice: &Choice) -> u32 {
     choice.profile_level_id.as_deref().and_then(|p| u32::from_str_radix(p.trim(), 16).ok()).unwrap_or(0x42e01f)
 }
 
+/// The media stream every sent track belongs to (`a=msid`): browsers lip-sync the tracks of
+/// one stream only.
+const STREAM_ID: &str = "interop-gateway";
+
+/// The offer with an `a=msid` of one stream on each audio and video m-line that has none.
+/// str0m answers each m-line with the offer's msid, else with a random stream per m-line, which
+/// would put audio and video in two streams a browser does not synchronize.
+fn one_stream(sdp: &str) -> String {
+    let lines: Vec<&str> = sdp.split_inclusive('\n').collect();
+    let starts: Vec<usize> = (0..lines.len()).filter(|&i| lines[i].starts_with("m=")).collect();
+    let mut out = String::with_capacity(sdp.len() + 128);
+    out.extend(lines[..starts.first().copied().unwrap_or(lines.len())].iter().copied());
+    for (n, &start) in starts.iter().enumerate() {
+        let section = &lines[start..starts.get(n + 1).copied().unwrap_or(lines.len())];
+        let kind = section[0][2..].split(' ').next().filter(|k| matches!(*k, "audio" | "video"));
+        let needs = kind.is_some() && !section.iter().any(|l| l.starts_with("a=msid:"));
+        for line in section {
+            out.push_str(line);
+            if let (Some(k), true, true) = (kind, needs, line.starts_with("a=mid:")) {
+                if !line.ends_with('\n') {
+                    out.push_str("\r\n");
+                }
+                out.push_str(&format!("a=msid:{STREAM_ID} {k}\r\n"));
+            }
+        }
+    }
+    out
+}
+
 /// Builds the `Rtc` for `choices` (the offer's text in `sdp`), with `candidate` as its only
 /// (host) candidate, and answers the offer.
 pub fn answer(
@@ -98,6 +127,7 @@ pub fn answer(
     let mut rtc = config.build(now);
     let host = Candidate::host(candidate, "udp").map_err(|e| SdpError::Invalid(format!("local candidate: {e}")))?;
     rtc.add_local_candidate(host);
+    let sdp = &one_stream(sdp);
     let parsed =
         SdpOffer::from_sdp_string(sdp).map_err(|e| SdpError::Invalid(format!("the SDP does not parse: {e}")))?;
     let answer = rtc

@@ -80,6 +80,10 @@ fn answers_the_chosen_payload_types_with_rtx_ice_lite_and_the_candidate() {
     assert!(a.contains("a=rtpmap:111 opus/48000/2"), "{a}");
     assert!(a.contains("a=sendonly"), "{a}");
     assert!(!a.contains("VP8"), "only what the gateway sends: {a}");
+    // Both tracks in one media stream, so browsers lip-sync them.
+    let streams: Vec<&str> =
+        a.lines().filter_map(|l| l.strip_prefix("a=msid:")).filter_map(|v| v.split(' ').next()).collect();
+    assert_eq!(streams, [STREAM_ID, STREAM_ID], "{a}");
 }
 
 #[test]
@@ -87,4 +91,14 @@ fn a_stream_without_audio_answers_video_only() {
     let n = negotiate(EgressTracks { video: Some((Codec::H264, Some(66))), audio: None }).expect("answer");
     assert_eq!(n.tracks.len(), 1);
     assert_eq!(*n.tracks[0].pt, 102, "a baseline stream prefers the baseline payload type");
+}
+
+#[test]
+fn one_stream_adds_an_msid_only_where_there_is_none() {
+    let offer = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\na=msid:s v\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:2\r\n";
+    let out = one_stream(offer);
+    assert_eq!(
+        out,
+        "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=msid:interop-gateway audio\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\na=msid:s v\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:2\r\n"
+    );
 }
