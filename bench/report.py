@@ -12,6 +12,7 @@ import avsync
 import hls
 import srs
 import targets
+import whep_cost
 
 FIGURES = "bench"
 
@@ -266,6 +267,7 @@ def markdown(results, t, made, plot_note):
               section_udp_ingest(results), "",
               "## Fan-out", "", section_fanout(results), "",
               "### Fan-out against SRS (HTTP-FLV, RTMP)", "", srs.section((res(results, "fanout") or {}).get("srs")), "",
+              "### CPU per WHEP viewer: str0m against webrtcbin", "", whep_cost.section((res(results, "fanout") or {}).get("whep_cost")), "",
               "## Conversions against their codec floor and ffmpeg per bridge", "", section_conversions(results, t), ""]
     lines += t["capacity_lines"]
     lines += ["", "## Added latency and first picture", "", section_latency(results), "",

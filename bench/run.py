@@ -5,7 +5,7 @@ capacity, added latency, first picture, A/V sync. Writes docs/benchmarks.md, plo
 docs/bench/ and the raw figures as docs/bench/results.json.
 
 It calls the scenario functions of the other bench scripts (remux.py, udp.py, webrtc.py,
-h5.py, bridges.py, latency.py, avsync.py, hls.py, srs.py) and report.py; see each for what it measures.
+h5.py, bridges.py, latency.py, avsync.py, hls.py, srs.py, whep_cost.py) and report.py; see each for what it measures.
 Everything runs on 127.0.0.1; each scenario starts its own gateway, nginx-rtmp and peers and
 stops them. SRS is an optional peer of the HTTP-FLV and RTMP fan-out (step fanout_srs): measured
 only when SRS_BIN points at an SRS binary built elsewhere (see bench/srs.py). The sides of a comparison run in the same window, so machine noise hits both.
@@ -43,16 +43,17 @@ import report
 import srs
 import udp
 import webrtc
+import whep_cost
 
 SETTINGS = {
     "full": {"seconds": 15, "clip_seconds": 10, "floor_seconds": 40, "remux_n": [2, 8, 40], "udp_n": 4, "udp_ingest_n": [1, 4], "whip_whep_n": 3,
-             "fan_flv": [100, 500], "fan_srs": [100, 500, 1000], "fan_rtmp": [100, 500], "fan_h5": 200, "fan_whep": [1, 5],
+             "fan_flv": [100, 500], "fan_srs": [100, 500, 1000], "fan_rtmp": [100, 500], "fan_h5": 200, "fan_whep": [1, 5], "whep_cost": {"viewers": [10, 50, 100], "max_webrtcbin": 50},
              "webrtc_n": [1, 4], "bare_audio_seconds": 120, "aac_opus_n": 4, "h5_n": 2, "h5_720_n": 1,
              "mpeg1_n": 2, "capacity": {"seconds": 10, "max": 64}, "capacity_mpeg1": {"seconds": 10, "start": 16}, "latency_seconds": 150, "sessions": 5,
              "late_audio_s": 5, "workers": 1,
              "hls": {"latency_seconds": 60, "warm_s": 8, "fan_n": [50, 200], "fan_seconds": 10, "sides": ["llhls", "ts", "httpflv"], "settle": 4}},
     "quick": {"seconds": 3, "clip_seconds": 4, "floor_seconds": 4, "remux_n": [1], "udp_n": 1, "udp_ingest_n": [1], "whip_whep_n": 1,
-              "fan_flv": [20], "fan_srs": [20], "fan_rtmp": [20], "fan_h5": 5, "fan_whep": [1],
+              "fan_flv": [20], "fan_srs": [20], "fan_rtmp": [20], "fan_h5": 5, "fan_whep": [1], "whep_cost": {"viewers": [2], "max_webrtcbin": 2},
               "webrtc_n": [1], "bare_audio_seconds": 10, "aac_opus_n": 1, "h5_n": 1, "h5_720_n": 1,
               "mpeg1_n": 1, "capacity": None, "capacity_mpeg1": None, "latency_seconds": 30, "sessions": 1,
               "late_audio_s": 3, "workers": 6,
@@ -126,6 +127,11 @@ def step_fanout_whep(c, s):
     return bridges.scenario_fanout(b.tmpdir(), c.h264_nob, "whep", s["fan_whep"], s["seconds"])
 
 
+def step_whep_cost(c, s):
+    w = s["whep_cost"]
+    return whep_cost.scenario(b.tmpdir(), c.h264_nob, w["viewers"], s["seconds"], w["max_webrtcbin"])
+
+
 def step_audio_webrtc(c, s):
     quick = s["seconds"] < 5
     results = [webrtc.scenario(b.tmpdir(), c.h264, c.opus, n, s["seconds"], settle=1.5 if quick else 4.0) for n in s["webrtc_n"]]
@@ -193,11 +199,11 @@ def step_hls(c, s):
 
 STEPS = {"latency": step_latency, "video_h5": step_video_h5, "video_h5_720": step_video_h5_720, "remux": step_remux, "udp": step_udp, "udp_ingest": step_udp_ingest, "whip_whep": step_whip_whep,
          "fanout_httpflv": step_fanout_httpflv, "fanout_srs": step_fanout_srs, "fanout_rtmp": step_fanout_rtmp, "fanout_h5": step_fanout_h5,
-         "fanout_whep": step_fanout_whep, "audio_webrtc": step_audio_webrtc, "audio_aac_opus": step_audio_aac_opus,
+         "fanout_whep": step_fanout_whep, "whep_cost": step_whep_cost, "audio_webrtc": step_audio_webrtc, "audio_aac_opus": step_audio_aac_opus,
          "video_mpeg1": step_video_mpeg1, "floors": step_floors, "capacity": step_capacity,
          "capacity_mpeg1": step_capacity_mpeg1, "hls": step_hls}
 # How the report groups the steps' results: group -> {key in the group's result: step}.
-GROUPS = {"fanout": {"httpflv": "fanout_httpflv", "srs": "fanout_srs", "rtmp": "fanout_rtmp", "h5": "fanout_h5", "whep": "fanout_whep"},
+GROUPS = {"fanout": {"httpflv": "fanout_httpflv", "srs": "fanout_srs", "rtmp": "fanout_rtmp", "h5": "fanout_h5", "whep": "fanout_whep", "whep_cost": "whep_cost"},
           "audio": {"": "audio_webrtc", "aac_opus": "audio_aac_opus"},
           "video": {"": "video_h5", "h5_720": "video_h5_720", "mpeg1_h264": "video_mpeg1"}}
 
@@ -279,7 +285,7 @@ def main():
     started = time.time()
     if not a.no_build:
         subprocess.run(["cargo", "build", "--release", "--quiet", "--bin", "interop-gateway", "--example", "flv_readers",
-                        "--example", "whip_load", "--example", "h5_bench", "--example", "avprobe"], cwd=b.ROOT, check=True)
+                        "--example", "whip_load", "--example", "h5_bench", "--example", "avprobe", "--example", "whep_viewers"], cwd=b.ROOT, check=True)
     clips = Clips(settings["clip_seconds"], settings["floor_seconds"])
     # The latency run goes first (in --full it has the machine to itself).
     with concurrent.futures.ThreadPoolExecutor(max_workers=settings["workers"]) as pool:

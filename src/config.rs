@@ -188,6 +188,20 @@ pub struct WebrtcSettings {
     /// total (503 past it): each holds sockets and threads until ICE connects or times out.
     pub max_pending_per_address: usize,
     pub max_pending: usize,
+    /// What sends to WHEP viewers: `webrtcbin` (the default: one GStreamer webrtcbin
+    /// pipeline per viewer) or `str0m` (RTP made once per track and shared, each viewer a
+    /// sans-IO str0m session: 4-7x cheaper per viewer, but its A/V offset on GStreamer
+    /// receivers is above the 40 ms target for now, see docs/whep-egress.md).
+    pub egress: WhepEgress,
+}
+
+/// The WHEP sender (`webrtc.egress`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum WhepEgress {
+    Str0m,
+    #[default]
+    Webrtcbin,
 }
 
 impl Default for WebrtcSettings {
@@ -203,6 +217,7 @@ impl Default for WebrtcSettings {
             max_media_per_offer: 3,
             max_pending_per_address: 10,
             max_pending: 50,
+            egress: WhepEgress::default(),
         }
     }
 }

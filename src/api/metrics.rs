@@ -55,6 +55,16 @@ fn render(gw: &Gateway) -> String {
         ("interop_admission_webhook_calls_total", "Questions sent to the admission webhook.", a.webhook_calls),
         ("interop_admission_webhook_cache_hits_total", "Webhook answers reused from the cache.", a.webhook_cache_hits),
         ("interop_event_hooks_dropped_total", "Event notices dropped (queue full).", a.events_dropped),
+        (
+            "interop_webrtc_frames_packetized_total",
+            "Frames packetized into RTP for WHEP viewers (once per frame, shared by all its viewers).",
+            crate::media::rtp::packetize::frames_packetized(),
+        ),
+        (
+            "interop_webrtc_rtp_payloads_total",
+            "RTP payloads made for WHEP viewers (before each viewer's header and encryption).",
+            crate::media::rtp::packetize::payloads_made(),
+        ),
     ] {
         let _ = writeln!(text, "# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}");
     }

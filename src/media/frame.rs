@@ -82,11 +82,14 @@ pub struct Frame {
     /// The frame serialized as an FLV tag, made once by the first FLV/RTMP consumer that
     /// needs it and shared by all the others.
     pub flv_tag: OnceLock<Bytes>,
+    /// The frame's RTP payloads, made once by the first WebRTC viewer that sends it and
+    /// shared by all the others (see [`crate::media::rtp::packetize`]).
+    pub rtp: OnceLock<Vec<crate::media::rtp::packetize::Payload>>,
 }
 
 impl Frame {
     pub fn new(info: Arc<TrackInfo>, dts: Ts, pts: Ts, keyframe: bool, data: Bytes) -> Frame {
-        Frame { info, dts, pts, keyframe, data, flv_tag: OnceLock::new() }
+        Frame { info, dts, pts, keyframe, data, flv_tag: OnceLock::new(), rtp: OnceLock::new() }
     }
 
     pub fn kind(&self) -> TrackKind {

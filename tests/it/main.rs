@@ -38,3 +38,4 @@ mod udp;
 mod webrtc_browser;
 mod webrtc_gateway;
 mod webrtc_peers;
+mod whep_shared;

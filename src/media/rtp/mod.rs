@@ -6,6 +6,7 @@
 pub mod aac;
 pub mod mpeg;
 pub mod opus;
+pub mod packetize;
 pub mod vp8;
 
 use crate::media::h264::rtp::payload_bounds;

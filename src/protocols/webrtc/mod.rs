@@ -5,7 +5,9 @@
 //! - `ice`: the ICE agent's address, UDP-only, port range.
 //! - `peer`: one webrtcbin answering an offer, its events on a channel.
 //! - `whip` / `ingest`: publisher sessions, incoming pads → frames → the hub.
-//! - `whep` / `egress`: viewer sessions, the hub's frames → appsrc → payloaders → webrtcbin.
+//! - `whep`: viewer sessions (WHEP), sent by `viewer` (str0m, RTP packetized once per frame and
+//!   shared; the default) or by `egress` (appsrc → payloaders → webrtcbin, one pipeline each),
+//!   as `webrtc.egress` says.
 //! - `registry`: sessions by id (`DELETE` on `Location`), `http`: the axum handlers and CORS.
 
 mod egress;
@@ -17,6 +19,7 @@ mod peer;
 mod pending;
 mod registry;
 pub mod sdp;
+mod viewer;
 mod whep;
 mod whip;
 

@@ -23,6 +23,7 @@ use super::registry::{Kind, Registration};
 use super::sdp::{self, EgressTracks};
 use super::WebrtcCtx;
 use super::{Answered, WebrtcError};
+use crate::config::WhepEgress;
 use crate::hub::{ConsumerRequest, EndReason, StreamKey, Subscription};
 use crate::media::{Frame, Protocol, TrackInfo, TrackKind};
 
@@ -70,25 +71,54 @@ enum Event {
     Congested,
 }
 
-/// Answers a WHEP offer and starts the viewer session.
+/// What both senders start from: the checked offer, the pending slot, the subscription and
+/// the payload types chosen.
+pub struct Prepared {
+    pub offer: sdp::Offer,
+    pub pending: super::PendingSlot,
+    pub sub: Subscription,
+    pub choices: Vec<sdp::Choice>,
+    pub received: Instant,
+}
+
+/// Answers a WHEP offer and starts the viewer session, with the sender `webrtc.egress` names.
 pub async fn start(
     gw: &WebrtcCtx,
     key: StreamKey,
     offer: &str,
     remote: Option<String>,
 ) -> Result<Answered, WebrtcError> {
+    let prepared = prepare(gw, &key, offer, remote).await?;
+    match gw.webrtc.settings().egress {
+        WhepEgress::Str0m => super::viewer::start(gw, key, offer, prepared).await,
+        WhepEgress::Webrtcbin => start_webrtcbin(gw, key, prepared).await,
+    }
+}
+
+async fn prepare(
+    gw: &WebrtcCtx,
+    key: &StreamKey,
+    offer: &str,
+    remote: Option<String>,
+) -> Result<Prepared, WebrtcError> {
     let received = Instant::now();
     let offer = sdp::parse_offer(offer)?;
     sdp::check_limits(&offer, gw.webrtc.settings().max_media_per_offer)?;
     let address = remote.as_deref().and_then(|r| r.parse::<std::net::SocketAddr>().ok()).map(|a| a.ip());
     let pending = gw.webrtc.pending().acquire(address)?;
     let who = ConsumerRequest { protocol: Protocol::Webrtc, transport: "whep".into(), remote };
-    let sub = gw.hub.subscribe(&key, who).await?;
+    let sub = gw.hub.subscribe(key, who).await?;
     let tracks = EgressTracks {
         video: sub.plan().video.as_ref().map(|leg| (leg.output_codec(), sub.video_info().and_then(|i| profile_idc(i)))),
         audio: sub.plan().audio.as_ref().map(|leg| leg.output_codec()),
     };
     let choices = sdp::choose_for_egress(&offer, tracks)?;
+    Ok(Prepared { offer, pending, sub, choices, received })
+}
+
+/// The webrtcbin sender: one GStreamer pipeline per viewer.
+async fn start_webrtcbin(gw: &WebrtcCtx, key: StreamKey, prepared: Prepared) -> Result<Answered, WebrtcError> {
+    let Prepared { offer, pending, sub, choices, received } = prepared;
     let config = gw.webrtc.settings();
     let peer = Peer::new(&format!("whep-{key}"), config)?;
     // The SSRCs are chosen here so the answer can signal them (a=ssrc, and the RTX group):
