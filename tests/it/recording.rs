@@ -135,7 +135,7 @@ async fn a_rule_records_from_publish_to_unpublish_and_a_bad_directory_leaves_the
             dir.path().display()
         )),
     );
-    let api = gw.api();
+    let _api = gw.api();
     let opts = PublishOptions { duration: Some(Duration::from_secs(5)), ..Default::default() };
     let _a = Ffmpeg::publish(&gw.rtmp_url("/live/class-1"), opts.clone());
     let _b = Ffmpeg::publish(&gw.rtmp_url("/live/other"), opts);

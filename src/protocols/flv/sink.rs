@@ -116,8 +116,8 @@ impl Sink for ChannelSink {
         }
     }
 
-    fn ready(&self) -> impl Future<Output = io::Result<()>> + Send {
-        async move { self.tx.reserve().await.map(drop).map_err(|_| gone()) }
+    async fn ready(&self) -> io::Result<()> {
+        self.tx.reserve().await.map(drop).map_err(|_| gone())
     }
 
     fn closed(&self) -> impl Future<Output = ()> + Send {

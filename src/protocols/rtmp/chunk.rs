@@ -441,7 +441,7 @@ pub fn put_message(
     payload: &Bytes,
 ) -> Result<(), ChunkError> {
     let framing = Framing::new(chunk_size, csid, type_id, stream_id, timestamp, payload.len())?;
-    let mut put_header = |first: bool, out: &mut Outbox| {
+    let put_header = |first: bool, out: &mut Outbox| {
         let mut buf = [0u8; MAX_HEADER];
         let mut head = &mut buf[..];
         framing.header(first, &mut head);

@@ -270,6 +270,8 @@ pub const FLV_REQUEST: Target = Target {
     derive: no_seeds,
     setup: crate::engine::no_setup,
     run: flv_request,
+};
+
 /// The tracks the light UDP ingest path receives, for payload type `pt`: H.264 with and
 /// without SDP parameter sets, Opus, AAC-hbr, AAC with a layout drawn from the input, PCMU.
 fn light_tracks(pt: u8, ssrc: Option<u32>, rng: &mut Rng) -> Vec<IngestTrack> {
