@@ -19,6 +19,33 @@ pub fn unacknowledged(socket: &impl AsRawFd) -> usize {
     }
 }
 
+/// How often [`KernelQueue`] asks the kernel (one system call): often enough for the
+/// second-scale bounds it feeds.
+pub const KERNEL_QUERY_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// [`unacknowledged`] asked at most every [`KERNEL_QUERY_INTERVAL`] (or when told to ask
+/// afresh): what a viewer's socket holds that it has not taken, cheap enough to look at once
+/// per batch of frames.
+#[derive(Debug, Default)]
+pub struct KernelQueue {
+    in_kernel: usize,
+    asked: Option<tokio::time::Instant>,
+}
+
+impl KernelQueue {
+    /// `(bytes taken by the peer, bytes waiting in the kernel)` of the `written` bytes handed
+    /// to `socket` so far; `fresh`: ask the kernel now whatever the interval.
+    pub fn progress(&mut self, socket: &impl AsRawFd, written: u64, fresh: bool) -> (u64, usize) {
+        let now = tokio::time::Instant::now();
+        if fresh || self.asked.is_none_or(|at| now.duration_since(at) >= KERNEL_QUERY_INTERVAL) {
+            self.in_kernel = unacknowledged(socket);
+            self.asked = Some(now);
+        }
+        let in_kernel = (self.in_kernel as u64).min(written);
+        (written - in_kernel, in_kernel as usize)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use std::io::{ErrorKind, Read, Write};

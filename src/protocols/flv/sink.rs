@@ -6,31 +6,25 @@ use std::future::Future;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::net::TcpStream;
 use tokio::sync::mpsc::{self, error::TrySendError};
-use tokio::time::Instant;
 
 use super::viewer::Sink;
 use crate::hub::outbox::Outbox;
-
-/// How often the kernel is asked how much of a socket's send queue the viewer has not taken
-/// (`SIOCOUTQ`, one system call): often enough for the second-scale bounds it feeds.
-const KERNEL_QUERY_INTERVAL: Duration = Duration::from_secs(1);
+use crate::socket::KernelQueue;
 
 /// A viewer's own TCP connection (see [`super::raw`]).
 pub struct SocketSink {
     io: TcpStream,
-    /// Bytes in the kernel's send queue the viewer has not acknowledged, as last asked.
-    in_kernel: usize,
-    asked: Option<Instant>,
+    /// What the kernel holds for the viewer.
+    kernel: KernelQueue,
 }
 
 impl SocketSink {
     pub fn new(io: TcpStream) -> SocketSink {
-        SocketSink { io, in_kernel: 0, asked: None }
+        SocketSink { io, kernel: KernelQueue::default() }
     }
 
     /// The connection back, e.g. to close it.
@@ -70,13 +64,7 @@ impl Sink for SocketSink {
     }
 
     fn progress(&mut self, written: u64, fresh: bool) -> (u64, usize) {
-        let now = Instant::now();
-        if fresh || self.asked.is_none_or(|at| now.duration_since(at) >= KERNEL_QUERY_INTERVAL) {
-            self.in_kernel = crate::socket::unacknowledged(&self.io);
-            self.asked = Some(now);
-        }
-        let in_kernel = (self.in_kernel as u64).min(written);
-        (written - in_kernel, in_kernel as usize)
+        self.kernel.progress(&self.io, written, fresh)
     }
 }
 

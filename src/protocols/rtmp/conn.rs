@@ -108,12 +108,6 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> ServerConn<S> {
         self.t.flush().await
     }
 
-    /// Encodes one media message for a player into the output queue without writing it:
-    /// [`ServerConn::next_event`] and [`ServerConn::flush`] send it.
-    pub fn queue_media(&mut self, kind: MediaKind, timestamp: u32, payload: &[u8]) {
-        self.t.session.send_media(kind, timestamp, payload);
-    }
-
     /// Puts one media message for a player into the output queue, its payload shared (not
     /// copied): [`ServerConn::next_event`] and [`ServerConn::flush`] send it. A payload too
     /// long for RTMP is left out (logged).
@@ -155,15 +149,10 @@ impl<S: AsyncRead + AsyncWrite + Unpin + Send> ServerConn<S> {
 }
 
 impl ServerConn<tokio::net::TcpStream> {
-    /// Bytes in the kernel's send queue the player has not acknowledged (a system call).
-    pub fn unacknowledged(&self) -> usize {
-        crate::socket::unacknowledged(&self.t.io)
-    }
-
-    /// What the player has not taken yet: `(bytes taken, bytes waiting)`, counting both this
-    /// connection's queue and the bytes in the kernel's send queue (see [`crate::socket`]).
-    pub fn backlog(&mut self) -> (u64, usize) {
-        let in_kernel = crate::socket::unacknowledged(&self.t.io);
-        (self.t.written.saturating_sub(in_kernel as u64), self.pending_output() + in_kernel)
+    /// `(bytes the player has taken, bytes the kernel still holds for it)`, through `kernel`
+    /// (see [`crate::socket::KernelQueue`]); this connection's own queue is
+    /// [`ServerConn::pending_output`].
+    pub fn kernel_progress(&self, kernel: &mut crate::socket::KernelQueue, fresh: bool) -> (u64, usize) {
+        kernel.progress(&self.t.io, self.t.written, fresh)
     }
 }

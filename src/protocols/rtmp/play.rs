@@ -9,8 +9,6 @@
 //! `hub.max_lag_events`); a player that takes nothing for `hub.write_stall_seconds` is
 //! dropped (see [`crate::hub::egress`]).
 
-use std::time::Duration;
-
 use tokio::net::TcpStream;
 use tokio::time::Instant;
 
@@ -20,9 +18,7 @@ use crate::hub::egress::{sleep_until, within, DropReason, EgressPacer, Verdict, 
 use crate::hub::held::HeldMedia;
 use crate::hub::{EndReason, Subscription};
 use crate::protocols::flv::{FlvEgress, FlvTag, TagKind};
-
-/// How often the kernel is asked what the player has not acknowledged (one system call).
-const KERNEL_QUERY_INTERVAL: Duration = Duration::from_secs(1);
+use crate::socket::KernelQueue;
 
 /// Sends the subscription to the player until either side ends; returns why it ended.
 pub(super) async fn send(conn: &mut ServerConn<TcpStream>, mut sub: Subscription, gw: &RtmpCtx) -> String {
@@ -62,7 +58,7 @@ pub(super) async fn send(conn: &mut ServerConn<TcpStream>, mut sub: Subscription
                 None => continue,
             },
             _ = sleep_until(pacer.deadline()) => {
-                progress.observe(conn, &mut pacer, &mut held);
+                progress.observe(conn, &mut pacer, &mut held, false);
                 if pacer.stalled(Instant::now()) {
                     return too_slow(DropReason::Stalled);
                 }
@@ -83,12 +79,12 @@ pub(super) async fn send(conn: &mut ServerConn<TcpStream>, mut sub: Subscription
         if tags.is_empty() {
             continue;
         }
-        progress.observe(conn, &mut pacer, &mut held);
+        progress.observe(conn, &mut pacer, &mut held, false);
         if !held.has_room() {
             if let Some(Err(e)) = within(pacer.frame_wait(Instant::now()), conn.flush()).await {
                 return format!("write failed: {e}");
             }
-            progress.refresh(conn, &mut pacer, &mut held);
+            progress.observe(conn, &mut pacer, &mut held, true);
         }
         match pacer.decide(Instant::now(), held.has_room(), || sub.lagged()) {
             Verdict::Write => queue(conn, &mut tags, &sub, &mut held),
@@ -129,30 +125,24 @@ fn ended(event: Result<Option<ServerEvent>, super::RtmpError>) -> Option<String>
 }
 
 /// How far the player is: the connection's own queue, and what the kernel holds for it
-/// (asked at most every [`KERNEL_QUERY_INTERVAL`]; see [`crate::socket`]).
+/// ([`KernelQueue`]: asked at most once a second, or afresh with `fresh`).
 #[derive(Default)]
 struct Progress {
-    in_kernel: usize,
-    asked: Option<Instant>,
+    kernel: KernelQueue,
 }
 
 impl Progress {
     /// Tells the pacer and the held-media bound how far the player is.
-    fn observe(&mut self, conn: &mut ServerConn<TcpStream>, pacer: &mut EgressPacer, held: &mut HeldMedia) {
-        let now = Instant::now();
-        if self.asked.is_none_or(|at| now.duration_since(at) >= KERNEL_QUERY_INTERVAL) {
-            self.in_kernel = conn.unacknowledged();
-            self.asked = Some(now);
-        }
-        let written = conn.bytes_written();
-        let in_kernel = (self.in_kernel as u64).min(written);
-        pacer.observe(now, written - in_kernel, conn.pending_output() + in_kernel as usize);
-        held.still_waiting(conn.pending_output() + in_kernel as usize);
-    }
-
-    /// [`Progress::observe`] asking the kernel now.
-    fn refresh(&mut self, conn: &mut ServerConn<TcpStream>, pacer: &mut EgressPacer, held: &mut HeldMedia) {
-        self.asked = None;
-        self.observe(conn, pacer, held);
+    fn observe(
+        &mut self,
+        conn: &mut ServerConn<TcpStream>,
+        pacer: &mut EgressPacer,
+        held: &mut HeldMedia,
+        fresh: bool,
+    ) {
+        let (taken, in_kernel) = conn.kernel_progress(&mut self.kernel, fresh);
+        let waiting = conn.pending_output() + in_kernel;
+        pacer.observe(Instant::now(), taken, waiting);
+        held.still_waiting(waiting);
     }
 }
