@@ -61,6 +61,12 @@ defaults, as a user gets it, and "srs_mw40" with `play { mw_latency 40; }`, near
 gateway's default latency (0 would make the loop spin); and two gateways (GATEWAY_SIDES):
 its default, and one with a 350 ms merge window, SRS's default batching matched.
 
+For HTTP-FLV a fifth side, "floor" (bench/write_floor.rs), is no server at all: one thread
+writing one shared buffer (a frame's tags, at the clip's byte rate) to every viewer with one
+`write` per video frame. Its CPU per viewer-second is what writing within one frame costs in
+the kernel on this machine (loopback TCP, the receiver's softirq work included), the floor under
+any server that keeps the added latency within one frame.
+
 WHEP: not measured yet. A WHEP viewer cheap enough for 1,000 viewers does not exist in this
 tree (bench/avprobe load-whep runs a GStreamer webrtcbin per viewer); `viewers()` is the hook:
 give it a launcher for "whep" that prints the same JSON line as flv_readers, add "whep" to
@@ -122,8 +128,13 @@ SRS_SIDES = {"srs": None, "srs_mw40": 40}
 # The gateway sides: name -> its hub.merge_window_seconds (None: the default, no window; each
 # video frame written as it arrives). The windowed one is SRS's default batching, matched.
 GATEWAY_SIDES = {"gateway": None, "gateway_mw350": 0.35}
+# The floor (HTTP-FLV only): bench/write_floor.rs, no server at all, one `write` of one shared
+# buffer per viewer per video frame at the clip's byte rate; what writing within one frame
+# costs before any server logic.
+FLOOR_SIDE = "floor"
 LABELS = {"gateway": "gateway", "gateway_mw350": "gateway (merge_window 350 ms)",
-          "srs": "SRS (defaults: mw_latency 350 ms)", "srs_mw40": "SRS (mw_latency 40 ms)"}
+          "srs": "SRS (defaults: mw_latency 350 ms)", "srs_mw40": "SRS (mw_latency 40 ms)",
+          FLOOR_SIDE: "floor (one write per frame, no server)"}
 PROTOCOLS = ("httpflv", "rtmp")  # "whep": see WHEP in the docstring
 PROTOCOL_NAMES = {"httpflv": "HTTP-FLV", "rtmp": "RTMP", "whep": "WHEP"}
 VIEWER_TOOLS = ("httpflv", "rtmp")  # the protocols `viewers` can play
@@ -213,11 +224,27 @@ def rss_kib(pids):
     return total
 
 
-def servers(d, clip, exe, most):
+def floor(seconds):
+    """bench/write_floor for `seconds`: (process, "127.0.0.1:PORT")."""
+    exe = b.TARGET / "release" / "examples" / "write_floor"
+    p = b.start([str(exe), str(seconds)], stdout=subprocess.PIPE)
+    line = p.stdout.readline().decode().split()
+    if len(line) != 2 or line[0] != "listening":
+        raise RuntimeError(f"write_floor did not start: {line}")
+    return p, f"127.0.0.1:{line[1]}"
+
+
+def servers(d, clip, exe, most, with_floor=False, floor_s=0):
     """The gateway and the SRS sides, each with its publisher, and each one's figures with the
-    publisher alone: (processes, side -> [pid], side -> (http, rtmp), side -> idle figures)."""
+    publisher alone: (processes, side -> [pid], side -> (http, rtmp), side -> idle figures).
+    With `with_floor`, the floor side too (HTTP-FLV; it has no publisher)."""
     d.mkdir(parents=True)
     procs, pids, addr = [], {}, {}
+    if with_floor:
+        p, fhttp = floor(floor_s)
+        procs.append(p)
+        pids[FLOOR_SIDE] = [p.pid]
+        addr[FLOOR_SIDE] = (fhttp, None)
     for side, window in GATEWAY_SIDES.items():
         gw, ghttp, grtmp = b.gateway(d / side, extra=["--config", str(gateway_config(d / side, most, window))])
         procs += [gw, b.source(clip, f"rtmp://{grtmp}/live/fan")]
@@ -249,18 +276,20 @@ def scenario_fanout(tmp, clip, counts, seconds, protocols=PROTOCOLS):
     d = tmp / "fan-srs"
     d.mkdir()
     most = max(counts) + 200
-    out, sides = {}, None
+    out, sides = {}, []
     window = WARMUP_S + seconds + SYSCALL_S + 2
     for protocol in protocols:
         if protocol not in VIEWER_TOOLS:
             continue  # WHEP: no viewer tool yet (see `viewers`); the report says so
         # Fresh servers per protocol: memory one protocol's run took and kept (allocators keep
         # their high-water mark) does not show in the next one's RSS.
-        procs, pids, addr, idle = servers(d / protocol, clip, exe, most)
-        sides = list(pids)
+        floor_s = (WARMUP_S + window + 4) * len(counts) * (len(GATEWAY_SIDES) + len(SRS_SIDES) + 1) + 60
+        procs, pids, addr, idle = servers(d / protocol, clip, exe, most, protocol == "httpflv", floor_s)
+        here = list(pids)
+        sides += [s for s in here if s not in sides]
         steps = []
         for i, n in enumerate(counts):
-            order = sides[i % len(sides):] + sides[:i % len(sides)]
+            order = here[i % len(here):] + here[:i % len(here)]
             step = {"viewers": n, "order": order}
             for side in order:
                 r = viewers(protocol, urls(protocol, *addr[side], side), n, window)
@@ -316,7 +345,9 @@ def section(r):
             "fewer, larger writes per viewer, and a longest stall and added latency of about that much. The gateway by default "
             "writes once per video frame (one `writev` of the viewer's own headers around the stream's shared tag bodies, the audio "
             "beside the picture with it); with `hub.merge_window_seconds` it merges as SRS does. "
-            "Hence a second SRS with `mw_latency 40` and a second gateway with a 350 ms window: compare sides of like latency. CPU over a window after a warm-up; system calls (all of them, "
+            "Hence a second SRS with `mw_latency 40` and a second gateway with a 350 ms window: compare sides of like latency. "
+            "The floor (HTTP-FLV only, `bench/write_floor.rs`) is no server: one `write` of one shared buffer per viewer per "
+            "video frame, what writing within one frame costs the kernel before any server logic. CPU over a window after a warm-up; system calls (all of them, "
             "`perf stat -e raw_syscalls:sys_enter`) in a separate window right after it; added latency: p95 / max over "
             "all viewers' audio and video tags of how late each came against its timestamps, relative to the viewer's "
             "earliest (the publisher's own jitter included, the same for every side; `ffmpeg -re` releases audio in bursts "
