@@ -266,7 +266,7 @@ def markdown(results, t, made, plot_note):
               "'Above idle' takes off what the gateway spends with no stream at all (its timers and watchdog, paid once).", "",
               section_udp_ingest(results), "",
               "## Fan-out", "", section_fanout(results), "",
-              "### Fan-out against SRS (HTTP-FLV, RTMP)", "", srs.section((res(results, "fanout") or {}).get("srs")), "",
+              "### Fan-out against SRS (HTTP-FLV, RTMP, WHEP)", "", srs.section((res(results, "fanout") or {}).get("srs")), "",
               "### CPU per WHEP viewer: str0m against webrtcbin", "", whep_cost.section((res(results, "fanout") or {}).get("whep_cost")), "",
               "## Conversions against their codec floor and ffmpeg per bridge", "", section_conversions(results, t), ""]
     lines += t["capacity_lines"]

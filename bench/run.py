@@ -47,13 +47,13 @@ import whep_cost
 
 SETTINGS = {
     "full": {"seconds": 15, "clip_seconds": 10, "floor_seconds": 40, "remux_n": [2, 8, 40], "udp_n": 4, "udp_ingest_n": [1, 4], "whip_whep_n": 3,
-             "fan_flv": [100, 500], "fan_srs": [100, 500, 1000], "fan_rtmp": [100, 500], "fan_h5": 200, "fan_whep": [1, 5], "whep_cost": {"viewers": [10, 50, 100], "max_webrtcbin": 50},
+             "fan_flv": [100, 500], "fan_srs": [100, 500, 1000], "fan_srs_whep": [100, 500], "fan_rtmp": [100, 500], "fan_h5": 200, "fan_whep": [1, 5], "whep_cost": {"viewers": [10, 50, 100], "max_webrtcbin": 50},
              "webrtc_n": [1, 4], "bare_audio_seconds": 120, "aac_opus_n": 4, "h5_n": 2, "h5_720_n": 1,
              "mpeg1_n": 2, "capacity": {"seconds": 10, "max": 64}, "capacity_mpeg1": {"seconds": 10, "start": 16}, "latency_seconds": 150, "sessions": 5,
              "late_audio_s": 5, "workers": 1,
              "hls": {"latency_seconds": 60, "warm_s": 8, "fan_n": [50, 200], "fan_seconds": 10, "sides": ["llhls", "ts", "httpflv"], "settle": 4}},
     "quick": {"seconds": 3, "clip_seconds": 4, "floor_seconds": 4, "remux_n": [1], "udp_n": 1, "udp_ingest_n": [1], "whip_whep_n": 1,
-              "fan_flv": [20], "fan_srs": [20], "fan_rtmp": [20], "fan_h5": 5, "fan_whep": [1], "whep_cost": {"viewers": [2], "max_webrtcbin": 2},
+              "fan_flv": [20], "fan_srs": [20], "fan_srs_whep": [5], "fan_rtmp": [20], "fan_h5": 5, "fan_whep": [1], "whep_cost": {"viewers": [2], "max_webrtcbin": 2},
               "webrtc_n": [1], "bare_audio_seconds": 10, "aac_opus_n": 1, "h5_n": 1, "h5_720_n": 1,
               "mpeg1_n": 1, "capacity": None, "capacity_mpeg1": None, "latency_seconds": 30, "sessions": 1,
               "late_audio_s": 3, "workers": 6,
@@ -112,7 +112,7 @@ def step_fanout_httpflv(c, s):
 
 def step_fanout_srs(c, s):
     # Measures nothing (instantly) unless SRS_BIN points at an SRS binary (bench/srs.py).
-    return srs.scenario_fanout(b.tmpdir(), c.h264, s["fan_srs"], s["seconds"])
+    return srs.scenario_fanout(b.tmpdir(), c.h264, s["fan_srs"], s["seconds"], whep_counts=s.get("fan_srs_whep"))
 
 
 def step_fanout_rtmp(c, s):

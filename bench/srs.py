@@ -1,6 +1,6 @@
 #!/usr/bin/env python3
 """SRS (github.com/ossrs/srs) as an optional side-by-side peer of the fan-out (issue 14: the
-gateway's cost per viewer against SRS's), by HTTP-FLV and by RTMP (WHEP: see WHEP below).
+gateway's cost per viewer against SRS's), by HTTP-FLV and by RTMP and by WHEP (see WHEP below).
 
 SRS is not installed by anything in this repository and is never built inside it. Build it
 elsewhere and point SRS_BIN at the binary:
@@ -67,12 +67,14 @@ writing one shared buffer (a frame's tags, at the clip's byte rate) to every vie
 the kernel on this machine (loopback TCP, the receiver's softirq work included), the floor under
 any server that keeps the added latency within one frame.
 
-WHEP: not measured yet. A WHEP viewer cheap enough for 1,000 viewers does not exist in this
-tree (bench/avprobe load-whep runs a GStreamer webrtcbin per viewer); `viewers()` is the hook:
-give it a launcher for "whep" that prints the same JSON line as flv_readers, add "whep" to
-PROTOCOLS, and turn on SRS's WebRTC (see `config`: rtc_server, http_api for
-/rtc/v1/whep/?app=live&stream=fan, vhost rtc { enabled on; rtmp_to_rtc on; }); the gateway's
-is http://HOST/whep/fan (started with --webrtc-ip 127.0.0.1).
+WHEP: one gateway (its default egress, or `--whep-egress str0m|webrtcbin`) and one SRS with
+WebRTC on (rtc_server on a loopback UDP port with candidate 127.0.0.1, WHEP on its HTTP API at
+/rtc/v1/whep/?app=live&stream=fan, `rtc { rtmp_to_rtc on; }`: both convert the clip's AAC to
+Opus once per stream); the viewers are bench/whep_viewers.rs (str0m receive clients on one
+thread: ICE, DTLS, SRTP, RTCP, no decoding), at `--whep-viewers` counts (default 100,500: the
+2-core machine cannot hold 1,000 WebRTC viewers and their clients at once). WHEP rows show
+the viewers' lowest frame rate in the stall column and no added latency (the client does not
+measure it).
 
 usage: bench/srs.py [--viewers N[,N...]] [--seconds S] [--protocols httpflv,rtmp]   (SRS_BIN must be set)
 """
@@ -86,6 +88,7 @@ import subprocess
 import sys
 import time
 
+import bridges
 import gwbench as b
 import remux
 
@@ -135,16 +138,24 @@ FLOOR_SIDE = "floor"
 LABELS = {"gateway": "gateway", "gateway_mw350": "gateway (merge_window 350 ms)",
           "srs": "SRS (defaults: mw_latency 350 ms)", "srs_mw40": "SRS (mw_latency 40 ms)",
           FLOOR_SIDE: "floor (one write per frame, no server)"}
-PROTOCOLS = ("httpflv", "rtmp")  # "whep": see WHEP in the docstring
+PROTOCOLS = ("httpflv", "rtmp", "whep")
 PROTOCOL_NAMES = {"httpflv": "HTTP-FLV", "rtmp": "RTMP", "whep": "WHEP"}
-VIEWER_TOOLS = ("httpflv", "rtmp")  # the protocols `viewers` can play
+VIEWER_TOOLS = ("httpflv", "rtmp")  # the protocols flv_readers plays; WHEP: whep_viewers
+# WHEP: SRS ignores mw_latency for WebRTC and the gateway's merge window is for FLV/RTMP, so
+# one side each, with its defaults.
+WHEP_SIDES = ("gateway", "srs")
 WARMUP_S = 4
 SYSCALL_S = 3
 
 
-def config(d, rtmp_port, http_port, max_connections, mw_latency=None):
+def config(d, rtmp_port, http_port, max_connections, mw_latency=None, rtc=None):
+    """SRS's config; `rtc` = (api_port, udp_port) turns on its WebRTC (WHEP on the HTTP API,
+    RTMP's AAC transcoded to Opus)."""
     (d / "html").mkdir(exist_ok=True)
     play = f"play {{ mw_latency {mw_latency}; }}" if mw_latency is not None else ""
+    api = f"http_api {{ enabled on; listen 127.0.0.1:{rtc[0]}; }}" if rtc else "http_api { enabled off; }"
+    rtc_server = f"rtc_server {{ enabled on; listen {rtc[1]}; candidate 127.0.0.1; }}" if rtc else "rtc_server { enabled off; }"
+    vhost_rtc = "rtc { enabled on; rtmp_to_rtc on; }" if rtc else ""
     return f"""listen 127.0.0.1:{rtmp_port};
 max_connections {max_connections};
 daemon off;
@@ -152,24 +163,27 @@ pid {d}/srs.pid;
 srs_log_tank file;
 srs_log_file {d}/srs.log;
 srs_log_level warn;
-http_api {{ enabled off; }}
+{api}
 http_server {{ enabled on; listen 127.0.0.1:{http_port}; dir {d}/html; }}
-rtc_server {{ enabled off; }}
+{rtc_server}
 stats {{ network 0; }}
 vhost __defaultVhost__ {{
     gop_cache on;
     {play}
+    {vhost_rtc}
     http_remux {{ enabled on; mount [vhost]/[app]/[stream].flv; }}
 }}
 """
 
 
-def start(d, exe, max_connections=2000, mw_latency=None):
-    """SRS on free loopback ports: (process, http "127.0.0.1:P", rtmp "127.0.0.1:P")."""
+def start(d, exe, max_connections=2000, mw_latency=None, rtc=False):
+    """SRS on free loopback ports: (process, http "127.0.0.1:P", rtmp "127.0.0.1:P"); with
+    `rtc`, "http" is its HTTP API (where WHEP is) and WebRTC is on."""
     d.mkdir(parents=True, exist_ok=True)
     rtmp_port, http_port = b.free_port(), b.free_port()
+    rtc_ports = (b.free_port(), b.free_port()) if rtc else None
     conf = d / "srs.conf"
-    conf.write_text(config(d, rtmp_port, http_port, max_connections, mw_latency))
+    conf.write_text(config(d, rtmp_port, http_port, max_connections, mw_latency, rtc_ports))
     out = open(d / "srs.stdout", "w")
     p = b.start([str(exe), "-c", str(conf)], cwd=d, stdout=out, stderr=subprocess.STDOUT)
     try:
@@ -178,10 +192,17 @@ def start(d, exe, max_connections=2000, mw_latency=None):
     except RuntimeError:
         log = (d / "srs.log").read_text()[-3000:] if (d / "srs.log").exists() else ""
         raise RuntimeError(f"SRS did not start (exit {p.poll()}):\n{(d / 'srs.stdout').read_text()[-3000:]}\n{log}")
+    if rtc_ports:
+        b.wait_port(rtc_ports[0])
+        return p, f"127.0.0.1:{rtc_ports[0]}", f"127.0.0.1:{rtmp_port}"
     return p, f"127.0.0.1:{http_port}", f"127.0.0.1:{rtmp_port}"
 
 
-def gateway_config(d, max_connections, merge_window=None):
+# The gateway's WHEP egress in the WHEP runs (None: its default); --whep-egress sets it.
+WHEP_EGRESS = None
+
+
+def gateway_config(d, max_connections, merge_window=None, whep=False):
     """A config file for the gateway: connection caps above the run's largest N, and the merge
     window if any (the other settings are the defaults; the command line gives the rest)."""
     d.mkdir(parents=True, exist_ok=True)
@@ -189,6 +210,11 @@ def gateway_config(d, max_connections, merge_window=None):
     text = f"limits:\n  max_rtmp_connections: {max_connections}\n  max_http_connections: {max_connections}\n"
     if merge_window:
         text += f"hub:\n  merge_window_seconds: {merge_window}\n"
+    if whep:
+        # WHEP sessions being set up at once: as many as the run's viewers.
+        text += f"webrtc:\n  max_pending: {max_connections}\n  max_pending_per_address: {max_connections}\n"
+        if WHEP_EGRESS:
+            text += f"  egress: {WHEP_EGRESS}\n"
     f.write_text(text)
     return f
 
@@ -200,7 +226,7 @@ def urls(protocol, http, rtmp, side):
     if protocol == "rtmp":
         return f"rtmp://{rtmp}/live/fan"
     if protocol == "whep":
-        return f"http://{http}/whep/fan" if side == "gateway" else f"http://{http}/rtc/v1/whep/?app=live&stream=fan"
+        return f"http://{http}/whep/fan" if side.startswith("gateway") else f"http://{http}/rtc/v1/whep/?app=live&stream=fan"
     raise ValueError(protocol)
 
 
@@ -209,9 +235,19 @@ def viewers(protocol, url, n, seconds):
     if protocol in VIEWER_TOOLS:
         exe = b.TARGET / "release" / "examples" / "flv_readers"
         return b.start([str(exe), url, str(n), str(seconds), str(WARMUP_S)], stdout=subprocess.PIPE)
-    # TODO(issue 14, WHEP): a light WHEP load client (one process, many str0m sessions, say)
-    # printing {"viewers","with_data","bytes","max_stall_ms","added_p95_ms","added_max_ms"}.
+    if protocol == "whep":
+        # str0m receive clients on one thread (bench/whep_viewers.rs): measured after the warm-up.
+        exe = b.TARGET / "release" / "examples" / "whep_viewers"
+        return b.start([str(exe), str(n), str(WARMUP_S), str(seconds - WARMUP_S), url], stdout=subprocess.PIPE)
     raise NotImplementedError(f"no {protocol} viewer tool in bench/")
+
+
+def readers_result(protocol, got, window):
+    """flv_readers' JSON as is; whep_viewers' in its names (with_data = connected viewers that
+    got video; bytes over the whole window from its rate)."""
+    if protocol != "whep":
+        return got
+    return {**got, "with_data": got.get("connected"), "bytes": got.get("bytes_per_s", 0) * window}
 
 
 def rss_kib(pids):
@@ -234,7 +270,7 @@ def floor(seconds):
     return p, f"127.0.0.1:{line[1]}"
 
 
-def servers(d, clip, exe, most, with_floor=False, floor_s=0):
+def servers(d, clip, exe, most, with_floor=False, floor_s=0, whep=False):
     """The gateway and the SRS sides, each with its publisher, and each one's figures with the
     publisher alone: (processes, side -> [pid], side -> (http, rtmp), side -> idle figures).
     With `with_floor`, the floor side too (HTTP-FLV; it has no publisher)."""
@@ -246,12 +282,17 @@ def servers(d, clip, exe, most, with_floor=False, floor_s=0):
         pids[FLOOR_SIDE] = [p.pid]
         addr[FLOOR_SIDE] = (fhttp, None)
     for side, window in GATEWAY_SIDES.items():
-        gw, ghttp, grtmp = b.gateway(d / side, extra=["--config", str(gateway_config(d / side, most, window))])
+        if whep and side not in WHEP_SIDES:
+            continue
+        extra = ["--config", str(gateway_config(d / side, most, window, whep))] + (["--webrtc-ip", "127.0.0.1"] if whep else [])
+        gw, ghttp, grtmp = b.gateway(d / side, extra=extra)
         procs += [gw, b.source(clip, f"rtmp://{grtmp}/live/fan")]
         pids[side] = [gw.pid]
         addr[side] = (ghttp, grtmp)
     for side, mw in SRS_SIDES.items():
-        p, shttp, srtmp = start(d / side, exe, max_connections=most, mw_latency=mw)
+        if whep and side not in WHEP_SIDES:
+            continue
+        p, shttp, srtmp = start(d / side, exe, max_connections=most, mw_latency=mw, rtc=whep)
         procs += [p, b.source(clip, f"rtmp://{srtmp}/live/fan")]
         pids[side] = [p.pid]
         addr[side] = (shttp, srtmp)
@@ -268,7 +309,7 @@ def per_viewer_s(x, n):
     return x / n if x is not None and n else None
 
 
-def scenario_fanout(tmp, clip, counts, seconds, protocols=PROTOCOLS):
+def scenario_fanout(tmp, clip, counts, seconds, protocols=PROTOCOLS, whep_counts=None):
     exe = binary()
     if not exe:
         return {"measured": False, "note": NOT_MEASURED}
@@ -279,16 +320,17 @@ def scenario_fanout(tmp, clip, counts, seconds, protocols=PROTOCOLS):
     out, sides = {}, []
     window = WARMUP_S + seconds + SYSCALL_S + 2
     for protocol in protocols:
-        if protocol not in VIEWER_TOOLS:
-            continue  # WHEP: no viewer tool yet (see `viewers`); the report says so
         # Fresh servers per protocol: memory one protocol's run took and kept (allocators keep
         # their high-water mark) does not show in the next one's RSS.
         floor_s = (WARMUP_S + window + 4) * len(counts) * (len(GATEWAY_SIDES) + len(SRS_SIDES) + 1) + 60
-        procs, pids, addr, idle = servers(d / protocol, clip, exe, most, protocol == "httpflv", floor_s)
+        # WHEP: the clip without B-frames, which WebRTC carries as is (SRS drops B-frames toward
+        # WebRTC; the gateway would re-encode the video).
+        source = bridges.make_clip_no_bframes(d) if protocol == "whep" else clip
+        procs, pids, addr, idle = servers(d / protocol, source, exe, most, protocol == "httpflv", floor_s, protocol == "whep")
         here = list(pids)
         sides += [s for s in here if s not in sides]
         steps = []
-        for i, n in enumerate(counts):
+        for i, n in enumerate(whep_counts or counts if protocol == "whep" else counts):
             order = here[i % len(here):] + here[:i % len(here)]
             step = {"viewers": n, "order": order}
             for side in order:
@@ -297,7 +339,7 @@ def scenario_fanout(tmp, clip, counts, seconds, protocols=PROTOCOLS):
                 m = b.measure({**pids, "viewers": [r.pid]}, seconds, with_counters=True)
                 rss = rss_kib(pids[side])
                 sysc = (b.perf_syscalls({side: pids[side]}, SYSCALL_S) or {}).get(side)
-                got = json.loads(r.communicate(timeout=window + 60)[0] or b"{}")
+                got = readers_result(protocol, json.loads(r.communicate(timeout=window + 60)[0] or b"{}"), window)
                 x, base = m[side], idle[side]
                 cpu = x["cpu_cores"]
                 calls = sysc["syscalls_per_s"] if sysc else None
@@ -320,8 +362,7 @@ def scenario_fanout(tmp, clip, counts, seconds, protocols=PROTOCOLS):
     return {"scenario": "fanout-srs", "measured": True, "srs_commit": commit(exe), "srs_version": version(exe),
             "srs_bin": str(exe), "sides": sides, "srs_mw_latency_ms": SRS_SIDES, "idle": first["idle"],
             "open_files": open_files, "warmup_s": WARMUP_S, "seconds": seconds, "syscall_s": SYSCALL_S,
-            "perf": b.perf_syscalls_ok(), "protocols": out,
-            "whep": {"measured": False, "note": "no WHEP viewer tool light enough for 1,000 viewers in bench/ yet (hook: srs.viewers)"}}
+            "perf": b.perf_syscalls_ok(), "protocols": out}
 
 
 def protocols_of(r):
@@ -373,10 +414,13 @@ def section(r):
                 if not x:
                     continue
                 rd = x["readers"]
+                stall = f"{rd.get('max_stall_ms')} ms"
+                if protocol == "whep":
+                    stall = f"(lowest {rd.get('min_fps')} fps)"
                 rows.append(f"| {st['viewers']} | {LABELS.get(side, side)} | {100 * x['measure']['cpu_cores']:.1f}% | "
                             f"{x['us_per_viewer_s']:.0f} ({x['us_per_viewer_s_above_idle']:.0f}) | "
                             f"{x['rss_kib'] / 1024:.1f} / {x['measure']['pss_kib'] / 1024:.1f} | {rd.get('with_data')}/{st['viewers']} | "
-                            f"{rd.get('max_stall_ms')} ms | {_f(rd.get('added_p95_ms'), '{:.0f}')} / {_f(rd.get('added_max_ms'), '{:.0f}')} "
+                            f"{stall} | {_f(rd.get('added_p95_ms'), '{:.0f}')} / {_f(rd.get('added_max_ms'), '{:.0f}')} "
                             f"({_f(rd.get('video_added_p95_ms'), '{:.0f}')}) | "
                             f"{_f(x.get('syscalls_per_viewer_s'), '{:.1f}')} ({_f(x.get('syscalls_per_viewer_s_above_idle'), '{:.1f}')}) | "
                             f"{_f(x.get('cswitch_per_viewer_s'), '{:.1f}')} | {x['bytes_per_viewer_s'] / 1000:.0f} |")
@@ -391,14 +435,18 @@ def main():
     ap.add_argument("--viewers", default="100,500,1000")
     ap.add_argument("--seconds", type=float, default=15)
     ap.add_argument("--protocols", default=",".join(PROTOCOLS))
+    ap.add_argument("--whep-viewers", default="100,500", help="the WHEP run's viewer counts")
+    ap.add_argument("--whep-egress", choices=("str0m", "webrtcbin"), help="the gateway's WHEP egress (default: its own)")
     ap.add_argument("--json", help="write the raw figures here")
     a = ap.parse_args()
     if not binary():
         print(NOT_MEASURED)
         return 0
+    global WHEP_EGRESS
+    WHEP_EGRESS = a.whep_egress
     tmp = b.tmpdir()
     r = scenario_fanout(tmp, b.make_clip(tmp), [int(x) for x in a.viewers.split(",")], a.seconds,
-                        [p for p in a.protocols.split(",") if p])
+                        [p for p in a.protocols.split(",") if p], [int(x) for x in a.whep_viewers.split(",")])
     if a.json:
         pathlib.Path(a.json).write_text(json.dumps(r, indent=1))
     print(section(r))
