@@ -207,7 +207,10 @@ def srs_fanout(results, path):
                             color=colors[side], label=f"{srs.LABELS.get(side, side)}, {srs.PROTOCOL_NAMES.get(protocol, protocol)}")
         ax.set_xlabel("viewers of one stream")
         ax.set_ylabel(label)
-        ax.set_ylim(bottom=0)
+        if key == "us_per_viewer_s" and "whep" in protocols:
+            ax.set_yscale("log")  # a WebRTC viewer costs some ten times an FLV one
+        else:
+            ax.set_ylim(bottom=0)
         ax.grid(alpha=0.3)
     handles, labels = axes.flat[0].get_legend_handles_labels()
     fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=8)
