@@ -29,4 +29,5 @@ pub mod protocols;
 pub mod record;
 pub mod server;
 pub mod socket;
+pub mod sync;
 pub mod watchdog;

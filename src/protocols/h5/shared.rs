@@ -7,7 +7,7 @@
 //! PMT are per viewer (see `play`), with their own counters.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
 
 use bytes::Bytes;
 
@@ -108,9 +108,7 @@ impl PacketCaches {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+use crate::sync::lock;
 
 #[cfg(test)]
 mod tests {

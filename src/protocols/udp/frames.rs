@@ -3,7 +3,7 @@
 //! RTCP sender reports), and decode times made up for H.264 with B-frames (RTP carries only
 //! presentation times).
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use gstreamer as gst;
@@ -146,9 +146,7 @@ impl FrameMaker {
     }
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+use crate::sync::lock;
 
 #[cfg(test)]
 mod tests {

@@ -1,7 +1,7 @@
 //! The `igaacenc` element: an `AudioEncoder` subclass feeding libfdk-aac one 1024-sample
 //! frame at a time and handing its raw access units to the base class, which stamps them.
 
-use std::sync::{LazyLock, Mutex, MutexGuard};
+use std::sync::{LazyLock, Mutex};
 
 use gstreamer as gst;
 use gstreamer::glib;
@@ -111,9 +111,7 @@ pub struct AacEnc {
     state: Mutex<Option<State>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+use crate::sync::lock;
 
 #[glib::object_subclass]
 impl ObjectSubclass for AacEnc {

@@ -5,7 +5,7 @@
 //! number, and the base class stamps the output with the input frame's PTS, DTS (= PTS, no
 //! reordering) and duration.
 
-use std::sync::{LazyLock, Mutex, MutexGuard};
+use std::sync::{LazyLock, Mutex};
 
 use gstreamer as gst;
 use gstreamer::glib;
@@ -33,9 +33,7 @@ pub struct Mpeg1Enc {
     state: Mutex<Option<State>>,
 }
 
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
+use crate::sync::lock;
 
 #[glib::object_subclass]
 impl ObjectSubclass for Mpeg1Enc {
