@@ -207,6 +207,21 @@ pub fn load_indexes(root: &Path) -> Vec<RecordingIndex> {
     out
 }
 
+/// The index of recording `id` (ids are unique across streams): looks for `{stream}/{id}.json`
+/// under each stream's directory and reads that one file, not every index on disk.
+pub fn find_index(root: &Path, id: &str) -> Option<RecordingIndex> {
+    let id: RecordingId = id.parse().ok()?;
+    let name = format!("{id}.json");
+    let streams = fs::read_dir(root).ok()?;
+    for stream in streams.flatten() {
+        let path = stream.path().join(&name);
+        if stream.file_type().is_ok_and(|t| t.is_dir()) && path.is_file() {
+            return read_index(&path, &name, &stream.file_name().to_string_lossy());
+        }
+    }
+    None
+}
+
 fn read_index(path: &Path, name: &str, stream: &str) -> Option<RecordingIndex> {
     let read = fs::metadata(path).and_then(|m| {
         if m.len() > MAX_INDEX_BYTES {
@@ -269,6 +284,40 @@ mod tests {
             let e = check_stream(bad).expect_err(bad);
             assert!(e.to_string().contains("invalid stream key"), "{e}");
         }
+    }
+
+    #[test]
+    fn one_index_is_found_by_id_without_reading_the_others() {
+        let root = std::env::temp_dir().join(format!("find-index-{}", RecordingId::random()));
+        let index = |id: &str, stream: &str| RecordingIndex {
+            id: id.parse().expect("id"),
+            stream: stream.into(),
+            started_ms: 1000,
+            ended_ms: None,
+            state: RecordingState::Recording,
+            files: vec![],
+        };
+        for (id, stream) in [("aaa", "cam1"), ("bbb", "cam2")] {
+            fs::create_dir_all(root.join(stream)).expect("dir");
+            fs::write(
+                root.join(stream).join(format!("{id}.json")),
+                serde_json::to_vec(&index(id, stream)).expect("json"),
+            )
+            .expect("write");
+        }
+        // An unreadable neighbour does not matter: only the asked-for file is read.
+        fs::write(root.join("cam1").join("zzz.json"), b"not json").expect("write");
+        assert_eq!(find_index(&root, "bbb"), Some(index("bbb", "cam2")));
+        assert_eq!(find_index(&root, "aaa"), Some(index("aaa", "cam1")));
+        assert_eq!(find_index(&root, "ccc"), None);
+        for bad in ["", "../cam1/aaa", "cam1/aaa", ".."] {
+            assert_eq!(find_index(&root, bad), None, "{bad}");
+        }
+        // An index whose content names another recording is refused, as in the listing.
+        fs::write(root.join("cam2").join("ddd.json"), serde_json::to_vec(&index("eee", "cam2")).expect("json"))
+            .expect("write");
+        assert_eq!(find_index(&root, "ddd"), None);
+        fs::remove_dir_all(&root).expect("cleanup");
     }
 
     #[test]

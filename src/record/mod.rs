@@ -29,7 +29,7 @@ pub mod window;
 pub mod writer;
 
 pub use error::RecordError;
-pub use index::{load_indexes, RecordedFile, RecordingId, RecordingIndex, RecordingState};
+pub use index::{find_index, load_indexes, RecordedFile, RecordingId, RecordingIndex, RecordingState};
 pub use recover::{mark_interrupted, scan};
 pub use vod::vod_playlist;
 pub use writer::SegmentWriter;

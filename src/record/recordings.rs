@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 
 use super::recorder::{self, Running};
 use super::settings::RecordingSettings;
-use super::{load_indexes, RecordError, RecordingId, RecordingIndex, RecordingState};
+use super::{find_index, load_indexes, RecordError, RecordingId, RecordingIndex, RecordingState};
 use crate::auth::webhook::Event;
 use crate::auth::Admission;
 use crate::hub::{ConsumerRequest, Hub, HubError, StreamKey};
@@ -124,9 +124,16 @@ impl Recordings {
         all
     }
 
-    /// One recording by id.
+    /// One recording by id: a running one's live state, else its index on disk (that file
+    /// alone is read).
     pub async fn find(&self, id: &str) -> Option<RecordingIndex> {
-        self.list().await.into_iter().find(|i| i.id.as_str() == id)
+        let running =
+            self.running.lock().unwrap_or_else(|e| e.into_inner()).values().find(|r| r.id.as_str() == id).cloned();
+        if let Some(r) = running {
+            return Some(r.snapshot());
+        }
+        let (dir, id) = (self.settings.dir.clone(), id.to_owned());
+        tokio::task::spawn_blocking(move || find_index(&dir, &id)).await.ok().flatten()
     }
 
     /// A stream was published: record it if a rule says so (and it is not recorded yet).
