@@ -66,8 +66,11 @@ mod tests {
     use super::*;
     use std::sync::Mutex;
 
+    /// What one notice said: activity, protocol, stream, remote.
+    type Seen = (Activity, Protocol, String, Option<String>);
+
     #[derive(Default)]
-    struct Recorder(Mutex<Vec<(Activity, Protocol, String, Option<String>)>>);
+    struct Recorder(Mutex<Vec<Seen>>);
 
     impl Observer for Recorder {
         fn notice(&self, n: &Notice<'_>) {

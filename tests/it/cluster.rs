@@ -183,7 +183,7 @@ async fn published_on(gw: &Gateway, key: &str) {
     let path = format!("/api/v1/streams/{key}");
     let path = path.as_str();
     wait_until(MEDIA, "the node publishes the stream itself", || async move {
-        let s = json(&gw.api(), &path).await.ok_or("not live")?;
+        let s = json(&gw.api(), path).await.ok_or("not live")?;
         (str_at(&s, "/publisher/transport") == "rtmp").then_some(()).ok_or(format!("{s}"))
     })
     .await

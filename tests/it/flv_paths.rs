@@ -42,8 +42,7 @@ async fn exchange(addr: &str, requests: &[String], want: usize) -> (String, Vec<
         };
         tokio::time::timeout(Duration::from_secs(10), read).await.expect("answers within 10 s");
     }
-    let text_end =
-        all.windows(4).enumerate().filter(|(_, w)| w == b"\r\n\r\n").last().map(|(at, _)| at).expect("a head");
+    let text_end = all.windows(4).enumerate().rfind(|(_, w)| w == b"\r\n\r\n").map(|(at, _)| at).expect("a head");
     let head_start = all[..text_end].windows(4).rposition(|w| w == b"\r\n\r\n").map_or(0, |at| at + 4);
     let head_start =
         all[head_start..text_end].windows(5).position(|w| w == b"HTTP/").map_or(head_start, |at| head_start + at);
@@ -101,7 +100,7 @@ async fn errors_on_a_player_connection_are_answered_as_the_router_answers_them()
         (format!("GET /live/x.flv HTTP/1.1\r\nHost: {addr}\r\nno colon here\r\n\r\n"), "400"),
     ] {
         // Read to the end: the connection closes after the answer.
-        let (head, body) = exchange(&addr, &[request.clone()], usize::MAX).await;
+        let (head, body) = exchange(&addr, std::slice::from_ref(&request), usize::MAX).await;
         assert!(head.starts_with(&format!("HTTP/1.1 {status}")), "{request:?}: {head}");
         let json: serde_json::Value = serde_json::from_slice(&body).unwrap_or_else(|e| panic!("{request:?}: {e}"));
         assert!(json["error"].as_str().is_some_and(|e| !e.is_empty()), "{request:?}: {json}");

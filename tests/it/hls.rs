@@ -88,8 +88,7 @@ async fn ll_hls_blocking_reload_answers_within_a_part_and_segments_are_cdn_frien
     );
 
     // Segments, parts and the init are immutable; playlists short-lived.
-    let media =
-        playlist.lines().filter(|l| !l.starts_with('#') && !l.is_empty()).last().expect("a segment").to_string();
+    let media = playlist.lines().rfind(|l| !l.starts_with('#') && !l.is_empty()).expect("a segment").to_string();
     let init = playlist.split("#EXT-X-MAP:URI=\"").nth(1).and_then(|r| r.split('"').next()).expect("map").to_string();
     for uri in [&media, &init] {
         let r = get(&format!("{base}{uri}")).await.expect("media");

@@ -60,7 +60,8 @@ fn a_keyframe_starts_with_sps_and_pps_in_one_stap_a() {
     let sps = Bytes::from_static(&[0x67, 0x42, 0xc0, 0x1e, 0xda]);
     let pps = Bytes::from_static(&[0x68, 0xce, 0x3c, 0x80]);
     let idr: Vec<u8> = [0x65].into_iter().chain((0..3000).map(|i| (i % 251) as u8)).collect();
-    let out = h264_payloads(&avcc(&[&idr]), 4, Some((&[sps.clone()], &[pps.clone()])), MAX_PAYLOAD);
+    let out =
+        h264_payloads(&avcc(&[&idr]), 4, Some((std::slice::from_ref(&sps), std::slice::from_ref(&pps))), MAX_PAYLOAD);
     assert_eq!(out[0].data[0] & 0x1f, STAP_A);
     assert_eq!(out[0].data[0] & 0x60, 0x60, "NRI is the highest of the aggregated units");
     assert!(out[1..].iter().all(|p| p.data[0] & 0x1f == FU_A));
@@ -69,7 +70,12 @@ fn a_keyframe_starts_with_sps_and_pps_in_one_stap_a() {
     assert!(out.last().unwrap().marker);
     assert_eq!(depacketize(&out), vec![sps.to_vec(), pps.to_vec(), idr.clone()]);
     // A keyframe that carries its own SPS gets no second copy.
-    let inband = h264_payloads(&avcc(&[&sps, &pps, &idr]), 4, Some((&[sps.clone()], &[pps.clone()])), MAX_PAYLOAD);
+    let inband = h264_payloads(
+        &avcc(&[&sps, &pps, &idr]),
+        4,
+        Some((std::slice::from_ref(&sps), std::slice::from_ref(&pps))),
+        MAX_PAYLOAD,
+    );
     assert_eq!(depacketize(&inband), vec![sps.to_vec(), pps.to_vec(), idr]);
 }
 
