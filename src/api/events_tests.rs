@@ -31,29 +31,39 @@ fn rates_come_from_counter_deltas() {
     assert_eq!(rates.update(&[("a".into(), 5, 5)], t0 + Duration::from_secs(4))["a"].in_bps, 0);
 }
 
-#[tokio::test(start_paused = true)]
+#[tokio::test]
 async fn sends_changes_only_keeps_alive_and_ends_on_stop() {
-    let values = Arc::new(std::sync::Mutex::new(vec!["c", "b", "b", "b", "a"]));
+    // Popped from the end: "a", then "b" five times unchanged, then "c".
+    let values = Arc::new(std::sync::Mutex::new(vec!["c", "b", "b", "b", "b", "b", "a"]));
     let source = values.clone();
     let stop = CancellationToken::new();
+    let period = Duration::from_millis(50);
     let stream = event_stream(
         move || {
             let v = source.lock().unwrap().pop().unwrap_or("c");
             async move { v.to_string() }
         },
-        Duration::from_secs(1),
-        Duration::from_millis(1500),
+        period,
+        Duration::from_millis(175),
         stop.clone(),
     );
     futures_util::pin_mut!(stream);
-    let next = |b: Bytes| String::from_utf8(b.to_vec()).unwrap();
-    assert_eq!(next(stream.next().await.unwrap().unwrap()), frame("state", "a"));
+    let mut next = async || String::from_utf8(stream.next().await.unwrap().unwrap().to_vec()).unwrap();
+    assert_eq!(next().await, frame("state", "a"));
     let started = tokio::time::Instant::now();
-    assert_eq!(next(stream.next().await.unwrap().unwrap()), frame("state", "b"));
-    assert_eq!(started.elapsed(), Duration::from_secs(1), "one snapshot a period");
-    // "b" twice more unchanged: nothing, then the keepalive once 1.5 s passed without an event.
-    assert_eq!(next(stream.next().await.unwrap().unwrap()), KEEPALIVE_FRAME);
-    assert_eq!(next(stream.next().await.unwrap().unwrap()), frame("state", "c"));
+    assert_eq!(next().await, frame("state", "b"));
+    assert!(started.elapsed() >= period * 9 / 10, "one snapshot a period: {:?}", started.elapsed());
+    // "b" unchanged four more times (200 ms): no event, but a keepalive after 175 ms.
+    let mut keepalives = 0;
+    let last = loop {
+        let chunk = next().await;
+        if chunk != KEEPALIVE_FRAME {
+            break chunk;
+        }
+        keepalives += 1;
+    };
+    assert_eq!(last, frame("state", "c"), "an unchanged snapshot is not sent again");
+    assert!(keepalives >= 1, "no keepalive in 200 ms without an event");
     stop.cancel();
     assert!(stream.next().await.is_none(), "stop ends the stream");
 }
@@ -117,6 +127,7 @@ async fn a_slow_reader_holds_snapshots_back_and_a_gone_one_ends_the_stream() {
     // Unbounded, 1 ms snapshots would be ~1500 more; bounded, the socket's buffers (a few MiB
     // on loopback) and one event in hand are all there is.
     assert!(later - after_fill <= 1, "snapshots kept being taken for a reader that reads nothing: {after_fill} -> {later}");
+    println!("slow reader: {after_fill} snapshots of {SIZE} bytes taken until the socket was full, {later} after 1.5 s more");
     assert!(later < 200, "{later} snapshots of {SIZE} bytes taken before the socket filled");
     assert_eq!(probe.dropped.load(Ordering::SeqCst), 0);
 
