@@ -22,6 +22,12 @@ let loaded = "";
 let checkTimer: number | undefined;
 let checkSeq = 0;
 
+const ORDER = ["webrtc", "h5", "miniprogram", "rtmp", "udp", "cdn", "hls"];
+function rank(protocol: string): number {
+  const i = ORDER.indexOf(protocol);
+  return i < 0 ? ORDER.length : i;
+}
+
 function ruleText(rule: string): string {
   return rule === "copy" ? "copy" : rule;
 }
@@ -35,7 +41,11 @@ async function cellPlan(cell: HTMLElement, from: string, to: string): Promise<vo
   const tip = $("matrix-tip");
   const place = () => {
     const r = cell.getBoundingClientRect();
-    tip.style.left = `${window.scrollX + r.left}px`;
+    // Kept inside the window: a cell at the right edge gets its tip to the left.
+    const width = Math.min(560, document.documentElement.clientWidth - 16);
+    tip.style.maxWidth = `${width}px`;
+    const left = Math.max(8, Math.min(r.left, document.documentElement.clientWidth - width - 8));
+    tip.style.left = `${window.scrollX + left}px`;
     tip.style.top = `${window.scrollY + r.bottom + 4}px`;
     tip.hidden = false;
   };
@@ -61,8 +71,10 @@ async function cellPlan(cell: HTMLElement, from: string, to: string): Promise<vo
 
 function drawTable(view: MatrixView): void {
   const rules = view.matrix.rules;
-  const columns = Object.keys(view.matrix.protocols);
-  const rows = Object.keys(rules);
+  // The reference table's order (the JSON object's keys come sorted).
+  const order = (keys: string[]) => keys.sort((a, b) => rank(a) - rank(b) || a.localeCompare(b));
+  const columns = order(Object.keys(view.matrix.protocols));
+  const rows = order(Object.keys(rules));
   const table = $("matrix");
   const head = h("tr", {}, h("th", { class: "corner" }, "from ↓ / to →"), ...columns.map((c) => h("th", {}, c)));
   const body = rows.map((from) =>
@@ -145,6 +157,8 @@ async function check(): Promise<void> {
     if (seq === checkSeq) {
       $("matrix-status").textContent = `cannot check: ${e instanceof ApiError ? e.message : String(e)}`;
       $("matrix-status").className = "error";
+      $<HTMLButtonElement>("matrix-apply").disabled = true;
+      drawGutter([]);
     }
   }
 }

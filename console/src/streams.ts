@@ -21,7 +21,7 @@ export async function act(what: string, call: () => Promise<unknown>, done?: (re
 function videoText(s: StreamView): string {
   const v = s.video;
   if (!v) return "—";
-  const fps = v.fps ? ` ${v.fps.toFixed(v.fps % 1 ? 2 : 0)} fps` : "";
+  const fps = v.fps ? ` ${Number(v.fps.toFixed(2))} fps` : "";
   return `${v.codec} ${v.width}×${v.height}${fps}${v.bframes ? " (B-frames)" : ""}`;
 }
 

@@ -72,7 +72,8 @@ where
         next: tokio::time::Instant,
         stop: CancellationToken,
     }
-    let state = St { snapshot, last: None, last_sent: tokio::time::Instant::now(), next: tokio::time::Instant::now(), stop };
+    let state =
+        St { snapshot, last: None, last_sent: tokio::time::Instant::now(), next: tokio::time::Instant::now(), stop };
     futures_util::stream::unfold(state, move |mut st| async move {
         loop {
             tokio::select! {

@@ -126,8 +126,13 @@ async fn a_slow_reader_holds_snapshots_back_and_a_gone_one_ends_the_stream() {
     let later = probe.taken.load(Ordering::SeqCst);
     // Unbounded, 1 ms snapshots would be ~1500 more; bounded, the socket's buffers (a few MiB
     // on loopback) and one event in hand are all there is.
-    assert!(later - after_fill <= 1, "snapshots kept being taken for a reader that reads nothing: {after_fill} -> {later}");
-    println!("slow reader: {after_fill} snapshots of {SIZE} bytes taken until the socket was full, {later} after 1.5 s more");
+    assert!(
+        later - after_fill <= 1,
+        "snapshots kept being taken for a reader that reads nothing: {after_fill} -> {later}"
+    );
+    println!(
+        "slow reader: {after_fill} snapshots of {SIZE} bytes taken until the socket was full, {later} after 1.5 s more"
+    );
     assert!(later < 200, "{later} snapshots of {SIZE} bytes taken before the socket filled");
     assert_eq!(probe.dropped.load(Ordering::SeqCst), 0);
 

@@ -46,7 +46,8 @@ fn check_gives_line_and_column_like_the_cli() {
     // The same text the CLI prints, line for line.
     let err = Matrix::parse(&bad, "m.yaml").unwrap_err();
     let cli: Vec<String> = err.diagnostics.iter().map(|d| d.to_string()).collect();
-    let api: Vec<String> = view.problems.iter().map(|p| format!("m.yaml:{}:{}: {}", p.line, p.column, p.message)).collect();
+    let api: Vec<String> =
+        view.problems.iter().map(|p| format!("m.yaml:{}:{}: {}", p.line, p.column, p.message)).collect();
     assert_eq!(cli, api);
 }
 

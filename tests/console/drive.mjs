@@ -34,6 +34,10 @@ const browser = await puppeteer.launch({
     "--disable-component-update",
     "--disable-sync",
     "--allow-loopback-in-peer-connection",
+    // As in the other browser tests: with media permission granted, Chromium offers its real
+    // (loopback) host candidates instead of mDNS names the gateway cannot resolve.
+    "--use-fake-ui-for-media-stream",
+    "--disable-features=WebRtcHideLocalIpsWithMdns",
     "--autoplay-policy=no-user-gesture-required",
   ],
   env: { ...process.env, HOME: profile, XDG_CONFIG_HOME: path.join(profile, ".config"), XDG_CACHE_HOME: path.join(profile, ".cache") },
@@ -135,6 +139,13 @@ try {
     }
     await page.waitForFunction(() => !/…$/.test(document.getElementById("preview-plan")?.textContent ?? "…"), { timeout: 5000 }).catch(() => {});
     result.stats = await text(page, "#preview-stats");
+    // The stream's row while this viewer plays: its viewers and the conversions it needs.
+    await page.$$eval(`#streams tr[data-stream="${cfg.previewStream}"] details`, (d) => d.forEach((e) => (e.open = true)));
+    await new Promise((r) => setTimeout(r, 1200));
+    result.row = await page.$eval(`#streams tr[data-stream="${cfg.previewStream}"]`, (r) =>
+      Array.from(r.querySelectorAll("td")).map((td) => td.textContent ?? ""),
+    ).catch(() => []);
+    if (protocol === "whep") await shot(page, "04-streams-while-previewing-whep", "#streams-section");
     result.plan = await text(page, "#preview-plan");
     report.previews[protocol] = result;
     log("preview", JSON.stringify(result));
