@@ -113,6 +113,11 @@ try {
   await page.click("#token-change");
   await useToken(page, cfg.adminToken);
 
+  // 5a. Start recording the second stream (it records while the previews run).
+  await page.click(`button[data-action=record][data-stream="${cfg.streams[1]}"]`);
+  await page.waitForSelector(`#recordings tr td.state.recording`, { timeout: STEP });
+  report.recordingNotice = await text(page, "#notice");
+
   // 5. Previews in each protocol: the decoded-frame counter must grow.
   for (const protocol of ["whep", "flv", "h5", "hls"]) {
     await page.select("#preview-stream", cfg.previewStream);
@@ -153,6 +158,23 @@ try {
     await shot(page, `04-preview-${protocol}`, "#preview-section");
   }
   await page.click("#preview-stop");
+
+  // 5b. A clip of the last 10 s, and the recording stopped.
+  await page.click(`button[data-action=clip][data-stream="${cfg.previewStream}"]`);
+  await page.waitForFunction(() => /clip of .*: http/.test(document.getElementById("notice")?.textContent ?? ""), { timeout: STEP });
+  report.clipNotice = await text(page, "#notice");
+  await page.click(`button[data-action=record-stop][data-stream="${cfg.streams[1]}"]`);
+  await page.waitForFunction(
+    (key) => Array.from(document.querySelectorAll("#recordings tbody tr")).some(
+      (r) => r.children[1]?.textContent === key && /stopped/.test(r.children[2]?.textContent ?? ""),
+    ),
+    { timeout: STEP },
+    cfg.streams[1],
+  );
+  report.recordings = await page.$$eval("#recordings tbody tr", (rows) =>
+    rows.map((r) => Array.from(r.querySelectorAll("td")).map((td) => td.textContent ?? "")),
+  );
+  await shot(page, "04-recording-and-clip", "#recordings-section");
 
   // 6. The matrix table: a cell's plan on hover.
   const cell = 'td.cell[data-from="rtmp"][data-to="webrtc"]';

@@ -11,7 +11,8 @@
 //! gateway uses; the matrix table shows every cell and a cell's plan on hover; an edit typed
 //! with an error shows `line:col: message` and is not applied (the generation stays); a good
 //! edit is applied (new generation, `GET /api/v1/matrix` shows it) and rolled back with one
-//! click. Screenshots land in `<target>/artifacts/console/`.
+//! click; a recording is started and stopped and a clip cut from the console. Screenshots
+//! land in `<target>/artifacts/console/`.
 //!
 //! The API the console relies on is checked here without the browser too: the event stream
 //! (401 without a token, `event: state` frames with the streams and bitrates), and a PUT of a
@@ -161,7 +162,9 @@ fn console_in_chromium_lists_previews_and_edits_the_matrix() {
         let original = std::fs::read_to_string(repo_root().join("matrix.yaml")).expect("matrix.yaml");
         std::fs::write(&matrix_file, &original).expect("copy matrix.yaml");
         let config = format!(
-            "auth:\n  api_tokens:\n    - {{ token: \"{ADMIN}\", role: admin }}\n    - {{ token: \"{READ}\", role: read }}\n"
+            "auth:\n  api_tokens:\n    - {{ token: \"{ADMIN}\", role: admin }}\n    - {{ token: \"{READ}\", role: read }}\n\
+             recording: {{ dir: \"{0}/rec\", segment_seconds: 2 }}\nclips: {{ dir: \"{0}/clips\" }}\n",
+            dir.path().display()
         );
         let matrix_arg = matrix_file.display().to_string();
         let gw = Gateway::start_with(&["--matrix", &matrix_arg], Some(&config));
@@ -179,7 +182,9 @@ fn console_in_chromium_lists_previews_and_edits_the_matrix() {
 
         let base = gw.http_url("");
         let report = tokio::task::spawn_blocking(move || drive(&base)).await.expect("join").expect("driver");
-        println!("console driver report: {}", serde_json::to_string_pretty(&report).unwrap_or_default());
+        let pretty = serde_json::to_string_pretty(&report).unwrap_or_default();
+        println!("console driver report: {pretty}");
+        let _ = std::fs::write(artifacts().join("report.json"), &pretty);
         assert_eq!(report["ok"], true, "{}", report["failure"]);
 
         // The token was asked for, and the read token could not kick.
@@ -219,6 +224,17 @@ fn console_in_chromium_lists_previews_and_edits_the_matrix() {
         assert!(plan("whep").contains("audio: convert aac -> opus"), "{}", plan("whep"));
         assert!(plan("flv").contains("video: copy h264") && plan("flv").contains("audio: copy aac"), "{}", plan("flv"));
         assert!(plan("h5").contains("video: convert h264 -> mpeg1") && plan("h5").contains("appsrc !"), "{}", plan("h5"));
+
+        // Actions with the admin token: a recording started and stopped, a clip cut.
+        let clip = report["clipNotice"].as_str().unwrap_or("");
+        assert!(clip.contains("clip of teacher: http") && clip.contains(".mp4"), "{clip}");
+        let recordings = report["recordings"].as_array().expect("recordings");
+        assert!(
+            recordings.iter().any(|r| r[1] == "lab" && r[2] == "stopped" && r[3].as_str().is_some_and(|d| d.ends_with(" s"))),
+            "{recordings:?}"
+        );
+        let on_disk: Vec<_> = std::fs::read_dir(dir.path().join("rec/lab")).expect("recordings of lab").flatten().collect();
+        assert!(on_disk.iter().any(|e| e.file_name().to_string_lossy().ends_with(".mp4")), "{on_disk:?}");
 
         // The matrix: 6 publishers × 7 viewers, a cell's plan on hover.
         assert_eq!(report["matrixCells"], 42);
