@@ -37,3 +37,30 @@ export function bytes(n: number | undefined): string {
   if (n >= 1 << 10) return `${(n / (1 << 10)).toFixed(0)} KiB`;
   return `${n} B`;
 }
+
+/**
+ * Puts `rows` (each with a `key` attribute) into `body`, keeping a row that is there already
+ * under its key and replacing only the cells that changed, so a button being clicked is not
+ * swapped out from under the pointer by the next update.
+ */
+export function patchRows(body: HTMLElement, rows: HTMLElement[], key: string): void {
+  const old = new Map<string, HTMLElement>();
+  for (const row of Array.from(body.children) as HTMLElement[]) {
+    const k = row.getAttribute(key);
+    if (k !== null) old.set(k, row);
+  }
+  const next = rows.map((fresh) => {
+    const current = old.get(fresh.getAttribute(key) ?? "");
+    if (!current || current.children.length !== fresh.children.length) return fresh;
+    for (const attr of Array.from(fresh.attributes)) current.setAttribute(attr.name, attr.value);
+    Array.from(fresh.children).forEach((cell, i) => {
+      const was = current.children[i];
+      if (was.outerHTML !== cell.outerHTML) current.replaceChild(cell, was);
+    });
+    return current;
+  });
+  next.forEach((row, i) => {
+    if (body.children[i] !== row) body.insertBefore(row, body.children[i] ?? null);
+  });
+  while (body.children.length > next.length) body.lastElementChild?.remove();
+}

@@ -2,7 +2,7 @@
 // the actions on them (each an API call; a 403 shows as such).
 
 import { api, ApiError } from "./api";
-import { $, bits, bytes, h, notice } from "./dom";
+import { $, bits, bytes, h, notice, patchRows } from "./dom";
 import type { Relay, Snapshot, StreamView } from "./types";
 
 export let latest: Snapshot | null = null;
@@ -102,7 +102,7 @@ export function render(snap: Snapshot): void {
     const row = d.closest("tr");
     open.add(`${row?.getAttribute("data-stream")}/${d.getAttribute("data-track")}`);
   });
-  body.replaceChildren(...snap.streams.map((s) => streamRow(s, snap, open)));
+  patchRows(body, snap.streams.map((s) => streamRow(s, snap, open)), "data-stream");
   $("no-streams").hidden = snap.streams.length > 0;
   $("stream-count").textContent = `(${snap.streams.length} live)`;
 
@@ -116,12 +116,14 @@ export function render(snap: Snapshot): void {
     }
   }
 
-  $("relays").querySelector("tbody")!.replaceChildren(
-    ...snap.pushes.map((r) => relayRow(r, "push")),
-    ...snap.pulls.map((r) => relayRow(r, "pull")),
+  patchRows(
+    $("relays").querySelector("tbody")!,
+    [...snap.pushes.map((r) => relayRow(r, "push")), ...snap.pulls.map((r) => relayRow(r, "pull"))],
+    "data-relay",
   );
-  $("recordings").querySelector("tbody")!.replaceChildren(
-    ...snap.recordings.slice(0, 20).map((r) =>
+  patchRows(
+    $("recordings").querySelector("tbody")!,
+    snap.recordings.slice(0, 20).map((r) =>
       h(
         "tr",
         { "data-recording": r.id },
@@ -133,6 +135,7 @@ export function render(snap: Snapshot): void {
         h("td", {}, r.url ? h("a", { href: r.url as string, target: "_blank" }, "playlist") : null),
       ),
     ),
+    "data-recording",
   );
   const cluster = snap.cluster;
   $("cluster-section").hidden = !cluster;

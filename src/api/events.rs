@@ -147,7 +147,19 @@ struct Snapshot {
     media_port: u16,
 }
 
-async fn snapshot(gw: &Gateway, admin: bool, headers: &axum::http::HeaderMap, rates: &mut Rates) -> String {
+/// How long a connection reuses the recordings it read (their indexes are files on disk);
+/// a change in the number of consumers (a recording is one) reads them at once.
+const RECORDINGS_REFRESH: Duration = Duration::from_secs(5);
+
+/// What one connection keeps between snapshots.
+#[derive(Default)]
+struct Memory {
+    rates: Rates,
+    /// The recordings last read, when, and the consumer count then.
+    recordings: Option<(serde_json::Value, Instant, usize)>,
+}
+
+async fn snapshot(gw: &Gateway, admin: bool, headers: &axum::http::HeaderMap, memory: &mut Memory) -> String {
     let streams: Vec<_> = gw
         .hub
         .streams()
@@ -168,11 +180,19 @@ async fn snapshot(gw: &Gateway, admin: bool, headers: &axum::http::HeaderMap, ra
         .iter()
         .map(|s| (s.key.clone(), s.bytes_in, s.sessions.iter().map(|x| x.bytes_out).sum::<u64>()))
         .collect();
-    let bitrates = rates.update(&counters, Instant::now());
+    let bitrates = memory.rates.update(&counters, Instant::now());
+    let consumers: usize = streams.iter().map(|s| s.sessions.len()).sum();
     let pushes = super::relays::list_pushes(State(gw.clone())).await.0.pushes;
     let pulls = super::relays::list_pulls(State(gw.clone())).await.0.pulls;
-    let recordings = super::recordings::list(State(gw.clone()), headers.clone()).await.0;
-    let recordings = serde_json::to_value(recordings).map(|mut v| v["recordings"].take()).unwrap_or_default();
+    let recordings = match &memory.recordings {
+        Some((value, at, count)) if at.elapsed() < RECORDINGS_REFRESH && *count == consumers => value.clone(),
+        _ => {
+            let list = super::recordings::list(State(gw.clone()), headers.clone()).await.0;
+            let value = serde_json::to_value(list).map(|mut v| v["recordings"].take()).unwrap_or_default();
+            memory.recordings = Some((value.clone(), Instant::now(), consumers));
+            value
+        }
+    };
     let cluster = match gw.cluster {
         Some(_) => match super::cluster::get(State(gw.clone())).await {
             Ok(view) => serde_json::to_value(view.0).ok(),
@@ -201,13 +221,13 @@ pub async fn events(
 ) -> Response {
     let admin = role.as_deref() == Some(&Role::Admin);
     let stop = gw.shutdown.child_token();
-    let rates = std::sync::Arc::new(tokio::sync::Mutex::new(Rates::default()));
+    let memory = std::sync::Arc::new(tokio::sync::Mutex::new(Memory::default()));
     let stream = event_stream(
         move || {
             let gw = gw.clone();
             let headers = headers.clone();
-            let rates = rates.clone();
-            async move { snapshot(&gw, admin, &headers, &mut *rates.lock().await).await }
+            let memory = memory.clone();
+            async move { snapshot(&gw, admin, &headers, &mut *memory.lock().await).await }
         },
         PERIOD,
         KEEPALIVE,

@@ -55,6 +55,20 @@ async function shot(page, name, selector) {
   report.screenshots.push(file);
 }
 
+// The console patches its tables once a second: retry a click whose element was replaced
+// between finding and clicking it.
+async function click(page, selector) {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await page.click(selector);
+      return;
+    } catch (e) {
+      if (attempt >= 5 || !/detached|not clickable|No node/i.test(String(e))) throw e;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+}
+
 const text = (page, selector) => page.$eval(selector, (e) => e.textContent ?? "").catch(() => "");
 
 async function apiGet(p, token) {
@@ -104,7 +118,7 @@ try {
   await shot(page, "02-streams");
 
   // 3. A read token cannot kick: the 403 shows.
-  await page.click(`button[data-action=kick][data-stream="${cfg.streams[0]}"]`);
+  await click(page, `button[data-action=kick][data-stream="${cfg.streams[0]}"]`);
   await page.waitForFunction(() => /403/.test(document.getElementById("notice")?.textContent ?? ""), { timeout: STEP });
   report.kickNotice = await text(page, "#notice");
   await shot(page, "03-kick-refused-403", "body");
@@ -114,7 +128,7 @@ try {
   await useToken(page, cfg.adminToken);
 
   // 5a. Start recording the second stream (it records while the previews run).
-  await page.click(`button[data-action=record][data-stream="${cfg.streams[1]}"]`);
+  await click(page, `button[data-action=record][data-stream="${cfg.streams[1]}"]`);
   await page.waitForSelector(`#recordings tr td.state.recording`, { timeout: STEP });
   report.recordingNotice = await text(page, "#notice");
 
@@ -160,10 +174,10 @@ try {
   await page.click("#preview-stop");
 
   // 5b. A clip of the last 10 s, and the recording stopped.
-  await page.click(`button[data-action=clip][data-stream="${cfg.previewStream}"]`);
+  await click(page, `button[data-action=clip][data-stream="${cfg.previewStream}"]`);
   await page.waitForFunction(() => /clip of .*: http/.test(document.getElementById("notice")?.textContent ?? ""), { timeout: STEP });
   report.clipNotice = await text(page, "#notice");
-  await page.click(`button[data-action=record-stop][data-stream="${cfg.streams[1]}"]`);
+  await click(page, `button[data-action=record-stop][data-stream="${cfg.streams[1]}"]`);
   await page.waitForFunction(
     (key) => Array.from(document.querySelectorAll("#recordings tbody tr")).some(
       (r) => r.children[1]?.textContent === key && /stopped/.test(r.children[2]?.textContent ?? ""),
