@@ -193,6 +193,7 @@ export function stopPreview(): void {
   current?.player.stop();
   current = null;
   $("preview-area").replaceChildren();
+  $("preview-plan").textContent = "";
   const stats = $("preview-stats");
   stats.textContent = "stopped";
   stats.dataset.frames = "0";
