@@ -141,7 +141,7 @@ fn drive(base: &str) -> anyhow::Result<Value> {
     }
     std::thread::sleep(Duration::from_millis(100));
     let tail = stdout.tail(1);
-    let last = tail.lines().last().unwrap_or("");
+    let last = tail.lines().next_back().unwrap_or("");
     serde_json::from_str(last).with_context(|| format!("driver output `{last}`\n{}", stderr.tail(60)))
 }
 
