@@ -17,6 +17,8 @@ const log = (...a) => console.error("[console-drive]", ...a);
 const STEP = 30_000;
 
 fs.mkdirSync(cfg.artifacts, { recursive: true });
+// This run's screenshots only (a failure screenshot of an earlier run would mislead).
+for (const f of fs.readdirSync(cfg.artifacts)) if (f.endsWith(".png")) fs.rmSync(path.join(cfg.artifacts, f));
 const profile = fs.mkdtempSync(path.join(os.tmpdir(), "igw-console-chromium-"));
 
 const browser = await puppeteer.launch({
