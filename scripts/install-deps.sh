@@ -70,15 +70,36 @@ else
   fi
 fi
 
-# JSMpeg (npm package @cycjimmy/jsmpeg-player) and hls.js, pinned in package.json /
-# package-lock.json, served by the gateway from node_modules/ for the H5 and HLS player pages.
+# npm packages pinned in package.json / package-lock.json: JSMpeg (@cycjimmy/jsmpeg-player) and
+# hls.js, served from node_modules/ for the H5 and HLS player pages; the console's toolchain and
+# players (vite, TypeScript, mpegts.js) and puppeteer-core, with which the tests drive the system
+# Chromium (it downloads no browser). `npm ci` runs when any of them is missing or another version.
 repo_root="$(cd "$(dirname "$0")/.." && pwd)"
-if [ ! -f "$repo_root/node_modules/@cycjimmy/jsmpeg-player/package.json" ] \
-  || [ ! -f "$repo_root/node_modules/hls.js/package.json" ]; then
-  echo "install-deps: npm ci (JSMpeg and hls.js for the player pages)"
+npm_stale=$(cd "$repo_root" && node -e '
+  const fs = require("fs");
+  const p = JSON.parse(fs.readFileSync("package.json", "utf8"));
+  for (const [name, version] of Object.entries({ ...p.dependencies, ...p.devDependencies })) {
+    try {
+      if (JSON.parse(fs.readFileSync(`node_modules/${name}/package.json`, "utf8")).version !== version) console.log(name);
+    } catch { console.log(name); }
+  }' 2>/dev/null || echo "(node failed)")
+if [ -n "$npm_stale" ]; then
+  echo "install-deps: npm ci (missing or other versions: $(echo $npm_stale))"
   (cd "$repo_root" && npm ci --no-audit --no-fund)
 else
-  echo "install-deps: node_modules present (JSMpeg and hls.js for the player pages)"
+  echo "install-deps: node_modules up to date (player pages, console toolchain)"
+fi
+
+# The operator's console (GET /console): built from console/ into console/dist/, only when its
+# sources or the lock file changed since the last build (a hash of them is kept in dist).
+console_hash=$(cd "$repo_root" && find console -path console/dist -prune -o -type f -print | LC_ALL=C sort \
+  | xargs sha256sum package-lock.json | sha256sum | cut -d' ' -f1)
+if [ "$(cat "$repo_root/console/dist/.source-hash" 2>/dev/null)" != "$console_hash" ]; then
+  echo "install-deps: building the console (npm run build)"
+  (cd "$repo_root" && npm run build --silent)
+  echo "$console_hash" >"$repo_root/console/dist/.source-hash"
+else
+  echo "install-deps: console/dist is up to date"
 fi
 
 # Rust: the dependencies (gstreamer-rs 0.25, axum 0.8, ...) need a recent toolchain (1.85 or

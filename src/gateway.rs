@@ -183,6 +183,11 @@ impl Gateway {
         self.http_port.store(port, std::sync::atomic::Ordering::Relaxed);
     }
 
+    /// The matrix file `reload` reads (the console's editor writes it).
+    pub fn matrix_path(&self) -> &std::path::Path {
+        &self.matrix_path
+    }
+
     pub fn last_reload(&self) -> Option<ReloadStatus> {
         self.last_reload.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }

@@ -18,6 +18,7 @@ pub mod api;
 pub mod auth;
 pub mod cluster;
 pub mod config;
+pub mod console;
 pub mod gateway;
 pub mod http;
 pub mod hub;

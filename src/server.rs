@@ -181,6 +181,8 @@ pub fn router(gw: &Gateway, serves: Serves) -> Router {
             clips: gw.clips.clone(),
             admission: gw.admission.clone(),
         }))
+        // The operator's console (a built single-page app; see `console`).
+        .merge(crate::console::routes(crate::console::console_dir()))
         .merge(udp::routes(udp::UdpCtx { hub: gw.hub.clone(), udp: gw.udp.clone(), shutdown: gw.shutdown.clone() }))
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
         // JSON and SDP bodies (the H5 POST streams its body and is bounded by `limits:` itself).
@@ -205,7 +207,8 @@ async fn only_what_it_serves(
 ) -> axum::response::Response {
     use axum::response::IntoResponse;
     let path = req.uri().path();
-    let api = crate::api::access::is_api(path);
+    // The console goes with the API it calls.
+    let api = crate::api::access::is_api(path) || crate::console::is_console(path);
     let found = match serves {
         Serves::All => true,
         Serves::Media => !api,

@@ -2,7 +2,9 @@
 
 pub mod access;
 mod cluster;
+mod events;
 mod matrix;
+mod matrix_edit;
 mod metrics;
 mod recordings;
 mod relays;
@@ -33,7 +35,11 @@ pub fn router(gw: Gateway) -> Router {
         .route("/api/v1/recordings", get(recordings::list))
         .route("/api/v1/recordings/{id}", get(recordings::get))
         .route("/api/v1/clips", post(recordings::clip))
-        .route("/api/v1/matrix", get(matrix::get))
+        .route("/api/v1/matrix", get(matrix::get).put(matrix_edit::put))
+        .route("/api/v1/matrix/check", post(matrix_edit::check))
+        .route("/api/v1/matrix/rollback", post(matrix_edit::rollback))
+        .route("/api/v1/matrix/source", get(matrix_edit::source))
+        .route("/api/v1/events", get(events::events))
         .route("/api/v1/matrix/plan", get(matrix::plan))
         .route("/api/v1/matrix/reload", post(matrix::reload))
         .with_state(gw)

@@ -13,6 +13,7 @@ mod cdn_failover;
 mod cluster;
 mod config_relays;
 mod conformance;
+mod console;
 mod egress_start;
 mod flv_paths;
 mod flv_roundtrip;
