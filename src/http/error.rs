@@ -7,6 +7,14 @@ use serde::de::DeserializeOwned;
 
 use crate::hub::HubError;
 
+/// The body of every error answer: `{"error": "..."}`.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// What went wrong, in words.
+    #[schema(example = "stream `room1` is not live")]
+    pub error: String,
+}
+
 #[derive(Debug)]
 pub struct ApiError {
     pub status: StatusCode,
@@ -29,7 +37,7 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, Json(serde_json::json!({ "error": self.message }))).into_response()
+        (self.status, Json(ErrorBody { error: self.message })).into_response()
     }
 }
 
