@@ -190,6 +190,8 @@ pub fn router(gw: &Gateway, serves: Serves) -> Router {
     routes(gw)
         .into_router()
         .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, NO_SUCH_ENDPOINT) })
+        // axum's own (plain-text) rejections answer `{"error"}` too.
+        .layer(axum::middleware::map_response(crate::http::error::json_rejections))
         // JSON and SDP bodies (the H5 POST streams its body and is bounded by `limits:` itself).
         .layer(body_limit)
         // Every other body is read whole within `limits.http_body_timeout_seconds` (else 408).

@@ -206,7 +206,11 @@ impl AccessControl {
             let role = if reads { "read" } else { "admin" };
             op.security = Some(vec![SecurityRequirement::new(BEARER, [role])]);
             add_error(op, 401, "no or unknown API token");
-            add_error(op, 403, &format!("the token's role is below `{role}` (or a non-loopback client without tokens configured)"));
+            add_error(
+                op,
+                403,
+                &format!("the token's role is below `{role}` (or a non-loopback client without tokens configured)"),
+            );
             if !reads {
                 add_error(op, 403, "a cross-site request (its `Origin` is not this host)");
                 add_error(op, 415, "a body that is not `application/json` (or `application/sdp` for a UDP ingest)");
@@ -231,3 +235,7 @@ impl BodyBounds {
         }
     }
 }
+
+#[cfg(test)]
+#[path = "openapi_tests.rs"]
+mod tests;

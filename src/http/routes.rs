@@ -118,7 +118,11 @@ mod tests {
         let ops: Vec<_> = routes.table().operations().into_iter().collect();
         assert_eq!(
             ops,
-            [("DELETE".into(), "/a/{id}".into()), ("GET".into(), "/a/{id}".into()), ("GET".into(), "/files/{rest}".into())]
+            [
+                ("DELETE".into(), "/a/{id}".into()),
+                ("GET".into(), "/a/{id}".into()),
+                ("GET".into(), "/files/{rest}".into())
+            ]
         );
     }
 

@@ -30,7 +30,10 @@ pub struct FilesCtx {
 }
 
 pub fn routes(ctx: FilesCtx) -> Routes {
-    Routes::new().get("/recordings/{stream}/{file}", recording_file).get("/clips/{stream}/{file}", clip_file).with_state(ctx)
+    Routes::new()
+        .get("/recordings/{stream}/{file}", recording_file)
+        .get("/clips/{stream}/{file}", clip_file)
+        .with_state(ctx)
 }
 
 /// The OpenAPI description of these routes (see `crate::api::openapi`).
@@ -67,7 +70,7 @@ pub fn clip_path(stream: &str, file: &str) -> String {
         (status = 401, description = "Play needs credentials", body = ErrorBody),
         (status = 403, description = "Play refused", body = ErrorBody),
         (status = 404, description = "No such recording or file", body = ErrorBody),
-        (status = 416, description = "A range outside the file (plain text, with `Content-Range: bytes */LEN`)", content_type = "text/plain", body = String),
+        (status = 416, description = "A range outside the file (with `Content-Range: bytes */LEN`)", body = ErrorBody),
     ))]
 async fn recording_file(
     State(ctx): State<FilesCtx>,
@@ -111,7 +114,7 @@ async fn recording_file(
         (status = 401, description = "Play needs credentials", body = ErrorBody),
         (status = 403, description = "Play refused", body = ErrorBody),
         (status = 404, description = "No such clip", body = ErrorBody),
-        (status = 416, description = "A range outside the file (plain text, with `Content-Range: bytes */LEN`)", content_type = "text/plain", body = String),
+        (status = 416, description = "A range outside the file (with `Content-Range: bytes */LEN`)", body = ErrorBody),
     ))]
 async fn clip_file(
     State(ctx): State<FilesCtx>,
@@ -157,12 +160,10 @@ async fn serve_file(dir: &FsPath, file: &str, headers: &HeaderMap) -> Result<Res
             let content_range = (header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}"));
             Ok((StatusCode::PARTIAL_CONTENT, common, [content_range], body).into_response())
         }
-        Some(None) => Ok((
-            StatusCode::RANGE_NOT_SATISFIABLE,
-            [(header::CONTENT_RANGE, format!("bytes */{len}"))],
-            format!("bad range for {len} bytes"),
-        )
-            .into_response()),
+        Some(None) => {
+            let refusal = ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, format!("bad range for {len} bytes"));
+            Ok(([(header::CONTENT_RANGE, format!("bytes */{len}"))], refusal).into_response())
+        }
     }
 }
 

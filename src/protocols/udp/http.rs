@@ -34,11 +34,21 @@ pub fn routes(ctx: UdpCtx) -> Routes {
 
 /// The OpenAPI description of these routes (see `crate::api::openapi`).
 #[derive(utoipa::OpenApi)]
-#[openapi(paths(ingest_post, ingest_list, ingest_get, ingest_delete, output_post, output_list, output_get, output_delete))]
+#[openapi(paths(
+    ingest_post,
+    ingest_list,
+    ingest_get,
+    ingest_delete,
+    output_post,
+    output_list,
+    output_get,
+    output_delete
+))]
 pub struct Doc;
 
 /// A UDP session as the API shows it (a JSON object; its fields depend on the kind).
-const SESSION: &str = "The session: `id`, `stream`, `location`, its tracks (`media`, `codec`, `payload_type` and ports), \
+const SESSION: &str =
+    "The session: `id`, `stream`, `location`, its tracks (`media`, `codec`, `payload_type` and ports), \
     `since` and counters; an output also its `host`, `address`, `port`, `plan` and `sdp`";
 
 #[utoipa::path(post, path = "/api/v1/streams/{stream}/udp-ingest", tag = "udp",
