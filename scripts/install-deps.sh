@@ -15,6 +15,7 @@ packages=(
   redis-server
   chromium
   python3-matplotlib
+  python3-venv
 )
 
 missing=()
@@ -100,6 +101,23 @@ if [ "$(cat "$repo_root/console/dist/.source-hash" 2>/dev/null)" != "$console_ha
   echo "$console_hash" >"$repo_root/console/dist/.source-hash"
 else
   echo "install-deps: console/dist is up to date"
+fi
+
+# The OpenAPI 3.1 validator the tests run on the gateway's API description
+# (tests/it/openapi.rs): openapi-spec-validator, pinned, in a venv of the checkout.
+openapi_venv="$repo_root/.tools/openapi-venv"
+openapi_validator_version=0.9.0
+openapi_installed=$("$openapi_venv/bin/pip" show openapi-spec-validator 2>/dev/null || true)
+if [ ! -x "$openapi_venv/bin/openapi-spec-validator" ] \
+  || ! grep -qx "Version: $openapi_validator_version" <<<"$openapi_installed"; then
+  echo "install-deps: pip install openapi-spec-validator==$openapi_validator_version into $openapi_venv"
+  # Debian's python3 (python3-venv above), whatever else comes first on PATH.
+  py=/usr/bin/python3
+  [ -x "$py" ] || py=python3
+  "$py" -m venv "$openapi_venv"
+  "$openapi_venv/bin/pip" install --quiet --disable-pip-version-check "openapi-spec-validator==$openapi_validator_version"
+else
+  echo "install-deps: openapi-spec-validator $openapi_validator_version present in $openapi_venv"
 fi
 
 # Rust: the dependencies (gstreamer-rs 0.25, axum 0.8, ...) need a recent toolchain (1.85 or

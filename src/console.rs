@@ -13,8 +13,10 @@ use std::sync::Arc;
 use axum::extract::{Path as UrlPath, State};
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
+
+use crate::http::error::ErrorBody;
+use crate::http::routes::Routes;
+use crate::http::ApiError;
 
 /// The environment variable that overrides where the built console is read from.
 pub const CONSOLE_ENV: &str = "INTEROP_CONSOLE_DIR";
@@ -31,27 +33,41 @@ pub fn is_console(path: &str) -> bool {
     path == "/console" || path.starts_with("/console/")
 }
 
-pub fn routes(dir: PathBuf) -> Router {
-    Router::new()
-        .route("/console", get(index))
-        .route("/console/", get(index))
-        .route("/console/{*asset}", get(asset))
+pub fn routes(dir: PathBuf) -> Routes {
+    Routes::new()
+        .get("/console", index)
+        .get("/console/", index_slash)
+        .get("/console/{*asset}", asset)
         .with_state(Arc::new(dir))
 }
 
+/// The OpenAPI description of these routes (see `crate::api::openapi`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(index, index_slash, asset))]
+pub struct Doc;
+
 fn not_built(dir: &Path, error: &std::io::Error) -> Response {
-    (
+    ApiError::new(
         StatusCode::SERVICE_UNAVAILABLE,
-        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
         format!(
-            "the console is not built: cannot read {} ({error}).\nRun `npm ci && npm run build` in the repository \
-             root (scripts/install-deps.sh does), or set {CONSOLE_ENV} to a built console directory.\n",
+            "the console is not built: cannot read {} ({error}). Run `npm ci && npm run build` in the repository \
+             root (scripts/install-deps.sh does), or set {CONSOLE_ENV} to a built console directory.",
             dir.join("index.html").display()
         ),
     )
-        .into_response()
+    .into_response()
 }
 
+fn no_such_file() -> Response {
+    ApiError::new(StatusCode::NOT_FOUND, "no such console file").into_response()
+}
+
+#[utoipa::path(get, path = "/console", tag = "console",
+    summary = "The operator's console (a single-page app)",
+    responses(
+        (status = 200, description = "The app's page", content_type = "text/html; charset=utf-8", body = String),
+        (status = 503, description = "The console is not built (`npm ci && npm run build`)", body = ErrorBody),
+    ))]
 async fn index(State(dir): State<Arc<PathBuf>>) -> Response {
     match tokio::fs::read(dir.join("index.html")).await {
         Ok(body) => (
@@ -101,12 +117,30 @@ pub fn content_type(path: &Path) -> &'static str {
     }
 }
 
+#[utoipa::path(get, path = "/console/", tag = "console",
+    summary = "The operator's console (as `/console`)",
+    responses(
+        (status = 200, description = "The app's page", content_type = "text/html; charset=utf-8", body = String),
+        (status = 503, description = "The console is not built (`npm ci && npm run build`)", body = ErrorBody),
+    ))]
+async fn index_slash(dir: State<Arc<PathBuf>>) -> Response {
+    index(dir).await
+}
+
+#[utoipa::path(get, path = "/console/{asset}", tag = "console",
+    summary = "A file of the built console (scripts, styles)",
+    params(("asset" = String, Path, description = "A path under the built console, e.g. `assets/index-HASH.js`")),
+    responses(
+        (status = 200, description = "The file, typed by its extension", content_type = "application/octet-stream", body = String),
+        (status = 404, description = "No such file (or a path that leaves the console's directory)", body = ErrorBody),
+        (status = 503, description = "The console is not built (`npm ci && npm run build`)", body = ErrorBody),
+    ))]
 async fn asset(State(dir): State<Arc<PathBuf>>, UrlPath(asset): UrlPath<String>) -> Response {
     if asset.is_empty() || asset == "index.html" {
         return index(State(dir)).await;
     }
     let Some(path) = resolve(&dir, &asset) else {
-        return (StatusCode::NOT_FOUND, "no such console file").into_response();
+        return no_such_file();
     };
     match tokio::fs::read(&path).await {
         Ok(body) => {
@@ -118,9 +152,9 @@ async fn asset(State(dir): State<Arc<PathBuf>>, UrlPath(asset): UrlPath<String>)
             if let Err(e) = tokio::fs::metadata(dir.join("index.html")).await {
                 return not_built(&dir, &e);
             }
-            (StatusCode::NOT_FOUND, "no such console file").into_response()
+            no_such_file()
         }
-        Err(_) => (StatusCode::NOT_FOUND, "no such console file").into_response(),
+        Err(_) => no_such_file(),
     }
 }
 

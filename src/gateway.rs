@@ -28,7 +28,7 @@ pub enum ServerError {
 }
 
 /// The outcome of the last matrix reload, shown by the API.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct ReloadStatus {
     pub ok: bool,
     pub message: String,

@@ -1,4 +1,4 @@
-//! The `interop-gateway` binary: `serve`, `check`, `plan`.
+//! The `interop-gateway` binary: `serve`, `check`, `plan`, `sign`, `openapi`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -67,6 +67,8 @@ enum Command {
         #[arg(long, default_value = "pipelines")]
         pipelines: PathBuf,
     },
+    /// Print the OpenAPI 3.1 document of the HTTP API (as `GET /api/v1/openapi.json` serves it).
+    Openapi,
 }
 
 /// `serve`'s options: each overrides the configuration file.
@@ -132,6 +134,10 @@ fn main() -> ExitCode {
             sign(&config, action, &stream, ttl, method, path)
         }
         Command::Plan { from, to, matrix, pipelines } => plan(from, to, &matrix, &pipelines),
+        Command::Openapi => {
+            println!("{}", interop_gateway::api::openapi::json());
+            Ok(())
+        }
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

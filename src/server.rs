@@ -12,6 +12,7 @@ use tokio::net::TcpListener;
 
 use crate::config::Config;
 pub use crate::gateway::{load_matrix, Gateway, ReloadStatus, ServerError};
+use crate::http::routes::Routes;
 use crate::http::ApiError;
 use crate::protocols::rtmp::serve as rtmp_serve;
 use crate::protocols::{flv, h5, hls, udp, webrtc};
@@ -143,16 +144,10 @@ pub async fn run(
     Ok(())
 }
 
-/// The HTTP router: the control API, HTTP-FLV, WHIP/WHEP, H5 and the UDP API, each with its
-/// own state, and the bounds every HTTP request shares; `serves` keeps the API on its own
-/// listener (or off it).
-pub fn router(gw: &Gateway, serves: Serves) -> Router {
-    let body_limit = axum::extract::DefaultBodyLimit::max(gw.limits.http_body_bytes);
-    let bounds = crate::http::body_timeout::BodyBounds {
-        timeout: gw.limits.http_body_timeout(),
-        max_bytes: gw.limits.http_body_bytes,
-    };
-    crate::api::router(gw.clone())
+/// Every HTTP route: the control API, HTTP-FLV, WHIP/WHEP, H5, HLS, recordings and the UDP
+/// API, each with its own state, and the table of them (see [`crate::http::routes`]).
+pub fn routes(gw: &Gateway) -> Routes {
+    crate::api::routes(gw.clone())
         // HTTP-FLV play.
         .merge(flv::http::routes(flv_ctx(gw)))
         // WHIP/WHEP (with their own CORS layer).
@@ -184,7 +179,21 @@ pub fn router(gw: &Gateway, serves: Serves) -> Router {
         // The operator's console (a built single-page app; see `console`).
         .merge(crate::console::routes(crate::console::console_dir()))
         .merge(udp::routes(udp::UdpCtx { hub: gw.hub.clone(), udp: gw.udp.clone(), shutdown: gw.shutdown.clone() }))
-        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, "no such endpoint") })
+}
+
+/// The HTTP router: [`routes`] and the bounds every HTTP request shares; `serves` keeps the
+/// API on its own listener (or off it).
+pub fn router(gw: &Gateway, serves: Serves) -> Router {
+    let body_limit = axum::extract::DefaultBodyLimit::max(gw.limits.http_body_bytes);
+    let bounds = crate::http::body_timeout::BodyBounds {
+        timeout: gw.limits.http_body_timeout(),
+        max_bytes: gw.limits.http_body_bytes,
+    };
+    routes(gw)
+        .into_router()
+        .fallback(|| async { ApiError::new(StatusCode::NOT_FOUND, NO_SUCH_ENDPOINT) })
+        // axum's own (plain-text) rejections answer `{"error"}` too.
+        .layer(axum::middleware::map_response(crate::http::error::json_rejections))
         // JSON and SDP bodies (the H5 POST streams its body and is bounded by `limits:` itself).
         .layer(body_limit)
         // Every other body is read whole within `limits.http_body_timeout_seconds` (else 408).
@@ -193,6 +202,9 @@ pub fn router(gw: &Gateway, serves: Serves) -> Router {
         .layer(axum::middleware::from_fn_with_state(gw.admission.clone(), crate::api::access::guard))
         .layer(axum::middleware::from_fn_with_state(serves, only_what_it_serves))
 }
+
+/// The router's answer (404) to a path it has no route for.
+pub const NO_SUCH_ENDPOINT: &str = "no such endpoint";
 
 fn flv_ctx(gw: &Gateway) -> flv::http::FlvCtx {
     flv::http::FlvCtx { hub: gw.hub.clone(), admission: gw.admission.clone() }

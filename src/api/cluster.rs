@@ -12,10 +12,11 @@ use serde::Serialize;
 
 use crate::cluster::{unix_ms, Cluster, NodeRecord};
 use crate::gateway::Gateway;
+use crate::http::error::ErrorBody;
 use crate::http::ApiError;
 use crate::media::Protocol;
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ClusterView {
     /// The node that answers.
     pub node: String,
@@ -23,14 +24,14 @@ pub struct ClusterView {
     pub nodes: Vec<NodeView>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct StoreView {
     pub ok: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct NodeView {
     pub node: String,
     pub relay: String,
@@ -46,12 +47,12 @@ pub struct NodeView {
     pub seen_ms_ago: u64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ClusterStreams {
     pub streams: Vec<ClusterStream>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ClusterStream {
     pub key: String,
     /// The node its publisher is on.
@@ -69,6 +70,12 @@ fn unreachable(e: impl std::fmt::Display) -> ApiError {
     ApiError::new(StatusCode::SERVICE_UNAVAILABLE, format!("the cluster store (Redis) is unreachable: {e}"))
 }
 
+#[utoipa::path(get, path = "/api/v1/cluster", tag = "cluster",
+    summary = "The cluster: its nodes and their load",
+    responses(
+        (status = 200, description = "The nodes as the cluster store (Redis) knows them", body = ClusterView),
+        (status = 404, description = "This gateway is not in a cluster", body = ErrorBody),
+    ))]
 pub async fn get(State(gw): State<Gateway>) -> Result<Json<ClusterView>, ApiError> {
     let cluster = cluster_of(&gw)?;
     let (redis, records) = match cluster.store().nodes().await {
@@ -120,6 +127,13 @@ pub async fn streams(gw: &Gateway) -> Result<Json<ClusterStreams>, ApiError> {
 
 /// `ok`, or in a cluster whose store cannot be reached, what still works (200: this node
 /// keeps serving its streams).
+#[utoipa::path(get, path = "/healthz", tag = "operations",
+    summary = "Liveness",
+    description = "200 while serving: `ok`, or in a cluster whose store is unreachable `degraded: ...` \
+        (live streams continue). Needs no token; answered even past the connection cap.",
+    responses(
+        (status = 200, description = "`ok` or `degraded: ...`", content_type = "text/plain", body = String, example = "ok"),
+    ))]
 pub async fn healthz(State(gw): State<Gateway>) -> Response {
     match gw.cluster.as_ref().map(|c| c.store().health()) {
         Some(Err(e)) => format!(

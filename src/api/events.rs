@@ -97,7 +97,7 @@ where
 }
 
 /// Bits per second in and out of one stream, from its byte counters between two snapshots.
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Bitrate {
     pub in_bps: u64,
     pub out_bps: u64,
@@ -133,14 +133,18 @@ impl Rates {
     }
 }
 
-/// What one event carries.
-#[derive(Serialize)]
-struct Snapshot {
+/// What one `state` event carries (its `data:` lines are this, as JSON).
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct Snapshot {
+    /// As `GET /api/v1/streams` lists them.
     streams: Vec<super::streams::StreamView>,
+    /// Per stream key: bits per second in and out since the previous snapshot.
     bitrates: HashMap<String, Bitrate>,
     pushes: Vec<crate::protocols::cdn::RelayStatus>,
     pulls: Vec<crate::protocols::cdn::RelayStatus>,
+    /// As `GET /api/v1/recordings` answers.
     recordings: serde_json::Value,
+    /// As `GET /api/v1/cluster` answers, in a cluster; null outside one.
     cluster: Option<serde_json::Value>,
     matrix_generation: u64,
     /// The media (HTTP) port, for previews when the API has a listener of its own.
@@ -214,6 +218,14 @@ async fn snapshot(gw: &Gateway, admin: bool, headers: &axum::http::HeaderMap, me
 }
 
 /// `GET /api/v1/events` (role `read`; addresses for `admin` only, as in `/api/v1/streams`).
+#[utoipa::path(get, path = "/api/v1/events", tag = "operations",
+    summary = "What the console shows, as server-sent events",
+    description = "A `text/event-stream` that stays open: a `state` event (data: a `Snapshot` as JSON) at once \
+        and then whenever the snapshot changed, at most once a second; a `: keepalive` comment after 15 s \
+        without one. It ends with the connection or the gateway.",
+    responses(
+        (status = 200, description = "The event stream; each event's data is a `Snapshot`", content_type = "text/event-stream", body = String),
+    ))]
 pub async fn events(
     State(gw): State<Gateway>,
     role: Option<Extension<Role>>,

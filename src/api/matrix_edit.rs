@@ -24,23 +24,28 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use crate::gateway::Gateway;
+use crate::http::error::ErrorBody;
 use crate::http::{parse_json, ApiError};
 use crate::matrix::Matrix;
 
-#[derive(Deserialize)]
+/// A matrix text to check or apply (YAML travels inside JSON: a state change takes a JSON body).
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct YamlBody {
+pub struct YamlBody {
+    /// The whole matrix file, as `matrix.yaml` holds it.
     yaml: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// One problem in a matrix text, where `interop-gateway check` would put it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     pub line: u64,
     pub column: u64,
     pub message: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// Whether a matrix text is valid, and its problems (none when valid).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct CheckView {
     pub valid: bool,
     pub problems: Vec<Problem>,
@@ -190,7 +195,8 @@ pub fn write_atomic(path: &Path, text: &str) -> Result<(), EditError> {
 /// Serializes edits: one check-write-reload at a time.
 static EDITING: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
-#[derive(Serialize)]
+/// A matrix applied (or rolled back) and reloaded.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct AppliedView {
     pub applied: bool,
     pub message: String,
@@ -199,7 +205,8 @@ pub struct AppliedView {
     pub previous: bool,
 }
 
-#[derive(Serialize)]
+/// The matrix file's text as it is on disk now.
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct SourceView {
     pub file: String,
     pub yaml: String,
@@ -207,15 +214,25 @@ pub struct SourceView {
     pub generation: u64,
 }
 
+/// The answer to an invalid matrix: an `{"error"}` body with the problems beside it.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct InvalidMatrix {
+    /// What went wrong, in words.
+    pub error: String,
+    /// Always false.
+    pub valid: bool,
+    pub problems: Vec<Problem>,
+}
+
 fn refusal(e: EditError) -> Response {
     match e {
         EditError::Invalid(problems) => (
             StatusCode::UNPROCESSABLE_ENTITY,
-            Json(serde_json::json!({
-                "error": "the matrix is not valid; nothing was changed",
-                "valid": false,
-                "problems": problems,
-            })),
+            Json(InvalidMatrix {
+                error: "the matrix is not valid; nothing was changed".into(),
+                valid: false,
+                problems,
+            }),
         )
             .into_response(),
         EditError::NoPrevious => ApiError::new(StatusCode::CONFLICT, e.to_string()).into_response(),
@@ -224,12 +241,29 @@ fn refusal(e: EditError) -> Response {
 }
 
 /// `POST /api/v1/matrix/check`.
+#[utoipa::path(post, path = "/api/v1/matrix/check", tag = "matrix",
+    summary = "Check a matrix text without applying it",
+    description = "Validates the text as `interop-gateway check` validates a file: each problem with its \
+        line and column. Nothing changes.",
+    request_body = YamlBody,
+    responses(
+        (status = 200, description = "Valid, or its problems", body = CheckView),
+        (status = 400, description = "The body is not `{\"yaml\": string}`", body = ErrorBody),
+    ))]
 pub async fn check(State(gw): State<Gateway>, body: Bytes) -> Result<Json<CheckView>, ApiError> {
     let req: YamlBody = parse_json(&body)?;
     Ok(Json(check_text(&req.yaml, &MatrixFile::new(gw.matrix_path()).name())))
 }
 
 /// `GET /api/v1/matrix/source`.
+#[utoipa::path(get, path = "/api/v1/matrix/source", tag = "matrix",
+    summary = "The matrix file's text",
+    description = "The text on disk (what an edit starts from), whether a previous text is kept for \
+        rollback, and the running matrix's generation.",
+    responses(
+        (status = 200, description = "The text", body = SourceView),
+        (status = 500, description = "The file could not be read", body = ErrorBody),
+    ))]
 pub async fn source(State(gw): State<Gateway>) -> Result<Json<SourceView>, ApiError> {
     let file = MatrixFile::new(gw.matrix_path());
     let internal = |e: EditError| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, e.to_string());
@@ -239,6 +273,18 @@ pub async fn source(State(gw): State<Gateway>) -> Result<Json<SourceView>, ApiEr
 }
 
 /// `PUT /api/v1/matrix`.
+#[utoipa::path(put, path = "/api/v1/matrix", tag = "matrix",
+    summary = "Apply a new matrix",
+    description = "Validates the text; a valid one replaces the matrix file (written atomically, the \
+        current text kept as `FILE.previous` for rollback) and is reloaded as `POST /api/v1/matrix/reload` \
+        does. An invalid text, or one the reload refuses, changes nothing.",
+    request_body = YamlBody,
+    responses(
+        (status = 200, description = "Applied and reloaded", body = AppliedView),
+        (status = 400, description = "The body is not `{\"yaml\": string}`", body = ErrorBody),
+        (status = 422, description = "Invalid (with its problems) or refused by the reload; nothing changed", body = InvalidMatrix),
+        (status = 500, description = "The file could not be written; nothing changed", body = ErrorBody),
+    ))]
 pub async fn put(State(gw): State<Gateway>, body: Bytes) -> Response {
     let req: YamlBody = match parse_json(&body) {
         Ok(req) => req,
@@ -248,6 +294,16 @@ pub async fn put(State(gw): State<Gateway>, body: Bytes) -> Response {
 }
 
 /// `POST /api/v1/matrix/rollback`.
+#[utoipa::path(post, path = "/api/v1/matrix/rollback", tag = "matrix",
+    summary = "Put the previous matrix back",
+    description = "Swaps the matrix file with the text kept by the last apply (so a rollback can itself be \
+        rolled back) and reloads.",
+    responses(
+        (status = 200, description = "Rolled back and reloaded", body = AppliedView),
+        (status = 409, description = "No previous matrix is kept", body = ErrorBody),
+        (status = 422, description = "The reload refused the previous text; nothing changed", body = InvalidMatrix),
+        (status = 500, description = "The files could not be swapped; nothing changed", body = ErrorBody),
+    ))]
 pub async fn rollback(State(gw): State<Gateway>) -> Response {
     edit(gw, MatrixFile::rollback).await
 }
@@ -265,7 +321,8 @@ async fn edit(gw: Gateway, change: impl FnOnce(&MatrixFile) -> Result<Undo, Edit
         let status = gw.reload();
         if !status.ok {
             file.undo(&undo);
-            return ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, status.message).into_response();
+            let refused = InvalidMatrix { error: status.message, valid: false, problems: Vec::new() };
+            return (StatusCode::UNPROCESSABLE_ENTITY, Json(refused)).into_response();
         }
         tracing::info!(path = %file.name(), generation = gw.hub.matrix_generation(), "matrix edited through the API");
         let previous = file.previous().ok().flatten().is_some();

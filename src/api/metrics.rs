@@ -10,6 +10,14 @@ use axum::response::IntoResponse;
 use crate::gateway::Gateway;
 use crate::media::Protocol;
 
+#[utoipa::path(get, path = "/metrics", tag = "operations",
+    summary = "Prometheus metrics",
+    description = "Streams, publishers and consumers by protocol, conversions, bytes, admission and \
+        process figures, in the Prometheus text format. Guarded like the control API (role `read`).",
+    responses(
+        (status = 200, description = "Prometheus text exposition format 0.0.4",
+            content_type = "text/plain; version=0.0.4; charset=utf-8", body = String),
+    ))]
 pub async fn metrics(State(gw): State<Gateway>) -> impl IntoResponse {
     let body = render(&gw);
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], body)

@@ -1,4 +1,5 @@
-//! The control API (JSON), `/healthz` and `/metrics`.
+//! The control API (JSON), `/healthz`, `/metrics` and the API's own description
+//! (`/api/v1/openapi.json`, see [`openapi`]).
 
 pub mod access;
 mod cluster;
@@ -6,41 +7,48 @@ mod events;
 mod matrix;
 mod matrix_edit;
 mod metrics;
+pub mod openapi;
 mod recordings;
 mod relays;
 mod streams;
 
-use axum::routing::{delete, get, post};
-use axum::Router;
-
 pub use crate::http::{parse_json, parse_key, ApiError};
 
 use crate::gateway::Gateway;
+use crate::http::routes::Routes;
 
-pub fn router(gw: Gateway) -> Router {
-    Router::new()
-        .route("/healthz", get(cluster::healthz))
-        .route("/api/v1/cluster", get(cluster::get))
-        .route("/metrics", get(metrics::metrics))
-        .route("/api/v1/streams", get(streams::list))
-        .route("/api/v1/streams/{stream}", get(streams::get).delete(streams::kick))
-        .route("/api/v1/streams/{stream}/pushes", post(relays::add_push).get(relays::list_stream_pushes))
-        .route("/api/v1/streams/{stream}/pushes/{id}", delete(relays::delete_stream_push))
-        .route("/api/v1/pushes", get(relays::list_pushes))
-        .route("/api/v1/pushes/{id}", get(relays::get_relay).delete(relays::delete_push))
-        .route("/api/v1/pulls", post(relays::add_pull).get(relays::list_pulls))
-        .route("/api/v1/pulls/{id}", get(relays::get_relay).delete(relays::delete_pull))
-        .route("/api/v1/streams/{stream}/recordings", post(recordings::start))
-        .route("/api/v1/streams/{stream}/recordings/{id}", delete(recordings::stop))
-        .route("/api/v1/recordings", get(recordings::list))
-        .route("/api/v1/recordings/{id}", get(recordings::get))
-        .route("/api/v1/clips", post(recordings::clip))
-        .route("/api/v1/matrix", get(matrix::get).put(matrix_edit::put))
-        .route("/api/v1/matrix/check", post(matrix_edit::check))
-        .route("/api/v1/matrix/rollback", post(matrix_edit::rollback))
-        .route("/api/v1/matrix/source", get(matrix_edit::source))
-        .route("/api/v1/events", get(events::events))
-        .route("/api/v1/matrix/plan", get(matrix::plan))
-        .route("/api/v1/matrix/reload", post(matrix::reload))
+/// The control API's routes. A new one needs its `#[utoipa::path]` too (see [`openapi`]).
+pub fn routes(gw: Gateway) -> Routes {
+    Routes::new()
+        .get("/healthz", cluster::healthz)
+        .get("/api/v1/cluster", cluster::get)
+        .get("/metrics", metrics::metrics)
+        .get("/api/v1/openapi.json", openapi::document)
+        .get("/api/v1/streams", streams::list)
+        .get("/api/v1/streams/{stream}", streams::get)
+        .delete("/api/v1/streams/{stream}", streams::kick)
+        .post("/api/v1/streams/{stream}/pushes", relays::add_push)
+        .get("/api/v1/streams/{stream}/pushes", relays::list_stream_pushes)
+        .delete("/api/v1/streams/{stream}/pushes/{id}", relays::delete_stream_push)
+        .get("/api/v1/pushes", relays::list_pushes)
+        .get("/api/v1/pushes/{id}", relays::get_push)
+        .delete("/api/v1/pushes/{id}", relays::delete_push)
+        .post("/api/v1/pulls", relays::add_pull)
+        .get("/api/v1/pulls", relays::list_pulls)
+        .get("/api/v1/pulls/{id}", relays::get_pull)
+        .delete("/api/v1/pulls/{id}", relays::delete_pull)
+        .post("/api/v1/streams/{stream}/recordings", recordings::start)
+        .delete("/api/v1/streams/{stream}/recordings/{id}", recordings::stop)
+        .get("/api/v1/recordings", recordings::list)
+        .get("/api/v1/recordings/{id}", recordings::get)
+        .post("/api/v1/clips", recordings::clip)
+        .get("/api/v1/matrix", matrix::get)
+        .put("/api/v1/matrix", matrix_edit::put)
+        .post("/api/v1/matrix/check", matrix_edit::check)
+        .post("/api/v1/matrix/rollback", matrix_edit::rollback)
+        .get("/api/v1/matrix/source", matrix_edit::source)
+        .get("/api/v1/events", events::events)
+        .get("/api/v1/matrix/plan", matrix::plan)
+        .post("/api/v1/matrix/reload", matrix::reload)
         .with_state(gw)
 }

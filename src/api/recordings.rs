@@ -11,6 +11,7 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use crate::gateway::Gateway;
+use crate::http::error::ErrorBody;
 use crate::http::{parse_json, parse_key, ApiError};
 use crate::media::Codec;
 use crate::record::clips::ClipRequestError;
@@ -18,7 +19,7 @@ use crate::record::http::{clip_path, recording_path};
 use crate::record::recordings::StartError;
 use crate::record::{RecordingIndex, RecordingState};
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct FileView {
     pub name: String,
     /// Download URL (on the media port).
@@ -29,11 +30,12 @@ pub struct FileView {
     pub size: u64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct RecordingView {
     pub id: String,
     pub stream: String,
     /// `recording`, `stopped`, `interrupted` or `failed`.
+    #[schema(value_type = String, example = "recording")]
     pub state: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -51,7 +53,7 @@ pub struct RecordingView {
     pub files: Vec<FileView>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct RecordingList {
     pub recordings: Vec<RecordingView>,
 }
@@ -108,6 +110,17 @@ fn view(gw: &Gateway, base: &str, index: RecordingIndex) -> RecordingView {
 }
 
 /// `POST /api/v1/streams/{stream}/recordings`: starts recording a live stream.
+#[utoipa::path(post, path = "/api/v1/streams/{stream}/recordings", tag = "recordings",
+    summary = "Start recording a live stream",
+    params(("stream" = String, Path, description = "The stream key")),
+    responses(
+        (status = 201, description = "The recording", body = RecordingView),
+        (status = 400, description = "Bad stream key", body = ErrorBody),
+        (status = 404, description = "The stream is not live", body = ErrorBody),
+        (status = 409, description = "The stream is being recorded already", body = ErrorBody),
+        (status = 503, description = "The stream is not ready yet", body = ErrorBody),
+        (status = 507, description = "Cannot write the recording", body = ErrorBody),
+    ))]
 pub async fn start(
     State(gw): State<Gateway>,
     Path(key): Path<String>,
@@ -123,6 +136,14 @@ pub async fn start(
 }
 
 /// `DELETE /api/v1/streams/{stream}/recordings/{id}`: stops it; answers its final state.
+#[utoipa::path(delete, path = "/api/v1/streams/{stream}/recordings/{id}", tag = "recordings",
+    summary = "Stop a recording",
+    params(("stream" = String, Path, description = "The stream key"), ("id" = String, Path, description = "The recording's id")),
+    responses(
+        (status = 200, description = "Its final state", body = RecordingView),
+        (status = 400, description = "Bad stream key", body = ErrorBody),
+        (status = 404, description = "No such running recording", body = ErrorBody),
+    ))]
 pub async fn stop(
     State(gw): State<Gateway>,
     Path((key, id)): Path<(String, String)>,
@@ -138,6 +159,9 @@ pub async fn stop(
 }
 
 /// `GET /api/v1/recordings`: all of them, newest first.
+#[utoipa::path(get, path = "/api/v1/recordings", tag = "recordings",
+    summary = "Every recording, newest first",
+    responses((status = 200, description = "The recordings", body = RecordingList)))]
 pub async fn list(State(gw): State<Gateway>, headers: HeaderMap) -> Json<RecordingList> {
     let base = media_base(&gw, &headers);
     let recordings = gw.recordings.list().await.into_iter().map(|i| view(&gw, &base, i)).collect();
@@ -145,6 +169,13 @@ pub async fn list(State(gw): State<Gateway>, headers: HeaderMap) -> Json<Recordi
 }
 
 /// `GET /api/v1/recordings/{id}`.
+#[utoipa::path(get, path = "/api/v1/recordings/{id}", tag = "recordings",
+    summary = "One recording",
+    params(("id" = String, Path, description = "The recording's id")),
+    responses(
+        (status = 200, description = "The recording", body = RecordingView),
+        (status = 404, description = "No such recording", body = ErrorBody),
+    ))]
 pub async fn get(
     State(gw): State<Gateway>,
     Path(id): Path<String>,
@@ -154,9 +185,10 @@ pub async fn get(
     Ok(Json(view(&gw, &media_base(&gw, &headers), index)))
 }
 
-#[derive(Deserialize)]
+/// `{stream, from, to}` or `{stream, last_seconds}`.
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct ClipRequest {
+pub struct ClipRequest {
     stream: String,
     /// Unix seconds.
     from: Option<f64>,
@@ -165,7 +197,7 @@ struct ClipRequest {
     last_seconds: Option<f64>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ClipView {
     pub url: String,
     pub stream: String,
@@ -188,6 +220,18 @@ fn secs(t: SystemTime) -> f64 {
 }
 
 /// `POST /api/v1/clips`: `{stream, from, to}` or `{stream, last_seconds}` → `{url, ...}`.
+#[utoipa::path(post, path = "/api/v1/clips", tag = "recordings",
+    summary = "Cut a clip (MP4) of a stream",
+    description = "From the stream's recent window or its recordings: `{stream, last_seconds}` or \
+        `{stream, from, to}` (unix seconds). Answers the clip's `url` on the media port.",
+    request_body(content = ClipRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The clip", body = ClipView),
+        (status = 400, description = "Bad body, key or times", body = ErrorBody),
+        (status = 404, description = "Nothing of the stream to cut from", body = ErrorBody),
+        (status = 422, description = "The span cannot be cut", body = ErrorBody),
+        (status = 507, description = "Cannot write the clip", body = ErrorBody),
+    ))]
 pub async fn clip(
     State(gw): State<Gateway>,
     headers: HeaderMap,

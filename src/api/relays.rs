@@ -7,13 +7,16 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 use crate::gateway::Gateway;
+use crate::http::error::ErrorBody;
 use crate::http::{parse_json, parse_key, ApiError};
 use crate::protocols::cdn::{RelayError, RelayKind, RelayStatus};
 use crate::protocols::rtmp::RtmpUrl;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PushRequest {
+pub struct PushRequest {
+    /// `rtmp://HOST[:PORT]/APP/STREAM`: where to push.
+    #[schema(example = "rtmp://cdn.example/live/room1")]
     url: String,
     /// Destinations tried in order when the current one fails.
     #[serde(default)]
@@ -23,19 +26,21 @@ struct PushRequest {
 /// Most backup destinations one push may name.
 const MAX_BACKUP_URLS: usize = 8;
 
-#[derive(Deserialize)]
+#[derive(Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct PullRequest {
+pub struct PullRequest {
+    /// The local stream key to publish it as.
     stream: String,
+    /// `rtmp://HOST[:PORT]/APP/STREAM`: where to pull from.
     url: String,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct PushList {
     pub pushes: Vec<RelayStatus>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct PullList {
     pub pulls: Vec<RelayStatus>,
 }
@@ -44,6 +49,16 @@ fn parse_url(raw: &str) -> Result<RtmpUrl, ApiError> {
     raw.parse().map_err(|e: crate::protocols::rtmp::RtmpError| ApiError::bad_request(format!("url: {e}")))
 }
 
+#[utoipa::path(post, path = "/api/v1/streams/{stream}/pushes", tag = "relays",
+    summary = "Push a stream to an RTMP destination (CDN)",
+    description = "Starts when the stream is live; retries, and falls over to `backup_urls` in order.",
+    params(("stream" = String, Path, description = "The stream key")),
+    request_body(content = PushRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The push", body = RelayStatus),
+        (status = 400, description = "Bad key, body or URL, or too many backup URLs", body = ErrorBody),
+        (status = 403, description = "A destination is not in `relay.allowed_hosts`", body = ErrorBody),
+    ))]
 pub async fn add_push(
     State(gw): State<Gateway>,
     Path(key): Path<String>,
@@ -62,6 +77,13 @@ pub async fn add_push(
     Ok((StatusCode::CREATED, Json(gw.relays.add_push_with_backups(key, url, backups))))
 }
 
+#[utoipa::path(get, path = "/api/v1/streams/{stream}/pushes", tag = "relays",
+    summary = "The pushes of a stream",
+    params(("stream" = String, Path, description = "The stream key")),
+    responses(
+        (status = 200, description = "Its pushes", body = PushList),
+        (status = 400, description = "Bad stream key", body = ErrorBody),
+    ))]
 pub async fn list_stream_pushes(
     State(gw): State<Gateway>,
     Path(key): Path<String>,
@@ -70,10 +92,20 @@ pub async fn list_stream_pushes(
     Ok(Json(PushList { pushes: gw.relays.list(RelayKind::Push, Some(&key)) }))
 }
 
+#[utoipa::path(get, path = "/api/v1/pushes", tag = "relays",
+    summary = "Every push",
+    responses((status = 200, description = "The pushes", body = PushList)))]
 pub async fn list_pushes(State(gw): State<Gateway>) -> Json<PushList> {
     Json(PushList { pushes: gw.relays.list(RelayKind::Push, None) })
 }
 
+#[utoipa::path(delete, path = "/api/v1/streams/{stream}/pushes/{id}", tag = "relays",
+    summary = "Stop a push",
+    params(("stream" = String, Path, description = "The stream key"), ("id" = String, Path, description = "The push's id")),
+    responses(
+        (status = 204, description = "Stopped"),
+        (status = 404, description = "No such push", body = ErrorBody),
+    ))]
 pub async fn delete_stream_push(
     State(gw): State<Gateway>,
     Path((_key, id)): Path<(String, String)>,
@@ -81,10 +113,26 @@ pub async fn delete_stream_push(
     delete(&gw, RelayKind::Push, &id)
 }
 
+#[utoipa::path(delete, path = "/api/v1/pushes/{id}", tag = "relays",
+    summary = "Stop a push",
+    params(("id" = String, Path, description = "The push's id")),
+    responses(
+        (status = 204, description = "Stopped"),
+        (status = 404, description = "No such push", body = ErrorBody),
+    ))]
 pub async fn delete_push(State(gw): State<Gateway>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     delete(&gw, RelayKind::Push, &id)
 }
 
+#[utoipa::path(post, path = "/api/v1/pulls", tag = "relays",
+    summary = "Pull an RTMP stream in (from a CDN or origin)",
+    request_body(content = PullRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = "The pull", body = RelayStatus),
+        (status = 400, description = "Bad body, key or URL", body = ErrorBody),
+        (status = 403, description = "The source is not in `relay.allowed_hosts`", body = ErrorBody),
+        (status = 409, description = "The stream is pulled already", body = ErrorBody),
+    ))]
 pub async fn add_pull(State(gw): State<Gateway>, body: Bytes) -> Result<(StatusCode, Json<RelayStatus>), ApiError> {
     let req: PullRequest = parse_json(&body)?;
     let key = parse_key(&req.stream)?;
@@ -97,14 +145,46 @@ pub async fn add_pull(State(gw): State<Gateway>, body: Bytes) -> Result<(StatusC
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/pulls", tag = "relays",
+    summary = "Every pull",
+    responses((status = 200, description = "The pulls", body = PullList)))]
 pub async fn list_pulls(State(gw): State<Gateway>) -> Json<PullList> {
     Json(PullList { pulls: gw.relays.list(RelayKind::Pull, None) })
 }
 
-pub async fn get_relay(State(gw): State<Gateway>, Path(id): Path<String>) -> Result<Json<RelayStatus>, ApiError> {
+#[utoipa::path(get, path = "/api/v1/pushes/{id}", tag = "relays",
+    summary = "One push (or pull: relay ids are unique)",
+    params(("id" = String, Path, description = "The push's id")),
+    responses(
+        (status = 200, description = "The relay", body = RelayStatus),
+        (status = 404, description = "No such relay", body = ErrorBody),
+    ))]
+pub async fn get_push(gw: State<Gateway>, id: Path<String>) -> Result<Json<RelayStatus>, ApiError> {
+    get_relay(gw, id)
+}
+
+#[utoipa::path(get, path = "/api/v1/pulls/{id}", tag = "relays",
+    summary = "One pull (or push: relay ids are unique)",
+    params(("id" = String, Path, description = "The pull's id")),
+    responses(
+        (status = 200, description = "The relay", body = RelayStatus),
+        (status = 404, description = "No such relay", body = ErrorBody),
+    ))]
+pub async fn get_pull(gw: State<Gateway>, id: Path<String>) -> Result<Json<RelayStatus>, ApiError> {
+    get_relay(gw, id)
+}
+
+fn get_relay(State(gw): State<Gateway>, Path(id): Path<String>) -> Result<Json<RelayStatus>, ApiError> {
     gw.relays.get(&id).map(Json).ok_or_else(|| ApiError::not_found(format!("no relay `{id}`")))
 }
 
+#[utoipa::path(delete, path = "/api/v1/pulls/{id}", tag = "relays",
+    summary = "Stop a pull",
+    params(("id" = String, Path, description = "The pull's id")),
+    responses(
+        (status = 204, description = "Stopped"),
+        (status = 404, description = "No such pull", body = ErrorBody),
+    ))]
 pub async fn delete_pull(State(gw): State<Gateway>, Path(id): Path<String>) -> Result<StatusCode, ApiError> {
     delete(&gw, RelayKind::Pull, &id)
 }

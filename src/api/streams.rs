@@ -13,16 +13,17 @@ use axum::Json;
 use serde::Serialize;
 
 use crate::gateway::Gateway;
+use crate::http::error::ErrorBody;
 use crate::http::{parse_key, ApiError};
 use crate::hub::Stream;
 use crate::media::{Codec, TrackInfo};
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct StreamList {
     pub streams: Vec<StreamView>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct StreamView {
     pub key: String,
     pub publisher: PublisherView,
@@ -43,7 +44,7 @@ pub struct StreamView {
     pub owner: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct PublisherView {
     pub id: u64,
     pub protocol: String,
@@ -52,7 +53,7 @@ pub struct PublisherView {
     pub since: u64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct VideoView {
     pub codec: Codec,
     pub width: u32,
@@ -61,14 +62,14 @@ pub struct VideoView {
     pub bframes: bool,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct AudioView {
     pub codec: Codec,
     pub sample_rate: u32,
     pub channels: u8,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct SessionView {
     pub id: u64,
     pub protocol: String,
@@ -78,7 +79,7 @@ pub struct SessionView {
     pub bytes_out: u64,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 pub struct ConversionView {
     pub track: String,
     pub from: Codec,
@@ -96,6 +97,15 @@ pub struct ConversionView {
 
 fn unix(t: SystemTime) -> u64 {
     t.duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0)
+}
+
+/// What `GET /api/v1/streams` answers: this node's streams, or the cluster's.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(untagged)]
+#[allow(dead_code)] // a schema only
+pub enum StreamsAnswer {
+    Node(StreamList),
+    Cluster(super::cluster::ClusterStreams),
 }
 
 pub fn view(stream: &Stream) -> StreamView {
@@ -171,9 +181,21 @@ fn view_in(gw: &Gateway, stream: &Stream) -> StreamView {
 }
 
 /// `?scope=cluster`: the whole cluster's view instead of this node's.
-#[derive(serde::Deserialize, Default)]
+#[derive(serde::Deserialize, Default, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 pub struct Scope {
+    /// `node` (the default): this gateway only; `cluster`: every node of its cluster.
+    #[param(value_type = Option<ScopeName>)]
     scope: Option<String>,
+}
+
+/// The values of `?scope=`.
+#[derive(Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "lowercase")]
+#[allow(dead_code)] // a schema only: `Scope` parses the text itself, to answer its own 400
+pub enum ScopeName {
+    Node,
+    Cluster,
 }
 
 impl Scope {
@@ -186,6 +208,19 @@ impl Scope {
     }
 }
 
+#[utoipa::path(get, path = "/api/v1/streams", tag = "streams",
+    summary = "List the live streams",
+    description = "Each stream's publisher, codecs, consumers by protocol and running conversions. \
+        Addresses of publishers and viewers are shown to the `admin` role only. With \
+        `?scope=cluster`, every node's streams (owner and viewers per node) instead.",
+    params(Scope),
+    responses(
+        (status = 200, description = "This node's streams (`StreamList`), or with `?scope=cluster` the cluster's (`ClusterStreams`)",
+            body = StreamsAnswer),
+        (status = 400, description = "Bad `scope`", body = ErrorBody),
+        (status = 404, description = "`scope=cluster` on a gateway not in a cluster", body = ErrorBody),
+        (status = 503, description = "`scope=cluster`: the cluster store is unreachable", body = ErrorBody),
+    ))]
 pub async fn list(
     State(gw): State<Gateway>,
     role: Option<Extension<Role>>,
@@ -199,6 +234,14 @@ pub async fn list(
     Ok(Json(StreamList { streams }).into_response())
 }
 
+#[utoipa::path(get, path = "/api/v1/streams/{stream}", tag = "streams",
+    summary = "One live stream",
+    params(("stream" = String, Path, description = "The stream key")),
+    responses(
+        (status = 200, description = "The stream", body = StreamView),
+        (status = 400, description = "Bad stream key", body = ErrorBody),
+        (status = 404, description = "The stream is not live", body = ErrorBody),
+    ))]
 pub async fn get(
     State(gw): State<Gateway>,
     role: Option<Extension<Role>>,
@@ -221,6 +264,16 @@ fn for_role(mut view: StreamView, role: Option<&Role>) -> StreamView {
 }
 
 /// Disconnects the stream's publisher (`?scope=cluster`: on every node, wherever it is).
+#[utoipa::path(delete, path = "/api/v1/streams/{stream}", tag = "streams",
+    summary = "Disconnect a stream's publisher",
+    description = "With `?scope=cluster`, on every node of the cluster, wherever it publishes.",
+    params(("stream" = String, Path, description = "The stream key"), Scope),
+    responses(
+        (status = 204, description = "Disconnected"),
+        (status = 400, description = "Bad stream key or `scope`, or `scope=cluster` outside a cluster", body = ErrorBody),
+        (status = 404, description = "The stream is not live", body = ErrorBody),
+        (status = 503, description = "`scope=cluster`: not sent to the other nodes", body = ErrorBody),
+    ))]
 pub async fn kick(
     State(gw): State<Gateway>,
     Path(key): Path<String>,

@@ -62,7 +62,7 @@ impl Source {
 }
 
 /// Why a track is converted.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 pub enum Reason {
     /// The matrix names this conversion (`X->Y` and the stream carries X).
     #[serde(rename = "rule")]
@@ -98,7 +98,7 @@ impl Reason {
 }
 
 /// What happens to one track on its way to a receiver.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(tag = "action", rename_all = "lowercase")]
 pub enum Leg {
     /// `{"action":"copy","codec":"h264"}`
@@ -123,7 +123,7 @@ impl Leg {
 }
 
 /// How a stream from one protocol reaches receivers of another, track by track.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Plan {
     pub from: Protocol,
     pub to: Protocol,

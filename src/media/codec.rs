@@ -38,7 +38,7 @@ impl fmt::Display for TrackKind {
 
 /// Every codec the gateway knows by name. The names (`h264`, `aac`, ...) are the ones used in
 /// `matrix.yaml`, the API and the CLI.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Codec {
     H264,

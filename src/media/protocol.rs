@@ -5,7 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// The protocols of the conversion matrix, by the names the contract uses everywhere: six that
 /// publish and play, and HLS, which only plays (nothing publishes HLS to the gateway).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Protocol {
     Webrtc,

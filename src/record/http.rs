@@ -14,12 +14,12 @@ use std::path::{Path as FsPath, PathBuf};
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 
 use super::clips::Clips;
 use super::recordings::Recordings;
 use crate::auth::{Action, Admission, Entry};
+use crate::http::error::ErrorBody;
+use crate::http::routes::Routes;
 use crate::http::{parse_key, ApiError};
 
 #[derive(Clone)]
@@ -29,12 +29,17 @@ pub struct FilesCtx {
     pub admission: Admission,
 }
 
-pub fn routes(ctx: FilesCtx) -> Router {
-    Router::new()
-        .route("/recordings/{stream}/{file}", get(recording_file))
-        .route("/clips/{stream}/{file}", get(clip_file))
+pub fn routes(ctx: FilesCtx) -> Routes {
+    Routes::new()
+        .get("/recordings/{stream}/{file}", recording_file)
+        .get("/clips/{stream}/{file}", clip_file)
         .with_state(ctx)
 }
+
+/// The OpenAPI description of these routes (see `crate::api::openapi`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(recording_file, clip_file))]
+pub struct Doc;
 
 /// The path of a recording's file or playlist.
 pub fn recording_path(stream: &str, file: &str) -> String {
@@ -45,6 +50,28 @@ pub fn clip_path(stream: &str, file: &str) -> String {
     format!("/clips/{stream}/{file}")
 }
 
+#[utoipa::path(get, path = "/recordings/{stream}/{file}", tag = "media",
+    summary = "A recording's HLS playlist or file",
+    description = "`{id}.m3u8`: the recording's HLS VOD playlist (EVENT while it records), byte ranges over \
+        its files, carrying the request's query on; `{name}.mp4`: one of its files, whole or one byte range. \
+        Admitted like a play of `{stream}`.",
+    params(
+        ("stream" = String, Path, description = "The stream key"),
+        ("file" = String, Path, description = "`{id}.m3u8` or a file's `{name}.mp4`"),
+        ("Range" = Option<String>, Header, description = "`bytes=A-B`, `bytes=A-` or `bytes=-N`"),
+    ),
+    responses(
+        (status = 200, description = "The playlist (`application/vnd.apple.mpegurl`) or the file (`video/mp4`)", content(
+            (String = "application/vnd.apple.mpegurl"),
+            (Vec<u8> = "video/mp4"),
+        )),
+        (status = 206, description = "One byte range of the file", content_type = "video/mp4", body = Vec<u8>),
+        (status = 400, description = "Bad stream key", body = ErrorBody),
+        (status = 401, description = "Play needs credentials", body = ErrorBody),
+        (status = 403, description = "Play refused", body = ErrorBody),
+        (status = 404, description = "No such recording or file", body = ErrorBody),
+        (status = 416, description = "A range outside the file (with `Content-Range: bytes */LEN`)", body = ErrorBody),
+    ))]
 async fn recording_file(
     State(ctx): State<FilesCtx>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -73,6 +100,22 @@ async fn recording_file(
     serve_file(&dir, &file, &headers).await
 }
 
+#[utoipa::path(get, path = "/clips/{stream}/{file}", tag = "media",
+    summary = "A clip (MP4)",
+    params(
+        ("stream" = String, Path, description = "The stream key"),
+        ("file" = String, Path, description = "The clip's `{name}.mp4`, as `POST /api/v1/clips` answered"),
+        ("Range" = Option<String>, Header, description = "`bytes=A-B`, `bytes=A-` or `bytes=-N`"),
+    ),
+    responses(
+        (status = 200, description = "The clip", content_type = "video/mp4", body = Vec<u8>),
+        (status = 206, description = "One byte range of it", content_type = "video/mp4", body = Vec<u8>),
+        (status = 400, description = "Bad stream key", body = ErrorBody),
+        (status = 401, description = "Play needs credentials", body = ErrorBody),
+        (status = 403, description = "Play refused", body = ErrorBody),
+        (status = 404, description = "No such clip", body = ErrorBody),
+        (status = 416, description = "A range outside the file (with `Content-Range: bytes */LEN`)", body = ErrorBody),
+    ))]
 async fn clip_file(
     State(ctx): State<FilesCtx>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -117,12 +160,10 @@ async fn serve_file(dir: &FsPath, file: &str, headers: &HeaderMap) -> Result<Res
             let content_range = (header::CONTENT_RANGE, format!("bytes {start}-{end}/{len}"));
             Ok((StatusCode::PARTIAL_CONTENT, common, [content_range], body).into_response())
         }
-        Some(None) => Ok((
-            StatusCode::RANGE_NOT_SATISFIABLE,
-            [(header::CONTENT_RANGE, format!("bytes */{len}"))],
-            format!("bad range for {len} bytes"),
-        )
-            .into_response()),
+        Some(None) => {
+            let refusal = ApiError::new(StatusCode::RANGE_NOT_SATISFIABLE, format!("bad range for {len} bytes"));
+            Ok(([(header::CONTENT_RANGE, format!("bytes */{len}"))], refusal).into_response())
+        }
     }
 }
 

@@ -30,6 +30,7 @@ mod matrix_runtime;
 mod mini_late_audio;
 mod mini_profile;
 mod mpeg1enc;
+mod openapi;
 mod reconnect;
 mod recording;
 mod rtmp_family;

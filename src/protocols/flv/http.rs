@@ -7,9 +7,6 @@ use axum::body::Body;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::Response;
-use axum::routing::get;
-use axum::Extension;
-use axum::Router;
 use bytes::Bytes;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -20,6 +17,8 @@ use tracing::Instrument;
 use super::sink::ChannelSink;
 use super::viewer::{self, Sink};
 use crate::auth::Admission;
+use crate::http::error::ErrorBody;
+use crate::http::routes::Routes;
 use crate::http::{parse_key, ApiError};
 use crate::hub::Hub;
 use crate::hub::{ConsumerRequest, EndReason, Subscription};
@@ -33,12 +32,15 @@ pub struct FlvCtx {
 }
 
 /// `GET /live/{stream}.flv` and `GET /mini/{stream}.flv`.
-pub fn routes(ctx: FlvCtx) -> Router {
-    Router::new()
-        .route("/live/{file}", get(play).layer(Extension(Protocol::Rtmp)))
-        .route("/mini/{file}", get(play).layer(Extension(Protocol::Miniprogram)))
-        .with_state(ctx)
+/// (A player's connection may be served by [`super::raw`] instead, on the same paths.)
+pub fn routes(ctx: FlvCtx) -> Routes {
+    Routes::new().get("/live/{file}", play_live).get("/mini/{file}", play_mini).with_state(ctx)
 }
+
+/// The OpenAPI description of these routes (see `crate::api::openapi`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(play_live, play_mini))]
+pub struct Doc;
 
 /// Batches buffered toward one viewer's HTTP body; past it the viewer is behind.
 const SOCKET_QUEUE: usize = 64;
@@ -74,12 +76,59 @@ pub(super) async fn serve<S: Sink>(gw: &FlvCtx, sub: Subscription, sink: &mut S)
     }
 }
 
+/// Play as an `rtmp` consumer.
+#[utoipa::path(get, path = "/live/{file}", tag = "media",
+    summary = "HTTP-FLV play (protocol rtmp)",
+    description = "An endless FLV body starting at the cached GOP (`{file}` is `{stream}.flv`). \
+        Admitted like any play (`auth.play`: a key, a signed query, ...).",
+    params(("file" = String, Path, description = "`{stream}.flv`", example = "room1.flv")),
+    responses(
+        (status = 200, description = "The live stream as FLV", content_type = "video/x-flv", body = Vec<u8>),
+        (status = 400, description = "Bad stream key", body = ErrorBody),
+        (status = 401, description = "Play needs credentials", body = ErrorBody),
+        (status = 403, description = "Play refused", body = ErrorBody),
+        (status = 404, description = "Not `{stream}.flv`, or the stream is not live", body = ErrorBody),
+        (status = 503, description = "Stream not ready, or the cluster store is unreachable", body = ErrorBody),
+    ))]
+async fn play_live(
+    gw: State<FlvCtx>,
+    peer: ConnectInfo<SocketAddr>,
+    file: Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    play(gw, peer, Protocol::Rtmp, file, uri, headers).await
+}
+
+/// Play as a `miniprogram` consumer.
+#[utoipa::path(get, path = "/mini/{file}", tag = "media",
+    summary = "HTTP-FLV play (protocol miniprogram)",
+    description = "As `/live/{file}`, for mini-program players (the matrix's `miniprogram` column).",
+    params(("file" = String, Path, description = "`{stream}.flv`", example = "room1.flv")),
+    responses(
+        (status = 200, description = "The live stream as FLV", content_type = "video/x-flv", body = Vec<u8>),
+        (status = 400, description = "Bad stream key", body = ErrorBody),
+        (status = 401, description = "Play needs credentials", body = ErrorBody),
+        (status = 403, description = "Play refused", body = ErrorBody),
+        (status = 404, description = "Not `{stream}.flv`, or the stream is not live", body = ErrorBody),
+        (status = 503, description = "Stream not ready, or the cluster store is unreachable", body = ErrorBody),
+    ))]
+async fn play_mini(
+    gw: State<FlvCtx>,
+    peer: ConnectInfo<SocketAddr>,
+    file: Path<String>,
+    uri: Uri,
+    headers: HeaderMap,
+) -> Result<Response, ApiError> {
+    play(gw, peer, Protocol::Miniprogram, file, uri, headers).await
+}
+
 /// The hyper route: the viewer's batches go through a queue into the response body (used
 /// when the request did not open its connection; see [`super::raw`]).
 async fn play(
     State(gw): State<FlvCtx>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    Extension(protocol): Extension<Protocol>,
+    protocol: Protocol,
     Path(file): Path<String>,
     uri: Uri,
     headers: HeaderMap,

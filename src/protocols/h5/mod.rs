@@ -24,12 +24,12 @@ pub mod ts;
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use axum::routing::get;
-use axum::{Extension, Router};
+use axum::Extension;
 
 pub use play::{AUDIO_TABLES_EVERY, PING_EVERY, PONG_TIMEOUT, QUEUE_MESSAGES};
 pub use publish::{PublishError, PublishSummary, PUBLISH_SILENCE};
 
+use crate::http::routes::Routes;
 use crate::http::ApiError;
 use tokio_util::sync::CancellationToken;
 
@@ -53,16 +53,22 @@ pub struct H5State {
 }
 
 /// The H5 routes, to merge into the gateway's router.
-pub fn routes(ctx: H5Ctx) -> Router {
+pub fn routes(ctx: H5Ctx) -> Routes {
     let state = Arc::new(H5State { caches: shared::PacketCaches::default(), jsmpeg: player::jsmpeg_path() });
-    Router::new()
-        .route("/h5/{stream}", get(play::play).post(publish::post))
-        .route("/h5/{stream}/publish", get(publish::websocket))
-        .route("/h5/{stream}/player", get(player::page))
-        .route(player::JSMPEG_ROUTE, get(player::jsmpeg))
-        .layer(Extension(state))
+    Routes::new()
+        .get("/h5/{stream}", play::play)
+        .post("/h5/{stream}", publish::post)
+        .get("/h5/{stream}/publish", publish::websocket)
+        .get("/h5/{stream}/player", player::page)
+        .get(player::JSMPEG_ROUTE, player::jsmpeg)
+        .map_router(|r| r.layer(Extension(state)))
         .with_state(ctx)
 }
+
+/// The OpenAPI description of these routes (see `crate::api::openapi`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(play::play, publish::post, publish::websocket, player::page, player::jsmpeg))]
+pub struct Doc;
 
 fn parse_key(raw: &str) -> Result<StreamKey, ApiError> {
     raw.parse().map_err(|e: crate::hub::InvalidStreamKey| ApiError::bad_request(e.to_string()))

@@ -55,6 +55,22 @@ const WRITE_BATCH: usize = 32;
 /// The WebSocket subprotocols accepted (JSMpeg versions that pass `null` send "null").
 const SUBPROTOCOLS: [&str; 2] = ["null", "jsmpeg"];
 
+#[utoipa::path(get, path = "/h5/{stream}", tag = "h5",
+    summary = "H5 play: a WebSocket of MPEG-TS (JSMpeg)",
+    description = "A WebSocket upgrade (subprotocol `jsmpeg` or `null`): binary messages of MPEG-TS \
+        (MPEG-1 video, MP2 audio). Browsers put credentials in the query.",
+    params(("stream" = String, Path, description = "The stream key")),
+    responses(
+        (status = 101, description = "Switching to the WebSocket"),
+        (status = 400, description = "Bad stream key", body = crate::http::error::ErrorBody),
+        (status = 401, description = "Play needs credentials", body = crate::http::error::ErrorBody),
+        (status = 403, description = "Play refused", body = crate::http::error::ErrorBody),
+        (status = 404, description = "The stream is not live", body = crate::http::error::ErrorBody),
+        (status = 406, description = "No plan for H5 from this stream", body = crate::http::error::ErrorBody),
+        (status = 426, description = "Not a WebSocket request (the page is `/h5/{stream}/player`)", body = crate::http::error::ErrorBody),
+        (status = 500, description = "A conversion could not start", body = crate::http::error::ErrorBody),
+        (status = 503, description = "The stream is not ready", body = crate::http::error::ErrorBody),
+    ))]
 pub async fn play(
     State(gw): State<H5Ctx>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,

@@ -43,6 +43,12 @@ fn not_installed(path: &std::path::Path, error: &std::io::Error) -> ApiError {
 }
 
 /// `GET /h5-assets/jsmpeg.min.js`.
+#[utoipa::path(get, path = "/h5-assets/jsmpeg.min.js", tag = "h5",
+    summary = "JSMpeg, for the player page",
+    responses(
+        (status = 200, description = "The script", content_type = "text/javascript; charset=utf-8", body = String),
+        (status = 503, description = "JSMpeg is not installed (`npm ci`)", body = crate::http::error::ErrorBody),
+    ))]
 pub async fn jsmpeg(Extension(h5): Extension<Arc<H5State>>) -> Result<Response, ApiError> {
     let body = tokio::fs::read(&h5.jsmpeg).await.map_err(|e| not_installed(&h5.jsmpeg, &e))?;
     Ok((
@@ -53,6 +59,14 @@ pub async fn jsmpeg(Extension(h5): Extension<Arc<H5State>>) -> Result<Response, 
 }
 
 /// `GET /h5/{stream}/player`.
+#[utoipa::path(get, path = "/h5/{stream}/player", tag = "h5",
+    summary = "A JSMpeg player page for the stream",
+    params(("stream" = String, Path, description = "The stream key")),
+    responses(
+        (status = 200, description = "The page", content_type = "text/html; charset=utf-8", body = String),
+        (status = 400, description = "Bad stream key", body = crate::http::error::ErrorBody),
+        (status = 503, description = "JSMpeg is not installed (`npm ci`)", body = crate::http::error::ErrorBody),
+    ))]
 pub async fn page(Extension(h5): Extension<Arc<H5State>>, Path(stream): Path<String>) -> Result<Response, ApiError> {
     let key = parse_key(&stream)?;
     if let Err(e) = tokio::fs::metadata(&h5.jsmpeg).await {

@@ -13,6 +13,7 @@ use std::time::Duration;
 use crate::auth::{Action, Entry};
 use crate::http::client::admit;
 use axum::body::Body;
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, Uri};
@@ -55,7 +56,7 @@ impl From<PublishError> for ApiError {
 }
 
 /// What a finished POST publish answers.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct PublishSummary {
     pub stream: String,
     pub bytes: u64,
@@ -140,6 +141,23 @@ impl Session {
 }
 
 /// `POST /h5/{stream}`: the body is the stream.
+#[utoipa::path(post, path = "/h5/{stream}", tag = "h5",
+    summary = "H5 publish: a chunked MPEG-TS body",
+    description = "The body is the stream for as long as it lasts (`ffmpeg -f mpegts URL`): MPEG-TS of \
+        MPEG-1 video and MP2 audio. Answered when it ends. Not bound by the body timeout: a publisher \
+        silent past its own limit is ended.",
+    params(("stream" = String, Path, description = "The stream key")),
+    request_body(content = Vec<u8>, content_type = "video/mp2t", description = "MPEG-TS, chunked"),
+    responses(
+        (status = 200, description = "The publish ended: why, and what came in", body = PublishSummary),
+        (status = 400, description = "Bad key or stream, or no data in time", body = crate::http::error::ErrorBody),
+        (status = 401, description = "Publish needs credentials", body = crate::http::error::ErrorBody),
+        (status = 403, description = "Publish refused", body = crate::http::error::ErrorBody),
+        (status = 409, description = "The stream is published already", body = crate::http::error::ErrorBody),
+        (status = 413, description = "A frame over the limits", body = crate::http::error::ErrorBody),
+        (status = 415, description = "Not MPEG-1/MP2 in MPEG-TS", body = crate::http::error::ErrorBody),
+        (status = 503, description = "Too many publishers, or the cluster store is unreachable", body = crate::http::error::ErrorBody),
+    ))]
 pub async fn post(
     State(gw): State<H5Ctx>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -199,15 +217,35 @@ pub async fn post(
 }
 
 /// `GET /h5/{stream}/publish`: the same stream as binary WebSocket messages.
+#[utoipa::path(get, path = "/h5/{stream}/publish", tag = "h5",
+    summary = "H5 publish over a WebSocket",
+    description = "A WebSocket upgrade; binary messages of MPEG-TS (MPEG-1 video, MP2 audio).",
+    params(("stream" = String, Path, description = "The stream key")),
+    responses(
+        (status = 101, description = "Switching to the WebSocket"),
+        (status = 400, description = "Bad stream key", body = crate::http::error::ErrorBody),
+        (status = 401, description = "Publish needs credentials", body = crate::http::error::ErrorBody),
+        (status = 403, description = "Publish refused", body = crate::http::error::ErrorBody),
+        (status = 409, description = "The stream is published already", body = crate::http::error::ErrorBody),
+        (status = 426, description = "Not a WebSocket request", body = crate::http::error::ErrorBody),
+        (status = 503, description = "Too many publishers, or the cluster store is unreachable", body = crate::http::error::ErrorBody),
+    ))]
 pub async fn websocket(
     State(gw): State<H5Ctx>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     Path(stream): Path<String>,
     uri: Uri,
     headers: HeaderMap,
-    ws: WebSocketUpgrade,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
 ) -> Result<Response, ApiError> {
     let key = parse_key(&stream)?;
+    // Answered as `{"error"}` like every refusal (axum's own rejection is plain text).
+    let ws = ws.map_err(|e| {
+        ApiError::new(
+            StatusCode::UPGRADE_REQUIRED,
+            format!("GET /h5/{key}/publish is a WebSocket endpoint ({e}); POST /h5/{key} takes an MPEG-TS body"),
+        )
+    })?;
     admit(&gw.admission, Action::Publish, Entry::H5, key.as_str(), peer.ip(), &uri, &headers).await?;
     let claim = gw.hub.claim(&key).await?;
     let span = tracing::info_span!("h5-publish", stream = %key, %peer, transport = "ws");

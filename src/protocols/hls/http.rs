@@ -18,14 +18,14 @@ use std::sync::Arc;
 use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
-use axum::Router;
 use bytes::Bytes;
 
 use super::live::{HlsOutputs, Packager, Packed, Variant};
 use super::playlist::{self, Format, PlaylistOptions};
 use super::sessions::{HlsSessions, SESSION_PARAM};
 use crate::auth::{Action, Admission, Entry, Method};
+use crate::http::error::ErrorBody;
+use crate::http::routes::Routes;
 use crate::http::{parse_key, ApiError};
 use crate::hub::StreamKey;
 use crate::media::TrackInfo;
@@ -37,12 +37,31 @@ pub struct HlsCtx {
     pub sessions: Arc<HlsSessions>,
 }
 
-pub fn routes(ctx: HlsCtx) -> Router {
-    Router::new()
-        .route("/hls/{stream}/{file}", get(playlist_request))
-        .route("/hls/{stream}/{instance}/{file}", get(media_request))
-        .route(super::player::HLSJS_ROUTE, get(super::player::hlsjs))
+pub fn routes(ctx: HlsCtx) -> Routes {
+    Routes::new()
+        .get("/hls/{stream}/{file}", playlist_request)
+        .get("/hls/{stream}/{instance}/{file}", media_request)
+        .get(super::player::HLSJS_ROUTE, super::player::hlsjs)
         .with_state(ctx)
+}
+
+/// The OpenAPI description of these routes (see `crate::api::openapi`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(playlist_request, media_request, super::player::hlsjs), components(schemas(HlsFile)))]
+pub struct Doc;
+
+/// The file names of `/hls/{stream}/{file}`.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+#[allow(dead_code)] // a schema only
+pub enum HlsFile {
+    #[serde(rename = "index.m3u8")]
+    Index,
+    #[serde(rename = "fmp4.m3u8")]
+    Fmp4,
+    #[serde(rename = "ts.m3u8")]
+    Ts,
+    #[serde(rename = "player")]
+    Player,
 }
 
 const PLAYLIST: &str = "application/vnd.apple.mpegurl";
@@ -53,6 +72,28 @@ const SHORT: &str = "public, max-age=1";
 
 type Params = Query<HashMap<String, String>>;
 
+#[utoipa::path(get, path = "/hls/{stream}/{file}", tag = "hls",
+    summary = "HLS playlists and the player page",
+    description = "`index.m3u8`: the multivariant playlist (one fMP4 LL-HLS variant); `fmp4.m3u8`: its media \
+        playlist, with blocking reload (`_HLS_msn`, `_HLS_part`); `ts.m3u8`: plain HLS of MPEG-TS segments; \
+        `player`: an hls.js page. The first answer waits for a complete segment. Admitted like any play; \
+        the playlist's URIs then carry a session parameter.",
+    params(
+        ("stream" = String, Path, description = "The stream key"),
+        ("file" = HlsFile, Path, description = "Which playlist, or the player page"),
+        ("_HLS_msn" = Option<u64>, Query, description = "Blocking reload: answer once this media sequence number is out"),
+        ("_HLS_part" = Option<u64>, Query, description = "Blocking reload: ... and this part of it (needs `_HLS_msn`)"),
+    ),
+    responses(
+        (status = 200, description = "The playlist (or the page)", content_type = "application/vnd.apple.mpegurl", body = String),
+        (status = 400, description = "Bad stream key or blocking-reload parameters", body = ErrorBody),
+        (status = 401, description = "Play needs credentials", body = ErrorBody),
+        (status = 403, description = "Play refused", body = ErrorBody),
+        (status = 404, description = "No such file, or the stream is not live", body = ErrorBody),
+        (status = 406, description = "No plan for HLS from this stream", body = ErrorBody),
+        (status = 500, description = "A conversion could not start", body = ErrorBody),
+        (status = 503, description = "No segment (or the part) yet: try again; or hls.js is not installed (player)", body = ErrorBody),
+    ))]
 async fn playlist_request(
     State(ctx): State<HlsCtx>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -115,6 +156,21 @@ async fn playlist_request(
 }
 
 /// An init segment, a segment or a part of a running packager.
+#[utoipa::path(get, path = "/hls/{stream}/{instance}/{file}", tag = "hls",
+    summary = "HLS init segments, segments and parts",
+    description = "`init-V.mp4`, `seg-N.m4s`, `seg-N.ts`, `part-N-I.m4s` of a running packager (`instance`, \
+        as the playlist names it). Immutable under their URL.",
+    params(
+        ("stream" = String, Path, description = "The stream key"),
+        ("instance" = String, Path, description = "The packager, from the playlist's URIs"),
+        ("file" = String, Path, description = "The file, from the playlist's URIs"),
+    ),
+    responses(
+        (status = 200, description = "The media", content_type = "video/iso.segment", body = Vec<u8>),
+        (status = 400, description = "Bad stream key", body = ErrorBody),
+        (status = 403, description = "No HLS session for the stream: load its playlist first", body = ErrorBody),
+        (status = 404, description = "Not (or no longer) served", body = ErrorBody),
+    ))]
 async fn media_request(
     State(ctx): State<HlsCtx>,
     Path((stream, instance, file)): Path<(String, String, String)>,

@@ -33,6 +33,12 @@ fn not_installed(error: &std::io::Error) -> ApiError {
 }
 
 /// `GET /hls-assets/hls.min.js`.
+#[utoipa::path(get, path = "/hls-assets/hls.min.js", tag = "hls",
+    summary = "hls.js, for the player page",
+    responses(
+        (status = 200, description = "The script", content_type = "text/javascript; charset=utf-8", body = String),
+        (status = 503, description = "hls.js is not installed (`npm ci`)", body = crate::http::error::ErrorBody),
+    ))]
 pub async fn hlsjs() -> Result<Response, ApiError> {
     let body = tokio::fs::read(hlsjs_path()).await.map_err(|e| not_installed(&e))?;
     Ok((

@@ -8,25 +8,64 @@ use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 
 use super::output::OutputRequest;
 use super::registry::Kind;
 use super::UdpCtx;
 use super::{output, publish, Started, UdpError};
+use crate::http::error::ErrorBody;
+use crate::http::routes::Routes;
 use crate::http::{parse_json, parse_key, ApiError};
 
 /// The UDP routes (merged into the API router).
-pub fn routes(ctx: UdpCtx) -> Router {
-    Router::new()
-        .route("/api/v1/streams/{stream}/udp-ingest", post(ingest_post).get(ingest_list))
-        .route("/api/v1/streams/{stream}/udp-ingest/{id}", get(ingest_get).delete(ingest_delete))
-        .route("/api/v1/streams/{stream}/udp-outputs", post(output_post).get(output_list))
-        .route("/api/v1/streams/{stream}/udp-outputs/{id}", get(output_get).delete(output_delete))
+pub fn routes(ctx: UdpCtx) -> Routes {
+    Routes::new()
+        .post("/api/v1/streams/{stream}/udp-ingest", ingest_post)
+        .get("/api/v1/streams/{stream}/udp-ingest", ingest_list)
+        .get("/api/v1/streams/{stream}/udp-ingest/{id}", ingest_get)
+        .delete("/api/v1/streams/{stream}/udp-ingest/{id}", ingest_delete)
+        .post("/api/v1/streams/{stream}/udp-outputs", output_post)
+        .get("/api/v1/streams/{stream}/udp-outputs", output_list)
+        .get("/api/v1/streams/{stream}/udp-outputs/{id}", output_get)
+        .delete("/api/v1/streams/{stream}/udp-outputs/{id}", output_delete)
         .with_state(ctx)
 }
 
+/// The OpenAPI description of these routes (see `crate::api::openapi`).
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    ingest_post,
+    ingest_list,
+    ingest_get,
+    ingest_delete,
+    output_post,
+    output_list,
+    output_get,
+    output_delete
+))]
+pub struct Doc;
+
+/// A UDP session as the API shows it (a JSON object; its fields depend on the kind).
+const SESSION: &str =
+    "The session: `id`, `stream`, `location`, its tracks (`media`, `codec`, `payload_type` and ports), \
+    `since` and counters; an output also its `host`, `address`, `port`, `plan` and `sdp`";
+
+#[utoipa::path(post, path = "/api/v1/streams/{stream}/udp-ingest", tag = "udp",
+    summary = "Publish a stream from RTP over UDP",
+    description = "The body is the SDP of the RTP the sender will send; the gateway binds the ports it names \
+        (within `udp.ports`) and publishes what arrives as `{stream}`.",
+    params(("stream" = String, Path, description = "The stream key")),
+    request_body(content = String, content_type = "application/sdp", description = "The sender's SDP"),
+    responses(
+        (status = 201, description = SESSION, body = serde_json::Value,
+            headers(("Location" = String, description = "The session: `.../udp-ingest/{id}`"))),
+        (status = 400, description = "Bad key or SDP, or its ports cannot be bound", body = ErrorBody),
+        (status = 403, description = "A port outside `udp.ports`", body = ErrorBody),
+        (status = 409, description = "A port in use, or the stream is published already", body = ErrorBody),
+        (status = 500, description = "The receiving pipeline failed", body = ErrorBody),
+        (status = 503, description = "Not ready, or the cluster store is unreachable", body = ErrorBody),
+    ))]
 async fn ingest_post(
     State(gw): State<UdpCtx>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -39,6 +78,26 @@ async fn ingest_post(
     Ok(created(started, false))
 }
 
+#[utoipa::path(post, path = "/api/v1/streams/{stream}/udp-outputs", tag = "udp",
+    summary = "Send a stream as RTP over UDP",
+    description = "Sends `{stream}` to `host:port` (video RTP on `port`, RTCP `port+1`, audio `port+2`, RTCP `port+3`). \
+        Answers the session as JSON, or with `Accept: application/sdp` the SDP to receive it with.",
+    params(("stream" = String, Path, description = "The stream key")),
+    request_body(content = OutputRequest, content_type = "application/json"),
+    responses(
+        (status = 201, description = SESSION,
+            headers(("Location" = String, description = "The session: `.../udp-outputs/{id}`")),
+            content(
+                (serde_json::Value = "application/json"),
+                (String = "application/sdp"),
+            )),
+        (status = 400, description = "Bad key or body", body = ErrorBody),
+        (status = 403, description = "The host or port is not allowed (`relay.allowed_hosts`, `udp`)", body = ErrorBody),
+        (status = 404, description = "The stream is not live", body = ErrorBody),
+        (status = 406, description = "No plan for UDP from this stream", body = ErrorBody),
+        (status = 500, description = "The sending pipeline failed", body = ErrorBody),
+        (status = 503, description = "The stream is not ready", body = ErrorBody),
+    ))]
 async fn output_post(
     State(gw): State<UdpCtx>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
@@ -54,6 +113,13 @@ async fn output_post(
     Ok(created(started, wants_sdp))
 }
 
+#[utoipa::path(get, path = "/api/v1/streams/{stream}/udp-ingest", tag = "udp",
+    summary = "The UDP ingests of a stream",
+    params(("stream" = String, Path, description = "The stream key")),
+    responses(
+        (status = 200, description = "`{\"ingests\": [session, ...]}`", body = serde_json::Value),
+        (status = 400, description = "Bad stream key", body = ErrorBody),
+    ))]
 async fn ingest_list(
     State(gw): State<UdpCtx>,
     Path(stream): Path<String>,
@@ -62,6 +128,13 @@ async fn ingest_list(
     Ok(Json(serde_json::json!({ "ingests": gw.udp.registry().list(Kind::Ingest, Some(&key)) })))
 }
 
+#[utoipa::path(get, path = "/api/v1/streams/{stream}/udp-outputs", tag = "udp",
+    summary = "The UDP outputs of a stream",
+    params(("stream" = String, Path, description = "The stream key")),
+    responses(
+        (status = 200, description = "`{\"outputs\": [session, ...]}`", body = serde_json::Value),
+        (status = 400, description = "Bad stream key", body = ErrorBody),
+    ))]
 async fn output_list(
     State(gw): State<UdpCtx>,
     Path(stream): Path<String>,
@@ -70,6 +143,14 @@ async fn output_list(
     Ok(Json(serde_json::json!({ "outputs": gw.udp.registry().list(Kind::Output, Some(&key)) })))
 }
 
+#[utoipa::path(get, path = "/api/v1/streams/{stream}/udp-ingest/{id}", tag = "udp",
+    summary = "One UDP ingest",
+    params(("stream" = String, Path, description = "The stream key"), ("id" = String, Path, description = "The session's id")),
+    responses(
+        (status = 200, description = SESSION, body = serde_json::Value),
+        (status = 400, description = "Bad stream key", body = ErrorBody),
+        (status = 404, description = "No such session", body = ErrorBody),
+    ))]
 async fn ingest_get(
     State(gw): State<UdpCtx>,
     Path((stream, id)): Path<(String, String)>,
@@ -77,6 +158,14 @@ async fn ingest_get(
     one(&gw, Kind::Ingest, &stream, &id)
 }
 
+#[utoipa::path(get, path = "/api/v1/streams/{stream}/udp-outputs/{id}", tag = "udp",
+    summary = "One UDP output",
+    params(("stream" = String, Path, description = "The stream key"), ("id" = String, Path, description = "The session's id")),
+    responses(
+        (status = 200, description = SESSION, body = serde_json::Value),
+        (status = 400, description = "Bad stream key", body = ErrorBody),
+        (status = 404, description = "No such session", body = ErrorBody),
+    ))]
 async fn output_get(
     State(gw): State<UdpCtx>,
     Path((stream, id)): Path<(String, String)>,
@@ -84,6 +173,14 @@ async fn output_get(
     one(&gw, Kind::Output, &stream, &id)
 }
 
+#[utoipa::path(delete, path = "/api/v1/streams/{stream}/udp-ingest/{id}", tag = "udp",
+    summary = "Stop a UDP ingest (answers once its ports are free)",
+    params(("stream" = String, Path, description = "The stream key"), ("id" = String, Path, description = "The session's id")),
+    responses(
+        (status = 204, description = "Stopped"),
+        (status = 400, description = "Bad stream key", body = ErrorBody),
+        (status = 404, description = "No such session", body = ErrorBody),
+    ))]
 async fn ingest_delete(
     State(gw): State<UdpCtx>,
     Path((stream, id)): Path<(String, String)>,
@@ -91,6 +188,14 @@ async fn ingest_delete(
     stop(&gw, Kind::Ingest, &stream, &id).await
 }
 
+#[utoipa::path(delete, path = "/api/v1/streams/{stream}/udp-outputs/{id}", tag = "udp",
+    summary = "Stop a UDP output",
+    params(("stream" = String, Path, description = "The stream key"), ("id" = String, Path, description = "The session's id")),
+    responses(
+        (status = 204, description = "Stopped"),
+        (status = 400, description = "Bad stream key", body = ErrorBody),
+        (status = 404, description = "No such session", body = ErrorBody),
+    ))]
 async fn output_delete(
     State(gw): State<UdpCtx>,
     Path((stream, id)): Path<(String, String)>,

@@ -58,7 +58,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use error::UdpError;
-pub use http::routes;
+pub use http::{routes, Doc};
 pub use metrics::UdpMetrics;
 pub use registry::Kind;
 

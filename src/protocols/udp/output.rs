@@ -35,7 +35,7 @@ const MAX_QUEUED_BYTES: u64 = 4 * 1024 * 1024;
 const HOST_LOOKUP_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// `POST /api/v1/streams/{stream}/udp-outputs` body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OutputRequest {
     /// Where to send: an address or a host name.

@@ -27,7 +27,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use error::WebrtcError;
-pub use http::routes;
+pub use http::{routes, Doc};
 pub use ice::IceError;
 pub use pending::{Pending, PendingRefused, PendingSlot};
 pub use registry::{Kind, Registry};
