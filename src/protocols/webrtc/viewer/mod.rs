@@ -1,19 +1,23 @@
-//! WHEP egress through str0m (`webrtc.egress: str0m`, opt-in for now): the hub's frames are
+//! WHEP egress through str0m (`webrtc.egress: str0m`, the default): the hub's frames are
 //! packetized once per frame ([`packetize::cached`], shared by every viewer of the track) and
 //! each viewer is a sans-IO str0m `Rtc` (ICE-lite, DTLS, SRTP, RTCP, NACK from a small resend
-//! buffer) on a UDP socket of its own, driven by one task: it only rewrites sequence numbers,
-//! timestamps and SSRC, and encrypts.
+//! buffer) on a UDP socket of its own: it only rewrites sequence numbers, timestamps and SSRC,
+//! and encrypts. A viewer's own task answers ICE and DTLS; once connected, the viewer joins a
+//! driver (`drive`) that wakes once per tick for all its viewers.
 //!
 //! - `negotiate`: the `Rtc` and the answer for the payload types `sdp::choose_for_egress` chose.
 //! - `socket`: the viewer's socket (`webrtc.ip`, port range, `announce_ip`).
 //! - `track`: per track sequence numbers and RTP clock.
 //! - `outbox`: the datagrams of one drive, sent by one `sendmmsg`.
+//! - `drive`: the tasks (one per core) that drive connected viewers.
 //!
 //! As with webrtcbin: nothing is sent before ICE and DTLS are up; then the cached GOP goes out
 //! at once, stamped by [`TimeMap`] so the viewer is live from its first picture on. A viewer's
-//! PLI/FIR asks the source for a keyframe (at most every `PLI_INTERVAL`). Once connected, the task
-//! wakes every `TICK` (and for datagrams from the viewer), not for every frame.
+//! PLI/FIR asks the source for a keyframe (at most every `PLI_INTERVAL`). Every track's RTP time
+//! and the wallclock str0m's sender reports map it to come from the frame's timestamp on one
+//! running time per session, and all tracks report one CNAME, so receivers lip-sync them.
 
+mod drive;
 mod negotiate;
 mod outbox;
 mod socket;
@@ -36,6 +40,7 @@ use super::{Answered, PendingSlot, WebrtcCtx, WebrtcError};
 use crate::hub::{EndReason, StreamKey, Subscription};
 use crate::media::rtp::packetize;
 use crate::media::Frame;
+pub use drive::Drivers;
 use track::Track;
 
 /// Frames taken at once when sending starts (a cached GOP is well below this).
@@ -46,10 +51,6 @@ const MAX_BATCH: usize = 64;
 const PLI_INTERVAL: Duration = Duration::from_millis(500);
 /// ICE that stays disconnected this long (no consent checks from the viewer) ends the session.
 const LOST_GRACE: Duration = Duration::from_secs(5);
-/// A connected viewer takes what the subscription has ready this often: the frames of that
-/// time (audio every 20 ms, video every 33 ms) go out in one wake-up and one `sendmmsg`
-/// instead of a wake-up each, for at most this much delay (10 ms on average).
-const TICK: Duration = Duration::from_millis(20);
 /// How far behind the media's running time the wallclock handed to str0m is set. str0m's
 /// sender reports map "now" to the RTP time of the last packet written plus the time since its
 /// wallclock, and send RTP time 0 when that wallclock lies in the future (a frame sent a little
@@ -60,7 +61,9 @@ const SR_MARGIN: Duration = Duration::from_secs(1);
 /// Longest sleep between two looks at the `Rtc` (its timeouts may lie much further).
 const MAX_SLEEP: Duration = Duration::from_secs(1);
 
-struct Viewer {
+pub struct Viewer {
+    gw: WebrtcCtx,
+    span: tracing::Span,
     key: StreamKey,
     ice_timeout: Duration,
     rtc: Rtc,
@@ -97,8 +100,6 @@ struct State {
     /// Datagrams the socket could not take (full send buffer).
     send_dropped: u64,
     next_timeout: Option<Instant>,
-    /// When the next media tick is due (see `TICK`), once connected.
-    next_media: Option<Instant>,
     /// Times the session's task woke up (its cost is mostly per wake-up and per packet).
     wakes: u64,
 }
@@ -124,6 +125,8 @@ pub async fn start(gw: &WebrtcCtx, key: StreamKey, offer: &str, prepared: Prepar
         tracing::info!(codecs = ?codecs, plan = ?sub.plan(), local = %bound.local, after = ?received.elapsed(), egress = "str0m", "WHEP session answered")
     });
     let viewer = Viewer {
+        gw: gw.clone(),
+        span: span.clone(),
         key,
         ice_timeout: config.ice_timeout(),
         rtc: negotiated.rtc,
@@ -139,108 +142,139 @@ pub async fn start(gw: &WebrtcCtx, key: StreamKey, offer: &str, prepared: Prepar
         clock: TimeMap::default(),
         state: State::default(),
     };
-    tokio::spawn(viewer.run(gw.clone()).instrument(span));
+    tokio::spawn(viewer.connect().instrument(span));
     Ok(Answered { location, sdp: negotiated.answer })
 }
 
 impl Viewer {
-    async fn run(mut self, gw: WebrtcCtx) {
-        let reason = self.serve(&gw).await;
+    /// Answers ICE and DTLS on the viewer's own task (promptly, for a quick first picture),
+    /// sends the cached burst when connected, then hands the viewer to a driver.
+    async fn connect(mut self) {
+        match self.handshake().await {
+            Ok(()) => {
+                let drivers = self.gw.webrtc.drivers().clone();
+                drivers.adopt(self);
+            }
+            Err(reason) => self.end(reason),
+        }
+    }
+
+    /// Ends the session: str0m says goodbye, the registration and subscription go.
+    fn end(&mut self, reason: String) {
+        let _entered = self.span.clone().entered();
         self.rtc.disconnect();
+        self.drain(Instant::now()).ok();
+        self.flush();
         if self.sub.end_reason() == Some(&EndReason::TooSlow) {
-            gw.hub.metrics().note_consumer_too_slow();
+            self.gw.hub.metrics().note_consumer_too_slow();
         }
         let packets: Vec<String> = self.tracks.iter().map(|t| format!("{} {}", t.kind, t.packets)).collect();
         let s = &self.state;
         tracing::info!(%reason, frames = s.frames, skipped = s.skipped, rtp_packets = ?packets, send_dropped = s.send_dropped, plis = s.plis, wakes = s.wakes, seconds = self.epoch.elapsed().as_secs(), "WHEP session ended");
     }
 
-    async fn serve(&mut self, gw: &WebrtcCtx) -> String {
+    async fn handshake(&mut self) -> Result<(), String> {
         let ice_deadline = tokio::time::Instant::now() + self.ice_timeout;
         let mut buf = vec![0u8; 2048];
-        if let Err(reason) = self.drain() {
-            return reason;
-        }
-        loop {
-            let connected = self.state.connected;
+        self.drain(Instant::now())?;
+        self.flush();
+        while !self.state.connected {
             let now = Instant::now();
-            // Connected, the session wakes on its media tick (and for datagrams): str0m's
-            // timeouts are served at the tick (RTCP a few ms late is fine).
-            let wake_at = match self.state.next_media {
-                Some(tick) if connected => tick,
-                _ => self.state.next_timeout.map_or(now + MAX_SLEEP, |t| t.min(now + MAX_SLEEP)),
-            };
+            let wake_at = self.state.next_timeout.map_or(now + MAX_SLEEP, |t| t.min(now + MAX_SLEEP));
             let sleep = wake_at.saturating_duration_since(now);
             let wake = tokio::select! {
                 biased;
                 _ = self.registration.stop.cancelled() => Wake::End(self.registration.stop_reason().into()),
-                _ = gw.shutdown.cancelled() => Wake::End("gateway shutting down".into()),
-                _ = tokio::time::sleep_until(ice_deadline), if !connected => {
+                _ = self.gw.shutdown.cancelled() => Wake::End("gateway shutting down".into()),
+                _ = tokio::time::sleep_until(ice_deadline) => {
                     Wake::End(format!("ICE did not connect within {:?}", self.ice_timeout))
                 }
                 r = self.socket.recv_from(&mut buf) => Wake::Datagram(r),
                 _ = tokio::time::sleep(sleep) => Wake::Timeout,
             };
             self.state.wakes += 1;
-            let result = match wake {
-                Wake::End(reason) => return reason,
-                Wake::Datagram(Ok((n, source))) => self.receive(&buf[..n], source),
-                Wake::Datagram(Err(e)) => {
-                    tracing::debug!(error = %e, "UDP receive failed");
-                    Ok(())
-                }
-                Wake::Timeout if connected && self.state.next_media.is_some_and(|t| t <= Instant::now()) => {
-                    self.media_tick()
-                }
-                Wake::Timeout => self.tick(),
-            };
-            if let Err(reason) = result {
-                return reason;
+            let now = Instant::now();
+            match wake {
+                Wake::End(reason) => return Err(reason),
+                Wake::Datagram(Ok((n, source))) => self.receive(&buf[..n], source, now)?,
+                Wake::Datagram(Err(e)) => tracing::debug!(error = %e, "UDP receive failed"),
+                Wake::Timeout => self.tick(now)?,
             }
-            if let Err(reason) = self.after_events() {
-                return reason;
-            }
+            self.after_events(now)?;
+            self.flush();
         }
+        Ok(())
     }
 
-    /// Sends the frames that queued since the last media tick, and schedules the next one.
-    fn media_tick(&mut self) -> Result<(), String> {
-        let now = Instant::now();
-        let next = self.state.next_media.map_or(now, |t| t + TICK);
-        self.state.next_media = Some(if next <= now { now + TICK } else { next });
+    /// One tick of a connected viewer (on a driver): what the viewer sent is read, the frames
+    /// that queued since the last tick are sent, str0m's timers are served; `now` is the
+    /// tick's one clock read. An error is why the session ends.
+    fn drive(&mut self, now: Instant, buf: &mut [u8]) -> Result<(), String> {
+        if self.registration.stop.is_cancelled() {
+            return Err(self.registration.stop_reason().into());
+        }
+        if self.gw.shutdown.is_cancelled() {
+            return Err("gateway shutting down".into());
+        }
+        self.state.wakes += 1;
+        let result = self.drive_once(now, buf);
+        self.flush();
+        result
+    }
+
+    fn drive_once(&mut self, now: Instant, buf: &mut [u8]) -> Result<(), String> {
+        loop {
+            match self.socket.try_recv_from(buf) {
+                Ok((n, source)) => {
+                    let datagram = &buf[..n];
+                    self.receive(datagram, source, now)?;
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                Err(e) => {
+                    tracing::debug!(parent: &self.span, error = %e, "UDP receive failed");
+                    break;
+                }
+            }
+        }
         let mut batch = Vec::new();
         let ended = self.take_ready(&mut batch, MAX_BATCH);
-        self.send_frames(&batch)?;
+        self.send_frames(&batch, now)?;
         if ended {
             return Err(match self.sub.end_reason() {
                 Some(EndReason::TooSlow) => "viewer too slow".into(),
                 _ => "stream ended".into(),
             });
         }
-        Ok(())
+        self.after_events(now)
+    }
+
+    /// Sends what str0m queued for the viewer.
+    fn flush(&mut self) {
+        if !self.outbox.is_empty() {
+            self.state.send_dropped += self.outbox.flush(&self.socket);
+        }
     }
 
     /// Acts on what str0m reported while it was driven.
-    fn after_events(&mut self) -> Result<(), String> {
+    fn after_events(&mut self, now: Instant) -> Result<(), String> {
         if std::mem::take(&mut self.state.just_connected) && !self.state.connected {
             self.state.connected = true;
             self.pending = None;
             self.registration.mark_connected();
-            tracing::info!(after = ?self.epoch.elapsed(), "WHEP viewer connected");
+            tracing::info!(parent: &self.span, after = ?self.epoch.elapsed(), "WHEP viewer connected");
             self.sub.request_keyframe();
             let mut ready = Vec::new();
             // (An end of the stream shows at the first media tick.)
             self.take_ready(&mut ready, MAX_READY_FRAMES);
-            self.state.next_media = Some(Instant::now() + TICK);
             // The cached burst goes out at once, squeezed just before "now" (see `TimeMap`).
             let stamps: Vec<_> = ready.iter().map(|f| (f.kind(), f.dts)).collect();
-            self.clock.start(&stamps, self.running_time());
-            self.send_frames(&ready)?;
+            self.clock.start(&stamps, self.running_time(now));
+            self.send_frames(&ready, now)?;
         }
         if std::mem::take(&mut self.state.pli_wanted) {
-            self.forward_pli();
+            self.forward_pli(now);
         }
-        if self.state.lost_since.is_some_and(|t| t.elapsed() > LOST_GRACE) {
+        if self.state.lost_since.is_some_and(|t| now.saturating_duration_since(t) > LOST_GRACE) {
             return Err(format!("ICE lost the viewer for {LOST_GRACE:?}"));
         }
         if !self.rtc.is_alive() {
@@ -249,8 +283,8 @@ impl Viewer {
         Ok(())
     }
 
-    fn running_time(&self) -> u64 {
-        self.epoch.elapsed().as_nanos() as u64
+    fn running_time(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.epoch).as_nanos() as u64
     }
 
     /// Adds the frames the subscription has ready now to `out`, up to `max` in all; true
@@ -268,15 +302,13 @@ impl Viewer {
 
     /// Stamps the frames on the running time, queues their shared payloads on each track's
     /// stream and sends what str0m makes of them.
-    fn send_frames(&mut self, frames: &[Arc<Frame>]) -> Result<(), String> {
-        let mut now = None;
+    fn send_frames(&mut self, frames: &[Arc<Frame>], now: Instant) -> Result<(), String> {
+        let at = self.running_time(now);
         for frame in frames {
             let kind = frame.kind();
             let Some(track) = self.tracks.iter().position(|t| t.kind == kind) else {
                 continue;
             };
-            let epoch = self.epoch;
-            let at = *now.get_or_insert_with(|| epoch.elapsed().as_nanos() as u64);
             let Some((_, pts)) = self.clock.map(kind, frame.dts, frame.pts, || at) else {
                 self.state.skipped += 1;
                 continue;
@@ -291,58 +323,56 @@ impl Viewer {
             self.state.frames += 1;
             self.sub.add_bytes_out(frame.data.len());
         }
-        self.tick()
+        self.tick(now)
     }
 
     /// Moves str0m's time on (sends what is queued, RTCP when due) and drains it.
-    fn tick(&mut self) -> Result<(), String> {
-        self.rtc.handle_input(Input::Timeout(Instant::now())).map_err(|e| format!("WebRTC failed: {e}"))?;
-        self.drain()
+    fn tick(&mut self, now: Instant) -> Result<(), String> {
+        self.rtc.handle_input(Input::Timeout(now)).map_err(|e| format!("WebRTC failed: {e}"))?;
+        self.drain(now)
     }
 
-    fn receive(&mut self, datagram: &[u8], source: SocketAddr) -> Result<(), String> {
+    fn receive(&mut self, datagram: &[u8], source: SocketAddr, now: Instant) -> Result<(), String> {
         let Ok(contents) = datagram.try_into() else {
             return Ok(()); // neither STUN, DTLS, RTP nor RTCP
         };
         let input = Input::Receive(
-            Instant::now(),
+            now,
             Receive { proto: NetProtocol::Udp, source, destination: self.candidate, contents },
         );
         if !self.rtc.accepts(&input) {
             return Ok(());
         }
         if let Err(e) = self.rtc.handle_input(input) {
-            tracing::debug!(error = %e, %source, "datagram refused");
+            tracing::debug!(parent: &self.span, error = %e, %source, "datagram refused");
         }
-        self.drain()
+        self.drain(now)
     }
 
-    /// Polls str0m until it only has a timeout left: datagrams go out, events are noted.
-    fn drain(&mut self) -> Result<(), String> {
+    /// Polls str0m until it only has a timeout left: datagrams are queued in the outbox (sent
+    /// by `flush`), events are noted.
+    fn drain(&mut self, now: Instant) -> Result<(), String> {
         loop {
             match self.rtc.poll_output() {
                 Ok(Output::Timeout(t)) => {
                     self.state.next_timeout = Some(t);
-                    if !self.outbox.is_empty() {
-                        self.state.send_dropped += self.outbox.flush(&self.socket);
-                    }
                     return Ok(());
                 }
                 Ok(Output::Transmit(t)) => self.outbox.push(t.contents.into(), t.destination),
-                Ok(Output::Event(e)) => self.event(e),
+                Ok(Output::Event(e)) => self.event(e, now),
                 Err(e) => return Err(format!("WebRTC failed: {e}")),
             }
         }
     }
 
-    fn event(&mut self, event: Event) {
+    fn event(&mut self, event: Event, now: Instant) {
         match event {
             Event::Connected => self.state.just_connected = true,
             Event::IceConnectionStateChange(IceConnectionState::Disconnected) => {
-                self.state.lost_since.get_or_insert_with(Instant::now);
+                self.state.lost_since.get_or_insert(now);
             }
             Event::IceConnectionStateChange(state) => {
-                tracing::debug!(?state, "ICE");
+                tracing::debug!(parent: &self.span, ?state, "ICE");
                 self.state.lost_since = None;
             }
             Event::KeyframeRequest(_) => self.state.pli_wanted = true,
@@ -351,13 +381,13 @@ impl Viewer {
     }
 
     /// A viewer's PLI asks the source (publisher or re-encoder) for a keyframe, rate-limited.
-    fn forward_pli(&mut self) {
-        if self.state.last_pli.is_some_and(|t| t.elapsed() < PLI_INTERVAL) {
+    fn forward_pli(&mut self, now: Instant) {
+        if self.state.last_pli.is_some_and(|t| now.saturating_duration_since(t) < PLI_INTERVAL) {
             return;
         }
-        self.state.last_pli = Some(Instant::now());
+        self.state.last_pli = Some(now);
         self.state.plis += 1;
-        tracing::debug!(stream = %self.key, "viewer PLI: keyframe requested");
+        tracing::debug!(parent: &self.span, stream = %self.key, "viewer PLI: keyframe requested");
         self.sub.request_keyframe();
     }
 }
