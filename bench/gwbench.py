@@ -304,7 +304,7 @@ def gateway(dirpath, binary=None, extra=()):
                "--matrix", str(ROOT / "matrix.yaml"), "--pipelines", str(ROOT / "pipelines"),
                # The benchmarks' CDN origins (nginx-rtmp) listen on loopback.
                "--allow-relay-host", "127.0.0.1", *extra],
-              stderr=log, env={**os.environ, "RUST_LOG": "warn"})
+              stderr=log, env={"RUST_LOG": "warn", **os.environ})
     end = time.time() + 30
     while time.time() < end:
         log.seek(0)

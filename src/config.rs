@@ -188,10 +188,11 @@ pub struct WebrtcSettings {
     /// total (503 past it): each holds sockets and threads until ICE connects or times out.
     pub max_pending_per_address: usize,
     pub max_pending: usize,
-    /// What sends to WHEP viewers: `str0m` (the default: RTP made once per track and shared,
-    /// each viewer a sans-IO str0m session, driven with the other viewers on one task per
-    /// core, see docs/whep-egress.md) or `webrtcbin` (the sender before: one GStreamer
-    /// webrtcbin pipeline per viewer, several times the CPU per viewer).
+    /// What sends to WHEP viewers: `webrtcbin` (the default: one GStreamer webrtcbin pipeline
+    /// per viewer) or `str0m` (RTP made once per track and shared, each viewer a sans-IO str0m
+    /// session, driven with the other viewers by one task per core: several times cheaper per
+    /// viewer, but its A/V offset on GStreamer receivers is not yet reliably within the 40 ms
+    /// target, see docs/whep-egress.md).
     pub egress: WhepEgress,
 }
 
@@ -199,8 +200,8 @@ pub struct WebrtcSettings {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum WhepEgress {
-    #[default]
     Str0m,
+    #[default]
     Webrtcbin,
 }
 

@@ -1,7 +1,7 @@
-//! The tasks that drive connected WHEP viewers: one per core (started when the first viewer
-//! connects), each holding many viewers' str0m sessions and waking once every `TICK` for all of
-//! them, instead of one task per viewer waking for itself. At each tick a viewer reads what its
-//! socket has (RTCP, NACK, PLI, consent checks), takes the frames its subscription has ready,
+//! The tasks that drive connected WHEP viewers: up to one per core (started with a viewer,
+//! ended when its last viewer leaves), each holding many viewers' str0m sessions and waking once every `TICK` for all of
+//! them, instead of one task per viewer waking for itself. At each tick a viewer handles what its
+//! receive task read (RTCP, NACK, PLI, consent checks), takes the frames its subscription has ready,
 //! moves its `Rtc` on with one clock read shared by the whole tick, and sends with one
 //! `sendmmsg`.
 //!
@@ -16,9 +16,11 @@ use tokio::sync::mpsc;
 
 use super::Viewer;
 
-/// How often a driver wakes: the frames of that time (audio every 20 ms, video every 33 ms)
-/// go out in one wake-up, for at most this much delay (10 ms on average).
-pub const TICK: Duration = Duration::from_millis(20);
+/// How often a driver wakes: what its viewers' subscriptions have ready then goes out, for at
+/// most this much delay. Short, so packets leave close to their frame's time (receivers with
+/// a small jitterbuffer drop what comes late); a tick where a viewer has nothing to send and
+/// no str0m timer due costs it almost nothing.
+pub const TICK: Duration = Duration::from_millis(5);
 
 /// One driver task: where to hand it viewers, and how many it holds.
 struct Driver {
@@ -37,25 +39,29 @@ impl Drivers {
     /// core; a driver whose task is gone is replaced).
     pub fn adopt(&self, viewer: Viewer) {
         let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        // A driver that ended (its last viewer left) takes no more.
         running.retain(|d| !d.tx.is_closed());
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
         let loads: Vec<usize> = running.iter().map(|d| d.load.load(Ordering::Relaxed)).collect();
-        let i = match pick(&loads, cores) {
-            Some(i) => i,
-            None => {
-                let (tx, rx) = mpsc::unbounded_channel();
-                let load = Arc::new(AtomicUsize::new(0));
-                tokio::spawn(run(rx, load.clone()));
-                running.push(Driver { tx, load });
-                running.len() - 1
+        let viewer = match pick(&loads, cores) {
+            Some(i) => {
+                let driver = &running[i];
+                driver.load.fetch_add(1, Ordering::Relaxed);
+                match driver.tx.send(viewer) {
+                    Ok(()) => return,
+                    // It ended just now: a new driver takes the viewer.
+                    Err(mpsc::error::SendError(viewer)) => {
+                        driver.load.fetch_sub(1, Ordering::Relaxed);
+                        viewer
+                    }
+                }
             }
+            None => viewer,
         };
-        let driver = &running[i];
-        driver.load.fetch_add(1, Ordering::Relaxed);
-        if let Err(mpsc::error::SendError(mut viewer)) = driver.tx.send(viewer) {
-            driver.load.fetch_sub(1, Ordering::Relaxed);
-            viewer.end("the WHEP driver stopped".into());
-        }
+        let (tx, rx) = mpsc::unbounded_channel();
+        let load = Arc::new(AtomicUsize::new(1));
+        tokio::spawn(run(viewer, rx, load.clone()));
+        running.push(Driver { tx, load });
     }
 
     /// Viewers held by the drivers now.
@@ -87,22 +93,23 @@ fn next_tick(due: Instant, now: Instant) -> Instant {
     }
 }
 
-async fn run(mut rx: mpsc::UnboundedReceiver<Viewer>, load: Arc<AtomicUsize>) {
-    let mut viewers: Vec<Viewer> = Vec::new();
-    let mut buf = vec![0u8; 2048];
-    let mut due = Instant::now();
+/// A driver: ticks while it has viewers, ends when the last one leaves.
+async fn run(first: Viewer, mut rx: mpsc::UnboundedReceiver<Viewer>, load: Arc<AtomicUsize>) {
+    let mut viewers: Vec<Viewer> = vec![first];
+    let mut due = Instant::now() + TICK;
     let mut open = true;
     loop {
         if viewers.is_empty() {
-            if !open {
+            // The last viewer left: the task ends (no idle task stays behind), unless a viewer
+            // was handed over meanwhile; `adopt` starts a new driver for the next ones.
+            rx.close();
+            open = false;
+            while let Ok(v) = rx.try_recv() {
+                viewers.push(v);
+            }
+            if viewers.is_empty() {
                 return;
             }
-            // Idle: no ticks until a viewer comes.
-            match rx.recv().await {
-                Some(v) => viewers.push(v),
-                None => return,
-            }
-            due = Instant::now() + TICK;
         }
         tokio::select! {
             biased;
@@ -117,7 +124,7 @@ async fn run(mut rx: mpsc::UnboundedReceiver<Viewer>, load: Arc<AtomicUsize>) {
         }
         let now = Instant::now();
         due = next_tick(due, now);
-        viewers.retain_mut(|v| match v.drive(now, &mut buf) {
+        viewers.retain_mut(|v| match v.drive(now) {
             Ok(()) => true,
             Err(reason) => {
                 v.end(reason);
@@ -146,7 +153,7 @@ mod tests {
     fn ticks_keep_their_pace_and_do_not_catch_up() {
         let t0 = Instant::now();
         assert_eq!(next_tick(t0, t0 + Duration::from_millis(3)), t0 + TICK, "on time: one TICK after the last");
-        let late = t0 + Duration::from_millis(75);
+        let late = t0 + 3 * TICK + Duration::from_millis(1);
         assert_eq!(next_tick(t0, late), late + TICK, "late: one TICK from now, not three at once");
     }
 }

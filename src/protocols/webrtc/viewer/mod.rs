@@ -1,4 +1,4 @@
-//! WHEP egress through str0m (`webrtc.egress: str0m`, the default): the hub's frames are
+//! WHEP egress through str0m (`webrtc.egress: str0m`, opt-in for now): the hub's frames are
 //! packetized once per frame ([`packetize::cached`], shared by every viewer of the track) and
 //! each viewer is a sans-IO str0m `Rtc` (ICE-lite, DTLS, SRTP, RTCP, NACK from a small resend
 //! buffer) on a UDP socket of its own: it only rewrites sequence numbers, timestamps and SSRC,
@@ -30,6 +30,7 @@ use std::time::{Duration, Instant};
 use futures_util::FutureExt;
 use str0m::net::{Protocol as NetProtocol, Receive};
 use str0m::{Event, IceConnectionState, Input, Output, Rtc};
+use tokio::sync::mpsc;
 use tracing::Instrument;
 
 use super::egress::TimeMap;
@@ -49,8 +50,12 @@ const MAX_READY_FRAMES: usize = 4096;
 const MAX_BATCH: usize = 64;
 /// The viewer's PLIs reach the source at most this often.
 const PLI_INTERVAL: Duration = Duration::from_millis(500);
-/// ICE that stays disconnected this long (no consent checks from the viewer) ends the session.
+/// ICE that stays disconnected this long (no consent checks from the viewer) ends the session,
+/// if the viewer was also silent for `SILENCE` (see `is_lost`).
 const LOST_GRACE: Duration = Duration::from_secs(5);
+/// A viewer that receives RTP sends RTCP receiver reports at least every 7.5 s (RFC 3550's 5 s
+/// minimum, randomized): silence this long means it is gone.
+const SILENCE: Duration = Duration::from_secs(12);
 /// How far behind the media's running time the wallclock handed to str0m is set. str0m's
 /// sender reports map "now" to the RTP time of the last packet written plus the time since its
 /// wallclock, and send RTP time 0 when that wallclock lies in the future (a frame sent a little
@@ -58,6 +63,10 @@ const LOST_GRACE: Duration = Duration::from_secs(5);
 /// by the same amount keeps it in the past; receivers' lip-sync only compares the tracks' reports,
 /// so a shift common to both changes nothing.
 const SR_MARGIN: Duration = Duration::from_secs(1);
+/// Datagrams from a connected viewer waiting for its driver's next tick (more are dropped).
+const INBOX: usize = 256;
+/// A connected viewer's stop and the gateway's shutdown are looked at every this many ticks.
+const STOP_CHECK_TICKS: u64 = 20;
 /// Longest sleep between two looks at the `Rtc` (its timeouts may lie much further).
 const MAX_SLEEP: Duration = Duration::from_secs(1);
 
@@ -67,11 +76,15 @@ pub struct Viewer {
     key: StreamKey,
     ice_timeout: Duration,
     rtc: Rtc,
-    socket: tokio::net::UdpSocket,
+    socket: Arc<tokio::net::UdpSocket>,
+    /// Once on a driver: what the viewer's receive task read from the socket.
+    inbox: Option<mpsc::Receiver<(Vec<u8>, SocketAddr)>>,
     /// The address the viewer sends to (the candidate's), what str0m matches datagrams by.
     candidate: SocketAddr,
     tracks: Vec<Track>,
     outbox: outbox::Outbox,
+    /// The frames of one tick (kept for its allocation).
+    batch: Vec<Arc<Frame>>,
     sub: Subscription,
     registration: Registration,
     /// Held until ICE connects (see `Pending`).
@@ -91,6 +104,8 @@ struct State {
     /// str0m said so and the session has not acted on it yet.
     just_connected: bool,
     lost_since: Option<Instant>,
+    /// When the last datagram came from the viewer.
+    last_heard: Option<Instant>,
     pli_wanted: bool,
     last_pli: Option<Instant>,
     plis: u64,
@@ -100,8 +115,10 @@ struct State {
     /// Datagrams the socket could not take (full send buffer).
     send_dropped: u64,
     next_timeout: Option<Instant>,
-    /// Times the session's task woke up (its cost is mostly per wake-up and per packet).
+    /// Times the session's task woke up, then ticks of its driver.
     wakes: u64,
+    /// Datagrams read from the viewer.
+    received: u64,
 }
 
 enum Wake {
@@ -130,10 +147,12 @@ pub async fn start(gw: &WebrtcCtx, key: StreamKey, offer: &str, prepared: Prepar
         key,
         ice_timeout: config.ice_timeout(),
         rtc: negotiated.rtc,
-        socket: bound.socket,
+        socket: Arc::new(bound.socket),
+        inbox: None,
         candidate: bound.candidate,
         tracks: negotiated.tracks.iter().map(Track::new).collect(),
         outbox: outbox::Outbox::default(),
+        batch: Vec::new(),
         sub,
         registration,
         pending: Some(pending),
@@ -152,6 +171,9 @@ impl Viewer {
     async fn connect(mut self) {
         match self.handshake().await {
             Ok(()) => {
+                let (tx, rx) = mpsc::channel(INBOX);
+                self.inbox = Some(rx);
+                tokio::spawn(receive_task(self.socket.clone(), tx).instrument(self.span.clone()));
                 let drivers = self.gw.webrtc.drivers().clone();
                 drivers.adopt(self);
             }
@@ -170,7 +192,7 @@ impl Viewer {
         }
         let packets: Vec<String> = self.tracks.iter().map(|t| format!("{} {}", t.kind, t.packets)).collect();
         let s = &self.state;
-        tracing::info!(%reason, frames = s.frames, skipped = s.skipped, rtp_packets = ?packets, send_dropped = s.send_dropped, plis = s.plis, wakes = s.wakes, seconds = self.epoch.elapsed().as_secs(), "WHEP session ended");
+        tracing::info!(%reason, frames = s.frames, skipped = s.skipped, rtp_packets = ?packets, send_dropped = s.send_dropped, received = s.received, plis = s.plis, wakes = s.wakes, seconds = self.epoch.elapsed().as_secs(), "WHEP session ended");
     }
 
     async fn handshake(&mut self) -> Result<(), String> {
@@ -206,39 +228,45 @@ impl Viewer {
         Ok(())
     }
 
-    /// One tick of a connected viewer (on a driver): what the viewer sent is read, the frames
+    /// One tick of a connected viewer (on a driver): what the viewer sent (its receive task
+    /// read it) is handled, the frames
     /// that queued since the last tick are sent, str0m's timers are served; `now` is the
     /// tick's one clock read. An error is why the session ends.
-    fn drive(&mut self, now: Instant, buf: &mut [u8]) -> Result<(), String> {
-        if self.registration.stop.is_cancelled() {
-            return Err(self.registration.stop_reason().into());
-        }
-        if self.gw.shutdown.is_cancelled() {
-            return Err("gateway shutting down".into());
-        }
+    fn drive(&mut self, now: Instant) -> Result<(), String> {
         self.state.wakes += 1;
-        let result = self.drive_once(now, buf);
+        // A token's check takes a lock: looked at every few ticks (DELETE or shutdown ends the
+        // session within `STOP_CHECK_TICKS` ticks).
+        if self.state.wakes % STOP_CHECK_TICKS == 0 {
+            if self.registration.stop.is_cancelled() {
+                return Err(self.registration.stop_reason().into());
+            }
+            if self.gw.shutdown.is_cancelled() {
+                return Err("gateway shutting down".into());
+            }
+        }
+        let result = self.drive_once(now);
         self.flush();
         result
     }
 
-    fn drive_once(&mut self, now: Instant, buf: &mut [u8]) -> Result<(), String> {
-        loop {
-            match self.socket.try_recv_from(buf) {
-                Ok((n, source)) => {
-                    let datagram = &buf[..n];
-                    self.receive(datagram, source, now)?;
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
-                Err(e) => {
-                    tracing::debug!(parent: &self.span, error = %e, "UDP receive failed");
-                    break;
-                }
-            }
+    fn drive_once(&mut self, now: Instant) -> Result<(), String> {
+        while let Some((datagram, source)) = self.inbox.as_mut().and_then(|rx| rx.try_recv().ok()) {
+            self.receive(&datagram, source, now)?;
         }
-        let mut batch = Vec::new();
+        let mut batch = std::mem::take(&mut self.batch);
         let ended = self.take_ready(&mut batch, MAX_BATCH);
-        self.send_frames(&batch, now)?;
+        // str0m is moved on only when there is something to send or its own timer is due
+        // (most ticks of a viewer have neither).
+        let sent = if !batch.is_empty() {
+            self.send_frames(&batch, now)
+        } else if self.state.next_timeout.is_none_or(|t| t <= now) {
+            self.tick(now)
+        } else {
+            Ok(())
+        };
+        batch.clear();
+        self.batch = batch;
+        sent?;
         if ended {
             return Err(match self.sub.end_reason() {
                 Some(EndReason::TooSlow) => "viewer too slow".into(),
@@ -251,7 +279,7 @@ impl Viewer {
     /// Sends what str0m queued for the viewer.
     fn flush(&mut self) {
         if !self.outbox.is_empty() {
-            self.state.send_dropped += self.outbox.flush(&self.socket);
+            self.state.send_dropped += self.outbox.flush(&*self.socket);
         }
     }
 
@@ -274,8 +302,8 @@ impl Viewer {
         if std::mem::take(&mut self.state.pli_wanted) {
             self.forward_pli(now);
         }
-        if self.state.lost_since.is_some_and(|t| now.saturating_duration_since(t) > LOST_GRACE) {
-            return Err(format!("ICE lost the viewer for {LOST_GRACE:?}"));
+        if is_lost(self.state.lost_since, self.state.last_heard, now) {
+            return Err(format!("ICE lost the viewer for {LOST_GRACE:?} and nothing came from it for {SILENCE:?}"));
         }
         if !self.rtc.is_alive() {
             return Err("the connection closed".into());
@@ -316,10 +344,8 @@ impl Viewer {
             let running = pts.nseconds();
             let wallclock = self.wall_base + Duration::from_nanos(running);
             let time = self.tracks[track].rtp_time(running);
-            // Writing only queues on the stream; the packets leave on the next tick.
-            for payload in packetize::cached(frame) {
-                self.tracks[track].write(&mut self.rtc, payload, time, wallclock);
-            }
+            // Writing only queues on the stream; the packets leave when str0m is moved on.
+            self.tracks[track].write(&mut self.rtc, packetize::cached(frame), time, wallclock);
             self.state.frames += 1;
             self.sub.add_bytes_out(frame.data.len());
         }
@@ -333,13 +359,13 @@ impl Viewer {
     }
 
     fn receive(&mut self, datagram: &[u8], source: SocketAddr, now: Instant) -> Result<(), String> {
+        self.state.received += 1;
+        self.state.last_heard = Some(now);
         let Ok(contents) = datagram.try_into() else {
             return Ok(()); // neither STUN, DTLS, RTP nor RTCP
         };
-        let input = Input::Receive(
-            now,
-            Receive { proto: NetProtocol::Udp, source, destination: self.candidate, contents },
-        );
+        let input =
+            Input::Receive(now, Receive { proto: NetProtocol::Udp, source, destination: self.candidate, contents });
         if !self.rtc.accepts(&input) {
             return Ok(());
         }
@@ -389,5 +415,48 @@ impl Viewer {
         self.state.plis += 1;
         tracing::debug!(parent: &self.span, stream = %self.key, "viewer PLI: keyframe requested");
         self.sub.request_keyframe();
+    }
+}
+
+/// Whether a viewer is gone: ICE disconnected for `LOST_GRACE` (str0m's ICE-lite side saw no
+/// binding request for 15 s) and nothing at all came from it for `SILENCE`. Browsers send
+/// consent checks every few seconds; libnice-based viewers (GStreamer's webrtcbin) send none
+/// once connected, only RTCP, so ICE alone would cut them off after 20 s.
+fn is_lost(ice_lost_since: Option<Instant>, last_heard: Option<Instant>, now: Instant) -> bool {
+    let ice_lost = ice_lost_since.is_some_and(|t| now.saturating_duration_since(t) > LOST_GRACE);
+    let silent = last_heard.is_none_or(|t| now.saturating_duration_since(t) > SILENCE);
+    ice_lost && silent
+}
+
+/// Reads a connected viewer's datagrams (RTCP, NACK, PLI, consent checks: a few a second) for
+/// its driver, which takes them at its next tick; ends when the viewer's session does.
+async fn receive_task(socket: Arc<tokio::net::UdpSocket>, tx: mpsc::Sender<(Vec<u8>, SocketAddr)>) {
+    let mut buf = vec![0u8; 2048];
+    loop {
+        tokio::select! {
+            _ = tx.closed() => return,
+            r = socket.recv_from(&mut buf) => match r {
+                // A full inbox drops the datagram, as a congested link would.
+                Ok((n, source)) => drop(tx.try_send((buf[..n].to_vec(), source))),
+                Err(e) => tracing::debug!(error = %e, "UDP receive failed"),
+            },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_viewer_is_lost_when_ice_is_down_and_it_is_silent() {
+        let t0 = Instant::now();
+        let at = |s: u64| t0 + Duration::from_secs(s);
+        assert!(!is_lost(None, None, at(100)), "ICE up");
+        assert!(!is_lost(Some(at(10)), Some(at(9)), at(14)), "ICE down for less than the grace");
+        assert!(is_lost(Some(at(10)), Some(at(2)), at(16)), "ICE down and silent: gone");
+        assert!(!is_lost(Some(at(10)), Some(at(12)), at(16)), "RTCP still comes (a libnice viewer): stays");
+        assert!(is_lost(Some(at(10)), Some(at(12)), at(12 + 13)), "then silent past SILENCE: gone");
+        assert!(is_lost(Some(at(10)), None, at(16)), "never heard from after connecting");
     }
 }
