@@ -15,7 +15,9 @@
 //! at once, stamped by [`TimeMap`] so the viewer is live from its first picture on. A viewer's
 //! PLI/FIR asks the source for a keyframe (at most every `PLI_INTERVAL`). Every track's RTP time
 //! and the wallclock str0m's sender reports map it to come from the frame's timestamp on one
-//! running time per session, and all tracks report one CNAME, so receivers lip-sync them.
+//! running time per session. (str0m gives each m-line its own random RTCP CNAME and has no
+//! setter; receivers that lip-sync by CNAME, GStreamer's rtpbin, see two sources: see
+//! docs/whep-egress.md.)
 
 mod drive;
 mod negotiate;

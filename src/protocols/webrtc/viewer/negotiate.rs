@@ -150,30 +150,7 @@ pub fn answer(
         }
         tracks.push(NegotiatedTrack { kind: choice.kind, mid, pt: choice.pt.into(), clock_rate: choice.clock_rate });
     }
-    // One CNAME for all the session's tracks (RFC 7022: random per session), in the RTCP SDES
-    // and the answer alike: receivers that lip-sync by CNAME (GStreamer's rtpbin) align audio
-    // with video by the sender reports only within one CNAME.
-    let cname = format!("{:016x}", rand::random::<u64>());
-    for track in &tracks {
-        rtc.set_cname(track.mid, &cname);
-    }
-    Ok(Negotiated { rtc, answer: with_cname(&answer.to_sdp_string(), &cname), tracks })
-}
-
-/// The SDP with every `a=ssrc:N cname:X` line's CNAME replaced by `cname`.
-fn with_cname(sdp: &str, cname: &str) -> String {
-    let mut out = String::with_capacity(sdp.len());
-    for line in sdp.split_inclusive('\n') {
-        let body = line.trim_end_matches(['\r', '\n']);
-        match body.strip_prefix("a=ssrc:").and_then(|r| r.split_once(' ')) {
-            Some((ssrc, attr)) if attr.starts_with("cname:") => {
-                out.push_str(&format!("a=ssrc:{ssrc} cname:{cname}"));
-                out.push_str(&line[body.len()..]);
-            }
-            _ => out.push_str(line),
-        }
-    }
-    out
+    Ok(Negotiated { rtc, answer: answer.to_sdp_string(), tracks })
 }
 
 #[cfg(test)]

@@ -102,30 +102,3 @@ fn one_stream_adds_an_msid_only_where_there_is_none() {
         "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=mid:0\r\na=msid:interop-gateway audio\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=mid:1\r\na=msid:s v\r\nm=application 9 UDP/DTLS/SCTP webrtc-datachannel\r\na=mid:2\r\n"
     );
 }
-
-#[test]
-fn both_tracks_share_one_cname_in_the_answer_and_the_rtcp() {
-    let n =
-        negotiate(EgressTracks { video: Some((Codec::H264, Some(100))), audio: Some(Codec::Opus) }).expect("answer");
-    let mut cnames: Vec<&str> =
-        n.answer.lines().filter_map(|l| l.split_once(" cname:")).map(|(_, c)| c.trim_end()).collect();
-    assert!(cnames.len() >= 2, "{}", n.answer);
-    cnames.dedup();
-    assert_eq!(cnames.len(), 1, "one CNAME for audio, video and RTX: {}", n.answer);
-    for t in &n.tracks {
-        assert_eq!(n.rtc.media(t.mid).expect("media").cname(), cnames[0], "the SDES carries the answer's CNAME");
-    }
-    // Another session gets another CNAME (RFC 7022).
-    let other =
-        negotiate(EgressTracks { video: Some((Codec::H264, Some(100))), audio: Some(Codec::Opus) }).expect("answer");
-    assert!(!other.answer.contains(cnames[0]));
-}
-
-#[test]
-fn with_cname_rewrites_only_cname_lines() {
-    let sdp = "m=video 9 X 96\r\na=ssrc:1 cname:abc\r\na=ssrc:1 msid:s v\r\na=ssrc:2 cname:def\r\na=mid:0\r\n";
-    assert_eq!(
-        with_cname(sdp, "zz"),
-        "m=video 9 X 96\r\na=ssrc:1 cname:zz\r\na=ssrc:1 msid:s v\r\na=ssrc:2 cname:zz\r\na=mid:0\r\n"
-    );
-}
