@@ -30,7 +30,26 @@ atexit.register(_cleanup)
 signal.signal(signal.SIGTERM, lambda *_: (_cleanup(), os._exit(1)))
 
 
+_port_range = None
+
+
 def free_port():
+    """A free loopback TCP port: from `GWBENCH_PORTS` (e.g. `37000-37999`, for runs that must
+    stay in a range of their own) when set, else one the kernel picks."""
+    global _port_range
+    spec = os.environ.get("GWBENCH_PORTS")
+    if spec:
+        if _port_range is None:
+            lo, hi = (int(x) for x in spec.split("-"))
+            _port_range = iter(range(lo, hi + 1))
+        for port in _port_range:
+            with socket.socket() as s:
+                try:
+                    s.bind(("127.0.0.1", port))
+                except OSError:
+                    continue
+                return port
+        raise RuntimeError(f"no free port left in GWBENCH_PORTS={spec}")
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -279,11 +298,13 @@ rtmp {{ server {{ listen 127.0.0.1:{port}; {app_conf} }} }}
 def gateway(dirpath, binary=None, extra=()):
     binary = binary or TARGET / "release" / "interop-gateway"
     log = open(dirpath / "gateway.log", "w+")
-    p = start([str(binary), "serve", "--http", "127.0.0.1:0", "--rtmp", "127.0.0.1:0",
+    # Port 0 (the kernel picks) unless the run must stay in `GWBENCH_PORTS`.
+    ports = [free_port(), free_port()] if os.environ.get("GWBENCH_PORTS") else [0, 0]
+    p = start([str(binary), "serve", "--http", f"127.0.0.1:{ports[0]}", "--rtmp", f"127.0.0.1:{ports[1]}",
                "--matrix", str(ROOT / "matrix.yaml"), "--pipelines", str(ROOT / "pipelines"),
                # The benchmarks' CDN origins (nginx-rtmp) listen on loopback.
                "--allow-relay-host", "127.0.0.1", *extra],
-              stderr=log, env={**os.environ, "RUST_LOG": "warn"})
+              stderr=log, env={"RUST_LOG": "warn", **os.environ})
     end = time.time() + 30
     while time.time() < end:
         log.seek(0)

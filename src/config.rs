@@ -188,10 +188,11 @@ pub struct WebrtcSettings {
     /// total (503 past it): each holds sockets and threads until ICE connects or times out.
     pub max_pending_per_address: usize,
     pub max_pending: usize,
-    /// What sends to WHEP viewers: `webrtcbin` (the default: one GStreamer webrtcbin
-    /// pipeline per viewer) or `str0m` (RTP made once per track and shared, each viewer a
-    /// sans-IO str0m session: 4-7x cheaper per viewer, but its A/V offset on GStreamer
-    /// receivers is above the 40 ms target for now, see docs/whep-egress.md).
+    /// What sends to WHEP viewers: `webrtcbin` (the default: one GStreamer webrtcbin pipeline
+    /// per viewer) or `str0m` (RTP made once per track and shared, each viewer a sans-IO str0m
+    /// session, driven with the other viewers by one task per core: several times cheaper per
+    /// viewer, but its A/V offset on GStreamer receivers is not yet reliably within the 40 ms
+    /// target, see docs/whep-egress.md).
     pub egress: WhepEgress,
 }
 

@@ -56,6 +56,8 @@ pub struct Sessions {
     settings: Arc<WebrtcSettings>,
     registry: Registry,
     pending: Pending,
+    /// The tasks driving connected str0m WHEP viewers.
+    drivers: viewer::Drivers,
 }
 
 impl Sessions {
@@ -63,7 +65,12 @@ impl Sessions {
     pub fn new(settings: WebrtcSettings) -> Result<Sessions, IceError> {
         ice::check(&settings)?;
         let pending = Pending::new(settings.max_pending_per_address, settings.max_pending);
-        Ok(Sessions { settings: Arc::new(settings), registry: Registry::default(), pending })
+        Ok(Sessions {
+            settings: Arc::new(settings),
+            registry: Registry::default(),
+            pending,
+            drivers: viewer::Drivers::default(),
+        })
     }
 
     pub fn settings(&self) -> &WebrtcSettings {
@@ -72,6 +79,11 @@ impl Sessions {
 
     pub fn registry(&self) -> &Registry {
         &self.registry
+    }
+
+    /// The tasks driving connected str0m WHEP viewers.
+    pub fn drivers(&self) -> &viewer::Drivers {
+        &self.drivers
     }
 
     /// Sessions answered and still connecting, bounded per address and in total.

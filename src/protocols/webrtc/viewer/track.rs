@@ -42,18 +42,22 @@ impl Track {
         self.rtp_offset.wrapping_add(ticks as u32)
     }
 
-    /// Queues one payload on the track's send stream; false when str0m has no such stream.
-    pub fn write(&mut self, rtc: &mut Rtc, payload: &Payload, time: u32, wallclock: Instant) -> bool {
+    /// Queues one frame's payloads on the track's send stream (looked up once per frame);
+    /// false when str0m has no such stream.
+    pub fn write(&mut self, rtc: &mut Rtc, payloads: &[Payload], time: u32, wallclock: Instant) -> bool {
         let mut api = rtc.direct_api();
         let Some(tx) = api.stream_tx_by_mid(self.mid, None) else {
             return false;
         };
-        let write = RtpWrite::new(self.pt, self.seq.into(), time, wallclock, payload.data.clone())
-            .marker(payload.marker)
-            .nackable(self.kind == TrackKind::Video);
-        tx.write_rtp(write);
-        self.seq += 1;
-        self.packets += 1;
+        let nackable = self.kind == TrackKind::Video;
+        for payload in payloads {
+            let write = RtpWrite::new(self.pt, self.seq.into(), time, wallclock, payload.data.clone())
+                .marker(payload.marker)
+                .nackable(nackable);
+            tx.write_rtp(write);
+            self.seq += 1;
+        }
+        self.packets += payloads.len() as u64;
         true
     }
 }
