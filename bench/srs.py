@@ -67,7 +67,7 @@ writing one shared buffer (a frame's tags, at the clip's byte rate) to every vie
 the kernel on this machine (loopback TCP, the receiver's softirq work included), the floor under
 any server that keeps the added latency within one frame.
 
-WHEP: one gateway (its default egress, or `--whep-egress str0m|webrtcbin`) and one SRS with
+WHEP: one gateway (with `webrtc.egress: str0m`, or `--whep-egress webrtcbin`) and one SRS with
 WebRTC on (rtc_server on a loopback UDP port with candidate 127.0.0.1, WHEP on its HTTP API at
 /rtc/v1/whep/?app=live&stream=fan, `rtc { rtmp_to_rtc on; }`: both convert the clip's AAC to
 Opus once per stream); the viewers are bench/whep_viewers.rs (str0m receive clients on one
@@ -198,8 +198,10 @@ def start(d, exe, max_connections=2000, mw_latency=None, rtc=False):
     return p, f"127.0.0.1:{http_port}", f"127.0.0.1:{rtmp_port}"
 
 
-# The gateway's WHEP egress in the WHEP runs (None: its default); --whep-egress sets it.
-WHEP_EGRESS = None
+# The gateway's WHEP egress in the WHEP runs; --whep-egress sets it. str0m (opt-in in the
+# gateway, see docs/whep-egress.md) is the one built for fan-out: webrtcbin's pipeline per
+# viewer would need some six cores for 500 viewers.
+WHEP_EGRESS = "str0m"
 
 
 def gateway_config(d, max_connections, merge_window=None, whep=False):
@@ -416,7 +418,7 @@ def section(r):
                 rd = x["readers"]
                 stall = f"{rd.get('max_stall_ms')} ms"
                 if protocol == "whep":
-                    stall = f"(lowest {rd.get('min_fps')} fps)"
+                    stall = f"(lowest {rd.get('min_fps') or 0:.1f} fps)"
                 rows.append(f"| {st['viewers']} | {LABELS.get(side, side)} | {100 * x['measure']['cpu_cores']:.1f}% | "
                             f"{x['us_per_viewer_s']:.0f} ({x['us_per_viewer_s_above_idle']:.0f}) | "
                             f"{x['rss_kib'] / 1024:.1f} / {x['measure']['pss_kib'] / 1024:.1f} | {rd.get('with_data')}/{st['viewers']} | "
@@ -436,7 +438,7 @@ def main():
     ap.add_argument("--seconds", type=float, default=15)
     ap.add_argument("--protocols", default=",".join(PROTOCOLS))
     ap.add_argument("--whep-viewers", default="100,500", help="the WHEP run's viewer counts")
-    ap.add_argument("--whep-egress", choices=("str0m", "webrtcbin"), help="the gateway's WHEP egress (default: its own)")
+    ap.add_argument("--whep-egress", choices=("str0m", "webrtcbin"), default="str0m", help="the gateway's WHEP egress")
     ap.add_argument("--json", help="write the raw figures here")
     a = ap.parse_args()
     if not binary():

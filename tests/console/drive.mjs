@@ -192,6 +192,37 @@ try {
   );
   await shot(page, "04-recording-and-clip", "#recordings-section");
 
+  // 5c. A push to the CDN origin and a pull back from it (the pulled stream goes live here),
+  // then both stopped from their rows.
+  const relayLive = (kind) => page.waitForFunction(
+    (k) => Array.from(document.querySelectorAll("#relays tbody tr")).some(
+      (r) => r.children[0]?.textContent === k && r.getAttribute("data-state") === "live",
+    ),
+    { timeout: STEP },
+    kind,
+  );
+  await page.$eval("#relays-section", (e) => e.scrollIntoView());
+  await page.select("#push-stream", cfg.previewStream);
+  await page.$eval("#push-url", (e, v) => { e.value = v; }, cfg.pushUrl);
+  await click(page, "#push-form button[type=submit]");
+  await relayLive("push");
+  await page.$eval("#pull-url", (e, v) => { e.value = v; }, cfg.pushUrl);
+  await page.$eval("#pull-stream", (e, v) => { e.value = v; }, cfg.pulledStream);
+  await click(page, "#pull-form button[type=submit]");
+  await relayLive("pull");
+  await page.waitForSelector(`#streams tr[data-stream="${cfg.pulledStream}"]`, { timeout: STEP });
+  report.relays = await page.$$eval("#relays tbody tr", (rows) =>
+    rows.map((r) => Array.from(r.querySelectorAll("td")).slice(0, 5).map((td) => td.textContent ?? "")),
+  );
+  report.pulledRow = await page.$eval(`#streams tr[data-stream="${cfg.pulledStream}"]`, (r) =>
+    Array.from(r.querySelectorAll("td")).map((td) => td.textContent ?? ""),
+  );
+  await shot(page, "04-push-and-pull", "#relays-section");
+  await click(page, "button[data-action=pull-stop]");
+  await click(page, "button[data-action=push-stop]");
+  await page.waitForFunction(() => document.querySelectorAll("#relays tbody tr").length === 0, { timeout: STEP });
+  report.relaysAfterStop = await page.$$eval("#relays tbody tr", (rows) => rows.length);
+
   // 6. The matrix table: a cell's plan on hover.
   const cell = 'td.cell[data-from="rtmp"][data-to="webrtc"]';
   await page.$eval(cell, (e) => e.scrollIntoView({ block: "center" }));

@@ -27,7 +27,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use common::chromium::{in_loopback_netns, CHROMIUM};
-use common::{repo_root, wait_child, Api, Ffmpeg, Gateway, LineBuffer, PublishOptions, TempDir};
+use common::{repo_root, wait_child, Api, Ffmpeg, Gateway, LineBuffer, Nginx, PublishOptions, TempDir};
 use serde_json::{json, Value};
 
 const ADMIN: &str = "console-admin-token";
@@ -109,13 +109,15 @@ async fn check_api(gw: &Gateway, admin: &Api, matrix_file: &std::path::Path) -> 
 }
 
 /// Runs the browser session; returns its report.
-fn drive(base: &str) -> anyhow::Result<Value> {
+fn drive(base: &str, push_url: &str) -> anyhow::Result<Value> {
     let script = repo_root().join("tests/console/drive.mjs");
     let input = json!({
         "base": base,
         "chromium": CHROMIUM,
         "streams": ["teacher", "lab"],
         "previewStream": "teacher",
+        "pushUrl": push_url,
+        "pulledStream": "pulled",
         "readToken": READ,
         "adminToken": ADMIN,
         "artifacts": artifacts(),
@@ -180,8 +182,13 @@ fn console_in_chromium_lists_previews_and_edits_the_matrix() {
         assert_eq!(console.status(), 200, "is the console built? (npm run build)");
         check_api(&gw, &admin, &matrix_file).await.expect("the API under the console");
 
+        // The CDN origin the console pushes to and pulls back from.
+        let mut origin = Nginx::start();
+        let push_url = origin.rtmp_url("/live/from-console");
+
         let base = gw.http_url("");
-        let report = tokio::task::spawn_blocking(move || drive(&base)).await.expect("join").expect("driver");
+        let push = push_url.clone();
+        let report = tokio::task::spawn_blocking(move || drive(&base, &push)).await.expect("join").expect("driver");
         let pretty = serde_json::to_string_pretty(&report).unwrap_or_default();
         println!("console driver report: {pretty}");
         let _ = std::fs::write(artifacts().join("report.json"), &pretty);
@@ -235,6 +242,19 @@ fn console_in_chromium_lists_previews_and_edits_the_matrix() {
         );
         let on_disk: Vec<_> = std::fs::read_dir(dir.path().join("rec/lab")).expect("recordings of lab").flatten().collect();
         assert!(on_disk.iter().any(|e| e.file_name().to_string_lossy().ends_with(".mp4")), "{on_disk:?}");
+
+        // A push to the origin and a pull back from it, both live, then both stopped; the
+        // pulled stream carried the teacher's picture (codecs, size) through the real origin.
+        let relays = report["relays"].as_array().expect("relays");
+        let live = |kind: &str, stream: &str| {
+            relays.iter().any(|r| r[0] == kind && r[2] == stream && r[4].as_str().is_some_and(|s| s.starts_with("live")))
+        };
+        assert!(live("push", "teacher") && live("pull", "pulled"), "{relays:?}");
+        let pulled: Vec<&str> = report["pulledRow"].as_array().expect("row").iter().filter_map(Value::as_str).collect();
+        assert_eq!(pulled.get(2).copied(), Some("h264 640×360 30 fps"), "{pulled:?}");
+        assert_eq!(report["relaysAfterStop"], 0);
+        assert!(admin.get("/api/v1/pushes").await.expect("api").json.expect("json")["pushes"].as_array().is_none_or(|p| p.is_empty()));
+        origin.stop();
 
         // The matrix: 6 publishers × 7 viewers, a cell's plan on hover.
         assert_eq!(report["matrixCells"], 42);

@@ -82,10 +82,14 @@ impl Nginx {
             "load_module {RTMP_MODULE};
 daemon off;
 master_process off;
+# As root, nginx hands its temp paths to this user: root, since in a test's user namespace
+# (the loopback-only one of the browser tests) `nobody` is not mapped and chown fails.
+user root root;
 error_log {dir}/error.log info;
 pid {dir}/nginx.pid;
 events {{ worker_connections 256; }}
 rtmp {{
+    access_log off;
     server {{
         listen 127.0.0.1:{rtmp};
         chunk_size 4096;
