@@ -76,20 +76,31 @@ pub(super) async fn serve<S: Sink>(gw: &FlvCtx, sub: Subscription, sink: &mut S)
     }
 }
 
+/// What an HTTP-FLV play answers (`/live/{file}` and `/mini/{file}` alike).
+#[derive(utoipa::IntoResponses)]
+#[allow(dead_code)] // only described, never built: the handlers answer with `Response`
+enum PlayAnswers {
+    #[response(status = 200, description = "The live stream as FLV", content_type = "video/x-flv")]
+    Flv(Vec<u8>),
+    #[response(status = 400, description = "Bad stream key")]
+    BadKey(ErrorBody),
+    #[response(status = 401, description = "Play needs credentials")]
+    Credentials(ErrorBody),
+    #[response(status = 403, description = "Play refused")]
+    Refused(ErrorBody),
+    #[response(status = 404, description = "Not `{stream}.flv`, or the stream is not live")]
+    NotLive(ErrorBody),
+    #[response(status = 503, description = "Stream not ready, or the cluster store is unreachable")]
+    NotReady(ErrorBody),
+}
+
 /// Play as an `rtmp` consumer.
 #[utoipa::path(get, path = "/live/{file}", tag = "media",
     summary = "HTTP-FLV play (protocol rtmp)",
     description = "An endless FLV body starting at the cached GOP (`{file}` is `{stream}.flv`). \
         Admitted like any play (`auth.play`: a key, a signed query, ...).",
     params(("file" = String, Path, description = "`{stream}.flv`", example = "room1.flv")),
-    responses(
-        (status = 200, description = "The live stream as FLV", content_type = "video/x-flv", body = Vec<u8>),
-        (status = 400, description = "Bad stream key", body = ErrorBody),
-        (status = 401, description = "Play needs credentials", body = ErrorBody),
-        (status = 403, description = "Play refused", body = ErrorBody),
-        (status = 404, description = "Not `{stream}.flv`, or the stream is not live", body = ErrorBody),
-        (status = 503, description = "Stream not ready, or the cluster store is unreachable", body = ErrorBody),
-    ))]
+    responses(PlayAnswers))]
 async fn play_live(
     gw: State<FlvCtx>,
     peer: ConnectInfo<SocketAddr>,
@@ -105,14 +116,7 @@ async fn play_live(
     summary = "HTTP-FLV play (protocol miniprogram)",
     description = "As `/live/{file}`, for mini-program players (the matrix's `miniprogram` column).",
     params(("file" = String, Path, description = "`{stream}.flv`", example = "room1.flv")),
-    responses(
-        (status = 200, description = "The live stream as FLV", content_type = "video/x-flv", body = Vec<u8>),
-        (status = 400, description = "Bad stream key", body = ErrorBody),
-        (status = 401, description = "Play needs credentials", body = ErrorBody),
-        (status = 403, description = "Play refused", body = ErrorBody),
-        (status = 404, description = "Not `{stream}.flv`, or the stream is not live", body = ErrorBody),
-        (status = 503, description = "Stream not ready, or the cluster store is unreachable", body = ErrorBody),
-    ))]
+    responses(PlayAnswers))]
 async fn play_mini(
     gw: State<FlvCtx>,
     peer: ConnectInfo<SocketAddr>,
