@@ -163,23 +163,8 @@ struct Memory {
     recordings: Option<(serde_json::Value, Instant, usize)>,
 }
 
-async fn snapshot(gw: &Gateway, admin: bool, headers: &axum::http::HeaderMap, memory: &mut Memory) -> String {
-    let streams: Vec<_> = gw
-        .hub
-        .streams()
-        .iter()
-        .map(|s| {
-            let mut v = super::streams::view(s);
-            v.owner = gw.cluster.as_ref().map(|c| c.owner_name(s));
-            if !admin {
-                v.publisher.remote = None;
-                for session in &mut v.sessions {
-                    session.remote = None;
-                }
-            }
-            v
-        })
-        .collect();
+async fn snapshot(gw: &Gateway, role: Option<Role>, headers: &axum::http::HeaderMap, memory: &mut Memory) -> String {
+    let streams = super::streams::views_for(gw, role.as_ref());
     let counters: Vec<_> = streams
         .iter()
         .map(|s| (s.key.clone(), s.bytes_in, s.sessions.iter().map(|x| x.bytes_out).sum::<u64>()))
@@ -231,7 +216,7 @@ pub async fn events(
     role: Option<Extension<Role>>,
     headers: axum::http::HeaderMap,
 ) -> Response {
-    let admin = role.as_deref() == Some(&Role::Admin);
+    let role = role.map(|Extension(r)| r);
     let stop = gw.shutdown.child_token();
     let memory = std::sync::Arc::new(tokio::sync::Mutex::new(Memory::default()));
     let stream = event_stream(
@@ -239,7 +224,7 @@ pub async fn events(
             let gw = gw.clone();
             let headers = headers.clone();
             let memory = memory.clone();
-            async move { snapshot(&gw, admin, &headers, &mut *memory.lock().await).await }
+            async move { snapshot(&gw, role, &headers, &mut *memory.lock().await).await }
         },
         PERIOD,
         KEEPALIVE,

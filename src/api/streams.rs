@@ -230,8 +230,7 @@ pub async fn list(
     if scope.is_cluster()? {
         return Ok(super::cluster::streams(&gw).await?.into_response());
     }
-    let streams = gw.hub.streams().iter().map(|s| for_role(view_in(&gw, s), role.as_deref())).collect();
-    Ok(Json(StreamList { streams }).into_response())
+    Ok(Json(StreamList { streams: views_for(&gw, role.as_deref()) }).into_response())
 }
 
 #[utoipa::path(get, path = "/api/v1/streams/{stream}", tag = "streams",
@@ -250,6 +249,11 @@ pub async fn get(
     let key = parse_key(&key)?;
     let stream = gw.hub.stream(&key).ok_or_else(|| ApiError::not_found(format!("stream `{key}` is not live")))?;
     Ok(Json(for_role(view_in(&gw, &stream), role.as_deref())))
+}
+
+/// This node's streams as `role` may see them (also what the console's events carry).
+pub(super) fn views_for(gw: &Gateway, role: Option<&Role>) -> Vec<StreamView> {
+    gw.hub.streams().iter().map(|s| for_role(view_in(gw, s), role)).collect()
 }
 
 /// Viewers' and publishers' addresses are for the admin role only.

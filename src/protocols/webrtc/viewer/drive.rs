@@ -15,6 +15,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::mpsc;
 
 use super::Viewer;
+use crate::sync::lock;
 
 /// How often a driver wakes: what its viewers' subscriptions have ready then goes out, for at
 /// most this much delay. Short, so packets leave close to their frame's time (receivers with
@@ -38,7 +39,7 @@ impl Drivers {
     /// Hands a connected viewer to the least loaded driver (starting drivers up to one per
     /// core; a driver whose task is gone is replaced).
     pub fn adopt(&self, viewer: Viewer) {
-        let mut running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let mut running = lock(&self.running);
         // A driver that ended (its last viewer left) takes no more.
         running.retain(|d| !d.tx.is_closed());
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
@@ -66,7 +67,7 @@ impl Drivers {
 
     /// Viewers held by the drivers now.
     pub fn viewers(&self) -> usize {
-        let running = self.running.lock().unwrap_or_else(|e| e.into_inner());
+        let running = lock(&self.running);
         running.iter().map(|d| d.load.load(Ordering::Relaxed)).sum()
     }
 }
