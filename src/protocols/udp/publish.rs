@@ -106,12 +106,13 @@ impl Session {
         // Made once, not on every packet's turn of the loop.
         let stop = self.registration.stop.clone().cancelled_owned();
         let shutdown = gw.shutdown.clone().cancelled_owned();
-        tokio::pin!(stop, shutdown, watchdog);
+        let kicked = self.publisher.kicked_owned();
+        tokio::pin!(stop, shutdown, kicked, watchdog);
         let reason = loop {
             tokio::select! {
                 _ = &mut stop => break "stopped through the API (DELETE)".to_string(),
                 _ = &mut shutdown => break "gateway shutting down".into(),
-                _ = self.publisher.kicked() => break "disconnected through the API".into(),
+                _ = &mut kicked => break "disconnected through the API".into(),
                 event = self.receiver.next() => match event {
                     Event::Frames => {
                         for frame in self.receiver.take_frames() {
