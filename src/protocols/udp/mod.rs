@@ -20,6 +20,7 @@
 //! - `egress` / `output`: the sending pipeline and the output session.
 //! - `registry`: sessions by id; `http`: the axum handlers; `metrics`: counters for `/metrics`.
 
+mod batch;
 mod chains;
 mod clock;
 mod depay;
