@@ -124,6 +124,12 @@ impl Publisher {
     pub async fn kicked(&self) {
         self.stream.kick.cancelled().await
     }
+
+    /// [`kicked`](Self::kicked) as one future a receive loop keeps across its turns (not
+    /// registered again on every packet).
+    pub fn kicked_owned(&self) -> tokio_util::sync::WaitForCancellationFutureOwned {
+        self.stream.kick.clone().cancelled_owned()
+    }
 }
 
 impl Drop for Publisher {

@@ -76,11 +76,18 @@ struct Au {
 /// RFC 6184 packetization modes 0 and 1 → AVCC access units. An access unit ends at the
 /// marker bit or when the timestamp changes. The last SPS and PPS seen in band are kept
 /// (see [`H264Depay::take_parameter_sets`]); they stay in the access unit as well.
+///
+/// Each payload byte is copied once, into the access unit: an FU-A NAL unit is put back
+/// together in place behind its length field (filled in at its last fragment, cut off if it
+/// never comes), and a new access unit starts with room for about as much as the last one.
 #[derive(Debug, Default)]
 pub struct H264Depay {
     au: Option<Au>,
-    /// The NAL unit being reassembled from FU-A fragments.
-    fu: Option<Vec<u8>>,
+    /// Where, in the access unit, the NAL unit being reassembled from FU-A fragments starts
+    /// (its length field).
+    fu: Option<usize>,
+    /// The size of the last access unit, for the next one's first allocation.
+    last_size: usize,
     sps: Option<Vec<u8>>,
     pps: Option<Vec<u8>>,
     /// An SPS or PPS that differs from the last one arrived.
@@ -113,10 +120,10 @@ impl H264Depay {
     fn push(&mut self, packet: Packet<'_>, lost: bool, out: &mut Vec<Unit>) {
         if lost {
             // A fragment of the unit in progress is missing.
-            self.fu = None;
+            self.drop_fu();
         }
         if self.au.as_ref().is_some_and(|au| au.timestamp != packet.timestamp) {
-            self.fu = None;
+            self.drop_fu();
             self.finish(out);
         }
         let payload = packet.payload;
@@ -139,7 +146,7 @@ impl H264Depay {
             }
         }
         if packet.marker {
-            self.fu = None;
+            self.drop_fu();
             self.finish(out);
         }
     }
@@ -148,30 +155,63 @@ impl H264Depay {
         let [indicator, fu_header, data @ ..] = payload else { return };
         let (start, end) = (fu_header & 0x80 != 0, fu_header & 0x40 != 0);
         if start {
-            let mut nal = Vec::with_capacity(data.len() * 4 + 1);
-            nal.push((indicator & 0xe0) | (fu_header & 0x1f));
-            nal.extend_from_slice(data);
-            self.fu = Some(nal);
-        } else if let Some(nal) = self.fu.as_mut() {
-            if nal.len() + data.len() > MAX_UNIT {
-                self.fu = None;
+            self.drop_fu();
+            let au = self.au_at(timestamp);
+            if au.data.len() + 5 + data.len() > MAX_UNIT {
                 return;
             }
-            nal.extend_from_slice(data);
+            let at = au.data.len();
+            au.data.extend_from_slice(&[0; 4]);
+            au.data.push((indicator & 0xe0) | (fu_header & 0x1f));
+            au.data.extend_from_slice(data);
+            self.fu = Some(at);
+        } else if let (Some(_), Some(au)) = (self.fu, self.au.as_mut()) {
+            if au.data.len() + data.len() > MAX_UNIT {
+                self.drop_fu();
+                return;
+            }
+            au.data.extend_from_slice(data);
         }
         if end {
-            if let Some(nal) = self.fu.take() {
-                self.add_nal(timestamp, &nal);
-            }
+            self.end_fu();
         }
     }
 
+    /// The last fragment came: the NAL unit's length goes in front of it.
+    fn end_fu(&mut self) {
+        let (Some(at), Some(au)) = (self.fu.take(), self.au.as_mut()) else { return };
+        let Some(nal) = au.data.get(at + 4..) else { return };
+        let (len, t) = (nal.len() as u32, nal.first().map_or(0, |b| b & 0x1f));
+        let parameter_set = (t == 7 || t == 8).then(|| nal.to_vec());
+        au.data[at..at + 4].copy_from_slice(&len.to_be_bytes());
+        au.keyframe |= t == 5;
+        if let Some(nal) = parameter_set {
+            self.note_parameter_set(&nal);
+        }
+    }
+
+    /// Forgets the NAL unit being reassembled (a fragment is missing): its bytes come off the
+    /// access unit.
+    fn drop_fu(&mut self) {
+        if let (Some(at), Some(au)) = (self.fu.take(), self.au.as_mut()) {
+            au.data.truncate(at);
+        }
+    }
+
+    /// The access unit in progress, or a new one at `timestamp`.
+    fn au_at(&mut self, timestamp: u32) -> &mut Au {
+        let room = (self.last_size + self.last_size / 4).clamp(1500, MAX_UNIT);
+        self.au.get_or_insert_with(|| Au { timestamp, data: Vec::with_capacity(room), keyframe: false })
+    }
+
     fn add_nal(&mut self, timestamp: u32, nal: &[u8]) {
+        // Between the fragments of another NAL unit (RFC 6184 forbids it): that one is broken.
+        self.drop_fu();
         let t = nal[0] & 0x1f;
         if t == 7 || t == 8 {
             self.note_parameter_set(nal);
         }
-        let au = self.au.get_or_insert_with(|| Au { timestamp, data: Vec::new(), keyframe: false });
+        let au = self.au_at(timestamp);
         if au.data.len() + nal.len() + 4 > MAX_UNIT {
             return;
         }
@@ -195,6 +235,7 @@ impl H264Depay {
     fn finish(&mut self, out: &mut Vec<Unit>) {
         if let Some(au) = self.au.take() {
             if !au.data.is_empty() {
+                self.last_size = au.data.len();
                 out.push(Unit { timestamp: au.timestamp, data: au.data, keyframe: au.keyframe });
             }
         }

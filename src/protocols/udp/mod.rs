@@ -20,6 +20,7 @@
 //! - `egress` / `output`: the sending pipeline and the output session.
 //! - `registry`: sessions by id; `http`: the axum handlers; `metrics`: counters for `/metrics`.
 
+mod batch;
 mod chains;
 mod clock;
 mod depay;
@@ -31,6 +32,7 @@ pub use crate::addr_rules as hosts;
 mod http;
 mod ingest;
 pub mod light;
+mod light_thread;
 mod metrics;
 mod output;
 pub mod payload;
@@ -59,6 +61,7 @@ use std::time::Duration;
 
 pub use error::UdpError;
 pub use http::{routes, Doc};
+pub use light_thread::tasks_alive as light_tasks_alive;
 pub use metrics::UdpMetrics;
 pub use registry::Kind;
 

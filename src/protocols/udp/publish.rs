@@ -87,8 +87,13 @@ pub async fn start(gw: &UdpCtx, key: StreamKey, sdp_text: &str, remote: Option<S
         status.tracks.iter().map(|t| format!("{} {} pt {} on {}", t.kind, t.codec, t.pt, t.rtp_port)).collect();
     let path = receiver.path();
     span.in_scope(|| tracing::info!(bind = %status.bind, ports = ?ports, path, "UDP ingest started"));
-    let session = Session { publisher, receiver, registration, status };
-    tokio::spawn(session.run(gw.clone()).instrument(span));
+    let on = receiver.runtime();
+    let session = Session { publisher, receiver, registration, status, home: tokio::runtime::Handle::current() };
+    let run = session.run(gw.clone()).instrument(span);
+    match on {
+        Some(runtime) => drop(runtime.spawn(run)),
+        None => drop(tokio::spawn(run)),
+    }
     Ok(Started { location, body, sdp: None })
 }
 
@@ -97,6 +102,9 @@ struct Session {
     receiver: Receiver,
     registration: Registration,
     status: Arc<IngestStatus>,
+    /// The gateway's runtime, where the publisher is dropped (what the stream's end starts
+    /// runs there, not on the light ingests' thread).
+    home: tokio::runtime::Handle,
 }
 
 impl Session {
@@ -106,12 +114,13 @@ impl Session {
         // Made once, not on every packet's turn of the loop.
         let stop = self.registration.stop.clone().cancelled_owned();
         let shutdown = gw.shutdown.clone().cancelled_owned();
-        tokio::pin!(stop, shutdown, watchdog);
+        let kicked = self.publisher.kicked_owned();
+        tokio::pin!(stop, shutdown, kicked, watchdog);
         let reason = loop {
             tokio::select! {
                 _ = &mut stop => break "stopped through the API (DELETE)".to_string(),
                 _ = &mut shutdown => break "gateway shutting down".into(),
-                _ = self.publisher.kicked() => break "disconnected through the API".into(),
+                _ = &mut kicked => break "disconnected through the API".into(),
                 event = self.receiver.next() => match event {
                     Event::Frames => {
                         for frame in self.receiver.take_frames() {
@@ -135,7 +144,10 @@ impl Session {
             }
         };
         tracing::info!(%reason, frames = self.status.frames.load(Ordering::Relaxed), "UDP ingest ended");
-        drop(self.publisher);
+        let publisher = self.publisher;
+        // Awaited: the stream has ended before the ports are free (if the gateway's runtime is
+        // gone, the publisher is dropped here).
+        let _ = self.home.spawn(async move { drop(publisher) }).await;
         self.receiver.stop().await;
         // Dropping the publisher ends the stream; dropping the receiver stops the pipeline
         // and frees the ports; dropping the registration removes the session.

@@ -1,9 +1,10 @@
 //! The receiving side of one UDP ingest, either way it is done:
 //!
 //! - light (the codecs [`light::handles`]): the ingest's ports as tokio sockets, read by the
-//!   session task itself, each readable socket drained in one go; the datagrams go through
-//!   [`LightIngest`] (pure) and the frames come back on the same task. No thread, no
-//!   pipeline, no channel.
+//!   session task itself, each readable socket drained in one go (a [`Batch`] of datagrams
+//!   per system call); the datagrams go through [`LightIngest`] (pure) and the frames come
+//!   back on the same task, which runs on the light ingests' own thread
+//!   ([`light_thread`](super::light_thread)). No pipeline, no channel.
 //! - GStreamer (anything else: VP8, MPEG video, MPEG audio): the rtpbin pipeline of
 //!   [`ingest`](super::ingest), frames arriving on a channel.
 
@@ -19,6 +20,7 @@ use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
 use tokio::sync::mpsc;
 
+use super::batch::{Batch, SLOTS};
 use super::error::UdpError;
 use super::ingest::Receiver as GstReceiver;
 use super::light::{self, LightIngest};
@@ -59,11 +61,23 @@ impl Receiver {
         metrics: Arc<UdpMetrics>,
     ) -> Result<Receiver, UdpError> {
         if light::handles(tracks) && std::env::var_os("INTEROP_UDP_INGEST_GSTREAMER").is_none() {
+            // The sockets and the timer belong to the runtime of the thread that reads them.
+            let runtime = super::light_thread::handle();
+            let _on = runtime.as_ref().map(|h| h.enter());
             return Ok(Receiver::Light(Box::new(Light::start(tracks, bind, latency_ms, metrics)?)));
         }
         let (tx, frames) = mpsc::channel(FRAME_QUEUE);
         let receiver = GstReceiver::start(name, tracks, bind, latency_ms, metrics, tx)?;
         Ok(Receiver::Gst { receiver, frames, pending: Vec::new() })
+    }
+
+    /// Where the session task reading this receiver runs: the light ingests' thread, or (None)
+    /// the caller's runtime.
+    pub fn runtime(&self) -> Option<tokio::runtime::Handle> {
+        match self {
+            Receiver::Light(_) => super::light_thread::handle(),
+            Receiver::Gst { .. } => None,
+        }
     }
 
     /// Which path receives: `light` or `gstreamer`.
@@ -139,7 +153,7 @@ pub struct Light {
     started: Instant,
     /// Since `started`, of the last accepted RTP packet.
     last_packet: Option<Duration>,
-    buf: Vec<u8>,
+    batch: Batch,
     pending: Vec<Frame>,
     /// Armed while a gap holds packets back.
     timer: Pin<Box<tokio::time::Sleep>>,
@@ -165,7 +179,7 @@ impl Light {
             sockets,
             started: Instant::now(),
             last_packet: None,
-            buf: vec![0; MAX_DATAGRAM],
+            batch: Batch::new(MAX_DATAGRAM),
             pending: Vec::new(),
             timer: Box::pin(tokio::time::sleep(Duration::ZERO)),
             timer_armed: false,
@@ -214,20 +228,20 @@ impl Light {
     }
 
     fn drain_socket(&mut self, i: usize) {
-        for _ in 0..BATCH {
+        for _ in 0..BATCH / SLOTS {
             let Some(port) = self.sockets.get(i) else { return };
-            let n = match port.socket.try_recv(&mut self.buf) {
-                Ok(n) => n,
-                Err(e) if e.kind() == ErrorKind::WouldBlock => return,
-                // ICMP errors and the like: nothing to read this time.
-                Err(_) => return,
-            };
+            let (track, rtcp) = (port.track, port.rtcp);
+            let empty = self.batch.read(&port.socket);
             let now = self.started.elapsed();
-            let data = &self.buf[..n];
-            if port.rtcp {
-                self.core.on_rtcp(port.track, data);
-            } else if self.core.on_rtp(port.track, data, now, &mut self.pending) {
-                self.last_packet = Some(now);
+            for data in self.batch.datagrams() {
+                if rtcp {
+                    self.core.on_rtcp(track, data);
+                } else if self.core.on_rtp(track, data, now, &mut self.pending) {
+                    self.last_packet = Some(now);
+                }
+            }
+            if empty {
+                return;
             }
         }
     }
