@@ -2,6 +2,7 @@
 //! at any time. A conversion is built the first time a consumer needs it, shared by all that
 //! need the same output, and torn down a grace period after the last one leaves.
 
+mod audio_due;
 mod conversion;
 pub mod egress;
 mod h264_gate;
@@ -482,6 +483,7 @@ impl Hub {
             grace: self.inner.config.grace,
             metrics: self.inner.metrics.clone(),
             observer: self.inner.observer.clone(),
+            unreported: Default::default(),
         };
         let video = self.leg_output(&stream, TrackKind::Video, plan.video.as_ref(), &mut lease)?;
         let audio = self.leg_output(&stream, TrackKind::Audio, plan.audio.as_ref(), &mut lease)?;
