@@ -2,7 +2,6 @@
 //! at any time. A conversion is built the first time a consumer needs it, shared by all that
 //! need the same output, and torn down a grace period after the last one leaves.
 
-mod audio_due;
 mod conversion;
 pub mod egress;
 mod h264_gate;

@@ -16,7 +16,6 @@ use std::time::Duration;
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
 use tokio::time::{Instant, Sleep};
 
-use super::audio_due::AudioDue;
 use super::lease::ConsumerLease;
 use super::replan::{self, PlanInputs, Replan, Replanner};
 use super::track::TrackJoin;
@@ -33,9 +32,7 @@ pub const FIRST_PICTURE_WAIT: Duration = Duration::from_secs(3);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Batching {
     /// How long audio found without video waits for the next video frame, so that both go
-    /// out in one write: about one frame (a video frame itself never waits). Audio that came
-    /// late already waits less: it goes out when it is one video frame interval (at most
-    /// this) late against the picture's clock (see [`super::audio_due`]).
+    /// out in one write: about one frame (a video frame itself never waits).
     pub audio_hold: Duration,
     /// The least time between two writes to one consumer (SRS's `mw_latency`): what arrives
     /// meanwhile waits and goes out together. Zero (the default): every video frame is
@@ -103,8 +100,6 @@ pub struct Subscription {
     /// After a re-plan, frames of a newly joined output at or before this dts are dropped: a
     /// track's timestamps never go back.
     floor: [Option<Ts>; 2],
-    /// When audio waiting for the picture is one frame late.
-    audio_due: AudioDue,
     /// The one timer of [`Subscription::next_batch`], kept from batch to batch (see [`timer`]).
     timer: Option<Pin<Box<Sleep>>>,
 }
@@ -154,7 +149,6 @@ impl Subscription {
             replanner: None,
             last_dts: [None; 2],
             floor: [None; 2],
-            audio_due: AudioDue::default(),
             timer: None,
         }
     }
@@ -269,11 +263,7 @@ impl Subscription {
                 break;
             }
             if !out.is_empty() {
-                let until = *hold_until.get_or_insert_with(|| {
-                    let cap = Instant::now() + batching.audio_hold;
-                    let first = out.iter().map(|f| f.dts).min();
-                    first.and_then(|dts| self.audio_due.due(dts, batching.audio_hold)).map_or(cap, |due| due.min(cap))
-                });
+                let until = *hold_until.get_or_insert_with(|| Instant::now() + batching.audio_hold);
                 if Instant::now() >= until {
                     break;
                 }
@@ -292,12 +282,7 @@ impl Subscription {
             }
             if video_open && matches!(self.start, Start::PictureAt(_)) && self.backlog.is_empty() {
                 // The picture flows: only video wakes the consumer, the audio beside it is
-                // taken with it; audio alone is looked for after `VIDEO_GAP`, or when the
-                // audio expected next would be one frame late (then it goes as the hold
-                // above says).
-                let now = Instant::now();
-                let gap = now + VIDEO_GAP;
-                let audio_due = self.audio_due.next_due(now, batching.audio_hold).filter(|&at| at < gap);
+                // taken with it; audio alone is looked for after `VIDEO_GAP`.
                 tokio::select! {
                     biased;
                     r = recv(&mut self.video) => {
@@ -305,9 +290,9 @@ impl Subscription {
                             out.push(self.sent(frame));
                         }
                     }
-                    _ = timer(&mut self.timer, audio_due.unwrap_or(gap)) => {
+                    _ = timer(&mut self.timer, Instant::now() + VIDEO_GAP) => {
                         self.take_ready(out);
-                        if !out.is_empty() && audio_due.is_none() {
+                        if !out.is_empty() {
                             break;
                         }
                     }
@@ -409,10 +394,6 @@ impl Subscription {
     /// Notes what goes out (see `floor`).
     fn sent(&mut self, frame: Arc<Frame>) -> Arc<Frame> {
         self.last_dts[frame.kind().index()] = Some(frame.dts);
-        match frame.kind() {
-            TrackKind::Video => self.audio_due.video(Instant::now(), frame.dts),
-            TrackKind::Audio => self.audio_due.audio(frame.dts),
-        }
         frame
     }
 

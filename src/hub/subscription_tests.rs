@@ -139,46 +139,6 @@ async fn a_batch_is_one_picture_with_the_audio_beside_it_and_audio_alone_waits_f
 }
 
 #[tokio::test]
-async fn audio_that_comes_late_goes_out_when_one_frame_late_not_with_the_next_picture() {
-    use TrackKind::{Audio as A, Video as V};
-    let (v, a) = infos();
-    let (video, audio) = (
-        TrackOutput::new(TrackKind::Video, CacheLimits::default()),
-        TrackOutput::new(TrackKind::Audio, CacheLimits::default()),
-    );
-    let mut sub = subscribe(&video, &audio);
-    let batching = Batching::default();
-    let t0 = Instant::now();
-    // The picture's clock: frames 33 ms apart arriving on time; audio 23 ms apart beside them.
-    video.push(frame(&v, 1000, true));
-    audio.push(frame(&a, 1000, true));
-    assert_eq!(batch_ms(&mut sub, batching).await, [(V, 1000), (A, 1000)]);
-    tokio::time::sleep_until(t0 + Duration::from_millis(33)).await;
-    video.push(frame(&v, 1033, false));
-    audio.push(frame(&a, 1023, true));
-    assert_eq!(batch_ms(&mut sub, batching).await, [(A, 1023), (V, 1033)]);
-    // Audio stamped 1046 comes 20 ms late (at 66, with the next picture due at 66+): it goes
-    // out when one frame (33 ms) late, at 1046 + 33 on the picture's clock, alone.
-    let pushing = async {
-        tokio::time::sleep_until(t0 + Duration::from_millis(66)).await;
-        audio.push(frame(&a, 1046, true));
-        tokio::time::sleep_until(t0 + Duration::from_millis(99)).await;
-        video.push(frame(&v, 1099, false));
-    };
-    let batch = async {
-        let got = batch_ms(&mut sub, batching).await;
-        (got, Instant::now() - t0)
-    };
-    let ((got, at), ()) = tokio::join!(batch, pushing);
-    assert_eq!(got, [(A, 1046)]);
-    // Not at the next picture, nor after `VIDEO_GAP` (113): at 79 (timers round up to 1 ms).
-    assert!(at >= Duration::from_millis(78) && at < Duration::from_millis(99), "out at {at:?}");
-    // The picture comes with the audio after it.
-    audio.push(frame(&a, 1069, true));
-    assert_eq!(batch_ms(&mut sub, batching).await, [(A, 1069), (V, 1099)]);
-}
-
-#[tokio::test]
 async fn audio_found_alone_waits_at_most_the_hold_for_its_picture() {
     use TrackKind::{Audio as A, Video as V};
     let (v, a) = infos();
