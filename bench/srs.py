@@ -76,7 +76,14 @@ thread: ICE, DTLS, SRTP, RTCP, no decoding), at `--whep-viewers` counts (default
 the viewers' lowest frame rate in the stall column and no added latency (the client does not
 measure it).
 
-usage: bench/srs.py [--viewers N[,N...]] [--seconds S] [--protocols httpflv,rtmp]   (SRS_BIN must be set)
+A/B of two gateway builds: `--baseline-bin PATH` adds the side "gateway_base" (that binary,
+default settings) beside this tree's; `--sides gateway,gateway_base,floor` runs only those.
+Compare their user CPU (`user_cores` in the JSON) as well as the total: the system share
+(on loopback the receiver's TCP work runs inside the sender's writes) varies far more from
+window to window on a shared machine than the user share does.
+
+usage: bench/srs.py [--viewers N[,N...]] [--seconds S] [--protocols httpflv,rtmp] [--baseline-bin PATH] [--sides a,b]
+       (SRS_BIN must be set)
 """
 
 import argparse

@@ -9,12 +9,11 @@
 //! [`FIRST_PICTURE_WAIT`].
 
 use std::collections::VecDeque;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::broadcast::{self, error::RecvError, error::TryRecvError};
-use tokio::time::{Instant, Sleep};
+use tokio::time::Instant;
 
 use super::lease::ConsumerLease;
 use super::replan::{self, PlanInputs, Replan, Replanner};
@@ -100,8 +99,6 @@ pub struct Subscription {
     /// After a re-plan, frames of a newly joined output at or before this dts are dropped: a
     /// track's timestamps never go back.
     floor: [Option<Ts>; 2],
-    /// The one timer of [`Subscription::next_batch`], kept from batch to batch (see [`timer`]).
-    timer: Option<Pin<Box<Sleep>>>,
 }
 
 impl Subscription {
@@ -149,7 +146,6 @@ impl Subscription {
             replanner: None,
             last_dts: [None; 2],
             floor: [None; 2],
-            timer: None,
         }
     }
 
@@ -275,7 +271,7 @@ impl Subscription {
                             out.push(self.sent(frame));
                         }
                     }
-                    _ = timer(&mut self.timer, until) => break,
+                    _ = tokio::time::sleep_until(until) => break,
                     _ = replan::sources_changed(&mut self.replanner) => self.replan(),
                 }
                 continue;
@@ -290,7 +286,7 @@ impl Subscription {
                             out.push(self.sent(frame));
                         }
                     }
-                    _ = timer(&mut self.timer, Instant::now() + VIDEO_GAP) => {
+                    _ = tokio::time::sleep(VIDEO_GAP) => {
                         self.take_ready(out);
                         if !out.is_empty() {
                             break;
@@ -525,17 +521,6 @@ impl Subscription {
             self.backlog.extend(held);
         }
     }
-}
-
-/// `slot`'s timer, set to `at`: made once, then reset, which for a later deadline (the usual
-/// case: each batch pushes it on by about a frame) only moves a number instead of taking the
-/// timer out of the runtime's wheel and putting a new one in.
-fn timer(slot: &mut Option<Pin<Box<Sleep>>>, at: Instant) -> Pin<&mut Sleep> {
-    let sleep = slot.get_or_insert_with(|| Box::pin(tokio::time::sleep_until(at)));
-    if sleep.deadline() != at {
-        sleep.as_mut().reset(at);
-    }
-    sleep.as_mut()
 }
 
 async fn sleep_until(deadline: Option<Instant>) {
