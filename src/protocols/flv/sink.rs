@@ -6,7 +6,6 @@ use std::future::Future;
 use std::io;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::task::Poll;
 
 use bytes::Bytes;
 use tokio::net::TcpStream;
@@ -46,27 +45,22 @@ impl Sink for SocketSink {
 
     fn closed(&self) -> impl Future<Output = ()> + Send {
         let io = &self.io;
-        // Polled on the socket's one read waker rather than as a `readable()` future, which
-        // joins (and, dropped at every batch, leaves) a locked list of waiters each time.
-        std::future::poll_fn(move |cx| {
+        async move {
             // The viewer sends nothing after its request: whatever it does send is read and
             // dropped, and the end of its stream (or an error) means it left.
             let mut scrap = [0u8; 512];
             loop {
-                match io.poll_read_ready(cx) {
-                    Poll::Pending => return Poll::Pending,
-                    Poll::Ready(Err(_)) => return Poll::Ready(()),
-                    Poll::Ready(Ok(())) => {}
+                if io.readable().await.is_err() {
+                    return;
                 }
                 match io.try_read(&mut scrap) {
-                    Ok(0) => return Poll::Ready(()),
-                    // `WouldBlock` cleared the readiness: the next poll waits for more.
+                    Ok(0) => return,
                     Ok(_) => {}
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                    Err(_) => return Poll::Ready(()),
+                    Err(_) => return,
                 }
             }
-        })
+        }
     }
 
     fn progress(&mut self, written: u64, fresh: bool) -> (u64, usize) {
