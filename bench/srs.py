@@ -76,7 +76,14 @@ thread: ICE, DTLS, SRTP, RTCP, no decoding), at `--whep-viewers` counts (default
 the viewers' lowest frame rate in the stall column and no added latency (the client does not
 measure it).
 
-usage: bench/srs.py [--viewers N[,N...]] [--seconds S] [--protocols httpflv,rtmp]   (SRS_BIN must be set)
+A/B of two gateway builds: `--baseline-bin PATH` adds the side "gateway_base" (that binary,
+default settings) beside this tree's; `--sides gateway,gateway_base,floor` runs only those.
+Compare their user CPU (`user_cores` in the JSON) as well as the total: the system share
+(on loopback the receiver's TCP work runs inside the sender's writes) varies far more from
+window to window on a shared machine than the user share does.
+
+usage: bench/srs.py [--viewers N[,N...]] [--seconds S] [--protocols httpflv,rtmp] [--baseline-bin PATH] [--sides a,b]
+       (SRS_BIN must be set)
 """
 
 import argparse
@@ -137,7 +144,13 @@ GATEWAY_SIDES = {"gateway": None, "gateway_mw350": 0.35}
 FLOOR_SIDE = "floor"
 LABELS = {"gateway": "gateway", "gateway_mw350": "gateway (merge_window 350 ms)",
           "srs": "SRS (defaults: mw_latency 350 ms)", "srs_mw40": "SRS (mw_latency 40 ms)",
-          FLOOR_SIDE: "floor (one write per frame, no server)"}
+          FLOOR_SIDE: "floor (one write per frame, no server)", "gateway_base": "gateway, baseline binary"}
+# --baseline-bin PATH adds the side "gateway_base": another gateway binary (e.g. main's build)
+# with the default settings, beside this tree's, to compare a change side by side.
+BASELINE_SIDE = "gateway_base"
+BASELINE_BIN = None
+# --sides a,b,...: only these sides (default: all of them).
+ONLY_SIDES = None
 PROTOCOLS = ("httpflv", "rtmp", "whep")
 PROTOCOL_NAMES = {"httpflv": "HTTP-FLV", "rtmp": "RTMP", "whep": "WHEP"}
 VIEWER_TOOLS = ("httpflv", "rtmp")  # the protocols flv_readers plays; WHEP: whep_viewers
@@ -278,21 +291,25 @@ def servers(d, clip, exe, most, with_floor=False, floor_s=0, whep=False):
     With `with_floor`, the floor side too (HTTP-FLV; it has no publisher)."""
     d.mkdir(parents=True)
     procs, pids, addr = [], {}, {}
-    if with_floor:
+    def wanted(side):
+        return ONLY_SIDES is None or side in ONLY_SIDES
+
+    if with_floor and wanted(FLOOR_SIDE):
         p, fhttp = floor(floor_s)
         procs.append(p)
         pids[FLOOR_SIDE] = [p.pid]
         addr[FLOOR_SIDE] = (fhttp, None)
-    for side, window in GATEWAY_SIDES.items():
-        if whep and side not in WHEP_SIDES:
+    gateway_sides = {**GATEWAY_SIDES, **({BASELINE_SIDE: None} if BASELINE_BIN else {})}
+    for side, window in gateway_sides.items():
+        if (whep and side not in WHEP_SIDES) or not wanted(side):
             continue
         extra = ["--config", str(gateway_config(d / side, most, window, whep))] + (["--webrtc-ip", "127.0.0.1"] if whep else [])
-        gw, ghttp, grtmp = b.gateway(d / side, extra=extra)
+        gw, ghttp, grtmp = b.gateway(d / side, binary=BASELINE_BIN if side == BASELINE_SIDE else None, extra=extra)
         procs += [gw, b.source(clip, f"rtmp://{grtmp}/live/fan")]
         pids[side] = [gw.pid]
         addr[side] = (ghttp, grtmp)
     for side, mw in SRS_SIDES.items():
-        if whep and side not in WHEP_SIDES:
+        if (whep and side not in WHEP_SIDES) or not wanted(side):
             continue
         p, shttp, srtmp = start(d / side, exe, max_connections=most, mw_latency=mw, rtc=whep)
         procs += [p, b.source(clip, f"rtmp://{srtmp}/live/fan")]
@@ -440,7 +457,12 @@ def main():
     ap.add_argument("--whep-viewers", default="100,500", help="the WHEP run's viewer counts")
     ap.add_argument("--whep-egress", choices=("str0m", "webrtcbin"), default="str0m", help="the gateway's WHEP egress")
     ap.add_argument("--json", help="write the raw figures here")
+    ap.add_argument("--baseline-bin", help="another gateway binary, as the side gateway_base")
+    ap.add_argument("--sides", help="only these sides, comma-separated (default: all)")
     a = ap.parse_args()
+    global BASELINE_BIN, ONLY_SIDES
+    BASELINE_BIN = pathlib.Path(a.baseline_bin) if a.baseline_bin else None
+    ONLY_SIDES = set(a.sides.split(",")) if a.sides else None
     if not binary():
         print(NOT_MEASURED)
         return 0

@@ -1,7 +1,7 @@
 //! What a consumer holds while attached: its entry in the stream's consumer table and a share
 //! of every conversion it uses. Dropping the lease detaches it and lets unused conversions go.
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -19,12 +19,29 @@ pub struct ConsumerLease {
     pub(super) metrics: Arc<Metrics>,
     /// Told when the consumer detaches (`stop`).
     pub(super) observer: ObserverSlot,
+    /// Bytes out not yet added to the gateway-wide counter (see [`METRICS_BATCH`]).
+    pub(super) unreported: AtomicU64,
 }
+
+/// Bytes out are added to the gateway-wide counter (one cache line every consumer's task
+/// writes) in steps of about this much, not once per write; the consumer's own counter is
+/// exact.
+const METRICS_BATCH: u64 = 16 * 1024;
 
 impl ConsumerLease {
     pub fn add_bytes_out(&self, n: usize) {
         self.meta.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
-        self.metrics.add_bytes_out(self.meta.protocol, n as u64);
+        let unreported = self.unreported.fetch_add(n as u64, Ordering::Relaxed) + n as u64;
+        if unreported >= METRICS_BATCH {
+            self.report_bytes_out();
+        }
+    }
+
+    fn report_bytes_out(&self) {
+        let n = self.unreported.swap(0, Ordering::Relaxed);
+        if n > 0 {
+            self.metrics.add_bytes_out(self.meta.protocol, n);
+        }
     }
 
     /// Gives back this consumer's share of the conversion that makes `output` (nothing for a
@@ -39,6 +56,7 @@ impl ConsumerLease {
 
 impl Drop for ConsumerLease {
     fn drop(&mut self) {
+        self.report_bytes_out();
         lock(&self.stream.consumers).remove(&self.meta.id);
         if self.meta.transport != super::RELAY_TRANSPORT {
             self.observer.notify(Activity::Stop, self.meta.protocol, &self.stream.key, self.meta.remote.as_deref());

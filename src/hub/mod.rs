@@ -482,6 +482,7 @@ impl Hub {
             grace: self.inner.config.grace,
             metrics: self.inner.metrics.clone(),
             observer: self.inner.observer.clone(),
+            unreported: Default::default(),
         };
         let video = self.leg_output(&stream, TrackKind::Video, plan.video.as_ref(), &mut lease)?;
         let audio = self.leg_output(&stream, TrackKind::Audio, plan.audio.as_ref(), &mut lease)?;

@@ -15,6 +15,9 @@ use tokio::io::{AsyncWrite, AsyncWriteExt};
 const COPY_BELOW: usize = 64;
 /// The most segments one write takes (Linux allows 1024).
 pub const MAX_SLICES: usize = 256;
+/// The viewer's own bytes (headers) are written into blocks of this size, each split into
+/// many segments, rather than into an allocation per batch.
+const SCRATCH_BLOCK: usize = 4096;
 
 /// See the module doc.
 #[derive(Debug, Default)]
@@ -35,6 +38,9 @@ impl Outbox {
 
     /// Appends bytes of this viewer's own (copied).
     pub fn put_slice(&mut self, bytes: &[u8]) {
+        if self.scratch.capacity() - self.scratch.len() < bytes.len() {
+            self.scratch.reserve(bytes.len().max(SCRATCH_BLOCK));
+        }
         self.scratch.extend_from_slice(bytes);
         self.pending += bytes.len();
     }

@@ -52,6 +52,7 @@ fn subscribe(video: &TrackOutput, audio: &TrackOutput) -> Subscription {
         grace: Duration::ZERO,
         metrics: Arc::new(Metrics::default()),
         observer: Default::default(),
+        unreported: Default::default(),
     };
     let leg = |from, to| Leg::Convert { from, to, reason: crate::matrix::Reason::Rule };
     let plan = Plan {
