@@ -2,9 +2,10 @@
 //!
 //! - light (the codecs [`light::handles`]): the ingest's ports as tokio sockets, read by the
 //!   session task itself, each readable socket drained in one go (a [`Batch`] of datagrams
-//!   per system call); the datagrams go through [`LightIngest`] (pure) and the frames come
-//!   back on the same task, which runs on the light ingests' own thread
-//!   ([`light_thread`](super::light_thread)). No pipeline, no channel.
+//!   per system call); the datagrams go through
+//!   [`LightIngest`] (pure) and the frames come back on the same task, which runs on the
+//!   light ingests' own thread ([`light_thread`](super::light_thread)). No pipeline, no
+//!   channel.
 //! - GStreamer (anything else: VP8, MPEG video, MPEG audio): the rtpbin pipeline of
 //!   [`ingest`](super::ingest), frames arriving on a channel.
 
