@@ -151,9 +151,7 @@ fn render_process(text: &mut String) {
             text,
             "# HELP interop_tokio_tasks_alive Tokio tasks alive.\n# TYPE interop_tokio_tasks_alive gauge"
         );
-        // With the light UDP ingests' thread's tasks.
-        let alive = m.num_alive_tasks() + crate::protocols::udp::light_tasks_alive();
-        let _ = writeln!(text, "interop_tokio_tasks_alive {alive}");
+        let _ = writeln!(text, "interop_tokio_tasks_alive {}", m.num_alive_tasks());
         let _ =
             writeln!(text, "# HELP interop_tokio_workers Tokio worker threads.\n# TYPE interop_tokio_workers gauge");
         let _ = writeln!(text, "interop_tokio_workers {}", m.num_workers());

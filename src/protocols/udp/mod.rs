@@ -32,7 +32,6 @@ pub use crate::addr_rules as hosts;
 mod http;
 mod ingest;
 pub mod light;
-mod light_thread;
 mod metrics;
 mod output;
 pub mod payload;
@@ -61,7 +60,6 @@ use std::time::Duration;
 
 pub use error::UdpError;
 pub use http::{routes, Doc};
-pub use light_thread::tasks_alive as light_tasks_alive;
 pub use metrics::UdpMetrics;
 pub use registry::Kind;
 

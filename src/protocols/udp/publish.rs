@@ -87,13 +87,8 @@ pub async fn start(gw: &UdpCtx, key: StreamKey, sdp_text: &str, remote: Option<S
         status.tracks.iter().map(|t| format!("{} {} pt {} on {}", t.kind, t.codec, t.pt, t.rtp_port)).collect();
     let path = receiver.path();
     span.in_scope(|| tracing::info!(bind = %status.bind, ports = ?ports, path, "UDP ingest started"));
-    let on = receiver.runtime();
-    let session = Session { publisher, receiver, registration, status, home: tokio::runtime::Handle::current() };
-    let run = session.run(gw.clone()).instrument(span);
-    match on {
-        Some(runtime) => drop(runtime.spawn(run)),
-        None => drop(tokio::spawn(run)),
-    }
+    let session = Session { publisher, receiver, registration, status };
+    tokio::spawn(session.run(gw.clone()).instrument(span));
     Ok(Started { location, body, sdp: None })
 }
 
@@ -102,9 +97,6 @@ struct Session {
     receiver: Receiver,
     registration: Registration,
     status: Arc<IngestStatus>,
-    /// The gateway's runtime, where the publisher is dropped (what the stream's end starts
-    /// runs there, not on the light ingests' thread).
-    home: tokio::runtime::Handle,
 }
 
 impl Session {
@@ -144,10 +136,7 @@ impl Session {
             }
         };
         tracing::info!(%reason, frames = self.status.frames.load(Ordering::Relaxed), "UDP ingest ended");
-        let publisher = self.publisher;
-        // Awaited: the stream has ended before the ports are free (if the gateway's runtime is
-        // gone, the publisher is dropped here).
-        let _ = self.home.spawn(async move { drop(publisher) }).await;
+        drop(self.publisher);
         self.receiver.stop().await;
         // Dropping the publisher ends the stream; dropping the receiver stops the pipeline
         // and frees the ports; dropping the registration removes the session.

@@ -3,9 +3,8 @@
 //! - light (the codecs [`light::handles`]): the ingest's ports as tokio sockets, read by the
 //!   session task itself, each readable socket drained in one go (a [`Batch`] of datagrams
 //!   per system call); the datagrams go through
-//!   [`LightIngest`] (pure) and the frames come back on the same task, which runs on the
-//!   light ingests' own thread ([`light_thread`](super::light_thread)). No pipeline, no
-//!   channel.
+//!   [`LightIngest`] (pure) and the frames come back on the same task. No thread, no
+//!   pipeline, no channel.
 //! - GStreamer (anything else: VP8, MPEG video, MPEG audio): the rtpbin pipeline of
 //!   [`ingest`](super::ingest), frames arriving on a channel.
 
@@ -62,23 +61,11 @@ impl Receiver {
         metrics: Arc<UdpMetrics>,
     ) -> Result<Receiver, UdpError> {
         if light::handles(tracks) && std::env::var_os("INTEROP_UDP_INGEST_GSTREAMER").is_none() {
-            // The sockets and the timer belong to the runtime of the thread that reads them.
-            let runtime = super::light_thread::handle();
-            let _on = runtime.as_ref().map(|h| h.enter());
             return Ok(Receiver::Light(Box::new(Light::start(tracks, bind, latency_ms, metrics)?)));
         }
         let (tx, frames) = mpsc::channel(FRAME_QUEUE);
         let receiver = GstReceiver::start(name, tracks, bind, latency_ms, metrics, tx)?;
         Ok(Receiver::Gst { receiver, frames, pending: Vec::new() })
-    }
-
-    /// Where the session task reading this receiver runs: the light ingests' thread, or (None)
-    /// the caller's runtime.
-    pub fn runtime(&self) -> Option<tokio::runtime::Handle> {
-        match self {
-            Receiver::Light(_) => super::light_thread::handle(),
-            Receiver::Gst { .. } => None,
-        }
     }
 
     /// Which path receives: `light` or `gstreamer`.
