@@ -69,6 +69,28 @@ async function postOffer(url, sdp) {
   return { location: new URL(location, url).toString(), answer: text };
 }
 
+// Plays `url` by WHEP: a peer connection with recvonly video (preferring `videoMime`, e.g.
+// "video/H264"; `only`: offering just that codec) and audio, `onTrack` called with each remote
+// track's event. Reports `connected`/`failed`, `offer` and `answered` (detail: Location);
+// returns {pc, location} once the answer is set.
+async function playWhep(url, videoMime, only, onTrack) {
+  const pc = new RTCPeerConnection({ bundlePolicy: "max-bundle", iceServers: [] });
+  pc.addEventListener("connectionstatechange", () => {
+    if (pc.connectionState === "connected" || pc.connectionState === "failed") event(pc.connectionState);
+  });
+  pc.addEventListener("track", onTrack);
+  const video = pc.addTransceiver("video", { direction: "recvonly" });
+  preferCodec(video, "video", videoMime, only, false);
+  pc.addTransceiver("audio", { direction: "recvonly" });
+  await pc.setLocalDescription(await pc.createOffer());
+  await iceGatheringComplete(pc, 5000);
+  await event("offer", pc.localDescription.sdp);
+  const { location, answer } = await postOffer(url, pc.localDescription.sdp);
+  await pc.setRemoteDescription({ type: "answer", sdp: answer });
+  await event("answered", location);
+  return { pc, location };
+}
+
 // The figures the tests read, per kind: inbound (framesDecoded, packetsReceived, ...) and
 // outbound (framesEncoded, packetsSent, ...), each with the codec's mimeType.
 async function collectStats(pc) {
