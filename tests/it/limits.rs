@@ -112,9 +112,11 @@ fn publish_commands(key: &str) -> Vec<u8> {
 
 /// A publisher that declares a 1 MiB video message on each of 60 chunk streams and sends
 /// 64 KiB of each, 60 times over: 3.75 MiB per round, 225 MiB if nothing stopped it. Returns
-/// the bytes written before the gateway closed the connection.
+/// the bytes written before the gateway closed the connection. Its send buffer is fixed at
+/// 256 KiB: left to the kernel's autotuning it grows to several MiB on a loaded machine, and
+/// what it held would count as sent.
 async fn rtmp_bomb(addr: String, key: String) -> anyhow::Result<u64> {
-    let mut raw = RawRtmp::connect(&addr).await?;
+    let mut raw = RawRtmp::connect_with_send_buffer(&addr, 256 * 1024).await?;
     raw.handshake().await?;
     raw.send(&publish_commands(&key)).await?;
     // Set Chunk Size 64 KiB.

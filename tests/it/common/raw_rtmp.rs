@@ -37,6 +37,20 @@ impl RawRtmp {
         Ok(RawRtmp { stream })
     }
 
+    /// Connects with a small send buffer (fixed, so the kernel does not grow it): what the
+    /// client could write before the server closed is then what the server read plus at most
+    /// its own receive buffer and this.
+    pub async fn connect_with_send_buffer(addr: &str, send_buffer: u32) -> anyhow::Result<RawRtmp> {
+        let addr: std::net::SocketAddr = addr.parse().with_context(|| format!("address {addr}"))?;
+        let socket = tokio::net::TcpSocket::new_v4().context("socket")?;
+        socket.set_send_buffer_size(send_buffer).context("SO_SNDBUF")?;
+        let stream = tokio::time::timeout(Duration::from_secs(5), socket.connect(addr))
+            .await
+            .with_context(|| format!("connect {addr}: timeout"))?
+            .with_context(|| format!("connect {addr}"))?;
+        Ok(RawRtmp { stream })
+    }
+
     /// After [`RawRtmp::handshake`]: sets a 4096-byte chunk size, then sends `connect` (app
     /// `app`), `createStream` and `play` of `key` on message stream 1, without reading the
     /// replies (they wait in the socket).
